@@ -1,0 +1,502 @@
+//! The history format, version 1 (documented in `histories/README.md`): one JSON object per line.
+//!
+//! Writing uses serde; reading validates field by field so that a bad line is reported with its
+//! line number and the name of the field that is wrong, and a final line cut short by a killed
+//! run is a warning, not an error.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::io::BufRead;
+use std::path::Path;
+
+/// The format name written in a history's header line.
+pub const FORMAT_NAME: &str = "slotcheck-history";
+/// The only format version this crate reads and writes.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// What an event says happened: an invocation or one of the three completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    /// The client is about to send the operation.
+    Invoke,
+    /// The operation certainly happened.
+    Ok,
+    /// The operation certainly did not happen.
+    Fail,
+    /// The operation may or may not have happened, at any time after its invocation.
+    Info,
+}
+
+/// Who issued an event: a client's logical process, or the nemesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Process {
+    /// A client's logical process; retired after an `info` completion.
+    Client(u64),
+    /// Fault and migration annotations.
+    Nemesis,
+}
+
+impl Serialize for Process {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Process::Client(p) => s.serialize_u64(*p),
+            Process::Nemesis => s.serialize_str("nemesis"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Process {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Process::from_json(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Process {
+    fn from_json(v: &Value) -> Result<Self, String> {
+        match v {
+            Value::Number(n) => n
+                .as_u64()
+                .map(Process::Client)
+                .ok_or_else(|| format!("expected a non-negative integer, got {n}")),
+            Value::String(s) if s == "nemesis" => Ok(Process::Nemesis),
+            other => Err(format!("expected an integer or \"nemesis\", got {other}")),
+        }
+    }
+}
+
+/// The kind of a redirect hop a client followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedirectKind {
+    /// `-MOVED slot host:port`: the slot lives elsewhere; the client updates its slot map.
+    Moved,
+    /// `-ASK slot host:port`: this one key is being imported; send `ASKING` + the command there.
+    Ask,
+    /// `-TRYAGAIN`: a multi-key op met a half-migrated slot; retry later.
+    #[serde(rename = "tryagain")]
+    TryAgain,
+    /// `-CLUSTERDOWN`: the cluster cannot serve the slot right now; retry later.
+    #[serde(rename = "clusterdown")]
+    ClusterDown,
+}
+
+impl RedirectKind {
+    /// Every kind, in a fixed order for tables and counters.
+    pub const ALL: [RedirectKind; 4] = [
+        RedirectKind::Moved,
+        RedirectKind::Ask,
+        RedirectKind::TryAgain,
+        RedirectKind::ClusterDown,
+    ];
+
+    /// The name used in histories and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            RedirectKind::Moved => "moved",
+            RedirectKind::Ask => "ask",
+            RedirectKind::TryAgain => "tryagain",
+            RedirectKind::ClusterDown => "clusterdown",
+        }
+    }
+}
+
+/// One hop a client followed before the node that finally answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    /// Why the client went elsewhere (or waited).
+    pub kind: RedirectKind,
+    /// The hash slot the reply named (or the key's slot for TRYAGAIN/CLUSTERDOWN).
+    pub slot: u16,
+    /// The node that replied with the redirect.
+    pub from: String,
+    /// The node the client went to next (the same node for TRYAGAIN/CLUSTERDOWN retries).
+    pub to: String,
+}
+
+/// One line of a history: an invocation, a completion, or a nemesis annotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Invocation or completion outcome.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// The logical process, or the nemesis.
+    pub process: Process,
+    /// The operation's name (`read`, `write`, `cas`, `migrate-start`, ...).
+    pub f: String,
+    /// The key for single-key operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The argument on invoke, the result on `ok`.
+    pub value: Value,
+    /// Nanoseconds since the run's start, from a monotonic clock.
+    pub time: u64,
+    /// Position in the history (line order when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// RFC 3339 wall-clock time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall: Option<String>,
+    /// The node (`host:port`) that finally answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The key's hash slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u16>,
+    /// The hops the client followed, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<Redirect>,
+    /// The server's or client's error text on `fail` / `info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Event {
+    /// A bare event with the required fields; optional fields start empty.
+    pub fn new(kind: EventType, process: Process, f: &str, value: Value, time: u64) -> Self {
+        Event {
+            kind,
+            process,
+            f: f.to_string(),
+            key: None,
+            value,
+            time,
+            index: None,
+            wall: None,
+            node: None,
+            slot: None,
+            redirects: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+/// The optional first line: what run produced the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always `slotcheck-history`.
+    pub format: String,
+    /// Always 1.
+    pub version: u64,
+    /// Free-form description of the run (workload, server, seed, nodes, start time, ...).
+    #[serde(flatten)]
+    pub run: Map<String, Value>,
+}
+
+impl Header {
+    /// A version-1 header carrying the given run description.
+    pub fn new(run: Map<String, Value>) -> Self {
+        Header {
+            format: FORMAT_NAME.to_string(),
+            version: FORMAT_VERSION,
+            run,
+        }
+    }
+
+    /// Serializes as the header line (with `"type":"header"` first).
+    pub fn to_line(&self) -> String {
+        let mut m = Map::new();
+        m.insert("type".into(), Value::from("header"));
+        m.insert("format".into(), Value::from(self.format.clone()));
+        m.insert("version".into(), Value::from(self.version));
+        for (k, v) in &self.run {
+            m.insert(k.clone(), v.clone());
+        }
+        Value::Object(m).to_string()
+    }
+}
+
+/// A parsed history: the optional header, the events in order, and warnings met on the way.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// The header line, if the history had one.
+    pub header: Option<Header>,
+    /// Every event, in line order.
+    pub events: Vec<Event>,
+    /// Non-fatal problems (a cut-off last line), for the user to see.
+    pub warnings: Vec<String>,
+}
+
+/// Why a history could not be read; every variant names where.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A line is not valid JSON, or not an object.
+    #[error("{path}:{line}: not a JSON object: {message}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What the JSON parser said.
+        message: String,
+    },
+    /// A line is JSON but a field is missing or has the wrong type or value.
+    #[error("{path}:{line}: field `{field}`: {message}")]
+    Field {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// The offending field's name.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl History {
+    /// Reads a history file; see [`History::parse`].
+    pub fn read_file(path: &Path) -> Result<History, HistoryError> {
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|source| HistoryError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        History::parse(std::io::BufReader::new(file), &name)
+    }
+
+    /// Parses JSON Lines; `name` is used in errors. A last line that is not valid JSON and has no
+    /// trailing newline (a killed writer) is skipped with a warning.
+    pub fn parse<R: BufRead>(mut reader: R, name: &str) -> Result<History, HistoryError> {
+        let mut history = History::default();
+        let mut buf = String::new();
+        let mut line_no = 0usize;
+        loop {
+            buf.clear();
+            let n = reader
+                .read_line(&mut buf)
+                .map_err(|source| HistoryError::Io {
+                    path: name.to_string(),
+                    source,
+                })?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            let complete = buf.ends_with('\n');
+            let text = buf.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let value: Value = match serde_json::from_str(text) {
+                Ok(v) => v,
+                Err(e) if !complete => {
+                    history.warnings.push(format!(
+                        "{name}:{line_no}: last line is cut short ({e}); skipped"
+                    ));
+                    break;
+                }
+                Err(e) => {
+                    return Err(HistoryError::Syntax {
+                        path: name.to_string(),
+                        line: line_no,
+                        message: e.to_string(),
+                    })
+                }
+            };
+            let fail = |field: &str, message: String| HistoryError::Field {
+                path: name.to_string(),
+                line: line_no,
+                field: field.to_string(),
+                message,
+            };
+            let Value::Object(obj) = value else {
+                return Err(HistoryError::Syntax {
+                    path: name.to_string(),
+                    line: line_no,
+                    message: "expected an object".into(),
+                });
+            };
+            if obj.get("type").and_then(Value::as_str) == Some("header") {
+                if !history.events.is_empty() || history.header.is_some() {
+                    return Err(fail("type", "a header is allowed only on the first line".into()));
+                }
+                history.header = Some(parse_header(obj).map_err(|(f, m)| fail(f, m))?);
+                continue;
+            }
+            let event = parse_event(obj).map_err(|(f, m)| fail(f, m))?;
+            history.events.push(event);
+        }
+        Ok(history)
+    }
+}
+
+type FieldError = (&'static str, String);
+
+fn parse_header(mut obj: Map<String, Value>) -> Result<Header, FieldError> {
+    obj.remove("type");
+    let format = match obj.remove("format") {
+        Some(Value::String(s)) if s == FORMAT_NAME => s,
+        Some(other) => return Err(("format", format!("expected \"{FORMAT_NAME}\", got {other}"))),
+        None => return Err(("format", "missing".into())),
+    };
+    let version = match obj.remove("version").as_ref().and_then(Value::as_u64) {
+        Some(FORMAT_VERSION) => FORMAT_VERSION,
+        Some(v) => return Err(("version", format!("version {v} is not supported (only 1)"))),
+        None => return Err(("version", "missing or not an integer".into())),
+    };
+    Ok(Header {
+        format,
+        version,
+        run: obj,
+    })
+}
+
+fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
+    let kind = match obj.get("type").and_then(Value::as_str) {
+        Some("invoke") => EventType::Invoke,
+        Some("ok") => EventType::Ok,
+        Some("fail") => EventType::Fail,
+        Some("info") => EventType::Info,
+        Some(other) => {
+            return Err((
+                "type",
+                format!("expected invoke, ok, fail, info or header, got \"{other}\""),
+            ))
+        }
+        None => return Err(("type", "missing or not a string".into())),
+    };
+    let process = Process::from_json(obj.get("process").ok_or(("process", "missing".into()))?)
+        .map_err(|m| ("process", m))?;
+    let f = match obj.get("f") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return Err(("f", format!("expected a string, got {other}"))),
+        None => return Err(("f", "missing".into())),
+    };
+    let key = match obj.get("key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => return Err(("key", format!("expected a string, got {other}"))),
+    };
+    let value = obj.remove("value").ok_or(("value", "missing".into()))?;
+    let time = match obj.get("time") {
+        Some(v) => v
+            .as_u64()
+            .ok_or(("time", format!("expected non-negative integer nanoseconds, got {v}")))?,
+        None => return Err(("time", "missing".into())),
+    };
+    let index = opt_u64(&obj, "index")?;
+    let wall = opt_str(&obj, "wall")?;
+    let node = opt_str(&obj, "node")?;
+    let slot = match opt_u64(&obj, "slot")? {
+        Some(s) if s < 16384 => Some(s as u16),
+        Some(s) => return Err(("slot", format!("{s} is not a slot (0..16383)"))),
+        None => None,
+    };
+    let redirects = match obj.remove("redirects") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value(v).map_err(|e| ("redirects", e.to_string()))?,
+    };
+    let error = opt_str(&obj, "error")?;
+    Ok(Event {
+        kind,
+        process,
+        f,
+        key,
+        value,
+        time,
+        index,
+        wall,
+        node,
+        slot,
+        redirects,
+        error,
+    })
+}
+
+fn opt_u64(obj: &Map<String, Value>, field: &'static str) -> Result<Option<u64>, FieldError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or((field, format!("expected a non-negative integer, got {v}"))),
+    }
+}
+
+fn opt_str(obj: &Map<String, Value>, field: &'static str) -> Result<Option<String>, FieldError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err((field, format!("expected a string, got {v}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<History, HistoryError> {
+        History::parse(text.as_bytes(), "h.jsonl")
+    }
+
+    #[test]
+    fn round_trips_an_event() {
+        let mut e = Event::new(EventType::Ok, Process::Client(3), "read", Value::from(7), 42);
+        e.key = Some("k1".into());
+        e.redirects.push(Redirect {
+            kind: RedirectKind::Ask,
+            slot: 9,
+            from: "127.0.0.1:7000".into(),
+            to: "127.0.0.1:7001".into(),
+        });
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(line.contains(r#""kind":"ask""#), "{line}");
+        let h = parse(&(line + "\n")).unwrap();
+        assert_eq!(h.events, vec![e]);
+    }
+
+    #[test]
+    fn names_line_and_field() {
+        let text = concat!(
+            r#"{"type":"header","format":"slotcheck-history","version":1,"seed":5}"#,
+            "\n",
+            r#"{"type":"invoke","process":0,"f":"read","key":"a","value":null,"time":1}"#,
+            "\n",
+            r#"{"type":"ok","process":0,"f":"read","key":"a","value":null,"time":"x"}"#,
+            "\n"
+        );
+        let err = parse(text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "h.jsonl:3: field `time`: expected non-negative integer nanoseconds, got \"x\""
+        );
+    }
+
+    #[test]
+    fn cut_last_line_is_a_warning() {
+        let text = concat!(
+            r#"{"type":"invoke","process":"nemesis","f":"kill","value":{},"time":1}"#,
+            "\n",
+            r#"{"type":"invoke","process":0,"f":"re"#
+        );
+        let h = parse(text).unwrap();
+        assert_eq!(h.events.len(), 1);
+        assert_eq!(h.events[0].process, Process::Nemesis);
+        assert_eq!(h.warnings.len(), 1);
+    }
+
+    #[test]
+    fn cut_line_in_the_middle_is_an_error() {
+        let text = "{\"type\":\"invoke\"\n{}\n";
+        assert!(matches!(parse(text), Err(HistoryError::Syntax { line: 1, .. })));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_bad_process_named() {
+        let ok = r#"{"type":"info","process":1,"f":"write","key":"a","value":1,"time":5,"zz":1}"#;
+        assert!(parse(ok).is_ok());
+        let bad = r#"{"type":"info","process":-1,"f":"write","key":"a","value":1,"time":5}"#;
+        let err = parse(bad).unwrap_err();
+        assert!(matches!(err, HistoryError::Field { ref field, .. } if field == "process"));
+    }
+}

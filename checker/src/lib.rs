@@ -1,0 +1,5 @@
+//! Pure, deterministic checking of slotcheck histories.
+
+pub mod history;
+
+pub use history::{Event, EventType, Header, History, HistoryError, Process, Redirect, RedirectKind};
