@@ -1,1 +1,288 @@
-fn main() {}
+//! The `slotcheck` command: a thin layer over the `slotcheck`, `workloads` and `checker` crates.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use slotcheck::harness::{Cluster, ClusterSpec, ClusterState, ServerKind};
+use slotcheck::nemesis::migrate::MigrateOptions;
+use slotcheck::run::{check_file, ok, run_test, status, RunConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit code for bad arguments or unreadable input, as Jepsen's CLI.
+const EXIT_BAD_ARGS: u8 = 254;
+/// Exit code for an internal error, as Jepsen's CLI.
+const EXIT_INTERNAL: u8 = 255;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "slotcheck",
+    version,
+    about = "Jepsen-style tests of Redis Cluster slot migration"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a cluster, run clients while slots migrate, check the history, stop everything.
+    Test(TestArgs),
+    /// Check a saved history and print its verdict (exit 0 valid, 1 invalid, 2 unknown).
+    Check {
+        /// The history file (JSON Lines).
+        history: PathBuf,
+        /// Print the full results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start or stop a local cluster that outlives this command.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct TestArgs {
+    /// Server to test: redis or valkey.
+    #[arg(long, default_value = "redis")]
+    server: ServerKind,
+    /// Masters in the cluster.
+    #[arg(long, default_value_t = 3)]
+    masters: usize,
+    /// Replicas per master.
+    #[arg(long, default_value_t = 0)]
+    replicas: usize,
+    /// Concurrent client processes.
+    #[arg(long, default_value_t = 20)]
+    clients: usize,
+    /// Keys the workload spreads over.
+    #[arg(long, default_value_t = 100)]
+    keys: usize,
+    /// Target operations per second over all clients (0: as fast as the servers answer).
+    #[arg(long, default_value_t = 5000)]
+    rate: u64,
+    /// How long clients and migrations run (e.g. 30s, 2m).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Seed for the workload and the nemesis schedule (random when omitted; always recorded).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Directory for the run's files (default: store/<test>/<start time>/).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Mean time between migrations (e.g. 3s).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    migrate_interval: Duration,
+    /// Keys per MIGRATE batch.
+    #[arg(long, default_value_t = 10)]
+    migrate_batch: usize,
+    /// Pause after each migration step, to keep half-migrated states alive (e.g. 250ms).
+    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    migrate_pause: Duration,
+    /// Client request timeout; a timed-out operation is recorded as `info` (e.g. 1s).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterAction {
+    /// Start a cluster and leave it running; its state is saved in DIR/cluster.json.
+    Up {
+        /// Server: redis or valkey.
+        #[arg(long, default_value = "redis")]
+        server: ServerKind,
+        /// Masters in the cluster.
+        #[arg(long, default_value_t = 3)]
+        masters: usize,
+        /// Replicas per master.
+        #[arg(long, default_value_t = 0)]
+        replicas: usize,
+        /// Directory for data, logs and cluster.json.
+        #[arg(long, default_value = "store/cluster")]
+        dir: PathBuf,
+    },
+    /// Stop the cluster saved in DIR/cluster.json and remove its data.
+    Down {
+        /// The directory given to `cluster up`.
+        #[arg(long, default_value = "store/cluster")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("[ERR] {err:#}");
+            let bad_input = err.chain().any(|e| {
+                e.downcast_ref::<checker::HistoryError>().is_some()
+                    || e.downcast_ref::<checker::CheckError>().is_some()
+            });
+            ExitCode::from(if bad_input {
+                EXIT_BAD_ARGS
+            } else {
+                EXIT_INTERNAL
+            })
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check { history, json } => {
+            let report = check_file(&history)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(ExitCode::from(report.valid.exit_code()))
+        }
+        Command::Test(args) => {
+            let default_output = args.output.is_none();
+            let cfg = test_config(args)?;
+            init_log(&cfg.output)?;
+            if default_output {
+                link_latest(&cfg.output);
+            }
+            let outcome = runtime()?.block_on(run_test(&cfg))?;
+            let r = &outcome.report;
+            println!("{r}");
+            println!(
+                "bring-up: {:.2} s; migrations: {} ok, {} failed{}",
+                outcome.bring_up.as_secs_f64(),
+                outcome.nemesis.migrations.len(),
+                outcome.nemesis.failures.len(),
+                if outcome.interrupted {
+                    " (interrupted)"
+                } else {
+                    ""
+                }
+            );
+            println!("history: {}", outcome.history.display());
+            Ok(ExitCode::from(r.valid.exit_code()))
+        }
+        Command::Cluster { action } => cluster(action),
+    }
+}
+
+/// Validates `slotcheck test` flags into a [`RunConfig`] before any server starts.
+fn test_config(a: TestArgs) -> Result<RunConfig> {
+    if a.masters == 0 {
+        bail!("--masters must be at least 1");
+    }
+    if a.clients == 0 || a.keys == 0 {
+        bail!("--clients and --keys must be at least 1");
+    }
+    if a.migrate_batch == 0 {
+        bail!("--migrate-batch must be at least 1");
+    }
+    let seed = a.seed.unwrap_or_else(rand::random);
+    let output = a.output.unwrap_or_else(|| {
+        let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
+        PathBuf::from("store")
+            .join(format!("register-{}", a.server))
+            .join(stamp.to_string())
+    });
+    Ok(RunConfig {
+        server: a.server,
+        masters: a.masters,
+        replicas: a.replicas,
+        clients: a.clients,
+        keys: a.keys,
+        rate_per_s: a.rate,
+        duration: a.duration,
+        seed,
+        output,
+        migrate_interval_ms: a.migrate_interval.as_millis() as u64,
+        migrate: MigrateOptions {
+            batch_keys: a.migrate_batch,
+            step_pause_ms: a.migrate_pause.as_millis() as u64,
+            ..MigrateOptions::default()
+        },
+        timeout_ms: a.timeout.as_millis().max(1) as u64,
+    })
+}
+
+fn cluster(action: ClusterAction) -> Result<ExitCode> {
+    match action {
+        ClusterAction::Up {
+            server,
+            masters,
+            replicas,
+            dir,
+        } => {
+            let state_path = dir.join("cluster.json");
+            if state_path.exists() {
+                bail!(
+                    "{} exists: a cluster may be running; run `slotcheck cluster down --dir {}` first",
+                    state_path.display(),
+                    dir.display()
+                );
+            }
+            let spec = ClusterSpec::new(server, masters, replicas, dir.join("nodes"));
+            status(&format!(
+                "Starting {masters} masters, {replicas} replicas per master ({server})"
+            ));
+            let cluster = runtime()?.block_on(Cluster::start(spec))?;
+            ok(&format!(
+                "cluster ready in {:.2} s",
+                cluster.bring_up.as_secs_f64()
+            ));
+            for n in &cluster.nodes {
+                println!("{} {} pid {}", n.addr, n.id, n.pid);
+            }
+            let state = cluster.detach();
+            std::fs::create_dir_all(&dir)?;
+            state
+                .save(&state_path)
+                .with_context(|| format!("saving {}", state_path.display()))?;
+            println!("state: {}", state_path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterAction::Down { dir } => {
+            let state_path = dir.join("cluster.json");
+            let state = ClusterState::load(&state_path)
+                .with_context(|| format!("reading {}", state_path.display()))?;
+            state.destroy();
+            std::fs::remove_file(&state_path)?;
+            ok("cluster stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Points `store/latest` at the newest run directory; failing to do so is not worth an error.
+fn link_latest(output: &std::path::Path) {
+    let latest = PathBuf::from("store").join("latest");
+    let _ = std::fs::remove_file(&latest);
+    if let Ok(rel) = output.strip_prefix("store") {
+        let _ = std::os::unix::fs::symlink(rel, &latest);
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Sends the run's tracing output to `<output>/run.log`.
+fn init_log(output: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("creating output directory {}", output.display()))?;
+    let file = std::fs::File::create(output.join("run.log"))?;
+    tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    Ok(())
+}

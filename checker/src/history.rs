@@ -318,7 +318,10 @@ impl History {
             };
             if obj.get("type").and_then(Value::as_str) == Some("header") {
                 if !history.events.is_empty() || history.header.is_some() {
-                    return Err(fail("type", "a header is allowed only on the first line".into()));
+                    return Err(fail(
+                        "type",
+                        "a header is allowed only on the first line".into(),
+                    ));
                 }
                 history.header = Some(parse_header(obj).map_err(|(f, m)| fail(f, m))?);
                 continue;
@@ -379,9 +382,10 @@ fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
     };
     let value = obj.remove("value").ok_or(("value", "missing".into()))?;
     let time = match obj.get("time") {
-        Some(v) => v
-            .as_u64()
-            .ok_or(("time", format!("expected non-negative integer nanoseconds, got {v}")))?,
+        Some(v) => v.as_u64().ok_or((
+            "time",
+            format!("expected non-negative integer nanoseconds, got {v}"),
+        ))?,
         None => return Err(("time", "missing".into())),
     };
     let index = opt_u64(&obj, "index")?;
@@ -441,7 +445,13 @@ mod tests {
 
     #[test]
     fn round_trips_an_event() {
-        let mut e = Event::new(EventType::Ok, Process::Client(3), "read", Value::from(7), 42);
+        let mut e = Event::new(
+            EventType::Ok,
+            Process::Client(3),
+            "read",
+            Value::from(7),
+            42,
+        );
         e.key = Some("k1".into());
         e.redirects.push(Redirect {
             kind: RedirectKind::Ask,
@@ -488,7 +498,10 @@ mod tests {
     #[test]
     fn cut_line_in_the_middle_is_an_error() {
         let text = "{\"type\":\"invoke\"\n{}\n";
-        assert!(matches!(parse(text), Err(HistoryError::Syntax { line: 1, .. })));
+        assert!(matches!(
+            parse(text),
+            Err(HistoryError::Syntax { line: 1, .. })
+        ));
     }
 
     #[test]

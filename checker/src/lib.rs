@@ -1,5 +1,55 @@
 //! Pure, deterministic checking of slotcheck histories.
+//!
+//! A history (see `histories/README.md` and `history-format-v1`) is read into a [`History`],
+//! its events are paired into [`Op`]s (an invocation with its completion, [`Outcome`] `Ok`,
+//! `Fail` or `Info`), and a `check_*` function decides a [`Validity`]: `Valid`, `Invalid` (with an
+//! [`Explanation`]), or `Unknown` when a search budget ran out first. Nothing here does I/O
+//! beyond reading a file, spawns threads or reads clocks (unless a time limit is asked for), so the
+//! same history and options always give the same report.
+//!
+//! ```
+//! use checker::{check_register, CheckOptions, History, Validity};
+//!
+//! let text = r#"{"type":"invoke","process":0,"f":"write","key":"k","value":1,"time":10}
+//! {"type":"ok","process":0,"f":"write","key":"k","value":1,"time":20}
+//! {"type":"invoke","process":1,"f":"read","key":"k","value":null,"time":30}
+//! {"type":"ok","process":1,"f":"read","key":"k","value":null,"time":40}
+//! "#;
+//! let history = History::parse(text.as_bytes(), "example.jsonl").unwrap();
+//! let report = check_register(&history, &CheckOptions::default()).unwrap();
+//! // The read began after the write of 1 was acknowledged, yet saw the key absent.
+//! assert_eq!(report.valid, Validity::Invalid);
+//! assert_eq!(report.valid.exit_code(), 1);
+//! println!("{report}");
+//! ```
+//!
+//! Layout: [`history`] (the format), [`op`] (pairing), [`model`] (sequential specifications),
+//! [`wgl`] (the general linearizability search), and the report types re-exported below.
 
+mod check;
+mod explanation;
+mod hash;
 pub mod history;
+pub mod model;
+pub mod op;
+mod report;
+#[cfg(test)]
+mod testkit;
+mod validity;
+pub mod wgl;
 
-pub use history::{Event, EventType, Header, History, HistoryError, Process, Redirect, RedirectKind};
+pub use check::{CheckError, CheckOptions};
+pub use explanation::{Explanation, OpRef};
+pub use history::{
+    Event, EventType, Header, History, HistoryError, Process, Redirect, RedirectKind,
+};
+pub use model::register::{Register, RegisterOp};
+pub use model::Model;
+pub use op::{Op, OpError, Ops, Outcome};
+pub use report::{KeyReport, OutcomeCounts, RedirectCounts, Report};
+pub use validity::Validity;
+
+/// Checks that every key of `history` behaves as a linearizable register (read, write, cas).
+pub fn check_register(history: &History, opts: &CheckOptions) -> Result<Report, CheckError> {
+    check::register(history, opts)
+}

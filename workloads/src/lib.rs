@@ -1,1 +1,51 @@
+//! Self-routing Redis Cluster clients, workload generators and the history recorder.
+//!
+//! A run creates a [`Recorder`] (the history file), learns the slot map from seed nodes, and
+//! starts workload processes. Each process owns a [`Router`] — its own connections, sharing one
+//! [`SlotMap`] with the others — which sends a single-key command to the slot's owner, follows
+//! `MOVED` (updating the map) and `ASK` (`ASKING` + the command in one pipeline, map untouched),
+//! backs off on `TRYAGAIN`/`CLUSTERDOWN`, and records every hop. The outcome rule: an error reply
+//! means the op did not happen (`fail`); a timeout or lost connection means it may have (`info`),
+//! after which the process retires and continues under a new number with fresh connections.
+//!
+//! ```no_run
+//! use workloads::{final_reads, run_register, Recorder, RegisterConfig};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let header = checker::Header::new(serde_json::Map::new());
+//! let recorder = Recorder::create(std::path::Path::new("history.jsonl"), header)?;
+//! let cfg = RegisterConfig::default();
+//! let seeds = vec!["127.0.0.1:30001".to_string()];
+//! let stop = tokio_util::sync::CancellationToken::new();
+//! let timer = stop.clone();
+//! tokio::spawn(async move {
+//!     tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+//!     timer.cancel();
+//! });
+//! let mut stats = run_register(&cfg, seeds.clone(), recorder.clone(), stop).await?;
+//! stats.merge(&final_reads(&cfg, seeds, recorder.clone()).await?);
+//! recorder.close()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`slot`] (key → slot), [`slotmap`] (slot → master), [`router`] (routing, `classify`),
+//! [`client`] (a logical process), [`recorder`] (the history writer), [`register`] (the register
+//! workload), [`stats`] (counters and errors).
 
+#![warn(missing_docs)]
+
+pub mod client;
+mod conn;
+pub mod recorder;
+pub mod register;
+pub mod router;
+pub mod slot;
+pub mod slotmap;
+pub mod stats;
+
+pub use client::{Client, Completion, Operation};
+pub use recorder::Recorder;
+pub use register::{final_reads, register_keys, run_register, RegisterConfig};
+pub use router::{classify, Action, Execution, OpError, Router, RouterConfig, RouterError};
+pub use slot::key_slot;
+pub use slotmap::{SharedSlotMap, SlotMap};
+pub use stats::{WorkloadError, WorkloadStats};

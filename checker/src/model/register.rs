@@ -1,0 +1,242 @@
+//! The register model: one key holding an integer or nothing, with `read`, `write` and `cas`.
+//!
+//! - `read`: the `ok` value is the value read; `null` means the key was absent.
+//! - `write`: sets the integer argument.
+//! - `cas [expected, new]`: `ok` means the value was `expected` and became `new`; `fail` means it
+//!   certainly did not apply. `expected` may be `null` (absent).
+//!
+//! Ops that can neither change nor constrain the state are not inputs at all: every `fail` op, and
+//! `info` reads (an unknown read returned nothing we know).
+
+use super::{Effect, Model};
+use crate::op::{Op, Outcome};
+use serde_json::Value;
+
+/// A register's value: an integer, or `None` when the key is absent.
+pub type RegisterValue = Option<i64>;
+
+/// One register operation as the model sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegisterOp {
+    /// Observed this value (`None` = absent).
+    Read(RegisterValue),
+    /// Set this value.
+    Write(i64),
+    /// If the value is `expected`, set `new` (an `ok` cas must apply; an `info` one may).
+    Cas {
+        /// The value the cas required.
+        expected: RegisterValue,
+        /// The value the cas set.
+        new: i64,
+    },
+}
+
+/// The register's sequential specification, starting from a configurable value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Register {
+    /// The value before any operation (`None` = absent, the default).
+    pub initial: RegisterValue,
+}
+
+impl Register {
+    /// A register starting at `initial`.
+    pub fn new(initial: RegisterValue) -> Self {
+        Register { initial }
+    }
+}
+
+impl Model for Register {
+    type State = RegisterValue;
+    type Input = RegisterOp;
+
+    fn init(&self) -> RegisterValue {
+        self.initial
+    }
+
+    fn step(&self, state: &RegisterValue, input: &RegisterOp) -> Option<RegisterValue> {
+        match *input {
+            RegisterOp::Read(seen) => (seen == *state).then_some(*state),
+            RegisterOp::Write(v) => Some(Some(v)),
+            RegisterOp::Cas { expected, new } => (expected == *state).then_some(Some(new)),
+        }
+    }
+
+    fn requires(&self, input: &RegisterOp) -> Option<RegisterValue> {
+        match *input {
+            RegisterOp::Read(v) => Some(v),
+            RegisterOp::Write(_) => None,
+            RegisterOp::Cas { expected, .. } => Some(expected),
+        }
+    }
+
+    fn effect(&self, input: &RegisterOp) -> Effect<RegisterValue> {
+        match *input {
+            RegisterOp::Read(_) => Effect::Observes,
+            RegisterOp::Write(v) | RegisterOp::Cas { new: v, .. } => Effect::Sets(Some(v)),
+        }
+    }
+
+    fn describe_state(&self, state: &RegisterValue) -> String {
+        describe_value(*state)
+    }
+
+    fn describe_input(&self, input: &RegisterOp) -> String {
+        match *input {
+            RegisterOp::Read(v) => format!("read {}", describe_value(v)),
+            RegisterOp::Write(v) => format!("write {v}"),
+            RegisterOp::Cas { expected, new } => {
+                format!("cas {} -> {new}", describe_value(expected))
+            }
+        }
+    }
+}
+
+/// A register value as text: the integer, or `absent`.
+pub fn describe_value(v: RegisterValue) -> String {
+    v.map_or_else(|| "absent".to_string(), |v| v.to_string())
+}
+
+/// Parses a register value: an integer, or `null` for absent.
+pub fn parse_value(v: &Value) -> Result<RegisterValue, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| format!("expected a 64-bit integer, got {n}")),
+        other => Err(format!("expected an integer or null, got {other}")),
+    }
+}
+
+/// A field of an op that does not fit the register model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's name (`f` or `value`).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+    /// Whether the bad field is on the completion (else on the invocation).
+    pub on_completion: bool,
+}
+
+fn invoke_err(field: &'static str, message: String) -> FieldError {
+    FieldError {
+        field,
+        message,
+        on_completion: false,
+    }
+}
+
+impl RegisterOp {
+    /// The model input for `op`, or `None` when it cannot change or constrain the register
+    /// (`fail` ops, `info` reads).
+    pub fn from_op(op: &Op) -> Result<Option<RegisterOp>, FieldError> {
+        let input = match op.f.as_str() {
+            "read" => {
+                if op.outcome != Outcome::Ok {
+                    return Ok(None);
+                }
+                RegisterOp::Read(
+                    parse_value(&op.complete_value).map_err(|message| FieldError {
+                        field: "value",
+                        message,
+                        on_completion: true,
+                    })?,
+                )
+            }
+            "write" => {
+                let v = match parse_value(&op.invoke_value) {
+                    Ok(Some(v)) => v,
+                    Ok(None) => {
+                        return Err(invoke_err(
+                            "value",
+                            "a write needs an integer, got null".into(),
+                        ))
+                    }
+                    Err(m) => return Err(invoke_err("value", m)),
+                };
+                check_echo(op)?;
+                RegisterOp::Write(v)
+            }
+            "cas" => {
+                let pair = match &op.invoke_value {
+                    Value::Array(pair) if pair.len() == 2 => pair,
+                    other => {
+                        return Err(invoke_err(
+                            "value",
+                            format!("a cas needs [expected, new], got {other}"),
+                        ))
+                    }
+                };
+                let expected = parse_value(&pair[0]).map_err(|m| invoke_err("value", m))?;
+                let new = match parse_value(&pair[1]) {
+                    Ok(Some(v)) => v,
+                    Ok(None) => {
+                        return Err(invoke_err(
+                            "value",
+                            "a cas's new value cannot be null".into(),
+                        ))
+                    }
+                    Err(m) => return Err(invoke_err("value", m)),
+                };
+                check_echo(op)?;
+                RegisterOp::Cas { expected, new }
+            }
+            other => {
+                return Err(invoke_err(
+                    "f",
+                    format!("the register model knows read, write and cas, not {other:?}"),
+                ))
+            }
+        };
+        Ok((op.outcome != Outcome::Fail).then_some(input))
+    }
+}
+
+/// An `ok` write or cas echoes its argument (or says nothing, `null`); anything else is a bug.
+fn check_echo(op: &Op) -> Result<(), FieldError> {
+    if op.outcome == Outcome::Ok
+        && !op.complete_value.is_null()
+        && op.complete_value != op.invoke_value
+    {
+        return Err(FieldError {
+            field: "value",
+            message: format!(
+                "an ok {} returns its argument {}, got {}",
+                op.f, op.invoke_value, op.complete_value
+            ),
+            on_completion: true,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps() {
+        let m = Register::new(None);
+        assert_eq!(m.step(&None, &RegisterOp::Read(None)), Some(None));
+        assert_eq!(m.step(&None, &RegisterOp::Read(Some(1))), None);
+        assert_eq!(m.step(&Some(1), &RegisterOp::Write(2)), Some(Some(2)));
+        let cas = RegisterOp::Cas {
+            expected: Some(2),
+            new: 3,
+        };
+        assert_eq!(m.step(&Some(2), &cas), Some(Some(3)));
+        assert_eq!(m.step(&Some(1), &cas), None);
+        assert_eq!(m.describe_input(&cas), "cas 2 -> 3");
+        assert_eq!(m.describe_state(&None), "absent");
+        assert_eq!(Register::new(Some(7)).init(), Some(7));
+    }
+
+    #[test]
+    fn values() {
+        assert_eq!(parse_value(&Value::from(-4)), Ok(Some(-4)));
+        assert_eq!(parse_value(&Value::Null), Ok(None));
+        assert!(parse_value(&Value::from(1.5)).is_err());
+        assert!(parse_value(&Value::from("1")).is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! What a check returns: the verdict, per-key results, and counts that help read them.
+
+use crate::explanation::Explanation;
+use crate::history::RedirectKind;
+use crate::op::Outcome;
+use crate::validity::Validity;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// How many ops ended each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutcomeCounts {
+    /// Certainly happened.
+    pub ok: u64,
+    /// Certainly did not happen.
+    pub fail: u64,
+    /// Unknown (including never completed).
+    pub info: u64,
+}
+
+impl OutcomeCounts {
+    /// Counts one more op that ended with `outcome`.
+    pub fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Ok => self.ok += 1,
+            Outcome::Fail => self.fail += 1,
+            Outcome::Info => self.info += 1,
+        }
+    }
+
+    /// All ops counted.
+    pub fn total(&self) -> u64 {
+        self.ok + self.fail + self.info
+    }
+}
+
+impl fmt::Display for OutcomeCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (ok {}, fail {}, info {})",
+            self.total(),
+            self.ok,
+            self.fail,
+            self.info
+        )
+    }
+}
+
+/// How many redirect hops of each kind the clients followed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RedirectCounts {
+    /// `-MOVED` hops.
+    pub moved: u64,
+    /// `-ASK` hops.
+    pub ask: u64,
+    /// `-TRYAGAIN` retries.
+    pub tryagain: u64,
+    /// `-CLUSTERDOWN` retries.
+    pub clusterdown: u64,
+}
+
+impl RedirectCounts {
+    /// Counts one more hop of `kind`.
+    pub fn add(&mut self, kind: RedirectKind) {
+        match kind {
+            RedirectKind::Moved => self.moved += 1,
+            RedirectKind::Ask => self.ask += 1,
+            RedirectKind::TryAgain => self.tryagain += 1,
+            RedirectKind::ClusterDown => self.clusterdown += 1,
+        }
+    }
+}
+
+/// The verdict for one key (one partition of the history).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyReport {
+    /// The key.
+    pub key: String,
+    /// Its verdict.
+    pub valid: Validity,
+    /// Ops on this key, of any outcome.
+    pub ops: usize,
+    /// Ops the search had to place (after dropping those that cannot matter).
+    pub ops_searched: usize,
+    /// Search steps taken.
+    pub steps: u64,
+    /// Why the verdict is unknown (which budget ran out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
+    /// Why the key is invalid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+}
+
+/// The result of checking a history: overall verdict, per-key verdicts, and context.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Which check produced this report (e.g. `register-linearizable`).
+    pub checker: &'static str,
+    /// Overall verdict: `Invalid` if any key is, else `Unknown` if any key is, else `Valid`.
+    pub valid: Validity,
+    /// Per-key verdicts, ordered by key.
+    pub keys: Vec<KeyReport>,
+    /// Client ops by outcome.
+    pub ops: OutcomeCounts,
+    /// Client ops by `f`, then by outcome.
+    pub ops_by_f: BTreeMap<String, OutcomeCounts>,
+    /// Redirect hops over all ops, by kind.
+    pub redirects: RedirectCounts,
+    /// Nemesis (fault and migration) events in the history.
+    pub nemesis_events: usize,
+    /// Non-fatal problems met while reading the history.
+    pub warnings: Vec<String>,
+}
+
+/// A compact human summary: verdict, counts, then one line per key that is not valid.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = |v: Validity| self.keys.iter().filter(|k| k.valid == v).count();
+        writeln!(
+            f,
+            "{}: {} ({} keys: {} valid, {} invalid, {} unknown)",
+            self.checker,
+            self.valid,
+            self.keys.len(),
+            count(Validity::Valid),
+            count(Validity::Invalid),
+            count(Validity::Unknown)
+        )?;
+        write!(f, "ops: {}", self.ops)?;
+        for (name, counts) in &self.ops_by_f {
+            write!(f, "; {name} {counts}")?;
+        }
+        let r = &self.redirects;
+        writeln!(
+            f,
+            "\nredirects: moved {}, ask {}, tryagain {}, clusterdown {}; nemesis events: {}",
+            r.moved, r.ask, r.tryagain, r.clusterdown, self.nemesis_events
+        )?;
+        for key in self.keys.iter().filter(|k| k.valid != Validity::Valid) {
+            writeln!(
+                f,
+                "key {:?}: {} ({} ops, {} searched, {} steps)",
+                key.key, key.valid, key.ops, key.ops_searched, key.steps
+            )?;
+            if let Some(why) = &key.unknown {
+                writeln!(f, "  {why}")?;
+            }
+            if let Some(explanation) = &key.explanation {
+                writeln!(f, "{explanation}")?;
+            }
+        }
+        for warning in &self.warnings {
+            writeln!(f, "warning: {warning}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,69 @@
+//! The three-valued verdict every check ends in (Jepsen's `valid?`).
+
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// A verdict: valid, invalid, or unknown when a budget ran out before the search decided.
+///
+/// Ordered so that combining verdicts is `max`: `Invalid` wins over `Unknown` wins over `Valid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Validity {
+    /// The checked property holds.
+    Valid,
+    /// The search could not decide within its budget.
+    Unknown,
+    /// The checked property is violated; an explanation says how.
+    Invalid,
+}
+
+impl Validity {
+    /// The process exit code for this verdict: 0 valid, 1 invalid, 2 unknown.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Validity::Valid => 0,
+            Validity::Invalid => 1,
+            Validity::Unknown => 2,
+        }
+    }
+
+    /// The verdict of a whole made of parts with verdicts `self` and `other`.
+    pub fn combine(self, other: Validity) -> Validity {
+        self.max(other)
+    }
+}
+
+/// Serialized Jepsen-style: `true`, `false`, or `"unknown"`.
+impl Serialize for Validity {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Validity::Valid => s.serialize_bool(true),
+            Validity::Invalid => s.serialize_bool(false),
+            Validity::Unknown => s.serialize_str("unknown"),
+        }
+    }
+}
+
+impl fmt::Display for Validity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Validity::Valid => "valid",
+            Validity::Invalid => "INVALID",
+            Validity::Unknown => "unknown",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Validity::*;
+
+    #[test]
+    fn invalid_wins_over_unknown_wins_over_valid() {
+        assert_eq!(Valid.combine(Unknown), Unknown);
+        assert_eq!(Unknown.combine(Invalid), Invalid);
+        assert_eq!(Invalid.combine(Valid), Invalid);
+        assert_eq!([Valid, Invalid, Unknown].map(|v| v.exit_code()), [0, 1, 2]);
+        let json = serde_json::to_string(&[Valid, Invalid, Unknown]).unwrap();
+        assert_eq!(json, r#"[true,false,"unknown"]"#);
+    }
+}

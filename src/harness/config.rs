@@ -1,0 +1,91 @@
+//! Checking a `ClusterSpec` against our limits and turning it into server command-line arguments.
+
+use std::path::Path;
+
+use super::cluster::ClusterSpec;
+use super::error::HarnessError;
+
+/// Most nodes in one cluster (masters plus replicas).
+const NODES_MAX: usize = 64;
+/// Most replicas per master.
+const REPLICAS_PER_MASTER_MAX: usize = 8;
+/// Node timeouts outside this range make no sense for a local test cluster.
+const NODE_TIMEOUT_MS_MIN: u64 = 100;
+const NODE_TIMEOUT_MS_MAX: u64 = 600_000;
+/// Server options the harness sets itself; `extra_config` may not override them.
+const RESERVED_CONFIG: &[&str] = &[
+    "port",
+    "bind",
+    "dir",
+    "cluster-enabled",
+    "cluster-config-file",
+    "cluster-node-timeout",
+    "daemonize",
+    "logfile",
+];
+
+/// Refuses specs outside our limits before any server starts.
+pub(crate) fn validate(spec: &ClusterSpec) -> Result<(), HarnessError> {
+    let total = spec.masters.saturating_mul(1 + spec.replicas);
+    let problem = if spec.masters == 0 {
+        Some("need at least one master".to_string())
+    } else if spec.replicas > REPLICAS_PER_MASTER_MAX {
+        Some(format!(
+            "{} replicas per master is more than {REPLICAS_PER_MASTER_MAX}",
+            spec.replicas
+        ))
+    } else if total > NODES_MAX {
+        Some(format!("{total} nodes is more than {NODES_MAX}"))
+    } else if !(NODE_TIMEOUT_MS_MIN..=NODE_TIMEOUT_MS_MAX).contains(&spec.node_timeout_ms) {
+        Some(format!(
+            "node_timeout_ms {} is outside {NODE_TIMEOUT_MS_MIN}..={NODE_TIMEOUT_MS_MAX}",
+            spec.node_timeout_ms
+        ))
+    } else if spec.dir.as_os_str().is_empty() {
+        Some("dir is empty".to_string())
+    } else {
+        spec.extra_config.iter().find_map(|(name, _)| {
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid {
+                Some(format!(
+                    "extra config name {name:?} is not a lowercase option name"
+                ))
+            } else if RESERVED_CONFIG.contains(&name.as_str()) {
+                Some(format!("extra config {name:?} is set by the harness"))
+            } else {
+                None
+            }
+        })
+    };
+    match problem {
+        Some(problem) => Err(HarnessError::InvalidSpec(problem)),
+        None => Ok(()),
+    }
+}
+
+/// The server's command line: our settings first, then the caller's `extra_config`.
+pub(crate) fn server_args(spec: &ClusterSpec, port: u16, dir: &Path, log: &Path) -> Vec<String> {
+    let ours = [
+        ("port", port.to_string()),
+        ("bind", "127.0.0.1".to_string()),
+        ("cluster-enabled", "yes".to_string()),
+        ("cluster-config-file", "nodes.conf".to_string()),
+        ("dir", dir.display().to_string()),
+        ("save", String::new()),
+        ("appendonly", "no".to_string()),
+        ("cluster-node-timeout", spec.node_timeout_ms.to_string()),
+        ("repl-diskless-sync", "yes".to_string()),
+        ("repl-diskless-sync-delay", "0".to_string()),
+        ("logfile", log.display().to_string()),
+        ("daemonize", "no".to_string()),
+        ("protected-mode", "no".to_string()),
+    ];
+    ours.into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .chain(spec.extra_config.iter().cloned())
+        .flat_map(|(name, value)| [format!("--{name}"), value])
+        .collect()
+}

@@ -1,0 +1,239 @@
+//! One test run: start a cluster, run the workload under the nemesis, heal, read back, check.
+
+use crate::harness::{Cluster, ClusterSpec, ServerKind};
+use crate::nemesis::migrate::{MigrateOptions, Peer};
+use crate::nemesis::{MigrationNemesis, NemesisSummary};
+use anyhow::{Context, Result};
+use checker::{check_register, CheckOptions, History, Report};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use workloads::{final_reads, key_slot, register_keys, run_register, Recorder, RegisterConfig};
+
+/// Everything a test run needs, validated before any server starts.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Which server to test.
+    pub server: ServerKind,
+    /// Masters in the cluster.
+    pub masters: usize,
+    /// Replicas per master.
+    pub replicas: usize,
+    /// Concurrent logical client processes.
+    pub clients: usize,
+    /// Keys the register workload spreads over.
+    pub keys: usize,
+    /// Target operations per second over all clients; 0 for unpaced.
+    pub rate_per_s: u64,
+    /// How long the workload and nemesis run.
+    pub duration: Duration,
+    /// Seeds the workload and the nemesis schedule; recorded in the history header.
+    pub seed: u64,
+    /// Where the run's files go.
+    pub output: PathBuf,
+    /// Mean pause between migrations.
+    pub migrate_interval_ms: u64,
+    /// How the classic migration paces itself.
+    pub migrate: MigrateOptions,
+    /// Per-request timeout of the workload's clients.
+    pub timeout_ms: u64,
+}
+
+/// What a run produced, for the terminal summary and the exit code.
+pub struct RunOutcome {
+    /// The checker's verdict and statistics.
+    pub report: Report,
+    /// The recorded history.
+    pub history: PathBuf,
+    /// Fresh-process bring-up time of the cluster.
+    pub bring_up: Duration,
+    /// Migrations the nemesis completed and those that failed.
+    pub nemesis: NemesisSummary,
+    /// Whether the user interrupted the run with Ctrl-C.
+    pub interrupted: bool,
+}
+
+/// Runs one test end to end. Servers are stopped when this returns, also on error.
+pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
+    std::fs::create_dir_all(&cfg.output)
+        .with_context(|| format!("creating output directory {}", cfg.output.display()))?;
+    let mut spec = ClusterSpec::new(
+        cfg.server,
+        cfg.masters,
+        cfg.replicas,
+        cfg.output.join("cluster"),
+    );
+    spec.die_with_parent = true;
+    status(&format!(
+        "Starting {} masters, {} replicas per master ({})",
+        cfg.masters, cfg.replicas, cfg.server
+    ));
+    let mut cluster = Cluster::start(spec).await.context("starting the cluster")?;
+    ok(&format!(
+        "{} {} cluster ready in {:.2} s",
+        cluster.kind,
+        cluster.version,
+        cluster.bring_up.as_secs_f64()
+    ));
+    tracing::info!(
+        bring_up_ms = cluster.bring_up.as_millis() as u64,
+        "cluster ready"
+    );
+
+    let history_path = cfg.output.join("history.jsonl");
+    let recorder = Recorder::create(&history_path, header(cfg, &cluster))
+        .with_context(|| format!("creating {}", history_path.display()))?;
+    let workload_cfg = RegisterConfig {
+        clients: cfg.clients,
+        keys: cfg.keys,
+        rate_per_s: cfg.rate_per_s,
+        seed: cfg.seed,
+        timeout_ms: cfg.timeout_ms,
+        ..RegisterConfig::default()
+    };
+    let seeds = cluster.seeds();
+    let masters: Vec<Peer> = cluster
+        .masters()
+        .map(|n| Peer {
+            addr: n.addr.clone(),
+            id: n.id.clone(),
+        })
+        .collect();
+    let mut slots: Vec<u16> = register_keys(&workload_cfg)
+        .iter()
+        .map(|k| key_slot(k.as_bytes()))
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+
+    status(&format!(
+        "Running register workload: {} clients, {} keys, {}, seed {}",
+        cfg.clients,
+        cfg.keys,
+        humantime::format_duration(cfg.duration),
+        cfg.seed
+    ));
+    let stop = CancellationToken::new();
+    let workload = tokio::spawn({
+        let (cfg, seeds, rec, stop) = (
+            workload_cfg.clone(),
+            seeds.clone(),
+            recorder.clone(),
+            stop.clone(),
+        );
+        async move { run_register(&cfg, seeds, rec, stop).await }
+    });
+    let nemesis = if masters.len() >= 2 {
+        let n = MigrationNemesis::new(
+            cfg.seed,
+            slots,
+            masters,
+            cfg.migrate_interval_ms,
+            cfg.migrate.clone(),
+        );
+        Some(tokio::spawn(n.run(recorder.clone(), stop.clone())))
+    } else {
+        None
+    };
+
+    let interrupted = tokio::select! {
+        _ = tokio::time::sleep(cfg.duration) => false,
+        _ = tokio::signal::ctrl_c() => true,
+    };
+    if interrupted {
+        warn("interrupted: stopping the workload and the nemesis");
+    }
+    stop.cancel();
+    let nemesis = match nemesis {
+        Some(handle) => handle.await.context("nemesis task")?,
+        None => NemesisSummary::default(),
+    };
+    let stats = workload.await.context("workload task")??;
+    let moved: usize = nemesis.migrations.iter().map(|m| m.keys_moved).sum();
+    ok(&format!(
+        "{} migrations done ({} keys moved), {} failed",
+        nemesis.migrations.len(),
+        moved,
+        nemesis.failures.len()
+    ));
+    tracing::info!(?stats, "workload done");
+
+    if !interrupted {
+        status("Waiting for the cluster to settle, then reading every key");
+        cluster
+            .wait_stable(10_000)
+            .await
+            .context("cluster did not settle after the nemesis")?;
+        final_reads(&workload_cfg, seeds, recorder.clone())
+            .await
+            .context("final reads")?;
+    }
+    recorder
+        .close()
+        .with_context(|| format!("writing {}", history_path.display()))?;
+    let bring_up = cluster.bring_up;
+    cluster.stop();
+
+    status("Checking history");
+    let report = check_file(&history_path)?;
+    let results = cfg.output.join("results.json");
+    std::fs::write(&results, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", results.display()))?;
+    Ok(RunOutcome {
+        report,
+        history: history_path,
+        bring_up,
+        nemesis,
+        interrupted,
+    })
+}
+
+/// Reads and checks a history file with the register model.
+pub fn check_file(path: &Path) -> Result<Report> {
+    let history = History::read_file(path)?;
+    for w in &history.warnings {
+        warn(w);
+    }
+    let report = check_register(&history, &CheckOptions::default())
+        .with_context(|| format!("checking {}", path.display()))?;
+    Ok(report)
+}
+
+/// The history header: what produced this run, with its seed.
+fn header(cfg: &RunConfig, cluster: &Cluster) -> checker::Header {
+    let mut run = Map::new();
+    run.insert("workload".into(), json!("register"));
+    run.insert("server".into(), json!(cfg.server.to_string()));
+    run.insert("server_version".into(), json!(cluster.version));
+    run.insert("seed".into(), json!(cfg.seed));
+    run.insert("masters".into(), json!(cfg.masters));
+    run.insert("replicas".into(), json!(cfg.replicas));
+    run.insert("clients".into(), json!(cfg.clients));
+    run.insert("keys".into(), json!(cfg.keys));
+    run.insert("rate_per_s".into(), json!(cfg.rate_per_s));
+    run.insert("duration_ms".into(), json!(cfg.duration.as_millis() as u64));
+    let nodes: Vec<Value> = cluster
+        .nodes
+        .iter()
+        .map(|n| json!({"addr": n.addr, "id": n.id, "pid": n.pid}))
+        .collect();
+    run.insert("nodes".into(), Value::Array(nodes));
+    run.insert("start".into(), json!(chrono::Utc::now().to_rfc3339()));
+    checker::Header::new(run)
+}
+
+/// A `redis-cli --cluster`-style step line.
+pub fn status(text: &str) {
+    eprintln!(">>> {text}");
+}
+
+/// A `redis-cli --cluster`-style success line.
+pub fn ok(text: &str) {
+    eprintln!("[OK] {text}");
+}
+
+/// A `redis-cli --cluster`-style warning line.
+pub fn warn(text: &str) {
+    eprintln!("[WARNING] {text}");
+}

@@ -1,0 +1,113 @@
+//! A logical client process: records the invocation, routes the command, records the completion,
+//! and retires itself (new process number, fresh connections) after an `info`.
+
+use crate::recorder::Recorder;
+use crate::router::{Execution, OpError, Router};
+use crate::stats::WorkloadStats;
+use checker::{Event, EventType, Process};
+use redis::{Cmd, Value};
+use serde_json::Value as Json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// How a workload reads a successful reply: the `ok` value, a definite failure, or unknown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    /// The operation happened; this is its result for the history.
+    Ok(Json),
+    /// The operation certainly did not happen (e.g. a CAS whose expected value did not match).
+    Fail(String),
+    /// The reply makes no sense for the operation: its effect is unknown.
+    Info(String),
+}
+
+/// One logical process at a time, over one router; the process number changes on `info`.
+pub struct Client {
+    process: u64,
+    router: Router,
+    recorder: Recorder,
+    next_process: Arc<AtomicU64>,
+    stats: WorkloadStats,
+}
+
+/// An operation for [`Client::perform`]: what to record and what to send.
+pub struct Operation<'a> {
+    /// The history's `f`.
+    pub f: &'a str,
+    /// The single key the command touches.
+    pub key: &'a str,
+    /// The invocation's `value`.
+    pub value: Json,
+    /// The command to send.
+    pub cmd: Cmd,
+}
+
+impl Client {
+    /// A client that starts as `process`; retired processes are replaced from `next_process`.
+    pub fn new(
+        process: u64,
+        router: Router,
+        recorder: Recorder,
+        next_process: Arc<AtomicU64>,
+    ) -> Self {
+        Client {
+            process,
+            router,
+            recorder,
+            next_process,
+            stats: WorkloadStats::default(),
+        }
+    }
+
+    /// The current process number.
+    pub fn process(&self) -> u64 {
+        self.process
+    }
+
+    /// The counters of every operation this client completed.
+    pub fn stats(&self) -> &WorkloadStats {
+        &self.stats
+    }
+
+    /// Records the invocation, executes, interprets the reply, records the completion, and
+    /// returns it with the routing details.
+    pub async fn perform(
+        &mut self,
+        op: Operation<'_>,
+        interpret: impl FnOnce(Value) -> Completion,
+    ) -> (EventType, Json, Execution) {
+        let process = Process::Client(self.process);
+        let mut invoke = Event::new(EventType::Invoke, process, op.f, op.value.clone(), 0);
+        invoke.key = Some(op.key.to_string());
+        self.recorder.record(invoke);
+        let execution = self.router.execute(op.key.as_bytes(), &op.cmd).await;
+        let (kind, value, error) = match execution.result.clone() {
+            Ok(reply) => match interpret(reply) {
+                Completion::Ok(v) => (EventType::Ok, v, None),
+                Completion::Fail(e) => (EventType::Fail, op.value, Some(e)),
+                Completion::Info(e) => (EventType::Info, op.value, Some(e)),
+            },
+            Err(OpError::Fail(e)) => (EventType::Fail, op.value, Some(e)),
+            Err(OpError::Info(e)) => (EventType::Info, op.value, Some(e)),
+        };
+        let mut done = Event::new(kind, process, op.f, value.clone(), 0);
+        done.key = Some(op.key.to_string());
+        done.node = (!execution.node.is_empty()).then(|| execution.node.clone());
+        done.slot = Some(execution.slot);
+        done.redirects = execution.redirects.clone();
+        done.error = error;
+        self.recorder.record(done);
+        self.stats.count(kind, &execution.redirects);
+        if kind == EventType::Info {
+            self.retire();
+        }
+        (kind, value, execution)
+    }
+
+    /// After an `info` the process may still have an operation in flight: continue as a new
+    /// process with fresh connections.
+    fn retire(&mut self) {
+        self.process = self.next_process.fetch_add(1, Ordering::Relaxed);
+        self.router.reset_connections();
+    }
+}

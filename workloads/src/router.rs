@@ -1,0 +1,476 @@
+//! A self-routing cluster client: sends a single-key command to the slot's owner, follows
+//! `MOVED`/`ASK`, waits out `TRYAGAIN`/`CLUSTERDOWN`, records every hop, and says whether the
+//! command certainly failed (`Fail`) or may have run (`Info`).
+
+use crate::conn::{self, Reply};
+use crate::slot::key_slot;
+use crate::slotmap::{SharedSlotMap, SlotMap};
+use checker::{Redirect, RedirectKind};
+use redis::aio::MultiplexedConnection;
+use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What the router does about an error: the single table-tested decision point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The slot lives at `addr` now: update the slot map and retry there.
+    Moved {
+        /// The slot the server named.
+        slot: u16,
+        /// The new owner, `host:port` (the host may be empty: the same host as the sender).
+        addr: String,
+    },
+    /// This key is being imported by `addr`: retry there once with `ASKING`; keep the map.
+    Ask {
+        /// The slot the server named.
+        slot: u16,
+        /// The importing node, `host:port` (the host may be empty, as for `Moved`).
+        addr: String,
+    },
+    /// A multi-key op met a half-migrated slot: back off and retry.
+    TryAgain,
+    /// The cluster cannot serve the slot right now: back off and retry.
+    ClusterDown,
+    /// The server refused the command: it certainly did not happen.
+    Fail,
+    /// The connection failed after the request may have been sent: it may have happened.
+    Indeterminate,
+}
+
+/// Maps a client or server error to the router's action.
+pub fn classify(err: &RedisError) -> Action {
+    match err.kind() {
+        ErrorKind::Server(ServerErrorKind::Moved) => match err.redirect_node() {
+            Some((addr, slot)) if (slot as usize) < crate::slot::SLOT_COUNT => Action::Moved {
+                slot,
+                addr: addr.to_string(),
+            },
+            _ => Action::Fail,
+        },
+        ErrorKind::Server(ServerErrorKind::Ask) => match err.redirect_node() {
+            Some((addr, slot)) if (slot as usize) < crate::slot::SLOT_COUNT => Action::Ask {
+                slot,
+                addr: addr.to_string(),
+            },
+            _ => Action::Fail,
+        },
+        ErrorKind::Server(ServerErrorKind::TryAgain) => Action::TryAgain,
+        ErrorKind::Server(ServerErrorKind::ClusterDown) => Action::ClusterDown,
+        // Every other error reply: the server answered and did not run the command.
+        ErrorKind::Server(_) | ErrorKind::Extension => Action::Fail,
+        // I/O, protocol and client-side errors: we cannot tell whether the command ran.
+        _ => Action::Indeterminate,
+    }
+}
+
+/// The server's error text as it was on the wire (`MOVED 3999 127.0.0.1:6381`), for histories.
+pub fn error_text(err: &RedisError) -> String {
+    match (err.code(), err.detail()) {
+        (Some(code), Some(detail)) if !matches!(err.kind(), ErrorKind::Parse) => {
+            format!("{code} {detail}")
+        }
+        (Some(code), None) => code.to_string(),
+        _ => err.to_string(),
+    }
+}
+
+/// Why an operation did not complete with a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpError {
+    /// The operation certainly did not happen (an error reply, or no connection to send it on).
+    #[error("fail: {0}")]
+    Fail(String),
+    /// The operation may or may not have happened (a timeout or a connection lost after sending).
+    #[error("info: {0}")]
+    Info(String),
+}
+
+/// The result of one routed operation, with how it got there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    /// The reply, or why there is none.
+    pub result: Result<Value, OpError>,
+    /// The node that finally answered (or was last tried), `host:port`.
+    pub node: String,
+    /// The key's hash slot.
+    pub slot: u16,
+    /// Every hop followed, in order.
+    pub redirects: Vec<Redirect>,
+}
+
+/// Why the router could not learn the cluster's slot map.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouterError {
+    /// No seed or known master answered `CLUSTER SLOTS` with a usable map.
+    #[error("no node answered CLUSTER SLOTS (tried {tried:?}); last error: {last}")]
+    NoSlotMap {
+        /// The nodes asked.
+        tried: Vec<String>,
+        /// The last node's error.
+        last: String,
+    },
+}
+
+/// Bounds on a router's waiting and retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// Per request (and per connect) timeout; past it the outcome is unknown.
+    pub timeout_ms: u64,
+    /// Most hops (redirects and retries) one operation may follow before it fails.
+    pub hops_max: u32,
+    /// First back-off after `TRYAGAIN`/`CLUSTERDOWN`; doubles on each retry.
+    pub backoff_ms_first: u64,
+    /// Cap on the back-off.
+    pub backoff_ms_max: u64,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            timeout_ms: 1000,
+            hops_max: 16,
+            backoff_ms_first: 20,
+            backoff_ms_max: 500,
+        }
+    }
+}
+
+/// A client that routes by slot over its own connections and a slot map shared with others.
+pub struct Router {
+    seeds: Vec<String>,
+    slots: SharedSlotMap,
+    conns: HashMap<String, MultiplexedConnection>,
+    /// Set when a node failed in a way that suggests the topology changed (a failover, a
+    /// kill): the next operation refreshes the slot map first.
+    stale: bool,
+    config: RouterConfig,
+}
+
+impl Router {
+    /// A router with no connections yet; they are opened on first use.
+    pub fn new(seeds: Vec<String>, slots: SharedSlotMap, config: RouterConfig) -> Self {
+        Router {
+            seeds,
+            slots,
+            conns: HashMap::new(),
+            stale: false,
+            config,
+        }
+    }
+
+    /// The slot map this router reads and updates.
+    pub fn slot_map(&self) -> &SharedSlotMap {
+        &self.slots
+    }
+
+    /// Drops every connection, so that the next request opens fresh ones (a new process).
+    pub fn reset_connections(&mut self) {
+        self.conns.clear();
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.timeout_ms)
+    }
+
+    async fn connection(&mut self, addr: &str) -> Result<MultiplexedConnection, RedisError> {
+        if let Some(conn) = self.conns.get(addr) {
+            return Ok(conn.clone());
+        }
+        let conn = conn::connect(addr, self.timeout()).await?;
+        self.conns.insert(addr.to_string(), conn.clone());
+        Ok(conn)
+    }
+
+    /// Replaces the shared slot map with `CLUSTER SLOTS` from the first seed or known master
+    /// that answers with at least one slot.
+    pub async fn refresh_slot_map(&mut self) -> Result<(), RouterError> {
+        let mut candidates = self.seeds.clone();
+        let known = read_map(&self.slots).masters();
+        candidates.extend(known.into_iter().filter(|m| !self.seeds.contains(m)));
+        let mut last = String::from("no seeds");
+        for addr in &candidates {
+            match self.cluster_slots(addr).await {
+                Ok(map) if map.covered_slots() > 0 => {
+                    *self.slots.write().unwrap_or_else(|p| p.into_inner()) = map;
+                    return Ok(());
+                }
+                Ok(_) => last = format!("{addr}: no slots assigned"),
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        Err(RouterError::NoSlotMap {
+            tried: candidates,
+            last,
+        })
+    }
+
+    async fn cluster_slots(&mut self, addr: &str) -> Result<SlotMap, String> {
+        let mut conn = self.connection(addr).await.map_err(|e| e.to_string())?;
+        let timeout = self.timeout();
+        match conn::send(
+            &mut conn,
+            redis::cmd("CLUSTER").arg("SLOTS"),
+            false,
+            timeout,
+        )
+        .await
+        {
+            Reply::Value(v) => SlotMap::from_cluster_slots(&v, addr).map_err(|e| e.to_string()),
+            Reply::Error(e) => {
+                if classify(&e) == Action::Indeterminate {
+                    self.conns.remove(addr);
+                }
+                Err(error_text(&e))
+            }
+            Reply::Lost(text) => {
+                self.conns.remove(addr);
+                Err(text)
+            }
+        }
+    }
+
+    /// The slot's owner per the map, refreshing the map once if it names none.
+    async fn owner(&mut self, slot: u16) -> Result<String, String> {
+        if let Some(owner) = read_map(&self.slots).owner(slot) {
+            return Ok(owner.to_string());
+        }
+        self.refresh_slot_map().await.map_err(|e| e.to_string())?;
+        read_map(&self.slots)
+            .owner(slot)
+            .map(str::to_string)
+            .ok_or_else(|| format!("no node owns slot {slot}"))
+    }
+
+    /// Sends `cmd`, whose only key is `key`, to the key's owner, following redirects and
+    /// retries up to `hops_max` hops.
+    pub async fn execute(&mut self, key: &[u8], cmd: &Cmd) -> Execution {
+        let slot = key_slot(key);
+        if std::mem::take(&mut self.stale) {
+            // Best effort: if no node answers, route by the old map and let the op say why.
+            let _ = self.refresh_slot_map().await;
+        }
+        let mut redirects: Vec<Redirect> = Vec::new();
+        let mut next: Option<(String, bool)> = None; // (node, asking) chosen by the last hop
+        let mut backoff_ms = self.config.backoff_ms_first;
+        let finish = |result, node: String, redirects| Execution {
+            result,
+            node,
+            slot,
+            redirects,
+        };
+        loop {
+            let (addr, asking) = match next.take() {
+                Some(hop) => hop,
+                None => match self.owner(slot).await {
+                    Ok(owner) => (owner, false),
+                    Err(e) => return finish(Err(OpError::Fail(e)), String::new(), redirects),
+                },
+            };
+            let mut conn = match self.connection(&addr).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let text = format!("connect to {addr}: {e}");
+                    self.stale = true;
+                    return finish(Err(OpError::Fail(text)), addr, redirects);
+                }
+            };
+            let err = match conn::send(&mut conn, cmd, asking, self.timeout()).await {
+                Reply::Value(v) => return finish(Ok(v), addr, redirects),
+                Reply::Lost(text) => {
+                    self.conns.remove(&addr);
+                    self.stale = true;
+                    return finish(Err(OpError::Info(text)), addr, redirects);
+                }
+                Reply::Error(e) => e,
+            };
+            let text = error_text(&err);
+            let (kind, hop_slot, to) = match classify(&err) {
+                Action::Fail => {
+                    // A write to a demoted master, or a replica without its master: failover.
+                    self.stale |= matches!(
+                        err.kind(),
+                        ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+                    );
+                    return finish(Err(OpError::Fail(text)), addr, redirects);
+                }
+                Action::Indeterminate => {
+                    self.conns.remove(&addr);
+                    self.stale = true;
+                    return finish(Err(OpError::Info(text)), addr, redirects);
+                }
+                Action::Moved { slot: s, addr: to } => {
+                    (RedirectKind::Moved, s, resolve(&to, &addr))
+                }
+                Action::Ask { slot: s, addr: to } => (RedirectKind::Ask, s, resolve(&to, &addr)),
+                Action::TryAgain => (RedirectKind::TryAgain, slot, String::new()),
+                Action::ClusterDown => (RedirectKind::ClusterDown, slot, String::new()),
+            };
+            if redirects.len() >= self.config.hops_max as usize {
+                let text = format!("gave up after {} hops: {text}", redirects.len());
+                return finish(Err(OpError::Fail(text)), addr, redirects);
+            }
+            let to = match kind {
+                RedirectKind::Moved => {
+                    write_map(&self.slots).update(hop_slot, &to);
+                    to
+                }
+                RedirectKind::Ask => to,
+                RedirectKind::TryAgain | RedirectKind::ClusterDown => {
+                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                    backoff_ms = (backoff_ms * 2).min(self.config.backoff_ms_max);
+                    if kind == RedirectKind::ClusterDown {
+                        // The slot may have a new owner by now (after a failover).
+                        let _ = self.refresh_slot_map().await;
+                    }
+                    let owner = read_map(&self.slots).owner(slot).map(str::to_string);
+                    owner.unwrap_or_else(|| addr.clone())
+                }
+            };
+            next = Some((to.clone(), kind == RedirectKind::Ask));
+            redirects.push(Redirect {
+                kind,
+                slot: hop_slot,
+                from: addr,
+                to,
+            });
+        }
+    }
+}
+
+/// A redirect target with an empty host (`:30002`) means the sender's host.
+fn resolve(to: &str, from: &str) -> String {
+    match to.strip_prefix(':') {
+        Some(port) => {
+            let host = from.rsplit_once(':').map_or(from, |(host, _)| host);
+            format!("{host}:{port}")
+        }
+        None => to.to_string(),
+    }
+}
+
+fn read_map(slots: &SharedSlotMap) -> std::sync::RwLockReadGuard<'_, SlotMap> {
+    slots.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_map(slots: &SharedSlotMap) -> std::sync::RwLockWriteGuard<'_, SlotMap> {
+    slots.write().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses a RESP error line the way the connection does.
+    fn server_error(line: &str) -> RedisError {
+        match redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap() {
+            Value::ServerError(e) => e.into(),
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    fn io_error(kind: std::io::ErrorKind) -> RedisError {
+        std::io::Error::from(kind).into()
+    }
+
+    #[test]
+    fn classify_server_replies() {
+        let moved = |slot: u16, addr: &str| Action::Moved {
+            slot,
+            addr: addr.into(),
+        };
+        let ask = |slot: u16, addr: &str| Action::Ask {
+            slot,
+            addr: addr.into(),
+        };
+        let table: &[(&str, Action)] = &[
+            ("MOVED 3999 127.0.0.1:6381", moved(3999, "127.0.0.1:6381")),
+            ("MOVED 0 :30002", moved(0, ":30002")),
+            (
+                "MOVED 16383 host.example:7000",
+                moved(16383, "host.example:7000"),
+            ),
+            ("ASK 12182 127.0.0.1:30003", ask(12182, "127.0.0.1:30003")),
+            ("MOVED 16384 127.0.0.1:6381", Action::Fail),
+            ("MOVED garbage", Action::Fail),
+            ("ASK", Action::Fail),
+            (
+                "TRYAGAIN Multiple keys request during rehashing of slot",
+                Action::TryAgain,
+            ),
+            ("CLUSTERDOWN The cluster is down", Action::ClusterDown),
+            ("CLUSTERDOWN Hash slot not served", Action::ClusterDown),
+            ("ERR unknown command 'FOO'", Action::Fail),
+            (
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+                Action::Fail,
+            ),
+            (
+                "CROSSSLOT Keys in request don't hash to the same slot",
+                Action::Fail,
+            ),
+            (
+                "READONLY You can't write against a read only replica.",
+                Action::Fail,
+            ),
+            (
+                "LOADING Redis is loading the dataset in memory",
+                Action::Fail,
+            ),
+            ("MASTERDOWN Link with MASTER is down", Action::Fail),
+            ("NOSCRIPT No matching script", Action::Fail),
+            ("BUSY Redis is busy running a script", Action::Fail),
+            ("OOM command not allowed", Action::Fail),
+        ];
+        for (line, want) in table {
+            assert_eq!(&classify(&server_error(line)), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn classify_client_errors() {
+        use std::io::ErrorKind as Io;
+        for kind in [
+            Io::BrokenPipe,
+            Io::ConnectionReset,
+            Io::TimedOut,
+            Io::UnexpectedEof,
+        ] {
+            assert_eq!(classify(&io_error(kind)), Action::Indeterminate, "{kind:?}");
+        }
+        let parse = RedisError::from((ErrorKind::Parse, "bad reply"));
+        assert_eq!(classify(&parse), Action::Indeterminate);
+        let built = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::Moved),
+            "moved",
+            "7 10.0.0.1:1".to_string(),
+        ));
+        assert_eq!(
+            classify(&built),
+            Action::Moved {
+                slot: 7,
+                addr: "10.0.0.1:1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn error_text_is_the_wire_text() {
+        let table = [
+            "MOVED 3999 127.0.0.1:6381",
+            "CLUSTERDOWN The cluster is down",
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            "ERR unknown command 'FOO'",
+        ];
+        for line in table {
+            assert_eq!(error_text(&server_error(line)), line);
+        }
+        assert_eq!(error_text(&server_error("TRYAGAIN")), "TRYAGAIN");
+    }
+
+    #[test]
+    fn resolves_empty_hosts() {
+        assert_eq!(resolve(":30002", "127.0.0.1:30001"), "127.0.0.1:30002");
+        assert_eq!(resolve("10.0.0.2:1", "127.0.0.1:30001"), "10.0.0.2:1");
+    }
+}
