@@ -7,5 +7,6 @@
 //! - [`run`] ties a test run together: cluster, workload, nemesis, final reads, check.
 
 pub mod harness;
+pub mod interrupt;
 pub mod nemesis;
 pub mod run;

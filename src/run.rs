@@ -56,6 +56,7 @@ pub struct RunOutcome {
 
 /// Runs one test end to end. Servers are stopped when this returns, also on error.
 pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
+    let interrupt = crate::interrupt::install();
     std::fs::create_dir_all(&cfg.output)
         .with_context(|| format!("creating output directory {}", cfg.output.display()))?;
     let mut spec = ClusterSpec::new(
@@ -69,7 +70,7 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         "Starting {} masters, {} replicas per master ({})",
         cfg.masters, cfg.replicas, cfg.server
     ));
-    let mut cluster = Cluster::start(spec).await.context("starting the cluster")?;
+    let cluster = Cluster::start(spec).await.context("starting the cluster")?;
     ok(&format!(
         "{} {} cluster ready in {:.2} s",
         cluster.kind,
@@ -139,11 +140,8 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
 
     let interrupted = tokio::select! {
         _ = tokio::time::sleep(cfg.duration) => false,
-        _ = tokio::signal::ctrl_c() => true,
+        _ = interrupt.cancelled() => true,
     };
-    if interrupted {
-        warn("interrupted: stopping the workload and the nemesis");
-    }
     stop.cancel();
     let nemesis = match nemesis {
         Some(handle) => handle.await.context("nemesis task")?,

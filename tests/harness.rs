@@ -83,7 +83,7 @@ async fn start_check_stop(kind: ServerKind, masters: usize, replicas: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = ClusterSpec::new(kind, masters, replicas, dir.path());
     spec.die_with_parent = true;
-    let mut cluster = Cluster::start(spec).await.unwrap();
+    let cluster = Cluster::start(spec).await.unwrap();
     eprintln!(
         "bring-up {kind} {} {masters} masters x {replicas} replicas: {} ms",
         cluster.version,

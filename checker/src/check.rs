@@ -1,30 +1,25 @@
-//! Checking a register history for linearizability, key by key.
+//! Check options and errors, and the register check the CLI runs (the model-generic path is
+//! in `partition`).
 //!
-//! Linearizability is local (Herlihy & Wing): a history is linearizable iff each key's
-//! sub-history is, so each key is searched on its own (P-compositionality, Horn & Kroening).
 //! Before searching a key, ops that cannot matter are dropped: `fail` ops and `info` reads (see
-//! the register model), and `info` writes and cas whose new value no op ever observes. The last is
-//! sound for any register: if such a write took effect, the next op to observe the state would
-//! have to follow another write (nothing reads its value, no cas expects it), so removing it from a
-//! linearization leaves a linearization. Without it, every crashed write would stay concurrent with
-//! the rest of the history and multiply the search.
+//! the register model), and `info` writes and cas whose new value no op ever observes (see
+//! [`Register`]'s `prune`). Without the last, every crashed write would stay concurrent with the
+//! rest of the history and multiply the search.
 
-use crate::explanation::{Explanation, OpRef};
 use crate::history::History;
-use crate::model::register::{parse_value, Register, RegisterOp};
-use crate::model::Model;
-use crate::op::{line_of, Op, OpError, Ops, Outcome};
-use crate::report::{KeyReport, OutcomeCounts, RedirectCounts, Report};
-use crate::validity::Validity;
-use crate::wgl::{self, Budget, Exhausted, Interval, Search};
+use crate::model::register::{parse_value, Register};
+use crate::op::OpError;
+use crate::partition::{self, Split};
+use crate::report::Report;
+use crate::wgl::Budget;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 /// Settings for a check: the model's starting point and the search's budget per key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckOptions {
-    /// The register's value before any op: an integer, or `null` for absent (the default).
+    /// The value before any op: for registers an integer, or `null` for absent (the default);
+    /// a string for kv, an array for set and list-append, an integer for counters.
     pub initial: Value,
     /// Search steps per key before the key's verdict is `Unknown`.
     pub steps_max_per_key: u64,
@@ -32,6 +27,11 @@ pub struct CheckOptions {
     pub time_limit_per_key_ms: Option<u64>,
     /// Memory per key for the search's cache, in MiB, before `Unknown`.
     pub cache_mb_max_per_key: u64,
+    /// Registers: an `ok` read of `null` read nothing (Knossos) rather than an absent key.
+    pub null_read_is_unknown: bool,
+    /// Registers: a `fail` cas proves the value differed from its expected one (Porcupine's
+    /// etcd model) rather than only that the cas did not apply.
+    pub failed_cas_is_read: bool,
 }
 
 impl Default for CheckOptions {
@@ -41,7 +41,34 @@ impl Default for CheckOptions {
             steps_max_per_key: 10_000_000,
             time_limit_per_key_ms: None,
             cache_mb_max_per_key: 1024,
+            null_read_is_unknown: false,
+            failed_cas_is_read: false,
         }
+    }
+}
+
+impl CheckOptions {
+    /// The search budget for one key.
+    pub(crate) fn budget(&self) -> Budget {
+        Budget {
+            steps_max: self.steps_max_per_key,
+            time_limit: self.time_limit_per_key_ms.map(Duration::from_millis),
+            cache_bytes_max: usize::try_from(self.cache_mb_max_per_key.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The register model these options describe.
+    pub(crate) fn register(&self) -> Result<Register, CheckError> {
+        let initial = parse_value(&self.initial).map_err(|message| CheckError::Option {
+            option: "initial",
+            message,
+        })?;
+        Ok(Register {
+            initial,
+            failed_cas_is_read: self.failed_cas_is_read,
+            null_read_is_unknown: self.null_read_is_unknown,
+        })
     }
 }
 
@@ -76,167 +103,27 @@ pub enum CheckError {
 /// The name of this check in reports.
 const CHECKER: &str = "register-linearizable";
 
-/// Checks every key of `history` against the register model; see the module doc.
+/// Checks every key of `history` against the register model; every op must name a key.
 pub fn register(history: &History, opts: &CheckOptions) -> Result<Report, CheckError> {
-    let initial = parse_value(&opts.initial).map_err(|message| CheckError::Option {
-        option: "initial",
-        message,
-    })?;
-    let model = Register::new(initial);
-    let budget = Budget {
-        steps_max: opts.steps_max_per_key,
-        time_limit: opts.time_limit_per_key_ms.map(Duration::from_millis),
-        cache_bytes_max: usize::try_from(opts.cache_mb_max_per_key.saturating_mul(1 << 20))
-            .unwrap_or(usize::MAX),
-    };
-    let paired = Ops::from_history(history)?;
-    let mut report = Report {
-        checker: CHECKER,
-        valid: Validity::Valid,
-        keys: Vec::new(),
-        ops: OutcomeCounts::default(),
-        ops_by_f: BTreeMap::new(),
-        redirects: RedirectCounts::default(),
-        nemesis_events: paired.nemesis.len(),
-        warnings: history.warnings.clone(),
-    };
-    let mut by_key: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
-    for op in &paired.ops {
-        report.ops.add(op.outcome);
-        report
-            .ops_by_f
-            .entry(op.f.clone())
-            .or_default()
-            .add(op.outcome);
-        for hop in &op.redirects {
-            report.redirects.add(hop.kind);
-        }
-        let Some(key) = op.key.as_deref() else {
-            return Err(CheckError::Field {
-                event: op.invoke_event,
-                line: line_of(history, op.invoke_event),
-                field: "key",
-                message: format!(
-                    "the register model needs a key on every op; this {} has none",
-                    op.f
-                ),
-            });
-        };
-        by_key.entry(key).or_default().push(op);
-    }
-    for (key, ops) in by_key {
-        let key_report = check_key(history, &model, &budget, key, &ops)?;
-        report.valid = report.valid.combine(key_report.valid);
-        report.keys.push(key_report);
-    }
-    debug_assert_eq!(report.ops.total() as usize, paired.ops.len());
-    Ok(report)
-}
-
-/// Searches one key's ops.
-fn check_key(
-    history: &History,
-    model: &Register,
-    budget: &Budget,
-    key: &str,
-    ops: &[&Op],
-) -> Result<KeyReport, CheckError> {
-    let mut inputs: Vec<(&Op, RegisterOp)> = Vec::with_capacity(ops.len());
-    for op in ops {
-        let input = RegisterOp::from_op(op).map_err(|e| {
-            let event = match (e.on_completion, op.complete_event) {
-                (true, Some(c)) => c,
-                _ => op.invoke_event,
-            };
-            CheckError::Field {
-                event,
-                line: line_of(history, event),
-                field: e.field,
-                message: e.message,
-            }
-        })?;
-        if let Some(input) = input {
-            inputs.push((op, input));
-        }
-    }
-    let observed: HashSet<Option<i64>> = inputs
-        .iter()
-        .filter_map(|(_, input)| match *input {
-            RegisterOp::Read(v) => Some(v),
-            RegisterOp::Cas { expected, .. } => Some(expected),
-            RegisterOp::Write(_) => None,
-        })
-        .collect();
-    inputs.retain(|(op, input)| match *input {
-        RegisterOp::Write(new) | RegisterOp::Cas { new, .. } => {
-            op.outcome != Outcome::Info || observed.contains(&Some(new))
-        }
-        RegisterOp::Read(_) => true,
-    });
-    let intervals: Vec<Interval<RegisterOp>> = inputs
-        .iter()
-        .map(|(op, input)| {
-            debug_assert_ne!(op.outcome, Outcome::Fail);
-            Interval {
-                input: *input,
-                call_ns: op.invoke_ns,
-                return_ns: (op.outcome == Outcome::Ok).then_some(op.complete_ns),
-            }
-        })
-        .collect();
-    let search = wgl::check(model, &intervals, budget);
-    let mut report = KeyReport {
-        key: key.to_string(),
-        valid: Validity::Valid,
-        ops: ops.len(),
-        ops_searched: intervals.len(),
-        steps: search.steps(),
-        unknown: None,
-        explanation: None,
-    };
-    match search {
-        Search::Valid { .. } => {}
-        Search::Unknown { exhausted, .. } => {
-            report.valid = Validity::Unknown;
-            report.unknown = Some(match exhausted {
-                Exhausted::Steps => format!("step budget ({} steps) exhausted", budget.steps_max),
-                Exhausted::Time => format!(
-                    "time limit ({:?}) reached",
-                    budget.time_limit.unwrap_or_default()
-                ),
-                Exhausted::Memory => {
-                    format!("cache limit ({} bytes) reached", budget.cache_bytes_max)
-                }
-            });
-        }
-        Search::Invalid {
-            op,
-            prefix,
-            state,
-            stranded,
-            ..
-        } => {
-            report.valid = Validity::Invalid;
-            report.explanation = Some(Explanation {
-                key: key.to_string(),
-                op: OpRef::new(history, inputs[op].0),
-                prefix: prefix
-                    .iter()
-                    .map(|&i| OpRef::new(history, inputs[i].0))
-                    .collect(),
-                state: model.describe_state(&state),
-                stranded: stranded.map(|i| OpRef::new(history, inputs[i].0)),
-            });
-        }
-    }
-    Ok(report)
+    let model = opts.register()?;
+    partition::check(
+        history,
+        &model,
+        &opts.budget(),
+        CHECKER,
+        Split::ByKeyRequired,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::history::EventType;
+    use crate::op::OpError;
+    use crate::report::OutcomeCounts;
+    use crate::report::RedirectCounts;
     use crate::testkit::h;
+    use crate::validity::Validity;
 
     fn check(table: &str) -> Report {
         register(&h(table), &CheckOptions::default()).unwrap()

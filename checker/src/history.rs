@@ -216,6 +216,9 @@ pub struct History {
     pub events: Vec<Event>,
     /// Non-fatal problems (a cut-off last line), for the user to see.
     pub warnings: Vec<String>,
+    /// The 1-based source line of each event, for imported formats whose events do not sit one
+    /// per line after the header; empty when that default holds.
+    pub lines: Vec<usize>,
 }
 
 /// Why a history could not be read; every variant names where.

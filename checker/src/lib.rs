@@ -23,15 +23,37 @@
 //! println!("{report}");
 //! ```
 //!
-//! Layout: [`history`] (the format), [`op`] (pairing), [`model`] (sequential specifications),
-//! [`wgl`] (the general linearizability search), and the report types re-exported below.
+//! Histories from other tools (Jepsen, Knossos, Porcupine) are read by [`import`] and checked
+//! by [`check`] against any [`ModelKind`]:
+//!
+//! ```
+//! use checker::{check, import, ModelKind, Validity};
+//!
+//! let text = "{:process 0, :type :invoke, :f :put, :key \"a\", :value \"x\"}\n\
+//!             {:process 0, :type :ok, :f :put, :key \"a\", :value \"x\"}\n\
+//!             {:process 1, :type :invoke, :f :get, :key \"a\", :value nil}\n\
+//!             {:process 1, :type :ok, :f :get, :key \"a\", :value \"\"}\n";
+//! let imported = import::import(text, "kv.txt", None).unwrap();
+//! assert_eq!(imported.model(), Some(ModelKind::Kv));
+//! let report = check(&imported.history, ModelKind::Kv, &imported.options()).unwrap();
+//! // The get began after the put of "x" was acknowledged, yet read the initial "".
+//! assert_eq!(report.valid, Validity::Invalid);
+//! ```
+//!
+//! Layout: [`history`] (the format), [`import`] (other formats), [`edn`] (their reader), [`op`]
+//! (pairing), [`model`] (sequential specifications), [`wgl`] (the general linearizability
+//! search), and the report types re-exported below.
 
 mod check;
+pub mod edn;
 mod explanation;
 mod hash;
 pub mod history;
+pub mod import;
+mod kind;
 pub mod model;
 pub mod op;
+mod partition;
 mod report;
 #[cfg(test)]
 mod testkit;
@@ -43,8 +65,10 @@ pub use explanation::{Explanation, OpRef};
 pub use history::{
     Event, EventType, Header, History, HistoryError, Process, Redirect, RedirectKind,
 };
+pub use import::{Format, ImportError, Imported};
+pub use kind::ModelKind;
 pub use model::register::{Register, RegisterOp};
-pub use model::Model;
+pub use model::{Model, OpModel};
 pub use op::{Op, OpError, Ops, Outcome};
 pub use report::{KeyReport, OutcomeCounts, RedirectCounts, Report};
 pub use validity::Validity;
@@ -52,4 +76,14 @@ pub use validity::Validity;
 /// Checks that every key of `history` behaves as a linearizable register (read, write, cas).
 pub fn check_register(history: &History, opts: &CheckOptions) -> Result<Report, CheckError> {
     check::register(history, opts)
+}
+
+/// Checks every partition (key) of `history` against `model`, in parallel; `Invalid` wins over
+/// `Unknown` over `Valid`, and the report does not depend on the number of threads.
+pub fn check(
+    history: &History,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<Report, CheckError> {
+    kind::check(history, model, opts)
 }

@@ -5,10 +5,16 @@
 //! be cheap to clone, compare and hash.
 
 use crate::hash::FxHasher;
+use crate::op::Op;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
 
+pub mod counter;
+pub mod kv;
+pub mod list_append;
+pub mod multi_register;
 pub mod register;
+pub mod set;
 
 /// A pure sequential specification that the linearizability search steps through.
 pub trait Model {
@@ -42,6 +48,32 @@ pub trait Model {
         Effect::Other
     }
 
+    /// Whether `input`, applied to some state, could leave exactly `state`. Must be `true`
+    /// whenever that is possible; the search prunes on `false`. The default follows
+    /// [`Model::effect`]; models whose ops are [`Effect::Other`] but predictable (an append
+    /// leaves a list ending in its value) override it to keep the pruning on.
+    fn may_produce(&self, input: &Self::Input, state: &Self::State) -> bool {
+        match self.effect(input) {
+            Effect::Observes => false,
+            Effect::Sets(s) => s == *state,
+            Effect::Other => true,
+        }
+    }
+
+    /// Whether the model's states are ordered by [`Model::precedes`], turning on the search's
+    /// reachability pruning. Off by default.
+    fn ordered(&self) -> bool {
+        false
+    }
+
+    /// Whether `to` can follow `from` through ops that do not set the state outright: a partial
+    /// order (reflexive, transitive) such that every op whose effect is not [`Effect::Sets`]
+    /// moves a state only to states it precedes (an append extends a list: `from` is a prefix of
+    /// `to`). Consulted only when [`Model::ordered`]; the search prunes on `false`.
+    fn precedes(&self, _from: &Self::State, _to: &Self::State) -> bool {
+        true
+    }
+
     /// The state as text, for explanations.
     fn describe_state(&self, state: &Self::State) -> String;
 
@@ -58,4 +90,65 @@ pub enum Effect<S> {
     Sets(S),
     /// Anything else, or not known.
     Other,
+}
+
+/// A model that reads its inputs from a history's ops, so one checking path serves them all.
+pub trait OpModel: Model {
+    /// The model's view of `op`, or `None` when the op can neither change nor constrain the
+    /// state (a `fail` op, a read whose result is unknown).
+    fn input(&self, op: &Op) -> Result<Option<Self::Input>, FieldError>;
+
+    /// Drops inputs that provably cannot matter to the verdict, before the search. The default
+    /// keeps them all.
+    fn prune(&self, _inputs: &mut Vec<(&Op, Self::Input)>) {}
+}
+
+/// A field of an op that does not fit the model, so the check stops with an error naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's name (`f` or `value`).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+    /// Whether the bad field is on the completion (else on the invocation).
+    pub on_completion: bool,
+}
+
+impl FieldError {
+    /// A bad field on the op's invocation.
+    pub fn invoke(field: &'static str, message: String) -> Self {
+        FieldError {
+            field,
+            message,
+            on_completion: false,
+        }
+    }
+
+    /// A bad field on the op's completion.
+    pub fn completion(field: &'static str, message: String) -> Self {
+        FieldError {
+            field,
+            message,
+            on_completion: true,
+        }
+    }
+}
+
+/// Parses an integer field.
+pub(crate) fn parse_int(v: &serde_json::Value) -> Result<i64, String> {
+    v.as_i64()
+        .ok_or_else(|| format!("expected a 64-bit integer, got {v}"))
+}
+
+/// Parses an array of integers.
+pub(crate) fn parse_ints(v: &serde_json::Value) -> Result<Vec<i64>, String> {
+    match v {
+        serde_json::Value::Array(items) => items.iter().map(parse_int).collect(),
+        other => Err(format!("expected an array of integers, got {other}")),
+    }
+}
+
+/// The error for an `f` the model does not know.
+pub(crate) fn unknown_f(model: &str, known: &str, f: &str) -> FieldError {
+    FieldError::invoke("f", format!("the {model} model knows {known}, not {f:?}"))
 }

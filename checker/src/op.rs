@@ -147,9 +147,12 @@ pub enum OpError {
 
 /// The 1-based file line of event `event` (events follow the optional header line).
 ///
-/// `History` does not record line numbers, so a history with blank lines would shift this; the
-/// writers never emit blank lines.
+/// Imported histories record each event's line in `History::lines`. A slotcheck history does
+/// not, so one with blank lines would shift this; the writers never emit blank lines.
 pub fn line_of(history: &History, event: usize) -> usize {
+    if let Some(&line) = history.lines.get(event) {
+        return line;
+    }
     event + 1 + usize::from(history.header.is_some())
 }
 

@@ -305,6 +305,9 @@ impl<S: Eq + Clone> Cache<S> {
 /// op remains, and no remaining op other than `X` can set the state to `s` again, then no
 /// completion exists: `X` cannot go next. For a register with unique values this prunes almost
 /// every wrong guess at once (a write can go only after every read of the value it overwrites).
+/// Ops of unknown effect are asked [`Model::may_produce`] only when the rule would fire
+/// otherwise, so models whose every op is predictable (an append ends the list in its value) keep
+/// the pruning.
 struct Obligations<S> {
     /// Per op: the state it needs, if it must be linearized.
     needs: Vec<Option<S>>,
@@ -316,8 +319,8 @@ struct Obligations<S> {
     needed: HashMap<S, u32, BuildHasherDefault<FxHasher>>,
     /// For each state, how many unlinearized ops set it.
     setters: HashMap<S, u32, BuildHasherDefault<FxHasher>>,
-    /// How many unlinearized ops have an unknown effect (any one disables the rule).
-    others: u32,
+    /// The ops whose effect is [`Effect::Other`], to ask [`Model::may_produce`].
+    other_ops: Vec<u32>,
 }
 
 impl<S: Clone + Eq + Hash> Obligations<S> {
@@ -328,7 +331,7 @@ impl<S: Clone + Eq + Hash> Obligations<S> {
             other: Vec::with_capacity(intervals.len()),
             needed: HashMap::default(),
             setters: HashMap::default(),
-            others: 0,
+            other_ops: Vec::new(),
         };
         for interval in intervals {
             let needs = interval
@@ -339,6 +342,9 @@ impl<S: Clone + Eq + Hash> Obligations<S> {
                 Effect::Sets(s) => (Some(s), false),
                 Effect::Other => (None, true),
             };
+            if other {
+                o.other_ops.push(o.other.len() as u32);
+            }
             o.needs.push(needs);
             o.sets.push(sets);
             o.other.push(other);
@@ -359,7 +365,6 @@ impl<S: Clone + Eq + Hash> Obligations<S> {
             let n = self.setters.get_mut(s).expect("counted");
             *n -= 1;
         }
-        self.others -= u32::from(self.other[op]);
     }
 
     /// Op `op` was undone (or is counted for the first time).
@@ -370,19 +375,52 @@ impl<S: Clone + Eq + Hash> Obligations<S> {
         if let Some(s) = &self.sets[op] {
             *self.setters.entry(s.clone()).or_default() += 1;
         }
-        self.others += u32::from(self.other[op]);
     }
 
     /// Whether linearizing unlinearized op `op`, moving the state from `before` to `after`, leaves
     /// an op that needs `before` with no way to see it again.
-    fn strands(&self, op: usize, before: &S, after: &S) -> bool {
-        if before == after || self.others > u32::from(self.other[op]) {
+    fn strands<M: Model<State = S>>(
+        &self,
+        model: &M,
+        intervals: &[Interval<M::Input>],
+        linearized: &Bitset,
+        op: usize,
+        before: &S,
+        after: &S,
+    ) -> bool {
+        if before == after {
             return false;
         }
         let same = |s: &Option<S>| u32::from(s.as_ref() == Some(before));
         let needed = self.needed.get(before).copied().unwrap_or(0) - same(&self.needs[op]);
+        if needed == 0 {
+            return false;
+        }
         let setters = self.setters.get(before).copied().unwrap_or(0) - same(&self.sets[op]);
-        needed > 0 && setters == 0
+        if setters > 0 {
+            return false;
+        }
+        !self.other_ops.iter().any(|&j| {
+            let j = j as usize;
+            j != op && !linearized.get(j) && model.may_produce(&intervals[j].input, before)
+        })
+    }
+
+    /// For ordered models ([`Model::ordered`]): whether linearizing unlinearized op `op`, which
+    /// leaves state `after`, makes some state a remaining op needs unreachable. From `after`,
+    /// only states that `after` precedes can follow, unless a remaining op sets the state to
+    /// some `v`, after which states `v` precedes can follow. A needed state reachable neither way
+    /// can never be seen: `op` cannot go next.
+    fn unreachable<M: Model<State = S>>(&self, model: &M, op: usize, after: &S) -> bool {
+        let own = |own: &Option<S>, s: &S| u32::from(own.as_ref() == Some(s));
+        self.needed.iter().any(|(goal, &count)| {
+            count > own(&self.needs[op], goal)
+                && !model.precedes(after, goal)
+                && !self
+                    .setters
+                    .iter()
+                    .any(|(v, &n)| n > own(&self.sets[op], v) && model.precedes(v, goal))
+        })
     }
 }
 
@@ -422,6 +460,7 @@ pub fn check<M: Model>(
     let deadline = budget.time_limit.map(|t| Instant::now() + t);
     let mut entries = Entries::new(intervals);
     let mut obligations = Obligations::new(model, intervals);
+    let ordered = model.ordered();
     let mut returns_left = entries.return_of.iter().filter(|&&r| r != NIL).count();
     let mut linearized = Bitset::new(intervals.len());
     let mut linearized_hash = 0u64;
@@ -460,9 +499,11 @@ pub fn check<M: Model>(
         let op = entry.op as usize;
         if !entry.is_return {
             let input = &intervals[op].input;
-            let next = model
-                .step(&state, input)
-                .filter(|next| !obligations.strands(op, &state, next));
+            let next = model.step(&state, input).filter(|next| {
+                let dead = obligations.strands(model, intervals, &linearized, op, &state, next)
+                    || (ordered && *next != state && obligations.unreachable(model, op, next));
+                !dead
+            });
             let Some(next) = next else {
                 cursor = entry.next;
                 continue;
@@ -585,7 +626,8 @@ fn stranded<M: Model>(
     let remaining = |i: usize| i != deepest.op && !in_prefix[i];
     let restorable = (0..intervals.len()).any(|i| {
         remaining(i)
-            && (obligations.other[i] || obligations.sets[i].as_ref() == Some(&deepest.state))
+            && ((obligations.other[i] && model.may_produce(&intervals[i].input, &deepest.state))
+                || obligations.sets[i].as_ref() == Some(&deepest.state))
     });
     if restorable {
         return None;

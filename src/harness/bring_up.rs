@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::admin::Admin;
 use super::cluster::{Cluster, ClusterSpec, Node, Role};
-use super::config::{server_args, validate};
+use super::config::{node_host, server_args, validate};
+use super::control::{Launch, Procs};
 use super::error::HarnessError;
 use super::health::{self, Planned};
 use super::ports::{self, PortLease};
@@ -39,7 +40,8 @@ pub(crate) async fn start(spec: ClusterSpec) -> Result<Cluster, HarnessError> {
     let mut attempt = 1;
     loop {
         wipe_node_dirs(&root)?;
-        let lease = ports::lease_ports(total)?;
+        let hosts: Vec<String> = (0..total).map(|i| node_host(&spec, i)).collect();
+        let lease = ports::lease_ports(&hosts)?;
         match attempt_start(&spec, &binary, &root, lease).await {
             Err(HarnessError::Exited { log_tail, .. })
                 if attempt < PORT_ATTEMPTS_MAX && log_tail.contains("Address already in use") =>
@@ -120,7 +122,11 @@ async fn attempt_start(
     let total = ports.len();
     let mut fleet = Fleet {
         children: Vec::with_capacity(total),
-        addrs: ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+        addrs: ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}:{p}", node_host(spec, i)))
+            .collect(),
         logs: Vec::with_capacity(total),
     };
     let mut dirs = Vec::with_capacity(total);
@@ -136,13 +142,21 @@ async fn attempt_start(
     let timeout_ms = BRING_UP_TIMEOUT_MS_BASE + BRING_UP_TIMEOUT_MS_PER_NODE * total as u64;
     let start = Instant::now();
     let deadline = start + Duration::from_millis(timeout_ms);
+    // How each node was started, so `Cluster::restart` can start it again the same way.
+    let mut launches = Vec::with_capacity(total);
     for (i, (dir, port)) in dirs.iter().enumerate() {
-        let args = server_args(spec, *port, dir, &fleet.logs[i].0);
+        let args = server_args(spec, &node_host(spec, i), *port, dir, &fleet.logs[i].0);
         // Spawned right here, on the runtime thread that polls us, never on a blocking-pool thread:
         // PR_SET_PDEATHSIG fires when the forking *thread* exits (see `process::spawn_server`).
         let child =
             process::spawn_server(&binary.path, &args, &fleet.logs[i].1, spec.die_with_parent)?;
         fleet.children.push(child);
+        launches.push(Launch {
+            binary: binary.path.clone(),
+            args,
+            stdout: fleet.logs[i].1.clone(),
+            die_with_parent: spec.die_with_parent,
+        });
     }
 
     let mut admins = Vec::with_capacity(total);
@@ -171,9 +185,9 @@ async fn attempt_start(
     }
     // Every pair meets once: node i introduces itself to every later node.
     for (i, admin) in admins.iter_mut().enumerate() {
-        for port in &ports[i + 1..] {
-            let port = port.to_string();
-            run_ok(&mut fleet, admin, &["CLUSTER", "MEET", "127.0.0.1", &port]).await?;
+        for (j, port) in ports.iter().enumerate().skip(i + 1) {
+            let (host, port) = (node_host(spec, j), port.to_string());
+            run_ok(&mut fleet, admin, &["CLUSTER", "MEET", &host, &port]).await?;
         }
     }
     for admin in admins.iter_mut() {
@@ -196,9 +210,10 @@ async fn attempt_start(
         .iter()
         .zip(&fleet.children)
         .zip(&dirs)
-        .map(|((planned, child), (dir, port))| Node {
+        .enumerate()
+        .map(|(i, ((planned, child), (dir, port)))| Node {
             addr: planned.addr.clone(),
-            host: "127.0.0.1".to_string(),
+            host: node_host(spec, i),
             port: *port,
             id: planned.id.clone(),
             pid: child.id(),
@@ -213,7 +228,7 @@ async fn attempt_start(
         nodes,
         bring_up,
         dir: root.to_path_buf(),
-        children: std::mem::take(&mut fleet.children),
+        procs: Procs::new(std::mem::take(&mut fleet.children), launches),
         _ports: lease,
     })
 }

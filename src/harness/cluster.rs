@@ -1,12 +1,12 @@
 //! A running cluster of real server processes on 127.0.0.1, stopped when dropped.
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::admin::Admin;
+use super::control::Procs;
 use super::error::HarnessError;
 use super::health;
 use super::ports::PortLease;
@@ -36,8 +36,13 @@ pub struct ClusterSpec {
     /// Kill the servers (PR_SET_PDEATHSIG) if slotcheck dies, even by SIGKILL; leave it false for a
     /// cluster you will `detach`, or the servers die when this process exits.
     pub die_with_parent: bool,
+    /// Whether data survives a `kill`/`restart` (AOF) or is lost with the process (off, the default).
+    pub persistence: Persistence,
     /// Extra `--name value` server arguments, after ours; names the harness relies on are refused.
     pub extra_config: Vec<(String, String)>,
+    /// Node i binds (and connects from) `127.0.0.(10+i)` instead of `127.0.0.1`, so iptables can tell
+    /// node-to-node traffic apart from client traffic (which comes from 127.0.0.1); needed by partitions.
+    pub distinct_hosts: bool,
 }
 
 impl ClusterSpec {
@@ -57,6 +62,38 @@ impl ClusterSpec {
             node_timeout_ms: NODE_TIMEOUT_MS_DEFAULT,
             die_with_parent: false,
             extra_config: Vec::new(),
+            persistence: Persistence::Off,
+            distinct_hosts: false,
+        }
+    }
+}
+
+/// What a node keeps on disk, which decides what a restarted node still holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Persistence {
+    /// Nothing (`save ""`, `appendonly no`): a restarted node comes back empty, even if it still
+    /// owns slots (restarted within the node timeout, no replica took over).
+    #[default]
+    Off,
+    /// `appendonly yes` with `appendfsync always`: every acknowledged write survives a SIGKILL.
+    Aof,
+}
+
+impl Persistence {
+    /// The server's `appendonly` value for this mode.
+    pub(crate) fn appendonly(self) -> &'static str {
+        match self {
+            Persistence::Off => "no",
+            Persistence::Aof => "yes",
+        }
+    }
+
+    /// The server's `appendfsync` value: `always`, so an acknowledged write is on disk before a kill.
+    pub(crate) fn appendfsync(self) -> &'static str {
+        match self {
+            Persistence::Off => "everysec",
+            Persistence::Aof => "always",
         }
     }
 }
@@ -77,15 +114,15 @@ pub enum Role {
 /// One server of the cluster: where to reach it, who it is, where its files are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
-    /// `127.0.0.1:<port>`, the form clients and `CLUSTER NODES` use.
+    /// `<host>:<port>`, the form clients and `CLUSTER NODES` use.
     pub addr: String,
-    /// Always `127.0.0.1`.
+    /// `127.0.0.1`, or the node's own `127.0.0.x` with `ClusterSpec::distinct_hosts`.
     pub host: String,
     /// Client port; the bus port is `port + 10000`.
     pub port: u16,
     /// The 40-hex cluster node id.
     pub id: String,
-    /// Process id of the server.
+    /// Process id of the server at bring-up (`Cluster::pid` gives the current one after a restart).
     pub pid: u32,
     /// Role at bring-up.
     pub role: Role,
@@ -108,8 +145,8 @@ pub struct Cluster {
     pub bring_up: Duration,
     /// The root dir holding the `node-NN` dirs.
     pub(crate) dir: PathBuf,
-    /// Our server processes; emptied by `stop` and `detach`.
-    pub(crate) children: Vec<Child>,
+    /// Our server processes, one entry per node (in `nodes` order); emptied by `stop` and `detach`.
+    pub(crate) procs: Procs,
     /// Keeps our ports reserved against other clusters of this process until we are dropped.
     pub(crate) _ports: PortLease,
 }
@@ -203,17 +240,19 @@ impl Cluster {
         None
     }
 
-    /// Stops every server (SIGTERM, short grace, SIGKILL) and reaps it; calling it again does nothing.
-    pub fn stop(&mut self) {
-        process::stop_children(&mut self.children);
+    /// Stops every server (paused ones are resumed first; SIGTERM, short grace, SIGKILL) and reaps it,
+    /// restarted ones included; calling it again does nothing. Takes `&self`, so a shared
+    /// `Arc<Cluster>` can be stopped.
+    pub fn stop(&self) {
+        self.procs.stop_all();
     }
 
     /// Leaves the servers running and returns a record to stop them later with `ClusterState::destroy`.
     /// Start with `die_with_parent: false`, or the servers die with this process anyway.
-    pub fn detach(mut self) -> ClusterState {
+    pub fn detach(self) -> ClusterState {
         // Dropping a `Child` neither kills nor waits; taking them out makes our Drop a no-op.
-        let children = std::mem::take(&mut self.children);
-        drop(children);
+        // A node restarted since bring-up is recorded with its current pid; a down node is left out.
+        let pids = self.procs.release_all();
         ClusterState {
             kind: self.kind,
             version: self.version.clone(),
@@ -221,9 +260,16 @@ impl Cluster {
             nodes: self
                 .nodes
                 .iter()
-                .map(|node| DetachedNode {
-                    node: node.clone(),
-                    start_ticks: process::start_ticks(node.pid),
+                .zip(pids)
+                .filter_map(|(node, pid)| {
+                    let pid = pid?;
+                    Some(DetachedNode {
+                        node: Node {
+                            pid,
+                            ..node.clone()
+                        },
+                        start_ticks: process::start_ticks(pid),
+                    })
                 })
                 .collect(),
         }

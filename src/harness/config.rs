@@ -16,6 +16,7 @@ const NODE_TIMEOUT_MS_MAX: u64 = 600_000;
 const RESERVED_CONFIG: &[&str] = &[
     "port",
     "bind",
+    "bind-source-addr",
     "dir",
     "cluster-enabled",
     "cluster-config-file",
@@ -66,16 +67,40 @@ pub(crate) fn validate(spec: &ClusterSpec) -> Result<(), HarnessError> {
     }
 }
 
-/// The server's command line: our settings first, then the caller's `extra_config`.
-pub(crate) fn server_args(spec: &ClusterSpec, port: u16, dir: &Path, log: &Path) -> Vec<String> {
+/// First host of `distinct_hosts`: node i gets `127.0.0.(DISTINCT_HOST_BASE + i)`, clear of 127.0.0.1.
+const DISTINCT_HOST_BASE: usize = 10;
+
+/// The address node `i` binds and connects from: its own `127.0.0.x` with `distinct_hosts`, so that
+/// iptables can match node-to-node traffic by address; else `127.0.0.1`.
+pub(crate) fn node_host(spec: &ClusterSpec, i: usize) -> String {
+    if spec.distinct_hosts {
+        assert!(i < NODES_MAX, "node index {i} beyond {NODES_MAX}");
+        format!("127.0.0.{}", DISTINCT_HOST_BASE + i)
+    } else {
+        "127.0.0.1".to_string()
+    }
+}
+
+/// The server's command line: our settings first, then the caller's `extra_config`. `host` is bound for
+/// listening and, via `bind-source-addr` (Redis 7.0+, Valkey), used as the source of the node's own
+/// cluster-bus and replication connections, so peers see (and gossip) the node under that address.
+pub(crate) fn server_args(
+    spec: &ClusterSpec,
+    host: &str,
+    port: u16,
+    dir: &Path,
+    log: &Path,
+) -> Vec<String> {
     let ours = [
         ("port", port.to_string()),
-        ("bind", "127.0.0.1".to_string()),
+        ("bind", host.to_string()),
+        ("bind-source-addr", host.to_string()),
         ("cluster-enabled", "yes".to_string()),
         ("cluster-config-file", "nodes.conf".to_string()),
         ("dir", dir.display().to_string()),
         ("save", String::new()),
-        ("appendonly", "no".to_string()),
+        ("appendonly", spec.persistence.appendonly().to_string()),
+        ("appendfsync", spec.persistence.appendfsync().to_string()),
         ("cluster-node-timeout", spec.node_timeout_ms.to_string()),
         ("repl-diskless-sync", "yes".to_string()),
         ("repl-diskless-sync-delay", "0".to_string()),

@@ -92,6 +92,17 @@ pub enum HarnessError {
         /// The last state we saw.
         last_state: String,
     },
+    /// A process-control verb does not fit the node's state (restart of a running node, pause of a
+    /// stopped one) or names a node that is not in the cluster.
+    #[error("{addr}: cannot {verb}: {reason}")]
+    Control {
+        /// The node's address.
+        addr: String,
+        /// The verb, e.g. `restart`.
+        verb: &'static str,
+        /// Why not.
+        reason: String,
+    },
     /// A cluster state file could not be read or written.
     #[error("cluster state file {path}: {source}")]
     State {

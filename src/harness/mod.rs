@@ -16,6 +16,7 @@ mod admin;
 mod bring_up;
 mod cluster;
 mod config;
+mod control;
 mod error;
 mod health;
 mod ports;
@@ -25,7 +26,9 @@ mod state;
 mod view;
 
 pub use admin::Admin;
+pub use cluster::Persistence;
 pub use cluster::{Cluster, ClusterSpec, Node, Role, NODE_TIMEOUT_MS_DEFAULT};
+pub use control::ProcessState;
 pub use error::HarnessError;
 pub use process::pid_alive;
 pub use server::{find_cli, find_server, ServerBinary, ServerKind};

@@ -38,9 +38,12 @@ impl Drop for PortLease {
     }
 }
 
-/// Leases `count` client ports whose port and bus port are both bindable now, scanning from a random base
-/// so that concurrent processes rarely collide (a collision that still happens is retried by the caller).
-pub(crate) fn lease_ports(count: usize) -> Result<PortLease, HarnessError> {
+/// Leases one client port per host (node i listens on `hosts[i]`) whose port and bus port are both
+/// bindable now on that host, scanning from a random base so that concurrent processes rarely collide
+/// (a collision that still happens is retried by the caller). Ports stay distinct across hosts, so a
+/// port alone still names a node of this process.
+pub(crate) fn lease_ports(hosts: &[String]) -> Result<PortLease, HarnessError> {
+    let count = hosts.len();
     let range_len = usize::from(PORT_MAX - PORT_MIN) + 1;
     assert!(
         count > 0 && count <= range_len,
@@ -52,7 +55,11 @@ pub(crate) fn lease_ports(count: usize) -> Result<PortLease, HarnessError> {
     // The scan is bounded by the size of the range: every candidate is tried at most once.
     for offset in 0..range_len {
         let port = PORT_MIN + ((usize::from(base - PORT_MIN) + offset) % range_len) as u16;
-        if !leased.contains(&port) && bindable(port) && bindable(port + BUS_PORT_OFFSET) {
+        let host = hosts[ports.len()].as_str();
+        if !leased.contains(&port)
+            && bindable_on(host, port)
+            && bindable_on(host, port + BUS_PORT_OFFSET)
+        {
             ports.push(port);
             if ports.len() == count {
                 break;
@@ -69,9 +76,9 @@ pub(crate) fn lease_ports(count: usize) -> Result<PortLease, HarnessError> {
     Ok(PortLease { ports })
 }
 
-/// Whether we can bind 127.0.0.1:`port` right now (the listener is closed again at once).
-pub(crate) fn bindable(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok()
+/// Whether we can bind `host`:`port` right now (the listener is closed again at once).
+pub(crate) fn bindable_on(host: &str, port: u16) -> bool {
+    TcpListener::bind((host, port)).is_ok()
 }
 
 #[cfg(test)]
@@ -80,8 +87,10 @@ mod tests {
 
     #[test]
     fn leases_are_distinct_and_released_on_drop() {
-        let a = lease_ports(4).unwrap();
-        let b = lease_ports(4).unwrap();
+        let hosts = vec!["127.0.0.1".to_string(); 4];
+        let a = lease_ports(&hosts).unwrap();
+        let distinct: Vec<String> = (10..14).map(|i| format!("127.0.0.{i}")).collect();
+        let b = lease_ports(&distinct).unwrap();
         let all: BTreeSet<u16> = a.ports().iter().chain(b.ports()).copied().collect();
         assert_eq!(all.len(), 8);
         assert!(all.iter().all(|p| (PORT_MIN..=PORT_MAX).contains(p)));

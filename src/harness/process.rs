@@ -29,8 +29,12 @@ pub(crate) fn spawn_server(
     stdout_path: &Path,
     die_with_parent: bool,
 ) -> Result<Child, HarnessError> {
-    let stdout = File::create(stdout_path)
-        .map_err(|e| HarnessError::io(format!("create {}", stdout_path.display()), e))?;
+    // Appended, not truncated: a restarted node keeps the output of its earlier lives.
+    let stdout = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(stdout_path)
+        .map_err(|e| HarnessError::io(format!("open {}", stdout_path.display()), e))?;
     let stderr = stdout
         .try_clone()
         .map_err(|e| HarnessError::io("clone stdout handle", e))?;
@@ -121,7 +125,8 @@ fn wait_dead(pid: u32) -> bool {
     }
 }
 
-fn send_signal(pid: u32, signal: libc::c_int) {
+/// Sends `signal` to `pid`; a pid that no longer exists is ignored.
+pub(crate) fn send_signal(pid: u32, signal: libc::c_int) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };
@@ -162,6 +167,12 @@ pub fn pid_alive(pid: u32) -> bool {
         Ok(stat) => stat_field(&stat, 3).is_some_and(|state| state != "Z" && state != "X"),
         Err(_) => false,
     }
+}
+
+/// The one-letter state of `pid` from /proc (`R`, `S`, `T` when stopped by SIGSTOP, `Z`, ...).
+pub(crate) fn proc_state(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_field(&stat, 3).map(str::to_string)
 }
 
 /// The process start time in clock ticks since boot (field 22 of /proc/<pid>/stat), which together with

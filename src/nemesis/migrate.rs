@@ -79,6 +79,36 @@ pub enum MigrateError {
         /// Batches sent.
         batches: usize,
     },
+    /// The server does not know the command (atomic migration on Redis 7.0).
+    #[error("{what} is unsupported by this server ({addr}): {detail}")]
+    Unsupported {
+        /// The node that refused.
+        addr: String,
+        /// The feature, e.g. `CLUSTER MIGRATESLOTS`.
+        what: &'static str,
+        /// The server's error text.
+        detail: String,
+    },
+    /// A wait ran past its deadline.
+    #[error("waiting for {waiting_for}: gave up after {elapsed_ms} ms; last seen: {last_seen}")]
+    Timeout {
+        /// What we waited for.
+        waiting_for: String,
+        /// How long we waited.
+        elapsed_ms: u64,
+        /// The last state observed.
+        last_seen: String,
+    },
+    /// A node answered something we could not parse.
+    #[error("unexpected reply from {addr} to {command}: {detail}")]
+    Reply {
+        /// The node.
+        addr: String,
+        /// The command sent.
+        command: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
 }
 
 /// Moves `slot` from `source` to `target` with the classic protocol, recording each step.
@@ -93,6 +123,81 @@ pub async fn migrate_slot(
     others: &[Peer],
     opts: &MigrateOptions,
 ) -> Result<Migration, MigrateError> {
+    let mut open = open_slot(recorder, slot, source, target, opts).await?;
+    if !open.move_batches(opts.batches_max).await? {
+        return Err(MigrateError::NotDraining {
+            slot,
+            batches: open.batches,
+        });
+    }
+    open.finalize(others).await
+}
+
+/// A classic migration under way: the slot is `IMPORTING` on the target and `MIGRATING` on the
+/// source. Finish it with [`OpenSlot::finalize`], or interrupt it with `abort` / `finalize_early`
+/// (see `migrate_interrupt`). Dropping it leaves the slot open, as a crashed `redis-cli` would;
+/// `migrate_repair::repair` closes it.
+pub struct OpenSlot {
+    pub(crate) slot: u16,
+    pub(crate) source: Peer,
+    pub(crate) target: Peer,
+    pub(crate) src: Admin,
+    pub(crate) dst: Admin,
+    pub(crate) notes: Notes,
+    pub(crate) opts: MigrateOptions,
+    /// Every key moved so far, in `MIGRATE` order.
+    pub(crate) moved: Vec<String>,
+    /// `MIGRATE` batches sent so far.
+    pub(crate) batches: usize,
+    pub(crate) started: Instant,
+}
+
+/// Writes one slot's migration events, each carrying `slot`, `from` and `to`.
+#[derive(Clone)]
+pub(crate) struct Notes {
+    recorder: Recorder,
+    base: serde_json::Value,
+}
+
+impl Notes {
+    /// Events about `slot` moving from `from` to `to`.
+    pub(crate) fn new(recorder: &Recorder, slot: u16, from: &str, to: &str) -> Notes {
+        Notes {
+            recorder: recorder.clone(),
+            base: json!({"slot": slot, "from": from, "to": to}),
+        }
+    }
+
+    /// Records event `f` in `phase`, with the fields of `extra` added.
+    pub(crate) fn note(&self, f: &str, phase: &str, extra: serde_json::Value) {
+        let mut value = self.base.clone();
+        value["phase"] = json!(phase);
+        if let (Some(v), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
+            v.extend(extra.clone());
+        }
+        self.recorder.nemesis(f, value);
+    }
+}
+
+/// The `CLUSTER SETSLOT <slot> <state> [<id>]` command.
+pub(crate) fn setslot(slot: u16, state: &str, id: Option<&str>) -> redis::Cmd {
+    let mut c = redis::cmd("CLUSTER");
+    c.arg("SETSLOT").arg(slot).arg(state);
+    if let Some(id) = id {
+        c.arg(id);
+    }
+    c
+}
+
+/// Opens `slot` for a classic migration: `migrate-start`, then `IMPORTING` on the target and
+/// `MIGRATING` on the source, each recorded, then one pause.
+pub async fn open_slot(
+    recorder: &Recorder,
+    slot: u16,
+    source: &Peer,
+    target: &Peer,
+    opts: &MigrateOptions,
+) -> Result<OpenSlot, MigrateError> {
     let started = Instant::now();
     let step_err = |step| move |source| MigrateError::Step { slot, step, source };
     let timeout_ms = opts.migrate_timeout_ms + 5000;
@@ -102,110 +207,188 @@ pub async fn migrate_slot(
     let mut dst = Admin::connect_with_timeout(&target.addr, timeout_ms)
         .await
         .map_err(step_err("connect"))?;
-    let base = json!({"slot": slot, "from": source.addr, "to": target.addr});
-    let note = |f: &str, phase: &str, extra: serde_json::Value| {
-        let mut value = base.clone();
-        value["phase"] = json!(phase);
-        if let (Some(v), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
-            v.extend(extra.clone());
-        }
-        recorder.nemesis(f, value);
-    };
-    let pause = || tokio::time::sleep(Duration::from_millis(opts.step_pause_ms));
-
-    note("migrate-start", "stable", json!({}));
-    let setslot = |state: &str, id: &str| {
-        let mut c = redis::cmd("CLUSTER");
-        c.arg("SETSLOT").arg(slot).arg(state).arg(id);
-        c
-    };
-    dst.query::<()>(&setslot("IMPORTING", &source.id))
+    let notes = Notes::new(recorder, slot, &source.addr, &target.addr);
+    notes.note("migrate-start", "stable", json!({}));
+    dst.query::<()>(&setslot(slot, "IMPORTING", Some(&source.id)))
         .await
         .map_err(step_err("importing"))?;
-    note("migrate-step", "importing", json!({"node": target.addr}));
-    src.query::<()>(&setslot("MIGRATING", &target.id))
+    notes.note("migrate-step", "importing", json!({"node": target.addr}));
+    src.query::<()>(&setslot(slot, "MIGRATING", Some(&target.id)))
         .await
         .map_err(step_err("migrating"))?;
-    note("migrate-step", "migrating", json!({"node": source.addr}));
-    pause().await;
+    notes.note("migrate-step", "migrating", json!({"node": source.addr}));
+    let open = OpenSlot {
+        slot,
+        source: source.clone(),
+        target: target.clone(),
+        src,
+        dst,
+        notes,
+        opts: opts.clone(),
+        moved: Vec::new(),
+        batches: 0,
+        started,
+    };
+    open.pause().await;
+    Ok(open)
+}
 
-    let (host, port) = split_addr(&target.addr);
-    let mut keys_moved = 0usize;
-    for batch in 0.. {
-        if batch >= opts.batches_max {
-            return Err(MigrateError::NotDraining {
-                slot,
-                batches: batch,
-            });
-        }
-        let keys: Vec<String> = src
-            .query(
-                redis::cmd("CLUSTER")
-                    .arg("GETKEYSINSLOT")
-                    .arg(slot)
-                    .arg(opts.batch_keys),
-            )
-            .await
-            .map_err(step_err("getkeysinslot"))?;
-        if keys.is_empty() {
-            break;
-        }
-        let mut migrate = redis::cmd("MIGRATE");
-        migrate
-            .arg(host)
-            .arg(port)
-            .arg("")
-            .arg(0)
-            .arg(opts.migrate_timeout_ms)
-            .arg("KEYS")
-            .arg(&keys);
-        src.query::<()>(&migrate)
-            .await
-            .map_err(step_err("migrate"))?;
-        keys_moved += keys.len();
-        note(
-            "migrate-step",
-            "keys-moved",
-            json!({"keys": keys, "batch": batch, "moved_total": keys_moved}),
-        );
-        pause().await;
+impl OpenSlot {
+    /// The slot being moved.
+    pub fn slot(&self) -> u16 {
+        self.slot
     }
 
-    // The owner changes on the target first (it then serves the slot without ASKING), then on
-    // the source (which starts answering MOVED), then everywhere else.
-    dst.query::<()>(&setslot("NODE", &target.id))
-        .await
-        .map_err(step_err("node-target"))?;
-    note("migrate-step", "finalized", json!({"node": target.addr}));
-    src.query::<()>(&setslot("NODE", &target.id))
-        .await
-        .map_err(step_err("node-source"))?;
-    note("migrate-step", "finalized", json!({"node": source.addr}));
+    /// Every key moved so far, in order.
+    pub fn moved(&self) -> &[String] {
+        &self.moved
+    }
+
+    pub(crate) async fn pause(&self) {
+        tokio::time::sleep(Duration::from_millis(self.opts.step_pause_ms)).await;
+    }
+
+    pub(crate) fn step_err(&self, step: &'static str) -> impl Fn(HarnessError) -> MigrateError {
+        let slot = self.slot;
+        move |source| MigrateError::Step { slot, step, source }
+    }
+
+    /// Sends up to `batches` more `MIGRATE` batches (each recorded, each followed by a pause);
+    /// returns whether the source is now empty for the slot.
+    pub async fn move_batches(&mut self, batches: usize) -> Result<bool, MigrateError> {
+        let (host, port) = split_addr(&self.target.addr);
+        let (host, port) = (host.to_string(), port.to_string());
+        for _ in 0..batches {
+            let keys = keys_in_slot(&mut self.src, self.slot, self.opts.batch_keys)
+                .await
+                .map_err(self.step_err("getkeysinslot"))?;
+            if keys.is_empty() {
+                return Ok(true);
+            }
+            let cmd = migrate_cmd(&host, &port, self.opts.migrate_timeout_ms, false, &keys);
+            self.src
+                .query::<()>(&cmd)
+                .await
+                .map_err(self.step_err("migrate"))?;
+            self.moved.extend(keys.iter().cloned());
+            self.notes.note(
+                "migrate-step",
+                "keys-moved",
+                json!({"keys": keys, "batch": self.batches, "moved_total": self.moved.len()}),
+            );
+            self.batches += 1;
+            self.pause().await;
+        }
+        let left = count_keys_in_slot(&mut self.src, self.slot)
+            .await
+            .map_err(self.step_err("countkeysinslot"))?;
+        Ok(left == 0)
+    }
+
+    /// Ends the migration: the new owner is set on the target, then the source, then `others`.
+    pub async fn finalize(mut self, others: &[Peer]) -> Result<Migration, MigrateError> {
+        // The owner changes on the target first (it then serves the slot without ASKING), then on
+        // the source (which starts answering MOVED), then everywhere else.
+        let node = setslot(self.slot, "NODE", Some(&self.target.id));
+        self.dst
+            .query::<()>(&node)
+            .await
+            .map_err(self.step_err("node-target"))?;
+        self.notes.note(
+            "migrate-step",
+            "finalized",
+            json!({"node": self.target.addr}),
+        );
+        self.src
+            .query::<()>(&node)
+            .await
+            .map_err(self.step_err("node-source"))?;
+        self.notes.note(
+            "migrate-step",
+            "finalized",
+            json!({"node": self.source.addr}),
+        );
+        tell_others(self.slot, &self.target.id, others, &self.opts).await?;
+        let duration = self.started.elapsed();
+        self.notes.note(
+            "migrate-end",
+            "stable",
+            json!({"keys_moved": self.moved.len(), "duration_ms": duration.as_millis() as u64}),
+        );
+        Ok(Migration {
+            slot: self.slot,
+            source: self.source.addr.clone(),
+            target: self.target.addr.clone(),
+            keys_moved: self.moved.len(),
+            duration,
+        })
+    }
+}
+
+/// Tells every peer in `others` that `owner_id` now owns `slot`.
+pub(crate) async fn tell_others(
+    slot: u16,
+    owner_id: &str,
+    others: &[Peer],
+    opts: &MigrateOptions,
+) -> Result<(), MigrateError> {
+    let step_err = |step| move |source| MigrateError::Step { slot, step, source };
     for other in others {
-        let mut admin = Admin::connect_with_timeout(&other.addr, timeout_ms)
+        let mut admin = Admin::connect_with_timeout(&other.addr, opts.migrate_timeout_ms + 5000)
             .await
             .map_err(step_err("connect"))?;
         admin
-            .query::<()>(&setslot("NODE", &target.id))
+            .query::<()>(&setslot(slot, "NODE", Some(owner_id)))
             .await
             .map_err(step_err("node-other"))?;
     }
-    let duration = started.elapsed();
-    note(
-        "migrate-end",
-        "stable",
-        json!({"keys_moved": keys_moved, "duration_ms": duration.as_millis() as u64}),
-    );
-    Ok(Migration {
-        slot,
-        source: source.addr.clone(),
-        target: target.addr.clone(),
-        keys_moved,
-        duration,
-    })
+    Ok(())
+}
+
+/// `CLUSTER GETKEYSINSLOT slot count`.
+pub(crate) async fn keys_in_slot(
+    admin: &mut Admin,
+    slot: u16,
+    count: usize,
+) -> Result<Vec<String>, HarnessError> {
+    admin
+        .query(
+            redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(count),
+        )
+        .await
+}
+
+/// `CLUSTER COUNTKEYSINSLOT slot`.
+pub(crate) async fn count_keys_in_slot(
+    admin: &mut Admin,
+    slot: u16,
+) -> Result<usize, HarnessError> {
+    admin
+        .query(redis::cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot))
+        .await
+}
+
+/// `MIGRATE host port "" 0 timeout [REPLACE] KEYS k...`.
+pub(crate) fn migrate_cmd(
+    host: &str,
+    port: &str,
+    timeout_ms: u64,
+    replace: bool,
+    keys: &[String],
+) -> redis::Cmd {
+    let mut migrate = redis::cmd("MIGRATE");
+    migrate.arg(host).arg(port).arg("").arg(0).arg(timeout_ms);
+    if replace {
+        migrate.arg("REPLACE");
+    }
+    migrate.arg("KEYS").arg(keys);
+    migrate
 }
 
 /// Splits `host:port`; the port is kept as text since it only goes back on the wire.
-fn split_addr(addr: &str) -> (&str, &str) {
+pub(crate) fn split_addr(addr: &str) -> (&str, &str) {
     addr.rsplit_once(':').unwrap_or((addr, "6379"))
 }

@@ -3,16 +3,52 @@
 //! Every action is a verb written to the history as `process: "nemesis"` events, so that the
 //! checker can attribute an anomaly to the phase its slot was in.
 
+pub mod error;
+pub mod failover;
 pub mod migrate;
+pub mod migrate_atomic;
+pub mod migrate_interrupt;
+pub mod migrate_repair;
+pub mod net;
+pub mod plan;
+pub mod process;
+pub mod schedule;
 
-use crate::harness::{parse_nodes, Admin};
+use crate::harness::{parse_nodes, Admin, Cluster};
 use migrate::{migrate_slot, MigrateOptions, Migration, Peer};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use workloads::Recorder;
+
+/// What every nemesis verb needs: the cluster it acts on and the history it writes to.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The cluster under test, shared with the run (which stops it at the end).
+    pub cluster: Arc<Cluster>,
+    /// Where every action is recorded as `process: "nemesis"` events.
+    pub recorder: Recorder,
+}
+
+impl Ctx {
+    /// Records that action `f` began (`phase: "begin"`) with its target in `value`.
+    pub fn begin(&self, f: &str, mut value: serde_json::Value) {
+        value["phase"] = serde_json::json!("begin");
+        self.recorder.nemesis(f, value);
+    }
+
+    /// Records that action `f` ended (`phase: "end"`), with `error` if it failed.
+    pub fn end(&self, f: &str, mut value: serde_json::Value, error: Option<&str>) {
+        value["phase"] = serde_json::json!("end");
+        if let Some(e) = error {
+            value["error"] = serde_json::json!(e);
+        }
+        self.recorder.nemesis(f, value);
+    }
+}
 
 /// A seeded schedule of classic migrations of the slots the workload uses.
 pub struct MigrationNemesis {

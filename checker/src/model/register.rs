@@ -8,9 +8,12 @@
 //! Ops that can neither change nor constrain the state are not inputs at all: every `fail` op, and
 //! `info` reads (an unknown read returned nothing we know).
 
-use super::{Effect, Model};
+use super::{Effect, Model, OpModel};
 use crate::op::{Op, Outcome};
 use serde_json::Value;
+use std::collections::HashSet;
+
+pub use super::FieldError;
 
 /// A register's value: an integer, or `None` when the key is absent.
 pub type RegisterValue = Option<i64>;
@@ -29,6 +32,9 @@ pub enum RegisterOp {
         /// The value the cas set.
         new: i64,
     },
+    /// A cas that certainly did not apply because the value was not this one (etcd's
+    /// compare-and-swap; see [`Register::failed_cas_is_read`]).
+    CasFailed(RegisterValue),
 }
 
 /// The register's sequential specification, starting from a configurable value.
@@ -36,12 +42,20 @@ pub enum RegisterOp {
 pub struct Register {
     /// The value before any operation (`None` = absent, the default).
     pub initial: RegisterValue,
+    /// Whether a `fail` cas proves the value differed from its expected one (Porcupine's etcd
+    /// model) rather than only that it did not apply (slotcheck, Knossos).
+    pub failed_cas_is_read: bool,
+    /// Whether an `ok` read of `null` read nothing (Knossos) rather than an absent key.
+    pub null_read_is_unknown: bool,
 }
 
 impl Register {
     /// A register starting at `initial`.
     pub fn new(initial: RegisterValue) -> Self {
-        Register { initial }
+        Register {
+            initial,
+            ..Register::default()
+        }
     }
 }
 
@@ -58,20 +72,21 @@ impl Model for Register {
             RegisterOp::Read(seen) => (seen == *state).then_some(*state),
             RegisterOp::Write(v) => Some(Some(v)),
             RegisterOp::Cas { expected, new } => (expected == *state).then_some(Some(new)),
+            RegisterOp::CasFailed(expected) => (expected != *state).then_some(*state),
         }
     }
 
     fn requires(&self, input: &RegisterOp) -> Option<RegisterValue> {
         match *input {
             RegisterOp::Read(v) => Some(v),
-            RegisterOp::Write(_) => None,
+            RegisterOp::Write(_) | RegisterOp::CasFailed(_) => None,
             RegisterOp::Cas { expected, .. } => Some(expected),
         }
     }
 
     fn effect(&self, input: &RegisterOp) -> Effect<RegisterValue> {
         match *input {
-            RegisterOp::Read(_) => Effect::Observes,
+            RegisterOp::Read(_) | RegisterOp::CasFailed(_) => Effect::Observes,
             RegisterOp::Write(v) | RegisterOp::Cas { new: v, .. } => Effect::Sets(Some(v)),
         }
     }
@@ -87,7 +102,64 @@ impl Model for Register {
             RegisterOp::Cas { expected, new } => {
                 format!("cas {} -> {new}", describe_value(expected))
             }
+            RegisterOp::CasFailed(expected) => {
+                format!("failed cas (value was not {})", describe_value(expected))
+            }
         }
+    }
+}
+
+impl OpModel for Register {
+    fn input(&self, op: &Op) -> Result<Option<RegisterOp>, FieldError> {
+        if self.null_read_is_unknown
+            && op.f == "read"
+            && op.outcome == Outcome::Ok
+            && op.complete_value.is_null()
+        {
+            return Ok(None);
+        }
+        let input = RegisterOp::from_op(op)?;
+        if self.failed_cas_is_read && op.f == "cas" && op.outcome == Outcome::Fail {
+            // `from_op` validated the pair; a failed cas has no input of its own there.
+            let expected = parse_value(&op.invoke_value[0]).map_err(|m| invoke_err("value", m))?;
+            return Ok(Some(RegisterOp::CasFailed(expected)));
+        }
+        Ok(input)
+    }
+
+    /// Drops `info` writes and cas whose new value no op observes. Sound for any register: if
+    /// such a write took effect, the next op to observe the state would have to follow another
+    /// write (nothing reads its value, no cas expects it), so removing it from a linearization
+    /// leaves a linearization. A failed cas observes every value but its expected one, so with
+    /// those present only values that every failed cas expects are dropped.
+    fn prune(&self, inputs: &mut Vec<(&Op, RegisterOp)>) {
+        let mut observed: HashSet<RegisterValue> = HashSet::new();
+        let mut failed_expect: HashSet<RegisterValue> = HashSet::new();
+        let mut failed = 0usize;
+        for (_, input) in inputs.iter() {
+            match *input {
+                RegisterOp::Read(v) | RegisterOp::Cas { expected: v, .. } => {
+                    observed.insert(v);
+                }
+                RegisterOp::CasFailed(e) => {
+                    failed += 1;
+                    failed_expect.insert(e);
+                }
+                RegisterOp::Write(_) => {}
+            }
+        }
+        // A value every failed cas expected (or no failed cas at all) satisfies none of them.
+        let unseen_by_failed = |v: RegisterValue| {
+            failed == 0 || (failed_expect.len() == 1 && failed_expect.contains(&v))
+        };
+        inputs.retain(|(op, input)| match *input {
+            RegisterOp::Write(new) | RegisterOp::Cas { new, .. } => {
+                op.outcome != Outcome::Info
+                    || observed.contains(&Some(new))
+                    || !unseen_by_failed(Some(new))
+            }
+            RegisterOp::Read(_) | RegisterOp::CasFailed(_) => true,
+        });
     }
 }
 
@@ -108,23 +180,8 @@ pub fn parse_value(v: &Value) -> Result<RegisterValue, String> {
     }
 }
 
-/// A field of an op that does not fit the register model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// The field's name (`f` or `value`).
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub message: String,
-    /// Whether the bad field is on the completion (else on the invocation).
-    pub on_completion: bool,
-}
-
 fn invoke_err(field: &'static str, message: String) -> FieldError {
-    FieldError {
-        field,
-        message,
-        on_completion: false,
-    }
+    FieldError::invoke(field, message)
 }
 
 impl RegisterOp {

@@ -1,0 +1,99 @@
+//! Jepsen-style op maps (`{:process 0, :type :invoke, :f :read, :value nil}`), as read by the
+//! EDN reader, into [`RawEvent`]s. Shared by the Jepsen, Knossos and Porcupine kv importers.
+
+use super::builder::RawEvent;
+use super::ImportError;
+use crate::edn::{EdnError, Reader};
+use crate::history::EventType;
+use serde_json::Value;
+
+/// Converts one op map read at `line` of `path`.
+pub(crate) fn op_from_map(path: &str, line: usize, value: Value) -> Result<RawEvent, ImportError> {
+    let field = |field: &str, message: String| ImportError::Field {
+        path: path.to_string(),
+        line,
+        field: field.to_string(),
+        message,
+    };
+    let Value::Object(mut map) = value else {
+        return Err(field("", format!("expected an op map, got {value}")));
+    };
+    let kind = match map.get("type").and_then(Value::as_str) {
+        Some("invoke") => EventType::Invoke,
+        Some("ok") => EventType::Ok,
+        Some("fail") => EventType::Fail,
+        Some("info") => EventType::Info,
+        _ => {
+            let got = map.get("type").map_or("nothing".into(), Value::to_string);
+            return Err(field(
+                ":type",
+                format!("expected :invoke, :ok, :fail or :info, got {got}"),
+            ));
+        }
+    };
+    let process = match map.get("process") {
+        Some(Value::String(s)) if s == "nemesis" => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| {
+            field(
+                ":process",
+                format!("expected a non-negative integer or :nemesis, got {v}"),
+            )
+        })?),
+        None => return Err(field(":process", "missing".into())),
+    };
+    let f = match map.get("f") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return Err(field(":f", format!("expected a keyword, got {other}"))),
+        None => return Err(field(":f", "missing".into())),
+    };
+    let key = match map.get("key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(other) => {
+            return Err(field(
+                ":key",
+                format!("expected a string or integer, got {other}"),
+            ))
+        }
+    };
+    let value = map.remove("value").unwrap_or(Value::Null);
+    let error = map.get("error").map(|e| match e {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    Ok(RawEvent {
+        line,
+        process,
+        kind,
+        f,
+        key,
+        value,
+        error,
+    })
+}
+
+/// Reads op maps from `text`: top-level maps one after another, or top-level vectors or lists
+/// of maps (a Knossos file is one such vector).
+pub(crate) fn read_ops(path: &str, text: &str) -> Result<Vec<RawEvent>, ImportError> {
+    let syntax = |e: EdnError| ImportError::Syntax {
+        path: path.to_string(),
+        line: e.line,
+        column: e.column,
+        message: e.message,
+    };
+    let mut reader = Reader::new(text);
+    let mut ops = Vec::new();
+    loop {
+        if let Some(close) = reader.open_collection().map_err(syntax)? {
+            while let Some((line, v)) = reader.next_element(close).map_err(syntax)? {
+                ops.push(op_from_map(path, line, v)?);
+            }
+            continue;
+        }
+        match reader.next_value().map_err(syntax)? {
+            Some((line, v)) => ops.push(op_from_map(path, line, v)?),
+            None => return Ok(ops),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Jepsen 0.0.x log lines of a CAS register (Porcupine's etcd test data):
+//! `INFO  jepsen.util - 2<TAB>:invoke<TAB>:cas<TAB>[3 0]`, fields separated by tabs or spaces.
+//!
+//! `:info` completions mean the outcome is unknown; `:fail :read :timed-out` is a read that
+//! returned nothing; `:fail :cas` is a compare that did not match (see `CheckOptions`).
+
+use super::builder::{self, RawEvent};
+use super::ImportError;
+use crate::edn;
+use crate::history::{EventType, History};
+
+/// What every event line starts with.
+const PREFIX: &str = "jepsen.util -";
+
+/// Reads a Jepsen log; blank lines are skipped, any other line must be an event.
+pub(crate) fn import(path: &str, text: &str) -> Result<History, ImportError> {
+    let mut raw = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        raw.push(parse_line(path, i + 1, line)?);
+    }
+    Ok(builder::build(raw))
+}
+
+fn parse_line(path: &str, line: usize, text: &str) -> Result<RawEvent, ImportError> {
+    let field = |field: &str, message: String| ImportError::Field {
+        path: path.to_string(),
+        line,
+        field: field.to_string(),
+        message,
+    };
+    let Some(at) = text.find(PREFIX) else {
+        return Err(field(
+            "line",
+            format!("expected `... {PREFIX} PROCESS :TYPE :F VALUE`"),
+        ));
+    };
+    let mut rest = text[at + PREFIX.len()..].trim_start();
+    let mut next = |name: &str| {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (token, tail) = rest.split_at(end);
+        rest = tail.trim_start();
+        if token.is_empty() {
+            Err(field(name, "missing".into()))
+        } else {
+            Ok(token)
+        }
+    };
+    let process = match next("process")? {
+        ":nemesis" => None,
+        p => Some(p.parse::<u64>().map_err(|_| {
+            field(
+                "process",
+                format!("expected a non-negative integer, got {p:?}"),
+            )
+        })?),
+    };
+    let kind = match next("type")? {
+        ":invoke" => EventType::Invoke,
+        ":ok" => EventType::Ok,
+        ":fail" => EventType::Fail,
+        ":info" => EventType::Info,
+        other => {
+            return Err(field(
+                "type",
+                format!("expected :invoke, :ok, :fail or :info, got {other:?}"),
+            ))
+        }
+    };
+    let f = next("f")?;
+    let Some(f) = f.strip_prefix(':') else {
+        return Err(field("f", format!("expected a keyword, got {f:?}")));
+    };
+    let f = f.to_string();
+    let value_text = rest.trim_end();
+    let value = match edn::parse_all(value_text) {
+        Ok(mut values) if values.len() == 1 => values.remove(0).1,
+        Ok(_) => {
+            return Err(field(
+                "value",
+                format!("expected one value, got {value_text:?}"),
+            ))
+        }
+        Err(e) => return Err(field("value", e.message)),
+    };
+    Ok(RawEvent {
+        line,
+        process,
+        kind,
+        f,
+        key: None,
+        value,
+        error: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tabs_or_spaces() {
+        let text = "INFO  jepsen.util - 2\t:invoke\t:cas\t[3 0]\n\
+                    INFO  jepsen.util - 2   :fail   :cas    [3 0]\n\n\
+                    INFO  jepsen.util - 17  :fail   :read   :timed-out\n";
+        let h = import("e.log", text).unwrap();
+        assert_eq!(h.events[0].value, json!([3, 0]));
+        assert_eq!(h.events[1].kind, EventType::Fail);
+        assert_eq!(h.events[2].value, json!("timed-out"));
+        assert_eq!(h.lines, [1, 2, 4]);
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let err = import(
+            "e.log",
+            "INFO  jepsen.util - 2\t:invoke\t:cas\t[3 0]\nINFO  jepsen.util - x :ok :read 1",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("e.log:2: field `process`"),
+            "{err}"
+        );
+        let err = import("e.log", "hello").unwrap_err();
+        assert!(
+            err.to_string().starts_with("e.log:1: field `line`"),
+            "{err}"
+        );
+    }
+}

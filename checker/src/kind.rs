@@ -1,0 +1,284 @@
+//! Which model a history is checked against, and the one entry point that dispatches on it.
+
+use crate::check::{CheckError, CheckOptions};
+use crate::history::History;
+use crate::model::counter::Counter;
+use crate::model::kv::Kv;
+use crate::model::list_append::ListAppend;
+use crate::model::multi_register::MultiRegister;
+use crate::model::parse_ints;
+use crate::model::set::Set;
+use crate::partition::{self, Split};
+use crate::report::Report;
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+
+/// A sequential specification to check a history against, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    /// slotcheck's register (`read`, `write`, `cas`), every op on a named key.
+    Register,
+    /// A CAS register from another tool; ops without a key form one register.
+    CasRegister,
+    /// A counter: `incr` (returning the new value) or `add`, and `read`.
+    Counter,
+    /// A set of integers: `add` and `read` of every member.
+    Set,
+    /// A list of integers: `append` and `read` of the whole list.
+    ListAppend,
+    /// Porcupine's string key-value store: `get`, `put`, `append` per key.
+    Kv,
+    /// Knossos's multi-register: `txn` ops of reads and writes over named registers.
+    MultiRegister,
+}
+
+impl ModelKind {
+    /// Every model, for help texts.
+    pub const ALL: [ModelKind; 7] = [
+        ModelKind::Register,
+        ModelKind::CasRegister,
+        ModelKind::Counter,
+        ModelKind::Set,
+        ModelKind::ListAppend,
+        ModelKind::Kv,
+        ModelKind::MultiRegister,
+    ];
+
+    /// The model's name on the command line and in `expected.tsv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Register => "register",
+            ModelKind::CasRegister => "cas-register",
+            ModelKind::Counter => "counter",
+            ModelKind::Set => "set",
+            ModelKind::ListAppend => "list-append",
+            ModelKind::Kv => "kv",
+            ModelKind::MultiRegister => "multi-register",
+        }
+    }
+
+    /// The name of the check in reports.
+    fn checker(self) -> &'static str {
+        match self {
+            ModelKind::Register => "register-linearizable",
+            ModelKind::CasRegister => "cas-register-linearizable",
+            ModelKind::Counter => "counter-linearizable",
+            ModelKind::Set => "set-linearizable",
+            ModelKind::ListAppend => "list-append-linearizable",
+            ModelKind::Kv => "kv-linearizable",
+            ModelKind::MultiRegister => "multi-register-linearizable",
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parses a model name; `kv-append` (Porcupine's name for its kv model) means `kv`.
+impl FromStr for ModelKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "kv-append" {
+            return Ok(ModelKind::Kv);
+        }
+        ModelKind::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = ModelKind::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown model {s:?}; known: {}", names.join(", "))
+            })
+    }
+}
+
+fn bad_initial(message: String) -> CheckError {
+    CheckError::Option {
+        option: "initial",
+        message,
+    }
+}
+
+/// Checks `history` against `model`, partition by partition, in parallel; see `partition`.
+pub(crate) fn check(
+    history: &History,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<Report, CheckError> {
+    let budget = opts.budget();
+    let name = model.checker();
+    let ints = |v: &Value| match v {
+        Value::Null => Ok(Vec::new()),
+        v => parse_ints(v).map_err(bad_initial),
+    };
+    match model {
+        ModelKind::Register => partition::check(
+            history,
+            &opts.register()?,
+            &budget,
+            name,
+            Split::ByKeyRequired,
+        ),
+        ModelKind::CasRegister => {
+            partition::check(history, &opts.register()?, &budget, name, Split::ByKey)
+        }
+        ModelKind::Counter => {
+            let initial = match &opts.initial {
+                Value::Null => 0,
+                v => v
+                    .as_i64()
+                    .ok_or_else(|| bad_initial(format!("expected an integer, got {v}")))?,
+            };
+            partition::check(history, &Counter { initial }, &budget, name, Split::ByKey)
+        }
+        ModelKind::Set => {
+            let initial = ints(&opts.initial)?.into_iter().collect();
+            partition::check(history, &Set { initial }, &budget, name, Split::ByKey)
+        }
+        ModelKind::ListAppend => {
+            let initial = ints(&opts.initial)?;
+            partition::check(
+                history,
+                &ListAppend { initial },
+                &budget,
+                name,
+                Split::ByKey,
+            )
+        }
+        ModelKind::Kv => {
+            let initial = match &opts.initial {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                v => return Err(bad_initial(format!("expected a string, got {v}"))),
+            };
+            partition::check(history, &Kv { initial }, &budget, name, Split::ByKey)
+        }
+        ModelKind::MultiRegister => {
+            let model = MultiRegister {
+                initial: opts.register()?.initial,
+            };
+            partition::check(history, &model, &budget, name, Split::Whole)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::h;
+    use crate::validity::Validity;
+
+    fn verdict(model: ModelKind, table: &str) -> Validity {
+        check(&h(table), model, &CheckOptions::default())
+            .unwrap()
+            .valid
+    }
+
+    #[test]
+    fn counter_incr_returns_the_new_value() {
+        let ok = "
+            0  invoke incr c 1    @10
+            1  invoke incr c 2    @11
+            0  ok     incr c 3    @20
+            1  ok     incr c 2    @21
+            0  invoke read c null @30
+            0  ok     read c 3    @40
+        ";
+        assert_eq!(verdict(ModelKind::Counter, ok), Validity::Valid);
+        let lost = "
+            0  invoke incr c 1    @10
+            0  ok     incr c 1    @20
+            0  invoke read c null @30
+            0  ok     read c 0    @40
+        ";
+        assert_eq!(verdict(ModelKind::Counter, lost), Validity::Invalid);
+    }
+
+    #[test]
+    fn set_and_list_append() {
+        let set = "
+            0  invoke add  s 1     @10
+            0  ok     add  s 1     @20
+            1  invoke add  s 2     @30
+            1  info   add  s 2     @40
+            0  invoke read s null  @50
+            0  ok     read s [2,1] @60
+        ";
+        assert_eq!(verdict(ModelKind::Set, set), Validity::Valid);
+        let reordered = "
+            0  invoke append l 1     @10
+            0  ok     append l 1     @20
+            0  invoke append l 2     @30
+            0  ok     append l 2     @40
+            1  invoke read   l null  @50
+            1  ok     read   l [2,1] @60
+        ";
+        assert_eq!(verdict(ModelKind::ListAppend, reordered), Validity::Invalid);
+        assert_eq!(
+            verdict(ModelKind::Set, &reordered.replace("append", "add")),
+            Validity::Valid
+        );
+    }
+
+    #[test]
+    fn the_report_does_not_depend_on_threads() {
+        let mut table = String::new();
+        for k in 0..8 {
+            table.push_str(&format!(
+                "{k} invoke write k{k} 1 @{a}\n{k} ok write k{k} 1 @{b}\n{k} invoke read k{k} null @{c}\n{k} ok read k{k} {v} @{d}\n",
+                a = 10 * k + 1,
+                b = 10 * k + 2,
+                c = 10 * k + 3,
+                d = 10 * k + 4,
+                v = if k % 3 == 0 { 2 } else { 1 },
+            ));
+        }
+        let history = h(&table);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| check(&history, ModelKind::CasRegister, &CheckOptions::default()))
+                .unwrap()
+        };
+        let one = run(1);
+        assert_eq!(one.valid, Validity::Invalid);
+        assert_eq!(one, run(4));
+        assert_eq!(
+            one.keys
+                .iter()
+                .filter(|k| k.valid == Validity::Invalid)
+                .count(),
+            3
+        );
+    }
+
+    #[test]
+    fn names_parse() {
+        for m in ModelKind::ALL {
+            assert_eq!(m.name().parse::<ModelKind>(), Ok(m));
+        }
+        assert_eq!("kv-append".parse::<ModelKind>(), Ok(ModelKind::Kv));
+        assert!("x".parse::<ModelKind>().is_err());
+        let opts = CheckOptions {
+            initial: Value::from("x"),
+            ..CheckOptions::default()
+        };
+        let err = check(&h("0 invoke incr c 1 @1"), ModelKind::Counter, &opts).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CheckError::Option {
+                    option: "initial",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! The one checking path every model goes through: pair events into ops, split them into
+//! independent partitions (one per key), search each partition, in parallel, and combine.
+//!
+//! Linearizability is local (Herlihy & Wing): a history is linearizable iff each key's
+//! sub-history is, so each key is searched on its own (P-compositionality, Horn & Kroening).
+//! Partitions are searched on rayon's pool and their reports collected in key order, so the
+//! report does not depend on the number of threads or the order they finish in.
+
+use crate::check::CheckError;
+use crate::explanation::{Explanation, OpRef};
+use crate::history::History;
+use crate::model::{FieldError, OpModel};
+use crate::op::{line_of, Op, Ops, Outcome};
+use crate::report::{KeyReport, OutcomeCounts, RedirectCounts, Report};
+use crate::validity::Validity;
+use crate::wgl::{self, Budget, Exhausted, Interval, Search};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+
+/// How ops are grouped into independently checked partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Split {
+    /// One partition per key; every op must name one (slotcheck's register).
+    ByKeyRequired,
+    /// One partition per key; ops without a key form the partition named "".
+    ByKey,
+    /// One partition for the whole history (multi-key transactions).
+    Whole,
+}
+
+/// Checks `history` against `model` partition by partition; see the module doc.
+pub(crate) fn check<M>(
+    history: &History,
+    model: &M,
+    budget: &Budget,
+    checker: &'static str,
+    split: Split,
+) -> Result<Report, CheckError>
+where
+    M: OpModel + Sync,
+{
+    let paired = Ops::from_history(history)?;
+    let mut report = Report {
+        checker,
+        valid: Validity::Valid,
+        keys: Vec::new(),
+        ops: OutcomeCounts::default(),
+        ops_by_f: BTreeMap::new(),
+        redirects: RedirectCounts::default(),
+        nemesis_events: paired.nemesis.len(),
+        warnings: history.warnings.clone(),
+    };
+    let mut parts: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+    for op in &paired.ops {
+        report.ops.add(op.outcome);
+        report
+            .ops_by_f
+            .entry(op.f.clone())
+            .or_default()
+            .add(op.outcome);
+        for hop in &op.redirects {
+            report.redirects.add(hop.kind);
+        }
+        let key = match (split, op.key.as_deref()) {
+            (Split::Whole, _) => "",
+            (_, Some(key)) => key,
+            (Split::ByKey, None) => "",
+            (Split::ByKeyRequired, None) => {
+                return Err(CheckError::Field {
+                    event: op.invoke_event,
+                    line: line_of(history, op.invoke_event),
+                    field: "key",
+                    message: format!(
+                        "the register model needs a key on every op; this {} has none",
+                        op.f
+                    ),
+                })
+            }
+        };
+        parts.entry(key).or_default().push(op);
+    }
+    let parts: Vec<(&str, Vec<&Op>)> = parts.into_iter().collect();
+    let results: Vec<Result<KeyReport, CheckError>> = parts
+        .par_iter()
+        .map(|(key, ops)| check_partition(history, model, budget, key, ops))
+        .collect();
+    for key_report in results {
+        // The first error in key order, whichever thread met it first.
+        let key_report = key_report?;
+        report.valid = report.valid.combine(key_report.valid);
+        report.keys.push(key_report);
+    }
+    debug_assert_eq!(report.ops.total() as usize, paired.ops.len());
+    Ok(report)
+}
+
+fn field_error(history: &History, op: &Op, e: FieldError) -> CheckError {
+    let event = match (e.on_completion, op.complete_event) {
+        (true, Some(c)) => c,
+        _ => op.invoke_event,
+    };
+    CheckError::Field {
+        event,
+        line: line_of(history, event),
+        field: e.field,
+        message: e.message,
+    }
+}
+
+/// Searches one partition's ops.
+pub(crate) fn check_partition<M: OpModel>(
+    history: &History,
+    model: &M,
+    budget: &Budget,
+    key: &str,
+    ops: &[&Op],
+) -> Result<KeyReport, CheckError> {
+    let mut inputs: Vec<(&Op, M::Input)> = Vec::with_capacity(ops.len());
+    for op in ops {
+        if let Some(input) = model.input(op).map_err(|e| field_error(history, op, e))? {
+            inputs.push((op, input));
+        }
+    }
+    model.prune(&mut inputs);
+    let (searched, intervals): (Vec<&Op>, Vec<Interval<M::Input>>) = inputs
+        .into_iter()
+        .map(|(op, input)| {
+            debug_assert!(op.outcome != Outcome::Fail || op.f == "cas");
+            let interval = Interval {
+                input,
+                call_ns: op.invoke_ns,
+                return_ns: (op.outcome != Outcome::Info).then_some(op.complete_ns),
+            };
+            (op, interval)
+        })
+        .unzip();
+    let search = wgl::check(model, &intervals, budget);
+    let mut report = KeyReport {
+        key: key.to_string(),
+        valid: Validity::Valid,
+        ops: ops.len(),
+        ops_searched: intervals.len(),
+        steps: search.steps(),
+        unknown: None,
+        explanation: None,
+    };
+    match search {
+        Search::Valid { .. } => {}
+        Search::Unknown { exhausted, .. } => {
+            report.valid = Validity::Unknown;
+            report.unknown = Some(match exhausted {
+                Exhausted::Steps => format!("step budget ({} steps) exhausted", budget.steps_max),
+                Exhausted::Time => format!(
+                    "time limit ({:?}) reached",
+                    budget.time_limit.unwrap_or_default()
+                ),
+                Exhausted::Memory => {
+                    format!("cache limit ({} bytes) reached", budget.cache_bytes_max)
+                }
+            });
+        }
+        Search::Invalid {
+            op,
+            prefix,
+            state,
+            stranded,
+            ..
+        } => {
+            report.valid = Validity::Invalid;
+            report.explanation = Some(Explanation {
+                key: key.to_string(),
+                op: OpRef::new(history, searched[op]),
+                prefix: prefix
+                    .iter()
+                    .map(|&i| OpRef::new(history, searched[i]))
+                    .collect(),
+                state: model.describe_state(&state),
+                stranded: stranded.map(|i| OpRef::new(history, searched[i])),
+            });
+        }
+    }
+    Ok(report)
+}

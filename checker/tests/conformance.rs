@@ -1,0 +1,162 @@
+//! Every history in the peer corpora (`shared/corpora/expected.tsv`: Porcupine's etcd and kv
+//! logs, Knossos's register histories) gets exactly the verdict its upstream project asserts.
+//! The corpora are read in place, from `../shared` beside the workspace; none is copied here.
+
+use checker::{check, import, Format, ModelKind, Validity};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn corpora() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpora"))
+}
+
+/// One line of `expected.tsv`.
+struct Case {
+    path: String,
+    format: Format,
+    model: ModelKind,
+    expected: Validity,
+}
+
+fn cases() -> Vec<Case> {
+    let tsv = corpora().join("expected.tsv");
+    let text = std::fs::read_to_string(&tsv).unwrap_or_else(|e| panic!("{}: {e}", tsv.display()));
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            assert_eq!(cols.len(), 4, "expected.tsv: {line:?}");
+            Case {
+                path: cols[0].to_string(),
+                format: cols[1].parse().unwrap(),
+                model: cols[2].parse().unwrap(),
+                expected: match cols[3] {
+                    "valid" => Validity::Valid,
+                    "invalid" => Validity::Invalid,
+                    other => panic!("expected.tsv: verdict {other:?}"),
+                },
+            }
+        })
+        .collect()
+}
+
+/// Imports and checks one case, returning its verdict and how long it took.
+fn run(case: &Case) -> (Validity, Duration) {
+    let path = corpora().join(&case.path);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let start = Instant::now();
+    let imported =
+        import::import(&text, &case.path, Some(case.format)).unwrap_or_else(|e| panic!("{e}"));
+    let model = imported.model().unwrap_or(case.model);
+    assert_eq!(
+        model, case.model,
+        "{}: the format implies another model",
+        case.path
+    );
+    let report = check(&imported.history, model, &imported.options())
+        .unwrap_or_else(|e| panic!("{}: {e}", case.path));
+    (report.valid, start.elapsed())
+}
+
+#[test]
+fn every_corpus_history_gets_its_expected_verdict() {
+    let cases = cases();
+    assert_eq!(cases.len(), 229, "expected.tsv lists 229 histories");
+    let mut wrong = Vec::new();
+    for case in &cases {
+        // Detection must agree with the listed format.
+        let text = std::fs::read_to_string(corpora().join(&case.path)).unwrap();
+        assert_eq!(Format::detect(&text), Some(case.format), "{}", case.path);
+        let (verdict, _) = run(case);
+        if verdict != case.expected {
+            wrong.push(format!(
+                "{}: {verdict}, expected {}",
+                case.path, case.expected
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} wrong:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
+}
+
+/// Times per corpus group against the targets (a benchmark, never a timed assertion): run with
+/// `cargo test --release -p slotcheck-checker --test conformance -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn corpus_times() {
+    let cases = cases();
+    const RUNS: usize = 5;
+    let median = |case: &Case| {
+        let mut times: Vec<Duration> = (0..RUNS).map(|_| run(case).1).collect();
+        times.sort();
+        times[RUNS / 2]
+    };
+    let etcd: Vec<&Case> = cases
+        .iter()
+        .filter(|c| c.format == Format::JepsenLog)
+        .collect();
+    let mut total = Duration::ZERO;
+    let mut slowest = (Duration::ZERO, "");
+    for case in &etcd {
+        let t = median(case);
+        total += t;
+        if t > slowest.0 {
+            slowest = (t, &case.path);
+        }
+    }
+    println!(
+        "etcd: {} logs in {total:?} (sum of medians; target <= 250 ms); slowest {} {:?}",
+        etcd.len(),
+        slowest.1,
+        slowest.0
+    );
+    for case in cases.iter().filter(|c| c.format == Format::PorcupineKv) {
+        println!("{}: {:?} ({})", case.path, median(case), case.expected);
+    }
+    kv_keys_one_at_a_time("porcupine/test_data/kv/c50-bad.txt");
+    let knossos: Duration = cases
+        .iter()
+        .filter(|c| c.format == Format::KnossosEdn)
+        .map(median)
+        .sum();
+    println!("knossos: {knossos:?} in total");
+}
+
+/// Checks each key of a kv log on its own, as Porcupine's per-key numbers are measured, and
+/// prints each key's verdict, search steps and time (target: every key decided in < 1 s).
+fn kv_keys_one_at_a_time(path: &str) {
+    let text = std::fs::read_to_string(corpora().join(path)).unwrap();
+    let imported = import::import(&text, path, Some(Format::PorcupineKv)).unwrap();
+    let mut keys: Vec<String> = imported
+        .history
+        .events
+        .iter()
+        .filter_map(|e| e.key.clone())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let mut one = imported.history.clone();
+        let kept: Vec<usize> = (0..one.events.len())
+            .filter(|&i| one.events[i].key.as_deref() == Some(key.as_str()))
+            .collect();
+        one.lines = kept.iter().map(|&i| one.lines[i]).collect();
+        one.events = kept.iter().map(|&i| one.events[i].clone()).collect();
+        let start = Instant::now();
+        let report = check(&one, ModelKind::Kv, &imported.options()).unwrap();
+        let k = &report.keys[0];
+        println!(
+            "  {path} key {key}: {} in {:?} ({} ops, {} steps)",
+            k.valid,
+            start.elapsed(),
+            k.ops,
+            k.steps
+        );
+    }
+}

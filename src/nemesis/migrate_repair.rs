@@ -1,0 +1,502 @@
+//! `repair`: close every open slot the way `redis-cli --cluster fix` does, and report keys that sit
+//! on a master that does not own their slot. Plus `wait_no_open_slots`.
+//!
+//! For each open slot (a master's own `CLUSTER NODES` line shows `[s->-id]` migrating or
+//! `[s-<-id]` importing), with O the single master that claims the slot, and — as redis-cli does —
+//! any non-owner holding keys of the slot counted as importing:
+//!
+//! | migrating | importing | action |
+//! |---|---|---|
+//! | O → T | T | *finish*: move O's remaining keys to T, then `SETSLOT NODE T` on T, O, the rest |
+//! | O | none | *roll back*: `SETSLOT STABLE` on O |
+//! | O → T | T and others | finish to T; `STABLE` on the others (their keys reported stranded) |
+//! | O → X | some, X not among them | roll back: move their keys to O, `STABLE` everywhere |
+//! | none | I (O has no keys, only I has keys) | *finish* to I (nothing to move) |
+//! | none | I... | *roll back*: move their keys to O, then `STABLE` on each |
+//!
+//! A migrating node that is not the owner is first set `STABLE`, then treated like any other
+//! non-owner (action `closed` if that was all: Redis 7.0 leaves this state on the old owner after
+//! `finalize_early`). A
+//! slot with no owner or several owners is reported `unfixed`. Stable slots are not touched: keys
+//! on a non-owner there (left by `abort`) are only reported, since moving them could overwrite
+//! newer values; `redis-cli --cluster check` does not see them at all. Keys are moved with
+//! `MIGRATE ... REPLACE`, as redis-cli's fix mode does on `BUSYKEY`.
+
+use super::migrate::{
+    count_keys_in_slot, keys_in_slot, migrate_cmd, setslot, split_addr, MigrateError, Peer,
+};
+use crate::harness::{parse_nodes, Admin, HarnessError, NodeLine, SLOT_COUNT};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use workloads::Recorder;
+
+/// Keys per `MIGRATE` batch when repairing.
+const REPAIR_BATCH_KEYS: usize = 100;
+/// The most batches repair sends for one slot from one node.
+const REPAIR_BATCHES_MAX: usize = 100_000;
+/// `MIGRATE` timeout when repairing.
+const REPAIR_MIGRATE_TIMEOUT_MS: u64 = 5000;
+/// `COUNTKEYSINSLOT` commands per pipeline when scanning for stranded keys.
+const SCAN_PIPELINE_SLOTS: u16 = 1024;
+/// Sample keys listed per stranded slot.
+const STRANDED_SAMPLE_KEYS: usize = 20;
+/// Poll interval of `wait_no_open_slots`.
+const OPEN_POLL_MS: u64 = 20;
+
+/// What repair did to one open slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotFix {
+    /// The slot.
+    pub slot: u16,
+    /// `finished` (slot moved to `owner`), `rolled-back` (slot stayed with `owner`) or `closed`
+    /// (only a non-owner's stale `MIGRATING` was cleared).
+    pub action: &'static str,
+    /// The owner afterwards.
+    pub owner: String,
+    /// Keys moved by repair for this slot.
+    pub keys_moved: usize,
+    /// Nodes whose open state was closed.
+    pub closed: Vec<String>,
+}
+
+/// Keys on a master that does not own their slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stranded {
+    /// The slot.
+    pub slot: u16,
+    /// The node holding them.
+    pub node: String,
+    /// How many.
+    pub keys: usize,
+    /// A few of them.
+    pub sample: Vec<String>,
+}
+
+/// Everything repair found and did.
+#[derive(Debug, Clone, Default)]
+pub struct RepairReport {
+    /// Open slots closed.
+    pub fixed: Vec<SlotFix>,
+    /// Keys left on non-owners (not moved).
+    pub stranded: Vec<Stranded>,
+    /// Open slots repair would not touch, with why.
+    pub unfixed: Vec<(u16, String)>,
+    /// Total keys moved.
+    pub keys_moved: usize,
+}
+
+/// One master as it sees itself.
+struct Master {
+    peer: Peer,
+    admin: Admin,
+    me: NodeLine,
+}
+
+impl Master {
+    /// `Some(target id)` if this node has `slot` migrating.
+    fn migrating(&self, slot: u16) -> Option<String> {
+        open_entry(&self.me, slot, "->-")
+    }
+
+    /// `Some(source id)` if this node has `slot` importing.
+    fn importing(&self, slot: u16) -> Option<String> {
+        open_entry(&self.me, slot, "-<-")
+    }
+}
+
+/// Parses `[slot->-id]` / `[slot-<-id]` entries of a node's own line.
+fn open_entry(me: &NodeLine, slot: u16, arrow: &str) -> Option<String> {
+    me.open_slots.iter().find_map(|e| {
+        let inner = e.trim_start_matches('[').trim_end_matches(']');
+        let (s, id) = inner.split_once(arrow)?;
+        (s.parse::<u16>().ok()? == slot).then(|| id.to_string())
+    })
+}
+
+/// Slots a node's own line shows open.
+fn open_slots(me: &NodeLine) -> Vec<u16> {
+    me.open_slots
+        .iter()
+        .filter_map(|e| {
+            let inner = e.trim_start_matches('[');
+            let end = inner.find(|c: char| !c.is_ascii_digit())?;
+            inner[..end].parse().ok()
+        })
+        .collect()
+}
+
+fn err(slot: u16, step: &'static str) -> impl Fn(HarnessError) -> MigrateError {
+    move |source| MigrateError::Step { slot, step, source }
+}
+
+async fn connect_all(masters: &[Peer]) -> Result<Vec<Master>, MigrateError> {
+    let mut out = Vec::with_capacity(masters.len());
+    for peer in masters {
+        let mut admin = Admin::connect_with_timeout(&peer.addr, REPAIR_MIGRATE_TIMEOUT_MS + 5000)
+            .await
+            .map_err(err(0, "connect"))?;
+        let me = myself(&mut admin).await?;
+        out.push(Master {
+            peer: peer.clone(),
+            admin,
+            me,
+        });
+    }
+    Ok(out)
+}
+
+/// The node's own line of `CLUSTER NODES`.
+async fn myself(admin: &mut Admin) -> Result<NodeLine, MigrateError> {
+    let text = admin
+        .text(&["CLUSTER", "NODES"])
+        .await
+        .map_err(err(0, "cluster-nodes"))?;
+    parse_nodes(&text)
+        .and_then(|lines| lines.into_iter().find(|l| l.has_flag("myself")))
+        .ok_or_else(|| MigrateError::Reply {
+            addr: admin.addr().to_string(),
+            command: "CLUSTER NODES",
+            detail: "no parsable myself line".to_string(),
+        })
+}
+
+/// Waits until no master in `masters` shows an open slot; errors after `timeout_ms`.
+pub async fn wait_no_open_slots(masters: &[Peer], timeout_ms: u64) -> Result<(), MigrateError> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(timeout_ms);
+    let mut admins = Vec::with_capacity(masters.len());
+    for peer in masters {
+        admins.push(
+            Admin::connect(&peer.addr)
+                .await
+                .map_err(err(0, "connect"))?,
+        );
+    }
+    loop {
+        let mut open = Vec::new();
+        for admin in admins.iter_mut() {
+            let me = myself(admin).await?;
+            if !me.open_slots.is_empty() {
+                open.push(format!("{} {:?}", admin.addr(), me.open_slots));
+            }
+        }
+        if open.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(MigrateError::Timeout {
+                waiting_for: "no open slots".to_string(),
+                elapsed_ms: started.elapsed().as_millis() as u64,
+                last_seen: open.join("; "),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(OPEN_POLL_MS)).await;
+    }
+}
+
+/// Closes every open slot among `masters` (finishing or rolling back, see the module doc), reports
+/// stranded keys, and records `repair` `begin`, one `repair-step` per fixed slot (`finished` /
+/// `rolled-back`), per stranded slot (`stranded`) and per unfixed slot (`unfixed`), and `repair`
+/// `end` with the totals.
+pub async fn repair(recorder: &Recorder, masters: &[Peer]) -> Result<RepairReport, MigrateError> {
+    let started = Instant::now();
+    recorder.nemesis(
+        "repair",
+        json!({"phase": "begin", "nodes": masters.iter().map(|m| &m.addr).collect::<Vec<_>>()}),
+    );
+    let mut nodes = connect_all(masters).await?;
+    let mut open: Vec<u16> = nodes.iter().flat_map(|n| open_slots(&n.me)).collect();
+    open.sort_unstable();
+    open.dedup();
+    let mut report = RepairReport::default();
+    for slot in open {
+        match fix_slot(&mut nodes, slot).await? {
+            Ok(fix) => {
+                recorder.nemesis(
+                    "repair-step",
+                    json!({"phase": fix.action, "slot": slot, "to": fix.owner,
+                           "keys_moved": fix.keys_moved, "closed": fix.closed}),
+                );
+                report.keys_moved += fix.keys_moved;
+                report.fixed.push(fix);
+            }
+            Err(reason) => {
+                recorder.nemesis(
+                    "repair-step",
+                    json!({"phase": "unfixed", "slot": slot, "reason": reason}),
+                );
+                report.unfixed.push((slot, reason));
+            }
+        }
+        for n in nodes.iter_mut() {
+            n.me = myself(&mut n.admin).await?;
+        }
+    }
+    for n in nodes.iter_mut() {
+        for (slot, keys) in stranded_counts(n).await? {
+            let sample = keys_in_slot(&mut n.admin, slot, STRANDED_SAMPLE_KEYS)
+                .await
+                .map_err(err(slot, "getkeysinslot"))?;
+            recorder.nemesis(
+                "repair-step",
+                json!({"phase": "stranded", "slot": slot, "node": n.peer.addr,
+                       "keys": keys, "sample": sample}),
+            );
+            report.stranded.push(Stranded {
+                slot,
+                node: n.peer.addr.clone(),
+                keys,
+                sample,
+            });
+        }
+    }
+    recorder.nemesis(
+        "repair",
+        json!({"phase": "end", "fixed": report.fixed.len(), "unfixed": report.unfixed.len(),
+               "stranded": report.stranded.iter().map(|s| s.keys).sum::<usize>(),
+               "keys_moved": report.keys_moved,
+               "duration_ms": started.elapsed().as_millis() as u64}),
+    );
+    Ok(report)
+}
+
+/// Counts of keys this node holds in slots it does not own and does not have open.
+async fn stranded_counts(n: &mut Master) -> Result<Vec<(u16, usize)>, MigrateError> {
+    let dbsize: usize = n.admin.run(&["DBSIZE"]).await.map_err(err(0, "dbsize"))?;
+    if dbsize == 0 {
+        return Ok(Vec::new());
+    }
+    let client = redis::Client::open(format!("redis://{}/", n.peer.addr))
+        .map_err(|e| err(0, "connect")(command_error(&n.peer.addr, e)))?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(1000)))
+        .set_response_timeout(Some(Duration::from_millis(5000)));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(|e| err(0, "connect")(command_error(&n.peer.addr, e)))?;
+    let others: Vec<u16> = (0..SLOT_COUNT as u16)
+        .filter(|&s| !n.me.owns(s) && n.migrating(s).is_none() && n.importing(s).is_none())
+        .collect();
+    let mut out = Vec::new();
+    for chunk in others.chunks(SCAN_PIPELINE_SLOTS as usize) {
+        let mut pipe = redis::pipe();
+        for slot in chunk {
+            pipe.cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(*slot);
+        }
+        let counts: Vec<usize> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| err(0, "countkeysinslot")(command_error(&n.peer.addr, e)))?;
+        out.extend(
+            chunk
+                .iter()
+                .zip(counts)
+                .filter(|(_, c)| *c > 0)
+                .map(|(s, c)| (*s, c)),
+        );
+    }
+    Ok(out)
+}
+
+fn command_error(addr: &str, source: redis::RedisError) -> HarnessError {
+    HarnessError::Command {
+        addr: addr.to_string(),
+        command: "CLUSTER COUNTKEYSINSLOT (pipelined)".to_string(),
+        source,
+    }
+}
+
+/// Fixes one open slot; the inner `Err` is a reason not to touch it.
+async fn fix_slot(
+    nodes: &mut [Master],
+    slot: u16,
+) -> Result<Result<SlotFix, String>, MigrateError> {
+    let owners: Vec<usize> = (0..nodes.len())
+        .filter(|&i| nodes[i].me.owns(slot))
+        .collect();
+    let [owner] = owners[..] else {
+        return Ok(Err(format!("{} masters claim the slot", owners.len())));
+    };
+    let mut counts = Vec::with_capacity(nodes.len());
+    for n in nodes.iter_mut() {
+        counts.push(
+            count_keys_in_slot(&mut n.admin, slot)
+                .await
+                .map_err(err(slot, "countkeysinslot"))?,
+        );
+    }
+    let mut closed = Vec::new();
+    // A migrating non-owner has nothing to hand over: close it first.
+    for (i, n) in nodes.iter_mut().enumerate() {
+        if i != owner && n.migrating(slot).is_some() {
+            stable(n, slot).await?;
+            closed.push(n.peer.addr.clone());
+        }
+    }
+    let migrating = nodes[owner].migrating(slot);
+    let importing: Vec<usize> = (0..nodes.len())
+        .filter(|&i| i != owner && (nodes[i].importing(slot).is_some() || counts[i] > 0))
+        .collect();
+    let mut moved = 0;
+    let finish_to = match &migrating {
+        Some(target_id) => importing
+            .iter()
+            .copied()
+            .find(|&i| &nodes[i].me.id == target_id),
+        None => {
+            let with_keys: Vec<usize> = importing
+                .iter()
+                .copied()
+                .filter(|&i| counts[i] > 0)
+                .collect();
+            match with_keys[..] {
+                [only] if counts[owner] == 0 => Some(only),
+                _ => None,
+            }
+        }
+    };
+    match finish_to {
+        Some(to) => {
+            // Close the other importing nodes; then hand the owner's keys to `to`.
+            for &i in importing.iter().filter(|&&i| i != to) {
+                stable(&mut nodes[i], slot).await?;
+                closed.push(nodes[i].peer.addr.clone());
+            }
+            if nodes[to].importing(slot).is_none() {
+                let source_id = nodes[owner].me.id.clone();
+                nodes[to]
+                    .admin
+                    .query::<()>(&setslot(slot, "IMPORTING", Some(&source_id)))
+                    .await
+                    .map_err(err(slot, "importing"))?;
+            }
+            let to_addr = nodes[to].peer.addr.clone();
+            moved += move_all(&mut nodes[owner], &to_addr, slot).await?;
+            let to_id = nodes[to].me.id.clone();
+            let node = setslot(slot, "NODE", Some(&to_id));
+            let order = std::iter::once(to)
+                .chain(std::iter::once(owner))
+                .chain((0..nodes.len()).filter(|&i| i != to && i != owner));
+            for i in order {
+                nodes[i]
+                    .admin
+                    .query::<()>(&node)
+                    .await
+                    .map_err(err(slot, "node"))?;
+            }
+            closed.push(nodes[owner].peer.addr.clone());
+            closed.push(to_addr.clone());
+            Ok(Ok(SlotFix {
+                slot,
+                action: "finished",
+                owner: to_addr,
+                keys_moved: moved,
+                closed,
+            }))
+        }
+        None => {
+            let owner_addr = nodes[owner].peer.addr.clone();
+            for &i in &importing {
+                moved += move_all(&mut nodes[i], &owner_addr, slot).await?;
+                stable(&mut nodes[i], slot).await?;
+                closed.push(nodes[i].peer.addr.clone());
+            }
+            if migrating.is_some() {
+                stable(&mut nodes[owner], slot).await?;
+                closed.push(owner_addr.clone());
+            }
+            // Nothing was importing or migrating on the owner: only stale states were closed.
+            let action = if importing.is_empty() && migrating.is_none() {
+                "closed"
+            } else {
+                "rolled-back"
+            };
+            Ok(Ok(SlotFix {
+                slot,
+                action,
+                owner: owner_addr,
+                keys_moved: moved,
+                closed,
+            }))
+        }
+    }
+}
+
+async fn stable(n: &mut Master, slot: u16) -> Result<(), MigrateError> {
+    n.admin
+        .query::<()>(&setslot(slot, "STABLE", None))
+        .await
+        .map_err(err(slot, "stable"))
+}
+
+/// Moves every key of `slot` from `from` to `to_addr` with `MIGRATE ... REPLACE`.
+async fn move_all(from: &mut Master, to_addr: &str, slot: u16) -> Result<usize, MigrateError> {
+    let (host, port) = split_addr(to_addr);
+    let mut moved = 0;
+    for _ in 0..REPAIR_BATCHES_MAX {
+        let keys = keys_in_slot(&mut from.admin, slot, REPAIR_BATCH_KEYS)
+            .await
+            .map_err(err(slot, "getkeysinslot"))?;
+        if keys.is_empty() {
+            return Ok(moved);
+        }
+        from.admin
+            .query::<()>(&migrate_cmd(
+                host,
+                port,
+                REPAIR_MIGRATE_TIMEOUT_MS,
+                true,
+                &keys,
+            ))
+            .await
+            .map_err(err(slot, "migrate"))?;
+        moved += keys.len();
+    }
+    Err(MigrateError::NotDraining {
+        slot,
+        batches: REPAIR_BATCHES_MAX,
+    })
+}
+
+/// Masters as `addr -> id`, read from one node's view, for callers that only know addresses.
+pub async fn masters_seen_by(addr: &str) -> Result<Vec<Peer>, MigrateError> {
+    let mut admin = Admin::connect(addr).await.map_err(err(0, "connect"))?;
+    let text = admin
+        .text(&["CLUSTER", "NODES"])
+        .await
+        .map_err(err(0, "cluster-nodes"))?;
+    let lines = parse_nodes(&text).ok_or_else(|| MigrateError::Reply {
+        addr: addr.to_string(),
+        command: "CLUSTER NODES",
+        detail: "unparsable".to_string(),
+    })?;
+    let peers: BTreeMap<String, String> = lines
+        .into_iter()
+        .filter(|l| !l.is_replica() && !l.troubled())
+        .map(|l| (l.addr, l.id))
+        .collect();
+    Ok(peers
+        .into_iter()
+        .map(|(addr, id)| Peer { addr, id })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_entries_name_the_peer() {
+        let lines = parse_nodes(
+            "a 1.2.3.4:1@2 myself,master - 0 0 1 connected 0-99 [5->-bbb] [200-<-ccc]\n",
+        )
+        .unwrap();
+        let me = &lines[0];
+        assert_eq!(open_entry(me, 5, "->-"), Some("bbb".to_string()));
+        assert_eq!(open_entry(me, 200, "-<-"), Some("ccc".to_string()));
+        assert_eq!(open_entry(me, 5, "-<-"), None);
+        assert_eq!(open_slots(me), vec![5, 200]);
+    }
+}
