@@ -3,8 +3,10 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use slotcheck::harness::{Cluster, ClusterSpec, ClusterState, ServerKind};
+use slotcheck::nemesis;
 use slotcheck::nemesis::migrate::MigrateOptions;
-use slotcheck::run::{check_file, ok, run_test, status, RunConfig};
+use slotcheck::nemesis::schedule::{parse_kinds, FaultKind};
+use slotcheck::run::{check_file, ok, run_test, status, warn, RunConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -73,6 +75,16 @@ struct TestArgs {
     /// Directory for the run's files (default: store/<test>/<start time>/).
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Nemesis actions: all, none, or a list of migrate, atomic, abort, finalize-early, cancel,
+    /// kill, pause, failover, partition.
+    #[arg(long, default_value = "migrate")]
+    nemesis: String,
+    /// Mean time between node faults (kill, pause, failover, partition), e.g. 5s.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    nemesis_interval: Duration,
+    /// Longest time a fault is held before its inverse (restart, resume, heal), e.g. 4s.
+    #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
+    fault_hold: Duration,
     /// Mean time between migrations (e.g. 3s).
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     migrate_interval: Duration,
@@ -82,6 +94,9 @@ struct TestArgs {
     /// Pause after each migration step, to keep half-migrated states alive (e.g. 250ms).
     #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
     migrate_pause: Duration,
+    /// Print the validated run configuration and the nemesis schedule as JSON, start nothing.
+    #[arg(long)]
+    plan_only: bool,
     /// Client request timeout; a timed-out operation is recorded as `info` (e.g. 1s).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -113,6 +128,11 @@ enum ClusterAction {
 }
 
 fn main() -> ExitCode {
+    // Die quietly when stdout is a closed pipe (`slotcheck check h | head`), as Unix tools do.
+    // SAFETY: resetting a signal disposition before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -144,7 +164,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Test(args) => {
             let default_output = args.output.is_none();
+            let plan_only = args.plan_only;
             let cfg = test_config(args)?;
+            if plan_only {
+                let plan = serde_json::json!({
+                    "seed": cfg.seed,
+                    "server": cfg.server.to_string(),
+                    "nemesis": cfg.nemesis,
+                    "nemesis_schedule": cfg.schedule(),
+                });
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             init_log(&cfg.output)?;
             if default_output {
                 link_latest(&cfg.output);
@@ -153,9 +184,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let r = &outcome.report;
             println!("{r}");
             println!(
-                "bring-up: {:.2} s; migrations: {} ok, {} failed{}",
+                "bring-up: {:.2} s; nemesis actions: {} done, {} failed{}",
                 outcome.bring_up.as_secs_f64(),
-                outcome.nemesis.migrations.len(),
+                outcome.nemesis.total_done(),
                 outcome.nemesis.failures.len(),
                 if outcome.interrupted {
                     " (interrupted)"
@@ -198,6 +229,9 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
         duration: a.duration,
         seed,
         output,
+        nemesis: nemesis_kinds(&a.nemesis, a.server, a.replicas, a.masters)?,
+        fault_interval_ms: a.nemesis_interval.as_millis() as u64,
+        hold_ms_max: a.fault_hold.as_millis() as u64,
         migrate_interval_ms: a.migrate_interval.as_millis() as u64,
         migrate: MigrateOptions {
             batch_keys: a.migrate_batch,
@@ -206,6 +240,44 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
         },
         timeout_ms: a.timeout.as_millis().max(1) as u64,
     })
+}
+
+/// Parses `--nemesis` and drops what this run cannot do: named explicitly, that is an error;
+/// implied by `all`, a warning. Partitions need root and iptables: without them, a warning.
+fn nemesis_kinds(
+    text: &str,
+    server: ServerKind,
+    replicas: usize,
+    masters: usize,
+) -> Result<Vec<FaultKind>> {
+    let explicit = !text.split(',').any(|w| w.trim() == "all");
+    let mut kinds = parse_kinds(text).map_err(anyhow::Error::msg)?;
+    let refuse = |kind: FaultKind, why: String| -> Result<()> {
+        if explicit && kind != FaultKind::Partition {
+            bail!("--nemesis {kind}: {why}");
+        }
+        warn(&format!("nemesis {kind} skipped: {why}"));
+        Ok(())
+    };
+    let mut keep = Vec::new();
+    for kind in kinds.drain(..) {
+        if kind.needs_atomic_migration() && server != ServerKind::Valkey {
+            refuse(
+                kind,
+                format!("atomic slot migration needs Valkey 9, not {server}"),
+            )?;
+        } else if kind == FaultKind::Failover && replicas == 0 {
+            refuse(kind, "needs --replicas 1 or more".into())?;
+        } else if kind.is_migration() && masters < 2 {
+            refuse(kind, "migrations need --masters 2 or more".into())?;
+        } else if kind == FaultKind::Partition && nemesis::net::available().is_err() {
+            let why = nemesis::net::available().unwrap_err().to_string();
+            refuse(kind, why)?;
+        } else {
+            keep.push(kind);
+        }
+    }
+    Ok(keep)
 }
 
 fn cluster(action: ClusterAction) -> Result<ExitCode> {

@@ -1,12 +1,15 @@
 //! One test run: start a cluster, run the workload under the nemesis, heal, read back, check.
 
 use crate::harness::{Cluster, ClusterSpec, ServerKind};
-use crate::nemesis::migrate::{MigrateOptions, Peer};
-use crate::nemesis::{MigrationNemesis, NemesisSummary};
+use crate::nemesis::migrate::MigrateOptions;
+use crate::nemesis::runner::{self, NemesisSummary};
+use crate::nemesis::schedule::{FaultKind, Pacing, Schedule};
+use crate::nemesis::{net, Ctx};
 use anyhow::{Context, Result};
 use checker::{check_register, CheckOptions, History, Report};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use workloads::{final_reads, key_slot, register_keys, run_register, Recorder, RegisterConfig};
@@ -32,12 +35,34 @@ pub struct RunConfig {
     pub seed: u64,
     /// Where the run's files go.
     pub output: PathBuf,
+    /// Nemesis actions to schedule (already checked against the server and cluster shape).
+    pub nemesis: Vec<FaultKind>,
     /// Mean pause between migrations.
     pub migrate_interval_ms: u64,
+    /// Mean pause between node faults.
+    pub fault_interval_ms: u64,
+    /// Longest time a fault is held before its inverse.
+    pub hold_ms_max: u64,
     /// How the classic migration paces itself.
     pub migrate: MigrateOptions,
     /// Per-request timeout of the workload's clients.
     pub timeout_ms: u64,
+}
+
+impl RunConfig {
+    /// The seeded plan of every nemesis action of this run.
+    pub fn schedule(&self) -> Schedule {
+        Schedule::generate(
+            self.seed,
+            &self.nemesis,
+            Pacing {
+                duration_ms: self.duration.as_millis() as u64,
+                migrate_interval_ms: self.migrate_interval_ms,
+                fault_interval_ms: self.fault_interval_ms,
+                hold_ms_max: self.hold_ms_max,
+            },
+        )
+    }
 }
 
 /// What a run produced, for the terminal summary and the exit code.
@@ -48,17 +73,27 @@ pub struct RunOutcome {
     pub history: PathBuf,
     /// Fresh-process bring-up time of the cluster.
     pub bring_up: Duration,
-    /// Migrations the nemesis completed and those that failed.
+    /// What the nemesis did.
     pub nemesis: NemesisSummary,
     /// Whether the user interrupted the run with Ctrl-C.
     pub interrupted: bool,
 }
 
-/// Runs one test end to end. Servers are stopped when this returns, also on error.
+/// Runs one test end to end. Servers are stopped and faults healed when this returns, also on
+/// error.
 pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     let interrupt = crate::interrupt::install();
     std::fs::create_dir_all(&cfg.output)
         .with_context(|| format!("creating output directory {}", cfg.output.display()))?;
+    let partitions = cfg.nemesis.contains(&FaultKind::Partition);
+    let partitioner = if partitions {
+        net::cleanup_stale().context("removing iptables chains of dead runs")?;
+        Some(Arc::new(
+            net::Partitioner::new().context("creating the iptables chain")?,
+        ))
+    } else {
+        None
+    };
     let mut spec = ClusterSpec::new(
         cfg.server,
         cfg.masters,
@@ -66,11 +101,12 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         cfg.output.join("cluster"),
     );
     spec.die_with_parent = true;
+    spec.distinct_hosts = partitions;
     status(&format!(
         "Starting {} masters, {} replicas per master ({})",
         cfg.masters, cfg.replicas, cfg.server
     ));
-    let cluster = Cluster::start(spec).await.context("starting the cluster")?;
+    let cluster = Arc::new(Cluster::start(spec).await.context("starting the cluster")?);
     ok(&format!(
         "{} {} cluster ready in {:.2} s",
         cluster.kind,
@@ -82,8 +118,9 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         "cluster ready"
     );
 
+    let schedule = cfg.schedule();
     let history_path = cfg.output.join("history.jsonl");
-    let recorder = Recorder::create(&history_path, header(cfg, &cluster))
+    let recorder = Recorder::create(&history_path, header(cfg, &cluster, &schedule))
         .with_context(|| format!("creating {}", history_path.display()))?;
     let workload_cfg = RegisterConfig {
         clients: cfg.clients,
@@ -94,13 +131,6 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         ..RegisterConfig::default()
     };
     let seeds = cluster.seeds();
-    let masters: Vec<Peer> = cluster
-        .masters()
-        .map(|n| Peer {
-            addr: n.addr.clone(),
-            id: n.id.clone(),
-        })
-        .collect();
     let mut slots: Vec<u16> = register_keys(&workload_cfg)
         .iter()
         .map(|k| key_slot(k.as_bytes()))
@@ -109,11 +139,12 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     slots.dedup();
 
     status(&format!(
-        "Running register workload: {} clients, {} keys, {}, seed {}",
+        "Running register workload: {} clients, {} keys, {}, seed {}; nemesis: {}",
         cfg.clients,
         cfg.keys,
         humantime::format_duration(cfg.duration),
-        cfg.seed
+        cfg.seed,
+        nemesis_names(&cfg.nemesis)
     ));
     let stop = CancellationToken::new();
     let workload = tokio::spawn({
@@ -125,47 +156,41 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         );
         async move { run_register(&cfg, seeds, rec, stop).await }
     });
-    let nemesis = if masters.len() >= 2 {
-        let n = MigrationNemesis::new(
-            cfg.seed,
-            slots,
-            masters,
-            cfg.migrate_interval_ms,
-            cfg.migrate.clone(),
-        );
-        Some(tokio::spawn(n.run(recorder.clone(), stop.clone())))
-    } else {
-        None
+    let ctx = Ctx {
+        cluster: cluster.clone(),
+        recorder: recorder.clone(),
     };
+    let nemesis = tokio::spawn(runner::run(
+        ctx.clone(),
+        schedule,
+        slots,
+        cfg.migrate.clone(),
+        partitioner.clone(),
+        stop.clone(),
+    ));
 
     let interrupted = tokio::select! {
         _ = tokio::time::sleep(cfg.duration) => false,
         _ = interrupt.cancelled() => true,
     };
     stop.cancel();
-    let nemesis = match nemesis {
-        Some(handle) => handle.await.context("nemesis task")?,
-        None => NemesisSummary::default(),
-    };
+    let nemesis = nemesis.await.context("nemesis task")?;
     let stats = workload.await.context("workload task")??;
-    let moved: usize = nemesis.migrations.iter().map(|m| m.keys_moved).sum();
-    ok(&format!(
-        "{} migrations done ({} keys moved), {} failed",
-        nemesis.migrations.len(),
-        moved,
-        nemesis.failures.len()
-    ));
+    report_nemesis(&nemesis);
     tracing::info!(?stats, "workload done");
 
-    if !interrupted {
-        status("Waiting for the cluster to settle, then reading every key");
-        cluster
-            .wait_stable(10_000)
-            .await
-            .context("cluster did not settle after the nemesis")?;
-        final_reads(&workload_cfg, seeds, recorder.clone())
-            .await
-            .context("final reads")?;
+    status("Healing every fault and waiting for the cluster to settle");
+    let healed = runner::heal_all(&ctx, partitioner.as_deref()).await;
+    drop(partitioner);
+    match &healed {
+        Ok(()) if !interrupted => {
+            status("Reading every key once more");
+            final_reads(&workload_cfg, seeds, recorder.clone())
+                .await
+                .context("final reads")?;
+        }
+        Ok(()) => {}
+        Err(e) => warn(&format!("the cluster did not settle, no final reads: {e}")),
     }
     recorder
         .close()
@@ -187,6 +212,42 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     })
 }
 
+fn nemesis_names(kinds: &[FaultKind]) -> String {
+    if kinds.is_empty() {
+        return "none".to_string();
+    }
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    names.join(",")
+}
+
+fn report_nemesis(summary: &NemesisSummary) {
+    let done: Vec<String> = summary
+        .done
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    ok(&format!(
+        "nemesis: {} ({} keys moved by migrations)",
+        if done.is_empty() {
+            "nothing".to_string()
+        } else {
+            done.join(", ")
+        },
+        summary.keys_moved
+    ));
+    for (kind, n) in &summary.skipped {
+        warn(&format!(
+            "{kind}: {n} skipped (no fitting target at the time)"
+        ));
+    }
+    for failure in &summary.failures {
+        warn(failure);
+    }
+    for crash in &summary.crashes {
+        error(&format!("server crash: {crash}"));
+    }
+}
+
 /// Reads and checks a history file with the register model.
 pub fn check_file(path: &Path) -> Result<Report> {
     let history = History::read_file(path)?;
@@ -199,7 +260,7 @@ pub fn check_file(path: &Path) -> Result<Report> {
 }
 
 /// The history header: what produced this run, with its seed.
-fn header(cfg: &RunConfig, cluster: &Cluster) -> checker::Header {
+fn header(cfg: &RunConfig, cluster: &Cluster, schedule: &Schedule) -> checker::Header {
     let mut run = Map::new();
     run.insert("workload".into(), json!("register"));
     run.insert("server".into(), json!(cfg.server.to_string()));
@@ -217,6 +278,8 @@ fn header(cfg: &RunConfig, cluster: &Cluster) -> checker::Header {
         .map(|n| json!({"addr": n.addr, "id": n.id, "pid": n.pid}))
         .collect();
     run.insert("nodes".into(), Value::Array(nodes));
+    run.insert("nemesis".into(), json!(cfg.nemesis));
+    run.insert("nemesis_schedule".into(), json!(schedule));
     run.insert("start".into(), json!(chrono::Utc::now().to_rfc3339()));
     checker::Header::new(run)
 }
@@ -229,6 +292,11 @@ pub fn status(text: &str) {
 /// A `redis-cli --cluster`-style success line.
 pub fn ok(text: &str) {
     eprintln!("[OK] {text}");
+}
+
+/// A `redis-cli --cluster`-style error line.
+pub fn error(text: &str) {
+    eprintln!("[ERR] {text}");
 }
 
 /// A `redis-cli --cluster`-style warning line.

@@ -31,11 +31,14 @@ pub enum ModelKind {
     Kv,
     /// Knossos's multi-register: `txn` ops of reads and writes over named registers.
     MultiRegister,
+    /// Elle-style anomalies of list-append, set and `txn` histories (see `elle`), plus per-key
+    /// linearizability for single-key list-append and set histories.
+    Txn,
 }
 
 impl ModelKind {
     /// Every model, for help texts.
-    pub const ALL: [ModelKind; 7] = [
+    pub const ALL: [ModelKind; 8] = [
         ModelKind::Register,
         ModelKind::CasRegister,
         ModelKind::Counter,
@@ -43,6 +46,7 @@ impl ModelKind {
         ModelKind::ListAppend,
         ModelKind::Kv,
         ModelKind::MultiRegister,
+        ModelKind::Txn,
     ];
 
     /// The model's name on the command line and in `expected.tsv`.
@@ -55,6 +59,7 @@ impl ModelKind {
             ModelKind::ListAppend => "list-append",
             ModelKind::Kv => "kv",
             ModelKind::MultiRegister => "multi-register",
+            ModelKind::Txn => "txn",
         }
     }
 
@@ -68,6 +73,7 @@ impl ModelKind {
             ModelKind::ListAppend => "list-append-linearizable",
             ModelKind::Kv => "kv-linearizable",
             ModelKind::MultiRegister => "multi-register-linearizable",
+            ModelKind::Txn => "elle",
         }
     }
 }
@@ -163,6 +169,7 @@ pub(crate) fn check(
             };
             partition::check(history, &model, &budget, name, Split::Whole)
         }
+        ModelKind::Txn => crate::elle::check(history, opts),
     }
 }
 

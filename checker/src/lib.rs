@@ -44,9 +44,15 @@
 //! (pairing), [`model`] (sequential specifications), [`wgl`] (the general linearizability
 //! search), and the report types re-exported below.
 
+mod after_apply;
+pub mod anomaly;
 mod check;
+pub mod context;
 pub mod edn;
+pub mod elle;
 mod explanation;
+pub mod fault;
+pub mod gen;
 mod hash;
 pub mod history;
 pub mod import;
@@ -54,12 +60,18 @@ mod kind;
 pub mod model;
 pub mod op;
 mod partition;
+pub mod phase;
+pub mod redirects;
 mod report;
+pub mod slot;
+mod stream;
 #[cfg(test)]
 mod testkit;
 mod validity;
 pub mod wgl;
+pub mod zones;
 
+pub use anomaly::{Anomaly, AnomalyEvent};
 pub use check::{CheckError, CheckOptions};
 pub use explanation::{Explanation, OpRef};
 pub use history::{
@@ -71,7 +83,33 @@ pub use model::register::{Register, RegisterOp};
 pub use model::{Model, OpModel};
 pub use op::{Op, OpError, Ops, Outcome};
 pub use report::{KeyReport, OutcomeCounts, RedirectCounts, Report};
+pub use slot::key_slot;
+pub use stream::FileError;
 pub use validity::Validity;
+
+/// Adds redirect-aware analysis to `report`, which `check(history, model, opts)` returned: each
+/// key that is not valid (and each of `report.anomalies`) gets a `context` (slot, migration phase,
+/// active faults, hops of the ops involved), and `report.redirect_analysis` gets redirect
+/// statistics, the fault intervals and the `redirect-loop` and `redirect-after-apply` anomalies.
+pub fn analyze_redirects(
+    history: &History,
+    model: ModelKind,
+    opts: &CheckOptions,
+    report: &mut Report,
+) -> Result<(), CheckError> {
+    context::analyze(history, model, opts, report)
+}
+
+/// Checks the history file at `path` against `model`; registers are read streaming, into compact
+/// per-key ops, so that histories of millions of ops fit in memory (see [`History`] for small
+/// ones and for reports that need every event).
+pub fn check_file(
+    path: &std::path::Path,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<Report, FileError> {
+    stream::check_file(path, model, opts)
+}
 
 /// Checks that every key of `history` behaves as a linearizable register (read, write, cas).
 pub fn check_register(history: &History, opts: &CheckOptions) -> Result<Report, CheckError> {
@@ -86,4 +124,11 @@ pub fn check(
     opts: &CheckOptions,
 ) -> Result<Report, CheckError> {
     kind::check(history, model, opts)
+}
+
+/// Checks a list-append, set or `txn` history for anomalies Elle-style (`G0`, `G1a`, `G1b`,
+/// `G1c`, `G-single`, `G2-item`, `incompatible-order`, `lost-write`, ...), plus per-key
+/// linearizability for single-key list-append and set histories; see [`elle`].
+pub fn check_elle(history: &History, opts: &CheckOptions) -> Result<Report, CheckError> {
+    elle::check(history, opts)
 }

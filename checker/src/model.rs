@@ -101,6 +101,16 @@ pub trait OpModel: Model {
     /// Drops inputs that provably cannot matter to the verdict, before the search. The default
     /// keeps them all.
     fn prune(&self, _inputs: &mut Vec<(&Op, Self::Input)>) {}
+
+    /// A verdict without search (a fast path such as the register's zones), or `None` to search.
+    /// Only `Valid` and `Invalid` may be returned; the caller still searches an invalid partition
+    /// for a fuller explanation and keeps this one when the search's budget runs out.
+    fn decide(
+        &self,
+        _ops: &[crate::wgl::Interval<Self::Input>],
+    ) -> Option<crate::wgl::Search<Self::State>> {
+        None
+    }
 }
 
 /// A field of an op that does not fit the model, so the check stops with an error naming it.

@@ -49,6 +49,10 @@ where
         redirects: RedirectCounts::default(),
         nemesis_events: paired.nemesis.len(),
         warnings: history.warnings.clone(),
+        anomalies: Vec::new(),
+        anomaly_counts: BTreeMap::new(),
+        lost_writes: None,
+        redirect_analysis: None,
     };
     let mut parts: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
     for op in &paired.ops {
@@ -107,6 +111,54 @@ fn field_error(history: &History, op: &Op, e: FieldError) -> CheckError {
     }
 }
 
+/// Partitions with fewer ops than this are searched without trying [`OpModel::decide`]: the
+/// search is instant there, and a tiny step budget keeps meaning what it says.
+pub(crate) const DECIDE_OPS_MIN: usize = 32;
+
+/// The verdict on one partition: the model's fast path when it applies, else the search. An
+/// invalid fast verdict is still searched, for the search's explanation; when that runs out of
+/// budget the fast path's evidence stands.
+pub(crate) fn search<M: OpModel>(
+    model: &M,
+    intervals: &[Interval<M::Input>],
+    budget: &Budget,
+) -> Search<M::State> {
+    let fast = if intervals.len() >= DECIDE_OPS_MIN {
+        model.decide(intervals)
+    } else {
+        None
+    };
+    match fast {
+        None => wgl::check(model, intervals, budget),
+        Some(valid @ Search::Valid { .. }) => valid,
+        Some(invalid) => match wgl::check(model, intervals, budget) {
+            Search::Unknown { steps, .. } => match invalid {
+                Search::Invalid {
+                    op,
+                    prefix,
+                    state,
+                    stranded,
+                    ..
+                } => Search::Invalid {
+                    steps,
+                    op,
+                    prefix,
+                    state,
+                    stranded,
+                },
+                other => other,
+            },
+            searched => {
+                debug_assert!(
+                    matches!(searched, Search::Invalid { .. }),
+                    "the fast path and the search disagree"
+                );
+                searched
+            }
+        },
+    }
+}
+
 /// Searches one partition's ops.
 pub(crate) fn check_partition<M: OpModel>(
     history: &History,
@@ -134,7 +186,7 @@ pub(crate) fn check_partition<M: OpModel>(
             (op, interval)
         })
         .unzip();
-    let search = wgl::check(model, &intervals, budget);
+    let search = search(model, &intervals, budget);
     let mut report = KeyReport {
         key: key.to_string(),
         valid: Validity::Valid,
@@ -143,6 +195,7 @@ pub(crate) fn check_partition<M: OpModel>(
         steps: search.steps(),
         unknown: None,
         explanation: None,
+        context: None,
     };
     match search {
         Search::Valid { .. } => {}

@@ -1,5 +1,7 @@
 //! What a check returns: the verdict, per-key results, and counts that help read them.
 
+use crate::anomaly::Anomaly;
+use crate::elle::LostWriteCounts;
 use crate::explanation::Explanation;
 use crate::history::RedirectKind;
 use crate::op::Outcome;
@@ -92,6 +94,9 @@ pub struct KeyReport {
     /// Why the key is invalid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
+    /// Where the explained ops ran: slot, migration phase, faults, hops (see `context`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<serde_json::Value>,
 }
 
 /// The result of checking a history: overall verdict, per-key verdicts, and context.
@@ -113,6 +118,20 @@ pub struct Report {
     pub nemesis_events: usize,
     /// Non-fatal problems met while reading the history.
     pub warnings: Vec<String>,
+    /// Anomalies found by list, lost-write and dependency-graph analysis (`elle`), at most
+    /// `elle::ANOMALIES_KEPT_PER_CLASS_MAX` per class.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<Anomaly>,
+    /// How many anomalies of each class were found (all of them, kept or not).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub anomaly_counts: BTreeMap<String, usize>,
+    /// Acknowledged adds/appends by Jepsen set-full class, when that analysis ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_writes: Option<LostWriteCounts>,
+    /// Redirect statistics, faults, `redirect-loop` and `redirect-after-apply`, when that
+    /// analysis ran (`analyze_redirects`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_analysis: Option<crate::context::RedirectAnalysis>,
 }
 
 /// A compact human summary: verdict, counts, then one line per key that is not valid.
@@ -151,6 +170,31 @@ impl fmt::Display for Report {
             if let Some(explanation) = &key.explanation {
                 writeln!(f, "{explanation}")?;
             }
+            let summary = key.context.as_ref().and_then(|c| c.get("summary"));
+            for line in summary.and_then(|s| s.as_array()).into_iter().flatten() {
+                writeln!(f, "  at {}", line.as_str().unwrap_or_default())?;
+            }
+        }
+        if let Some(l) = &self.lost_writes {
+            writeln!(
+                f,
+                "acknowledged writes: {} stable, {} lost, {} stale, {} never read; {} info recovered",
+                l.stable, l.lost, l.stale, l.never_read, l.recovered
+            )?;
+        }
+        if !self.anomaly_counts.is_empty() {
+            let counts: Vec<String> = self
+                .anomaly_counts
+                .iter()
+                .map(|(class, n)| format!("{class} {n}"))
+                .collect();
+            writeln!(f, "anomalies: {}", counts.join(", "))?;
+        }
+        for anomaly in &self.anomalies {
+            writeln!(f, "{anomaly}")?;
+        }
+        if let Some(analysis) = &self.redirect_analysis {
+            write!(f, "{analysis}")?;
         }
         for warning in &self.warnings {
             writeln!(f, "warning: {warning}")?;

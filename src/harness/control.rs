@@ -130,8 +130,15 @@ impl Procs {
         self.lock()[i].child.as_ref().map(Child::id)
     }
 
+    /// A process that exited on its own (a crash) is reaped here and reported `Down`.
     fn state(&self, i: usize) -> ProcessState {
-        let entries = self.lock();
+        let mut entries = self.lock();
+        if let Some(child) = entries[i].child.as_mut() {
+            if !matches!(child.try_wait(), Ok(None)) {
+                entries[i].child = None;
+                entries[i].paused = false;
+            }
+        }
         match &entries[i] {
             Entry { child: None, .. } => ProcessState::Down,
             Entry { paused: true, .. } => ProcessState::Paused,

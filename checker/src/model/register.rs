@@ -10,6 +10,8 @@
 
 use super::{Effect, Model, OpModel};
 use crate::op::{Op, Outcome};
+use crate::wgl::{Interval, Search};
+use crate::zones::Zones;
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -127,40 +129,77 @@ impl OpModel for Register {
         Ok(input)
     }
 
+    /// Decides by the zones of [`crate::zones`] when values are unique and there is no cas.
+    fn decide(&self, ops: &[Interval<RegisterOp>]) -> Option<Search<RegisterValue>> {
+        match crate::zones::check(self.initial, ops) {
+            Zones::Valid => Some(Search::Valid { steps: 0 }),
+            Zones::Invalid(c) => {
+                // As the search would put it: the inner write must take effect while the outer
+                // value is still needed by the op invoked last in its cluster.
+                let op = c.inner.write.or(c.inner.first_complete_op)?;
+                Some(Search::Invalid {
+                    steps: 0,
+                    op,
+                    prefix: c.outer.write.into_iter().collect(),
+                    state: c.outer.value,
+                    stranded: c.outer.last_invoke_op,
+                })
+            }
+            Zones::NotApplicable(_) => None,
+        }
+    }
+
     /// Drops `info` writes and cas whose new value no op observes. Sound for any register: if
     /// such a write took effect, the next op to observe the state would have to follow another
     /// write (nothing reads its value, no cas expects it), so removing it from a linearization
     /// leaves a linearization. A failed cas observes every value but its expected one, so with
     /// those present only values that every failed cas expects are dropped.
     fn prune(&self, inputs: &mut Vec<(&Op, RegisterOp)>) {
-        let mut observed: HashSet<RegisterValue> = HashSet::new();
-        let mut failed_expect: HashSet<RegisterValue> = HashSet::new();
-        let mut failed = 0usize;
-        for (_, input) in inputs.iter() {
-            match *input {
-                RegisterOp::Read(v) | RegisterOp::Cas { expected: v, .. } => {
-                    observed.insert(v);
-                }
-                RegisterOp::CasFailed(e) => {
-                    failed += 1;
-                    failed_expect.insert(e);
-                }
-                RegisterOp::Write(_) => {}
+        let outcomes: Vec<(Outcome, RegisterOp)> = inputs
+            .iter()
+            .map(|(op, input)| (op.outcome, *input))
+            .collect();
+        let keep = prune_keep(&outcomes);
+        let mut i = 0;
+        inputs.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+}
+
+/// Which of `inputs` (each op's outcome and model input) [`Register`]'s `prune` keeps: the same
+/// rule, on plain data, for checkers that hold no [`Op`]s (the streaming check).
+pub(crate) fn prune_keep(inputs: &[(Outcome, RegisterOp)]) -> Vec<bool> {
+    let mut observed: HashSet<RegisterValue> = HashSet::new();
+    let mut failed_expect: HashSet<RegisterValue> = HashSet::new();
+    let mut failed = 0usize;
+    for (_, input) in inputs {
+        match *input {
+            RegisterOp::Read(v) | RegisterOp::Cas { expected: v, .. } => {
+                observed.insert(v);
             }
+            RegisterOp::CasFailed(e) => {
+                failed += 1;
+                failed_expect.insert(e);
+            }
+            RegisterOp::Write(_) => {}
         }
-        // A value every failed cas expected (or no failed cas at all) satisfies none of them.
-        let unseen_by_failed = |v: RegisterValue| {
-            failed == 0 || (failed_expect.len() == 1 && failed_expect.contains(&v))
-        };
-        inputs.retain(|(op, input)| match *input {
+    }
+    // A value every failed cas expected (or no failed cas at all) satisfies none of them.
+    let unseen_by_failed =
+        |v: RegisterValue| failed == 0 || (failed_expect.len() == 1 && failed_expect.contains(&v));
+    inputs
+        .iter()
+        .map(|(outcome, input)| match *input {
             RegisterOp::Write(new) | RegisterOp::Cas { new, .. } => {
-                op.outcome != Outcome::Info
+                *outcome != Outcome::Info
                     || observed.contains(&Some(new))
                     || !unseen_by_failed(Some(new))
             }
             RegisterOp::Read(_) | RegisterOp::CasFailed(_) => true,
-        });
-    }
+        })
+        .collect()
 }
 
 /// A register value as text: the integer, or `absent`.

@@ -1,0 +1,282 @@
+//! Redirect-aware analysis: where each anomaly happened in the cluster's life.
+//!
+//! Every op an invalid key's explanation (or an [`Anomaly`]) names is annotated with its slot,
+//! the migration phase of that slot when the op was invoked (and when it completed, if that
+//! differs), the faults active while it ran, and the redirect hops it followed. The analysis
+//! also counts redirects ([`RedirectStats`]), lists `redirect-loop` and `redirect-after-apply`
+//! anomalies, and keeps the fault intervals, all in [`RedirectAnalysis`].
+
+use crate::after_apply::redirect_after_apply_cases;
+use crate::anomaly::Anomaly;
+use crate::check::{CheckError, CheckOptions};
+use crate::fault::{faults, Fault};
+use crate::history::{History, Redirect};
+use crate::kind::ModelKind;
+use crate::op::{line_of, Op, OpError, Ops, Outcome};
+use crate::phase::{SlotState, Timeline};
+use crate::redirects::{op_slot, redirect_loop_cases, redirect_stats, RedirectStats};
+use crate::report::Report;
+use crate::validity::Validity;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::fmt;
+
+/// How many phase changes of a slot a key's context lists.
+const PHASES_LISTED_MAX: usize = 32;
+
+/// Where and when one op ran, as far as the cluster's state goes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpContext {
+    /// Position of its invocation in `History::events`.
+    pub event: usize,
+    /// 1-based line of that invocation.
+    pub line: usize,
+    /// The client's logical process.
+    pub process: u64,
+    /// The operation.
+    pub f: String,
+    /// Its key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Its slot (recorded, else computed from the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u16>,
+    /// The node that finally answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The slot's state when the op was invoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<SlotState>,
+    /// The slot's state when the op completed, when the phase had changed meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase_at_completion: Option<SlotState>,
+    /// Faults active at some point while the op ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
+    /// The hops it followed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<Redirect>,
+    /// Its error text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Renders as `line 8 (process 0 write): slot 7629 migrating ... ; hops ask a -> b; faults: none`.
+impl fmt::Display for OpContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {} (process {} {}): ",
+            self.line, self.process, self.f
+        )?;
+        match &self.phase {
+            Some(p) => write!(f, "{p}")?,
+            None => write!(f, "no slot")?,
+        }
+        if let Some(p) = &self.phase_at_completion {
+            write!(f, ", then {} by its completion", p.phase)?;
+        }
+        if let Some(node) = &self.node {
+            write!(f, "; answered by {node}")?;
+        }
+        if !self.redirects.is_empty() {
+            let hops: Vec<String> = self
+                .redirects
+                .iter()
+                .map(|h| format!("{} {} -> {}", h.kind.name(), h.from, h.to))
+                .collect();
+            write!(f, "; hops {}", hops.join(", "))?;
+        }
+        if let Some(e) = &self.error {
+            write!(f, "; error `{e}`")?;
+        }
+        if self.faults.is_empty() {
+            write!(f, "; no fault active")
+        } else {
+            let fs: Vec<String> = self.faults.iter().map(ToString::to_string).collect();
+            write!(f, "; faults: {}", fs.join(", "))
+        }
+    }
+}
+
+/// What the redirect-aware analysis adds to a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RedirectAnalysis {
+    /// Hops by slot, phase and outcome.
+    pub stats: RedirectStats,
+    /// `redirect-loop` and `redirect-after-apply` anomalies, annotated.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<Anomaly>,
+    /// Every fault interval.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
+    /// Migrations recorded (classic, atomic, or repairs of slots no migration opened).
+    pub migrations: usize,
+}
+
+impl fmt::Display for RedirectAnalysis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "migrations: {}; faults: {}",
+            self.migrations,
+            self.faults.len()
+        )?;
+        writeln!(f, "{}", self.stats)?;
+        for a in &self.anomalies {
+            writeln!(f, "{a}")?;
+            if let Some(summary) = a.context.as_ref().and_then(|c| c.get("summary")) {
+                for line in summary.as_array().into_iter().flatten() {
+                    writeln!(f, "  {}", line.as_str().unwrap_or(""))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A history's ops, migrations and faults, ready to annotate anomalies with.
+#[derive(Debug, Clone)]
+pub struct Attribution<'h> {
+    history: &'h History,
+    /// The history's client ops.
+    pub ops: Vec<Op>,
+    by_invoke: HashMap<usize, usize>,
+    /// Its migrations.
+    pub timeline: Timeline,
+    /// Its faults.
+    pub faults: Vec<Fault>,
+}
+
+impl<'h> Attribution<'h> {
+    /// Pairs the ops and rebuilds migrations and faults of `history`.
+    pub fn new(history: &'h History) -> Result<Attribution<'h>, OpError> {
+        let ops = Ops::from_history(history)?.ops;
+        let by_invoke = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| (op.invoke_event, i))
+            .collect();
+        Ok(Attribution {
+            history,
+            ops,
+            by_invoke,
+            timeline: Timeline::new(history),
+            faults: faults(history),
+        })
+    }
+
+    /// The context of the op invoked at event `event`; `None` if no op was.
+    pub fn op_context(&self, event: usize) -> Option<OpContext> {
+        let op = &self.ops[*self.by_invoke.get(&event)?];
+        let slot = op_slot(op);
+        let key = op.key.as_deref();
+        let state = |at: usize| slot.map(|s| self.timeline.state_at(self.history, s, at, key));
+        let phase = state(op.invoke_event);
+        let at_end = op.complete_event.and_then(|c| state(c + 1));
+        let phase_at_completion =
+            at_end.filter(|s| Some(s.phase) != phase.as_ref().map(|p| p.phase));
+        Some(OpContext {
+            event,
+            line: line_of(self.history, event),
+            process: op.process,
+            f: op.f.clone(),
+            key: op.key.clone(),
+            slot,
+            node: op.node.clone(),
+            outcome: op.outcome,
+            phase,
+            phase_at_completion,
+            faults: self
+                .faults
+                .iter()
+                .filter(|f| f.overlaps(op.invoke_event, op.complete_event))
+                .cloned()
+                .collect(),
+            redirects: op.redirects.clone(),
+            error: op.error.clone(),
+        })
+    }
+
+    /// A context object for the ops invoked at `events`: `ops` (each an [`OpContext`]),
+    /// `summary` (one prose line each), and the phases of their slots.
+    pub fn context(&self, events: &[usize]) -> Value {
+        let ops: Vec<OpContext> = events.iter().filter_map(|&e| self.op_context(e)).collect();
+        let summary: Vec<String> = ops.iter().map(ToString::to_string).collect();
+        let mut slots: Vec<u16> = ops.iter().filter_map(|o| o.slot).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        let phases: serde_json::Map<String, Value> = slots
+            .iter()
+            .map(|&s| {
+                let p = self.timeline.phases_of(self.history, s, PHASES_LISTED_MAX);
+                (s.to_string(), json!(p))
+            })
+            .filter(|(_, p)| p.as_array().is_some_and(|a| !a.is_empty()))
+            .collect();
+        let mut v = json!({"slots": slots, "ops": ops, "summary": summary});
+        if !phases.is_empty() {
+            v["slot_phases"] = Value::Object(phases);
+        }
+        v
+    }
+
+    /// Sets `anomaly.context` from the ops it names.
+    pub fn annotate(&self, anomaly: &mut Anomaly) {
+        let events: Vec<usize> = anomaly.events.iter().map(|e| e.event).collect();
+        anomaly.context = Some(self.context(&events));
+    }
+}
+
+/// Runs the redirect-aware analysis on a report `check(history, model, opts)` returned: every
+/// key that is not valid gets a `context`, and `report.redirect_analysis` is set.
+pub fn analyze(
+    history: &History,
+    model: ModelKind,
+    opts: &CheckOptions,
+    report: &mut Report,
+) -> Result<(), CheckError> {
+    let at = Attribution::new(history)?;
+    let mut anomalies = redirect_loop_cases(history, &at.ops);
+    let after = redirect_after_apply_cases(history, &at.ops, model, opts, report)?;
+    for key in report
+        .keys
+        .iter_mut()
+        .filter(|k| k.valid != Validity::Valid)
+    {
+        let mut events = Vec::new();
+        if let Some(e) = &key.explanation {
+            events.push(e.op.event);
+            events.extend(e.stranded.as_ref().map(|s| s.event));
+        }
+        let mut ctx = at.context(&events);
+        let blamed: Vec<&Anomaly> = after
+            .iter()
+            .filter(|a| a.keys == [key.key.clone()])
+            .collect();
+        if let Some(a) = blamed.first() {
+            ctx["redirect_after_apply"] = json!(a.events);
+            if let Some(summary) = ctx["summary"].as_array_mut() {
+                summary.push(Value::from(format!(
+                    "redirect-after-apply: {}",
+                    a.explanation
+                )));
+            }
+        }
+        key.context = Some(ctx);
+    }
+    anomalies.extend(after);
+    for a in anomalies.iter_mut().chain(report.anomalies.iter_mut()) {
+        at.annotate(a);
+    }
+    report.redirect_analysis = Some(RedirectAnalysis {
+        stats: redirect_stats(history, &at.ops, &at.timeline),
+        anomalies,
+        faults: at.faults.clone(),
+        migrations: at.timeline.migrations.len(),
+    });
+    Ok(())
+}
