@@ -138,6 +138,17 @@ fn every_nemesis_kind_runs_and_leaves_nothing_behind() {
                 .starts_with("atomic-")
     });
     assert!(atomic, "atomic migration recorded to its end");
+    let graceful = lines[0]["nemesis_schedule"]["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["kind"] == "kill" && p["variant"].as_u64().unwrap() % 2 == 1);
+    if graceful {
+        assert!(
+            has("shutdown", "begin") && has("shutdown", "end"),
+            "graceful"
+        );
+    }
     assert!(has("heal-all", "end"), "healed at the end");
     let healed = events
         .iter()
@@ -168,5 +179,9 @@ fn every_nemesis_kind_runs_and_leaves_nothing_behind() {
             && log.contains("keys_moved=")
             && log.contains("duration_ms="),
         "the run log names each migration's slot, nodes, keys moved and duration"
+    );
+    assert!(
+        log.contains(" mid-migration; repair moved "),
+        "a struck migration was repaired: {log}"
     );
 }

@@ -119,11 +119,20 @@ pub struct RedirectAnalysis {
 
 impl fmt::Display for RedirectAnalysis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut verbs: std::collections::BTreeMap<&str, usize> = Default::default();
+        for fault in &self.faults {
+            *verbs.entry(fault.f.as_str()).or_default() += 1;
+        }
+        let verbs: Vec<String> = verbs.iter().map(|(v, n)| format!("{v} {n}")).collect();
+        let verbs = if verbs.is_empty() {
+            "none".to_string()
+        } else {
+            verbs.join(", ")
+        };
         writeln!(
             f,
-            "migrations: {}; faults: {}",
-            self.migrations,
-            self.faults.len()
+            "migrations: {}; faults and repairs: {verbs}",
+            self.migrations
         )?;
         writeln!(f, "{}", self.stats)?;
         for a in &self.anomalies {

@@ -23,6 +23,9 @@ pub enum NemesisError {
     /// The fault makes no sense for this cluster (unknown node, nodes sharing an address).
     #[error("invalid fault: {0}")]
     Invalid(String),
+    /// A migration or repair step failed (its own error names the slot and the step).
+    #[error("{0}")]
+    Migration(String),
     /// The harness could not do what the verb asked of it (signal, restart, connect, command).
     #[error(transparent)]
     Harness(#[from] crate::harness::HarnessError),

@@ -12,6 +12,7 @@ pub mod migrate;
 pub mod migrate_atomic;
 pub mod migrate_interrupt;
 pub mod migrate_repair;
+pub mod migrate_strike;
 pub mod net;
 pub mod plan;
 pub mod process;

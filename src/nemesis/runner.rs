@@ -8,6 +8,7 @@ use super::migrate::{migrate_slot, MigrateOptions, Peer};
 use super::migrate_atomic::{cancel_atomic, migrate_atomic, AtomicOptions};
 use super::migrate_interrupt::{migrate_then_abort, migrate_then_finalize_early};
 use super::migrate_repair::repair;
+use super::migrate_strike::{migrate_then_strike, repair_settled};
 use super::net::{Partition, Partitioner};
 use super::process;
 use super::schedule::{FaultKind, Planned, Schedule};
@@ -27,6 +28,8 @@ const FINALIZE_EARLY_WAIT_MS: u64 = 200;
 /// `rdb-key-save-delay` (µs per key) while an atomic migration is cancelled, so that the
 /// cancel lands while the snapshot is still being sent.
 const CANCEL_SAVE_DELAY_US: u64 = 20_000;
+/// How long a struck migration's source or target stays down (or paused).
+const STRIKE_HOLD_MS: u64 = 1500;
 /// How long after `MIGRATESLOTS` the cancel is sent.
 const CANCEL_AFTER_MS: u64 = 30;
 /// How often the crash watcher looks at the server processes.
@@ -74,7 +77,7 @@ pub async fn run(
         tokio::spawn(async move { watch_crashes(&ctx, &killing, &stop).await })
     };
     let migrations = {
-        let (ctx, stop) = (ctx.clone(), stop.clone());
+        let (ctx, stop, killing) = (ctx.clone(), stop.clone(), killing.clone());
         let slots = slots.clone();
         tokio::spawn(async move {
             let mut summary = NemesisSummary::default();
@@ -82,7 +85,7 @@ pub async fn run(
                 if !wait_until(start, p.at_ms, &stop).await {
                     break;
                 }
-                let result = migration(&ctx, p, &slots, &opts).await;
+                let result = migration(&ctx, p, &slots, &opts, &killing).await;
                 let failed = result.is_err();
                 tally(&mut summary, p.kind, result);
                 if failed {
@@ -204,6 +207,7 @@ async fn migration(
     p: &Planned,
     slots: &[u16],
     opts: &MigrateOptions,
+    killing: &Mutex<BTreeSet<String>>,
 ) -> Result<(bool, usize), NemesisError> {
     let mut masters = failover::masters_now(ctx).await?;
     masters.sort_by(|a, b| a.addr.cmp(&b.addr));
@@ -226,7 +230,7 @@ async fn migration(
         .cloned()
         .collect();
     let rec = &ctx.recorder;
-    let err = |e: super::migrate::MigrateError| NemesisError::Invalid(e.to_string());
+    let err = |e: super::migrate::MigrateError| NemesisError::Migration(e.to_string());
     let began = Instant::now();
     let (keys, outcome) = match p.kind {
         FaultKind::Migrate => {
@@ -277,6 +281,40 @@ async fn migration(
         FaultKind::Cancel => {
             let state = cancel_midway(ctx, slot, &source, &target).await?;
             (0, state)
+        }
+        FaultKind::Strike => {
+            let r = migrate_then_strike(
+                ctx,
+                slot,
+                &source,
+                &target,
+                opts,
+                p.variant,
+                STRIKE_HOLD_MS,
+                SETTLE_TIMEOUT_MS,
+                killing,
+            )
+            .await?;
+            let fixed: Vec<String> = r
+                .repair
+                .fixed
+                .iter()
+                .map(|f| format!("slot {} {} to {}", f.slot, f.action, f.owner))
+                .collect();
+            let outcome = format!(
+                "{} the {} {} mid-migration; repair moved {} keys ({}), {} stranded",
+                r.how,
+                r.role,
+                r.node,
+                r.repair.keys_moved,
+                if fixed.is_empty() {
+                    "nothing open".to_string()
+                } else {
+                    fixed.join(", ")
+                },
+                r.repair.stranded.iter().map(|s| s.keys).sum::<usize>()
+            );
+            (r.moved + r.repair.keys_moved, outcome)
         }
         other => unreachable!("{other} is not a migration"),
     };
@@ -336,11 +374,11 @@ async fn cancel_midway(
     admin
         .run::<()>(&["CONFIG", "SET", "rdb-key-save-delay", "0"])
         .await?;
-    let cancelled = cancelled.map_err(|e| NemesisError::Invalid(e.to_string()))?;
+    let cancelled = cancelled.map_err(|e| NemesisError::Migration(e.to_string()))?;
     let state = match finished {
         Ok(Ok(m)) => m.state,
-        Ok(Err(e)) => return Err(NemesisError::Invalid(e.to_string())),
-        Err(e) => return Err(NemesisError::Invalid(e.to_string())),
+        Ok(Err(e)) => return Err(NemesisError::Migration(e.to_string())),
+        Err(e) => return Err(NemesisError::Migration(e.to_string())),
     };
     Ok(if cancelled {
         format!("cancel sent while running; job ended {state}")
@@ -372,7 +410,14 @@ async fn fault(
     match p.kind {
         FaultKind::Kill => {
             lock(killing).insert(node.clone());
-            let killed = process::kill(ctx, &node).await;
+            // Odd variants stop the node gracefully (SIGTERM, AOF flushed) instead.
+            let graceful = p.variant % 2 == 1;
+            let killed = if graceful {
+                target = format!("{node} (graceful)");
+                process::shutdown(ctx, &node).await
+            } else {
+                process::kill(ctx, &node).await
+            };
             if killed.is_ok() {
                 hold().await;
             }
@@ -470,36 +515,9 @@ async fn heal_all_steps(ctx: &Ctx, partitioner: Option<&Partitioner>) -> Result<
             _ => {}
         }
     }
-    // Nodes that just came back need a moment before every node answers CLUSTER NODES sanely.
-    let deadline = Instant::now() + Duration::from_millis(SETTLE_TIMEOUT_MS);
-    let masters = loop {
-        match failover::masters_now(ctx).await {
-            Ok(m) if !m.is_empty() => break m,
-            Ok(_) | Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Ok(_) => {
-                return Err(NemesisError::Timeout {
-                    what: "a master to answer after healing".into(),
-                    waited_ms: SETTLE_TIMEOUT_MS,
-                })
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    let masters: Vec<Peer> = masters.iter().map(peer).collect();
-    // Right after restarts and failovers a repair step can meet a node that is still
-    // catching up; try again until the deadline.
-    let report = loop {
-        match repair(&ctx.recorder, &masters).await {
-            Ok(report) => break report,
-            Err(e) if Instant::now() < deadline => {
-                tracing::warn!(error = %e, "repair failed, retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(NemesisError::Invalid(e.to_string())),
-        }
-    };
+    // Nodes that just came back need a moment before every node answers CLUSTER NODES sanely,
+    // and a repair step can meet a node still catching up: `repair_settled` retries.
+    let report = repair_settled(ctx, SETTLE_TIMEOUT_MS).await?;
     if !report.fixed.is_empty() || !report.stranded.is_empty() {
         tracing::info!(report = ?report, "repair after the run");
     }

@@ -26,6 +26,8 @@ pub enum FaultKind {
     FinalizeEarly,
     /// An atomic migration cancelled half-way (`CLUSTER CANCELSLOTMIGRATIONS`).
     Cancel,
+    /// A classic migration whose source or target is killed or paused half-way, then repaired.
+    Strike,
     /// SIGKILL a node, restart it later with the same config.
     Kill,
     /// SIGSTOP a node, SIGCONT it later.
@@ -38,12 +40,13 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Migrate,
         FaultKind::Atomic,
         FaultKind::Abort,
         FaultKind::FinalizeEarly,
         FaultKind::Cancel,
+        FaultKind::Strike,
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Failover,
@@ -58,6 +61,7 @@ impl FaultKind {
             FaultKind::Abort => "abort",
             FaultKind::FinalizeEarly => "finalize-early",
             FaultKind::Cancel => "cancel",
+            FaultKind::Strike => "strike",
             FaultKind::Kill => "kill",
             FaultKind::Pause => "pause",
             FaultKind::Failover => "failover",
@@ -74,6 +78,7 @@ impl FaultKind {
                 | FaultKind::Abort
                 | FaultKind::FinalizeEarly
                 | FaultKind::Cancel
+                | FaultKind::Strike
         )
     }
 
