@@ -1,12 +1,14 @@
 //! The `slotcheck` command: a thin layer over the `slotcheck`, `workloads` and `checker` crates.
 
+mod check_cmd;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use slotcheck::harness::{Cluster, ClusterSpec, ClusterState, ServerKind};
 use slotcheck::nemesis;
 use slotcheck::nemesis::migrate::MigrateOptions;
 use slotcheck::nemesis::schedule::{parse_kinds, FaultKind};
-use slotcheck::run::{check_file, ok, run_test, status, warn, RunConfig};
+use slotcheck::run::{ok, run_test, status, warn, RunConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -31,14 +33,9 @@ struct Cli {
 enum Command {
     /// Start a cluster, run clients while slots migrate, check the history, stop everything.
     Test(TestArgs),
-    /// Check a saved history and print its verdict (exit 0 valid, 1 invalid, 2 unknown).
-    Check {
-        /// The history file (JSON Lines).
-        history: PathBuf,
-        /// Print the full results as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Check saved histories (slotcheck's, Jepsen's, Knossos's, Porcupine's) and print their
+    /// verdicts (exit 0 valid, 1 invalid, 2 unknown, 254 unreadable or malformed input).
+    Check(check_cmd::CheckArgs),
     /// Start or stop a local cluster that outlives this command.
     Cluster {
         #[command(subcommand)]
@@ -133,16 +130,20 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go to stdout and succeed; bad arguments are 254, not clap's 2,
+            // which would read as an unknown verdict.
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { EXIT_BAD_ARGS } else { 0 });
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("[ERR] {err:#}");
-            let bad_input = err.chain().any(|e| {
-                e.downcast_ref::<checker::HistoryError>().is_some()
-                    || e.downcast_ref::<checker::CheckError>().is_some()
-            });
-            ExitCode::from(if bad_input {
+            ExitCode::from(if check_cmd::is_bad_input(&err) {
                 EXIT_BAD_ARGS
             } else {
                 EXIT_INTERNAL
@@ -153,15 +154,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Check { history, json } => {
-            let report = check_file(&history)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
-            }
-            Ok(ExitCode::from(report.valid.exit_code()))
-        }
+        Command::Check(args) => check_cmd::run(args),
         Command::Test(args) => {
             let default_output = args.output.is_none();
             let plan_only = args.plan_only;
@@ -182,7 +175,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let outcome = runtime()?.block_on(run_test(&cfg))?;
             let r = &outcome.report;
-            println!("{r}");
+            print!(
+                "{}",
+                check_cmd::render(r.clone(), check_cmd::KEYS_SHOWN_MAX)
+            );
             println!(
                 "bring-up: {:.2} s; nemesis actions: {} done, {} failed{}",
                 outcome.bring_up.as_secs_f64(),

@@ -6,7 +6,7 @@ use crate::nemesis::runner::{self, NemesisSummary};
 use crate::nemesis::schedule::{FaultKind, Pacing, Schedule};
 use crate::nemesis::{net, Ctx};
 use anyhow::{Context, Result};
-use checker::{check_register, CheckOptions, History, Report};
+use checker::{analyze_redirects, CheckOptions, History, ModelKind, Report};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -248,14 +248,44 @@ fn report_nemesis(summary: &NemesisSummary) {
     }
 }
 
-/// Reads and checks a history file with the register model.
-pub fn check_file(path: &Path) -> Result<Report> {
+/// Histories at least this large are checked streaming, so that memory grows with the ops rather
+/// than with the text; their reports then lack the redirect-aware context.
+pub const STREAM_BYTES_MIN: u64 = 256 << 20;
+
+/// Checks the slotcheck history at `path` against `model`. Below `stream_bytes_min` bytes (or for
+/// models other than the register) the whole history is read and the report gets redirect-aware
+/// context: slot, migration phase, faults and hops of each explained op (`analyze_redirects`).
+pub fn check_history(
+    path: &Path,
+    model: ModelKind,
+    opts: &CheckOptions,
+    stream_bytes_min: u64,
+) -> Result<Report> {
+    let name = path.display().to_string();
+    let bytes = std::fs::metadata(path)
+        .map_err(|source| checker::HistoryError::Io {
+            path: name.clone(),
+            source,
+        })?
+        .len();
+    if bytes >= stream_bytes_min && model == ModelKind::Register {
+        return Ok(checker::check_file(path, model, opts)?);
+    }
     let history = History::read_file(path)?;
-    for w in &history.warnings {
+    let mut report = checker::check(&history, model, opts)
+        .with_context(|| format!("checking {name} as {model}"))?;
+    analyze_redirects(&history, model, opts, &mut report)
+        .with_context(|| format!("analysing the redirects of {name}"))?;
+    Ok(report)
+}
+
+/// Reads and checks a history file with the register model: `slotcheck test`'s final check.
+pub fn check_file(path: &Path) -> Result<Report> {
+    let opts = CheckOptions::default();
+    let report = check_history(path, ModelKind::Register, &opts, STREAM_BYTES_MIN)?;
+    for w in &report.warnings {
         warn(w);
     }
-    let report = check_register(&history, &CheckOptions::default())
-        .with_context(|| format!("checking {}", path.display()))?;
     Ok(report)
 }
 
