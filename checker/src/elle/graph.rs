@@ -59,12 +59,13 @@ pub(crate) fn build(txns: &[Txn], keys: &Keys, v: &Versions) -> Dependencies {
     };
     for key in 0..keys.names.len() {
         let k = key as Key;
-        let order = &v.order[key];
-        for w in order.windows(2) {
+        let appends: Vec<i64> = v.appends(k).collect();
+        for w in appends.windows(2) {
             if let (Some(a), Some(b)) = (v.writer(k, w[0]), v.writer(k, w[1])) {
                 add(&mut g, a.txn, b.txn, WW);
             }
         }
+        let order = &v.order[key];
         for read in &v.reads[key] {
             if v.incompatible.contains(read) {
                 continue;
@@ -73,7 +74,7 @@ pub(crate) fn build(txns: &[Txn], keys: &Keys, v: &Versions) -> Dependencies {
             if let Some(w) = n.checked_sub(1).and_then(|i| v.writer(k, order[i])) {
                 add(&mut g, w.txn, read.txn, WR);
             }
-            if let Some(w) = order.get(n).and_then(|e| v.writer(k, *e)) {
+            if let Some(w) = v.next_unseen(k, n).and_then(|e| v.writer(k, e)) {
                 add(&mut g, read.txn, w.txn, RW);
             }
         }
@@ -441,8 +442,7 @@ fn evidence(txns: &[Txn], keys: &Keys, v: &Versions, a: u32, b: u32, kind: EdgeK
     let found: Option<(Key, i64, Option<i64>)> = match kind {
         EdgeKind::Ww => tb.mops.iter().find_map(|m| match m {
             Mop::Append { key, value } => {
-                let pos = *v.position.get(&(*key, *value))? as usize;
-                let prev = *v.order[*key as usize].get(pos.checked_sub(1)?)?;
+                let prev = v.previous(*key, *value)?;
                 by(*key, prev, a).then_some((*key, *value, Some(prev)))
             }
             _ => None,
@@ -466,7 +466,7 @@ fn evidence(txns: &[Txn], keys: &Keys, v: &Versions, a: u32, b: u32, kind: EdgeK
                 key,
                 seen: Seen::List(l),
             } => {
-                let next = *v.order[*key as usize].get(l.len())?;
+                let next = v.next_unseen(*key, l.len())?;
                 by(*key, next, b).then_some((*key, next, l.last().copied()))
             }
             _ => None,
@@ -566,6 +566,44 @@ mod tests {
             2  ok     txn - [["r","x",[1]],["r","y",[1]]]     @40
         "#;
         assert_eq!(classes(&cycles(bad)), ["G2-item"]);
+    }
+
+    #[test]
+    fn repeated_elements_make_no_edges() {
+        // 1 is appended once but read twice: a `duplicate-elements` anomaly, not evidence that
+        // 1 came after 2 (G0) or that the read of [1] missed an append of 1 (G-single).
+        let dup = "
+            0  invoke append x 1       @10
+            0  ok     append x 1       @20
+            1  invoke read   x null    @25
+            1  ok     read   x [1]     @28
+            0  invoke append x 2       @30
+            0  ok     append x 2       @40
+            1  invoke read   x null    @70
+            1  ok     read   x [1,2,1] @80
+        ";
+        assert!(cycles(dup).is_empty());
+        // Past the repeat, the order goes on: 3 follows 2, and [1,2,1], read after 3 was
+        // acknowledged, did not see it.
+        let stale = "
+            0  invoke append x 1         @10
+            0  ok     append x 1         @20
+            0  invoke append x 2         @30
+            0  ok     append x 2         @40
+            0  invoke append x 3         @50
+            0  ok     append x 3         @60
+            1  invoke read   x null      @70
+            1  ok     read   x [1,2,1]   @80
+            2  invoke read   x null      @90
+            2  ok     read   x [1,2,1,3] @100
+        ";
+        let found = cycles(stale);
+        assert_eq!(classes(&found), ["G-single-realtime"]);
+        let text = &found[0].explanation;
+        assert!(
+            text.contains("observed x ending in 1, without T1's append of 3"),
+            "{text}"
+        );
     }
 
     #[test]

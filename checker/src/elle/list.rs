@@ -75,6 +75,39 @@ impl Versions {
     pub fn writer(&self, key: Key, value: i64) -> Option<Writer> {
         self.writers.get(&(key, value)).copied()
     }
+
+    /// Whether position `i` of `key`'s order holds its element's first occurrence: a repeat is
+    /// a `duplicate-elements` anomaly and says nothing about where its writer's append went.
+    fn first_at(&self, key: Key, i: usize) -> bool {
+        let e = self.order[key as usize].get(i);
+        e.is_some_and(|e| self.position.get(&(key, *e)) == Some(&(i as u32)))
+    }
+
+    /// `key`'s order without repeats: the order of the appends (ww edges follow it).
+    pub fn appends(&self, key: Key) -> impl Iterator<Item = i64> + '_ {
+        let order = &self.order[key as usize];
+        (0..order.len())
+            .filter(move |&i| self.first_at(key, i))
+            .map(move |i| order[i])
+    }
+
+    /// The first append to `key` after its first `n` elements that a read of those did not
+    /// see (rw edges point to its writer).
+    pub fn next_unseen(&self, key: Key, n: usize) -> Option<i64> {
+        let order = &self.order[key as usize];
+        (n..order.len())
+            .find(|&i| self.first_at(key, i))
+            .map(|i| order[i])
+    }
+
+    /// The append to `key` right before `value`'s, skipping repeats.
+    pub fn previous(&self, key: Key, value: i64) -> Option<i64> {
+        let pos = *self.position.get(&(key, value))? as usize;
+        (0..pos)
+            .rev()
+            .find(|&i| self.first_at(key, i))
+            .map(|i| self.order[key as usize][i])
+    }
 }
 
 /// Indexes every write and list read of `txns` and recovers each key's version order.
