@@ -2,6 +2,7 @@
 //!
 //! A fault is *active* from its verb's `begin` until its inverse's `end`: `kill` and `shutdown`
 //! until the same node's `restart`, `pause` until its `resume`, `partition` until a `heal`,
+//! `slow` until the same node's `fast`,
 //! anything else (`failover`, `repair`, ...) until its own `end`; `heal-all` ends every fault.
 //! A fault never ended lasts to the end of the history. An event without `phase` is a fault of
 //! no duration. Migration events are not faults (see `phase`). Positions are event indices.
@@ -74,12 +75,13 @@ fn inverse(f: &str) -> (&str, bool) {
         "kill" | "shutdown" => ("restart", true),
         "pause" => ("resume", true),
         "partition" => ("heal", false),
+        "slow" => ("fast", true),
         other => (other, true),
     }
 }
 
 /// Verbs that end faults and are not faults themselves.
-const INVERSES: [&str; 4] = ["restart", "resume", "heal", "heal-all"];
+const INVERSES: [&str; 5] = ["restart", "resume", "heal", "fast", "heal-all"];
 
 /// Every fault of `history`, in the order they began.
 pub fn faults(history: &History) -> Vec<Fault> {
@@ -182,6 +184,9 @@ mod tests {
             /* line 9 */ ("heal", json!({"phase": "end"})),
             /* line 10 */ ("migrate-start", json!({"slot": 1})),
             /* line 11 */ ("clock-skew", json!({"node": "d"})),
+            /* line 12 */ ("slow", json!({"node": "e", "phase": "begin"})),
+            /* line 13 */ ("fast", json!({"node": "f", "phase": "end"})),
+            /* line 14 */ ("fast", json!({"node": "e", "phase": "end"})),
         ]);
         let got: Vec<String> = faults(&h).iter().map(ToString::to_string).collect();
         assert_eq!(
@@ -192,6 +197,7 @@ mod tests {
                 "partition (lines 6..9)",
                 "failover c (lines 7..8) [failed]",
                 "clock-skew d (lines 11..11)",
+                "slow e (lines 12..14)",
             ]
         );
         let kill = &faults(&h)[0];

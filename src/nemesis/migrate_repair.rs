@@ -115,7 +115,7 @@ fn open_entry(me: &NodeLine, slot: u16, arrow: &str) -> Option<String> {
 }
 
 /// Slots a node's own line shows open.
-fn open_slots(me: &NodeLine) -> Vec<u16> {
+pub(super) fn open_slots(me: &NodeLine) -> Vec<u16> {
     me.open_slots
         .iter()
         .filter_map(|e| {

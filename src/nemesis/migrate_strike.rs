@@ -5,8 +5,10 @@
 use super::error::NemesisError;
 use super::failover;
 use super::migrate::{open_slot, MigrateOptions, Peer};
-use super::migrate_repair::{repair, RepairReport};
+use super::migrate_repair::{open_slots, repair, RepairReport};
 use super::{process, Ctx};
+use crate::harness::{parse_nodes, Admin};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -109,15 +111,55 @@ pub async fn repair_settled(ctx: &Ctx, timeout_ms: u64) -> Result<RepairReport, 
         })
         .collect();
     loop {
-        match repair(&ctx.recorder, &masters).await {
+        let repaired = match repair(&ctx.recorder, &masters).await {
+            Ok(report) => close_strays(ctx).await.map(|()| report),
+            Err(e) => Err(NemesisError::Migration(e.to_string())),
+        };
+        match repaired {
             Ok(report) => return Ok(report),
             Err(e) if Instant::now() < deadline => {
                 tracing::warn!(error = %e, "repair failed, retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Err(e) => return Err(NemesisError::Migration(e.to_string())),
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// Closes open slots that `repair` (which looks at slot-owning masters) cannot see: a replica
+/// that kept its primary's `MIGRATING`/`IMPORTING` (Valkey 9 replicates them; a demoted master
+/// keeps its own) gets `SETSLOT s STABLE` through its primary, which replicates it; a master
+/// that owns no slot gets it directly. Each is recorded as a `repair-step` `closed`.
+async fn close_strays(ctx: &Ctx) -> Result<(), NemesisError> {
+    for node in &ctx.cluster.nodes {
+        let mut admin = Admin::connect(&node.addr).await?;
+        let text = admin.text(&["CLUSTER", "NODES"]).await?;
+        let lines = parse_nodes(&text).unwrap_or_default();
+        let Some(me) = lines.iter().find(|l| l.has_flag("myself")) else {
+            continue;
+        };
+        for slot in open_slots(me) {
+            let primary = me
+                .master_id
+                .as_ref()
+                .filter(|_| me.is_replica())
+                .and_then(|id| lines.iter().find(|l| &l.id == id))
+                .map(|l| l.addr.clone());
+            let via = primary.unwrap_or_else(|| node.addr.clone());
+            let mut to = Admin::connect(&via).await?;
+            let stable = ["CLUSTER", "SETSLOT", &slot.to_string(), "STABLE"];
+            to.run::<()>(&stable).await?;
+            if via != node.addr {
+                // Where the replica accepts it (not Redis 7.0), close it there too; a refusal is fine.
+                let _ = admin.run::<()>(&stable).await;
+            }
+            ctx.recorder.nemesis(
+                "repair-step",
+                json!({"phase": "closed", "slot": slot, "closed": [node.addr], "via": via}),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn lock(set: &Mutex<BTreeSet<String>>) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
