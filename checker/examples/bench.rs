@@ -1,16 +1,26 @@
-//! Checker throughput on generated histories: time, ops/s and peak memory (VmHWM), as a table.
+//! Checker throughput on generated histories: time, ops/s and peak memory (VmHWM), as a table,
+//! and how check time grows from 1M to 10M register ops (the issue's target: at most 11x).
 //!
 //! `cargo run --release -p slotcheck-checker --example bench` runs the standard table (register
-//! 1M and 10M ops over 1000 keys, 50 clients, 1% info; list-append 1M), each case in a child
-//! process so that its peak memory is its own. One case:
-//! `... --example bench -- <model> <ops> [keys] [clients] [info] [seed] [stream|history]`.
-//! Histories are written to the system's temp dir and removed afterwards. No assertions: numbers.
+//! 1M and 10M ops over 1000 keys, 50 clients, 1% info; list-append 1M). Every history is first
+//! generated into the system's temp dir; then `RUNS` rounds each check every history once, each
+//! check in a child process so that its peak memory is its own; the histories are removed at the
+//! end. Interleaving the rounds exposes the cases alike to the load of a shared machine, and the
+//! growth ratio is computed within each round as well as from the minimum and median times, in
+//! this one run, never against numbers from another day. One case (generated, checked `RUNS`
+//! times): `... --example bench -- <model> <ops> [keys] [clients] [info] [seed] [stream|history]`.
+//! To keep a history for profiling: `... -- gen <model> <ops> [keys ...] <path>`, then
+//! `... -- check <model> <path> [stream|history]` checks it once. No assertions: numbers.
 
 use checker::gen::{write_history, GenConfig};
 use checker::{check, check_file, CheckOptions, History, ModelKind};
 use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+/// Checks per case; the table reports their minimum and median.
+const RUNS: usize = 3;
 
 fn vm_hwm_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -21,69 +31,182 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn one(args: &[String]) {
-    let model: ModelKind = args[0].parse().expect("model");
-    let ops: u64 = args[1].parse().expect("ops");
-    let arg = |i: usize, d: &str| args.get(i).cloned().unwrap_or_else(|| d.to_string());
-    let cfg = GenConfig {
-        model,
-        keys: arg(2, "1000").parse().unwrap(),
-        clients: arg(3, "50").parse().unwrap(),
-        ops,
-        info_fraction: arg(4, "0.01").parse().unwrap(),
-        seed: arg(5, "1").parse().unwrap(),
+/// CPU seconds (user and system, all threads) this process has used, from `/proc/self/stat`
+/// (in USER_HZ, 100 per second on Linux).
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
     };
-    let path_kind = arg(6, "stream");
-    let path = std::env::temp_dir().join(format!(
-        "slotcheck-bench-{}-{}-{}.jsonl",
-        model,
-        ops,
-        std::process::id()
-    ));
-    let start = Instant::now();
-    {
-        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap());
-        write_history(&cfg, &mut out).unwrap();
-        out.flush().unwrap();
-    }
-    let gen_s = start.elapsed().as_secs_f64();
-    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let start = Instant::now();
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// The child: checks the file at `path` once and prints
+/// `RESULT check_s hwm_mib verdict steps cpu_s`.
+fn check_once(model: ModelKind, path: &Path, path_kind: &str) {
+    let (start, cpu_start) = (Instant::now(), cpu_s());
     let report = if path_kind == "history" {
-        let history = History::read_file(&path).unwrap();
+        let history = History::read_file(path).unwrap();
         check(&history, model, &CheckOptions::default()).unwrap()
     } else {
-        check_file(&path, model, &CheckOptions::default()).unwrap()
+        check_file(path, model, &CheckOptions::default()).unwrap()
     };
     let check_s = start.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&path);
     let steps: u64 = report.keys.iter().map(|k| k.steps).sum();
     println!(
-        "RESULT\t{model}\t{path_kind}\t{ops}\t{}\t{}\t{:.0}\t{:.2}\t{:.2}\t{:.0}\t{}\t{}\t{steps}",
-        cfg.keys,
-        cfg.clients,
-        bytes as f64 / 1e6,
-        gen_s,
-        check_s,
-        ops as f64 / check_s,
+        "RESULT\t{check_s:.3}\t{}\t{}\t{steps}\t{:.2}",
         vm_hwm_kib() / 1024,
         report.valid,
+        cpu_s() - cpu_start
     );
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.is_empty() {
-        one(&args);
-        return;
+/// One generated history and its checks: a row of the table.
+struct Case {
+    cfg: GenConfig,
+    path_kind: String,
+    path: PathBuf,
+    mb: f64,
+    gen_s: f64,
+    /// Check times of every run, in run order.
+    check_s: Vec<f64>,
+    /// CPU seconds of every run (all threads, user and system), in run order.
+    cpu_s: Vec<f64>,
+    hwm_mib: u64,
+    verdict: String,
+}
+
+/// The generator's settings from `<model> <ops> [keys] [clients] [info] [seed]`.
+fn config(args: &[String]) -> GenConfig {
+    let arg = |i: usize, d: &str| args.get(i).cloned().unwrap_or_else(|| d.to_string());
+    GenConfig {
+        model: args[0].parse().expect("model"),
+        ops: args[1].parse().expect("ops"),
+        keys: arg(2, "1000").parse().unwrap(),
+        clients: arg(3, "50").parse().unwrap(),
+        info_fraction: arg(4, "0.01").parse().unwrap(),
+        seed: arg(5, "1").parse().unwrap(),
     }
-    let cases: [&[&str]; 3] = [
-        &["register", "1000000"],
-        &["register", "10000000"],
-        &["list-append", "1000000"],
-    ];
+}
+
+impl Case {
+    /// Generates the history `args` describes: `<model> <ops> [keys] [clients] [info] [seed]
+    /// [stream|history]`.
+    fn generate(args: &[String]) -> Case {
+        let cfg = config(args);
+        let path = std::env::temp_dir().join(format!(
+            "slotcheck-bench-{}-{}-{}.jsonl",
+            cfg.model,
+            cfg.ops,
+            std::process::id()
+        ));
+        let gen_s = write(&cfg, &path);
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Case {
+            cfg,
+            path_kind: args.get(6).cloned().unwrap_or_else(|| "stream".into()),
+            path,
+            mb: bytes as f64 / 1e6,
+            gen_s,
+            check_s: Vec::new(),
+            cpu_s: Vec::new(),
+            hwm_mib: 0,
+            verdict: "-".into(),
+        }
+    }
+
+    /// Checks the history once, in a child process; returns the check time.
+    fn run(&mut self) -> Option<f64> {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .arg("check")
+            .arg(self.cfg.model.name())
+            .arg(&self.path)
+            .arg(&self.path_kind)
+            .output()
+            .expect("run a check");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(line) = text.lines().find(|l| l.starts_with("RESULT")) else {
+            eprintln!(
+                "{} {} failed: {}",
+                self.cfg.model,
+                self.cfg.ops,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        };
+        let c: Vec<&str> = line.split('\t').collect();
+        let t = c[1].parse().unwrap_or(f64::NAN);
+        self.check_s.push(t);
+        self.cpu_s
+            .push(c.get(5).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN));
+        self.hwm_mib = self.hwm_mib.max(c[2].parse().unwrap_or(0));
+        self.verdict = c[3].to_string();
+        Some(t)
+    }
+
+    fn min(&self) -> f64 {
+        sorted(&self.check_s).first().copied().unwrap_or(f64::NAN)
+    }
+
+    fn median(&self) -> f64 {
+        median(&self.check_s)
+    }
+
+    fn print(&self) {
+        println!(
+            "{:<12} {:<7} {:>9} {:>5} {:>7} {:>7.0} {:>6.2} {:>8.2} {:>8.2} {:>9.0} {:>7.2} {:>9} {:>7}",
+            self.cfg.model.name(),
+            self.path_kind,
+            self.cfg.ops,
+            self.cfg.keys,
+            self.cfg.clients,
+            self.mb,
+            self.gen_s,
+            self.min(),
+            self.median(),
+            self.cfg.ops as f64 / self.median(),
+            median(&self.cpu_s),
+            self.hwm_mib,
+            self.verdict
+        );
+    }
+}
+
+fn sorted(times: &[f64]) -> Vec<f64> {
+    let mut t = times.to_vec();
+    t.sort_by(f64::total_cmp);
+    t
+}
+
+fn median(times: &[f64]) -> f64 {
+    let t = sorted(times);
+    t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+impl Drop for Case {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Writes the history of `cfg` to `path`; returns the seconds it took.
+fn write(cfg: &GenConfig, path: &Path) -> f64 {
+    let start = Instant::now();
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    write_history(cfg, &mut out).unwrap();
+    out.flush().unwrap();
+    start.elapsed().as_secs_f64()
+}
+
+fn print_header() {
     println!(
-        "{:<12} {:<7} {:>9} {:>5} {:>7} {:>7} {:>7} {:>8} {:>11} {:>8} {:>7}",
+        "{:<12} {:<7} {:>9} {:>5} {:>7} {:>7} {:>6} {:>8} {:>8} {:>9} {:>7} {:>9} {:>7}",
         "model",
         "path",
         "ops",
@@ -91,34 +214,86 @@ fn main() {
         "clients",
         "MB",
         "gen s",
-        "check s",
+        "min s",
+        "median s",
         "ops/s",
-        "VmHWM MiB",
+        "cpu s",
+        "peak MiB",
         "verdict"
     );
-    let mut times = Vec::new();
-    for case in cases {
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args(case.iter())
-            .output()
-            .expect("run a case");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let Some(line) = text.lines().find(|l| l.starts_with("RESULT")) else {
-            eprintln!("{case:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-            continue;
-        };
-        let c: Vec<&str> = line.split('\t').collect();
-        println!(
-            "{:<12} {:<7} {:>9} {:>5} {:>7} {:>7} {:>7} {:>8} {:>11} {:>8} {:>7}",
-            c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11]
-        );
-        times.push((
-            c[1].to_string(),
-            c[3].to_string(),
-            c[8].parse::<f64>().unwrap_or(0.0),
-        ));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("check") => {
+            let model: ModelKind = args[1].parse().expect("model");
+            let kind = args.get(3).map_or("stream", String::as_str);
+            check_once(model, Path::new(&args[2]), kind);
+            return;
+        }
+        Some("gen") => {
+            let (path, rest) = args[1..]
+                .split_last()
+                .expect("gen <model> <ops> ... <path>");
+            write(&config(rest), Path::new(path));
+            return;
+        }
+        _ => {}
     }
-    if let [(_, _, t1), (_, _, t10), ..] = &times[..] {
-        println!("register 10M / 1M check time: {:.2}x", t10 / t1);
+    let table: Vec<Vec<String>> = if args.is_empty() {
+        [
+            ["register", "1000000"],
+            ["register", "10000000"],
+            ["list-append", "1000000"],
+        ]
+        .iter()
+        .map(|c| c.iter().map(|s| s.to_string()).collect())
+        .collect()
+    } else {
+        vec![args]
+    };
+    let mut cases: Vec<Case> = table.iter().map(|args| Case::generate(args)).collect();
+    for round in 1..=RUNS {
+        let times: Vec<String> = cases
+            .iter_mut()
+            .map(|c| {
+                let t = c.run();
+                let t = t.map_or("failed".into(), |t| format!("{t:.2} s"));
+                format!("{} {}: {t}", c.cfg.model, c.cfg.ops)
+            })
+            .collect();
+        let ratio = match &cases[..] {
+            [one, ten, ..] if one.check_s.len() == round && ten.check_s.len() == round => {
+                format!(
+                    "; 10M/1M {:.2}x",
+                    ten.check_s[round - 1] / one.check_s[round - 1]
+                )
+            }
+            _ => String::new(),
+        };
+        println!("round {round}/{RUNS}: {}{ratio}", times.join(", "));
+    }
+    print_header();
+    for case in &cases {
+        case.print();
+    }
+    if table.len() > 1 {
+        let (one, ten) = (&cases[0], &cases[1]);
+        let per_round: Vec<f64> = ten
+            .check_s
+            .iter()
+            .zip(&one.check_s)
+            .map(|(t, o)| t / o)
+            .collect();
+        println!(
+            "register 10M / 1M check time: {:.2}x by median, {:.2}x by min, {:.2}x median of the \
+             rounds' ratios; CPU time {:.2}x by median (targets: <= 11x; 10M < 60 s with peak \
+             < 4096 MiB)",
+            ten.median() / one.median(),
+            ten.min() / one.min(),
+            median(&per_round),
+            median(&ten.cpu_s) / median(&one.cpu_s)
+        );
     }
 }

@@ -32,6 +32,9 @@ pub struct CheckOptions {
     /// Registers: a `fail` cas proves the value differed from its expected one (Porcupine's
     /// etcd model) rather than only that the cas did not apply.
     pub failed_cas_is_read: bool,
+    /// Search every partition plainly, as Porcupine does: no fast paths, no pruning (see
+    /// [`Budget::plain`]). Same verdicts, slower: the baseline of the corpus benchmark.
+    pub plain_search: bool,
 }
 
 impl Default for CheckOptions {
@@ -43,6 +46,7 @@ impl Default for CheckOptions {
             cache_mb_max_per_key: 1024,
             null_read_is_unknown: false,
             failed_cas_is_read: false,
+            plain_search: false,
         }
     }
 }
@@ -55,6 +59,7 @@ impl CheckOptions {
             time_limit: self.time_limit_per_key_ms.map(Duration::from_millis),
             cache_bytes_max: usize::try_from(self.cache_mb_max_per_key.saturating_mul(1 << 20))
                 .unwrap_or(usize::MAX),
+            plain: self.plain_search,
         }
     }
 

@@ -123,7 +123,7 @@ pub(crate) fn search<M: OpModel>(
     intervals: &[Interval<M::Input>],
     budget: &Budget,
 ) -> Search<M::State> {
-    let fast = if intervals.len() >= DECIDE_OPS_MIN {
+    let fast = if intervals.len() >= DECIDE_OPS_MIN && !budget.plain {
         model.decide(intervals)
     } else {
         None
@@ -173,7 +173,9 @@ pub(crate) fn check_partition<M: OpModel>(
             inputs.push((op, input));
         }
     }
-    model.prune(&mut inputs);
+    if !budget.plain {
+        model.prune(&mut inputs);
+    }
     let (searched, intervals): (Vec<&Op>, Vec<Interval<M::Input>>) = inputs
         .into_iter()
         .map(|(op, input)| {
@@ -233,4 +235,44 @@ pub(crate) fn check_partition<M: OpModel>(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::h;
+    use crate::{check, CheckOptions, ModelKind, Validity};
+
+    #[test]
+    fn plain_search_has_no_fast_path_and_drops_nothing() {
+        // Enough ops for the zones to apply, and a crashed write nobody read (pruned).
+        let mut table = String::from("9 invoke write k 999 @1\n9 info write k 999 @2\n");
+        for i in 1..=20u64 {
+            let t = 10 * i;
+            table += &format!("0 invoke write k {i} @{t}\n0 ok write k {i} @{}\n", t + 1);
+            table += &format!(
+                "1 invoke read k null @{}\n1 ok read k {i} @{}\n",
+                t + 2,
+                t + 3
+            );
+        }
+        let history = h(&table);
+        let fast = check(&history, ModelKind::Register, &CheckOptions::default()).unwrap();
+        let opts = CheckOptions {
+            plain_search: true,
+            ..CheckOptions::default()
+        };
+        let plain = check(&history, ModelKind::Register, &opts).unwrap();
+        assert_eq!(
+            (fast.valid, plain.valid),
+            (Validity::Valid, Validity::Valid)
+        );
+        let (f, p) = (&fast.keys[0], &plain.keys[0]);
+        assert_eq!(
+            (f.ops_searched, f.steps),
+            (40, 0),
+            "zones decide, without search"
+        );
+        assert_eq!(p.ops_searched, 41);
+        assert!(p.steps >= 40, "{} steps", p.steps);
+    }
 }

@@ -43,6 +43,14 @@ pub struct Budget {
     pub time_limit: Option<Duration>,
     /// Bytes the memo cache may hold before giving up.
     pub cache_bytes_max: usize,
+    /// Search plainly, as Porcupine and Knossos do: no fast path ([`OpModel::decide`]), no
+    /// dropping of ops ([`OpModel::prune`]), and none of the search's own pruning and committing
+    /// (the model is searched as if it had only `init` and `step`). Slower; verdicts are the
+    /// same. A baseline for benchmarks and cross-checks; off by default.
+    ///
+    /// [`OpModel::decide`]: crate::model::OpModel::decide
+    /// [`OpModel::prune`]: crate::model::OpModel::prune
+    pub plain: bool,
 }
 
 impl Default for Budget {
@@ -51,6 +59,7 @@ impl Default for Budget {
             steps_max: 10_000_000,
             time_limit: None,
             cache_bytes_max: 1 << 30,
+            plain: false,
         }
     }
 }
@@ -309,16 +318,25 @@ impl<S: Eq + Clone> Cache<S> {
 /// otherwise, so models whose every op is predictable (an append ends the list in its value) keep
 /// the pruning.
 struct Obligations<S> {
+    /// Every state some op needs or sets, once; the fields below name states by index here.
+    states: Vec<S>,
+    index: HashMap<S, u32, BuildHasherDefault<FxHasher>>,
     /// Per op: the state it needs, if it must be linearized.
-    needs: Vec<Option<S>>,
+    needs: Vec<Option<u32>>,
     /// Per op: the state it sets, if it sets one regardless of the state before.
-    sets: Vec<Option<S>>,
+    sets: Vec<Option<u32>>,
     /// Per op: whether its effect is unknown ([`Effect::Other`]).
     other: Vec<bool>,
-    /// For each state, how many unlinearized ops need it.
-    needed: HashMap<S, u32, BuildHasherDefault<FxHasher>>,
-    /// For each state, how many unlinearized ops set it.
-    setters: HashMap<S, u32, BuildHasherDefault<FxHasher>>,
+    /// Per state: how many unlinearized ops need it.
+    needed: Vec<u32>,
+    /// Per state: how many unlinearized ops set it.
+    setters: Vec<u32>,
+    /// The states some op needs.
+    goals: Vec<u32>,
+    /// The states some op sets.
+    set_states: Vec<u32>,
+    /// For ordered models, per state once asked: the states some op sets that precede it.
+    rescuers: Vec<Option<Vec<u32>>>,
     /// The ops whose effect is [`Effect::Other`], to ask [`Model::may_produce`].
     other_ops: Vec<u32>,
 }
@@ -326,20 +344,26 @@ struct Obligations<S> {
 impl<S: Clone + Eq + Hash> Obligations<S> {
     fn new<M: Model<State = S>>(model: &M, intervals: &[Interval<M::Input>]) -> Self {
         let mut o = Obligations {
+            states: Vec::new(),
+            index: HashMap::default(),
             needs: Vec::with_capacity(intervals.len()),
             sets: Vec::with_capacity(intervals.len()),
             other: Vec::with_capacity(intervals.len()),
-            needed: HashMap::default(),
-            setters: HashMap::default(),
+            needed: Vec::new(),
+            setters: Vec::new(),
+            goals: Vec::new(),
+            set_states: Vec::new(),
+            rescuers: Vec::new(),
             other_ops: Vec::new(),
         };
         for interval in intervals {
             let needs = interval
                 .return_ns
-                .and_then(|_| model.requires(&interval.input));
+                .and_then(|_| model.requires(&interval.input))
+                .map(|s| o.intern(s));
             let (sets, other) = match model.effect(&interval.input) {
                 Effect::Observes => (None, false),
-                Effect::Sets(s) => (Some(s), false),
+                Effect::Sets(s) => (Some(o.intern(s)), false),
                 Effect::Other => (None, true),
             };
             if other {
@@ -349,31 +373,57 @@ impl<S: Clone + Eq + Hash> Obligations<S> {
             o.sets.push(sets);
             o.other.push(other);
         }
+        let n = o.states.len();
+        o.needed = vec![0; n];
+        o.setters = vec![0; n];
+        o.rescuers = vec![None; n];
         for op in 0..intervals.len() {
             o.restore(op);
         }
+        let (needed, setters) = (&o.needed, &o.setters);
+        o.goals = (0..n as u32).filter(|&s| needed[s as usize] > 0).collect();
+        o.set_states = (0..n as u32).filter(|&s| setters[s as usize] > 0).collect();
         o
+    }
+
+    /// The index of `state`.
+    fn intern(&mut self, state: S) -> u32 {
+        if let Some(&i) = self.index.get(&state) {
+            return i;
+        }
+        let i = self.states.len() as u32;
+        self.states.push(state.clone());
+        self.index.insert(state, i);
+        i
+    }
+
+    /// The state op `op` needs.
+    fn need(&self, op: usize) -> Option<&S> {
+        self.needs[op].map(|s| &self.states[s as usize])
+    }
+
+    /// The state op `op` sets.
+    fn set(&self, op: usize) -> Option<&S> {
+        self.sets[op].map(|s| &self.states[s as usize])
     }
 
     /// Op `op` was linearized.
     fn remove(&mut self, op: usize) {
-        if let Some(s) = &self.needs[op] {
-            let n = self.needed.get_mut(s).expect("counted");
-            *n -= 1;
+        if let Some(s) = self.needs[op] {
+            self.needed[s as usize] -= 1;
         }
-        if let Some(s) = &self.sets[op] {
-            let n = self.setters.get_mut(s).expect("counted");
-            *n -= 1;
+        if let Some(s) = self.sets[op] {
+            self.setters[s as usize] -= 1;
         }
     }
 
     /// Op `op` was undone (or is counted for the first time).
     fn restore(&mut self, op: usize) {
-        if let Some(s) = &self.needs[op] {
-            *self.needed.entry(s.clone()).or_default() += 1;
+        if let Some(s) = self.needs[op] {
+            self.needed[s as usize] += 1;
         }
-        if let Some(s) = &self.sets[op] {
-            *self.setters.entry(s.clone()).or_default() += 1;
+        if let Some(s) = self.sets[op] {
+            self.setters[s as usize] += 1;
         }
     }
 
@@ -391,12 +441,16 @@ impl<S: Clone + Eq + Hash> Obligations<S> {
         if before == after {
             return false;
         }
-        let same = |s: &Option<S>| u32::from(s.as_ref() == Some(before));
-        let needed = self.needed.get(before).copied().unwrap_or(0) - same(&self.needs[op]);
+        // A state no op needs or sets strands nobody.
+        let Some(&b) = self.index.get(before) else {
+            return false;
+        };
+        let same = |s: Option<u32>| u32::from(s == Some(b));
+        let needed = self.needed[b as usize] - same(self.needs[op]);
         if needed == 0 {
             return false;
         }
-        let setters = self.setters.get(before).copied().unwrap_or(0) - same(&self.sets[op]);
+        let setters = self.setters[b as usize] - same(self.sets[op]);
         if setters > 0 {
             return false;
         }
@@ -411,16 +465,40 @@ impl<S: Clone + Eq + Hash> Obligations<S> {
     /// only states that `after` precedes can follow, unless a remaining op sets the state to
     /// some `v`, after which states `v` precedes can follow. A needed state reachable neither way
     /// can never be seen: `op` cannot go next.
-    fn unreachable<M: Model<State = S>>(&self, model: &M, op: usize, after: &S) -> bool {
-        let own = |own: &Option<S>, s: &S| u32::from(own.as_ref() == Some(s));
-        self.needed.iter().any(|(goal, &count)| {
-            count > own(&self.needs[op], goal)
-                && !model.precedes(after, goal)
-                && !self
-                    .setters
+    fn unreachable<M: Model<State = S>>(&mut self, model: &M, op: usize, after: &S) -> bool {
+        // Whether an op other than `op` is among the `count` ops of state `s` (`own` is `op`'s).
+        let others = |count: u32, own: Option<u32>, s: u32| match count {
+            0 => false,
+            1 => own != Some(s),
+            _ => true,
+        };
+        for k in 0..self.goals.len() {
+            let goal = self.goals[k];
+            let g = goal as usize;
+            if !others(self.needed[g], self.needs[op], goal)
+                || model.precedes(after, &self.states[g])
+            {
+                continue;
+            }
+            if self.rescuers[g].is_none() {
+                let states = &self.states;
+                let rescuers = self
+                    .set_states
                     .iter()
-                    .any(|(v, &n)| n > own(&self.sets[op], v) && model.precedes(v, goal))
-        })
+                    .copied()
+                    .filter(|&v| model.precedes(&states[v as usize], &states[g]))
+                    .collect();
+                self.rescuers[g] = Some(rescuers);
+            }
+            let rescuers = self.rescuers[g].as_deref().unwrap_or_default();
+            if !rescuers
+                .iter()
+                .any(|&v| others(self.setters[v as usize], self.sets[op], v))
+            {
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -447,8 +525,50 @@ struct Frame<S> {
     committed: bool,
 }
 
+/// `model` as the plain search sees it ([`Budget::plain`]): only its states and steps, so that no
+/// op is known to need or set a state, and none is committed.
+struct Plain<'a, M>(&'a M);
+
+impl<M: Model> Model for Plain<'_, M> {
+    type State = M::State;
+    type Input = M::Input;
+
+    fn init(&self) -> M::State {
+        self.0.init()
+    }
+
+    fn step(&self, state: &M::State, input: &M::Input) -> Option<M::State> {
+        self.0.step(state, input)
+    }
+
+    fn hash_state(&self, state: &M::State) -> u64 {
+        self.0.hash_state(state)
+    }
+
+    fn describe_state(&self, state: &M::State) -> String {
+        self.0.describe_state(state)
+    }
+
+    fn describe_input(&self, input: &M::Input) -> String {
+        self.0.describe_input(input)
+    }
+}
+
 /// Decides whether `intervals` are linearizable with respect to `model`, within `budget`.
 pub fn check<M: Model>(
+    model: &M,
+    intervals: &[Interval<M::Input>],
+    budget: &Budget,
+) -> Search<M::State> {
+    if budget.plain {
+        search(&Plain(model), intervals, budget)
+    } else {
+        search(model, intervals, budget)
+    }
+}
+
+/// The search [`check`] runs.
+fn search<M: Model>(
     model: &M,
     intervals: &[Interval<M::Input>],
     budget: &Budget,
@@ -627,13 +747,13 @@ fn stranded<M: Model>(
     let restorable = (0..intervals.len()).any(|i| {
         remaining(i)
             && ((obligations.other[i] && model.may_produce(&intervals[i].input, &deepest.state))
-                || obligations.sets[i].as_ref() == Some(&deepest.state))
+                || obligations.set(i) == Some(&deepest.state))
     });
     if restorable {
         return None;
     }
     (0..intervals.len())
-        .filter(|&i| remaining(i) && obligations.needs[i].as_ref() == Some(&deepest.state))
+        .filter(|&i| remaining(i) && obligations.need(i) == Some(&deepest.state))
         .min_by_key(|&i| (intervals[i].call_ns, i))
 }
 
@@ -736,26 +856,6 @@ mod tests {
         );
     }
 
-    /// The register without `requires`/`effect`: the search without pruning or committing.
-    struct Plain(Register);
-
-    impl Model for Plain {
-        type State = Option<i64>;
-        type Input = RegisterOp;
-        fn init(&self) -> Option<i64> {
-            self.0.init()
-        }
-        fn step(&self, s: &Option<i64>, i: &RegisterOp) -> Option<Option<i64>> {
-            self.0.step(s, i)
-        }
-        fn describe_state(&self, s: &Option<i64>) -> String {
-            self.0.describe_state(s)
-        }
-        fn describe_input(&self, i: &RegisterOp) -> String {
-            self.0.describe_input(i)
-        }
-    }
-
     /// Exhaustive search straight from the definition: some order of the ops, each after every
     /// op that returned before its call, legal in turn, with every op that returned included.
     fn brute(
@@ -821,7 +921,11 @@ mod tests {
                 .collect();
             let expected = brute(&m, &ops, &mut vec![false; n], m.init());
             let pruned = check(&m, &ops, &Budget::default());
-            let plain = check(&Plain(m), &ops, &Budget::default());
+            let plain_budget = Budget {
+                plain: true,
+                ..Budget::default()
+            };
+            let plain = check(&m, &ops, &plain_budget);
             let verdict = |s: &Search<Option<i64>>| match s {
                 Search::Valid { .. } => true,
                 Search::Invalid { .. } => false,

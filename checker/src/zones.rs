@@ -18,9 +18,11 @@
 //! evidence: the outer (forward) zone's value was needed from its `f` to its `s`, and the inner
 //! cluster's write had to take effect in between.
 
+use crate::hash::FxHasher;
 use crate::model::register::RegisterOp;
 use crate::wgl::Interval;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 /// A point in time: −∞ (the initial value's write) < every `ns` < +∞ (an `info` op's completion).
 type At = i128;
@@ -47,16 +49,6 @@ pub struct Zone {
     pub last_invoke_op: Option<usize>,
     /// How many reads returned the value.
     pub reads: usize,
-}
-
-impl Zone {
-    fn lo(&self) -> At {
-        self.first_complete.min(self.last_invoke)
-    }
-
-    fn hi(&self) -> At {
-        self.first_complete.max(self.last_invoke)
-    }
 }
 
 /// Two zones that cannot both hold: the evidence that a key is not linearizable.
@@ -93,37 +85,87 @@ pub enum Zones {
     NotApplicable(&'static str),
 }
 
+/// A cluster as the check builds it: [`Zone`] without the value, in 48 bytes, so that the
+/// clusters of a key with many ops stay in cache.
+#[derive(Debug, Clone, Copy)]
+struct Cluster {
+    first_complete: At,
+    last_invoke: At,
+    /// Op indexes; [`NONE`] for the initial value's write.
+    write: u32,
+    first_complete_op: u32,
+    last_invoke_op: u32,
+    reads: u32,
+}
+
+/// No op (the initial value's write at −∞).
+const NONE: u32 = u32::MAX;
+
+impl Cluster {
+    fn forward(&self) -> bool {
+        self.first_complete < self.last_invoke
+    }
+
+    fn lo(&self) -> At {
+        self.first_complete.min(self.last_invoke)
+    }
+
+    fn hi(&self) -> At {
+        self.first_complete.max(self.last_invoke)
+    }
+
+    fn zone(&self, initial: Option<i64>, ops: &[Interval<RegisterOp>]) -> Zone {
+        let op = |i: u32| (i != NONE).then_some(i as usize);
+        Zone {
+            value: match op(self.write).map(|w| ops[w].input) {
+                Some(RegisterOp::Write(v)) => Some(v),
+                _ => initial,
+            },
+            forward: self.forward(),
+            first_complete: self.first_complete,
+            last_invoke: self.last_invoke,
+            write: op(self.write),
+            first_complete_op: op(self.first_complete_op),
+            last_invoke_op: op(self.last_invoke_op),
+            reads: self.reads as usize,
+        }
+    }
+}
+
 /// Decides a register partition from its ops (as the search would see them: no `fail` ops, no
 /// `info` reads, unobserved `info` writes already dropped), starting from `initial`.
 pub fn check(initial: Option<i64>, ops: &[Interval<RegisterOp>]) -> Zones {
+    assert!(ops.len() < NONE as usize, "too many ops for one partition");
     // Cluster index by value; cluster 0 is the initial value's.
-    let mut index: HashMap<Option<i64>, usize> = HashMap::with_capacity(ops.len() / 2 + 1);
-    let mut zones = vec![Zone {
-        value: initial,
-        forward: false,
+    let mut index: HashMap<Option<i64>, u32, BuildHasherDefault<FxHasher>> =
+        HashMap::with_capacity_and_hasher(ops.len() / 2 + 1, BuildHasherDefault::default());
+    let mut clusters = Vec::with_capacity(ops.len() / 2 + 1);
+    clusters.push(Cluster {
         first_complete: MINUS_INF,
         last_invoke: MINUS_INF,
-        write: None,
-        first_complete_op: None,
-        last_invoke_op: None,
+        write: NONE,
+        first_complete_op: NONE,
+        last_invoke_op: NONE,
         reads: 0,
-    }];
+    });
     index.insert(initial, 0);
     for (i, op) in ops.iter().enumerate() {
         let RegisterOp::Write(v) = op.input else {
             continue;
         };
-        if index.insert(Some(v), zones.len()).is_some() {
+        if index.insert(Some(v), clusters.len() as u32).is_some() {
             return Zones::NotApplicable("a value is written twice (or is the initial value)");
         }
-        zones.push(Zone {
-            value: Some(v),
-            forward: false,
+        clusters.push(Cluster {
             first_complete: op.return_ns.map_or(PLUS_INF, At::from),
             last_invoke: At::from(op.call_ns),
-            write: Some(i),
-            first_complete_op: op.return_ns.map(|_| i),
-            last_invoke_op: Some(i),
+            write: i as u32,
+            first_complete_op: if op.return_ns.is_some() {
+                i as u32
+            } else {
+                NONE
+            },
+            last_invoke_op: i as u32,
             reads: 0,
         });
     }
@@ -141,82 +183,88 @@ pub fn check(initial: Option<i64>, ops: &[Interval<RegisterOp>]) -> Zones {
         let Some(return_ns) = op.return_ns else {
             return Zones::NotApplicable("a read of unknown outcome");
         };
-        let z = &mut zones[c];
-        if z.write.is_some_and(|w| ops[w].call_ns > return_ns) {
+        let z = &mut clusters[c as usize];
+        if z.write != NONE && ops[z.write as usize].call_ns > return_ns {
             return Zones::NotApplicable("a read completed before the write it saw was invoked");
         }
         z.reads += 1;
         // The initial value's write completed at −∞: no read completes earlier.
         if At::from(return_ns) < z.first_complete {
             z.first_complete = At::from(return_ns);
-            z.first_complete_op = Some(i);
+            z.first_complete_op = i as u32;
         }
         if At::from(op.call_ns) > z.last_invoke {
             z.last_invoke = At::from(op.call_ns);
-            z.last_invoke_op = Some(i);
+            z.last_invoke_op = i as u32;
         }
     }
+    drop(index);
     // The initial value's write at −∞ fixes its `f` at −∞ (kept `None`); an initial value nobody
     // read pins nothing, nor does an `info` write nobody read.
-    zones.retain(|z| z.reads > 0 || (z.write.is_some() && z.first_complete < PLUS_INF));
-    for z in &mut zones {
-        z.forward = z.first_complete < z.last_invoke;
-        debug_assert!(z.lo() <= z.hi());
+    clusters.retain(|z| z.reads > 0 || (z.write != NONE && z.first_complete < PLUS_INF));
+    match decide(&clusters) {
+        None => Zones::Valid,
+        Some((outer, inner)) => Zones::Invalid(Box::new(Conflict {
+            outer: clusters[outer].zone(initial, ops),
+            inner: clusters[inner].zone(initial, ops),
+        })),
     }
-    decide(zones)
 }
 
 /// Whether `inner` conflicts with the forward zone `outer`.
-fn conflicts(outer: &Zone, inner: &Zone) -> bool {
-    debug_assert!(outer.forward);
-    if inner.forward {
+fn conflicts(outer: &Cluster, inner: &Cluster) -> bool {
+    debug_assert!(outer.forward());
+    if inner.forward() {
         outer.lo() < inner.hi() && inner.lo() < outer.hi()
     } else {
         outer.lo() < inner.lo() && inner.hi() < outer.hi()
     }
 }
 
-fn decide(zones: Vec<Zone>) -> Zones {
-    let (mut forward, backward): (Vec<&Zone>, Vec<&Zone>) = zones.iter().partition(|z| z.forward);
-    forward.sort_by_key(|z| (z.lo(), z.hi()));
-    let mut found: Option<(&Zone, &Zone)> = None;
+/// Two conflicting zones (indexes into `zones`), outer first, or `None` when none conflict.
+fn decide(zones: &[Cluster]) -> Option<(usize, usize)> {
+    // Forward zones as (lo, hi, index), sorted by start; backward ones as (lo, hi).
+    let mut forward: Vec<(At, At, u32)> = Vec::new();
+    let mut backward: Vec<(At, At, u32)> = Vec::new();
+    for (i, z) in zones.iter().enumerate() {
+        let entry = (z.lo(), z.hi(), i as u32);
+        if z.forward() {
+            forward.push(entry);
+        } else {
+            backward.push(entry);
+        }
+    }
+    forward.sort_unstable();
+    let mut found: Option<(usize, usize)> = None;
     for w in forward.windows(2) {
         // Sorted by start and pairwise disjoint so far: only the neighbour can overlap.
-        if conflicts(w[0], w[1]) {
-            found = Some((w[0], w[1]));
+        if w[0].0 < w[1].1 && w[1].0 < w[0].1 {
+            found = Some((w[0].2 as usize, w[1].2 as usize));
             break;
         }
     }
     if found.is_none() {
-        for b in &backward {
+        for &(lo, hi, b) in &backward {
             // The forward zone starting last before `b` is the only one that can contain it.
-            let n = forward.partition_point(|z| z.lo() < b.lo());
-            if n > 0 && conflicts(forward[n - 1], b) {
-                found = Some((forward[n - 1], b));
+            let n = forward.partition_point(|z| z.0 < lo);
+            if n > 0 && forward[n - 1].0 < lo && hi < forward[n - 1].1 {
+                found = Some((forward[n - 1].2 as usize, b as usize));
                 break;
             }
         }
     }
-    let Some((outer, inner)) = found else {
-        return Zones::Valid;
-    };
+    let (outer, inner) = found?;
     // Name the conflict that shows the most: among the forward zones involved, one that an
     // observed value contradicts (a stale read) if there is one.
-    let candidates = [outer, inner].into_iter().filter(|z| z.forward);
-    let mut best = (outer, inner);
+    let candidates = [outer, inner].into_iter().filter(|&z| zones[z].forward());
     for o in candidates {
-        if let Some(z) = zones
-            .iter()
-            .find(|z| z.reads > 0 && *z != o && conflicts(o, z))
-        {
-            best = (o, z);
-            break;
+        let contradicting = (0..zones.len())
+            .find(|&z| zones[z].reads > 0 && z != o && conflicts(&zones[o], &zones[z]));
+        if let Some(z) = contradicting {
+            return Some((o, z));
         }
     }
-    Zones::Invalid(Box::new(Conflict {
-        outer: best.0.clone(),
-        inner: best.1.clone(),
-    }))
+    Some((outer, inner))
 }
 
 #[cfg(test)]

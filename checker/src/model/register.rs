@@ -9,11 +9,15 @@
 //! `info` reads (an unknown read returned nothing we know).
 
 use super::{Effect, Model, OpModel};
+use crate::hash::FxHasher;
 use crate::op::{Op, Outcome};
 use crate::wgl::{Interval, Search};
 use crate::zones::Zones;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 pub use super::FieldError;
 
@@ -155,11 +159,7 @@ impl OpModel for Register {
     /// leaves a linearization. A failed cas observes every value but its expected one, so with
     /// those present only values that every failed cas expects are dropped.
     fn prune(&self, inputs: &mut Vec<(&Op, RegisterOp)>) {
-        let outcomes: Vec<(Outcome, RegisterOp)> = inputs
-            .iter()
-            .map(|(op, input)| (op.outcome, *input))
-            .collect();
-        let keep = prune_keep(&outcomes);
+        let keep = prune_keep(inputs, |(op, input)| (op.outcome, *input));
         let mut i = 0;
         inputs.retain(|_| {
             i += 1;
@@ -168,36 +168,46 @@ impl OpModel for Register {
     }
 }
 
-/// Which of `inputs` (each op's outcome and model input) [`Register`]'s `prune` keeps: the same
-/// rule, on plain data, for checkers that hold no [`Op`]s (the streaming check).
-pub(crate) fn prune_keep(inputs: &[(Outcome, RegisterOp)]) -> Vec<bool> {
-    let mut observed: HashSet<RegisterValue> = HashSet::new();
-    let mut failed_expect: HashSet<RegisterValue> = HashSet::new();
+/// Which of `items` (each giving its op's outcome and model input) [`Register`]'s `prune` keeps:
+/// the same rule, on plain data, for checkers that hold no [`Op`]s (the streaming check).
+pub(crate) fn prune_keep<T>(items: &[T], of: impl Fn(&T) -> (Outcome, RegisterOp)) -> Vec<bool> {
+    // The candidates: the values `info` writes and cas set, and whether some op observed each.
+    let mut observed: FxMap<RegisterValue, bool> = FxMap::default();
+    for item in items {
+        if let (Outcome::Info, RegisterOp::Write(new) | RegisterOp::Cas { new, .. }) = of(item) {
+            observed.insert(Some(new), false);
+        }
+    }
+    if observed.is_empty() {
+        return vec![true; items.len()];
+    }
+    let mut failed_expect: FxMap<RegisterValue, ()> = FxMap::default();
     let mut failed = 0usize;
-    for (_, input) in inputs {
-        match *input {
+    for item in items {
+        match of(item).1 {
             RegisterOp::Read(v) | RegisterOp::Cas { expected: v, .. } => {
-                observed.insert(v);
+                if let Some(seen) = observed.get_mut(&v) {
+                    *seen = true;
+                }
             }
             RegisterOp::CasFailed(e) => {
                 failed += 1;
-                failed_expect.insert(e);
+                failed_expect.insert(e, ());
             }
             RegisterOp::Write(_) => {}
         }
     }
     // A value every failed cas expected (or no failed cas at all) satisfies none of them.
-    let unseen_by_failed =
-        |v: RegisterValue| failed == 0 || (failed_expect.len() == 1 && failed_expect.contains(&v));
-    inputs
+    let unseen_by_failed = |v: RegisterValue| {
+        failed == 0 || (failed_expect.len() == 1 && failed_expect.contains_key(&v))
+    };
+    items
         .iter()
-        .map(|(outcome, input)| match *input {
-            RegisterOp::Write(new) | RegisterOp::Cas { new, .. } => {
-                *outcome != Outcome::Info
-                    || observed.contains(&Some(new))
-                    || !unseen_by_failed(Some(new))
+        .map(|item| match of(item) {
+            (outcome, RegisterOp::Write(new) | RegisterOp::Cas { new, .. }) => {
+                outcome != Outcome::Info || observed[&Some(new)] || !unseen_by_failed(Some(new))
             }
-            RegisterOp::Read(_) | RegisterOp::CasFailed(_) => true,
+            (_, RegisterOp::Read(_) | RegisterOp::CasFailed(_)) => true,
         })
         .collect()
 }

@@ -1,0 +1,461 @@
+//! Pairing streamed lines into ops by the format's rules, as
+//! [`Ops::from_history`](crate::Ops::from_history) pairs a [`History`](crate::History)'s
+//! events, with the same errors, and handing each finished op to a model's [`Sink`].
+//!
+//! Lines the scanner took arrive without JSON values; any other line is read as [`slow`] says.
+
+mod slow;
+
+use super::blocks::Line;
+use super::scan::Val;
+use super::scan::{f_code, key_hash, same, KNOWN_F, OTHER_F};
+use super::FileError;
+use crate::check::CheckError;
+use crate::hash::{BuildPassThrough, FxHasher};
+use crate::history::{EventType, RedirectKind};
+use crate::op::{OpError, Outcome};
+use crate::report::{OutcomeCounts, RedirectCounts, Report};
+use crate::validity::Validity;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// An op's argument or result, as the scanner or a JSON reader read it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Arg {
+    /// From the scanner.
+    Fast(Val),
+    /// From a JSON reader.
+    Json(Value),
+}
+
+impl Arg {
+    /// The value as JSON.
+    pub(crate) fn into_json(self) -> Value {
+        match self {
+            Arg::Fast(v) => v.to_json(),
+            Arg::Json(v) => v,
+        }
+    }
+}
+
+/// A finished op (completed, or never completed by the end), as handed to a [`Sink`].
+pub(crate) struct Paired<'a> {
+    pub process: u64,
+    pub f: &'a str,
+    /// [`f_code`] of `f`.
+    pub f_code: u8,
+    /// Index into the key names the pairing keeps.
+    pub key: Option<u32>,
+    pub invoke_event: usize,
+    pub invoke_line: usize,
+    pub invoke_ns: u64,
+    pub invoke_value: Arg,
+    pub outcome: Outcome,
+    /// The completion's event, line, time and value.
+    pub complete: Option<(usize, usize, u64, Arg)>,
+}
+
+/// What a model keeps of each finished op.
+pub(crate) trait Sink {
+    /// Takes one op; `keys` names the pairing's key indexes.
+    fn op(&mut self, op: Paired<'_>, keys: &[String]) -> Result<(), CheckError>;
+}
+
+/// An invocation awaiting its completion.
+struct Invoked {
+    event: usize,
+    line: usize,
+    /// Index into `Pairing::fs`.
+    f: u32,
+    /// [`f_code`] of `f`.
+    f_code: u8,
+    key: Option<u32>,
+    value: Arg,
+    time: u64,
+    redirects: Vec<RedirectKind>,
+}
+
+#[derive(Default)]
+enum Pending {
+    #[default]
+    Idle,
+    Outstanding(Invoked),
+    Retired {
+        info_line: usize,
+    },
+}
+
+/// Processes below this are kept in a vector, the rest in a map.
+const DENSE_PROCESSES: u64 = 1 << 20;
+
+/// What each process is doing.
+#[derive(Default)]
+struct Processes {
+    dense: Vec<Pending>,
+    sparse: FxMap<u64, Pending>,
+}
+
+impl Processes {
+    /// The process's state, which the caller replaces.
+    fn get(&mut self, process: u64) -> &mut Pending {
+        if process < DENSE_PROCESSES {
+            let p = process as usize;
+            if self.dense.len() <= p {
+                self.dense.resize_with(p + 1, Pending::default);
+            }
+            &mut self.dense[p]
+        } else {
+            self.sparse.entry(process).or_default()
+        }
+    }
+
+    /// The invocations still outstanding, in the order they were invoked.
+    fn outstanding(self) -> Vec<(u64, Invoked)> {
+        let dense = self
+            .dense
+            .into_iter()
+            .enumerate()
+            .map(|(p, s)| (p as u64, s));
+        let mut open: Vec<(u64, Invoked)> = dense
+            .chain(self.sparse)
+            .filter_map(|(p, pending)| match pending {
+                Pending::Outstanding(inv) => Some((p, inv)),
+                _ => None,
+            })
+            .collect();
+        open.sort_by_key(|(_, inv)| inv.event);
+        open
+    }
+}
+
+/// One client event, however it was read.
+struct Ev<'a> {
+    kind: EventType,
+    process: u64,
+    f: Cow<'a, [u8]>,
+    /// [`f_code`] of `f`.
+    f_code: u8,
+    key: Option<Cow<'a, [u8]>>,
+    /// [`key_hash`] of the key.
+    key_hash: u64,
+    value: Arg,
+    time: u64,
+    redirects: Vec<RedirectKind>,
+}
+
+impl<'a> Ev<'a> {
+    /// An event read by a JSON reader.
+    fn new(
+        kind: EventType,
+        process: u64,
+        f: Cow<'a, str>,
+        key: Option<Cow<'a, str>>,
+        value: Arg,
+        time: u64,
+        redirects: Vec<RedirectKind>,
+    ) -> Self {
+        let bytes = |s: Cow<'a, str>| match s {
+            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        };
+        let key = key.map(bytes);
+        let f = bytes(f);
+        Ev {
+            kind,
+            process,
+            f_code: f_code(&f),
+            f,
+            key_hash: key.as_deref().map_or(0, key_hash),
+            key,
+            value,
+            time,
+            redirects,
+        }
+    }
+}
+
+/// Bytes that came from a `str` (or were scanned as ASCII), as text.
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// The pairing's state between lines.
+pub(crate) struct Pairing {
+    name: String,
+    /// Counts of ops, by outcome, `f` and redirect kind, and the nemesis events and warnings.
+    pub report: Report,
+    processes: Processes,
+    /// Every `f` met, so an invocation holds an index.
+    fs: Vec<String>,
+    /// The index in `fs` of each [`KNOWN_F`] met.
+    known_fs: [Option<u32>; KNOWN_F.len()],
+    /// Every key met, by first appearance.
+    pub keys: Vec<String>,
+    /// The last key met with each hash, and per key the one met before it with the same hash.
+    key_heads: HashMap<u64, u32, BuildPassThrough>,
+    key_next: Vec<Option<u32>>,
+    event: usize,
+    header_seen: bool,
+    /// Set after a cut-off last line: nothing more is read.
+    done: bool,
+}
+
+impl Pairing {
+    /// A pairing for the file `name`, whose report names `checker`.
+    pub(crate) fn new(name: &str, checker: &'static str) -> Self {
+        Pairing {
+            name: name.to_string(),
+            report: Report {
+                checker,
+                valid: Validity::Valid,
+                keys: Vec::new(),
+                ops: OutcomeCounts::default(),
+                ops_by_f: BTreeMap::new(),
+                redirects: RedirectCounts::default(),
+                nemesis_events: 0,
+                warnings: Vec::new(),
+                anomalies: Vec::new(),
+                anomaly_counts: BTreeMap::new(),
+                lost_writes: None,
+                redirect_analysis: None,
+            },
+            processes: Processes::default(),
+            fs: Vec::new(),
+            known_fs: [None; KNOWN_F.len()],
+            keys: Vec::new(),
+            key_heads: HashMap::default(),
+            key_next: Vec::new(),
+            event: 0,
+            header_seen: false,
+            done: false,
+        }
+    }
+
+    fn check_err(&self, source: CheckError) -> FileError {
+        FileError::Check {
+            path: self.name.clone(),
+            source,
+        }
+    }
+
+    /// The index in `fs` of `f`, whose [`f_code`] is `code`.
+    fn f_index(&mut self, f: &[u8], code: u8) -> u32 {
+        if code != OTHER_F {
+            if let Some(i) = self.known_fs[code as usize] {
+                return i;
+            }
+        }
+        let i = match self.fs.iter().position(|g| g.as_bytes() == f) {
+            Some(i) => i as u32,
+            None => {
+                self.fs.push(text(f).into_owned());
+                (self.fs.len() - 1) as u32
+            }
+        };
+        if code != OTHER_F {
+            self.known_fs[code as usize] = Some(i);
+        }
+        i
+    }
+
+    /// The index of `key`, whose [`key_hash`] is `hash`.
+    fn key_index(&mut self, key: &[u8], hash: u64) -> u32 {
+        let head = self.key_heads.get(&hash).copied();
+        let mut k = head;
+        while let Some(i) = k {
+            if same(self.keys[i as usize].as_bytes(), key) {
+                return i;
+            }
+            k = self.key_next[i as usize];
+        }
+        let i = self.keys.len() as u32;
+        self.keys.push(text(key).into_owned());
+        self.key_next.push(head);
+        self.key_heads.insert(hash, i);
+        i
+    }
+
+    /// Takes one line.
+    pub(crate) fn line<S: Sink>(
+        &mut self,
+        mut line: Line<'_>,
+        sink: &mut S,
+    ) -> Result<(), FileError> {
+        if self.done {
+            return Ok(());
+        }
+        let ev = match line.fast.take() {
+            Some(fast) => {
+                let bytes = |r: &std::ops::Range<u32>| &line.text[r.start as usize..r.end as usize];
+                Ev {
+                    kind: fast.kind,
+                    process: fast.process,
+                    f: Cow::Borrowed(bytes(&fast.f)),
+                    f_code: fast.f_code,
+                    key: fast.key.as_ref().map(|k| Cow::Borrowed(bytes(k))),
+                    key_hash: fast.key_hash,
+                    value: Arg::Fast(fast.value),
+                    time: fast.time,
+                    redirects: Vec::new(),
+                }
+            }
+            None => match self.slow(&line)? {
+                Some(ev) => ev,
+                None => return Ok(()),
+            },
+        };
+        let this = self.event;
+        self.event += 1;
+        let line_no = line.no;
+        let process = ev.process;
+        let pending = std::mem::take(self.processes.get(process));
+        let invoked = match (pending, ev.kind) {
+            (Pending::Retired { info_line }, _) => {
+                let e = OpError::IssuedAfterInfo {
+                    event: this,
+                    line: line_no,
+                    process,
+                    info_line,
+                };
+                return Err(self.check_err(e.into()));
+            }
+            (Pending::Idle, EventType::Invoke) => {
+                let invoked = Invoked {
+                    event: this,
+                    line: line_no,
+                    f: self.f_index(&ev.f, ev.f_code),
+                    f_code: ev.f_code,
+                    key: ev.key.as_ref().map(|k| self.key_index(k, ev.key_hash)),
+                    value: ev.value,
+                    time: ev.time,
+                    redirects: ev.redirects,
+                };
+                *self.processes.get(process) = Pending::Outstanding(invoked);
+                return Ok(());
+            }
+            (Pending::Idle, _) => {
+                let e = OpError::CompletionWithoutInvoke {
+                    event: this,
+                    line: line_no,
+                    process,
+                };
+                return Err(self.check_err(e.into()));
+            }
+            (Pending::Outstanding(inv), EventType::Invoke) => {
+                let e = OpError::InvokeWhileOutstanding {
+                    event: this,
+                    line: line_no,
+                    process,
+                    outstanding_line: inv.line,
+                };
+                return Err(self.check_err(e.into()));
+            }
+            (Pending::Outstanding(inv), _) => inv,
+        };
+        let mismatch = |field, invocation: String, completion: String| OpError::Mismatch {
+            event: this,
+            line: line_no,
+            field,
+            invoke_line: invoked.line,
+            invocation,
+            completion,
+        };
+        if self.f_index(&ev.f, ev.f_code) != invoked.f {
+            let invoked_f = &self.fs[invoked.f as usize];
+            let e = mismatch("f", format!("{invoked_f:?}"), format!("{:?}", text(&ev.f)));
+            return Err(self.check_err(e.into()));
+        }
+        let invoked_key = invoked.key.map(|k| self.keys[k as usize].as_bytes());
+        let same_key = match (ev.key.as_deref(), invoked_key) {
+            (Some(a), Some(b)) => same(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same_key {
+            let show = |k: Option<&[u8]>| k.map_or("no key".into(), |k| format!("{:?}", text(k)));
+            let e = mismatch("key", show(invoked_key), show(ev.key.as_deref()));
+            return Err(self.check_err(e.into()));
+        }
+        if ev.time < invoked.time {
+            let e = OpError::TimeReversed {
+                event: this,
+                line: line_no,
+                invoke_line: invoked.line,
+                invoke_ns: invoked.time,
+                complete_ns: ev.time,
+            };
+            return Err(self.check_err(e.into()));
+        }
+        if ev.kind == EventType::Info {
+            *self.processes.get(process) = Pending::Retired { info_line: line_no };
+        }
+        let outcome = match ev.kind {
+            EventType::Ok => Outcome::Ok,
+            EventType::Fail => Outcome::Fail,
+            _ => Outcome::Info,
+        };
+        let complete = Some((this, line_no, ev.time, ev.value));
+        self.finish_op(process, invoked, outcome, complete, &ev.redirects, sink)
+    }
+
+    /// Counts a finished op and hands it to `sink`.
+    fn finish_op<S: Sink>(
+        &mut self,
+        process: u64,
+        inv: Invoked,
+        outcome: Outcome,
+        complete: Option<(usize, usize, u64, Arg)>,
+        completion_redirects: &[RedirectKind],
+        sink: &mut S,
+    ) -> Result<(), FileError> {
+        let f = self.fs[inv.f as usize].as_str();
+        self.report.ops.add(outcome);
+        match self.report.ops_by_f.get_mut(f) {
+            Some(counts) => counts.add(outcome),
+            None => {
+                let mut counts = OutcomeCounts::default();
+                counts.add(outcome);
+                self.report.ops_by_f.insert(f.to_string(), counts);
+            }
+        }
+        let redirects = if completion_redirects.is_empty() {
+            &inv.redirects
+        } else {
+            completion_redirects
+        };
+        for &kind in redirects {
+            self.report.redirects.add(kind);
+        }
+        let op = Paired {
+            process,
+            f,
+            f_code: inv.f_code,
+            key: inv.key,
+            invoke_event: inv.event,
+            invoke_line: inv.line,
+            invoke_ns: inv.time,
+            invoke_value: inv.value,
+            outcome,
+            complete,
+        };
+        sink.op(op, &self.keys).map_err(|source| FileError::Check {
+            path: self.name.clone(),
+            source,
+        })
+    }
+
+    /// Ends the file: invocations never completed count as `info`, in the order they were
+    /// invoked. Returns the counts and the key names.
+    pub(crate) fn finish<S: Sink>(
+        mut self,
+        sink: &mut S,
+    ) -> Result<(Report, Vec<String>), FileError> {
+        for (process, inv) in std::mem::take(&mut self.processes).outstanding() {
+            self.finish_op(process, inv, Outcome::Info, None, &[], sink)?;
+        }
+        Ok((self.report, self.keys))
+    }
+}

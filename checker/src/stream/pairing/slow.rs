@@ -1,0 +1,159 @@
+//! Lines the scanner did not take: read by a serde reader of the usual shape, and failing that
+//! by [`History::parse`] on that line alone, which says what is wrong or what the line holds (a
+//! header, a nemesis event, a cut-off last line).
+
+use super::{Arg, Ev, Pairing};
+use crate::history::{EventType, History, HistoryError, Process, Redirect};
+use crate::stream::blocks::Line;
+use crate::stream::FileError;
+use serde::Deserialize;
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// One line as the serde reader takes it; anything unusual fails here and goes to the full reader.
+#[derive(Deserialize)]
+struct JsonLine<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    process: u64,
+    #[serde(borrow)]
+    f: Cow<'a, str>,
+    #[serde(default, borrow)]
+    key: Option<Cow<'a, str>>,
+    value: Value,
+    time: u64,
+    #[serde(default)]
+    #[allow(dead_code)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    wall: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    node: Option<Cow<'a, str>>,
+    #[serde(default)]
+    slot: Option<u16>,
+    #[serde(default)]
+    redirects: Option<Vec<Redirect>>,
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    error: Option<Cow<'a, str>>,
+}
+
+impl Pairing {
+    /// Reads a line the scanner did not take: `None` when it holds no client event.
+    pub(super) fn slow<'a>(&mut self, line: &Line<'a>) -> Result<Option<Ev<'a>>, FileError> {
+        let Ok(text) = std::str::from_utf8(line.text) else {
+            // What reading the line as text would have said.
+            let source = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            );
+            return Err(HistoryError::Io {
+                path: self.name.clone(),
+                source,
+            }
+            .into());
+        };
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Ok(None);
+        }
+        let kind = |k: &str| match k {
+            "invoke" => Some(EventType::Invoke),
+            "ok" => Some(EventType::Ok),
+            "fail" => Some(EventType::Fail),
+            "info" => Some(EventType::Info),
+            _ => None,
+        };
+        let json = serde_json::from_str::<JsonLine>(trimmed)
+            .ok()
+            .filter(|l| l.slot.is_none_or(|s| s < 16384))
+            .and_then(|l| kind(&l.kind).map(|k| (k, l)));
+        if let Some((k, l)) = json {
+            let redirects = l.redirects.unwrap_or_default();
+            return Ok(Some(Ev::new(
+                k,
+                l.process,
+                l.f,
+                l.key,
+                Arg::Json(l.value),
+                l.time,
+                redirects.iter().map(|r| r.kind).collect(),
+            )));
+        }
+        // The full reader, on this line alone (with its newline, so that it can tell a cut-off
+        // last line), says what is wrong or what it holds.
+        let with_newline;
+        let one_line = if line.newline {
+            with_newline = format!("{text}\n");
+            with_newline.as_str()
+        } else {
+            text
+        };
+        let relined = |e| relined(e, line.no);
+        let one = History::parse(one_line.as_bytes(), &self.name).map_err(relined)?;
+        if let Some(w) = one.warnings.first() {
+            let name = &self.name;
+            let at = format!("{name}:{}:", line.no);
+            self.report
+                .warnings
+                .push(w.replace(&format!("{name}:1:"), &at));
+            self.done = true;
+            return Ok(None);
+        }
+        if one.header.is_some() {
+            if self.event > 0 || self.header_seen {
+                return Err(HistoryError::Field {
+                    path: self.name.clone(),
+                    line: line.no,
+                    field: "type".into(),
+                    message: "a header is allowed only on the first line".into(),
+                }
+                .into());
+            }
+            self.header_seen = true;
+            return Ok(None);
+        }
+        let Some(e) = one.events.into_iter().next() else {
+            return Ok(None);
+        };
+        let Process::Client(process) = e.process else {
+            self.report.nemesis_events += 1;
+            self.event += 1;
+            return Ok(None);
+        };
+        Ok(Some(Ev::new(
+            e.kind,
+            process,
+            Cow::Owned(e.f),
+            e.key.map(Cow::Owned),
+            Arg::Json(e.value),
+            e.time,
+            e.redirects.iter().map(|r| r.kind).collect(),
+        )))
+    }
+}
+
+/// A reader error for a single line, moved to that line's number.
+fn relined(e: HistoryError, line_no: usize) -> HistoryError {
+    match e {
+        HistoryError::Syntax { path, message, .. } => HistoryError::Syntax {
+            path,
+            line: line_no,
+            message,
+        },
+        HistoryError::Field {
+            path,
+            field,
+            message,
+            ..
+        } => HistoryError::Field {
+            path,
+            line: line_no,
+            field,
+            message,
+        },
+        io => io,
+    }
+}

@@ -1,0 +1,395 @@
+//! The register's streaming check: each finished op becomes a compact per-key record (the model's
+//! input, times, lines), and keys are then checked in parallel as by [`check`](crate::check):
+//! zones first, the search when they do not apply.
+
+use super::pairing::{Arg, Paired, Sink};
+use super::scan::{Val, F_READ, F_WRITE, KNOWN_F};
+use crate::check::CheckError;
+use crate::explanation::{Explanation, OpRef};
+use crate::model::register::{prune_keep, Register, RegisterOp};
+use crate::model::{Model, OpModel};
+use crate::op::{Op, Outcome};
+use crate::partition::search;
+use crate::report::{KeyReport, Report};
+use crate::validity::Validity;
+use crate::wgl::{Budget, Interval, Search};
+use rayon::prelude::*;
+use serde_json::Value;
+
+/// An op the search may need, in 64 bytes or so.
+#[derive(Debug, Clone, Copy)]
+struct Compact {
+    input: RegisterOp,
+    outcome: Outcome,
+    process: u64,
+    invoke_ns: u64,
+    complete_ns: u64,
+    invoke_event: u32,
+    invoke_line: u32,
+    /// [`f_code`](super::scan::f_code) of its `f`.
+    f: u8,
+}
+
+/// One key's ops.
+#[derive(Default)]
+struct KeyOps {
+    ops: usize,
+    kept: Vec<Compact>,
+}
+
+/// Keeps what the register's search needs of each op.
+pub(crate) struct RegisterSink {
+    model: Register,
+    /// Reused for [`OpModel::input`], which reads an [`Op`].
+    scratch: Op,
+    /// Per key index of the pairing.
+    keys: Vec<KeyOps>,
+}
+
+/// An op to fill in and hand to [`OpModel::input`].
+pub(crate) fn scratch_op() -> Op {
+    Op {
+        process: 0,
+        f: String::new(),
+        key: None,
+        invoke_value: Value::Null,
+        complete_value: Value::Null,
+        outcome: Outcome::Info,
+        invoke_ns: 0,
+        complete_ns: 0,
+        invoke_event: 0,
+        complete_event: None,
+        node: None,
+        slot: None,
+        redirects: Vec::new(),
+        error: None,
+    }
+}
+
+impl RegisterSink {
+    pub(crate) fn new(model: Register) -> Self {
+        RegisterSink {
+            model,
+            scratch: scratch_op(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// An op's value as JSON.
+fn json(arg: &Arg) -> Value {
+    match arg {
+        Arg::Fast(v) => v.to_json(),
+        Arg::Json(v) => v.clone(),
+    }
+}
+
+/// The model's input for the common shapes (a read of `null` or an integer; a write of an
+/// integer that an `ok` completion echoes or leaves `null`), exactly as [`Register`]'s `input`
+/// reads them, without building JSON values; `None` sends the op through `input` itself.
+fn fast_input(model: &Register, op: &Paired<'_>) -> Option<Option<RegisterOp>> {
+    let complete = op.complete.as_ref().map(|c| &c.3);
+    let write = match &op.invoke_value {
+        Arg::Fast(Val::Int(v)) => Some(*v),
+        _ => None,
+    };
+    Some(match (op.f_code, write, op.outcome, complete) {
+        (F_READ, _, Outcome::Fail | Outcome::Info, _) => None,
+        (F_READ, _, Outcome::Ok, Some(Arg::Fast(Val::Null))) => {
+            (!model.null_read_is_unknown).then_some(RegisterOp::Read(None))
+        }
+        (F_READ, _, Outcome::Ok, Some(Arg::Fast(Val::Int(v)))) => Some(RegisterOp::Read(Some(*v))),
+        (F_WRITE, Some(_), Outcome::Fail, _) => None,
+        (F_WRITE, Some(v), Outcome::Info, _) => Some(RegisterOp::Write(v)),
+        (F_WRITE, Some(v), Outcome::Ok, Some(Arg::Fast(Val::Null))) => Some(RegisterOp::Write(v)),
+        (F_WRITE, Some(v), Outcome::Ok, Some(Arg::Fast(Val::Int(w)))) if *w == v => {
+            Some(RegisterOp::Write(v))
+        }
+        _ => return None,
+    })
+}
+
+impl RegisterSink {
+    /// The model's input for `op`, by [`OpModel::input`] on an [`Op`] built for it.
+    fn input(
+        &mut self,
+        op: &Paired<'_>,
+        complete_ns: u64,
+    ) -> Result<Option<RegisterOp>, CheckError> {
+        let scratch = &mut self.scratch;
+        scratch.process = op.process;
+        scratch.f.clear();
+        scratch.f.push_str(op.f);
+        scratch.invoke_value = json(&op.invoke_value);
+        scratch.outcome = op.outcome;
+        scratch.invoke_ns = op.invoke_ns;
+        scratch.invoke_event = op.invoke_event;
+        scratch.complete_ns = complete_ns;
+        let complete_at = match &op.complete {
+            Some((event, line, _, value)) => {
+                scratch.complete_value = json(value);
+                scratch.complete_event = Some(*event);
+                Some((*event, *line))
+            }
+            None => {
+                scratch.complete_value = Value::Null;
+                scratch.complete_event = None;
+                None
+            }
+        };
+        self.model.input(scratch).map_err(|e| {
+            let (event, line) = match (e.on_completion, complete_at) {
+                (true, Some(at)) => at,
+                _ => (op.invoke_event, op.invoke_line),
+            };
+            CheckError::Field {
+                event,
+                line,
+                field: e.field,
+                message: e.message,
+            }
+        })
+    }
+}
+
+impl Sink for RegisterSink {
+    fn op(&mut self, op: Paired<'_>, _keys: &[String]) -> Result<(), CheckError> {
+        let Some(key) = op.key else {
+            return Err(CheckError::Field {
+                event: op.invoke_event,
+                line: op.invoke_line,
+                field: "key",
+                message: format!(
+                    "the register model needs a key on every op; this {} has none",
+                    op.f
+                ),
+            });
+        };
+        let complete_ns = match op.complete {
+            Some((_, _, time, _)) if op.outcome != Outcome::Info => time,
+            _ => u64::MAX,
+        };
+        let input = match fast_input(&self.model, &op) {
+            Some(input) => input,
+            None => self.input(&op, complete_ns)?,
+        };
+        let k = key as usize;
+        if self.keys.len() <= k {
+            self.keys.resize_with(k + 1, KeyOps::default);
+        }
+        let slot = &mut self.keys[k];
+        slot.ops += 1;
+        if let Some(input) = input {
+            slot.kept.push(Compact {
+                input,
+                outcome: op.outcome,
+                process: op.process,
+                invoke_ns: op.invoke_ns,
+                complete_ns,
+                invoke_event: u32::try_from(op.invoke_event).unwrap_or(u32::MAX),
+                invoke_line: u32::try_from(op.invoke_line).unwrap_or(u32::MAX),
+                // Only read, write and cas have inputs.
+                f: op.f_code,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl RegisterSink {
+    /// Checks every key, in parallel, into `report`, in key order.
+    pub(crate) fn finish(
+        self,
+        mut report: Report,
+        names: Vec<String>,
+        budget: &Budget,
+    ) -> Result<Report, CheckError> {
+        let model = self.model;
+        let mut per_key = self.keys;
+        per_key.resize_with(names.len(), KeyOps::default);
+        let mut keys: Vec<(String, KeyOps)> = names.into_iter().zip(per_key).collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let results: Vec<KeyReport> = keys
+            .par_iter_mut()
+            .map(|(key, ops)| {
+                let kept = std::mem::take(&mut ops.kept);
+                // Ops arrive in completion order; the search numbers them in invocation order
+                // (a stable sort finds the long sorted runs that this order mostly is).
+                let mut order: Vec<u64> = kept
+                    .iter()
+                    .enumerate()
+                    .map(|(i, op)| u64::from(op.invoke_event) << 32 | i as u64)
+                    .collect();
+                order.sort();
+                let keep = if budget.plain {
+                    vec![true; order.len()]
+                } else {
+                    prune_keep(&order, |&o| {
+                        let op = &kept[o as u32 as usize];
+                        (op.outcome, op.input)
+                    })
+                };
+                let searched: Vec<u32> = order
+                    .iter()
+                    .zip(keep)
+                    .filter_map(|(&o, k)| k.then_some(o as u32))
+                    .collect();
+                drop(order);
+                let intervals: Vec<Interval<RegisterOp>> = searched
+                    .iter()
+                    .map(|&i| {
+                        let op = &kept[i as usize];
+                        Interval {
+                            input: op.input,
+                            call_ns: op.invoke_ns,
+                            return_ns: (op.outcome != Outcome::Info).then_some(op.complete_ns),
+                        }
+                    })
+                    .collect();
+                let result = search(&model, &intervals, budget);
+                key_report(key, ops.ops, &kept, &searched, &model, budget, result)
+            })
+            .collect();
+        for key_report in results {
+            report.valid = report.valid.combine(key_report.valid);
+            report.keys.push(key_report);
+        }
+        Ok(report)
+    }
+}
+
+/// The key's report; `searched` indexes `kept` in the search's order.
+fn key_report(
+    key: &str,
+    ops: usize,
+    kept: &[Compact],
+    searched: &[u32],
+    model: &Register,
+    budget: &Budget,
+    result: Search<Option<i64>>,
+) -> KeyReport {
+    let mut report = KeyReport {
+        key: key.to_string(),
+        valid: Validity::Valid,
+        ops,
+        ops_searched: searched.len(),
+        steps: result.steps(),
+        unknown: None,
+        explanation: None,
+        context: None,
+    };
+    match result {
+        Search::Valid { .. } => {}
+        Search::Unknown { exhausted, .. } => {
+            report.valid = Validity::Unknown;
+            report.unknown = Some(super::unknown_reason(exhausted, budget));
+        }
+        Search::Invalid {
+            op,
+            prefix,
+            state,
+            stranded,
+            ..
+        } => {
+            report.valid = Validity::Invalid;
+            report.explanation = Some(Explanation {
+                key: key.to_string(),
+                op: op_ref(&kept[searched[op] as usize]),
+                prefix: prefix
+                    .iter()
+                    .map(|&i| op_ref(&kept[searched[i] as usize]))
+                    .collect(),
+                state: model.describe_state(&state),
+                stranded: stranded.map(|i| op_ref(&kept[searched[i] as usize])),
+            });
+        }
+    }
+    report
+}
+
+/// The report's view of a compact op (values rebuilt from the model's input).
+fn op_ref(op: &Compact) -> OpRef {
+    let opt = |v: Option<i64>| v.map_or(Value::Null, Value::from);
+    let ok = op.outcome == Outcome::Ok;
+    let (value, result) = match op.input {
+        RegisterOp::Read(v) => (Value::Null, if ok { opt(v) } else { Value::Null }),
+        RegisterOp::Write(v) => (
+            Value::from(v),
+            if ok { Value::from(v) } else { Value::Null },
+        ),
+        RegisterOp::Cas { expected, new } => {
+            let pair = Value::from(vec![opt(expected), Value::from(new)]);
+            (pair.clone(), if ok { pair } else { Value::Null })
+        }
+        RegisterOp::CasFailed(expected) => (Value::from(vec![opt(expected)]), Value::Null),
+    };
+    OpRef {
+        event: op.invoke_event as usize,
+        line: op.invoke_line as usize,
+        process: op.process,
+        f: KNOWN_F[op.f as usize].to_string(),
+        value,
+        result,
+        outcome: op.outcome,
+        invoke_ns: op.invoke_ns,
+        complete_ns: (op.outcome != Outcome::Info).then_some(op.complete_ns),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::scan::f_code;
+    use super::*;
+
+    /// Wherever the fast conversion answers, [`Register`]'s `input` gives the same answer.
+    #[test]
+    fn fast_input_agrees_with_the_model() {
+        let values = [
+            None,
+            Some(Val::Null),
+            Some(Val::Int(1)),
+            Some(Val::Int(-2)),
+            Some(Val::Ints(vec![1, 2])),
+            Some(Val::Ints(vec![])),
+        ];
+        let knossos = Register {
+            initial: Some(1),
+            failed_cas_is_read: true,
+            null_read_is_unknown: true,
+        };
+        let mut taken = 0;
+        for model in [Register::default(), knossos] {
+            for f in ["read", "write", "cas", "incr"] {
+                for outcome in [Outcome::Ok, Outcome::Fail, Outcome::Info] {
+                    for invoke in values.iter().flatten() {
+                        for complete in &values {
+                            if complete.is_none() && outcome != Outcome::Info {
+                                continue;
+                            }
+                            let op = Paired {
+                                process: 1,
+                                f,
+                                f_code: f_code(f.as_bytes()),
+                                key: Some(0),
+                                invoke_event: 0,
+                                invoke_line: 1,
+                                invoke_ns: 10,
+                                invoke_value: Arg::Fast(invoke.clone()),
+                                outcome,
+                                complete: complete.clone().map(|v| (1, 2, 20, Arg::Fast(v))),
+                            };
+                            let Some(fast) = fast_input(&model, &op) else {
+                                continue;
+                            };
+                            taken += 1;
+                            let slow = RegisterSink::new(model).input(&op, 20);
+                            let what = format!("{f} {outcome:?} {invoke:?} {complete:?}");
+                            assert_eq!(slow, Ok(fast), "{what}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(taken > 40, "{taken}");
+    }
+}
