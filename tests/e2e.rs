@@ -130,6 +130,35 @@ fn valkey_end_to_end() {
     end_to_end("valkey");
 }
 
+/// `--json` prints `results.json` on stdout, and only that: verdict, counts and the run's config.
+#[test]
+fn json_run_prints_the_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = run_ok(slotcheck().args([
+        "test",
+        "--duration",
+        "3s",
+        "--seed",
+        "5",
+        "--json",
+        "--output",
+        dir.to_str().unwrap(),
+    ]));
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON value");
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(printed, saved);
+    assert_eq!(out.status.code(), Some(0), "{printed}");
+    assert_eq!(printed["valid"], Value::Bool(true));
+    assert_eq!(printed["run"]["seed"], 5);
+    assert_eq!(printed["run"]["server"], "redis");
+    assert!(printed["run"]["server_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("7."));
+}
+
 /// Completed `ok` ops per key as (invoke time, complete time, f, value, index of completion line).
 struct OkOp {
     invoke: u64,

@@ -2,9 +2,10 @@
 //!
 //! Every op an invalid key's explanation (or an [`Anomaly`]) names is annotated with its slot,
 //! the migration phase of that slot when the op was invoked (and when it completed, if that
-//! differs), the faults active while it ran, and the redirect hops it followed. The analysis
-//! also counts redirects ([`RedirectStats`]), lists `redirect-loop` and `redirect-after-apply`
-//! anomalies, and keeps the fault intervals, all in [`RedirectAnalysis`].
+//! differs), the faults active while it ran, and the redirect hops it followed; faults on those
+//! nodes between the ops (a restart between a write and the read that lost it) are listed too.
+//! The analysis also counts redirects ([`RedirectStats`]), lists `redirect-loop`, `stale-route` and
+//! `redirect-after-apply` anomalies, and keeps the fault intervals, all in [`RedirectAnalysis`].
 
 use crate::after_apply::redirect_after_apply_cases;
 use crate::anomaly::Anomaly;
@@ -16,6 +17,7 @@ use crate::op::{line_of, Op, OpError, Ops, Outcome};
 use crate::phase::{SlotState, Timeline};
 use crate::redirects::{op_slot, redirect_loop_cases, redirect_stats, RedirectStats};
 use crate::report::Report;
+use crate::stale_route::stale_route_cases;
 use crate::validity::Validity;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -24,6 +26,8 @@ use std::fmt;
 
 /// How many phase changes of a slot a key's context lists.
 const PHASES_LISTED_MAX: usize = 32;
+/// How many faults between the explained ops a context lists.
+const FAULTS_BETWEEN_LISTED_MAX: usize = 5;
 
 /// Where and when one op ran, as far as the cluster's state goes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -107,7 +111,7 @@ impl fmt::Display for OpContext {
 pub struct RedirectAnalysis {
     /// Hops by slot, phase and outcome.
     pub stats: RedirectStats,
-    /// `redirect-loop` and `redirect-after-apply` anomalies, annotated.
+    /// `redirect-loop`, `stale-route` and `redirect-after-apply` anomalies, annotated.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<Anomaly>,
     /// Every fault interval.
@@ -214,7 +218,12 @@ impl<'h> Attribution<'h> {
     /// `summary` (one prose line each), and the phases of their slots.
     pub fn context(&self, events: &[usize]) -> Value {
         let ops: Vec<OpContext> = events.iter().filter_map(|&e| self.op_context(e)).collect();
-        let summary: Vec<String> = ops.iter().map(ToString::to_string).collect();
+        let mut summary: Vec<String> = ops.iter().map(ToString::to_string).collect();
+        let between = faults_between(&self.faults, &ops);
+        if !between.is_empty() {
+            let listed: Vec<String> = between.iter().map(ToString::to_string).collect();
+            summary.push(format!("between them: {}", listed.join(", ")));
+        }
         let mut slots: Vec<u16> = ops.iter().filter_map(|o| o.slot).collect();
         slots.sort_unstable();
         slots.dedup();
@@ -230,6 +239,9 @@ impl<'h> Attribution<'h> {
         if !phases.is_empty() {
             v["slot_phases"] = Value::Object(phases);
         }
+        if !between.is_empty() {
+            v["faults_between"] = json!(between);
+        }
         v
     }
 
@@ -238,6 +250,27 @@ impl<'h> Attribution<'h> {
         let events: Vec<usize> = anomaly.events.iter().map(|e| e.event).collect();
         anomaly.context = Some(self.context(&events));
     }
+}
+
+/// Faults on a node that answered one of `ops` which began after the first of them and before the
+/// last, and were active during none of them (a master killed and restarted between a write and
+/// a read that lost it), at most [`FAULTS_BETWEEN_LISTED_MAX`].
+fn faults_between(faults: &[Fault], ops: &[OpContext]) -> Vec<Fault> {
+    let (Some(first), Some(last)) = (
+        ops.iter().map(|o| o.event).min(),
+        ops.iter().map(|o| o.event).max(),
+    ) else {
+        return Vec::new();
+    };
+    let nodes: Vec<&str> = ops.iter().filter_map(|o| o.node.as_deref()).collect();
+    faults
+        .iter()
+        .filter(|f| f.begin_event > first && f.begin_event < last)
+        .filter(|f| f.node.as_deref().is_some_and(|n| nodes.contains(&n)))
+        .filter(|f| !ops.iter().any(|o| o.faults.contains(f)))
+        .take(FAULTS_BETWEEN_LISTED_MAX)
+        .cloned()
+        .collect()
 }
 
 /// Runs the redirect-aware analysis on a report `check(history, model, opts)` returned: every
@@ -250,6 +283,7 @@ pub fn analyze(
 ) -> Result<(), CheckError> {
     let at = Attribution::new(history)?;
     let mut anomalies = redirect_loop_cases(history, &at.ops);
+    anomalies.extend(stale_route_cases(history, &at.ops, &at.timeline));
     let after = redirect_after_apply_cases(history, &at.ops, model, opts, report)?;
     for key in report
         .keys

@@ -42,11 +42,14 @@
 //!
 //! Layout: [`history`] (the format), [`import`] (other formats), [`edn`] (their reader), [`op`]
 //! (pairing), [`model`] (sequential specifications), [`wgl`] (the general linearizability
-//! search), and the report types re-exported below.
+//! search), [`classify`] (the anomaly class of an invalid register key: `lost-write`,
+//! `stale-read`, `aborted-read`, ...), [`stale_route`] (clients that forgot a `MOVED`), and the
+//! report types re-exported below.
 
 mod after_apply;
 pub mod anomaly;
 mod check;
+pub mod classify;
 pub mod context;
 pub mod edn;
 pub mod elle;
@@ -64,6 +67,7 @@ pub mod phase;
 pub mod redirects;
 mod report;
 pub mod slot;
+pub mod stale_route;
 mod stream;
 #[cfg(test)]
 mod testkit;
@@ -90,7 +94,8 @@ pub use validity::Validity;
 /// Adds redirect-aware analysis to `report`, which `check(history, model, opts)` returned: each
 /// key that is not valid (and each of `report.anomalies`) gets a `context` (slot, migration phase,
 /// active faults, hops of the ops involved), and `report.redirect_analysis` gets redirect
-/// statistics, the fault intervals and the `redirect-loop` and `redirect-after-apply` anomalies.
+/// statistics, the fault intervals and the `redirect-loop`, `stale-route` and
+/// `redirect-after-apply` anomalies.
 pub fn analyze_redirects(
     history: &History,
     model: ModelKind,

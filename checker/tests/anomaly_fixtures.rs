@@ -304,6 +304,46 @@ fn redirect_loop() {
 }
 
 #[test]
+fn stale_route() {
+    let ok = redirects("stale-route-ok");
+    assert_valid(&ok);
+    assert!(ok.redirect_analysis.unwrap().anomalies.is_empty());
+    let bad = redirects("stale-route-bad");
+    // Linearizable, but the read at line 6 went where line 4 had already been sent away from.
+    assert_eq!(bad.valid, Validity::Valid, "{bad}");
+    let analysis = bad.redirect_analysis.unwrap();
+    assert_eq!(analysis.anomalies.len(), 1);
+    let a = &analysis.anomalies[0];
+    assert_eq!(summary(a), ("stale-route", vec!["k"], vec![4, 6]));
+    assert_eq!(a.data["to"], "127.0.0.1:7001");
+}
+
+#[test]
+fn restart_empty_is_a_lost_write_with_the_kill_in_between() {
+    let ok = redirects("restart-empty-ok");
+    assert_valid(&ok);
+    let history = load("restart-empty-bad");
+    let bad = redirects("restart-empty-bad");
+    // The read at line 8 finds nothing though the write at line 2 was acknowledged by 7000.
+    assert_eq!(bad.valid, Validity::Invalid, "{bad}");
+    let key = bad
+        .keys
+        .iter()
+        .find(|k| k.valid == Validity::Invalid)
+        .unwrap();
+    let ops = checker::Ops::from_history(&history).unwrap().ops;
+    let class = checker::classify::register_class(&ops, key.explanation.as_ref().unwrap());
+    assert_eq!(class, "lost-write");
+    let context = key.context.as_ref().expect("a context");
+    let summary = context["summary"].to_string();
+    assert!(
+        summary.contains("between them: kill 127.0.0.1:7000 (lines 4..7)"),
+        "{summary}"
+    );
+    assert_eq!(context["faults_between"][0]["f"], "kill");
+}
+
+#[test]
 fn redirect_after_apply() {
     let ok = redirects("redirect-after-apply-ok");
     assert_valid(&ok);

@@ -17,6 +17,7 @@ use super::ports::{self, PortLease};
 use super::process;
 use super::server::{self, ServerBinary};
 use super::view;
+use crate::nemesis::proxy::Proxy;
 
 /// How many times we pick new ports after a server lost a race for its port.
 const PORT_ATTEMPTS_MAX: usize = 3;
@@ -40,7 +41,11 @@ pub(crate) async fn start(spec: ClusterSpec) -> Result<Cluster, HarnessError> {
     let mut attempt = 1;
     loop {
         wipe_node_dirs(&root)?;
-        let hosts: Vec<String> = (0..total).map(|i| node_host(&spec, i)).collect();
+        // With proxies, a second port per node for its proxy, on the node's host.
+        let copies = if spec.proxy { 2 } else { 1 };
+        let hosts: Vec<String> = (0..total * copies)
+            .map(|i| node_host(&spec, i % total))
+            .collect();
         let lease = ports::lease_ports(&hosts)?;
         match attempt_start(&spec, &binary, &root, lease).await {
             Err(HarnessError::Exited { log_tail, .. })
@@ -118,8 +123,9 @@ async fn attempt_start(
     root: &Path,
     lease: PortLease,
 ) -> Result<Cluster, HarnessError> {
-    let ports = lease.ports().to_vec();
-    let total = ports.len();
+    let total = spec.masters * (1 + spec.replicas);
+    let (ports, proxy_ports) = lease.ports().split_at(total);
+    let (ports, proxy_ports) = (ports.to_vec(), proxy_ports.to_vec());
     let mut fleet = Fleet {
         children: Vec::with_capacity(total),
         addrs: ports
@@ -142,10 +148,21 @@ async fn attempt_start(
     let timeout_ms = BRING_UP_TIMEOUT_MS_BASE + BRING_UP_TIMEOUT_MS_PER_NODE * total as u64;
     let start = Instant::now();
     let deadline = start + Duration::from_millis(timeout_ms);
+    // Proxies listen before any server starts: a replica's first sync already goes through one.
+    let mut proxies = Vec::with_capacity(proxy_ports.len());
+    for (i, proxy_port) in proxy_ports.iter().enumerate() {
+        let host = node_host(spec, i);
+        let proxy = Proxy::start(&host, *proxy_port, &fleet.addrs[i])
+            .await
+            .map_err(|e| HarnessError::io(format!("start a proxy on {host}:{proxy_port}"), e))?;
+        proxies.push(proxy);
+    }
     // How each node was started, so `Cluster::restart` can start it again the same way.
     let mut launches = Vec::with_capacity(total);
     for (i, (dir, port)) in dirs.iter().enumerate() {
-        let args = server_args(spec, &node_host(spec, i), *port, dir, &fleet.logs[i].0);
+        let host = node_host(spec, i);
+        let proxy_port = proxy_ports.get(i).copied();
+        let args = server_args(spec, &host, *port, proxy_port, dir, &fleet.logs[i].0);
         // Spawned right here, on the runtime thread that polls us, never on a blocking-pool thread:
         // PR_SET_PDEATHSIG fires when the forking *thread* exits (see `process::spawn_server`).
         let child =
@@ -229,6 +246,7 @@ async fn attempt_start(
         bring_up,
         dir: root.to_path_buf(),
         procs: Procs::new(std::mem::take(&mut fleet.children), launches),
+        proxies,
         _ports: lease,
     })
 }

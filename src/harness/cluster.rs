@@ -14,6 +14,7 @@ use super::process;
 use super::server::ServerKind;
 use super::state::{ClusterState, DetachedNode};
 use super::view::SlotMap;
+use crate::nemesis::proxy::Proxy;
 
 /// Default `cluster-node-timeout`: short, so failover tests are quick, long enough for a loaded 2-core box.
 pub const NODE_TIMEOUT_MS_DEFAULT: u64 = 2000;
@@ -43,6 +44,11 @@ pub struct ClusterSpec {
     /// Node i binds (and connects from) `127.0.0.(10+i)` instead of `127.0.0.1`, so iptables can tell
     /// node-to-node traffic apart from client traffic (which comes from 127.0.0.1); needed by partitions.
     pub distinct_hosts: bool,
+    /// Put a `nemesis::proxy::Proxy` of ours in front of every node (same host, another port) and have
+    /// the node announce it (`cluster-announce-port`; the bus port stays `port + 10000`), so clients
+    /// and replication links go through it while admin connections use `Node::addr`; needed by
+    /// `slow`. The proxies live in this process: a `detach`ed cluster loses them.
+    pub proxy: bool,
 }
 
 impl ClusterSpec {
@@ -64,6 +70,7 @@ impl ClusterSpec {
             extra_config: Vec::new(),
             persistence: Persistence::Off,
             distinct_hosts: false,
+            proxy: false,
         }
     }
 }
@@ -147,6 +154,8 @@ pub struct Cluster {
     pub(crate) dir: PathBuf,
     /// Our server processes, one entry per node (in `nodes` order); emptied by `stop` and `detach`.
     pub(crate) procs: Procs,
+    /// With `ClusterSpec::proxy`, each node's proxy (in `nodes` order); else empty.
+    pub(crate) proxies: Vec<Proxy>,
     /// Keeps our ports reserved against other clusters of this process until we are dropped.
     pub(crate) _ports: PortLease,
 }
@@ -178,9 +187,22 @@ impl Cluster {
         self.nodes.iter().find(|n| n.addr == addr)
     }
 
-    /// Addresses of all nodes, for a client's seed list.
+    /// The proxy in front of the node at `addr`, if the cluster runs proxies (`ClusterSpec::proxy`).
+    pub fn proxy(&self, addr: &str) -> Option<&Proxy> {
+        let i = self.nodes.iter().position(|n| n.addr == addr)?;
+        self.proxies.get(i)
+    }
+
+    /// Addresses of all nodes as clients reach them (through their proxies, if any), for a client's
+    /// seed list.
     pub fn seeds(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.addr.clone()).collect()
+        self.nodes
+            .iter()
+            .map(|n| match self.proxy(&n.addr) {
+                Some(proxy) => proxy.addr().to_string(),
+                None => n.addr.clone(),
+            })
+            .collect()
     }
 
     /// Waits until every node says `cluster_state:ok`, no slot is importing or migrating, every slot is
@@ -241,10 +263,13 @@ impl Cluster {
     }
 
     /// Stops every server (paused ones are resumed first; SIGTERM, short grace, SIGKILL) and reaps it,
-    /// restarted ones included; calling it again does nothing. Takes `&self`, so a shared
-    /// `Arc<Cluster>` can be stopped.
+    /// restarted ones included, and every proxy; calling it again does nothing. Takes `&self`, so a
+    /// shared `Arc<Cluster>` can be stopped.
     pub fn stop(&self) {
         self.procs.stop_all();
+        for proxy in &self.proxies {
+            proxy.stop();
+        }
     }
 
     /// Leaves the servers running and returns a record to stop them later with `ClusterState::destroy`.

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::cluster::ClusterSpec;
 use super::error::HarnessError;
+use super::ports::BUS_PORT_OFFSET;
 
 /// Most nodes in one cluster (masters plus replicas).
 const NODES_MAX: usize = 64;
@@ -21,6 +22,9 @@ const RESERVED_CONFIG: &[&str] = &[
     "cluster-enabled",
     "cluster-config-file",
     "cluster-node-timeout",
+    "cluster-port",
+    "cluster-announce-port",
+    "cluster-announce-bus-port",
     "daemonize",
     "logfile",
 ];
@@ -84,10 +88,12 @@ pub(crate) fn node_host(spec: &ClusterSpec, i: usize) -> String {
 /// The server's command line: our settings first, then the caller's `extra_config`. `host` is bound for
 /// listening and, via `bind-source-addr` (Redis 7.0+, Valkey), used as the source of the node's own
 /// cluster-bus and replication connections, so peers see (and gossip) the node under that address.
+/// With a `proxy_port` the node announces that port to clients and its own bus port for the bus.
 pub(crate) fn server_args(
     spec: &ClusterSpec,
     host: &str,
     port: u16,
+    proxy_port: Option<u16>,
     dir: &Path,
     log: &Path,
 ) -> Vec<String> {
@@ -108,7 +114,17 @@ pub(crate) fn server_args(
         ("daemonize", "no".to_string()),
         ("protected-mode", "no".to_string()),
     ];
+    let announce = proxy_port.into_iter().flat_map(|proxy| {
+        [
+            ("cluster-announce-port", proxy.to_string()),
+            (
+                "cluster-announce-bus-port",
+                (port + BUS_PORT_OFFSET).to_string(),
+            ),
+        ]
+    });
     ours.into_iter()
+        .chain(announce)
         .map(|(name, value)| (name.to_string(), value))
         .chain(spec.extra_config.iter().cloned())
         .flat_map(|(name, value)| [format!("--{name}"), value])

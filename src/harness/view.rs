@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use super::ports::BUS_PORT_OFFSET;
+
 /// Number of hash slots in a Redis Cluster.
 pub const SLOT_COUNT: u32 = 16384;
 /// The most lines we accept in one `CLUSTER NODES` reply; a limit on what we parse.
@@ -16,8 +18,13 @@ const NODE_LINES_MAX: usize = 1000;
 pub struct NodeLine {
     /// The cluster node id.
     pub id: String,
-    /// `ip:port`, without the bus port and hostname.
+    /// `ip:port` of the node itself, where admin connections go (`Node::addr`): the bus port minus
+    /// 10000, as the harness always sets it, so that a node announcing a proxy is still named by
+    /// its own port.
     pub addr: String,
+    /// `ip:port` as the node announces it to clients (`CLUSTER SLOTS`, `MOVED`): its proxy's with
+    /// `ClusterSpec::proxy`, else `addr`.
+    pub client_addr: String,
     /// Flags such as `myself`, `master`, `slave`, `fail?`, `handshake`.
     pub flags: Vec<String>,
     /// The master's id for a replica, `None` for `-`.
@@ -69,7 +76,17 @@ fn parse_node_line(line: &str) -> Option<NodeLine> {
     if fields.len() < 8 {
         return None;
     }
-    let addr = fields[1].split(['@', ',']).next()?.to_string();
+    let endpoint = fields[1].split(',').next()?;
+    let (client_addr, bus_port) = match endpoint.split_once('@') {
+        Some((addr, bus)) => (addr, bus.parse::<u16>().ok()),
+        None => (endpoint, None),
+    };
+    let addr = match (client_addr.rsplit_once(':'), bus_port) {
+        (Some((ip, _)), Some(bus)) if bus > BUS_PORT_OFFSET => {
+            format!("{ip}:{}", bus - BUS_PORT_OFFSET)
+        }
+        _ => client_addr.to_string(),
+    };
     let mut slots = Vec::new();
     let mut open_slots = Vec::new();
     for entry in &fields[8..] {
@@ -85,6 +102,7 @@ fn parse_node_line(line: &str) -> Option<NodeLine> {
     Some(NodeLine {
         id: fields[0].to_string(),
         addr,
+        client_addr: client_addr.to_string(),
         flags: fields[2].split(',').map(str::to_string).collect(),
         master_id: (fields[3] != "-").then(|| fields[3].to_string()),
         slots,
@@ -162,6 +180,7 @@ e5 127.0.0.1:20005@30005 handshake - 0 0 0 disconnected
         assert_eq!(lines.len(), 5);
         assert_eq!(lines[0].addr, "127.0.0.1:20001");
         assert_eq!(lines[1].addr, "127.0.0.1:20002");
+        assert_eq!(lines[1].client_addr, "127.0.0.1:20002");
         assert_eq!(lines[0].open_slots, vec!["[5461->-b2]".to_string()]);
         assert!(lines[3].is_replica());
         assert_eq!(lines[3].master_id.as_deref(), Some("a1"));
@@ -170,6 +189,16 @@ e5 127.0.0.1:20005@30005 handshake - 0 0 0 disconnected
         let map = slot_map(&lines);
         assert_eq!(map.len(), 3);
         assert_eq!(slots_assigned(&map), SLOT_COUNT);
+    }
+
+    #[test]
+    fn a_node_announcing_a_proxy_is_named_by_its_own_port() {
+        let line = "a1 127.0.0.10:41234@30001 myself,master - 0 0 1 connected 0-16383\n";
+        let lines = parse_nodes(line).unwrap();
+        assert_eq!(lines[0].addr, "127.0.0.10:20001");
+        assert_eq!(lines[0].client_addr, "127.0.0.10:41234");
+        let noaddr = parse_nodes("b2 :0@0 master,noaddr - 0 0 2 disconnected\n").unwrap();
+        assert_eq!(noaddr[0].addr, ":0");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod migrate_strike;
 pub mod net;
 pub mod plan;
 pub mod process;
+pub mod proxy;
 pub mod runner;
 pub mod schedule;
 

@@ -11,6 +11,7 @@ use super::migrate_repair::repair;
 use super::migrate_strike::{migrate_then_strike, repair_settled};
 use super::net::{Partition, Partitioner};
 use super::process;
+use super::proxy;
 use super::schedule::{FaultKind, Planned, Schedule};
 use super::Ctx;
 use crate::harness::{NodeLine, ProcessState};
@@ -476,6 +477,20 @@ async fn fault(
             partitioner.partition(ctx, shape)?;
             hold().await;
             partitioner.heal(ctx)?;
+        }
+        FaultKind::Slow => {
+            // A master's proxy carries clients (a replica's carries no one's traffic).
+            let mut masters = failover::masters_now(ctx).await?;
+            if masters.is_empty() {
+                return Ok(false);
+            }
+            masters.sort_by(|a, b| a.addr.cmp(&b.addr));
+            let master = masters[p.target as usize % masters.len()].addr.clone();
+            let faults = proxy::Faults::planned(p);
+            proxy::slow(ctx, &master, &faults)?;
+            hold().await;
+            proxy::fast(ctx, &master)?;
+            target = format!("{master} ({faults})");
         }
         other => unreachable!("{other} is not a node fault"),
     }

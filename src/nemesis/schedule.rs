@@ -36,11 +36,13 @@ pub enum FaultKind {
     Failover,
     /// Cut a node off from other nodes or from clients (iptables on loopback), heal later.
     Partition,
+    /// Add latency, loss and resets between clients and a master (its proxy), `fast` later.
+    Slow,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::Migrate,
         FaultKind::Atomic,
         FaultKind::Abort,
@@ -51,6 +53,7 @@ impl FaultKind {
         FaultKind::Pause,
         FaultKind::Failover,
         FaultKind::Partition,
+        FaultKind::Slow,
     ];
 
     /// The command-line name.
@@ -66,6 +69,7 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Failover => "failover",
             FaultKind::Partition => "partition",
+            FaultKind::Slow => "slow",
         }
     }
 

@@ -40,21 +40,22 @@ pub(crate) async fn connect(
     }
 }
 
-/// Sends `cmd`, preceded by `ASKING` in the same pipeline when `asking`, and waits at most
-/// `timeout` for the reply to `cmd` (the reply to `ASKING` is dropped).
+/// Sends `cmd`, preceded in the same pipeline by `prefix` (`ASKING`, or `READONLY` for the
+/// `write-to-replica` test aid) if given, and waits at most `timeout` for the reply to `cmd` (the
+/// prefix's reply is dropped).
 ///
 /// `ASKING` and the command go out as one write so that no other request on this multiplexed
 /// connection can slip between them and consume the one-shot `ASKING` flag.
 pub(crate) async fn send(
     conn: &mut MultiplexedConnection,
     cmd: &Cmd,
-    asking: bool,
+    prefix: Option<&str>,
     timeout: Duration,
 ) -> Reply {
     let request = async {
-        if asking {
+        if let Some(prefix) = prefix {
             let mut pipe = redis::pipe();
-            pipe.cmd("ASKING").add_command(cmd.clone());
+            pipe.cmd(prefix).add_command(cmd.clone());
             conn.send_packed_commands(&pipe, 0, 2)
                 .await
                 .map(|mut replies| (replies.len() == 2).then(|| replies.swap_remove(1)))
@@ -65,7 +66,7 @@ pub(crate) async fn send(
     match tokio::time::timeout(timeout, request).await {
         Err(_) => Reply::Lost(format!("timeout after {} ms", timeout.as_millis())),
         Ok(Err(e)) => Reply::Error(e),
-        Ok(Ok(None)) => Reply::Lost("ASKING pipeline: expected 2 replies".into()),
+        Ok(Ok(None)) => Reply::Lost("prefixed pipeline: expected 2 replies".into()),
         Ok(Ok(Some(Value::ServerError(e)))) => Reply::Error(e.into()),
         Ok(Ok(Some(value))) => Reply::Value(value),
     }

@@ -29,10 +29,12 @@
 //!
 //! Modules: [`slot`] (key → slot), [`slotmap`] (slot → master), [`router`] (routing, `classify`),
 //! [`client`] (a logical process), [`recorder`] (the history writer), [`register`] (the register
-//! workload), [`stats`] (counters and errors).
+//! workload), [`stats`] (counters and errors), [`bugs`] (client bugs injected on purpose, as test
+//! aids: off unless `RegisterConfig::client_bug` names one).
 
 #![warn(missing_docs)]
 
+pub mod bugs;
 pub mod client;
 mod conn;
 pub mod recorder;
@@ -42,6 +44,7 @@ pub mod slot;
 pub mod slotmap;
 pub mod stats;
 
+pub use bugs::ClientBug;
 pub use client::{Client, Completion, Operation};
 pub use recorder::Recorder;
 pub use register::{final_reads, register_keys, run_register, RegisterConfig};

@@ -1,6 +1,7 @@
 //! The register workload: concurrent reads, writes and compare-and-sets of a few integer keys,
 //! for a linearizability check per key.
 
+use crate::bugs::ClientBug;
 use crate::client::{Client, Completion, Operation};
 use crate::recorder::Recorder;
 use crate::router::{Router, RouterConfig};
@@ -54,6 +55,9 @@ pub struct RegisterConfig {
     pub cas_weight: u32,
     /// Target operations per second over all clients; 0 means as fast as the servers answer.
     pub rate_per_s: u64,
+    /// A client bug the workload's routers inject (a test aid, see [`crate::bugs`]); the final
+    /// reads never do.
+    pub client_bug: Option<ClientBug>,
 }
 
 impl Default for RegisterConfig {
@@ -69,6 +73,7 @@ impl Default for RegisterConfig {
             write_weight: 35,
             cas_weight: 15,
             rate_per_s: 0,
+            client_bug: None,
         }
     }
 }
@@ -98,6 +103,7 @@ impl RegisterConfig {
         RouterConfig {
             timeout_ms: self.timeout_ms,
             hops_max: self.hops_max,
+            bug: self.client_bug,
             ..RouterConfig::default()
         }
     }
@@ -294,6 +300,11 @@ pub async fn final_reads(
 ) -> Result<WorkloadStats, WorkloadError> {
     let readers = cfg.clients.min(cfg.keys).max(1);
     let first_free = FINAL_READ_PROCESS_BASE + readers as u64;
+    // The final reads are the harness's check, not the client under test: never with a bug.
+    let cfg = &RegisterConfig {
+        client_bug: None,
+        ..cfg.clone()
+    };
     let shared = Arc::new(Shared::new(cfg, seeds, recorder, first_free).await?);
     let mut tasks = JoinSet::new();
     for reader in 0..readers {

@@ -2,6 +2,7 @@
 //! `MOVED`/`ASK`, waits out `TRYAGAIN`/`CLUSTERDOWN`, records every hop, and says whether the
 //! command certainly failed (`Fail`) or may have run (`Info`).
 
+use crate::bugs::{BugState, ClientBug, Prefix};
 use crate::conn::{self, Reply};
 use crate::slot::key_slot;
 use crate::slotmap::{SharedSlotMap, SlotMap};
@@ -123,6 +124,8 @@ pub struct RouterConfig {
     pub backoff_ms_first: u64,
     /// Cap on the back-off.
     pub backoff_ms_max: u64,
+    /// A client bug to inject (a test aid, see [`crate::bugs`]); `None` for a correct client.
+    pub bug: Option<ClientBug>,
 }
 
 impl Default for RouterConfig {
@@ -132,6 +135,7 @@ impl Default for RouterConfig {
             hops_max: 16,
             backoff_ms_first: 20,
             backoff_ms_max: 500,
+            bug: None,
         }
     }
 }
@@ -145,6 +149,8 @@ pub struct Router {
     /// kill): the next operation refreshes the slot map first.
     stale: bool,
     config: RouterConfig,
+    /// What an injected bug remembers between ops (nothing for a correct client).
+    bugs: BugState,
 }
 
 impl Router {
@@ -156,6 +162,7 @@ impl Router {
             conns: HashMap::new(),
             stale: false,
             config,
+            bugs: BugState::new(config.bug),
         }
     }
 
@@ -208,14 +215,7 @@ impl Router {
     async fn cluster_slots(&mut self, addr: &str) -> Result<SlotMap, String> {
         let mut conn = self.connection(addr).await.map_err(|e| e.to_string())?;
         let timeout = self.timeout();
-        match conn::send(
-            &mut conn,
-            redis::cmd("CLUSTER").arg("SLOTS"),
-            false,
-            timeout,
-        )
-        .await
-        {
+        match conn::send(&mut conn, redis::cmd("CLUSTER").arg("SLOTS"), None, timeout).await {
             Reply::Value(v) => SlotMap::from_cluster_slots(&v, addr).map_err(|e| e.to_string()),
             Reply::Error(e) => {
                 if classify(&e) == Action::Indeterminate {
@@ -246,13 +246,15 @@ impl Router {
     /// retries up to `hops_max` hops.
     pub async fn execute(&mut self, key: &[u8], cmd: &Cmd) -> Execution {
         let slot = key_slot(key);
-        if std::mem::take(&mut self.stale) {
+        let learn = self.bugs.wants_refresh(slot, cmd, &read_map(&self.slots));
+        if std::mem::take(&mut self.stale) || learn {
             // Best effort: if no node answers, route by the old map and let the op say why.
             let _ = self.refresh_slot_map().await;
         }
         let mut redirects: Vec<Redirect> = Vec::new();
-        let mut next: Option<(String, bool)> = None; // (node, asking) chosen by the last hop
+        let mut next: Option<(String, Prefix)> = None; // (node, prefix) chosen by the last hop
         let mut backoff_ms = self.config.backoff_ms_first;
+        let mut resent = 0; // times the request was resent after a loss (`retry-without-info`)
         let finish = |result, node: String, redirects| Execution {
             result,
             node,
@@ -260,12 +262,20 @@ impl Router {
             redirects,
         };
         loop {
-            let (addr, asking) = match next.take() {
+            let (addr, prefix) = match next.take() {
                 Some(hop) => hop,
-                None => match self.owner(slot).await {
-                    Ok(owner) => (owner, false),
-                    Err(e) => return finish(Err(OpError::Fail(e)), String::new(), redirects),
-                },
+                None => {
+                    let misrouted = self.bugs.first_hop(slot, cmd, &read_map(&self.slots));
+                    match misrouted {
+                        Some(hop) => hop,
+                        None => match self.owner(slot).await {
+                            Ok(owner) => (owner, None),
+                            Err(e) => {
+                                return finish(Err(OpError::Fail(e)), String::new(), redirects)
+                            }
+                        },
+                    }
+                }
             };
             let mut conn = match self.connection(&addr).await {
                 Ok(conn) => conn,
@@ -275,12 +285,18 @@ impl Router {
                     return finish(Err(OpError::Fail(text)), addr, redirects);
                 }
             };
-            let err = match conn::send(&mut conn, cmd, asking, self.timeout()).await {
+            let err = match conn::send(&mut conn, cmd, prefix, self.timeout()).await {
                 Reply::Value(v) => return finish(Ok(v), addr, redirects),
                 Reply::Lost(text) => {
                     self.conns.remove(&addr);
                     self.stale = true;
-                    return finish(Err(OpError::Info(text)), addr, redirects);
+                    match self.bugs.after_lost(&mut resent, text) {
+                        Ok(()) => {
+                            next = Some((addr, prefix));
+                            continue;
+                        }
+                        Err(e) => return finish(Err(e), addr, redirects),
+                    }
                 }
                 Reply::Error(e) => e,
             };
@@ -297,7 +313,13 @@ impl Router {
                 Action::Indeterminate => {
                     self.conns.remove(&addr);
                     self.stale = true;
-                    return finish(Err(OpError::Info(text)), addr, redirects);
+                    match self.bugs.after_lost(&mut resent, text) {
+                        Ok(()) => {
+                            next = Some((addr, prefix));
+                            continue;
+                        }
+                        Err(e) => return finish(Err(e), addr, redirects),
+                    }
                 }
                 Action::Moved { slot: s, addr: to } => {
                     (RedirectKind::Moved, s, resolve(&to, &addr))
@@ -312,10 +334,17 @@ impl Router {
             }
             let to = match kind {
                 RedirectKind::Moved => {
+                    let old = read_map(&self.slots).owner(hop_slot).map(str::to_string);
                     write_map(&self.slots).update(hop_slot, &to);
+                    self.bugs.moved(hop_slot, old, &to);
                     to
                 }
-                RedirectKind::Ask => to,
+                RedirectKind::Ask => {
+                    if self.bugs.ask_updates_map() {
+                        write_map(&self.slots).update(hop_slot, &to);
+                    }
+                    to
+                }
                 RedirectKind::TryAgain | RedirectKind::ClusterDown => {
                     tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
                     backoff_ms = (backoff_ms * 2).min(self.config.backoff_ms_max);
@@ -327,7 +356,11 @@ impl Router {
                     owner.unwrap_or_else(|| addr.clone())
                 }
             };
-            next = Some((to.clone(), kind == RedirectKind::Ask));
+            let prefix = match kind {
+                RedirectKind::Ask => self.bugs.ask_prefix(),
+                _ => None,
+            };
+            next = Some((to.clone(), prefix));
             redirects.push(Redirect {
                 kind,
                 slot: hop_slot,

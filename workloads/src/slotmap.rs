@@ -19,6 +19,8 @@ pub enum SlotMapError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotMap {
     owners: Vec<Option<Arc<str>>>,
+    /// The first replica `CLUSTER SLOTS` listed for each slot's master (kept across `update`).
+    replicas: Vec<Option<Arc<str>>>,
 }
 
 impl Default for SlotMap {
@@ -32,6 +34,7 @@ impl SlotMap {
     pub fn new() -> Self {
         SlotMap {
             owners: vec![None; SLOT_COUNT],
+            replicas: vec![None; SLOT_COUNT],
         }
     }
 
@@ -60,8 +63,14 @@ impl SlotMap {
                 return Err(malformed("range start after end", range));
             }
             let addr: Arc<str> = master_addr(master, fallback_host)?.into();
+            // Replicas only serve the `write-to-replica` test aid: a malformed one is skipped.
+            let replica: Option<Arc<str>> = parts
+                .get(3)
+                .and_then(|r| master_addr(r, fallback_host).ok())
+                .map(Into::into);
             for slot in start..=end {
                 map.owners[slot as usize] = Some(addr.clone());
+                map.replicas[slot as usize] = replica.clone();
             }
         }
         Ok(map)
@@ -70,6 +79,11 @@ impl SlotMap {
     /// The master that owns `slot`, if known.
     pub fn owner(&self, slot: u16) -> Option<&str> {
         self.owners[slot as usize].as_deref()
+    }
+
+    /// A replica of `slot`'s master as of the last `CLUSTER SLOTS`, if it listed one.
+    pub fn replica(&self, slot: u16) -> Option<&str> {
+        self.replicas[slot as usize].as_deref()
     }
 
     /// Records that `addr` owns `slot` (after a `MOVED`).
@@ -161,6 +175,8 @@ mod tests {
         assert_eq!(map.owner(5461), Some("127.0.0.1:30002"));
         assert_eq!(map.owner(16383), Some("10.0.0.9:30003"));
         assert_eq!(map.masters().len(), 3);
+        assert_eq!(map.replica(0), Some("127.0.0.1:30101"));
+        assert_eq!(map.replica(16383), Some("10.0.0.9:30103"));
     }
 
     #[test]

@@ -1,0 +1,86 @@
+//! The command line's way into detection runs: `--scenario` and `--client-bug` (each with
+//! `list`), applied to a [`RunConfig`], and the detection summary printed after the check.
+
+use crate::detect::{detect, Detection};
+use crate::nemesis::schedule::FaultKind;
+use crate::run::{warn, RunConfig, RunOutcome};
+use crate::scenario::Scenario;
+use anyhow::{bail, Result};
+use workloads::ClientBug;
+
+/// The text `--scenario list` or `--client-bug list` asks for, if either does.
+pub fn listing(scenario: Option<&str>, client_bug: Option<&str>) -> Option<String> {
+    let mut out = String::new();
+    if scenario == Some("list") {
+        for s in Scenario::ALL {
+            out.push_str(&format!("{s}\n    {}\n", s.description()));
+        }
+    }
+    if client_bug == Some("list") {
+        for b in ClientBug::ALL {
+            let verdict = if b.breaks_linearizability() {
+                "invalid"
+            } else {
+                "valid: a correct server refuses every misrouted request"
+            };
+            out.push_str(&format!(
+                "{b}\n    {}; expected: {} (verdict {verdict})\n",
+                b.description(),
+                b.expected()
+            ));
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Applies `--scenario` (its preset replaces shape, nemesis, pacing and length) and
+/// `--client-bug` to `cfg`, refusing combinations that cannot work.
+pub fn configure(
+    cfg: &mut RunConfig,
+    scenario: Option<&str>,
+    client_bug: Option<&str>,
+) -> Result<()> {
+    if let Some(name) = scenario {
+        let s: Scenario = name.parse().map_err(anyhow::Error::msg)?;
+        s.apply(cfg)?;
+    }
+    if let Some(name) = client_bug {
+        let bug: ClientBug = name.parse().map_err(anyhow::Error::msg)?;
+        if bug.needs_replicas() && cfg.replicas == 0 {
+            bail!("--client-bug {bug} needs --replicas 1 or more");
+        }
+        let timeouts =
+            |k: &FaultKind| matches!(k.name(), "pause" | "kill" | "partition" | "slow" | "strike");
+        if bug.needs_timeouts() && !cfg.nemesis.iter().any(timeouts) {
+            warn(&format!(
+                "--client-bug {bug} only shows when requests time out: add a fault that makes \
+                 them (--nemesis pause, kill, partition or slow)"
+            ));
+        }
+        cfg.client_bug = Some(bug);
+    }
+    Ok(())
+}
+
+/// Prints what the run detected and writes `detection.json` beside its history; a failure here
+/// is a warning, never the run's verdict.
+pub fn print_detection(cfg: &RunConfig, outcome: &RunOutcome) -> Option<Detection> {
+    match detect(
+        &outcome.history,
+        &outcome.report,
+        cfg.client_bug,
+        cfg.scenario,
+    ) {
+        Ok(d) => {
+            println!("{d}");
+            if let Err(e) = d.write(&cfg.output) {
+                warn(&format!("{e:#}"));
+            }
+            Some(d)
+        }
+        Err(e) => {
+            warn(&format!("no detection summary: {e:#}"));
+            None
+        }
+    }
+}

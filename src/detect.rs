@@ -1,0 +1,150 @@
+//! What a run detected, in the terms of a detection matrix: the anomaly classes it found (each
+//! invalid register key by [`checker::classify`], plus the redirect analysis's and graph
+//! analysis's anomalies), the class its injected client bug or scenario must produce, whether it
+//! did, and whether the scenario's precondition occurred. Written as `detection.json` beside the
+//! history, so `scripts/matrix.sh` can tabulate runs.
+
+use crate::run::STREAM_BYTES_MIN;
+use crate::scenario::{Precondition, Scenario};
+use anyhow::{Context, Result};
+use checker::{History, Ops, Report, Validity};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use workloads::ClientBug;
+
+/// One run's detection summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detection {
+    /// The checker's verdict: `valid`, `invalid` or `unknown`.
+    pub verdict: String,
+    /// Anomalies found, by class (invalid keys count one each).
+    pub classes: BTreeMap<String, usize>,
+    /// The injected client bug, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_bug: Option<ClientBug>,
+    /// The scenario, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<Scenario>,
+    /// The class the bug or scenario must produce; `None` for a clean run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<&'static str>,
+    /// Whether `expected` is among `classes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detected: Option<bool>,
+    /// Whether the scenario's fault happened, and how much it exposed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precondition: Option<Precondition>,
+}
+
+impl Detection {
+    /// A clean run (no bug, no scenario) that reports any anomaly raised a false alarm.
+    pub fn false_alarm(&self) -> bool {
+        self.client_bug.is_none()
+            && self.scenario.is_none()
+            && (self.verdict == "invalid" || !self.classes.is_empty())
+    }
+
+    /// Writes `detection.json` into `dir`; returns its path.
+    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+        let path = dir.join("detection.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+/// Renders as a few lines: classes, precondition, expectation.
+impl fmt::Display for Detection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let classes: Vec<String> = self
+            .classes
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        let classes = if classes.is_empty() {
+            "none".to_string()
+        } else {
+            classes.join(", ")
+        };
+        write!(f, "anomaly classes: {classes}")?;
+        if let Some(s) = self.scenario {
+            write!(f, "\nscenario {s}: ")?;
+            match &self.precondition {
+                Some(p) if p.occurred => write!(f, "precondition occurred: {}", p.text)?,
+                Some(p) => write!(f, "precondition did NOT occur: {}", p.text)?,
+                None => write!(f, "precondition not computed (history too large)")?,
+            }
+        }
+        if let Some(bug) = self.client_bug {
+            write!(f, "\nclient bug {bug} injected: {}", bug.description())?;
+        }
+        match (self.expected, self.detected) {
+            (Some(class), Some(true)) => write!(f, "\nexpected {class}: detected"),
+            (Some(class), _) => write!(f, "\nexpected {class}: NOT detected"),
+            (None, _) if self.false_alarm() => {
+                write!(f, "\nclean run, yet anomalies were reported: a false alarm")
+            }
+            (None, _) => Ok(()),
+        }
+    }
+}
+
+/// Builds the detection summary of the run whose history is at `history` and whose check
+/// gave `report`.
+pub fn detect(
+    history: &Path,
+    report: &Report,
+    client_bug: Option<ClientBug>,
+    scenario: Option<Scenario>,
+) -> Result<Detection> {
+    let bytes = std::fs::metadata(history)
+        .with_context(|| format!("reading {}", history.display()))?
+        .len();
+    let parsed = if bytes < STREAM_BYTES_MIN {
+        let h = History::read_file(history)?;
+        let ops = Ops::from_history(&h)?.ops;
+        Some((h, ops))
+    } else {
+        None
+    };
+    let ops = parsed.as_ref().map_or(&[][..], |(_, ops)| ops.as_slice());
+    let mut classes: BTreeMap<String, usize> = BTreeMap::new();
+    for key in report.keys.iter().filter(|k| k.valid == Validity::Invalid) {
+        let class = match &key.explanation {
+            Some(e) => checker::classify::register_class(ops, e),
+            None => "non-linearizable",
+        };
+        *classes.entry(class.to_string()).or_default() += 1;
+    }
+    let redirect = report.redirect_analysis.iter().flat_map(|r| &r.anomalies);
+    for a in report.anomalies.iter().chain(redirect) {
+        *classes.entry(a.class.clone()).or_default() += 1;
+    }
+    let expected = match (scenario, client_bug) {
+        (Some(s), _) => Some(s.expected()),
+        (None, bug) => bug.map(ClientBug::expected),
+    };
+    let precondition = match (scenario, &parsed) {
+        (Some(s), Some((h, ops))) => Some(s.precondition(h, ops)),
+        _ => None,
+    };
+    Ok(Detection {
+        verdict: verdict(report.valid).to_string(),
+        detected: expected.map(|c| classes.contains_key(c)),
+        classes,
+        client_bug,
+        scenario,
+        expected,
+        precondition,
+    })
+}
+
+fn verdict(v: Validity) -> &'static str {
+    match v {
+        Validity::Valid => "valid",
+        Validity::Invalid => "invalid",
+        Validity::Unknown => "unknown",
+    }
+}

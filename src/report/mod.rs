@@ -1,0 +1,200 @@
+//! `report.html`: one self-contained page per run, what a Jepsen user opens after a run and a
+//! Porcupine user opens for a partial linearization, plus what only slotcheck knows: where the
+//! slots were and which redirects each op followed.
+//!
+//! Sections: a summary (verdict, ops by outcome, anomalies by class, redirects by kind, nemesis
+//! actions, the run's configuration); a timeline (a lane per client, ops coloured by outcome
+//! with their redirects marked, nemesis lanes with each migration's phases and each fault; zoom,
+//! scroll and tooltips); each invalid key's partial linearization, failing op and model states;
+//! each anomaly's explanation and slot phase; latency, throughput and redirect plots with fault
+//! and migration periods shaded.
+//!
+//! The page is a pure function of the [`History`] and the checker's [`Report`]: no clock, no
+//! paths, ordered maps only, so `slotcheck report DIR` rebuilds it byte for byte. It needs no
+//! network: inline SVG (plots by plotters' SVG backend), inline styles and a small inline
+//! script. At most [`OPS_SHOWN_MAX`] ops are drawn one by one (every k-th, as the page says,
+//! plus every op an explanation or anomaly names), so that a 1M-op history gives a page of a
+//! few MB.
+
+/// Appends formatted text to a `String` (writing to a `String` cannot fail).
+macro_rules! w {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = write!($out, $($arg)*);
+    }};
+}
+
+mod bars;
+mod chart;
+mod explain;
+mod page;
+mod plots;
+mod prepare;
+mod timeline;
+
+pub use prepare::OPS_SHOWN_MAX;
+
+use anyhow::{Context, Result};
+use checker::{History, Report};
+use std::path::{Path, PathBuf};
+
+/// The page's file name in a run directory.
+pub const REPORT_FILE: &str = "report.html";
+/// The checker's results in a run directory.
+pub const RESULTS_FILE: &str = "results.json";
+/// The history in a run directory.
+pub const HISTORY_FILE: &str = "history.jsonl";
+
+/// Why a page could not be built from a history and its report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The history's events break the format's pairing rules.
+    #[error(transparent)]
+    Op(#[from] checker::OpError),
+    /// A plot could not be drawn.
+    #[error("drawing the plot `{plot}`: {message}")]
+    Plot {
+        /// Which plot.
+        plot: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The page for `history` and the checker's `report` on it.
+pub fn render(history: &History, report: &Report) -> Result<String, ReportError> {
+    let p = prepare::Prepared::new(history, report)?;
+    let mut out = String::with_capacity(1 << 20);
+    page::head(&mut out, &p);
+    page::summary(&mut out, &p);
+    timeline::section(&mut out, &p);
+    explain::keys(&mut out, &p);
+    explain::anomalies(&mut out, &p);
+    plots::section(&mut out, &p)?;
+    page::tail(&mut out);
+    Ok(out)
+}
+
+/// Writes `dir/report.html` for `history` and `report`; returns its path.
+pub fn write(dir: &Path, history: &History, report: &Report) -> Result<PathBuf> {
+    let html = render(history, report).context("building the report")?;
+    let path = dir.join(REPORT_FILE);
+    std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Reads the history at `history_path` and writes `dir/report.html` for it and `report`.
+pub fn write_for_history(dir: &Path, history_path: &Path, report: &Report) -> Result<PathBuf> {
+    let history = History::read_file(history_path)
+        .with_context(|| format!("reading {} for the report", history_path.display()))?;
+    write(dir, &history, report)
+}
+
+/// Writes `dir/results.json`: the report as pretty JSON plus `run`, the run's configuration
+/// (seed, server kind and version, nodes, nemesis schedule) from the header of
+/// `dir/history.jsonl`, as `slotcheck test` writes it.
+pub fn write_results(dir: &Path, report: &Report) -> Result<PathBuf> {
+    let path = dir.join(RESULTS_FILE);
+    let mut value = serde_json::to_value(report)?;
+    if let Some(run) = header_of(&dir.join(HISTORY_FILE)) {
+        value["run"] = run;
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&value)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// The header line of the history at `path`, if it has one.
+fn header_of(path: &Path) -> Option<serde_json::Value> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(std::fs::File::open(path).ok()?)
+        .read_line(&mut line)
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_str(&line).ok()?;
+    (value["type"] == "header").then_some(value)
+}
+
+/// What `slotcheck report DIR` rebuilt.
+pub struct Regenerated {
+    /// The checker's report.
+    pub report: Report,
+    /// `DIR/results.json`.
+    pub results: PathBuf,
+    /// `DIR/report.html`.
+    pub html: PathBuf,
+}
+
+/// Checks `dir/history.jsonl` again, as `slotcheck test` does, and rewrites `results.json` and
+/// `report.html` from it: the same bytes the run wrote.
+pub fn regenerate(dir: &Path) -> Result<Regenerated> {
+    let history_path = dir.join(HISTORY_FILE);
+    if !history_path.is_file() {
+        anyhow::bail!(
+            "{} is not a run directory: it has no {HISTORY_FILE}",
+            dir.display()
+        );
+    }
+    let report = crate::run::check_file(&history_path)?;
+    let results = write_results(dir, &report)?;
+    let html = write_for_history(dir, &history_path, &report)?;
+    Ok(Regenerated {
+        report,
+        results,
+        html,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checker::{CheckOptions, ModelKind};
+
+    fn fixture(name: &str) -> History {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("histories")
+            .join(name);
+        History::read_file(&path).unwrap()
+    }
+
+    fn page(name: &str) -> String {
+        let h = fixture(name);
+        let opts = CheckOptions::default();
+        let mut r = checker::check(&h, ModelKind::Register, &opts).unwrap();
+        checker::analyze_redirects(&h, ModelKind::Register, &opts, &mut r).unwrap();
+        render(&h, &r).unwrap()
+    }
+
+    #[test]
+    fn an_invalid_key_shows_its_proof_phase_and_states() {
+        let html = page("register-lost-write-bad.jsonl");
+        assert!(html.contains("<p class=\"verdict invalid\""));
+        assert!(html.contains("key &quot;k&quot; is not linearizable."));
+        // The failing write ran while its slot's migration was starting, after an ASK.
+        assert!(html.contains("slot 7629 starting 127.0.0.1:7000 -&gt; 127.0.0.1:7001"));
+        assert!(html.contains("hops ask 127.0.0.1:7000 -&gt; 127.0.0.1:7001"));
+        // Porcupine-style: numbered prefix with the state after each op, the failing op.
+        assert!(html.contains("<tr><td>2</td><td>line 4: process 1 read -&gt; 1"));
+        assert!(html.contains("<tr class=\"failing\"><td>x</td><td>line 7: process 0 write 2"));
+        assert!(html.contains("class=\"lane client\""));
+        assert!(html.contains("class=\"lane nemesis\""));
+        assert!(html.contains("class=\"ph ph-starting\""));
+    }
+
+    #[test]
+    fn the_page_is_deterministic_and_self_contained() {
+        let a = page("register-ok.jsonl");
+        assert_eq!(a, page("register-ok.jsonl"));
+        assert!(a.contains("<p class=\"verdict valid\""));
+        for remote in ["http://", "https://", "src=\"", "@import"] {
+            let allowed = a.matches("http://www.w3.org/2000/svg").count();
+            let found = a.matches(remote).count();
+            let found = if remote == "http://" {
+                found - allowed
+            } else {
+                found
+            };
+            assert_eq!(found, 0, "{remote}");
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The detection matrix's CI subset, against real servers: an injected client bug, a real
+//! scenario, and a clean run, each through `slotcheck test` and its `detection.json`. The whole
+//! matrix (every bug and scenario, both servers, several seeds) is `scripts/matrix.sh`.
+//!
+//! Run with `-- --test-threads=1`: each case starts a cluster and keeps both cores busy.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// One case of the subset: what to run and what its detection summary must say.
+struct Case {
+    server: &'static str,
+    args: &'static [&'static str],
+    /// The class that must be found; `None` for a clean run, which must find nothing.
+    expected: Option<&'static str>,
+    /// The verdict the run must end with (its exit code follows from it).
+    verdict: &'static str,
+}
+
+/// Runs `slotcheck test` for `case` and returns its `detection.json`.
+fn run(case: &Case, dir: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_slotcheck"))
+        .args([
+            "test",
+            "--server",
+            case.server,
+            "--seed",
+            "3",
+            "--duration",
+            "12s",
+        ])
+        .args(case.args)
+        .arg("--output")
+        .arg(dir)
+        .output()
+        .expect("run slotcheck");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let want_code = match case.verdict {
+        "valid" => 0,
+        "invalid" => 1,
+        _ => 2,
+    };
+    assert_eq!(out.status.code(), Some(want_code), "{stdout}");
+    assert_no_server_left(&dir.join("history.jsonl"));
+    let text = std::fs::read_to_string(dir.join("detection.json")).expect("detection.json");
+    serde_json::from_str(&text).expect("detection.json is JSON")
+}
+
+/// Every server the run started is gone.
+fn assert_no_server_left(history: &Path) {
+    let text = std::fs::read_to_string(history).unwrap();
+    let header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    for node in header["nodes"].as_array().expect("header lists nodes") {
+        let pid = node["pid"].as_u64().unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.contains(") Z "),
+            "server pid {pid} outlived its run"
+        );
+    }
+}
+
+fn check(case: Case) {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = run(&case, tmp.path());
+    assert_eq!(d["verdict"], case.verdict, "{d:#}");
+    let classes = d["classes"].as_object().expect("classes");
+    match case.expected {
+        Some(class) => {
+            assert_eq!(d["expected"], class, "{d:#}");
+            assert_eq!(d["detected"], true, "{class} not found: {d:#}");
+            assert!(classes.contains_key(class), "{d:#}");
+        }
+        None => assert!(classes.is_empty(), "a clean run raised {classes:?}"),
+    }
+    if !d["scenario"].is_null() {
+        assert_eq!(d["precondition"]["occurred"], true, "{d:#}");
+    }
+}
+
+/// A client bug: resending after a timeout and recording `fail` makes values appear whose
+/// writes "failed" (pauses of up to 1.5 s against a 250 ms client timeout cause the timeouts).
+#[test]
+fn client_bug_retry_without_info_is_an_aborted_read() {
+    check(Case {
+        server: "redis",
+        args: &[
+            "--client-bug",
+            "retry-without-info",
+            "--nemesis",
+            "pause",
+            "--nemesis-interval",
+            "3s",
+            "--fault-hold",
+            "1500ms",
+            "--timeout",
+            "250ms",
+        ],
+        expected: Some("aborted-read"),
+        verdict: "invalid",
+    });
+}
+
+/// A client bug the servers refuse: the history's hops still show the stale slot map.
+#[test]
+fn client_bug_stale_moved_is_a_stale_route() {
+    check(Case {
+        server: "valkey",
+        args: &[
+            "--client-bug",
+            "stale-moved",
+            "--migrate-interval",
+            "1500ms",
+        ],
+        expected: Some("stale-route"),
+        verdict: "valid",
+    });
+}
+
+/// A real scenario: finalizing a migration early makes the source drop the keys it held.
+#[test]
+fn scenario_finalize_early_loses_writes() {
+    check(Case {
+        server: "valkey",
+        args: &["--scenario", "finalize-early"],
+        expected: Some("lost-write"),
+        verdict: "invalid",
+    });
+}
+
+/// A clean run: migrations only, no alarm of any class.
+#[test]
+fn clean_migrations_raise_no_alarm() {
+    check(Case {
+        server: "redis",
+        args: &["--nemesis", "migrate", "--migrate-interval", "1500ms"],
+        expected: None,
+        verdict: "valid",
+    });
+}
+
+// Server-side bugs injected through the fault proxy (src/nemesis/proxy.rs) get their case here,
+// in the shape of the ones above: the proxy's nemesis in `args`, its class in `expected` (for
+// example `lost-write` for an acknowledged write the proxy never forwards).

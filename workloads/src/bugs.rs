@@ -1,0 +1,312 @@
+//! Client-side bug injection: test aids that make the [`Router`](crate::Router) misbehave on
+//! purpose, so that a run shows whether slotcheck notices a broken client. Off by default;
+//! `slotcheck test --client-bug NAME` turns one on for the workload (never for the final reads).
+//!
+//! Each bug is a mistake real cluster clients have made. Whether the checker *can* see it depends
+//! on what the servers do with the misrouted request — Redis Cluster refuses most of them:
+//!
+//! | bug | what the client does | what the servers do | what the checker reports |
+//! |---|---|---|---|
+//! | `ask-without-asking` | follows `ASK` without `ASKING` | the importing node answers `MOVED` back to the source, which answers `ASK` again: no wrong value, the op fails at the hop limit | `redirect-loop` (`moved-ping-pong`); the verdict stays valid |
+//! | `ask-as-moved` | on `ASK`, points the slot map at the importing node for good and retries there without `ASKING` | as above, and the map flips between the two nodes for every process | `redirect-loop` (`moved-ping-pong`); the verdict stays valid |
+//! | `retry-without-info` | after a timeout, resends the op and records the last reply as its outcome, or `fail` when none came: never `info` | the first attempt is applied when the node answers again | `aborted-read` (a read of a value whose write was recorded `fail`): invalid |
+//! | `stale-moved` | after a `MOVED` updated the map, sends its next op on that slot to the old owner once more | the old owner answers `MOVED` again: no wrong value | `stale-route`; the verdict stays valid |
+//! | `write-to-replica` | sends writes to a replica of the slot's master, after `READONLY` | the replica answers `MOVED` to `SET` and refuses the CAS script's write (`READONLY` on Redis 7.0, a non-local-key error on Valkey 9.1): no write lands on a replica, no value is wrong | `stale-route` (every write goes back to the replica that already redirected it); the verdict stays valid |
+//!
+//! Four of the five cannot produce a wrong value against a correct server, by the protocol's
+//! design: a node serves a slot only if it owns it (or imports it and was sent `ASKING`), and a
+//! replica never applies a client's write. The checker still sees them, in the hops the history
+//! records, as the redirect anomalies above; only `retry-without-info` breaks linearizability.
+
+use crate::router::OpError;
+use crate::slotmap::SlotMap;
+use redis::{Arg, Cmd};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// How many times `retry-without-info` resends an op after a timeout before recording `fail`.
+pub const RETRIES_MAX: u32 = 2;
+/// Least time between two slot-map refreshes `write-to-replica` asks for while it knows no
+/// replica: `CLUSTER SLOTS` lists a replica only once its replication offset is not 0, that
+/// is after the first write to its master.
+const REPLICA_REFRESH_MS: u64 = 200;
+
+/// One injected client bug (see the module doc for what each does and what it leads to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientBug {
+    /// Follows `ASK` to the importing node without sending `ASKING` first.
+    AskWithoutAsking,
+    /// Treats `ASK` as `MOVED`: the slot map points at the importing node, no `ASKING` is sent.
+    AskAsMoved,
+    /// Resends an op after a timeout and records the last reply, or `fail`: never `info`.
+    RetryWithoutInfo,
+    /// Sends the next op on a slot to its old owner once more after a `MOVED` updated the map.
+    StaleMoved,
+    /// Sends writes for a slot to a replica of its master, after `READONLY`.
+    WriteToReplica,
+}
+
+impl ClientBug {
+    /// Every bug, in a fixed order.
+    pub const ALL: [ClientBug; 5] = [
+        ClientBug::AskWithoutAsking,
+        ClientBug::AskAsMoved,
+        ClientBug::RetryWithoutInfo,
+        ClientBug::StaleMoved,
+        ClientBug::WriteToReplica,
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientBug::AskWithoutAsking => "ask-without-asking",
+            ClientBug::AskAsMoved => "ask-as-moved",
+            ClientBug::RetryWithoutInfo => "retry-without-info",
+            ClientBug::StaleMoved => "stale-moved",
+            ClientBug::WriteToReplica => "write-to-replica",
+        }
+    }
+
+    /// One line on what the client does wrong.
+    pub fn description(self) -> &'static str {
+        match self {
+            ClientBug::AskWithoutAsking => "follows ASK to the importing node without ASKING",
+            ClientBug::AskAsMoved => {
+                "treats ASK as MOVED: updates the slot map for good, retries without ASKING"
+            }
+            ClientBug::RetryWithoutInfo => {
+                "resends an op after a timeout and records the last reply (or fail), never info"
+            }
+            ClientBug::StaleMoved => {
+                "sends its next op on a slot to the old owner once more after a MOVED"
+            }
+            ClientBug::WriteToReplica => {
+                "sends writes to a replica of the slot's master (READONLY)"
+            }
+        }
+    }
+
+    /// The anomaly class the checker reports when this bug is on.
+    pub fn expected(self) -> &'static str {
+        match self {
+            ClientBug::AskWithoutAsking | ClientBug::AskAsMoved => "redirect-loop",
+            ClientBug::RetryWithoutInfo => "aborted-read",
+            ClientBug::StaleMoved | ClientBug::WriteToReplica => "stale-route",
+        }
+    }
+
+    /// Whether the bug can make the history non-linearizable; the others only misroute
+    /// requests that a correct server refuses (see the module doc), so the verdict stays valid.
+    pub fn breaks_linearizability(self) -> bool {
+        self == ClientBug::RetryWithoutInfo
+    }
+
+    /// Whether the bug needs replicas in the cluster to do anything.
+    pub fn needs_replicas(self) -> bool {
+        self == ClientBug::WriteToReplica
+    }
+
+    /// Whether the bug only shows when requests time out (a fault must make them).
+    pub fn needs_timeouts(self) -> bool {
+        self == ClientBug::RetryWithoutInfo
+    }
+}
+
+impl fmt::Display for ClientBug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ClientBug {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ClientBug::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ClientBug::ALL.iter().map(|b| b.name()).collect();
+                format!("unknown client bug `{s}`: expected {}", names.join(", "))
+            })
+    }
+}
+
+/// A command sent before the op's command in the same pipeline.
+pub(crate) type Prefix = Option<&'static str>;
+
+/// What a router with a bug on remembers between ops, and the decisions the bug changes.
+#[derive(Debug, Default)]
+pub(crate) struct BugState {
+    bug: Option<ClientBug>,
+    /// `stale-moved`: the old owner of each slot whose `MOVED` this router followed, to be sent
+    /// the next op on that slot.
+    stale_once: HashMap<u16, String>,
+    /// `write-to-replica`: when this router last asked for a refresh to learn replicas.
+    refreshed: Option<Instant>,
+}
+
+impl BugState {
+    /// The state of a router with `bug` on (or none).
+    pub(crate) fn new(bug: Option<ClientBug>) -> BugState {
+        BugState {
+            bug,
+            stale_once: HashMap::new(),
+            refreshed: None,
+        }
+    }
+
+    /// Where the bug sends an op first instead of the slot's owner, and with which prefix.
+    pub(crate) fn first_hop(
+        &mut self,
+        slot: u16,
+        cmd: &Cmd,
+        map: &SlotMap,
+    ) -> Option<(String, Prefix)> {
+        match self.bug? {
+            ClientBug::StaleMoved => self.stale_once.remove(&slot).map(|old| (old, None)),
+            ClientBug::WriteToReplica if is_write(cmd) => {
+                map.replica(slot).map(|r| (r.to_string(), Some("READONLY")))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the router should refresh its slot map before routing `cmd` for `slot`:
+    /// `write-to-replica` knows no replica of the slot yet (at most every
+    /// [`REPLICA_REFRESH_MS`]).
+    pub(crate) fn wants_refresh(&mut self, slot: u16, cmd: &Cmd, map: &SlotMap) -> bool {
+        let due = self
+            .refreshed
+            .is_none_or(|at| at.elapsed() >= Duration::from_millis(REPLICA_REFRESH_MS));
+        let want = self.bug == Some(ClientBug::WriteToReplica)
+            && is_write(cmd)
+            && map.replica(slot).is_none()
+            && due;
+        if want {
+            self.refreshed = Some(Instant::now());
+        }
+        want
+    }
+
+    /// Notes that a `MOVED` moved `slot` from `old` (the map's owner before) to `new`.
+    pub(crate) fn moved(&mut self, slot: u16, old: Option<String>, new: &str) {
+        if self.bug == Some(ClientBug::StaleMoved) {
+            if let Some(old) = old.filter(|o| o != new) {
+                self.stale_once.insert(slot, old);
+            }
+        }
+    }
+
+    /// The prefix of a request that follows an `ASK`.
+    pub(crate) fn ask_prefix(&self) -> Prefix {
+        match self.bug {
+            Some(ClientBug::AskWithoutAsking | ClientBug::AskAsMoved) => None,
+            _ => Some("ASKING"),
+        }
+    }
+
+    /// Whether an `ASK` updates the slot map as a `MOVED` does.
+    pub(crate) fn ask_updates_map(&self) -> bool {
+        self.bug == Some(ClientBug::AskAsMoved)
+    }
+
+    /// What to do after the request may have been lost (`text` says how): `Ok` to resend it to
+    /// the same node, else the op's error. A correct client says `info`; `retry-without-info`
+    /// resends up to [`RETRIES_MAX`] times and then says `fail`.
+    pub(crate) fn after_lost(&self, resent: &mut u32, text: String) -> Result<(), OpError> {
+        if self.bug != Some(ClientBug::RetryWithoutInfo) {
+            return Err(OpError::Info(text));
+        }
+        if *resent < RETRIES_MAX {
+            *resent += 1;
+            return Ok(());
+        }
+        Err(OpError::Fail(format!("{text} (resent {resent} times)")))
+    }
+}
+
+/// Whether `cmd` writes: anything but `GET` (the register workload's `SET` and CAS script).
+pub(crate) fn is_write(cmd: &Cmd) -> bool {
+    match cmd.args_iter().next() {
+        Some(Arg::Simple(name)) => !name.eq_ignore_ascii_case(b"GET"),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for bug in ClientBug::ALL {
+            assert_eq!(bug.name().parse::<ClientBug>(), Ok(bug));
+            assert_eq!(serde_json::to_value(bug).unwrap(), bug.name());
+        }
+        let err = "ask-twice".parse::<ClientBug>().unwrap_err();
+        assert!(
+            err.contains("ask-twice") && err.contains("stale-moved"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn correct_router_decisions() {
+        let mut s = BugState::new(None);
+        let map = SlotMap::new();
+        assert_eq!(s.first_hop(1, &redis::cmd("SET"), &map), None);
+        assert_eq!(s.ask_prefix(), Some("ASKING"));
+        assert!(!s.ask_updates_map());
+        s.moved(1, Some("a:1".into()), "b:1");
+        assert_eq!(s.first_hop(1, &redis::cmd("GET"), &map), None);
+        assert_eq!(
+            s.after_lost(&mut 0, "timeout".into()),
+            Err(OpError::Info("timeout".into()))
+        );
+    }
+
+    #[test]
+    fn ask_bugs_drop_asking() {
+        for bug in [ClientBug::AskWithoutAsking, ClientBug::AskAsMoved] {
+            let s = BugState::new(Some(bug));
+            assert_eq!(s.ask_prefix(), None);
+            assert_eq!(s.ask_updates_map(), bug == ClientBug::AskAsMoved);
+        }
+    }
+
+    #[test]
+    fn stale_moved_goes_back_once() {
+        let mut s = BugState::new(Some(ClientBug::StaleMoved));
+        let map = SlotMap::new();
+        let get = redis::cmd("GET");
+        s.moved(7, Some("a:1".into()), "a:1");
+        assert_eq!(s.first_hop(7, &get, &map), None, "no change, nothing stale");
+        s.moved(7, Some("a:1".into()), "b:1");
+        assert_eq!(s.first_hop(7, &get, &map), Some(("a:1".into(), None)));
+        assert_eq!(s.first_hop(7, &get, &map), None, "only once");
+    }
+
+    #[test]
+    fn retry_without_info_resends_then_fails() {
+        let s = BugState::new(Some(ClientBug::RetryWithoutInfo));
+        let mut resent = 0;
+        assert_eq!(s.after_lost(&mut resent, "t".into()), Ok(()));
+        assert_eq!(s.after_lost(&mut resent, "t".into()), Ok(()));
+        assert_eq!(
+            s.after_lost(&mut resent, "t".into()),
+            Err(OpError::Fail("t (resent 2 times)".into()))
+        );
+    }
+
+    #[test]
+    fn writes_are_everything_but_get() {
+        assert!(!is_write(redis::cmd("GET").arg("k")));
+        assert!(!is_write(redis::cmd("get").arg("k")));
+        assert!(is_write(redis::cmd("SET").arg("k").arg(1)));
+        assert!(is_write(redis::cmd("EVAL").arg("script").arg(1).arg("k")));
+    }
+}
