@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The detection matrix: every injected client bug and every scenario against Redis 7.0 and
+# The detection matrix: every injected client and server bug and every scenario against Redis 7.0 and
 # Valkey 9.1, several seeds each, plus clean runs (migrations only; pauses shorter than the node
 # timeout; Valkey's atomic migration), then a table: case, server, runs, detected, anomaly
 # classes, false alarms.
@@ -43,12 +43,15 @@ declare -A ARGS=(
   [clean:migrate]="$migrations"
   [clean:pause]="--nemesis migrate,pause --migrate-interval 1500ms $pauses"
   [clean:atomic]="--nemesis atomic --migrate-interval 1500ms"
-  # Server-side bugs injected through the fault proxy (src/nemesis/proxy.rs) go here, one line
-  # per bug, e.g. [proxy:lost-write]="--nemesis migrate,<the proxy's nemesis>"; detection.json
-  # then needs the bug's expected class (see src/detect.rs).
+  # Server-side bugs injected by the fault proxy in front of every node (src/nemesis/proxy/bug.rs).
+  [server:lost-write]="--server-bug lost-write $migrations"
+  [server:stale-read]="--server-bug stale-read $migrations"
+  [server:duplicate-write]="--server-bug duplicate-write $migrations"
+  [server:moved-after-apply]="--server-bug moved-after-apply $migrations"
 )
 ORDER="bug:ask-without-asking bug:ask-as-moved bug:retry-without-info bug:stale-moved
-  bug:write-to-replica scenario:partitioned-master scenario:restart-empty scenario:abort-strands
+  bug:write-to-replica server:lost-write server:stale-read server:duplicate-write
+  server:moved-after-apply scenario:partitioned-master scenario:restart-empty scenario:abort-strands
   scenario:finalize-early clean:migrate clean:pause clean:atomic"
 CASES=${CASES:-$ORDER}
 
@@ -89,7 +92,7 @@ for case in $CASES; do
            (if .detected == null then "-" else (.detected | tostring) end),
            (if .precondition == null then "-" else (.precondition.occurred | tostring) end),
            ((.classes | to_entries | map("\(.key)=\(.value)") | join(",")) | if . == "" then "-" else . end),
-           ((.client_bug == null and .scenario == null
+           ((.client_bug == null and .server_bug == null and .scenario == null
              and (.verdict == "invalid" or (.classes | length) > 0)) | tostring),
            $t] | @tsv' "$dir/detection.json" >>"$tsv"
       else

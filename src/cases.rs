@@ -1,15 +1,20 @@
-//! The command line's way into detection runs: `--scenario` and `--client-bug` (each with
-//! `list`), applied to a [`RunConfig`], and the detection summary printed after the check.
+//! The command line's way into detection runs: `--scenario`, `--client-bug` and `--server-bug`
+//! (each with `list`), applied to a [`RunConfig`], and the detection summary printed after the check.
 
 use crate::detect::{detect, Detection};
+use crate::nemesis::proxy::bug::ServerBug;
 use crate::nemesis::schedule::FaultKind;
 use crate::run::{warn, RunConfig, RunOutcome};
 use crate::scenario::Scenario;
 use anyhow::{bail, Result};
 use workloads::ClientBug;
 
-/// The text `--scenario list` or `--client-bug list` asks for, if either does.
-pub fn listing(scenario: Option<&str>, client_bug: Option<&str>) -> Option<String> {
+/// The text `--scenario list`, `--client-bug list` or `--server-bug list` asks for, if any does.
+pub fn listing(
+    scenario: Option<&str>,
+    client_bug: Option<&str>,
+    server_bug: Option<&str>,
+) -> Option<String> {
     let mut out = String::new();
     if scenario == Some("list") {
         for s in Scenario::ALL {
@@ -30,15 +35,25 @@ pub fn listing(scenario: Option<&str>, client_bug: Option<&str>) -> Option<Strin
             ));
         }
     }
+    if server_bug == Some("list") {
+        for b in ServerBug::ALL {
+            out.push_str(&format!(
+                "{b}\n    {}; expected: {} (verdict invalid)\n",
+                b.description(),
+                b.expected()
+            ));
+        }
+    }
     (!out.is_empty()).then_some(out)
 }
 
-/// Applies `--scenario` (its preset replaces shape, nemesis, pacing and length) and
-/// `--client-bug` to `cfg`, refusing combinations that cannot work.
+/// Applies `--scenario` (its preset replaces shape, nemesis, pacing and length),
+/// `--client-bug` and `--server-bug` to `cfg`, refusing combinations that cannot work.
 pub fn configure(
     cfg: &mut RunConfig,
     scenario: Option<&str>,
     client_bug: Option<&str>,
+    server_bug: Option<&str>,
 ) -> Result<()> {
     if let Some(name) = scenario {
         let s: Scenario = name.parse().map_err(anyhow::Error::msg)?;
@@ -59,6 +74,15 @@ pub fn configure(
         }
         cfg.client_bug = Some(bug);
     }
+    if let Some(name) = server_bug {
+        let bug: ServerBug = name.parse().map_err(anyhow::Error::msg)?;
+        if cfg.nemesis.contains(&FaultKind::Slow) {
+            bail!(
+                "--server-bug {bug} relays requests one by one: it cannot run with --nemesis slow"
+            );
+        }
+        cfg.server_bug = Some(bug);
+    }
     Ok(())
 }
 
@@ -69,6 +93,8 @@ pub fn print_detection(cfg: &RunConfig, outcome: &RunOutcome) -> Option<Detectio
         &outcome.history,
         &outcome.report,
         cfg.client_bug,
+        cfg.server_bug
+            .map(|bug| (bug, outcome.server_bug_injected.unwrap_or(0))),
         cfg.scenario,
     ) {
         Ok(d) => {

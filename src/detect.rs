@@ -1,9 +1,10 @@
 //! What a run detected, in the terms of a detection matrix: the anomaly classes it found (each
 //! invalid register key by [`checker::classify`], plus the redirect analysis's and graph
-//! analysis's anomalies), the class its injected client bug or scenario must produce, whether it
+//! analysis's anomalies), the class its injected client or server bug or scenario must produce, whether it
 //! did, and whether the scenario's precondition occurred. Written as `detection.json` beside the
 //! history, so `scripts/matrix.sh` can tabulate runs.
 
+use crate::nemesis::proxy::bug::ServerBug;
 use crate::run::STREAM_BYTES_MIN;
 use crate::scenario::{Precondition, Scenario};
 use anyhow::{Context, Result};
@@ -24,6 +25,12 @@ pub struct Detection {
     /// The injected client bug, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_bug: Option<ClientBug>,
+    /// The injected server bug, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_bug: Option<ServerBug>,
+    /// How many requests the server bug hit: 0 means it never fired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_bug_injected: Option<u64>,
     /// The scenario, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scenario: Option<Scenario>,
@@ -42,6 +49,7 @@ impl Detection {
     /// A clean run (no bug, no scenario) that reports any anomaly raised a false alarm.
     pub fn false_alarm(&self) -> bool {
         self.client_bug.is_none()
+            && self.server_bug.is_none()
             && self.scenario.is_none()
             && (self.verdict == "invalid" || !self.classes.is_empty())
     }
@@ -80,6 +88,14 @@ impl fmt::Display for Detection {
         if let Some(bug) = self.client_bug {
             write!(f, "\nclient bug {bug} injected: {}", bug.description())?;
         }
+        if let Some(bug) = self.server_bug {
+            let n = self.server_bug_injected.unwrap_or(0);
+            write!(
+                f,
+                "\nserver bug {bug} injected {n} times: {}",
+                bug.description()
+            )?;
+        }
         match (self.expected, self.detected) {
             (Some(class), Some(true)) => write!(f, "\nexpected {class}: detected"),
             (Some(class), _) => write!(f, "\nexpected {class}: NOT detected"),
@@ -92,11 +108,12 @@ impl fmt::Display for Detection {
 }
 
 /// Builds the detection summary of the run whose history is at `history` and whose check
-/// gave `report`.
+/// gave `report`; `server_bug` comes with the number of requests it hit.
 pub fn detect(
     history: &Path,
     report: &Report,
     client_bug: Option<ClientBug>,
+    server_bug: Option<(ServerBug, u64)>,
     scenario: Option<Scenario>,
 ) -> Result<Detection> {
     let bytes = std::fs::metadata(history)
@@ -124,7 +141,8 @@ pub fn detect(
     }
     let expected = match (scenario, client_bug) {
         (Some(s), _) => Some(s.expected()),
-        (None, bug) => bug.map(ClientBug::expected),
+        (None, Some(bug)) => Some(bug.expected()),
+        (None, None) => server_bug.map(|(bug, _)| bug.expected()),
     };
     let precondition = match (scenario, &parsed) {
         (Some(s), Some((h, ops))) => Some(s.precondition(h, ops)),
@@ -135,6 +153,8 @@ pub fn detect(
         detected: expected.map(|c| classes.contains_key(c)),
         classes,
         client_bug,
+        server_bug: server_bug.map(|(bug, _)| bug),
+        server_bug_injected: server_bug.map(|(_, n)| n),
         scenario,
         expected,
         precondition,

@@ -129,6 +129,10 @@ struct TestArgs {
     /// stale-moved, write-to-replica; or `list` to print what each does and should show.
     #[arg(long)]
     client_bug: Option<String>,
+    /// Inject a server bug through a proxy in front of every node, a test aid: lost-write,
+    /// stale-read, duplicate-write, moved-after-apply; or `list` to print what each does.
+    #[arg(long)]
+    server_bug: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,8 +192,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check_cmd::run(args),
         Command::Test(args) => {
-            let lists =
-                slotcheck::cases::listing(args.scenario.as_deref(), args.client_bug.as_deref());
+            let lists = slotcheck::cases::listing(
+                args.scenario.as_deref(),
+                args.client_bug.as_deref(),
+                args.server_bug.as_deref(),
+            );
             if let Some(text) = lists {
                 print!("{text}");
                 return Ok(ExitCode::SUCCESS);
@@ -281,6 +288,7 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
     }
     let seed = a.seed.unwrap_or_else(rand::random);
     let (scenario, client_bug) = (a.scenario.clone(), a.client_bug.clone());
+    let server_bug = a.server_bug.clone();
     let output = a.output.unwrap_or_else(|| {
         let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
         PathBuf::from("store")
@@ -308,9 +316,15 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
         },
         timeout_ms: a.timeout.as_millis().max(1) as u64,
         client_bug: None,
+        server_bug: None,
         scenario: None,
     };
-    slotcheck::cases::configure(&mut cfg, scenario.as_deref(), client_bug.as_deref())?;
+    slotcheck::cases::configure(
+        &mut cfg,
+        scenario.as_deref(),
+        client_bug.as_deref(),
+        server_bug.as_deref(),
+    )?;
     Ok(cfg)
 }
 

@@ -2,6 +2,7 @@
 
 use crate::harness::{Cluster, ClusterSpec, ServerKind};
 use crate::nemesis::migrate::MigrateOptions;
+use crate::nemesis::proxy::bug::{BugConfig, ServerBug, P_DEFAULT};
 use crate::nemesis::runner::{self, NemesisSummary};
 use crate::nemesis::schedule::{FaultKind, Pacing, Schedule};
 use crate::nemesis::{net, Ctx};
@@ -52,6 +53,8 @@ pub struct RunConfig {
     pub timeout_ms: u64,
     /// A client bug the workload injects on purpose (a test aid; `None` normally).
     pub client_bug: Option<ClientBug>,
+    /// A server bug the nodes' proxies inject on purpose (a test aid; `None` normally).
+    pub server_bug: Option<ServerBug>,
     /// The named scenario this run is (its preset is already applied; it fixes the schedule).
     pub scenario: Option<Scenario>,
 }
@@ -84,6 +87,8 @@ pub struct RunOutcome {
     pub nemesis: NemesisSummary,
     /// Whether the user interrupted the run with Ctrl-C.
     pub interrupted: bool,
+    /// With a server bug, how many requests it hit during the workload.
+    pub server_bug_injected: Option<u64>,
     /// The run's `report.html`, unless it could not be written (a warning says why).
     pub report_html: Option<PathBuf>,
 }
@@ -111,7 +116,7 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     );
     spec.die_with_parent = true;
     spec.distinct_hosts = partitions;
-    spec.proxy = cfg.nemesis.contains(&FaultKind::Slow);
+    spec.proxy = cfg.nemesis.contains(&FaultKind::Slow) || cfg.server_bug.is_some();
     status(&format!(
         "Starting {} masters, {} replicas per master ({})",
         cfg.masters, cfg.replicas, cfg.server
@@ -131,6 +136,9 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         "cluster ready"
     );
 
+    if let Some(bug) = cfg.server_bug {
+        set_server_bug(&cluster, bug, cfg.seed);
+    }
     let schedule = cfg.schedule();
     let history_path = cfg.output.join("history.jsonl");
     let recorder = Recorder::create(&history_path, header(cfg, &cluster, &schedule))
@@ -188,6 +196,14 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     let nemesis = nemesis.await.context("nemesis task")?;
     let stats = workload.await.context("workload task")??;
     report_nemesis(&nemesis);
+    let server_bug_injected = cfg.server_bug.map(|bug| {
+        let n: u64 = cluster.proxies.iter().map(|p| p.take_injected()).sum();
+        for proxy in &cluster.proxies {
+            proxy.set_bug(None);
+        }
+        ok(&format!("server bug {bug}: injected {n} times"));
+        n
+    });
     tracing::info!(?stats, "workload done");
 
     status("Healing every fault and waiting for the cluster to settle");
@@ -227,8 +243,31 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         bring_up,
         nemesis,
         interrupted,
+        server_bug_injected,
         report_html,
     })
+}
+
+/// Puts `bug` on every node's proxy, each seeded by `seed` and its index, with the other nodes'
+/// announced addresses as `MOVED` targets.
+fn set_server_bug(cluster: &Cluster, bug: ServerBug, seed: u64) {
+    let addrs: Vec<String> = cluster
+        .proxies
+        .iter()
+        .map(|p| p.addr().to_string())
+        .collect();
+    for (i, proxy) in cluster.proxies.iter().enumerate() {
+        proxy.set_bug(Some(BugConfig {
+            bug,
+            p: P_DEFAULT,
+            seed: seed ^ ((i as u64) << 48),
+            peers: addrs
+                .iter()
+                .filter(|a| *a != proxy.addr())
+                .cloned()
+                .collect(),
+        }));
+    }
 }
 
 fn nemesis_names(kinds: &[FaultKind]) -> String {
@@ -337,6 +376,9 @@ fn header(cfg: &RunConfig, cluster: &Cluster, schedule: &Schedule) -> checker::H
     run.insert("nemesis_schedule".into(), json!(schedule));
     if let Some(bug) = cfg.client_bug {
         run.insert("client_bug".into(), json!(bug));
+    }
+    if let Some(bug) = cfg.server_bug {
+        run.insert("server_bug".into(), json!(bug));
     }
     if let Some(scenario) = cfg.scenario {
         run.insert("scenario".into(), json!(scenario));

@@ -1,5 +1,5 @@
-//! The detection matrix's CI subset, against real servers: an injected client bug, a real
-//! scenario, and a clean run, each through `slotcheck test` and its `detection.json`. The whole
+//! The detection matrix's CI subset, against real servers: an injected client bug, an injected
+//! server bug, a real scenario, and a clean run, each through `slotcheck test` and its `detection.json`. The whole
 //! matrix (every bug and scenario, both servers, several seeds) is `scripts/matrix.sh`.
 //!
 //! Run with `-- --test-threads=1`: each case starts a cluster and keeps both cores busy.
@@ -141,6 +141,20 @@ fn clean_migrations_raise_no_alarm() {
     });
 }
 
-// Server-side bugs injected through the fault proxy (src/nemesis/proxy.rs) get their case here,
-// in the shape of the ones above: the proxy's nemesis in `args`, its class in `expected` (for
-// example `lost-write` for an acknowledged write the proxy never forwards).
+/// A server bug: the proxy in front of each node acknowledges some `SET`s without forwarding
+/// them; the writes are gone, and the run says how often the bug fired.
+#[test]
+fn server_bug_lost_write_is_a_lost_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let case = Case {
+        server: "redis",
+        args: &["--server-bug", "lost-write", "--migrate-interval", "1500ms"],
+        expected: Some("lost-write"),
+        verdict: "invalid",
+    };
+    let d = run(&case, tmp.path());
+    assert_eq!(d["server_bug"], "lost-write", "{d:#}");
+    assert!(d["server_bug_injected"].as_u64() > Some(0), "{d:#}");
+    assert_eq!(d["expected"], "lost-write", "{d:#}");
+    assert_eq!(d["detected"], true, "{d:#}");
+}

@@ -18,6 +18,9 @@
 //! - **reset**: with probability `reset` the chunk is not forwarded; both connections are closed
 //!   with RST instead. A client that sent a request sees a lost connection: its operation is `info`.
 //!
+//! With a server bug on (`Proxy::set_bug`, module [`bug`]), connections accepted meanwhile are
+//! relayed RESP-aware, one request at a time, and some requests are answered wrongly on purpose.
+//!
 //! Deterministic given a seed: each direction of each connection draws its fates from its own
 //! ChaCha8 stream, keyed by the faults' `seed`, the connection's number (in accept order) and the
 //! direction, restarted whenever the faults change.
@@ -35,10 +38,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bug;
+mod inject;
 mod relay;
+mod resp;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -49,6 +56,7 @@ use tokio::task::JoinHandle;
 use super::error::NemesisError;
 use super::schedule::Planned;
 use super::Ctx;
+use bug::BugConfig;
 use relay::Shared;
 
 /// Linux's minimum retransmission timeout: how late a "lost" chunk arrives by default.
@@ -195,6 +203,18 @@ impl Proxy {
         faults.validate()?;
         self.shared.set_faults(faults);
         Ok(())
+    }
+
+    /// Puts a server bug in force (see [`bug`]) for every request read from now on; `None` takes
+    /// it off. Connections accepted while a bug is on relay RESP one request at a time and
+    /// ignore chunk faults.
+    pub fn set_bug(&self, bug: Option<BugConfig>) {
+        self.shared.set_bug(bug);
+    }
+
+    /// How many requests the server bug hit since the last call, which zeroes the count.
+    pub fn take_injected(&self) -> u64 {
+        self.shared.injected.swap(0, Ordering::Relaxed)
     }
 
     /// The counters since the last call, which zeroes them.

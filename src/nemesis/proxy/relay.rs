@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::bug::{BugConfig, BugState};
 use super::{Faults, ProxyStats};
 
 /// Largest chunk read at once.
@@ -46,6 +47,12 @@ pub(super) struct Shared {
     /// Every connection ever accepted, to number them.
     accepted: AtomicU64,
     counters: Counters,
+    /// The server bug in force, if any (connections accepted meanwhile relay RESP).
+    bug: Mutex<Option<Arc<BugConfig>>>,
+    /// What the bug remembers across connections.
+    pub(super) bug_state: Mutex<BugState>,
+    /// Requests the bug hit since the count was last taken.
+    pub(super) injected: AtomicU64,
 }
 
 impl Shared {
@@ -55,7 +62,20 @@ impl Shared {
             faults: Mutex::new((Faults::NONE, 0)),
             accepted: AtomicU64::new(0),
             counters: Counters::default(),
+            bug: Mutex::new(None),
+            bug_state: Mutex::new(BugState::default()),
+            injected: AtomicU64::new(0),
         }
+    }
+
+    /// The server bug in force.
+    pub(super) fn bug(&self) -> Option<Arc<BugConfig>> {
+        self.bug.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `bug` in force for every request read from now on (`None`: none).
+    pub(super) fn set_bug(&self, bug: Option<BugConfig>) {
+        *self.bug.lock().unwrap_or_else(|e| e.into_inner()) = bug.map(Arc::new);
     }
 
     /// The faults in force and their generation.
@@ -134,6 +154,9 @@ async fn relay(client: TcpStream, from: IpAddr, target: SocketAddr, shared: Arc<
         }
     };
     let _ = (client.set_nodelay(true), node.set_nodelay(true));
+    if shared.bug().is_some() {
+        return super::inject::relay(client, node, shared, n).await;
+    }
     let (mut client_r, mut client_w) = client.into_split();
     let (mut node_r, mut node_w) = node.into_split();
     let stop = CancellationToken::new();
