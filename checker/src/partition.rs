@@ -11,7 +11,7 @@ use crate::explanation::{Explanation, OpRef};
 use crate::history::History;
 use crate::model::{FieldError, OpModel};
 use crate::op::{line_of, Op, Ops, Outcome};
-use crate::report::{KeyReport, OutcomeCounts, RedirectCounts, Report};
+use crate::report::{KeyReport, Report};
 use crate::validity::Validity;
 use crate::wgl::{self, Budget, Exhausted, Interval, Search};
 use rayon::prelude::*;
@@ -40,20 +40,7 @@ where
     M: OpModel + Sync,
 {
     let paired = Ops::from_history(history)?;
-    let mut report = Report {
-        checker,
-        valid: Validity::Valid,
-        keys: Vec::new(),
-        ops: OutcomeCounts::default(),
-        ops_by_f: BTreeMap::new(),
-        redirects: RedirectCounts::default(),
-        nemesis_events: paired.nemesis.len(),
-        warnings: history.warnings.clone(),
-        anomalies: Vec::new(),
-        anomaly_counts: BTreeMap::new(),
-        lost_writes: None,
-        redirect_analysis: None,
-    };
+    let mut report = Report::empty(checker, paired.nemesis.len(), history.warnings.clone());
     let mut parts: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
     for op in &paired.ops {
         report.ops.add(op.outcome);

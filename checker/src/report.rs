@@ -134,6 +134,30 @@ pub struct Report {
     pub redirect_analysis: Option<crate::context::RedirectAnalysis>,
 }
 
+impl Report {
+    /// A valid report with nothing counted yet, for a check to fill in.
+    pub(crate) fn empty(
+        checker: &'static str,
+        nemesis_events: usize,
+        warnings: Vec<String>,
+    ) -> Self {
+        Report {
+            checker,
+            valid: Validity::Valid,
+            keys: Vec::new(),
+            ops: OutcomeCounts::default(),
+            ops_by_f: BTreeMap::new(),
+            redirects: RedirectCounts::default(),
+            nemesis_events,
+            warnings,
+            anomalies: Vec::new(),
+            anomaly_counts: BTreeMap::new(),
+            lost_writes: None,
+            redirect_analysis: None,
+        }
+    }
+}
+
 /// A compact human summary: verdict, counts, then one line per key that is not valid.
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

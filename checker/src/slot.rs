@@ -1,9 +1,7 @@
 //! Which of the 16384 hash slots a key belongs to, computed as the server does, so that ops
-//! recorded without a `slot` field (or imported from other tools) can still be placed.
-//!
-//! The workloads crate has its own `key_slot` (the checker depends on no client code); the two
-//! are checked against each other by the root crate's tests and against the same known values
-//! here.
+//! recorded without a `slot` field (or imported from other tools) can still be placed. The
+//! workloads crate routes with this same function (`workloads::key_slot` re-exports it), and its
+//! real-cluster tests compare it with the servers' `CLUSTER KEYSLOT`.
 
 /// The number of hash slots in a Redis Cluster.
 pub const SLOT_COUNT: u16 = 16384;
@@ -48,8 +46,7 @@ mod tests {
 
     #[test]
     fn known_slots() {
-        // key            slot   (Redis Cluster specification, `CLUSTER KEYSLOT`, and the
-        //                        workloads crate's table)
+        // key            slot   (Redis Cluster specification and `CLUSTER KEYSLOT`)
         let table: &[(&str, u16)] = &[
             ("foo", 12182),
             ("bar", 5061),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::ports::BUS_PORT_OFFSET;
 
 /// Number of hash slots in a Redis Cluster.
-pub const SLOT_COUNT: u32 = 16384;
+pub const SLOT_COUNT: u32 = checker::slot::SLOT_COUNT as u32;
 /// The most lines we accept in one `CLUSTER NODES` reply; a limit on what we parse.
 const NODE_LINES_MAX: usize = 1000;
 

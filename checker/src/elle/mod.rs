@@ -30,7 +30,7 @@ use crate::check::{CheckError, CheckOptions};
 use crate::history::History;
 use crate::kind::{self, ModelKind};
 use crate::op::{Op, Ops};
-use crate::report::{OutcomeCounts, RedirectCounts, Report};
+use crate::report::Report;
 use crate::validity::Validity;
 use std::collections::BTreeMap;
 
@@ -62,20 +62,7 @@ impl Workload {
 
 /// A report with the history's counts and no per-key verdicts (for `txn` histories).
 fn counts_only(history: &History, paired: &Ops, checker: &'static str) -> Report {
-    let mut report = Report {
-        checker,
-        valid: Validity::Valid,
-        keys: Vec::new(),
-        ops: OutcomeCounts::default(),
-        ops_by_f: BTreeMap::new(),
-        redirects: RedirectCounts::default(),
-        nemesis_events: paired.nemesis.len(),
-        warnings: history.warnings.clone(),
-        anomalies: Vec::new(),
-        anomaly_counts: BTreeMap::new(),
-        lost_writes: None,
-        redirect_analysis: None,
-    };
+    let mut report = Report::empty(checker, paired.nemesis.len(), history.warnings.clone());
     for op in &paired.ops {
         report.ops.add(op.outcome);
         report

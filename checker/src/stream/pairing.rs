@@ -14,11 +14,10 @@ use crate::check::CheckError;
 use crate::hash::{BuildPassThrough, FxHasher};
 use crate::history::{EventType, RedirectKind};
 use crate::op::{OpError, Outcome};
-use crate::report::{OutcomeCounts, RedirectCounts, Report};
-use crate::validity::Validity;
+use crate::report::{OutcomeCounts, Report};
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
@@ -209,20 +208,7 @@ impl Pairing {
     pub(crate) fn new(name: &str, checker: &'static str) -> Self {
         Pairing {
             name: name.to_string(),
-            report: Report {
-                checker,
-                valid: Validity::Valid,
-                keys: Vec::new(),
-                ops: OutcomeCounts::default(),
-                ops_by_f: BTreeMap::new(),
-                redirects: RedirectCounts::default(),
-                nemesis_events: 0,
-                warnings: Vec::new(),
-                anomalies: Vec::new(),
-                anomaly_counts: BTreeMap::new(),
-                lost_writes: None,
-                redirect_analysis: None,
-            },
+            report: Report::empty(checker, 0, Vec::new()),
             processes: Processes::default(),
             fs: Vec::new(),
             known_fs: [None; KNOWN_F.len()],
