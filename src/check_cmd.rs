@@ -94,6 +94,10 @@ pub fn is_bad_input(err: &anyhow::Error) -> bool {
             || e.is::<checker::ImportError>()
             || e.is::<checker::FileError>()
             || e.is::<InputError>()
+            || matches!(
+                e.downcast_ref::<slotcheck::verify::VerifyError>(),
+                Some(slotcheck::verify::VerifyError::NoNode { .. })
+            )
     })
 }
 

@@ -127,18 +127,7 @@ pub fn detect(
         None
     };
     let ops = parsed.as_ref().map_or(&[][..], |(_, ops)| ops.as_slice());
-    let mut classes: BTreeMap<String, usize> = BTreeMap::new();
-    for key in report.keys.iter().filter(|k| k.valid == Validity::Invalid) {
-        let class = match &key.explanation {
-            Some(e) => checker::classify::register_class(ops, e),
-            None => "non-linearizable",
-        };
-        *classes.entry(class.to_string()).or_default() += 1;
-    }
-    let redirect = report.redirect_analysis.iter().flat_map(|r| &r.anomalies);
-    for a in report.anomalies.iter().chain(redirect) {
-        *classes.entry(a.class.clone()).or_default() += 1;
-    }
+    let classes = classes_of(ops, report);
     let expected = match (scenario, client_bug) {
         (Some(s), _) => Some(s.expected()),
         (None, Some(bug)) => Some(bug.expected()),
@@ -161,7 +150,27 @@ pub fn detect(
     })
 }
 
-fn verdict(v: Validity) -> &'static str {
+/// The anomaly classes of a report, with how often each occurs: each invalid register key by
+/// [`checker::classify`] (`ops` are the history's), plus every anomaly of the graph, list,
+/// redirect and data analyses.
+pub fn classes_of(ops: &[checker::Op], report: &Report) -> BTreeMap<String, usize> {
+    let mut classes: BTreeMap<String, usize> = BTreeMap::new();
+    for key in report.keys.iter().filter(|k| k.valid == Validity::Invalid) {
+        let class = match &key.explanation {
+            Some(e) => checker::classify::register_class(ops, e),
+            None => "non-linearizable",
+        };
+        *classes.entry(class.to_string()).or_default() += 1;
+    }
+    let redirect = report.redirect_analysis.iter().flat_map(|r| &r.anomalies);
+    for a in report.anomalies.iter().chain(redirect) {
+        *classes.entry(a.class.clone()).or_default() += 1;
+    }
+    classes
+}
+
+/// The verdict's name in JSON and tables.
+pub fn verdict(v: Validity) -> &'static str {
     match v {
         Validity::Valid => "valid",
         Validity::Invalid => "invalid",

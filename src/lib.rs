@@ -11,6 +11,7 @@
 //!   found, as a detection matrix needs it; [`cases`] wires both (and injected client bugs) to
 //!   the command line.
 
+pub mod bench;
 pub mod cases;
 pub mod detect;
 pub mod export;
@@ -20,4 +21,6 @@ pub mod nemesis;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod soak;
 pub mod term;
+pub mod verify;

@@ -1,6 +1,8 @@
 //! The `slotcheck` command: a thin layer over the `slotcheck`, `workloads` and `checker` crates.
 
 mod check_cmd;
+mod soak_cmd;
+mod verify_cmd;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -33,6 +35,9 @@ struct Cli {
 enum Command {
     /// Start a cluster, run clients while slots migrate, check the history, stop everything.
     Test(Box<TestArgs>),
+    /// Run the workload and nemesis for hours, check each closed window as it closes and raise
+    /// an alarm at the first anomaly; or check (`--check DIR`) a soak's segments afterwards.
+    Soak(Box<soak_cmd::SoakArgs>),
     /// Check saved histories (slotcheck's, Jepsen's, Knossos's, Porcupine's) and print their
     /// verdicts (exit 0 valid, 1 invalid, 2 unknown, 254 unreadable or malformed input).
     Check(check_cmd::CheckArgs),
@@ -49,6 +54,15 @@ enum Command {
     },
     /// Write a history as Jepsen's history.edn, for Knossos and Elle.
     Export(ExportArgs),
+    /// Measure migrations and the client side by side with redis-cli and redis-benchmark;
+    /// results go to store/bench-<what>/<time>/ (bench.json, bench.html).
+    Bench {
+        #[command(subcommand)]
+        what: slotcheck::bench::cli::BenchArgs,
+    },
+    /// Compare what the nodes hold with where it should be (stranded, duplicated keys, replicas,
+    /// open or uncovered slots) and, given a history, with what it says (exit 0 clean, 1 findings).
+    Verify(verify_cmd::VerifyArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -191,6 +205,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check_cmd::run(args),
+        Command::Verify(args) => verify_cmd::run(args),
+        Command::Soak(args) => soak_cmd::run(*args),
         Command::Test(args) => {
             let lists = slotcheck::cases::listing(
                 args.scenario.as_deref(),
@@ -261,6 +277,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("report: {}", done.html.display());
             Ok(ExitCode::from(done.report.valid.exit_code()))
         }
+        Command::Bench { what } => slotcheck::bench::cli::run(what),
         Command::Export(args) => {
             let output = args.output.unwrap_or_else(|| {
                 args.history

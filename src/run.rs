@@ -99,45 +99,10 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     let interrupt = crate::interrupt::install();
     std::fs::create_dir_all(&cfg.output)
         .with_context(|| format!("creating output directory {}", cfg.output.display()))?;
-    let partitions = cfg.nemesis.contains(&FaultKind::Partition);
-    let partitioner = if partitions {
-        net::cleanup_stale().context("removing iptables chains of dead runs")?;
-        Some(Arc::new(
-            net::Partitioner::new().context("creating the iptables chain")?,
-        ))
-    } else {
-        None
-    };
-    let mut spec = ClusterSpec::new(
-        cfg.server,
-        cfg.masters,
-        cfg.replicas,
-        cfg.output.join("cluster"),
-    );
-    spec.die_with_parent = true;
-    spec.distinct_hosts = partitions;
-    spec.proxy = cfg.nemesis.contains(&FaultKind::Slow) || cfg.server_bug.is_some();
-    status(&format!(
-        "Starting {} masters, {} replicas per master ({})",
-        cfg.masters, cfg.replicas, cfg.server
-    ));
-    let starting = crate::term::spinner("starting the cluster");
-    let cluster = Cluster::start(spec).await.context("starting the cluster");
-    starting.finish_and_clear();
-    let cluster = Arc::new(cluster?);
-    ok(&format!(
-        "{} {} cluster ready in {:.2} s",
-        cluster.kind,
-        cluster.version,
-        cluster.bring_up.as_secs_f64()
-    ));
-    tracing::info!(
-        bring_up_ms = cluster.bring_up.as_millis() as u64,
-        "cluster ready"
-    );
+    let (cluster, partitioner) = start_cluster(cfg).await?;
 
     if let Some(bug) = cfg.server_bug {
-        set_server_bug(&cluster, bug, cfg.seed);
+        set_server_bug(&cluster, bug, cfg.seed, P_DEFAULT);
     }
     let schedule = cfg.schedule();
     let history_path = cfg.output.join("history.jsonl");
@@ -178,18 +143,15 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         );
         async move { run_register(&cfg, seeds, rec, stop).await }
     });
-    let ctx = Ctx {
-        cluster: cluster.clone(),
-        recorder: recorder.clone(),
-    };
-    let nemesis = tokio::spawn(runner::run(
-        ctx.clone(),
+    let (ctx, nemesis) = spawn_nemesis(
+        cfg,
+        &cluster,
+        &recorder,
         schedule,
         slots,
-        cfg.migrate.clone(),
-        partitioner.clone(),
-        stop.clone(),
-    ));
+        &partitioner,
+        &stop,
+    );
 
     let interrupted = crate::term::wait(cfg.duration, &interrupt, "running").await;
     stop.cancel();
@@ -222,17 +184,42 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     recorder
         .close()
         .with_context(|| format!("writing {}", history_path.display()))?;
+    // Read once for verify, the check and the report, unless it is large enough to stream.
+    let small = std::fs::metadata(&history_path).is_ok_and(|m| m.len() < STREAM_BYTES_MIN);
+    let history = if small {
+        Some(History::read_file(&history_path)?)
+    } else {
+        None
+    };
+    if healed.is_ok() && !interrupted {
+        verify_nodes(&cluster, history.as_ref(), &cfg.output).await?;
+    }
     let bring_up = cluster.bring_up;
     cluster.stop();
 
     status("Checking history");
     let checking = crate::term::spinner("checking the history");
-    let report = check_file(&history_path);
+    let report = match &history {
+        Some(h) => check_loaded(
+            h,
+            &history_path,
+            ModelKind::Register,
+            &CheckOptions::default(),
+        ),
+        None => check_file(&history_path),
+    };
     checking.finish_and_clear();
-    let report = report?;
+    let mut report = report?;
+    for w in report.warnings.iter().filter(|_| history.is_some()) {
+        warn(w);
+    }
+    crate::verify::merge_into(&cfg.output, &mut report)?;
     crate::report::write_results(&cfg.output, &report)?;
     let drawing = crate::term::spinner("writing report.html");
-    let report_html = crate::report::write_for_history(&cfg.output, &history_path, &report);
+    let report_html = match &history {
+        Some(h) => crate::report::write(&cfg.output, h, &report),
+        None => crate::report::write_for_history(&cfg.output, &history_path, &report),
+    };
     drawing.finish_and_clear();
     let report_html = report_html
         .map_err(|e| warn(&format!("no report.html: {e:#}")))
@@ -248,9 +235,100 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     })
 }
 
-/// Puts `bug` on every node's proxy, each seeded by `seed` and its index, with the other nodes'
-/// announced addresses as `MOVED` targets.
-fn set_server_bug(cluster: &Cluster, bug: ServerBug, seed: u64) {
+/// Runs `slotcheck verify` on the healed cluster (by the nodes' own addresses, past any proxy),
+/// with the history when it was small enough to read whole; writes `verify.json` into `output`.
+/// A verify that cannot finish is a warning: the run's history is still checked.
+async fn verify_nodes(cluster: &Cluster, history: Option<&History>, output: &Path) -> Result<()> {
+    status("Verifying what the nodes hold against the slot map and the history");
+    if history.is_none() {
+        warn("history too large to read whole: final values not judged by verify");
+    }
+    let seeds: Vec<String> = cluster.nodes.iter().map(|n| n.addr.clone()).collect();
+    let opts = crate::verify::VerifyOptions::default();
+    match crate::verify::verify(&seeds, history, &opts).await {
+        Ok(v) => {
+            crate::verify::print(&v);
+            crate::verify::write(output, &v)?;
+        }
+        Err(e) => warn(&format!("verify did not finish: {e}")),
+    }
+    Ok(())
+}
+
+/// Starts the cluster `cfg` asks for (with distinct hosts and an iptables chain when it
+/// partitions, with proxies when it slows nodes or injects a server bug), dying with slotcheck.
+pub(crate) async fn start_cluster(
+    cfg: &RunConfig,
+) -> Result<(Arc<Cluster>, Option<Arc<net::Partitioner>>)> {
+    let partitions = cfg.nemesis.contains(&FaultKind::Partition);
+    let partitioner = if partitions {
+        net::cleanup_stale().context("removing iptables chains of dead runs")?;
+        Some(Arc::new(
+            net::Partitioner::new().context("creating the iptables chain")?,
+        ))
+    } else {
+        None
+    };
+    let mut spec = ClusterSpec::new(
+        cfg.server,
+        cfg.masters,
+        cfg.replicas,
+        cfg.output.join("cluster"),
+    );
+    spec.die_with_parent = true;
+    spec.distinct_hosts = partitions;
+    spec.proxy = cfg.nemesis.contains(&FaultKind::Slow) || cfg.server_bug.is_some();
+    status(&format!(
+        "Starting {} masters, {} replicas per master ({})",
+        cfg.masters, cfg.replicas, cfg.server
+    ));
+    let starting = crate::term::spinner("starting the cluster");
+    let cluster = Cluster::start(spec).await.context("starting the cluster");
+    starting.finish_and_clear();
+    let cluster = Arc::new(cluster?);
+    ok(&format!(
+        "{} {} cluster ready in {:.2} s",
+        cluster.kind,
+        cluster.version,
+        cluster.bring_up.as_secs_f64()
+    ));
+    tracing::info!(
+        bring_up_ms = cluster.bring_up.as_millis() as u64,
+        "cluster ready"
+    );
+    Ok((cluster, partitioner))
+}
+
+/// Starts the nemesis on `cluster` with `schedule` over the workload's `slots`; returns its
+/// context (to heal with afterwards) and its task, which ends when `stop` fires.
+pub(crate) fn spawn_nemesis(
+    cfg: &RunConfig,
+    cluster: &Arc<Cluster>,
+    recorder: &Recorder,
+    schedule: Schedule,
+    slots: Vec<u16>,
+    partitioner: &Option<Arc<net::Partitioner>>,
+    stop: &CancellationToken,
+) -> (Ctx, tokio::task::JoinHandle<NemesisSummary>) {
+    let ctx = Ctx {
+        cluster: cluster.clone(),
+        recorder: recorder.clone(),
+    };
+    let task = tokio::spawn(runner::run(
+        ctx.clone(),
+        schedule,
+        slots,
+        cfg.migrate.clone(),
+        partitioner.clone(),
+        stop.clone(),
+    ));
+    (ctx, task)
+}
+
+/// Puts `bug` on every node's proxy, hitting a request with probability `p` (0: requests are
+/// relayed RESP-aware and none is hit yet), each seeded by `seed` and its index, with the other
+/// nodes' announced addresses as `MOVED` targets.
+pub(crate) fn set_server_bug(cluster: &Cluster, bug: ServerBug, seed: u64, p: f64) {
     let addrs: Vec<String> = cluster
         .proxies
         .iter()
@@ -259,7 +337,7 @@ fn set_server_bug(cluster: &Cluster, bug: ServerBug, seed: u64) {
     for (i, proxy) in cluster.proxies.iter().enumerate() {
         proxy.set_bug(Some(BugConfig {
             bug,
-            p: P_DEFAULT,
+            p,
             seed: seed ^ ((i as u64) << 48),
             peers: addrs
                 .iter()
@@ -270,7 +348,7 @@ fn set_server_bug(cluster: &Cluster, bug: ServerBug, seed: u64) {
     }
 }
 
-fn nemesis_names(kinds: &[FaultKind]) -> String {
+pub(crate) fn nemesis_names(kinds: &[FaultKind]) -> String {
     if kinds.is_empty() {
         return "none".to_string();
     }
@@ -278,7 +356,7 @@ fn nemesis_names(kinds: &[FaultKind]) -> String {
     names.join(",")
 }
 
-fn report_nemesis(summary: &NemesisSummary) {
+pub(crate) fn report_nemesis(summary: &NemesisSummary) {
     let done: Vec<String> = summary
         .done
         .iter()
@@ -330,9 +408,20 @@ pub fn check_history(
         return Ok(checker::check_file(path, model, opts)?);
     }
     let history = History::read_file(path)?;
-    let mut report = checker::check(&history, model, opts)
+    check_loaded(&history, path, model, opts)
+}
+
+/// Checks a history already read from `path` against `model`, with the redirect-aware context.
+pub fn check_loaded(
+    history: &History,
+    path: &Path,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<Report> {
+    let name = path.display();
+    let mut report = checker::check(history, model, opts)
         .with_context(|| format!("checking {name} as {model}"))?;
-    analyze_redirects(&history, model, opts, &mut report)
+    analyze_redirects(history, model, opts, &mut report)
         .with_context(|| format!("analysing the redirects of {name}"))?;
     Ok(report)
 }
@@ -348,7 +437,7 @@ pub fn check_file(path: &Path) -> Result<Report> {
 }
 
 /// The history header: what produced this run, with its seed.
-fn header(cfg: &RunConfig, cluster: &Cluster, schedule: &Schedule) -> checker::Header {
+pub(crate) fn header(cfg: &RunConfig, cluster: &Cluster, schedule: &Schedule) -> checker::Header {
     let mut run = Map::new();
     run.insert("workload".into(), json!("register"));
     run.insert("server".into(), json!(cfg.server.to_string()));

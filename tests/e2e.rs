@@ -92,6 +92,17 @@ fn end_to_end(server: &str) {
     let results: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["valid"], Value::Bool(true));
+    let verified: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("verify.json")).unwrap()).unwrap();
+    assert_eq!(
+        verified["anomalies"],
+        Value::Array(Vec::new()),
+        "{verified:#}"
+    );
+    assert_eq!(
+        verified["history_keys_checked"], 20,
+        "every key's final value judged"
+    );
     let lines = read_lines(&history);
     let hops = |kind: &str| {
         lines

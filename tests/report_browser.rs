@@ -257,13 +257,19 @@ fn hover_and_zoom(report: &Path) {
     );
 }
 
-/// Copies the run's history and results to `name`, for a test that rewrites them.
+/// Copies the run's history, results, report and verify findings to `name`, for a test that
+/// rewrites them.
 fn copy_run(name: &str) -> PathBuf {
     let (dir, _, _) = run();
     let copy = artifacts().join(name);
     let _ = std::fs::remove_dir_all(&copy);
     std::fs::create_dir_all(&copy).unwrap();
-    for file in ["history.jsonl", "results.json", "report.html"] {
+    for file in [
+        "history.jsonl",
+        "results.json",
+        "report.html",
+        "verify.json",
+    ] {
         std::fs::copy(dir.join(file), copy.join(file)).unwrap();
     }
     copy

@@ -24,20 +24,11 @@ use std::collections::{HashMap, HashSet};
 /// Redirect-failed ops tried one by one per key before trying them all at once.
 pub const SINGLES_MAX: usize = 16;
 
-/// The reply an op's error names: slotcheck's router records a redirect it gave up on at its
-/// hop limit as `gave up after N hops: MOVED ...`.
-fn last_reply(error: &str) -> &str {
-    match error.strip_prefix("gave up after ") {
-        Some(rest) => rest.split_once(": ").map_or(error, |(_, reply)| reply),
-        None => error,
-    }
-}
-
 /// Whether `op` is a `fail` the client blamed on a redirect reply.
 pub fn failed_on_redirect(op: &Op) -> bool {
     op.outcome == Outcome::Fail
         && matches!(
-            op.error.as_deref().map(last_reply).and_then(redirect_error),
+            op.error.as_deref().and_then(redirect_error),
             Some(RedirectKind::Moved | RedirectKind::Ask | RedirectKind::TryAgain)
         )
 }
@@ -211,7 +202,10 @@ mod tests {
         // A redirect the client followed until its hop limit is blamed the same way.
         let gave_up = "gave up after 16 hops: MOVED 7629 127.0.0.1:7001";
         assert_eq!(cases(&table, &[(1, gave_up)]).len(), 1);
-        assert_eq!(last_reply("gave up after 2 hops: ERR x"), "ERR x");
+        assert_eq!(
+            crate::redirects::last_reply("gave up after 2 hops: ERR x"),
+            "ERR x"
+        );
         // The same history with a plain error reply: nothing to blame on a redirect.
         assert!(cases(&table, &[(1, "ERR wrong type")]).is_empty());
     }

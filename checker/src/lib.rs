@@ -55,6 +55,7 @@ pub mod edn;
 pub mod elle;
 mod explanation;
 pub mod fault;
+pub mod final_state;
 pub mod gen;
 mod hash;
 pub mod history;
@@ -88,7 +89,7 @@ pub use model::{Model, OpModel};
 pub use op::{Op, OpError, Ops, Outcome};
 pub use report::{KeyReport, OutcomeCounts, RedirectCounts, Report};
 pub use slot::key_slot;
-pub use stream::FileError;
+pub use stream::{FileError, HELD_BYTES_MAX};
 pub use validity::Validity;
 
 /// Adds redirect-aware analysis to `report`, which `check(history, model, opts)` returned: each
@@ -114,6 +115,19 @@ pub fn check_file(
     opts: &CheckOptions,
 ) -> Result<Report, FileError> {
     stream::check_file(path, model, opts)
+}
+
+/// [`check_file`] holding at most `held_bytes_max` bytes of a register history's compact ops in
+/// memory ([`HELD_BYTES_MAX`] by default); beyond them the ops wait in temporary files and keys
+/// are checked a batch at a time, with the same report, so that any history fits in bounded
+/// memory (the search still holds one whole key's ops).
+pub fn check_file_bounded(
+    path: &std::path::Path,
+    model: ModelKind,
+    opts: &CheckOptions,
+    held_bytes_max: usize,
+) -> Result<Report, FileError> {
+    stream::check_file_bounded(path, model, opts, held_bytes_max)
 }
 
 /// Checks that every key of `history` behaves as a linearizable register (read, write, cas).

@@ -41,7 +41,7 @@ pub struct RedirectStats {
 
 /// The redirect kind an error text names (`MOVED 3999 host:port`, `ASK ...`, `TRYAGAIN ...`).
 pub fn redirect_error(error: &str) -> Option<RedirectKind> {
-    let word = error.trim_start().trim_start_matches('-');
+    let word = last_reply(error).trim_start().trim_start_matches('-');
     let word = word.split_whitespace().next().unwrap_or("");
     match word.to_ascii_uppercase().as_str() {
         "MOVED" => Some(RedirectKind::Moved),
@@ -49,6 +49,15 @@ pub fn redirect_error(error: &str) -> Option<RedirectKind> {
         "TRYAGAIN" => Some(RedirectKind::TryAgain),
         "CLUSTERDOWN" => Some(RedirectKind::ClusterDown),
         _ => None,
+    }
+}
+
+/// The reply an op's error names: slotcheck's router records a redirect it gave up on at its
+/// hop limit as `gave up after N hops: MOVED ...`.
+pub fn last_reply(error: &str) -> &str {
+    match error.strip_prefix("gave up after ") {
+        Some(rest) => rest.split_once(": ").map_or(error, |(_, reply)| reply),
+        None => error,
     }
 }
 
@@ -266,6 +275,15 @@ mod tests {
             ),
             ("timeout", None),
             ("ERR moved", None),
+            (
+                "gave up after 16 hops: CLUSTERDOWN The cluster is down",
+                Some(RedirectKind::ClusterDown),
+            ),
+            (
+                "gave up after 16 hops: MOVED 7 a:1",
+                Some(RedirectKind::Moved),
+            ),
+            ("gave up after 2 hops: ERR x", None),
         ];
         for (text, want) in table {
             assert_eq!(redirect_error(text), want, "{text}");

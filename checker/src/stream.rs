@@ -10,7 +10,10 @@
 //! (plus the file's name): a line the scanner does not take is read again by a JSON reader, and
 //! failing that by `History::parse`, which names the field that is wrong. Keys are then checked
 //! in parallel as by [`check`](crate::check). Registers and list-append histories are streamed;
-//! other models read the whole [`History`].
+//! other models read the whole [`History`]. A register check holds at most a budget of compact
+//! ops ([`HELD_BYTES_MAX`] by default); past it they are spilled to temporary files by key and
+//! read back a batch of keys at a time, so that memory stays bounded however long the history
+//! (see `register::spill`); the report is the same either way.
 
 mod blocks;
 mod list;
@@ -29,6 +32,8 @@ use pairing::{Pairing, Sink};
 use serde_json::Value;
 use std::path::Path;
 
+pub use register::HELD_BYTES_MAX;
+
 /// Why a history file could not be checked.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
@@ -43,12 +48,31 @@ pub enum FileError {
         /// What is wrong, with its line and field.
         source: CheckError,
     },
+    /// The ops spilled to temporary files could not be written or read back.
+    #[error("{path}: spilling ops to a temporary file: {source}")]
+    Spill {
+        /// The history file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
 }
 
 /// Checks the history at `path` against `model`: registers and list-append histories streaming
 /// (see the module doc), other models by reading the whole [`History`] and calling
 /// [`crate::check`].
 pub fn check_file(path: &Path, model: ModelKind, opts: &CheckOptions) -> Result<Report, FileError> {
+    check_file_bounded(path, model, opts, HELD_BYTES_MAX)
+}
+
+/// [`check_file`], holding at most `held_bytes_max` bytes of a register history's compact ops in
+/// memory (beyond them, the ops of the key being searched); the rest wait in temporary files.
+pub fn check_file_bounded(
+    path: &Path,
+    model: ModelKind,
+    opts: &CheckOptions,
+    held_bytes_max: usize,
+) -> Result<Report, FileError> {
     let name = path.display().to_string();
     let wrap = |source| FileError::Check {
         path: name.clone(),
@@ -58,9 +82,10 @@ pub fn check_file(path: &Path, model: ModelKind, opts: &CheckOptions) -> Result<
     match model {
         ModelKind::Register => {
             let register = opts.register().map_err(wrap)?;
-            let mut sink = register::RegisterSink::new(register);
+            let mut sink = register::RegisterSink::new(register, held_bytes_max);
             let (report, keys) = read(path, &name, "register-linearizable", &mut sink)?;
-            sink.finish(report, keys, &budget).map_err(wrap)
+            sink.finish(report, keys, &budget)
+                .map_err(|source| FileError::Spill { path: name, source })
         }
         ModelKind::ListAppend => {
             let initial = match &opts.initial {

@@ -14,7 +14,8 @@ const RESPONSE_TIMEOUT_MS: u64 = 2000;
 /// The longest command label we put into an error.
 const LABEL_CHARS_MAX: usize = 120;
 
-/// A connection used only for administration (PING, CLUSTER ..., INFO).
+/// A connection used only for administration (PING, CLUSTER ..., INFO); clones share it.
+#[derive(Clone)]
 pub struct Admin {
     addr: String,
     conn: MultiplexedConnection,
@@ -72,6 +73,21 @@ impl Admin {
             .map_err(|source| HarnessError::Command {
                 addr: self.addr.clone(),
                 command: label(&describe(cmd)),
+                source,
+            })
+    }
+
+    /// Runs a pipeline in one round trip; with `ignore_errors` set on it, error replies come back
+    /// as values rather than failing the whole pipeline.
+    pub async fn pipe<T: FromRedisValue>(
+        &mut self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, HarnessError> {
+        pipe.query_async(&mut self.conn)
+            .await
+            .map_err(|source| HarnessError::Command {
+                addr: self.addr.clone(),
+                command: "pipeline".to_string(),
                 source,
             })
     }

@@ -113,6 +113,9 @@ pub(crate) fn server_args(
         ("logfile", log.display().to_string()),
         ("daemonize", "no".to_string()),
         ("protected-mode", "no".to_string()),
+        // `DEBUG DIGEST-VALUE` from loopback lets `slotcheck verify` compare values on any node,
+        // also keys stranded on a node that no longer owns their slot (no redirect applies).
+        ("enable-debug-command", "local".to_string()),
     ];
     let announce = proxy_port.into_iter().flat_map(|proxy| {
         [

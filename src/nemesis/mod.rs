@@ -13,6 +13,7 @@ pub mod migrate_atomic;
 pub mod migrate_interrupt;
 pub mod migrate_repair;
 pub mod migrate_strike;
+pub mod migrate_window;
 pub mod net;
 pub mod plan;
 pub mod process;

@@ -25,9 +25,9 @@ macro_rules! w {
 }
 
 mod bars;
-mod chart;
+pub(crate) mod chart;
 mod explain;
-mod page;
+pub(crate) mod page;
 mod plots;
 mod prepare;
 mod timeline;
@@ -135,7 +135,8 @@ pub fn regenerate(dir: &Path) -> Result<Regenerated> {
             dir.display()
         );
     }
-    let report = crate::run::check_file(&history_path)?;
+    let mut report = crate::run::check_file(&history_path)?;
+    crate::verify::merge_into(dir, &mut report)?;
     let results = write_results(dir, &report)?;
     let html = write_for_history(dir, &history_path, &report)?;
     Ok(Regenerated {

@@ -46,8 +46,10 @@ pub mod stats;
 
 pub use bugs::ClientBug;
 pub use client::{Client, Completion, Operation};
-pub use recorder::Recorder;
-pub use register::{final_reads, register_keys, run_register, RegisterConfig};
+pub use recorder::{segment_path, Recorder, SegmentSpec};
+pub use register::{
+    epoch_key, final_reads, key_epoch, register_keys, run_register, RegisterConfig,
+};
 pub use router::{classify, Action, Execution, OpError, Router, RouterConfig, RouterError};
 pub use slot::key_slot;
 pub use slotmap::{SharedSlotMap, SlotMap};

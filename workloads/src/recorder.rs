@@ -1,9 +1,10 @@
-//! The history writer: stamps each event with monotonic time and appends it as one JSON line.
+//! The history writer: stamps each event with monotonic time and appends it as one JSON line,
+//! to one file or (for soak runs) to numbered segment files that rotate by time.
 
 use checker::{Event, EventType, Header, Process};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
@@ -20,6 +21,8 @@ pub struct Recorder {
 
 struct Inner {
     start: Instant,
+    /// Added to every time stamp: a resumed soak continues the time line of the one it resumes.
+    offset_ns: u64,
     state: Mutex<State>,
     /// Dropping the sender (with `Inner`) or sending on it stops the flusher.
     stop: Mutex<Option<mpsc::Sender<()>>>,
@@ -28,6 +31,8 @@ struct Inner {
 
 struct State {
     out: BufWriter<File>,
+    /// With segments: where the next one goes and when the current one began.
+    segments: Option<Rotation>,
     /// The first write error; later writes are skipped so the file stays a clean prefix.
     error: Option<io::Error>,
     events: u64,
@@ -39,11 +44,39 @@ impl Recorder {
         let mut out = BufWriter::new(File::create(path)?);
         // Buffered like any event: a full disk shows up at the next flush, reported by `close`.
         writeln!(out, "{}", header.to_line())?;
+        Recorder::start(out, None, 0)
+    }
+
+    /// Writes to segment files `dir/NNNNNN.jsonl` from `spec.first` on, each taking the events of
+    /// `spec.segment_ms` of time; only segment 1 gets `header`, so the segments in order, joined,
+    /// are one history. A closed segment is flushed and fsynced before the next is created: a
+    /// reader may take every segment but the newest as complete.
+    pub fn create_segmented(spec: SegmentSpec, header: Option<Header>) -> io::Result<Recorder> {
+        let mut out = BufWriter::new(File::create(segment_path(&spec.dir, spec.first))?);
+        if let Some(header) = header.filter(|_| spec.first == 1) {
+            writeln!(out, "{}", header.to_line())?;
+        }
+        let rotation = Rotation {
+            dir: spec.dir,
+            segment_ns: spec.segment_ms.max(1) * 1_000_000,
+            index: spec.first,
+            started_ns: spec.time_offset_ns,
+        };
+        Recorder::start(out, Some(rotation), spec.time_offset_ns)
+    }
+
+    fn start(
+        out: BufWriter<File>,
+        segments: Option<Rotation>,
+        offset_ns: u64,
+    ) -> io::Result<Recorder> {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let inner = Arc::new(Inner {
             start: Instant::now(),
+            offset_ns,
             state: Mutex::new(State {
                 out,
+                segments,
                 error: None,
                 events: 0,
             }),
@@ -58,9 +91,14 @@ impl Recorder {
         Ok(Recorder { inner })
     }
 
+    /// The segment being written, with segments.
+    pub fn segment(&self) -> Option<u64> {
+        lock(&self.inner.state).segments.as_ref().map(|r| r.index)
+    }
+
     /// Nanoseconds since the recorder was created, from the monotonic clock.
     pub fn now_ns(&self) -> u64 {
-        self.inner.start.elapsed().as_nanos() as u64
+        self.inner.offset_ns + self.inner.start.elapsed().as_nanos() as u64
     }
 
     /// Stamps `event.time` and appends it; returns the time. Stamping and writing happen under
@@ -69,6 +107,12 @@ impl Recorder {
         let mut state = lock(&self.inner.state);
         let time = self.now_ns();
         event.time = time;
+        if state.error.is_none() {
+            if let Err(e) = rotate_if_due(&mut state, time) {
+                tracing::error!("history segment rotation failed: {e}");
+                state.error = Some(e);
+            }
+        }
         if state.error.is_none() {
             let mut line = serde_json::to_vec(&event).expect("events always serialize");
             line.push(b'\n');
@@ -116,6 +160,50 @@ impl Recorder {
             )),
         }
     }
+}
+
+/// Where a segmented history goes and how it rotates.
+#[derive(Debug, Clone)]
+pub struct SegmentSpec {
+    /// The directory of the segment files.
+    pub dir: PathBuf,
+    /// Time each segment covers.
+    pub segment_ms: u64,
+    /// Number of the first segment written (1 for a new history; the next free one to resume).
+    pub first: u64,
+    /// Time stamp of the first event's clock zero (a resumed history continues its time line).
+    pub time_offset_ns: u64,
+}
+
+/// The path of segment `index` in `dir`: zero-padded, so names sort in segment order.
+pub fn segment_path(dir: &Path, index: u64) -> PathBuf {
+    dir.join(format!("{index:06}.jsonl"))
+}
+
+#[derive(Debug)]
+struct Rotation {
+    dir: PathBuf,
+    segment_ns: u64,
+    index: u64,
+    started_ns: u64,
+}
+
+/// Closes the current segment and opens the next when the event at `time` is past its span.
+fn rotate_if_due(state: &mut State, time: u64) -> io::Result<()> {
+    let Some(rotation) = state.segments.as_mut() else {
+        return Ok(());
+    };
+    if time < rotation.started_ns + rotation.segment_ns {
+        return Ok(());
+    }
+    state.out.flush()?;
+    state.out.get_ref().sync_all()?;
+    let next = rotation.index + 1;
+    let file = File::create(segment_path(&rotation.dir, next))?;
+    rotation.index = next;
+    rotation.started_ns = time;
+    state.out = BufWriter::new(file);
+    Ok(())
 }
 
 /// Flushes every interval until told to stop or until every `Recorder` clone is gone.
@@ -227,6 +315,47 @@ mod tests {
         let h = History::read_file(&path).unwrap();
         assert_eq!(h.events.len(), 9);
         assert_eq!(h.warnings.len(), 1);
+    }
+
+    #[test]
+    fn segments_rotate_by_time_and_join_into_one_history() {
+        let dir = temp_path("segments");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = SegmentSpec {
+            dir: dir.clone(),
+            segment_ms: 30,
+            first: 1,
+            time_offset_ns: 5_000_000_000,
+        };
+        let rec = Recorder::create_segmented(spec, Some(header())).unwrap();
+        for v in 0..8u64 {
+            rec.record(op(EventType::Invoke, v, json!(v)));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            rec.segment().unwrap() >= 2,
+            "80 ms of events in 30 ms segments"
+        );
+        rec.close().unwrap();
+        let mut joined = Vec::new();
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        assert_eq!(names[0], segment_path(&dir, 1));
+        for (i, name) in names.iter().enumerate() {
+            let h = History::read_file(name).unwrap();
+            assert_eq!(h.header.is_some(), i == 0, "only segment 1 has the header");
+            joined.extend(std::fs::read(name).unwrap());
+        }
+        let h = History::parse(&joined[..], "joined").unwrap();
+        assert_eq!(h.events.len(), 8);
+        assert!(
+            h.events[0].time >= 5_000_000_000,
+            "the time line starts at the offset"
+        );
     }
 
     #[test]

@@ -58,6 +58,12 @@ pub struct RegisterConfig {
     /// A client bug the workload's routers inject (a test aid, see [`crate::bugs`]); the final
     /// reads never do.
     pub client_bug: Option<ClientBug>,
+    /// With a value above 0, each key lives for one epoch of this many ms of history time
+    /// ([`epoch_key`]), so a soak can check each epoch's keys as soon as the epoch is over; the
+    /// key's slot stays the same from epoch to epoch.
+    pub epoch_ms: u64,
+    /// First process number (a resumed soak continues above the numbers it already used).
+    pub process_base: u64,
 }
 
 impl Default for RegisterConfig {
@@ -74,6 +80,8 @@ impl Default for RegisterConfig {
             cas_weight: 15,
             rate_per_s: 0,
             client_bug: None,
+            epoch_ms: 0,
+            process_base: 0,
         }
     }
 }
@@ -114,6 +122,17 @@ pub fn register_keys(cfg: &RegisterConfig) -> Vec<String> {
     (0..cfg.keys)
         .map(|i| format!("{}{i}", cfg.key_prefix))
         .collect()
+}
+
+/// Key `i`'s name in `epoch`: `{prefix i}:e<epoch>`, hash-tagged so that it has the slot of
+/// `{prefix}{i}` in every epoch (and the nemesis keeps migrating the same slots).
+pub fn epoch_key(prefix: &str, i: usize, epoch: u64) -> String {
+    format!("{{{prefix}{i}}}:e{epoch}")
+}
+
+/// The epoch of an epoch key (`None` for a key without one).
+pub fn key_epoch(key: &str) -> Option<u64> {
+    key.rsplit_once(":e")?.1.parse().ok()
 }
 
 /// One register operation with its arguments.
@@ -222,7 +241,8 @@ pub async fn run_register(
     recorder: Recorder,
     stop: CancellationToken,
 ) -> Result<WorkloadStats, WorkloadError> {
-    let shared = Arc::new(Shared::new(cfg, seeds, recorder, cfg.clients as u64).await?);
+    let first_free = cfg.process_base + cfg.clients as u64;
+    let shared = Arc::new(Shared::new(cfg, seeds, recorder, first_free).await?);
     // Written values are unique per key within a run: one counter for all keys.
     let next_value = Arc::new(AtomicU64::new(1));
     let mut tasks = JoinSet::new();
@@ -241,9 +261,10 @@ async fn client_loop(
 ) -> WorkloadStats {
     let cfg = &shared.cfg;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(worker as u64));
-    let mut client = shared.client(worker as u64);
+    let mut client = shared.client(cfg.process_base + worker as u64);
     // The last value this client saw in each key: the expected value of its next CAS there.
     let mut seen: Vec<Option<u64>> = vec![None; shared.keys.len()];
+    let mut epoch = 0;
     let total = cfg.read_weight + cfg.write_weight + cfg.cas_weight;
     let mut pace = pacer(cfg, &mut rng);
     while !stop.is_cancelled() {
@@ -263,7 +284,23 @@ async fn client_loop(
         } else {
             RegisterOp::Cas(seen[k], fresh())
         };
-        let key = &shared.keys[k];
+        let epoch_name;
+        let now = (shared.recorder.now_ns() / 1_000_000).checked_div(cfg.epoch_ms);
+        let key = if let Some(now) = now {
+            if now != epoch {
+                // A new epoch's keys start absent.
+                epoch = now;
+                seen.iter_mut().for_each(|s| *s = None);
+            }
+            epoch_name = epoch_key(&cfg.key_prefix, k, epoch);
+            &epoch_name
+        } else {
+            &shared.keys[k]
+        };
+        let op = match op {
+            RegisterOp::Cas(_, new) => RegisterOp::Cas(seen[k], new),
+            other => other,
+        };
         let (kind, value, _) = client
             .perform(op.operation(key), |reply| op.complete(reply))
             .await;
@@ -363,6 +400,19 @@ mod tests {
         slots.sort();
         slots.dedup();
         assert_eq!(slots.len(), 16);
+    }
+
+    #[test]
+    fn epoch_keys_keep_their_slot_and_name_their_epoch() {
+        for i in [0, 7, 99] {
+            let plain = key_slot(format!("register:{i}").as_bytes());
+            for epoch in [0, 1, 12345] {
+                let key = epoch_key("register:", i, epoch);
+                assert_eq!(key_slot(key.as_bytes()), plain, "{key}");
+                assert_eq!(key_epoch(&key), Some(epoch));
+            }
+        }
+        assert_eq!(key_epoch("register:3"), None);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The register's streaming check: each finished op becomes a compact per-key record (the model's
 //! input, times, lines), and keys are then checked in parallel as by [`check`](crate::check):
-//! zones first, the search when they do not apply.
+//! zones first, the search when they do not apply. Past a memory budget the records go to
+//! temporary files and keys are checked a batch at a time ([`spill`]).
+
+mod spill;
 
 use super::pairing::{Arg, Paired, Sink};
 use super::scan::{Val, F_READ, F_WRITE, KNOWN_F};
@@ -15,6 +18,11 @@ use crate::validity::Validity;
 use crate::wgl::{Budget, Interval, Search};
 use rayon::prelude::*;
 use serde_json::Value;
+use spill::Spill;
+
+/// Bytes of compact ops a register check holds before it spills them to temporary files, and
+/// holds per batch when it reads them back: the default bound on a streaming check's memory.
+pub const HELD_BYTES_MAX: usize = 1 << 30;
 
 /// An op the search may need, in 64 bytes or so.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +42,10 @@ struct Compact {
 #[derive(Default)]
 struct KeyOps {
     ops: usize,
+    /// The ops the search may need, unless they were spilled.
     kept: Vec<Compact>,
+    /// How many ops were kept, here or in the spill.
+    kept_count: usize,
 }
 
 /// Keeps what the register's search needs of each op.
@@ -44,6 +55,11 @@ pub(crate) struct RegisterSink {
     scratch: Op,
     /// Per key index of the pairing.
     keys: Vec<KeyOps>,
+    /// Bytes the `kept` vectors hold (their capacity).
+    held_bytes: usize,
+    /// Past this many held bytes every kept op goes to `spill`.
+    held_bytes_max: usize,
+    spill: Option<Spill>,
 }
 
 /// An op to fill in and hand to [`OpModel::input`].
@@ -67,12 +83,28 @@ pub(crate) fn scratch_op() -> Op {
 }
 
 impl RegisterSink {
-    pub(crate) fn new(model: Register) -> Self {
+    /// A sink that holds at most `held_bytes_max` bytes of ops before it spills them.
+    pub(crate) fn new(model: Register, held_bytes_max: usize) -> Self {
         RegisterSink {
             model,
             scratch: scratch_op(),
             keys: Vec::new(),
+            held_bytes: 0,
+            held_bytes_max,
+            spill: None,
         }
+    }
+
+    /// Moves every held op to a new spill, which takes every later op too.
+    fn start_spill(&mut self) {
+        let mut spill = Spill::new();
+        for (k, key) in self.keys.iter_mut().enumerate() {
+            for op in std::mem::take(&mut key.kept) {
+                spill.write(k as u32, &op);
+            }
+        }
+        self.held_bytes = 0;
+        self.spill = Some(spill);
     }
 }
 
@@ -180,7 +212,8 @@ impl Sink for RegisterSink {
         let slot = &mut self.keys[k];
         slot.ops += 1;
         if let Some(input) = input {
-            slot.kept.push(Compact {
+            slot.kept_count += 1;
+            let op = Compact {
                 input,
                 outcome: op.outcome,
                 process: op.process,
@@ -190,72 +223,102 @@ impl Sink for RegisterSink {
                 invoke_line: u32::try_from(op.invoke_line).unwrap_or(u32::MAX),
                 // Only read, write and cas have inputs.
                 f: op.f_code,
-            });
+            };
+            if let Some(spill) = &mut self.spill {
+                spill.write(key, &op);
+                return Ok(());
+            }
+            let capacity = slot.kept.capacity();
+            slot.kept.push(op);
+            self.held_bytes += (slot.kept.capacity() - capacity) * std::mem::size_of::<Compact>();
+            if self.held_bytes > self.held_bytes_max {
+                self.start_spill();
+            }
         }
         Ok(())
     }
 }
 
 impl RegisterSink {
-    /// Checks every key, in parallel, into `report`, in key order.
+    /// Checks every key, in parallel, into `report`, in key order: from memory, or a batch at a
+    /// time from the spill. An error is one of reading or writing the spill.
     pub(crate) fn finish(
         self,
         mut report: Report,
         names: Vec<String>,
         budget: &Budget,
-    ) -> Result<Report, CheckError> {
+    ) -> std::io::Result<Report> {
         let model = self.model;
         let mut per_key = self.keys;
         per_key.resize_with(names.len(), KeyOps::default);
-        let mut keys: Vec<(String, KeyOps)> = names.into_iter().zip(per_key).collect();
-        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let results: Vec<KeyReport> = keys
-            .par_iter_mut()
-            .map(|(key, ops)| {
-                let kept = std::mem::take(&mut ops.kept);
-                // Ops arrive in completion order; the search numbers them in invocation order
-                // (a stable sort finds the long sorted runs that this order mostly is).
-                let mut order: Vec<u64> = kept
-                    .iter()
-                    .enumerate()
-                    .map(|(i, op)| u64::from(op.invoke_event) << 32 | i as u64)
-                    .collect();
-                order.sort();
-                let keep = if budget.plain {
-                    vec![true; order.len()]
-                } else {
-                    prune_keep(&order, |&o| {
-                        let op = &kept[o as u32 as usize];
-                        (op.outcome, op.input)
+        let results = match self.spill {
+            Some(spill) => {
+                spill::check_spilled(spill, per_key, &names, &model, budget, self.held_bytes_max)?
+            }
+            None => {
+                let mut keys: Vec<(String, KeyOps)> = names.into_iter().zip(per_key).collect();
+                keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                keys.par_iter_mut()
+                    .map(|(key, ops)| {
+                        let kept = std::mem::take(&mut ops.kept);
+                        check_key(key, ops.ops, &kept, &model, budget)
                     })
-                };
-                let searched: Vec<u32> = order
-                    .iter()
-                    .zip(keep)
-                    .filter_map(|(&o, k)| k.then_some(o as u32))
-                    .collect();
-                drop(order);
-                let intervals: Vec<Interval<RegisterOp>> = searched
-                    .iter()
-                    .map(|&i| {
-                        let op = &kept[i as usize];
-                        Interval {
-                            input: op.input,
-                            call_ns: op.invoke_ns,
-                            return_ns: (op.outcome != Outcome::Info).then_some(op.complete_ns),
-                        }
-                    })
-                    .collect();
-                let result = search(&model, &intervals, budget);
-                key_report(key, ops.ops, &kept, &searched, &model, budget, result)
-            })
-            .collect();
+                    .collect()
+            }
+        };
         for key_report in results {
             report.valid = report.valid.combine(key_report.valid);
             report.keys.push(key_report);
         }
         Ok(report)
     }
+}
+
+/// Searches one key, `ops` ops of which `kept` are the ones the search may need, in the order
+/// they came; returns its report.
+fn check_key(
+    key: &str,
+    ops: usize,
+    kept: &[Compact],
+    model: &Register,
+    budget: &Budget,
+) -> KeyReport {
+    // Ops arrive in completion order; the search numbers them in invocation order
+    // (a stable sort finds the long sorted runs that this order mostly is).
+    let mut order: Vec<u64> = kept
+        .iter()
+        .enumerate()
+        .map(|(i, op)| u64::from(op.invoke_event) << 32 | i as u64)
+        .collect();
+    order.sort();
+    let keep = if budget.plain {
+        vec![true; order.len()]
+    } else {
+        prune_keep(&order, |&o| {
+            let op = &kept[o as u32 as usize];
+            (op.outcome, op.input)
+        })
+    };
+    let searched: Vec<u32> = order
+        .iter()
+        .zip(keep)
+        .filter_map(|(&o, k)| k.then_some(o as u32))
+        .collect();
+    drop(order);
+    let intervals: Vec<Interval<RegisterOp>> = searched
+        .iter()
+        .map(|&i| {
+            let op = &kept[i as usize];
+            Interval {
+                input: op.input,
+                call_ns: op.invoke_ns,
+                return_ns: (op.outcome != Outcome::Info).then_some(op.complete_ns),
+            }
+        })
+        .collect();
+    let result = search(model, &intervals, budget);
+    drop(intervals);
+    key_report(key, ops, kept, &searched, model, budget, result)
 }
 
 /// The key's report; `searched` indexes `kept` in the search's order.
@@ -382,7 +445,7 @@ mod tests {
                                 continue;
                             };
                             taken += 1;
-                            let slow = RegisterSink::new(model).input(&op, 20);
+                            let slow = RegisterSink::new(model, HELD_BYTES_MAX).input(&op, 20);
                             let what = format!("{f} {outcome:?} {invoke:?} {complete:?}");
                             assert_eq!(slow, Ok(fast), "{what}");
                         }

@@ -1,0 +1,114 @@
+//! `slotcheck soak`: the command-line face of [`slotcheck::soak`].
+
+use anyhow::{bail, Result};
+use slotcheck::run::{ok, status};
+use slotcheck::soak::{self, SoakConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Arguments of `slotcheck soak`: those of `slotcheck test`, plus the rolling check's.
+#[derive(clap::Args, Debug)]
+pub struct SoakArgs {
+    #[command(flatten)]
+    test: super::TestArgs,
+    /// Window length: each key lives this long, and each window is checked as soon as it has
+    /// closed (e.g. 30s).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    window: Duration,
+    /// Stop at the first alarm.
+    #[arg(long)]
+    until_anomaly: bool,
+    /// Continue the soak in --output (after a crash, a kill or an earlier end): a new cluster,
+    /// with segment numbers, time line and process numbers continuing.
+    #[arg(long)]
+    resume: bool,
+    /// With --server-bug: inject it only this long after the start (e.g. 5m).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    bug_after: Duration,
+    /// Check a soak's segments afterwards (one that finished, was interrupted or was killed),
+    /// window by window, and start nothing.
+    #[arg(long, value_name = "DIR")]
+    check: Option<PathBuf>,
+}
+
+/// Runs a soak (or checks one); exit 0 when no window raised an alarm, 1 when one did, 2 when a
+/// verdict was unknown.
+pub fn run(args: SoakArgs) -> Result<ExitCode> {
+    if let Some(dir) = &args.check {
+        let timeout_ms = args.test.timeout.as_millis() as u64;
+        let (totals, alarms) = soak::check_segments(dir, None, 3 * timeout_ms + 2000)?;
+        for a in &alarms {
+            soak::alarm(a);
+        }
+        ok(&format!(
+            "{} windows checked, {} ops, {} alarms, {} unknown",
+            totals.windows, totals.ops, totals.alarms, totals.unknown
+        ));
+        return Ok(code(totals.alarms, totals.unknown));
+    }
+    if args.test.scenario.is_some() {
+        bail!("--scenario fixes a short run's schedule; a soak takes --nemesis instead");
+    }
+    if args.resume && args.test.output.is_none() {
+        bail!("--resume needs --output DIR, the soak to continue");
+    }
+    let window_ms = args.window.as_millis() as u64;
+    if window_ms < 1000 {
+        bail!("--window must be at least 1s");
+    }
+    let default_output = args.test.output.is_none();
+    let run = super::test_config(args.test)?;
+    super::init_log(&run.output)?;
+    if default_output {
+        super::link_latest(&run.output);
+    }
+    let cfg = SoakConfig {
+        run,
+        window_ms,
+        until_anomaly: args.until_anomaly,
+        resume: args.resume,
+        bug_after_ms: args.bug_after.as_millis() as u64,
+    };
+    let outcome = super::runtime()?.block_on(soak::run_soak(&cfg))?;
+    let t = &outcome.totals;
+    status(&format!(
+        "Soaked {}{}: {} ops in {} windows, {} migrations, {} faults, {} alarms",
+        humantime::format_duration(Duration::from_secs(outcome.elapsed.as_secs())),
+        if outcome.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        },
+        t.ops,
+        t.windows,
+        t.migrations,
+        t.faults,
+        t.alarms
+    ));
+    if let Some(first) = &outcome.first_alarm {
+        println!(
+            "first alarm: window {} ({} ms)",
+            first.window, first.from_ms
+        );
+    }
+    println!(
+        "segments: {}",
+        cfg.run.output.join(soak::segments::SEGMENTS_DIR).display()
+    );
+    println!(
+        "windows: {}",
+        cfg.run.output.join(soak::WINDOWS_FILE).display()
+    );
+    Ok(code(t.alarms, t.unknown))
+}
+
+fn code(alarms: u64, unknown: u64) -> ExitCode {
+    ExitCode::from(if alarms > 0 {
+        1
+    } else if unknown > 0 {
+        2
+    } else {
+        0
+    })
+}
