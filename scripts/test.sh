@@ -6,12 +6,16 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-before="$(pgrep -c -x 'redis-server|valkey-server' || true)"
+# Live server processes (zombies left to a PID 1 that does not reap them are dead and not counted).
+servers() {
+  ps -eo stat=,comm= | awk '$1 !~ /^Z/ && ($2 == "redis-server" || $2 == "valkey-server")' | wc -l
+}
+before="$(servers)"
 cargo test --workspace -- --test-threads=2 "$@"
 # No server process may outlive the suite (each test also checks its own pids).
-after="$(pgrep -c -x 'redis-server|valkey-server' || true)"
+after="$(servers)"
 if [ "$after" -gt "$before" ]; then
   echo "test.sh: $((after - before)) server process(es) outlived the suite:" >&2
-  pgrep -a -x 'redis-server|valkey-server' >&2
+  ps -eo pid=,stat=,args= | awk '$2 !~ /^Z/ && $3 ~ /(redis|valkey)-server/' >&2
   exit 1
 fi
