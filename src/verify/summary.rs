@@ -134,15 +134,14 @@ pub(super) fn checks(v: &Verification, with_history: bool) -> Vec<CheckLine> {
         ),
         line(
             n("replica-divergence"),
-            format!(
-                "{} replicas match their masters ({}).",
-                v.replicas_compared,
-                if v.deep {
-                    format!("{} keys compared by value", v.keys_compared_by_value)
-                } else {
-                    "key counts per slot".to_string()
-                }
-            ),
+            match (v.replicas_compared, v.deep) {
+                (0, _) => "No replicas to compare.".to_string(),
+                (n, true) => format!(
+                    "{n} replicas match their masters ({} keys compared by value).",
+                    v.keys_compared_by_value
+                ),
+                (n, false) => format!("{n} replicas match their masters (key counts per slot)."),
+            },
             format!(
                 "{} replicas differ from their masters.",
                 n("replica-divergence")
