@@ -90,7 +90,7 @@ pub fn configure(
 /// is a warning, never the run's verdict.
 pub fn print_detection(cfg: &RunConfig, outcome: &RunOutcome) -> Option<Detection> {
     match detect(
-        &outcome.history,
+        outcome.loaded.as_ref(),
         &outcome.report,
         cfg.client_bug,
         cfg.server_bug

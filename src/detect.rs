@@ -5,7 +5,6 @@
 //! history, so `scripts/matrix.sh` can tabulate runs.
 
 use crate::nemesis::proxy::bug::ServerBug;
-use crate::run::STREAM_BYTES_MIN;
 use crate::scenario::{Precondition, Scenario};
 use anyhow::{Context, Result};
 use checker::{History, Ops, Report, Validity};
@@ -107,24 +106,19 @@ impl fmt::Display for Detection {
     }
 }
 
-/// Builds the detection summary of the run whose history is at `history` and whose check
-/// gave `report`; `server_bug` comes with the number of requests it hit.
+/// Builds the detection summary of the run whose check gave `report`: `loaded` is its history
+/// as the run read it (`None` when it was too large to read whole, and then the scenario's
+/// precondition is not computed); `server_bug` comes with the number of requests it hit.
 pub fn detect(
-    history: &Path,
+    loaded: Option<&History>,
     report: &Report,
     client_bug: Option<ClientBug>,
     server_bug: Option<(ServerBug, u64)>,
     scenario: Option<Scenario>,
 ) -> Result<Detection> {
-    let bytes = std::fs::metadata(history)
-        .with_context(|| format!("reading {}", history.display()))?
-        .len();
-    let parsed = if bytes < STREAM_BYTES_MIN {
-        let h = History::read_file(history)?;
-        let ops = Ops::from_history(&h)?.ops;
-        Some((h, ops))
-    } else {
-        None
+    let parsed = match loaded {
+        Some(h) => Some((h, Ops::from_history(h)?.ops)),
+        None => None,
     };
     let ops = parsed.as_ref().map_or(&[][..], |(_, ops)| ops.as_slice());
     let classes = classes_of(ops, report);

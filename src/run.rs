@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use workloads::{
-    final_reads, key_slot, register_keys, run_register, ClientBug, Recorder, RegisterConfig,
-};
+use workloads::{final_reads, register_slots, run_register, ClientBug, Recorder, RegisterConfig};
 
 /// Everything a test run needs, validated before any server starts.
 #[derive(Debug, Clone)]
@@ -60,6 +58,19 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The register workload this run drives (a soak adds its windows and process base).
+    pub fn register_config(&self) -> RegisterConfig {
+        RegisterConfig {
+            clients: self.clients,
+            keys: self.keys,
+            rate_per_s: self.rate_per_s,
+            seed: self.seed,
+            timeout_ms: self.timeout_ms,
+            client_bug: self.client_bug,
+            ..RegisterConfig::default()
+        }
+    }
+
     /// The seeded plan of every nemesis action of this run.
     pub fn schedule(&self) -> Schedule {
         let pacing = Pacing {
@@ -81,6 +92,9 @@ pub struct RunOutcome {
     pub report: Report,
     /// The recorded history.
     pub history: PathBuf,
+    /// The history as read for verify, the check and the report (`None` past
+    /// [`STREAM_BYTES_MIN`], where it was checked streaming).
+    pub loaded: Option<History>,
     /// Fresh-process bring-up time of the cluster.
     pub bring_up: Duration,
     /// What the nemesis did.
@@ -108,22 +122,9 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     let history_path = cfg.output.join("history.jsonl");
     let recorder = Recorder::create(&history_path, header(cfg, &cluster, &schedule))
         .with_context(|| format!("creating {}", history_path.display()))?;
-    let workload_cfg = RegisterConfig {
-        clients: cfg.clients,
-        keys: cfg.keys,
-        rate_per_s: cfg.rate_per_s,
-        seed: cfg.seed,
-        timeout_ms: cfg.timeout_ms,
-        client_bug: cfg.client_bug,
-        ..RegisterConfig::default()
-    };
+    let workload_cfg = cfg.register_config();
     let seeds = cluster.seeds();
-    let mut slots: Vec<u16> = register_keys(&workload_cfg)
-        .iter()
-        .map(|k| key_slot(k.as_bytes()))
-        .collect();
-    slots.sort_unstable();
-    slots.dedup();
+    let slots = register_slots(&workload_cfg);
 
     status(&format!(
         "Running register workload: {} clients, {} keys, {}, seed {}; nemesis: {}",
@@ -227,6 +228,7 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     Ok(RunOutcome {
         report,
         history: history_path,
+        loaded: history,
         bring_up,
         nemesis,
         interrupted,

@@ -145,22 +145,11 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
     )
     .with_context(|| format!("creating segments in {}", seg_dir.display()))?;
     let workload_cfg = RegisterConfig {
-        clients: run.clients,
-        keys: run.keys,
-        rate_per_s: run.rate_per_s,
-        seed: run.seed,
-        timeout_ms: run.timeout_ms,
-        client_bug: run.client_bug,
         epoch_ms: cfg.window_ms,
         process_base,
-        ..RegisterConfig::default()
+        ..run.register_config()
     };
-    let mut slots: Vec<u16> = workloads::register_keys(&workload_cfg)
-        .iter()
-        .map(|k| workloads::key_slot(k.as_bytes()))
-        .collect();
-    slots.sort_unstable();
-    slots.dedup();
+    let slots = workloads::register_slots(&workload_cfg);
     status(&format!(
         "Soaking for {}: {} clients, {} keys renewed every {}, seed {}; nemesis: {}",
         humantime::format_duration(run.duration),

@@ -48,7 +48,7 @@ pub use bugs::ClientBug;
 pub use client::{Client, Completion, Operation};
 pub use recorder::{segment_path, Recorder, SegmentSpec};
 pub use register::{
-    epoch_key, final_reads, key_epoch, register_keys, run_register, RegisterConfig,
+    epoch_key, final_reads, key_epoch, register_keys, register_slots, run_register, RegisterConfig,
 };
 pub use router::{classify, Action, Execution, OpError, Router, RouterConfig, RouterError};
 pub use slot::key_slot;

@@ -124,6 +124,18 @@ pub fn register_keys(cfg: &RegisterConfig) -> Vec<String> {
         .collect()
 }
 
+/// The slots of the register keys, sorted, once each: what the nemesis migrates (with epochs
+/// too, since an epoch key keeps the slot of its plain name).
+pub fn register_slots(cfg: &RegisterConfig) -> Vec<u16> {
+    let mut slots: Vec<u16> = register_keys(cfg)
+        .iter()
+        .map(|k| crate::slot::key_slot(k.as_bytes()))
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    slots
+}
+
 /// Key `i`'s name in `epoch`: `{prefix i}:e<epoch>`, hash-tagged so that it has the slot of
 /// `{prefix}{i}` in every epoch (and the nemesis keeps migrating the same slots).
 pub fn epoch_key(prefix: &str, i: usize, epoch: u64) -> String {
