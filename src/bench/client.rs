@@ -75,6 +75,8 @@ pub struct Measurement {
     pub p99_ms: f64,
     /// Client CPU seconds (the tool's process; for us, this whole process).
     pub cpu_s: f64,
+    /// CPU seconds of the masters meanwhile: what serving this client's traffic cost the servers.
+    pub server_cpu_s: f64,
     /// Errors (ours only; `redis-benchmark` stops on one).
     pub errors: u64,
 }
@@ -88,11 +90,14 @@ pub struct Summary {
     pub ops_per_s: [f64; 3],
     /// Median client CPU µs per request, in [`TOOLS`] order.
     pub cpu_us_per_op: [f64; 3],
-    /// History on / redis-benchmark.
+    /// Median CPU µs per request of the masters, in [`TOOLS`] order.
+    pub server_cpu_us_per_op: [f64; 3],
+    /// History on / redis-benchmark: the median of the rounds' ratios (each round runs both
+    /// back to back, so the machine's drift between rounds cancels).
     pub on_vs_benchmark: f64,
-    /// History off / redis-benchmark.
+    /// History off / redis-benchmark, the median of the rounds' ratios.
     pub off_vs_benchmark: f64,
-    /// Throughput lost to recording: 1 - on / off.
+    /// Throughput lost to recording: 1 - on / off, the median of the rounds' ratios.
     pub recording_cost: f64,
 }
 
@@ -138,6 +143,7 @@ pub async fn run(cfg: &ClientBenchConfig) -> Result<ClientBench> {
                     )?),
                     false => None,
                 };
+                let servers_before = servers_cpu_s(&cluster);
                 let m = on_runtime(cfg.threads, {
                     let (seeds, cfg) = (cluster.seeds(), cfg.clone());
                     let (command, recorder) = (command.to_string(), recorder.clone());
@@ -151,6 +157,7 @@ pub async fn run(cfg: &ClientBenchConfig) -> Result<ClientBench> {
                 runs.push(Measurement {
                     tool: tool.into(),
                     round,
+                    server_cpu_s: servers_cpu_s(&cluster) - servers_before,
                     ..m
                 });
             }
@@ -180,25 +187,40 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
+/// CPU seconds the cluster's masters have used so far.
+fn servers_cpu_s(cluster: &Cluster) -> f64 {
+    cluster
+        .masters()
+        .filter_map(|n| usage::sample(n.pid))
+        .map(|s| s.cpu_s)
+        .sum()
+}
+
 fn summarize(runs: &[Measurement], command: &str) -> Summary {
-    let of = |tool: &str, f: &dyn Fn(&Measurement) -> f64| {
-        median(
-            runs.iter()
-                .filter(|m| m.tool == tool && m.command == command)
-                .map(f)
-                .collect(),
-        )
+    let of = |tool: &str, f: &dyn Fn(&Measurement) -> f64| -> Vec<f64> {
+        let mut rows: Vec<&Measurement> = runs
+            .iter()
+            .filter(|m| m.tool == tool && m.command == command)
+            .collect();
+        rows.sort_by_key(|m| m.round);
+        rows.into_iter().map(f).collect()
     };
+    let per_op = |s: f64, m: &Measurement| s * 1e6 / m.requests.max(1) as f64;
     let ops = TOOLS.map(|t| of(t, &|m| m.ops_per_s));
-    let cpu = TOOLS.map(|t| of(t, &|m| m.cpu_s * 1e6 / m.requests.max(1) as f64));
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let cpu = TOOLS.map(|t| median(of(t, &|m| per_op(m.cpu_s, m))));
+    let server_cpu = TOOLS.map(|t| median(of(t, &|m| per_op(m.server_cpu_s, m))));
+    let ratios = |a: &[f64], b: &[f64]| -> f64 {
+        let paired = a.iter().zip(b).filter(|(_, b)| **b > 0.0);
+        median(paired.map(|(a, b)| a / b).collect())
+    };
     Summary {
         command: command.into(),
-        ops_per_s: ops,
+        ops_per_s: ops.clone().map(median),
         cpu_us_per_op: cpu,
-        on_vs_benchmark: ratio(ops[1], ops[0]),
-        off_vs_benchmark: ratio(ops[2], ops[0]),
-        recording_cost: 1.0 - ratio(ops[1], ops[2]),
+        server_cpu_us_per_op: server_cpu,
+        on_vs_benchmark: ratios(&ops[1], &ops[0]),
+        off_vs_benchmark: ratios(&ops[2], &ops[0]),
+        recording_cost: 1.0 - ratios(&ops[1], &ops[2]),
     }
 }
 
@@ -217,6 +239,7 @@ async fn redis_benchmark(
     };
     let first = cluster.masters().next().context("no master")?;
     let cpu_before = usage::children_cpu_s();
+    let servers_before = servers_cpu_s(cluster);
     let out = tokio::process::Command::new(&bin)
         .args([
             "-h",
@@ -243,6 +266,7 @@ async fn redis_benchmark(
         .await
         .with_context(|| format!("running {}", bin.display()))?;
     let cpu = usage::children_cpu_s() - cpu_before;
+    let server_cpu = servers_cpu_s(cluster) - servers_before;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         bail!(
@@ -269,6 +293,7 @@ async fn redis_benchmark(
             p99_ms: p99,
             // Split the process's CPU between the tests by their share of its run time.
             cpu_s: cpu * (cfg.requests as f64 / rps.max(1e-9)) / total.max(1e-9),
+            server_cpu_s: server_cpu * (cfg.requests as f64 / rps.max(1e-9)) / total.max(1e-9),
             errors: 0,
         })
         .collect();
@@ -346,6 +371,7 @@ async fn ours(
         p50_ms: hist.value_at_quantile(0.5) as f64 / 1e3,
         p99_ms: hist.value_at_quantile(0.99) as f64 / 1e3,
         cpu_s: usage::self_cpu_s() - cpu_before,
+        server_cpu_s: 0.0,
         errors,
     })
 }

@@ -242,7 +242,7 @@ pub fn client_table(bench: &ClientBench) -> Table {
     let mut t = Table::new(
         &format!(
             "Client throughput ({}; {} {}; {} clients, no pipelining, {} requests, {} B values; \
-             our client on {}; median of {} rounds)",
+             our client on {}; medians of {} rounds, ratios paired by round)",
             bench.machine.label(),
             c.server,
             bench.version,
@@ -267,6 +267,9 @@ pub fn client_table(bench: &ClientBench) -> Table {
             "CPU us/op bench",
             "on",
             "off",
+            "server CPU us/op bench",
+            "on",
+            "off",
         ],
     );
     for s in &bench.summary {
@@ -281,6 +284,9 @@ pub fn client_table(bench: &ClientBench) -> Table {
             format!("{:.1}", s.cpu_us_per_op[0]),
             format!("{:.1}", s.cpu_us_per_op[1]),
             format!("{:.1}", s.cpu_us_per_op[2]),
+            format!("{:.1}", s.server_cpu_us_per_op[0]),
+            format!("{:.1}", s.server_cpu_us_per_op[1]),
+            format!("{:.1}", s.server_cpu_us_per_op[2]),
         ]);
     }
     t
@@ -434,7 +440,16 @@ pub fn client_html(bench: &ClientBench) -> Result<String, ReportError> {
     let mut runs = Table::new(
         "Every run",
         &[
-            "round", "tool", "command", "requests", "ops/s", "p50 ms", "p99 ms", "CPU s", "errors",
+            "round",
+            "tool",
+            "command",
+            "requests",
+            "ops/s",
+            "p50 ms",
+            "p99 ms",
+            "CPU s",
+            "server CPU s",
+            "errors",
         ],
     );
     for m in &bench.runs {
@@ -447,6 +462,7 @@ pub fn client_html(bench: &ClientBench) -> Result<String, ReportError> {
             format!("{:.3}", m.p50_ms),
             format!("{:.3}", m.p99_ms),
             format!("{:.2}", m.cpu_s),
+            format!("{:.2}", m.server_cpu_s),
             m.errors.to_string(),
         ]);
     }

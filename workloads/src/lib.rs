@@ -37,6 +37,7 @@
 pub mod bugs;
 pub mod client;
 mod conn;
+pub mod executor;
 pub mod recorder;
 pub mod register;
 pub mod router;
@@ -46,6 +47,7 @@ pub mod stats;
 
 pub use bugs::ClientBug;
 pub use client::{Client, Completion, Operation};
+pub use executor::{ClientFactory, ClientInfo, Executor, RedirectVisibility};
 pub use recorder::{segment_path, Recorder, SegmentSpec};
 pub use register::{
     epoch_key, final_reads, key_epoch, register_keys, register_slots, run_register, RegisterConfig,

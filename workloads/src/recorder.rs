@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 /// Longest time a recorded event may sit in the buffer before it reaches the file.
 pub const FLUSH_INTERVAL_MS: u64 = 100;
 
+/// Bytes buffered before a write: about 300 events, so writing costs one system call per
+/// 150 operations rather than per 20 (the default 8 KiB).
+const BUFFER_BYTES: usize = 64 * 1024;
+
 /// Appends events to a history file, in time order, from any number of tasks; clones share it.
 #[derive(Clone)]
 pub struct Recorder {
@@ -41,7 +45,7 @@ struct State {
 impl Recorder {
     /// Creates (truncates) the file at `path`, writes the header line, and starts the flusher.
     pub fn create(path: &Path, header: Header) -> io::Result<Recorder> {
-        let mut out = BufWriter::new(File::create(path)?);
+        let mut out = BufWriter::with_capacity(BUFFER_BYTES, File::create(path)?);
         // Buffered like any event: a full disk shows up at the next flush, reported by `close`.
         writeln!(out, "{}", header.to_line())?;
         Recorder::start(out, None, 0)
@@ -52,7 +56,10 @@ impl Recorder {
     /// are one history. A closed segment is flushed and fsynced before the next is created: a
     /// reader may take every segment but the newest as complete.
     pub fn create_segmented(spec: SegmentSpec, header: Option<Header>) -> io::Result<Recorder> {
-        let mut out = BufWriter::new(File::create(segment_path(&spec.dir, spec.first))?);
+        let mut out = BufWriter::with_capacity(
+            BUFFER_BYTES,
+            File::create(segment_path(&spec.dir, spec.first))?,
+        );
         if let Some(header) = header.filter(|_| spec.first == 1) {
             writeln!(out, "{}", header.to_line())?;
         }
@@ -114,9 +121,12 @@ impl Recorder {
             }
         }
         if state.error.is_none() {
-            let mut line = serde_json::to_vec(&event).expect("events always serialize");
-            line.push(b'\n');
-            if let Err(e) = state.out.write_all(&line) {
+            // Straight into the buffer: no line allocated per event. A crash can cut the last
+            // line either way; readers skip a cut last line.
+            let written = serde_json::to_writer(&mut state.out, &event)
+                .map_err(io::Error::from)
+                .and_then(|()| state.out.write_all(b"\n"));
+            if let Err(e) = written {
                 tracing::error!("history write failed: {e}");
                 state.error = Some(e);
             }
@@ -202,7 +212,7 @@ fn rotate_if_due(state: &mut State, time: u64) -> io::Result<()> {
     let file = File::create(segment_path(&rotation.dir, next))?;
     rotation.index = next;
     rotation.started_ns = time;
-    state.out = BufWriter::new(file);
+    state.out = BufWriter::with_capacity(BUFFER_BYTES, file);
     Ok(())
 }
 

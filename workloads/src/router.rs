@@ -3,11 +3,10 @@
 //! command certainly failed (`Fail`) or may have run (`Info`).
 
 use crate::bugs::{BugState, ClientBug, Prefix};
-use crate::conn::{self, Reply};
+use crate::conn::{self, Conn, Reply};
 use crate::slot::key_slot;
 use crate::slotmap::{SharedSlotMap, SlotMap};
 use checker::{Redirect, RedirectKind};
-use redis::aio::MultiplexedConnection;
 use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -144,7 +143,8 @@ impl Default for RouterConfig {
 pub struct Router {
     seeds: Vec<String>,
     slots: SharedSlotMap,
-    conns: HashMap<String, MultiplexedConnection>,
+    /// Idle connections by node; a request takes one out and puts it back if still in step.
+    conns: HashMap<String, Conn>,
     /// Set when a node failed in a way that suggests the topology changed (a failover, a
     /// kill): the next operation refreshes the slot map first.
     stale: bool,
@@ -180,13 +180,19 @@ impl Router {
         Duration::from_millis(self.config.timeout_ms)
     }
 
-    async fn connection(&mut self, addr: &str) -> Result<MultiplexedConnection, RedisError> {
-        if let Some(conn) = self.conns.get(addr) {
-            return Ok(conn.clone());
+    /// Takes `addr`'s idle connection, or opens one; give it back with [`Router::put_back`].
+    async fn connection(&mut self, addr: &str) -> Result<Conn, RedisError> {
+        match self.conns.remove(addr) {
+            Some(conn) => Ok(conn),
+            None => conn::connect(addr, self.timeout()).await,
         }
-        let conn = conn::connect(addr, self.timeout()).await?;
-        self.conns.insert(addr.to_string(), conn.clone());
-        Ok(conn)
+    }
+
+    /// Keeps `conn` for the next request to `addr` if `reply` left it in step.
+    fn put_back(&mut self, addr: &str, conn: Conn, reply: &Reply) {
+        if reply.keeps_connection() {
+            self.conns.insert(addr.to_string(), conn);
+        }
     }
 
     /// Replaces the shared slot map with `CLUSTER SLOTS` from the first seed or known master
@@ -215,18 +221,12 @@ impl Router {
     async fn cluster_slots(&mut self, addr: &str) -> Result<SlotMap, String> {
         let mut conn = self.connection(addr).await.map_err(|e| e.to_string())?;
         let timeout = self.timeout();
-        match conn::send(&mut conn, redis::cmd("CLUSTER").arg("SLOTS"), None, timeout).await {
+        let reply = conn::send(&mut conn, redis::cmd("CLUSTER").arg("SLOTS"), None, timeout).await;
+        self.put_back(addr, conn, &reply);
+        match reply {
             Reply::Value(v) => SlotMap::from_cluster_slots(&v, addr).map_err(|e| e.to_string()),
-            Reply::Error(e) => {
-                if classify(&e) == Action::Indeterminate {
-                    self.conns.remove(addr);
-                }
-                Err(error_text(&e))
-            }
-            Reply::Lost(text) => {
-                self.conns.remove(addr);
-                Err(text)
-            }
+            Reply::Error(e) => Err(error_text(&e)),
+            Reply::Lost(text) => Err(text),
         }
     }
 
@@ -285,10 +285,11 @@ impl Router {
                     return finish(Err(OpError::Fail(text)), addr, redirects);
                 }
             };
-            let err = match conn::send(&mut conn, cmd, prefix, self.timeout()).await {
+            let reply = conn::send(&mut conn, cmd, prefix, self.timeout()).await;
+            self.put_back(&addr, conn, &reply);
+            let err = match reply {
                 Reply::Value(v) => return finish(Ok(v), addr, redirects),
                 Reply::Lost(text) => {
-                    self.conns.remove(&addr);
                     self.stale = true;
                     match self.bugs.after_lost(&mut resent, text) {
                         Ok(()) => {
@@ -311,7 +312,6 @@ impl Router {
                     return finish(Err(OpError::Fail(text)), addr, redirects);
                 }
                 Action::Indeterminate => {
-                    self.conns.remove(&addr);
                     self.stale = true;
                     match self.bugs.after_lost(&mut resent, text) {
                         Ok(()) => {

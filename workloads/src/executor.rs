@@ -1,0 +1,83 @@
+//! Who carries a workload's commands to the cluster: slotcheck's own router, or a client library
+//! under test. Every executor answers with the same [`Execution`], so the history has one format
+//! whichever client ran it; where a library hides its redirects the history says so.
+
+use crate::router::{Execution, Router, RouterConfig};
+use crate::slotmap::SharedSlotMap;
+use redis::Cmd;
+use serde::Serialize;
+
+/// Whether a client's redirects reach the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedirectVisibility {
+    /// Every `MOVED`/`ASK`/`TRYAGAIN`/`CLUSTERDOWN` the client met is recorded.
+    Seen,
+    /// The library follows redirects out of sight: an op without redirects may still have had some.
+    Hidden,
+}
+
+/// What the history header says about the client that ran the workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientInfo {
+    /// The client's name: `slotcheck`, `redis-rs`, `redis-py`, `node-redis`, or an adapter's own.
+    pub name: String,
+    /// The library's version, as the library reports it.
+    pub version: String,
+    /// Whether its redirects are in the history.
+    pub redirects: RedirectVisibility,
+}
+
+impl ClientInfo {
+    /// slotcheck's own router, which records every hop.
+    pub fn slotcheck() -> ClientInfo {
+        ClientInfo {
+            name: "slotcheck".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            redirects: RedirectVisibility::Seen,
+        }
+    }
+}
+
+/// A client library's connection to the cluster, as a workload process uses it.
+pub enum Executor {
+    /// slotcheck's own router.
+    Router(Router),
+}
+
+impl Executor {
+    /// Sends `cmd`, whose only key is `key`, and reports how it ended and how it got there.
+    pub async fn execute(&mut self, key: &[u8], cmd: &Cmd) -> Execution {
+        match self {
+            Executor::Router(router) => router.execute(key, cmd).await,
+        }
+    }
+}
+
+/// How to open a workload process's executor: kept by a client so that it can open a fresh one
+/// (new connections, a new library instance) when it retires after an `info`.
+#[derive(Debug, Clone)]
+pub struct ClientFactory {
+    /// Cluster nodes to start from, `host:port`.
+    pub seeds: Vec<String>,
+    /// The slot map slotcheck's routers share.
+    pub slots: SharedSlotMap,
+    /// Timeouts and hop limits.
+    pub config: RouterConfig,
+}
+
+impl ClientFactory {
+    /// Opens an executor; an error means nothing was sent.
+    pub async fn open(&self) -> Result<Executor, String> {
+        Ok(Executor::Router(Router::new(
+            self.seeds.clone(),
+            self.slots.clone(),
+            self.config,
+        )))
+    }
+
+    /// The client the history header names.
+    pub fn info(&self) -> ClientInfo {
+        ClientInfo::slotcheck()
+    }
+}
