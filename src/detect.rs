@@ -150,7 +150,14 @@ pub fn detect(
 pub fn classes_of(ops: &[checker::Op], report: &Report) -> BTreeMap<String, usize> {
     let mut classes: BTreeMap<String, usize> = BTreeMap::new();
     for key in report.keys.iter().filter(|k| k.valid == Validity::Invalid) {
+        let of_key: Vec<&checker::Op> = ops
+            .iter()
+            .filter(|op| op.key.as_deref() == Some(key.key.as_str()))
+            .collect();
         let class = match &key.explanation {
+            _ if checker::classify_counter::is_counter(&of_key) => {
+                checker::classify_counter::counter_class(&of_key)
+            }
             Some(e) => checker::classify::register_class(ops, e),
             None => "non-linearizable",
         };

@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod cases;
+pub mod clients;
 pub mod detect;
 pub mod export;
 pub mod harness;

@@ -6,6 +6,7 @@ mod verify_cmd;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use slotcheck::clients::{parse_client, parse_workload};
 use slotcheck::harness::{Cluster, ClusterSpec, ClusterState, ServerKind};
 use slotcheck::nemesis;
 use slotcheck::nemesis::migrate::MigrateOptions;
@@ -14,6 +15,7 @@ use slotcheck::run::{ok, run_test, status, warn, RunConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use workloads::{ClientChoice, WorkloadKind};
 
 /// Exit code for bad arguments or unreadable input, as Jepsen's CLI.
 const EXIT_BAD_ARGS: u8 = 254;
@@ -60,6 +62,9 @@ enum Command {
         #[command(subcommand)]
         what: slotcheck::bench::cli::BenchArgs,
     },
+    /// Run the same workload and nemeses through each client library under test (slotcheck,
+    /// redis-rs, redis-py, node-redis) and print what each run found, side by side.
+    Clients(slotcheck::clients::cli::ClientsArgs),
     /// Compare what the nodes hold with where it should be (stranded, duplicated keys, replicas,
     /// open or uncovered slots) and, given a history, with what it says (exit 0 clean, 1 findings).
     Verify(verify_cmd::VerifyArgs),
@@ -88,6 +93,13 @@ struct TestArgs {
     /// Replicas per master.
     #[arg(long, default_value_t = 0)]
     replicas: usize,
+    /// Workload: register (GET, SET, CAS by EVAL) or counter (INCR, GET).
+    #[arg(long, default_value = "register", value_parser = parse_workload)]
+    workload: WorkloadKind,
+    /// Client that carries the workload's commands: slotcheck (its own router, every redirect
+    /// recorded).
+    #[arg(long, default_value = "slotcheck", value_parser = parse_client)]
+    client: ClientChoice,
     /// Concurrent client processes.
     #[arg(long, default_value_t = 20)]
     clients: usize,
@@ -278,6 +290,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::from(done.report.valid.exit_code()))
         }
         Command::Bench { what } => slotcheck::bench::cli::run(what),
+        Command::Clients(args) => slotcheck::clients::cli::run(args),
         Command::Export(args) => {
             let output = args.output.unwrap_or_else(|| {
                 args.history
@@ -309,13 +322,15 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
     let output = a.output.unwrap_or_else(|| {
         let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
         PathBuf::from("store")
-            .join(format!("register-{}", a.server))
+            .join(format!("{}-{}", a.workload.name(), a.server))
             .join(stamp.to_string())
     });
     let mut cfg = RunConfig {
         server: a.server,
         masters: a.masters,
         replicas: a.replicas,
+        workload: a.workload,
+        client: a.client.clone(),
         clients: a.clients,
         keys: a.keys,
         rate_per_s: a.rate,

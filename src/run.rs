@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use workloads::{final_reads, register_slots, run_register, ClientBug, Recorder, RegisterConfig};
+use workloads::{
+    final_reads, run_counter, run_register, workload_slots, ClientBug, ClientChoice, ClientInfo,
+    Recorder, SlotMap, WorkloadConfig, WorkloadKind,
+};
 
 /// Everything a test run needs, validated before any server starts.
 #[derive(Debug, Clone)]
@@ -25,6 +28,10 @@ pub struct RunConfig {
     pub masters: usize,
     /// Replicas per master.
     pub replicas: usize,
+    /// Which workload the clients run.
+    pub workload: WorkloadKind,
+    /// Which client library carries the workload's commands.
+    pub client: ClientChoice,
     /// Concurrent logical client processes.
     pub clients: usize,
     /// Keys the register workload spreads over.
@@ -58,16 +65,19 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// The register workload this run drives (a soak adds its windows and process base).
-    pub fn register_config(&self) -> RegisterConfig {
-        RegisterConfig {
+    /// The workload this run drives (a soak adds its windows and process base).
+    pub fn workload_config(&self) -> WorkloadConfig {
+        WorkloadConfig {
+            kind: self.workload,
+            client: self.client.clone(),
+            key_prefix: format!("{}:", self.workload.name()),
             clients: self.clients,
             keys: self.keys,
             rate_per_s: self.rate_per_s,
             seed: self.seed,
             timeout_ms: self.timeout_ms,
             client_bug: self.client_bug,
-            ..RegisterConfig::default()
+            ..WorkloadConfig::default()
         }
     }
 
@@ -120,14 +130,18 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     }
     let schedule = cfg.schedule();
     let history_path = cfg.output.join("history.jsonl");
-    let recorder = Recorder::create(&history_path, header(cfg, &cluster, &schedule))
+    let client = client_info(cfg, &cluster).await?;
+    let recorder = Recorder::create(&history_path, header(cfg, &cluster, &schedule, &client))
         .with_context(|| format!("creating {}", history_path.display()))?;
-    let workload_cfg = cfg.register_config();
+    let workload_cfg = cfg.workload_config();
     let seeds = cluster.seeds();
-    let slots = register_slots(&workload_cfg);
+    let slots = workload_slots(&workload_cfg);
 
     status(&format!(
-        "Running register workload: {} clients, {} keys, {}, seed {}; nemesis: {}",
+        "Running {} workload through {} {}: {} clients, {} keys, {}, seed {}; nemesis: {}",
+        cfg.workload.name(),
+        client.name,
+        client.version,
         cfg.clients,
         cfg.keys,
         humantime::format_duration(cfg.duration),
@@ -142,7 +156,12 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
             recorder.clone(),
             stop.clone(),
         );
-        async move { run_register(&cfg, seeds, rec, stop).await }
+        async move {
+            match cfg.kind {
+                WorkloadKind::Register => run_register(&cfg, seeds, rec, stop).await,
+                WorkloadKind::Counter => run_counter(&cfg, seeds, rec, stop).await,
+            }
+        }
     });
     let (ctx, nemesis) = spawn_nemesis(
         cfg,
@@ -204,10 +223,10 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         Some(h) => check_loaded(
             h,
             &history_path,
-            ModelKind::Register,
+            model_of(cfg.workload),
             &CheckOptions::default(),
         ),
-        None => check_file(&history_path),
+        None => check_file(&history_path, model_of(cfg.workload)),
     };
     checking.finish_and_clear();
     let mut report = report?;
@@ -428,10 +447,30 @@ pub fn check_loaded(
     Ok(report)
 }
 
-/// Reads and checks a history file with the register model: `slotcheck test`'s final check.
-pub fn check_file(path: &Path) -> Result<Report> {
+/// The model a workload's history is checked against.
+pub fn model_of(workload: WorkloadKind) -> ModelKind {
+    match workload {
+        WorkloadKind::Register => ModelKind::Register,
+        WorkloadKind::Counter => ModelKind::Counter,
+    }
+}
+
+/// Asks the run's client what it is (an external adapter names its library's version), with
+/// the nodes to open it against.
+pub(crate) async fn client_info(cfg: &RunConfig, cluster: &Cluster) -> Result<ClientInfo> {
+    let factory = cfg
+        .workload_config()
+        .factory(cluster.seeds(), SlotMap::new().shared());
+    factory
+        .info()
+        .await
+        .map_err(|e| anyhow::anyhow!("opening client {}: {e}", cfg.client.name()))
+}
+
+/// Reads and checks a history file with `model`: `slotcheck test`'s final check.
+pub fn check_file(path: &Path, model: ModelKind) -> Result<Report> {
     let opts = CheckOptions::default();
-    let report = check_history(path, ModelKind::Register, &opts, STREAM_BYTES_MIN)?;
+    let report = check_history(path, model, &opts, STREAM_BYTES_MIN)?;
     for w in &report.warnings {
         warn(w);
     }
@@ -439,9 +478,15 @@ pub fn check_file(path: &Path) -> Result<Report> {
 }
 
 /// The history header: what produced this run, with its seed.
-pub(crate) fn header(cfg: &RunConfig, cluster: &Cluster, schedule: &Schedule) -> checker::Header {
+pub(crate) fn header(
+    cfg: &RunConfig,
+    cluster: &Cluster,
+    schedule: &Schedule,
+    client: &ClientInfo,
+) -> checker::Header {
     let mut run = Map::new();
-    run.insert("workload".into(), json!("register"));
+    run.insert("workload".into(), json!(cfg.workload.name()));
+    run.insert("client".into(), json!(client));
     run.insert("server".into(), json!(cfg.server.to_string()));
     run.insert("server_version".into(), json!(cluster.version));
     run.insert("seed".into(), json!(cfg.seed));

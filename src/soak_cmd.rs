@@ -59,6 +59,9 @@ pub fn run(args: SoakArgs) -> Result<ExitCode> {
     }
     let default_output = args.test.output.is_none();
     let run = super::test_config(args.test)?;
+    if run.workload != workloads::WorkloadKind::Register {
+        bail!("a soak runs the register workload only (its keys live one window each)");
+    }
     super::init_log(&run.output)?;
     if default_output {
         super::link_latest(&run.output);

@@ -205,6 +205,7 @@ async fn a_small_client_benchmark_reports_both_tools_and_the_recording_cost() {
         keyspace: 1_000,
         rounds: 1,
         threads: 1,
+        pinned: true,
         output: dir.path().to_path_buf(),
     };
     let bench = client::run(&cfg).await.unwrap();

@@ -50,6 +50,7 @@ mod after_apply;
 pub mod anomaly;
 mod check;
 pub mod classify;
+pub mod classify_counter;
 pub mod context;
 pub mod edn;
 pub mod elle;

@@ -105,6 +105,10 @@ pub struct ClientArgs {
     /// Rounds of every tool; the table shows the medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Spread every client task's keys over all masters, as a workload does, rather than keep
+    /// each task on one master's slots as redis-benchmark --cluster keeps its clients.
+    #[arg(long)]
+    spread: bool,
     /// Runtime threads of our client: 1 (one thread, as redis-benchmark's default) or 0 (one per
     /// CPU, as `slotcheck test` runs its clients).
     #[arg(long, default_value_t = 1)]
@@ -146,6 +150,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 keyspace: a.keyspace,
                 rounds: a.rounds,
                 threads: a.threads,
+                pinned: !a.spread,
                 output,
             };
             let bench = runtime.block_on(client::run(&cfg))?;

@@ -48,6 +48,10 @@ pub struct ClientBenchConfig {
     pub keyspace: u64,
     /// Rounds of every tool; the table shows medians.
     pub rounds: usize,
+    /// Each client task keeps to one master's slots through a hash tag of that master, as
+    /// `redis-benchmark --cluster` does with its clients; false spreads every task's keys over
+    /// all masters, as a workload does.
+    pub pinned: bool,
     /// Runtime threads of our client: 1 is one thread, as `redis-benchmark`'s default
     /// `--threads 1`; 0 is one per CPU, as `slotcheck test` runs its clients.
     pub threads: usize,
@@ -330,6 +334,7 @@ async fn ours(
     Router::new(seeds.clone(), slots.clone(), RouterConfig::default())
         .refresh_slot_map()
         .await?;
+    let tags = node_tags(&slots.read().unwrap_or_else(|p| p.into_inner()));
     let left = Arc::new(AtomicI64::new(cfg.requests as i64));
     let next_process = Arc::new(AtomicU64::new(cfg.clients as u64));
     let value: Arc<[u8]> = vec![b'x'; cfg.value_bytes].into();
@@ -351,6 +356,10 @@ async fn ours(
             value: value.clone(),
             keyspace: cfg.keyspace,
             set: command == "SET",
+            tag: match cfg.pinned {
+                true => Some(tags[c % tags.len()].clone()),
+                false => None,
+            },
         };
         tasks.spawn(task.run(client, router));
     }
@@ -374,6 +383,23 @@ async fn ours(
         server_cpu_s: 0.0,
         errors,
     })
+}
+
+/// One hash tag per master, each hashing to a slot that master owns, in the map's master order.
+fn node_tags(map: &SlotMap) -> Vec<String> {
+    let masters = map.masters();
+    let mut tags: Vec<Option<String>> = vec![None; masters.len()];
+    for n in 0u32.. {
+        if tags.iter().all(Option::is_some) || n > 1_000_000 {
+            break;
+        }
+        let tag = format!("t{n}");
+        let owner = map.owner(workloads::key_slot(tag.as_bytes()));
+        if let Some(i) = masters.iter().position(|m| Some(m.as_str()) == owner) {
+            tags[i].get_or_insert(tag);
+        }
+    }
+    tags.into_iter().flatten().collect()
 }
 
 /// Runs `work` on a runtime of its own with `threads` workers (0: one per CPU), on threads of its
@@ -414,6 +440,8 @@ struct Task {
     value: Arc<[u8]>,
     keyspace: u64,
     set: bool,
+    /// A hash tag of one master's slot: every key of this task goes there.
+    tag: Option<String>,
 }
 
 impl Task {
@@ -426,7 +454,11 @@ impl Task {
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
         let mut errors = 0;
         while self.left.fetch_sub(1, Ordering::Relaxed) > 0 {
-            let key = format!("key:{:012}", self.rng.random_range(0..self.keyspace));
+            let n = self.rng.random_range(0..self.keyspace);
+            let key = match &self.tag {
+                Some(tag) => format!("{{{tag}}}key:{n:012}"),
+                None => format!("key:{n:012}"),
+            };
             let mut cmd = redis::cmd(if self.set { "SET" } else { "GET" });
             cmd.arg(&key);
             if self.set {

@@ -28,7 +28,8 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(caption: &str, headers: &[&str]) -> Table {
+    /// An empty table with a caption and headers.
+    pub fn new(caption: &str, headers: &[&str]) -> Table {
         Table {
             caption: caption.to_string(),
             headers: headers.iter().map(|h| h.to_string()).collect(),
@@ -242,7 +243,7 @@ pub fn client_table(bench: &ClientBench) -> Table {
     let mut t = Table::new(
         &format!(
             "Client throughput ({}; {} {}; {} clients, no pipelining, {} requests, {} B values; \
-             our client on {}; medians of {} rounds, ratios paired by round)",
+             our client on {}, {}; medians of {} rounds, ratios paired by round)",
             bench.machine.label(),
             c.server,
             bench.version,
@@ -253,6 +254,10 @@ pub fn client_table(bench: &ClientBench) -> Table {
                 0 => "a thread per CPU".to_string(),
                 1 => "1 thread".to_string(),
                 n => format!("{n} threads"),
+            },
+            match c.pinned {
+                true => "each task on one master's slots, as redis-benchmark's clients",
+                false => "each task's keys over every master",
             },
             c.rounds
         ),

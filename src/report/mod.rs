@@ -135,7 +135,14 @@ pub fn regenerate(dir: &Path) -> Result<Regenerated> {
             dir.display()
         );
     }
-    let mut report = crate::run::check_file(&history_path)?;
+    let workload = header_of(&history_path)
+        .and_then(|h| {
+            h["workload"]
+                .as_str()
+                .and_then(workloads::WorkloadKind::parse)
+        })
+        .unwrap_or_default();
+    let mut report = crate::run::check_file(&history_path, crate::run::model_of(workload))?;
     crate::verify::merge_into(dir, &mut report)?;
     let results = write_results(dir, &report)?;
     let html = write_for_history(dir, &history_path, &report)?;

@@ -54,6 +54,16 @@ fn title(p: &Prepared) -> String {
             t.push_str(&format!(" {v}"));
         }
     }
+    if let Some(client) = run.and_then(|r| r.get("client")) {
+        let name = client["name"].as_str().unwrap_or("?");
+        t.push_str(&format!(
+            ", client {name} {}",
+            client["version"].as_str().unwrap_or("")
+        ));
+        if client["redirects"] == "hidden" {
+            t.push_str(" (redirects hidden)");
+        }
+    }
     if let Some(seed) = field("seed") {
         t.push_str(&format!(", seed {seed}"));
     }

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
-use workloads::{run_register, RegisterConfig, SegmentSpec};
+use workloads::{run_register, SegmentSpec, WorkloadConfig};
 
 use crate::nemesis::runner::{self, NemesisSummary};
 use crate::run::{status, warn, RunConfig};
@@ -130,7 +130,8 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
     let (cluster, partitioner) = crate::run::start_cluster(run).await?;
 
     let schedule = run.schedule();
-    let mut header = crate::run::header(run, &cluster, &schedule);
+    let client = crate::run::client_info(run, &cluster).await?;
+    let mut header = crate::run::header(run, &cluster, &schedule, &client);
     header
         .run
         .insert("soak_window_ms".into(), cfg.window_ms.into());
@@ -144,12 +145,12 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
         Some(header),
     )
     .with_context(|| format!("creating segments in {}", seg_dir.display()))?;
-    let workload_cfg = RegisterConfig {
+    let workload_cfg = WorkloadConfig {
         epoch_ms: cfg.window_ms,
         process_base,
-        ..run.register_config()
+        ..run.workload_config()
     };
-    let slots = workloads::register_slots(&workload_cfg);
+    let slots = workloads::workload_slots(&workload_cfg);
     status(&format!(
         "Soaking for {}: {} clients, {} keys renewed every {}, seed {}; nemesis: {}",
         humantime::format_duration(run.duration),
@@ -297,7 +298,7 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
 /// `info`) a full window ago: no recorded op can read or write its keys any more.
 async fn sweep(
     seeds: Vec<String>,
-    cfg: RegisterConfig,
+    cfg: WorkloadConfig,
     recorder: workloads::Recorder,
     stop: CancellationToken,
 ) {

@@ -1,6 +1,7 @@
 //! A logical client process: records the invocation, routes the command, records the completion,
 //! and retires itself (new process number, fresh connections) after an `info`.
 
+use crate::executor::{ClientFactory, Executor};
 use crate::recorder::Recorder;
 use crate::router::{Execution, OpError, Router};
 use crate::stats::WorkloadStats;
@@ -21,10 +22,13 @@ pub enum Completion {
     Info(String),
 }
 
-/// One logical process at a time, over one router; the process number changes on `info`.
+/// One logical process at a time, over one executor; the process number changes on `info`.
 pub struct Client {
     process: u64,
-    router: Router,
+    /// `None` until first use, and again after retiring when a factory can open a fresh one.
+    executor: Option<Executor>,
+    /// Opens the executor; without one the client keeps its router and resets its connections.
+    factory: Option<Arc<ClientFactory>>,
     recorder: Recorder,
     next_process: Arc<AtomicU64>,
     stats: WorkloadStats,
@@ -52,7 +56,26 @@ impl Client {
     ) -> Self {
         Client {
             process,
-            router,
+            executor: Some(Executor::Router(router)),
+            factory: None,
+            recorder,
+            next_process,
+            stats: WorkloadStats::default(),
+        }
+    }
+
+    /// A client that opens its executor from `factory` on first use, and a fresh one (new
+    /// connections, a new library instance) after each `info`.
+    pub fn from_factory(
+        process: u64,
+        factory: Arc<ClientFactory>,
+        recorder: Recorder,
+        next_process: Arc<AtomicU64>,
+    ) -> Self {
+        Client {
+            process,
+            executor: None,
+            factory: Some(factory),
             recorder,
             next_process,
             stats: WorkloadStats::default(),
@@ -80,7 +103,7 @@ impl Client {
         let mut invoke = Event::new(EventType::Invoke, process, op.f, op.value.clone(), 0);
         invoke.key = Some(op.key.to_string());
         self.recorder.record(invoke);
-        let execution = self.router.execute(op.key.as_bytes(), &op.cmd).await;
+        let execution = self.execute(op.key.as_bytes(), &op.cmd).await;
         let (kind, value, error) = match execution.result.clone() {
             Ok(reply) => match interpret(reply) {
                 Completion::Ok(v) => (EventType::Ok, v, None),
@@ -104,10 +127,38 @@ impl Client {
         (kind, value, execution)
     }
 
+    /// Executes on the executor, opening it first if need be; a client that cannot be opened
+    /// sent nothing, so the op fails.
+    async fn execute(&mut self, key: &[u8], cmd: &Cmd) -> Execution {
+        if self.executor.is_none() {
+            let opened = match &self.factory {
+                Some(factory) => factory.open().await,
+                None => Err("no client to open".to_string()),
+            };
+            match opened {
+                Ok(executor) => self.executor = Some(executor),
+                Err(e) => {
+                    return Execution {
+                        result: Err(OpError::Fail(format!("opening the client: {e}"))),
+                        node: String::new(),
+                        slot: crate::slot::key_slot(key),
+                        redirects: Vec::new(),
+                    }
+                }
+            }
+        }
+        let executor = self.executor.as_mut().expect("opened above");
+        executor.execute(key, cmd).await
+    }
+
     /// After an `info` the process may still have an operation in flight: continue as a new
-    /// process with fresh connections.
+    /// process with fresh connections (a fresh library instance, when the factory can open one).
     fn retire(&mut self) {
         self.process = self.next_process.fetch_add(1, Ordering::Relaxed);
-        self.router.reset_connections();
+        match (&self.factory, self.executor.as_mut()) {
+            (Some(_), _) => self.executor = None,
+            (None, Some(Executor::Router(router))) => router.reset_connections(),
+            (None, None) => {}
+        }
     }
 }

@@ -39,6 +39,30 @@ impl ClientInfo {
     }
 }
 
+/// Which client a workload's processes use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ClientChoice {
+    /// slotcheck's own router: routes by slot, follows and records every redirect.
+    #[default]
+    Slotcheck,
+}
+
+/// Written as its name, as the command line takes it.
+impl Serialize for ClientChoice {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl ClientChoice {
+    /// The name on the command line and in the history header.
+    pub fn name(&self) -> &str {
+        match self {
+            ClientChoice::Slotcheck => "slotcheck",
+        }
+    }
+}
+
 /// A client library's connection to the cluster, as a workload process uses it.
 pub enum Executor {
     /// slotcheck's own router.
@@ -58,6 +82,8 @@ impl Executor {
 /// (new connections, a new library instance) when it retires after an `info`.
 #[derive(Debug, Clone)]
 pub struct ClientFactory {
+    /// Which client.
+    pub choice: ClientChoice,
     /// Cluster nodes to start from, `host:port`.
     pub seeds: Vec<String>,
     /// The slot map slotcheck's routers share.
@@ -69,15 +95,20 @@ pub struct ClientFactory {
 impl ClientFactory {
     /// Opens an executor; an error means nothing was sent.
     pub async fn open(&self) -> Result<Executor, String> {
-        Ok(Executor::Router(Router::new(
-            self.seeds.clone(),
-            self.slots.clone(),
-            self.config,
-        )))
+        match &self.choice {
+            ClientChoice::Slotcheck => Ok(Executor::Router(Router::new(
+                self.seeds.clone(),
+                self.slots.clone(),
+                self.config,
+            ))),
+        }
     }
 
-    /// The client the history header names.
-    pub fn info(&self) -> ClientInfo {
-        ClientInfo::slotcheck()
+    /// The client the history header names: opens one to ask it (an external adapter says its
+    /// library's version when it starts).
+    pub async fn info(&self) -> Result<ClientInfo, String> {
+        match self.open().await? {
+            Executor::Router(_) => Ok(ClientInfo::slotcheck()),
+        }
     }
 }

@@ -9,11 +9,11 @@
 //! after which the process retires and continues under a new number with fresh connections.
 //!
 //! ```no_run
-//! use workloads::{final_reads, run_register, Recorder, RegisterConfig};
+//! use workloads::{final_reads, run_register, Recorder, WorkloadConfig};
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let header = checker::Header::new(serde_json::Map::new());
 //! let recorder = Recorder::create(std::path::Path::new("history.jsonl"), header)?;
-//! let cfg = RegisterConfig::default();
+//! let cfg = WorkloadConfig::default();
 //! let seeds = vec!["127.0.0.1:30001".to_string()];
 //! let stop = tokio_util::sync::CancellationToken::new();
 //! let timer = stop.clone();
@@ -30,13 +30,14 @@
 //! Modules: [`slot`] (key → slot), [`slotmap`] (slot → master), [`router`] (routing, `classify`),
 //! [`client`] (a logical process), [`recorder`] (the history writer), [`register`] (the register
 //! workload), [`stats`] (counters and errors), [`bugs`] (client bugs injected on purpose, as test
-//! aids: off unless `RegisterConfig::client_bug` names one).
+//! aids: off unless `WorkloadConfig::client_bug` names one).
 
 #![warn(missing_docs)]
 
 pub mod bugs;
 pub mod client;
 mod conn;
+pub mod counter;
 pub mod executor;
 pub mod recorder;
 pub mod register;
@@ -44,15 +45,19 @@ pub mod router;
 pub mod slot;
 pub mod slotmap;
 pub mod stats;
+pub mod workload;
 
 pub use bugs::ClientBug;
 pub use client::{Client, Completion, Operation};
-pub use executor::{ClientFactory, ClientInfo, Executor, RedirectVisibility};
+pub use counter::run_counter;
+pub use executor::{ClientChoice, ClientFactory, ClientInfo, Executor, RedirectVisibility};
 pub use recorder::{segment_path, Recorder, SegmentSpec};
-pub use register::{
-    epoch_key, final_reads, key_epoch, register_keys, register_slots, run_register, RegisterConfig,
-};
+pub use register::run_register;
 pub use router::{classify, Action, Execution, OpError, Router, RouterConfig, RouterError};
 pub use slot::key_slot;
 pub use slotmap::{SharedSlotMap, SlotMap};
 pub use stats::{WorkloadError, WorkloadStats};
+pub use workload::{
+    epoch_key, final_reads, key_epoch, workload_keys, workload_slots, WorkloadConfig, WorkloadKind,
+    FINAL_READ_PROCESS_BASE,
+};

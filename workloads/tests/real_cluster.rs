@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use workloads::{
-    final_reads, key_slot, register_keys, run_register, Client, Completion, OpError, Operation,
-    Recorder, RegisterConfig, Router, RouterConfig, SlotMap,
+    final_reads, key_slot, run_register, workload_keys, Client, Completion, OpError, Operation,
+    Recorder, Router, RouterConfig, SlotMap, WorkloadConfig,
 };
 
 fn port_of(addr: &str) -> u16 {
@@ -296,18 +296,18 @@ async fn register_history_under_migration() {
         return;
     };
     let seeds = cluster.seeds();
-    let cfg = RegisterConfig {
+    let cfg = WorkloadConfig {
         clients: 4,
         keys: 4,
         seed: 7,
-        ..RegisterConfig::default()
+        ..WorkloadConfig::default()
     };
     let path = history_path("register.jsonl");
     let recorder = Recorder::create(&path, header()).unwrap();
     let stop = CancellationToken::new();
 
     // A nemesis stand-in: move the first key's slot around the masters until stopped.
-    let slot = key_slot(register_keys(&cfg)[0].as_bytes());
+    let slot = key_slot(workload_keys(&cfg)[0].as_bytes());
     let migrator = {
         let (stop, seeds, recorder) = (stop.clone(), seeds.clone(), recorder.clone());
         tokio::task::spawn_blocking(move || {

@@ -1,0 +1,93 @@
+//! Flags of `slotcheck clients` and what it prints.
+
+use super::compare::{self, CompareConfig, Scenario};
+use super::{parse_client, CLIENT_NAMES};
+use crate::harness::ServerKind;
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Flags of `slotcheck clients`.
+#[derive(clap::Args, Debug)]
+pub struct ClientsArgs {
+    /// Servers: redis, valkey, or both as a list.
+    #[arg(long, default_value = "redis,valkey")]
+    server: String,
+    /// Clients under test, a list (default: every one).
+    #[arg(long)]
+    client: Option<String>,
+    /// Scenarios: migrate, abort, failover, pause, as a list (default: every one).
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Runs per server, scenario and client.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Length of each run.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Workload: register or counter.
+    #[arg(long, default_value = "register", value_parser = super::parse_workload)]
+    workload: workloads::WorkloadKind,
+    /// First seed; run i of every cell uses seed + i.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory for the runs and clients.json (default: store/clients/<start time>/).
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+fn list<T>(text: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>> {
+    let items: Result<Vec<T>, String> = text.split(',').map(str::trim).map(parse).collect();
+    let items = items.map_err(anyhow::Error::msg)?;
+    if items.is_empty() {
+        bail!("an empty list");
+    }
+    Ok(items)
+}
+
+/// Runs the comparison `args` describes; prints its table; exit 1 if any run was invalid.
+pub fn run(args: ClientsArgs) -> Result<ExitCode> {
+    let output = args.output.unwrap_or_else(|| {
+        let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
+        PathBuf::from("store")
+            .join("clients")
+            .join(stamp.to_string())
+    });
+    std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
+    let cfg = CompareConfig {
+        servers: list(&args.server, |s| {
+            s.parse::<ServerKind>().map_err(|e| e.to_string())
+        })
+        .context("--server")?,
+        clients: list(
+            &args.client.unwrap_or_else(|| CLIENT_NAMES.join(",")),
+            parse_client,
+        )
+        .context("--client")?,
+        scenarios: list(
+            &args
+                .scenario
+                .unwrap_or_else(|| Scenario::ALL.map(Scenario::name).join(",")),
+            |s| Scenario::parse(s).ok_or_else(|| format!("unknown scenario {s:?}")),
+        )
+        .context("--scenario")?,
+        runs: args.runs.max(1),
+        duration: args.duration,
+        workload: args.workload,
+        seed: args.seed,
+        output,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let rows = runtime.block_on(compare::run(&cfg))?;
+    println!("{}", compare::table(&rows, &cfg).text());
+    crate::run::ok(&format!(
+        "results: {}",
+        cfg.output.join("clients.json").display()
+    ));
+    let invalid = rows.iter().any(|r| r.invalid_runs > 0);
+    Ok(ExitCode::from(u8::from(invalid)))
+}

@@ -1,0 +1,114 @@
+//! Clients under test, end to end against real servers: the counter workload, `--client`, and
+//! `slotcheck clients` (the comparison table).
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn slotcheck() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_slotcheck"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run slotcheck");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn header(history: &Path) -> Value {
+    let text = std::fs::read_to_string(history).unwrap();
+    serde_json::from_str(text.lines().next().unwrap()).unwrap()
+}
+
+/// A short test of `workload` through `client`, under `nemesis`; returns its results.json.
+fn short(server: &str, workload: &str, client: &str, nemesis: &str, dir: &Path) -> Value {
+    let out = run(slotcheck().args([
+        "test",
+        "--server",
+        server,
+        "--workload",
+        workload,
+        "--client",
+        client,
+        "--clients",
+        "8",
+        "--keys",
+        "10",
+        "--rate",
+        "1000",
+        "--duration",
+        "6s",
+        "--nemesis",
+        nemesis,
+        "--nemesis-interval",
+        "2s",
+        "--fault-hold",
+        "1500ms",
+        "--migrate-interval",
+        "1s",
+        "--seed",
+        "11",
+        "--json",
+        "--output",
+        dir.to_str().unwrap(),
+    ]));
+    let results: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON value");
+    assert_eq!(out.status.code(), Some(0), "{results}");
+    results
+}
+
+/// The counter workload through slotcheck's router, under migrations and pauses: `incr` and
+/// `read` ops, checked with the counter model, valid; the header names the workload and client.
+#[test]
+fn counter_workload_is_valid_under_migrations_and_pauses() {
+    for server in ["redis", "valkey"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        let results = short(server, "counter", "slotcheck", "migrate,pause", &dir);
+        assert_eq!(results["valid"], Value::Bool(true), "{server}: {results}");
+        let h = header(&dir.join("history.jsonl"));
+        assert_eq!(h["workload"], "counter");
+        assert_eq!(h["client"]["name"], "slotcheck");
+        assert_eq!(h["client"]["redirects"], "seen");
+        let text = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+        let incrs = text.lines().filter(|l| l.contains(r#""f":"incr""#)).count();
+        assert!(incrs > 100, "{server}: only {incrs} incr events");
+        assert!(
+            text.contains(r#""key":"counter:"#),
+            "{server}: counter keys"
+        );
+    }
+}
+
+/// `slotcheck clients` prints one row per server, scenario and client, and writes clients.json.
+#[test]
+fn comparison_prints_a_row_per_cell() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("clients");
+    let out = run(slotcheck().args([
+        "clients",
+        "--server",
+        "redis",
+        "--client",
+        "slotcheck",
+        "--scenario",
+        "migrate",
+        "--duration",
+        "5s",
+        "--output",
+        dir.to_str().unwrap(),
+    ]));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}");
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("clients.json")).unwrap()).unwrap();
+    let rows = saved["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["scenario"], "migrate");
+    assert!(rows[0]["ops"].as_u64().unwrap() > 100, "{saved}");
+    assert!(rows[0]["redirects"].as_u64().unwrap() > 0, "{saved}");
+    assert!(
+        table.contains("migrate") && table.contains("slotcheck"),
+        "{table}"
+    );
+}

@@ -1,0 +1,138 @@
+//! The counter workload: concurrent `INCR`s and reads of a few counters, checked against the
+//! checker's counter model. An `INCR` a client resent after losing its connection, and that the
+//! server applied twice, shows up as a count the acknowledged and indeterminate increments
+//! cannot explain.
+
+use crate::client::{Client, Completion, Operation};
+use crate::router::Execution;
+use crate::stats::{WorkloadError, WorkloadStats};
+use crate::workload::{join_all, pacer, Shared, WorkloadConfig};
+use crate::Recorder;
+use checker::EventType;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use redis::Value;
+use serde_json::{json, Value as Json};
+use std::sync::Arc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// One counter operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CounterOp {
+    /// `INCR`: adds 1 and returns the new value.
+    Incr,
+    /// `GET`: an absent counter reads as 0, its initial value.
+    Read,
+}
+
+impl CounterOp {
+    fn operation(self, key: &str) -> Operation<'_> {
+        let (f, value, cmd) = match self {
+            CounterOp::Incr => ("incr", json!(1), redis::cmd("INCR").arg(key).clone()),
+            CounterOp::Read => ("read", Json::Null, redis::cmd("GET").arg(key).clone()),
+        };
+        Operation { f, key, value, cmd }
+    }
+
+    /// Reads the server's reply as this operation's completion.
+    fn complete(self, reply: Value) -> Completion {
+        match (self, reply) {
+            (CounterOp::Incr, Value::Int(n)) => Completion::Ok(json!(n)),
+            (CounterOp::Read, Value::Nil) => Completion::Ok(json!(0)),
+            (CounterOp::Read, Value::BulkString(bytes)) => {
+                match std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                {
+                    Some(n) => Completion::Ok(json!(n)),
+                    None => Completion::Info(format!(
+                        "read a non-integer value {:?}",
+                        String::from_utf8_lossy(&bytes)
+                    )),
+                }
+            }
+            (_, other) => Completion::Info(format!("unexpected reply {other:?}")),
+        }
+    }
+}
+
+/// One read of `key` through `client`, recorded: the final reads' counter read.
+pub(crate) async fn read(client: &mut Client, key: &str) -> (EventType, Json, Execution) {
+    let op = CounterOp::Read;
+    client
+        .perform(op.operation(key), |reply| op.complete(reply))
+        .await
+}
+
+/// Runs `cfg.clients` processes of increments and reads until `stop` fires; each finishes its
+/// operation in flight, so the history ends with no open invocation.
+pub async fn run_counter(
+    cfg: &WorkloadConfig,
+    seeds: Vec<String>,
+    recorder: Recorder,
+    stop: CancellationToken,
+) -> Result<WorkloadStats, WorkloadError> {
+    let first_free = cfg.process_base + cfg.clients as u64;
+    let shared = Arc::new(Shared::new(cfg, seeds, recorder, first_free).await?);
+    let mut tasks = JoinSet::new();
+    for worker in 0..cfg.clients {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        tasks.spawn(async move { client_loop(shared, worker, stop).await });
+    }
+    join_all(tasks).await
+}
+
+async fn client_loop(shared: Arc<Shared>, worker: usize, stop: CancellationToken) -> WorkloadStats {
+    let cfg = &shared.cfg;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(worker as u64));
+    let mut client = shared.client(cfg.process_base + worker as u64);
+    let total = cfg.read_weight + cfg.write_weight;
+    let mut pace = pacer(cfg, &mut rng);
+    while !stop.is_cancelled() {
+        if let Some(pace) = pace.as_mut() {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = pace.tick() => {}
+            }
+        }
+        let key = &shared.keys[rng.random_range(0..shared.keys.len())];
+        let op = match rng.random_range(0..total) < cfg.read_weight {
+            true => CounterOp::Read,
+            false => CounterOp::Incr,
+        };
+        client
+            .perform(op.operation(key), |reply| op.complete(reply))
+            .await;
+        tokio::task::yield_now().await;
+    }
+    client.stats().clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completions() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let table = [
+            (CounterOp::Incr, Value::Int(3), Completion::Ok(json!(3))),
+            (CounterOp::Read, Value::Nil, Completion::Ok(json!(0))),
+            (CounterOp::Read, bulk("17"), Completion::Ok(json!(17))),
+        ];
+        for (op, reply, want) in table {
+            assert_eq!(op.complete(reply), want, "{op:?}");
+        }
+        assert!(matches!(
+            CounterOp::Read.complete(bulk("x")),
+            Completion::Info(_)
+        ));
+        assert!(matches!(
+            CounterOp::Incr.complete(Value::Okay),
+            Completion::Info(_)
+        ));
+        let op = CounterOp::Incr.operation("k");
+        assert_eq!((op.f, op.value), ("incr", json!(1)));
+    }
+}

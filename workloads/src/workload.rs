@@ -1,0 +1,352 @@
+//! What every workload shares: its configuration, its keys, the per-run state its processes
+//! share, pacing, and the final reads that show lost writes. The workloads themselves are
+//! [`crate::register`] (read, write, CAS) and [`crate::counter`] (INCR, read).
+
+use crate::bugs::ClientBug;
+use crate::client::Client;
+use crate::executor::{ClientChoice, ClientFactory};
+use crate::recorder::Recorder;
+use crate::router::{Router, RouterConfig};
+use crate::slotmap::SlotMap;
+use crate::stats::{WorkloadError, WorkloadStats};
+use checker::EventType;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+/// Which workload a run drives: it names the checker's model in the history header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// Reads, writes and compare-and-sets of integer registers (`GET`, `SET`, `EVAL`).
+    #[default]
+    Register,
+    /// Increments and reads of counters (`INCR`, `GET`): a resent `INCR` shows as a double count.
+    Counter,
+}
+
+impl WorkloadKind {
+    /// The name in the history header's `workload` field and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Register => "register",
+            WorkloadKind::Counter => "counter",
+        }
+    }
+
+    /// Reads `register` or `counter`.
+    pub fn parse(text: &str) -> Option<WorkloadKind> {
+        match text {
+            "register" => Some(WorkloadKind::Register),
+            "counter" => Some(WorkloadKind::Counter),
+            _ => None,
+        }
+    }
+}
+
+/// Final reads use process numbers from here up, far above any run's, so they never collide.
+pub const FINAL_READ_PROCESS_BASE: u64 = 1 << 32;
+/// Attempts per key in [`final_reads`] before the key is left with a `fail`/`info` read.
+pub const FINAL_READ_ATTEMPTS_MAX: u32 = 10;
+/// Pause between final-read attempts of one key.
+pub const FINAL_READ_RETRY_MS: u64 = 100;
+
+/// What a workload does, how hard, with which client, and with which bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadConfig {
+    /// Which workload.
+    pub kind: WorkloadKind,
+    /// Which client carries its commands.
+    pub client: ClientChoice,
+    /// Concurrent logical processes (tokio tasks).
+    pub clients: usize,
+    /// Number of registers or counters (keys).
+    pub keys: usize,
+    /// Key names are `{key_prefix}{i}`.
+    pub key_prefix: String,
+    /// Seeds every client's operation choices.
+    pub seed: u64,
+    /// Per-request timeout; past it the outcome is `info`.
+    pub timeout_ms: u64,
+    /// Most redirects/retries one operation may follow.
+    pub hops_max: u32,
+    /// Relative weight of reads.
+    pub read_weight: u32,
+    /// Relative weight of writes (for the counter: increments).
+    pub write_weight: u32,
+    /// Relative weight of compare-and-sets (the counter has none).
+    pub cas_weight: u32,
+    /// Target operations per second over all clients; 0 means as fast as the servers answer.
+    pub rate_per_s: u64,
+    /// A client bug the workload's routers inject (a test aid, see [`crate::bugs`]); the final
+    /// reads never do.
+    pub client_bug: Option<ClientBug>,
+    /// With a value above 0, each key lives for one epoch of this many ms of history time
+    /// ([`epoch_key`]), so a soak can check each epoch's keys as soon as the epoch is over; the
+    /// key's slot stays the same from epoch to epoch.
+    pub epoch_ms: u64,
+    /// First process number (a resumed soak continues above the numbers it already used).
+    pub process_base: u64,
+}
+
+impl Default for WorkloadConfig {
+    fn default() -> Self {
+        WorkloadConfig {
+            kind: WorkloadKind::Register,
+            client: ClientChoice::Slotcheck,
+            clients: 5,
+            keys: 8,
+            key_prefix: "register:".into(),
+            seed: 0,
+            timeout_ms: 1000,
+            hops_max: 16,
+            read_weight: 50,
+            write_weight: 35,
+            cas_weight: 15,
+            rate_per_s: 0,
+            client_bug: None,
+            epoch_ms: 0,
+            process_base: 0,
+        }
+    }
+}
+
+impl WorkloadConfig {
+    /// Checks that the configuration describes a run.
+    pub fn validate(&self) -> Result<(), WorkloadError> {
+        let bad = |m: &str| Err(WorkloadError::InvalidConfig(m.to_string()));
+        if self.clients == 0 {
+            return bad("clients must be at least 1");
+        }
+        if self.keys == 0 {
+            return bad("keys must be at least 1");
+        }
+        if self.timeout_ms == 0 {
+            return bad("timeout_ms must be at least 1");
+        }
+        let cas = match self.kind {
+            WorkloadKind::Register => self.cas_weight as u64,
+            WorkloadKind::Counter => 0,
+        };
+        let total = self.read_weight as u64 + self.write_weight as u64 + cas;
+        if total == 0 || total > u32::MAX as u64 {
+            return bad("read/write/cas weights must sum to between 1 and u32::MAX");
+        }
+        Ok(())
+    }
+
+    /// The routing bounds this configuration implies.
+    pub fn router_config(&self) -> RouterConfig {
+        RouterConfig {
+            timeout_ms: self.timeout_ms,
+            hops_max: self.hops_max,
+            bug: self.client_bug,
+            ..RouterConfig::default()
+        }
+    }
+
+    /// How this workload's processes open their client.
+    pub fn factory(&self, seeds: Vec<String>, slots: crate::SharedSlotMap) -> ClientFactory {
+        ClientFactory {
+            choice: self.client.clone(),
+            seeds,
+            slots,
+            config: self.router_config(),
+        }
+    }
+}
+
+/// The workload's keys, `{prefix}{i}`; exposed so the nemesis can migrate their slots.
+pub fn workload_keys(cfg: &WorkloadConfig) -> Vec<String> {
+    (0..cfg.keys)
+        .map(|i| format!("{}{i}", cfg.key_prefix))
+        .collect()
+}
+
+/// The slots of the workload's keys, sorted, once each: what the nemesis migrates (with epochs
+/// too, since an epoch key keeps the slot of its plain name).
+pub fn workload_slots(cfg: &WorkloadConfig) -> Vec<u16> {
+    let mut slots: Vec<u16> = workload_keys(cfg)
+        .iter()
+        .map(|k| crate::slot::key_slot(k.as_bytes()))
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    slots
+}
+
+/// Key `i`'s name in `epoch`: `{prefix i}:e<epoch>`, hash-tagged so that it has the slot of
+/// `{prefix}{i}` in every epoch (and the nemesis keeps migrating the same slots).
+pub fn epoch_key(prefix: &str, i: usize, epoch: u64) -> String {
+    format!("{{{prefix}{i}}}:e{epoch}")
+}
+
+/// The epoch of an epoch key (`None` for a key without one).
+pub fn key_epoch(key: &str) -> Option<u64> {
+    key.rsplit_once(":e")?.1.parse().ok()
+}
+
+/// What every process of one run shares.
+pub(crate) struct Shared {
+    pub(crate) cfg: WorkloadConfig,
+    pub(crate) keys: Vec<String>,
+    pub(crate) recorder: Recorder,
+    factory: Arc<ClientFactory>,
+    next_process: Arc<AtomicU64>,
+}
+
+impl Shared {
+    pub(crate) async fn new(
+        cfg: &WorkloadConfig,
+        seeds: Vec<String>,
+        recorder: Recorder,
+        first_free_process: u64,
+    ) -> Result<Shared, WorkloadError> {
+        cfg.validate()?;
+        let slots = SlotMap::new().shared();
+        Router::new(seeds.clone(), slots.clone(), cfg.router_config())
+            .refresh_slot_map()
+            .await?;
+        Ok(Shared {
+            cfg: cfg.clone(),
+            keys: workload_keys(cfg),
+            recorder,
+            factory: Arc::new(cfg.factory(seeds, slots)),
+            next_process: Arc::new(AtomicU64::new(first_free_process)),
+        })
+    }
+
+    /// Process `process`'s client; it opens its connections on first use.
+    pub(crate) fn client(&self, process: u64) -> Client {
+        Client::from_factory(
+            process,
+            self.factory.clone(),
+            self.recorder.clone(),
+            self.next_process.clone(),
+        )
+    }
+}
+
+/// A ticker spacing one client's operations so that all clients together make
+/// `cfg.rate_per_s`, with a random phase so clients do not fire in lockstep; `None` when unpaced.
+pub(crate) fn pacer(cfg: &WorkloadConfig, rng: &mut ChaCha8Rng) -> Option<tokio::time::Interval> {
+    if cfg.rate_per_s == 0 {
+        return None;
+    }
+    let period = Duration::from_secs_f64(cfg.clients as f64 / cfg.rate_per_s as f64);
+    let phase = period.mul_f64(rng.random_range(0.0..1.0));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    Some(ticker)
+}
+
+/// Reads every key once (retrying up to [`FINAL_READ_ATTEMPTS_MAX`] times until a read is
+/// `ok`), with process numbers from [`FINAL_READ_PROCESS_BASE`], so lost writes show up.
+pub async fn final_reads(
+    cfg: &WorkloadConfig,
+    seeds: Vec<String>,
+    recorder: Recorder,
+) -> Result<WorkloadStats, WorkloadError> {
+    let readers = cfg.clients.min(cfg.keys).max(1);
+    let first_free = FINAL_READ_PROCESS_BASE + readers as u64;
+    // The final reads are the harness's check, not the client under test: slotcheck's own
+    // router, never with a bug.
+    let cfg = &WorkloadConfig {
+        client_bug: None,
+        client: ClientChoice::Slotcheck,
+        ..cfg.clone()
+    };
+    let shared = Arc::new(Shared::new(cfg, seeds, recorder, first_free).await?);
+    let mut tasks = JoinSet::new();
+    for reader in 0..readers {
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let mut client = shared.client(FINAL_READ_PROCESS_BASE + reader as u64);
+            for key in shared.keys.iter().skip(reader).step_by(readers) {
+                for attempt in 1..=FINAL_READ_ATTEMPTS_MAX {
+                    let (kind, _, _) = match shared.cfg.kind {
+                        WorkloadKind::Register => crate::register::read(&mut client, key).await,
+                        WorkloadKind::Counter => crate::counter::read(&mut client, key).await,
+                    };
+                    if kind == EventType::Ok {
+                        break;
+                    }
+                    if attempt < FINAL_READ_ATTEMPTS_MAX {
+                        tokio::time::sleep(Duration::from_millis(FINAL_READ_RETRY_MS)).await;
+                    }
+                }
+            }
+            client.stats().clone()
+        });
+    }
+    join_all(tasks).await
+}
+
+pub(crate) async fn join_all(
+    mut tasks: JoinSet<WorkloadStats>,
+) -> Result<WorkloadStats, WorkloadError> {
+    let mut stats = WorkloadStats::default();
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(s) => stats.merge(&s),
+            Err(e) => failure = failure.or(Some(WorkloadError::Task(e.to_string()))),
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(stats),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slot::key_slot;
+
+    #[test]
+    fn keys_spread_over_slots() {
+        let cfg = WorkloadConfig {
+            keys: 16,
+            ..WorkloadConfig::default()
+        };
+        let keys = workload_keys(&cfg);
+        assert_eq!(keys[3], "register:3");
+        let mut slots: Vec<u16> = keys.iter().map(|k| key_slot(k.as_bytes())).collect();
+        slots.sort();
+        slots.dedup();
+        assert_eq!(slots.len(), 16);
+    }
+
+    #[test]
+    fn epoch_keys_keep_their_slot_and_name_their_epoch() {
+        for i in [0, 7, 99] {
+            let plain = key_slot(format!("register:{i}").as_bytes());
+            for epoch in [0, 1, 12345] {
+                let key = epoch_key("register:", i, epoch);
+                assert_eq!(key_slot(key.as_bytes()), plain, "{key}");
+                assert_eq!(key_epoch(&key), Some(epoch));
+            }
+        }
+        assert_eq!(key_epoch("register:3"), None);
+    }
+
+    #[test]
+    fn validates() {
+        assert!(WorkloadConfig::default().validate().is_ok());
+        let zero = WorkloadConfig {
+            read_weight: 0,
+            write_weight: 0,
+            cas_weight: 0,
+            ..WorkloadConfig::default()
+        };
+        assert!(zero.validate().is_err());
+        let none = WorkloadConfig {
+            clients: 0,
+            ..WorkloadConfig::default()
+        };
+        assert!(none.validate().is_err());
+    }
+}
