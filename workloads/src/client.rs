@@ -155,10 +155,11 @@ impl Client {
     /// process with fresh connections (a fresh library instance, when the factory can open one).
     fn retire(&mut self) {
         self.process = self.next_process.fetch_add(1, Ordering::Relaxed);
-        match (&self.factory, self.executor.as_mut()) {
-            (Some(_), _) => self.executor = None,
-            (None, Some(Executor::Router(router))) => router.reset_connections(),
-            (None, None) => {}
+        // slotcheck's router keeps its state (a lost connection marks the slot map stale) and
+        // opens new connections; a library is dropped whole and opened afresh.
+        match self.executor.as_mut() {
+            Some(Executor::Router(router)) => router.reset_connections(),
+            _ => self.executor = None,
         }
     }
 }
