@@ -28,7 +28,8 @@
 //! ```
 //!
 //! Modules: [`slot`] (key → slot), [`slotmap`] (slot → master), [`router`] (routing, `classify`),
-//! [`client`] (a logical process), [`recorder`] (the history writer), [`register`] (the register
+//! [`client`] (a logical process), [`redis_rs`] (the `redis` crate's cluster client as a client
+//! under test, its redirects observed), [`recorder`] (the history writer), [`register`] (the register
 //! workload), [`stats`] (counters and errors), [`bugs`] (client bugs injected on purpose, as test
 //! aids: off unless `RegisterConfig::client_bug` names one).
 
@@ -39,6 +40,7 @@ pub mod client;
 mod conn;
 pub mod executor;
 pub mod recorder;
+pub mod redis_rs;
 pub mod register;
 pub mod router;
 pub mod slot;
@@ -49,6 +51,7 @@ pub use bugs::ClientBug;
 pub use client::{Client, Completion, Operation};
 pub use executor::{ClientFactory, ClientInfo, Executor, RedirectVisibility};
 pub use recorder::{segment_path, Recorder, SegmentSpec};
+pub use redis_rs::RedisRs;
 pub use register::{
     epoch_key, final_reads, key_epoch, register_keys, register_slots, run_register, RegisterConfig,
 };
