@@ -86,9 +86,9 @@ pub fn configure(
     Ok(())
 }
 
-/// Prints what the run detected and writes `detection.json` beside its history; a failure here
-/// is a warning, never the run's verdict.
-pub fn print_detection(cfg: &RunConfig, outcome: &RunOutcome) -> Option<Detection> {
+/// Writes what the run detected to `detection.json` beside its history, and prints it when
+/// `print`; a failure here is a warning, never the run's verdict.
+pub fn print_detection(cfg: &RunConfig, outcome: &RunOutcome, print: bool) -> Option<Detection> {
     match detect(
         outcome.loaded.as_ref(),
         &outcome.report,
@@ -98,7 +98,9 @@ pub fn print_detection(cfg: &RunConfig, outcome: &RunOutcome) -> Option<Detectio
         cfg.scenario,
     ) {
         Ok(d) => {
-            println!("{d}");
+            if print {
+                println!("{d}");
+            }
             if let Err(e) = d.write(&cfg.output) {
                 warn(&format!("{e:#}"));
             }

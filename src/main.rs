@@ -253,6 +253,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let results = cfg.output.join(slotcheck::report::RESULTS_FILE);
                 let text = std::fs::read_to_string(&results)
                     .with_context(|| format!("reading {}", results.display()))?;
+                slotcheck::cases::print_detection(&cfg, &outcome, false);
                 println!("{}", text.trim_end());
                 return Ok(ExitCode::from(r.valid.exit_code()));
             }
@@ -271,7 +272,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ""
                 }
             );
-            slotcheck::cases::print_detection(&cfg, &outcome);
+            slotcheck::cases::print_detection(&cfg, &outcome, true);
             println!("history: {}", outcome.history.display());
             if let Some(html) = &outcome.report_html {
                 println!("report: {}", html.display());

@@ -80,6 +80,98 @@ fn counter_workload_is_valid_under_migrations_and_pauses() {
     }
 }
 
+/// Events of `history` as JSON values, header skipped.
+fn events(history: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(history).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// redis-rs's cluster client through migrations: a valid run on both servers, with the redirects
+/// the library followed recorded on the ops (the wrapper connection sees them).
+#[test]
+fn redis_rs_migration_runs_are_valid_and_show_redirects() {
+    for server in ["redis", "valkey"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        let results = short(server, "register", "redis-rs", "migrate", &dir);
+        assert_eq!(results["valid"], Value::Bool(true), "{server}: {results}");
+        let h = header(&dir.join("history.jsonl"));
+        assert_eq!(h["client"]["name"], "redis-rs");
+        assert_eq!(h["client"]["redirects"], "seen");
+        let hops: usize = events(&dir.join("history.jsonl"))
+            .iter()
+            .filter_map(|e| e["redirects"].as_array().map(Vec::len))
+            .sum();
+        assert!(hops > 0, "{server}: no redirect recorded through redis-rs");
+    }
+}
+
+/// The counter through redis-rs while masters pause past the request timeout: the INCRs caught
+/// in a pause end `info`, never `fail`; if the library's resends applied one twice, the checker
+/// says `duplicated-increment`.
+#[test]
+fn redis_rs_counter_under_pauses_records_info_and_judges_resends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = run(slotcheck().args([
+        "test",
+        "--server",
+        "redis",
+        "--workload",
+        "counter",
+        "--client",
+        "redis-rs",
+        "--clients",
+        "8",
+        "--keys",
+        "5",
+        "--rate",
+        "1000",
+        "--duration",
+        "10s",
+        "--nemesis",
+        "pause",
+        "--nemesis-interval",
+        "2s",
+        "--fault-hold",
+        "3s",
+        "--timeout",
+        "500ms",
+        "--seed",
+        "4",
+        "--json",
+        "--output",
+        dir.to_str().unwrap(),
+    ]));
+    let results: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON value");
+    let evs = events(&dir.join("history.jsonl"));
+    let info_incrs = evs
+        .iter()
+        .filter(|e| e["type"] == "info" && e["f"] == "incr")
+        .count();
+    assert!(info_incrs > 0, "no INCR ended info under pauses: {results}");
+    let failed_timeouts = evs.iter().filter(|e| {
+        e["type"] == "fail" && e["error"].as_str().is_some_and(|t| t.contains("timed out"))
+    });
+    assert_eq!(
+        failed_timeouts.count(),
+        0,
+        "a timeout must be info, never fail"
+    );
+    if results["valid"] == Value::Bool(false) {
+        let detection: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("detection.json")).unwrap())
+                .unwrap();
+        assert!(
+            detection["classes"]["duplicated-increment"].as_u64() > Some(0),
+            "an invalid counter run must name its class: {detection}"
+        );
+    }
+}
+
 /// `slotcheck clients` prints one row per server, scenario and client, and writes clients.json.
 #[test]
 fn comparison_prints_a_row_per_cell() {

@@ -7,12 +7,13 @@ pub mod compare;
 use workloads::{ClientChoice, WorkloadKind};
 
 /// Every client `--client` names, for help texts and the comparison.
-pub const CLIENT_NAMES: [&str; 1] = ["slotcheck"];
+pub const CLIENT_NAMES: [&str; 2] = ["slotcheck", "redis-rs"];
 
 /// Reads a `--client` value.
 pub fn parse_client(text: &str) -> Result<ClientChoice, String> {
     match text {
         "slotcheck" => Ok(ClientChoice::Slotcheck),
+        "redis-rs" => Ok(ClientChoice::RedisRs),
         other => Err(format!(
             "unknown client {other:?}; expected one of {}",
             CLIENT_NAMES.join(", ")

@@ -2,6 +2,7 @@
 //! under test. Every executor answers with the same [`Execution`], so the history has one format
 //! whichever client ran it; where a library hides its redirects the history says so.
 
+use crate::redis_rs::RedisRs;
 use crate::router::{Execution, Router, RouterConfig};
 use crate::slotmap::SharedSlotMap;
 use redis::Cmd;
@@ -45,6 +46,8 @@ pub enum ClientChoice {
     /// slotcheck's own router: routes by slot, follows and records every redirect.
     #[default]
     Slotcheck,
+    /// The `redis` crate's async cluster client, its redirects observed by a wrapper connection.
+    RedisRs,
 }
 
 /// Written as its name, as the command line takes it.
@@ -59,6 +62,7 @@ impl ClientChoice {
     pub fn name(&self) -> &str {
         match self {
             ClientChoice::Slotcheck => "slotcheck",
+            ClientChoice::RedisRs => "redis-rs",
         }
     }
 }
@@ -67,6 +71,8 @@ impl ClientChoice {
 pub enum Executor {
     /// slotcheck's own router.
     Router(Router),
+    /// The `redis` crate's cluster client.
+    RedisRs(RedisRs),
 }
 
 impl Executor {
@@ -74,6 +80,7 @@ impl Executor {
     pub async fn execute(&mut self, key: &[u8], cmd: &Cmd) -> Execution {
         match self {
             Executor::Router(router) => router.execute(key, cmd).await,
+            Executor::RedisRs(client) => client.execute(key, cmd).await,
         }
     }
 }
@@ -101,6 +108,9 @@ impl ClientFactory {
                 self.slots.clone(),
                 self.config,
             ))),
+            ClientChoice::RedisRs => RedisRs::open(&self.seeds, &self.config)
+                .await
+                .map(Executor::RedisRs),
         }
     }
 
@@ -109,6 +119,7 @@ impl ClientFactory {
     pub async fn info(&self) -> Result<ClientInfo, String> {
         match self.open().await? {
             Executor::Router(_) => Ok(ClientInfo::slotcheck()),
+            Executor::RedisRs(client) => Ok(client.info()),
         }
     }
 }

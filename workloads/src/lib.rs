@@ -28,8 +28,10 @@
 //! ```
 //!
 //! Modules: [`slot`] (key → slot), [`slotmap`] (slot → master), [`router`] (routing, `classify`),
-//! [`client`] (a logical process), [`recorder`] (the history writer), [`register`] (the register
-//! workload), [`stats`] (counters and errors), [`bugs`] (client bugs injected on purpose, as test
+//! [`client`] (a logical process), [`redis_rs`] (the `redis` crate's cluster client as a client
+//! under test, its redirects observed), [`recorder`] (the history writer), [`register`] (the register
+//! workload), [`counter`] (the counter workload), [`workload`] (what workloads share), [`executor`]
+//! (which client runs them), [`stats`] (counters and errors), [`bugs`] (client bugs injected on purpose, as test
 //! aids: off unless `WorkloadConfig::client_bug` names one).
 
 #![warn(missing_docs)]
@@ -40,6 +42,7 @@ mod conn;
 pub mod counter;
 pub mod executor;
 pub mod recorder;
+pub mod redis_rs;
 pub mod register;
 pub mod router;
 pub mod slot;
@@ -52,6 +55,7 @@ pub use client::{Client, Completion, Operation};
 pub use counter::run_counter;
 pub use executor::{ClientChoice, ClientFactory, ClientInfo, Executor, RedirectVisibility};
 pub use recorder::{segment_path, Recorder, SegmentSpec};
+pub use redis_rs::RedisRs;
 pub use register::run_register;
 pub use router::{classify, Action, Execution, OpError, Router, RouterConfig, RouterError};
 pub use slot::key_slot;
