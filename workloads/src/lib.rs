@@ -29,8 +29,9 @@
 //!
 //! Modules: [`slot`] (key → slot), [`slotmap`] (slot → master), [`router`] (routing, `classify`),
 //! [`client`] (a logical process), [`recorder`] (the history writer), [`register`] (the register
-//! workload), [`stats`] (counters and errors), [`bugs`] (client bugs injected on purpose, as test
-//! aids: off unless `RegisterConfig::client_bug` names one).
+//! workload), [`external`] (a client library under test, run as a child process), [`stats`]
+//! (counters and errors), [`bugs`] (client bugs injected on purpose, as test aids: off unless
+//! `RegisterConfig::client_bug` names one).
 
 #![warn(missing_docs)]
 
@@ -38,6 +39,7 @@ pub mod bugs;
 pub mod client;
 mod conn;
 pub mod executor;
+pub mod external;
 pub mod recorder;
 pub mod register;
 pub mod router;
@@ -48,6 +50,7 @@ pub mod stats;
 pub use bugs::ClientBug;
 pub use client::{Client, Completion, Operation};
 pub use executor::{ClientFactory, ClientInfo, Executor, RedirectVisibility};
+pub use external::{External, ExternalSpec};
 pub use recorder::{segment_path, Recorder, SegmentSpec};
 pub use register::{
     epoch_key, final_reads, key_epoch, register_keys, register_slots, run_register, RegisterConfig,
