@@ -1,0 +1,275 @@
+//! The client adapters (`clients/redis-py`, `clients/node-redis`) against a real Redis 7.0 cluster
+//! (no mocks): values, outcomes, and the redirects each library follows while a slot is half
+//! migrated (ASK) and after it moved (MOVED). Every server is stopped by the cluster's Drop, also
+//! when an assertion fails; each adapter is told to exit (stdin EOF) and must exit 0.
+//!
+//! A test whose adapter's libraries are not installed (`scripts/setup.sh` installs them) says so
+//! and passes, unless SLOTCHECK_REQUIRE_CLIENTS is set (scripts/test.sh sets it): then it fails.
+
+use std::path::PathBuf;
+
+use checker::{Redirect, RedirectKind};
+use redis::Value;
+use serde_json::Map;
+use slotcheck::harness::{Admin, Cluster, ClusterSpec, ServerKind};
+use slotcheck::nemesis::migrate::{open_slot, MigrateOptions, Peer};
+use workloads::{key_slot, Execution, External, ExternalSpec, OpError, Recorder, RouterConfig};
+
+/// Slot on the first master (which owns 0-5460 at bring-up).
+const SLOT: u16 = 100;
+/// Deadline for the cluster to agree again after a change.
+const STABLE_TIMEOUT_MS: u64 = 10_000;
+/// A compare-and-set on one key, as the register workload's `cas` is: 1 if it set, else 0.
+const CAS: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                   redis.call('SET', KEYS[1], ARGV[2]) return 1 else return 0 end";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The adapter, or why it cannot run here.
+fn adapter(name: &str) -> Result<ExternalSpec, String> {
+    let dir = repo().join("clients").join(name);
+    let (program, script, library) = match name {
+        "redis-py" => ("python3", "adapter.py", ".site/redis/__init__.py"),
+        "node-redis" => ("node", "adapter.mjs", "node_modules/redis/package.json"),
+        other => return Err(format!("no adapter {other}")),
+    };
+    if !dir.join(library).exists() {
+        return Err(format!("{} is missing", dir.join(library).display()));
+    }
+    let found = std::process::Command::new(program)
+        .arg("--version")
+        .output();
+    if !found.is_ok_and(|out| out.status.success()) {
+        return Err(format!("{program} is not on PATH"));
+    }
+    Ok(ExternalSpec {
+        name: name.into(),
+        argv: vec![program.into(), dir.join(script).display().to_string()],
+    })
+}
+
+/// The adapter, `None` (after saying so) if it is not installed and not required.
+fn adapter_or_skip(name: &str) -> Option<ExternalSpec> {
+    match adapter(name) {
+        Ok(spec) => Some(spec),
+        Err(why) if std::env::var_os("SLOTCHECK_REQUIRE_CLIENTS").is_none() => {
+            eprintln!("SKIPPED {name}: {why}; run scripts/setup.sh to install it");
+            None
+        }
+        Err(why) => panic!("{name}: {why} (SLOTCHECK_REQUIRE_CLIENTS is set)"),
+    }
+}
+
+fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+fn fail_text(e: &Execution) -> &str {
+    match &e.result {
+        Err(OpError::Fail(text)) => text,
+        other => panic!("not fail: {other:?} ({e:?})"),
+    }
+}
+
+/// `n` keys hashing to `slot` (a shared hash tag).
+fn keys_for(slot: u16, n: usize) -> Vec<String> {
+    let tag = (0u32..)
+        .map(|i| format!("t{i}"))
+        .find(|t| key_slot(t.as_bytes()) == slot)
+        .unwrap();
+    (0..n).map(|i| format!("{{{tag}}}:{i}")).collect()
+}
+
+async fn run(client: &mut External, words: &[&str]) -> Execution {
+    let mut cmd = redis::cmd(words[0]);
+    for w in &words[1..] {
+        cmd.arg(*w);
+    }
+    let key = if words[0] == "EVAL" {
+        words[3]
+    } else {
+        words[1]
+    };
+    client.execute(key.as_bytes(), &cmd).await
+}
+
+fn hop(kind: RedirectKind, from: &Peer, to: &Peer) -> Redirect {
+    Redirect {
+        kind,
+        slot: SLOT,
+        from: from.addr.clone(),
+        to: to.addr.clone(),
+    }
+}
+
+async fn adapter_against_redis(name: &str) {
+    let Some(spec) = adapter_or_skip(name) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster_spec = ClusterSpec::new(ServerKind::Redis, 3, 0, dir.path().join("cluster"));
+    cluster_spec.die_with_parent = true;
+    let cluster = Cluster::start(cluster_spec).await.unwrap();
+    let masters: Vec<Peer> = cluster
+        .masters()
+        .map(|n| Peer {
+            addr: n.addr.clone(),
+            id: n.id.clone(),
+        })
+        .collect();
+    let (src, dst) = (&masters[0], &masters[1]);
+    let config = RouterConfig::default();
+    let mut client = External::open(&spec, &cluster.seeds(), &config)
+        .await
+        .unwrap();
+    let info = client.info();
+    eprintln!("{name}: {info:?}");
+    assert_eq!(info.name, name);
+
+    // Values and outcomes on a stable cluster.
+    let ok = run(&mut client, &["SET", "r1", "5"]).await;
+    assert_eq!(ok.result, Ok(Value::Okay), "{ok:?}");
+    assert_eq!((ok.slot, ok.redirects.len()), (key_slot(b"r1"), 0));
+    assert!(!ok.node.is_empty(), "{ok:?}");
+    assert_eq!(run(&mut client, &["GET", "r1"]).await.result, Ok(bulk("5")));
+    assert_eq!(
+        run(&mut client, &["GET", "absent"]).await.result,
+        Ok(Value::Nil)
+    );
+    assert_eq!(
+        run(&mut client, &["INCR", "n"]).await.result,
+        Ok(Value::Int(1))
+    );
+    assert_eq!(
+        run(&mut client, &["INCR", "n"]).await.result,
+        Ok(Value::Int(2))
+    );
+    let cas = |expected: &'static str, new: &'static str| ["EVAL", CAS, "1", "r1", expected, new];
+    assert_eq!(
+        run(&mut client, &cas("5", "6")).await.result,
+        Ok(Value::Int(1))
+    );
+    assert_eq!(
+        run(&mut client, &cas("5", "7")).await.result,
+        Ok(Value::Int(0))
+    );
+    assert_eq!(run(&mut client, &["GET", "r1"]).await.result, Ok(bulk("6")));
+    run(&mut client, &["SET", "word", "abc"]).await;
+    let refused = run(&mut client, &["INCR", "word"]).await;
+    assert!(
+        fail_text(&refused).contains("not an integer"),
+        "{refused:?}"
+    );
+
+    // Half migrated: one key moved to the target; the library must follow ASK for it.
+    let keys = keys_for(SLOT, 2);
+    for key in &keys {
+        let set = run(&mut client, &["SET", key.as_str(), "1"]).await;
+        assert_eq!(set.result, Ok(Value::Okay), "{set:?}");
+        assert_eq!(set.node, src.addr);
+    }
+    let history = dir.path().join("history.jsonl");
+    let recorder = Recorder::create(&history, checker::Header::new(Map::new())).unwrap();
+    let opts = MigrateOptions {
+        step_pause_ms: 0,
+        ..MigrateOptions::default()
+    };
+    let mut open = open_slot(&recorder, SLOT, src, dst, &opts).await.unwrap();
+    let (host, port) = dst.addr.rsplit_once(':').unwrap();
+    let mut admin = Admin::connect(&src.addr).await.unwrap();
+    let migrate = [
+        "MIGRATE",
+        host,
+        port,
+        "",
+        "0",
+        "5000",
+        "KEYS",
+        keys[0].as_str(),
+    ];
+    admin.run::<()>(&migrate).await.unwrap();
+    let asked = run(&mut client, &["SET", keys[0].as_str(), "2"]).await;
+    eprintln!("{name}: SET during migration: {asked:?}");
+    assert_eq!(asked.result, Ok(Value::Okay), "{asked:?}");
+    assert_eq!(asked.node, dst.addr, "{asked:?}");
+    assert_eq!(asked.redirects, vec![hop(RedirectKind::Ask, src, dst)]);
+    let stayed = run(&mut client, &["GET", keys[1].as_str()]).await;
+    assert_eq!(stayed.result, Ok(bulk("1")));
+    assert_eq!(
+        (stayed.node.as_str(), stayed.redirects.len()),
+        (src.addr.as_str(), 0)
+    );
+
+    // Moved: the library still maps the slot to the source, which now answers MOVED.
+    assert!(open.move_batches(10).await.unwrap(), "the slot drained");
+    open.finalize(&masters[2..]).await.unwrap();
+    cluster.wait_stable(STABLE_TIMEOUT_MS).await.unwrap();
+    let moved = run(&mut client, &["GET", keys[0].as_str()]).await;
+    eprintln!("{name}: GET after migration: {moved:?}");
+    assert_eq!(moved.result, Ok(bulk("2")));
+    assert_eq!(moved.node, dst.addr, "{moved:?}");
+    assert_eq!(moved.redirects, vec![hop(RedirectKind::Moved, src, dst)]);
+    let again = run(&mut client, &["GET", keys[1].as_str()]).await;
+    assert_eq!((again.result, again.redirects.len()), (Ok(bulk("1")), 0));
+    recorder.close().unwrap();
+
+    let status = client.close().await.expect("the adapter was running");
+    assert!(status.success(), "{name} exits 0 at stdin EOF: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_values_outcomes_and_redirects() {
+    adapter_against_redis("redis-py").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_redis_values_outcomes_and_redirects() {
+    adapter_against_redis("node-redis").await;
+}
+
+/// A command still running on the server when the client's timeout passes may have happened:
+/// `info`, whether the client gives up at once (the node-redis adapter, after `timeout_ms`) or
+/// resends first (redis-py, until its retries run out or the server answers BUSY once the script
+/// passed its time limit).
+async fn timeout_is_info(name: &str) {
+    let Some(spec) = adapter_or_skip(name) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster_spec = ClusterSpec::new(ServerKind::Redis, 3, 0, dir.path().join("cluster"));
+    cluster_spec.die_with_parent = true;
+    let cluster = Cluster::start(cluster_spec).await.unwrap();
+    let config = RouterConfig {
+        timeout_ms: 300,
+        ..RouterConfig::default()
+    };
+    let mut client = External::open(&spec, &cluster.seeds(), &config)
+        .await
+        .unwrap();
+    let owner = run(&mut client, &["GET", "k"]).await.node;
+    // Opened before the script runs: a busy server answers no handshake.
+    let mut admin = Admin::connect_with_timeout(&owner, 15_000).await.unwrap();
+    // Spins for 20 s unless killed (it writes nothing, so SCRIPT KILL may end it).
+    let spin = "local t = redis.call('TIME') local e = t[1] * 1000000 + t[2] + 20000000 \
+                repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] > e return 1";
+    let started = std::time::Instant::now();
+    let slow = run(&mut client, &["EVAL", spin, "1", "k"]).await;
+    eprintln!("{name}: after {:?}: {slow:?}", started.elapsed());
+    assert!(matches!(slow.result, Err(OpError::Info(_))), "{slow:?}");
+    admin.run::<()>(&["SCRIPT", "KILL"]).await.unwrap();
+    let after = run(&mut client, &["GET", "k"]).await;
+    assert_eq!(after.result, Ok(Value::Nil), "{after:?}");
+    assert!(client.close().await.unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_timeout_is_info() {
+    timeout_is_info("redis-py").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_redis_timeout_is_info() {
+    timeout_is_info("node-redis").await;
+}
