@@ -1,7 +1,8 @@
-//! The client adapters (`clients/redis-py`, `clients/node-redis`) against a real Redis 7.0 cluster
-//! (no mocks): values, outcomes, and the redirects each library follows while a slot is half
-//! migrated (ASK) and after it moved (MOVED). Every server is stopped by the cluster's Drop, also
-//! when an assertion fails; each adapter is told to exit (stdin EOF) and must exit 0.
+//! The client adapters (`clients/redis-py`, `clients/node-redis`) against real Redis 7.0 and
+//! Valkey 9.1 clusters (no mocks): values, outcomes, and the redirects each library follows while
+//! a slot is half migrated (ASK) and after it moved (MOVED). Every server is stopped by the
+//! cluster's Drop, also when an assertion fails; each adapter is told to exit (stdin EOF) and must
+//! exit 0.
 //!
 //! A test whose adapter's libraries are not installed (`scripts/setup.sh` installs them) says so
 //! and passes, unless SLOTCHECK_REQUIRE_CLIENTS is set (scripts/test.sh sets it): then it fails.
@@ -104,12 +105,12 @@ fn hop(kind: RedirectKind, from: &Peer, to: &Peer) -> Redirect {
     }
 }
 
-async fn adapter_against_redis(name: &str) {
+async fn adapter_against(name: &str, kind: ServerKind) {
     let Some(spec) = adapter_or_skip(name) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster_spec = ClusterSpec::new(ServerKind::Redis, 3, 0, dir.path().join("cluster"));
+    let mut cluster_spec = ClusterSpec::new(kind, 3, 0, dir.path().join("cluster"));
     cluster_spec.die_with_parent = true;
     let cluster = Cluster::start(cluster_spec).await.unwrap();
     let masters: Vec<Peer> = cluster
@@ -220,13 +221,64 @@ async fn adapter_against_redis(name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_py_values_outcomes_and_redirects() {
-    adapter_against_redis("redis-py").await;
+async fn redis_py_values_outcomes_and_redirects_redis() {
+    adapter_against("redis-py", ServerKind::Redis).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_redis_values_outcomes_and_redirects() {
-    adapter_against_redis("node-redis").await;
+async fn node_redis_values_outcomes_and_redirects_redis() {
+    adapter_against("node-redis", ServerKind::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_values_outcomes_and_redirects_valkey() {
+    adapter_against("redis-py", ServerKind::Valkey).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_redis_values_outcomes_and_redirects_valkey() {
+    adapter_against("node-redis", ServerKind::Valkey).await;
+}
+
+/// A node killed before the first operation on its key: the operation cannot reach it, and both
+/// adapters must say it certainly did not happen (`fail`: redis-py's connects are refused;
+/// node-redis's command times out unsent in its offline queue). (Had redis-py used the node
+/// before, its pooled connection would take the write and then find the node gone: `info`.)
+async fn dead_node_is_fail(name: &str) {
+    let Some(spec) = adapter_or_skip(name) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster_spec = ClusterSpec::new(ServerKind::Redis, 3, 0, dir.path().join("cluster"));
+    cluster_spec.die_with_parent = true;
+    let cluster = Cluster::start(cluster_spec).await.unwrap();
+    let config = RouterConfig {
+        timeout_ms: 300,
+        ..RouterConfig::default()
+    };
+    let mut client = External::open(&spec, &cluster.seeds(), &config)
+        .await
+        .unwrap();
+    // `k` is in slot 7629, which the second master owns at bring-up (5461-10922).
+    let owner = cluster.masters().nth(1).unwrap().addr.clone();
+    cluster.kill(&owner).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let lost = run(&mut client, &["SET", "k", "2"]).await;
+    eprintln!("{name}: after {:?}: {lost:?}", started.elapsed());
+    assert!(matches!(lost.result, Err(OpError::Fail(_))), "{lost:?}");
+    assert_eq!(lost.node, owner, "the node tried last");
+    assert!(client.close().await.unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_dead_node_is_fail() {
+    dead_node_is_fail("redis-py").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_redis_dead_node_is_fail() {
+    dead_node_is_fail("node-redis").await;
 }
 
 /// A command still running on the server when the client's timeout passes may have happened:

@@ -5,9 +5,9 @@
 // replicas) except the connect timeout and the command timeout, both the open line's timeout_ms.
 // Each request goes out as cluster.sendCommand(key, isReadonly, args). node-redis's command
 // timeout ends when the command is written (a written command waits for its reply as long as the
-// socket lives), so the adapter also stops waiting for a reply after timeout_ms and reports `info`
-// (`TimeoutError: no reply within N ms`); the command stays queued in the library, whose late
-// reply is dropped.
+// socket lives), so the adapter also stops waiting for a reply 100 ms after the library's timeout
+// and reports `info` (`TimeoutError: no reply within N ms`); the command stays queued in the
+// library, whose late reply is dropped.
 //
 // Redirects are seen: node-redis follows MOVED and ASK inside the cluster client, and publishes
 // every command attempt on its diagnostics tracing channel `node-redis:command` (CHANNELS.
@@ -19,19 +19,23 @@
 // reply from the server (node-redis resends only after MOVED/ASK, which are replies too, so every
 // attempt was answered; past 16 redirects it throws the last MOVED/ASK reply, which is then not a
 // hop it followed), "Cannot find node" after an ASK (the importing node was never sent the
-// command), or ClientClosedError (the command was refused before it was queued). info: everything
-// else - a timeout (the library's, before the write, or the adapter's, after it), a socket closed
-// or reset while the command was queued or written, any unexpected error.
+// command), ClientClosedError (the command was refused before it was queued), or the library's
+// TimeoutError (it fires only while the command waits to be written, e.g. for a node that went
+// away, and takes it off the queue). info: everything else - the adapter's timeout after the
+// write, a socket closed or reset while the command was written, any unexpected error.
 
 import { createRequire } from 'node:module';
 import diagnostics from 'node:diagnostics_channel';
 import readline from 'node:readline';
 import redis from 'redis';
 
-const { createCluster, CHANNELS, RESP_TYPES, ErrorReply, ClientClosedError } = redis;
+const { createCluster, CHANNELS, RESP_TYPES, ErrorReply, ClientClosedError, TimeoutError } = redis;
 const VERSION = createRequire(import.meta.url)('redis/package.json').version;
 const READ_COMMANDS = new Set(['GET', 'MGET', 'EXISTS', 'STRLEN', 'GETRANGE', 'TTL', 'PTTL', 'TYPE',
   'LRANGE', 'LLEN', 'HGET', 'HGETALL', 'SMEMBERS', 'SCARD', 'ZRANGE', 'ZCARD', 'EVAL_RO']);
+
+// How much longer than the library's own timeout the adapter waits for a reply.
+const REPLY_GRACE_MS = 100;
 
 // What the tracing channel showed during the current operation.
 const probe = { command: null, redirects: [], node: null };
@@ -47,7 +51,8 @@ diagnostics.tracingChannel(CHANNELS.TRACE_COMMAND).subscribe({
     const [word, slot, to] = text.split(' ');
     if ((word === 'MOVED' || word === 'ASK') && to !== undefined) {
       const from = `${ctx.serverAddress}:${ctx.serverPort}`;
-      probe.redirects.push({ kind: word.toLowerCase(), slot: Number(slot), from, to: resolve(to, from) });
+      const hop = { kind: word.toLowerCase(), slot: Number(slot), from, to: resolve(to, from) };
+      probe.redirects.push(hop);
     }
   },
   asyncEnd(ctx) {
@@ -81,9 +86,15 @@ function within(promise, ms) {
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
+// `TimeoutError: no reply within 400 ms`; the class name where the library leaves `name` as Error.
+function describe(err) {
+  const name = err?.name && err.name !== 'Error' ? err.name : err?.constructor?.name ?? 'Error';
+  return err?.message ? `${name}: ${err.message}` : name;
+}
+
 function outcome(err) {
   if (err instanceof ErrorReply) return 'fail';
-  if (err instanceof ClientClosedError) return 'fail';
+  if (err instanceof ClientClosedError || err instanceof TimeoutError) return 'fail';
   if (err instanceof Error && err.message.startsWith('Cannot find node')) return 'fail';
   return 'info';
 }
@@ -98,11 +109,12 @@ async function execute(cluster, request, timeout) {
   let value;
   try {
     const sent = cluster.sendCommand(request.key, READ_COMMANDS.has(probe.command), args, options);
-    value = await within(sent, timeout);
+    value = await within(sent, timeout + REPLY_GRACE_MS);
   } catch (err) {
     reply.outcome = outcome(err);
-    reply.error = err instanceof ErrorReply ? err.message : `${err?.name}: ${err?.message}`;
-    if (err instanceof ErrorReply && /^(MOVED|ASK) /.test(err.message)) probe.redirects.pop(); // not followed
+    reply.error = err instanceof ErrorReply ? err.message : describe(err);
+    // Past its redirect limit node-redis throws the last MOVED/ASK: a hop it did not follow.
+    if (err instanceof ErrorReply && /^(MOVED|ASK) /.test(err.message)) probe.redirects.pop();
   }
   if (reply.outcome === 'ok') {
     try {
@@ -122,7 +134,8 @@ function write(obj) {
 }
 
 async function main() {
-  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity })[Symbol.asyncIterator]();
+  const input = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  const lines = input[Symbol.asyncIterator]();
   const first = await lines.next();
   if (first.done) return 0;
   let cluster;

@@ -15,8 +15,9 @@ Outcomes. fail, only when the request certainly did not execute and no attempt o
   - the library found no node for the slot, or could not connect (the error came from connect),
   and in either case no earlier attempt in the same operation lost its connection or timed out
   after sending (redis-py resends after ConnectionError/TimeoutError).
-info: everything else - a read or write timeout, a connection lost after sending, retries exhausted
-after such a loss, any unexpected exception.
+info: everything else - a read or write timeout, a connection lost after sending (also a pooled
+connection to a node that died meanwhile: the write goes out, the read finds it closed), retries
+exhausted after such a loss, any unexpected exception.
 """
 
 import json
@@ -52,7 +53,10 @@ class Probe:
         self.node = None
         self.raw = None  # the last reply read, before redis-py's response callbacks
         self.unsure = False  # a request may have gone out without its reply being read
-        self.connect_error = None
+        self.connect_errors = []  # raised while connecting: nothing was sent on that connection
+
+    def from_connect(self, e):
+        return any(e is c for c in self.connect_errors)
 
 
 PROBE = Probe()
@@ -92,11 +96,10 @@ def read_response(self, *args, **kwargs):
 
 
 def send_packed_command(self, *args, **kwargs):
-    PROBE.connect_error = None
     try:
         return _send_packed_command(self, *args, **kwargs)
     except (ConnectionError, TimeoutError) as e:
-        if e is not PROBE.connect_error:
+        if not PROBE.from_connect(e):
             PROBE.unsure = True
         raise
 
@@ -105,7 +108,7 @@ def connect_check_health(self, *args, **kwargs):
     try:
         return _connect_check_health(self, *args, **kwargs)
     except BaseException as e:
-        PROBE.connect_error = e
+        PROBE.connect_errors.append(e)
         raise
 
 
@@ -150,7 +153,7 @@ def outcome(e):
     if PROBE.unsure:
         return "info"
     if isinstance(e, (ConnectionError, TimeoutError)):
-        return "fail" if e is PROBE.connect_error else "info"
+        return "fail" if PROBE.from_connect(e) else "info"
     if isinstance(e, (ResponseError, ClusterError, RedisClusterException)):
         return "fail"
     return "info"
@@ -166,6 +169,10 @@ def execute(client, request):
     except Exception as e:  # noqa: BLE001 - every library error becomes an outcome
         reply["outcome"] = outcome(e)
         reply["error"] = error_text(e)
+        # redis-py notes on the error the connection (or node) it last tried.
+        tried = getattr(e, "connection", None)
+        if getattr(tried, "host", None) and getattr(tried, "port", None):
+            PROBE.node = _addr(tried)
     reply["node"] = PROBE.node
     reply["redirects"] = PROBE.redirects
     return reply
