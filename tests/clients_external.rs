@@ -281,6 +281,67 @@ async fn node_redis_dead_node_is_fail() {
     dead_node_is_fail("node-redis").await;
 }
 
+/// A cluster that lost a master (no replicas) answers CLUSTERDOWN for every slot: an error reply,
+/// so `fail`. redis-py retries it (each retry a `clusterdown` hop from the node that said it; the
+/// one it gave up on is the error); node-redis does not (no hop).
+async fn cluster_down_is_fail(name: &str) {
+    let Some(spec) = adapter_or_skip(name) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster_spec = ClusterSpec::new(ServerKind::Redis, 3, 0, dir.path().join("cluster"));
+    cluster_spec.die_with_parent = true;
+    let cluster = Cluster::start(cluster_spec).await.unwrap();
+    let mut client = External::open(&spec, &cluster.seeds(), &RouterConfig::default())
+        .await
+        .unwrap();
+    let masters: Vec<String> = cluster.masters().map(|n| n.addr.clone()).collect();
+    cluster.kill(&masters[1]).await.unwrap();
+    let mut admin = Admin::connect(&masters[0]).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(STABLE_TIMEOUT_MS);
+    while !admin
+        .text(&["CLUSTER", "INFO"])
+        .await
+        .unwrap()
+        .contains("cluster_state:fail")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cluster never failed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let key = &keys_for(SLOT, 1)[0];
+    let down = run(&mut client, &["GET", key.as_str()]).await;
+    eprintln!("{name}: {down:?}");
+    assert!(fail_text(&down).starts_with("CLUSTERDOWN"), "{down:?}");
+    let hops: Vec<(RedirectKind, &str)> = down
+        .redirects
+        .iter()
+        .map(|r| (r.kind, r.from.as_str()))
+        .collect();
+    match name {
+        "redis-py" => {
+            assert!(!hops.is_empty(), "{down:?}");
+            assert!(hops
+                .iter()
+                .all(|&h| h == (RedirectKind::ClusterDown, masters[0].as_str())));
+        }
+        _ => assert!(hops.is_empty(), "{down:?}"),
+    }
+    assert!(client.close().await.unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_cluster_down_is_fail() {
+    cluster_down_is_fail("redis-py").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_redis_cluster_down_is_fail() {
+    cluster_down_is_fail("node-redis").await;
+}
+
 /// A command still running on the server when the client's timeout passes may have happened:
 /// `info`, whether the client gives up at once (the node-redis adapter, after `timeout_ms`) or
 /// resends first (redis-py, until its retries run out or the server answers BUSY once the script

@@ -169,6 +169,10 @@ def execute(client, request):
     except Exception as e:  # noqa: BLE001 - every library error becomes an outcome
         reply["outcome"] = outcome(e)
         reply["error"] = error_text(e)
+        # The redirect it gave up on (the last CLUSTERDOWN, or the last MOVED/ASK when its TTL of
+        # redirects ran out) is not a hop it followed: the error names it.
+        if isinstance(e, ClusterError) and PROBE.redirects:
+            PROBE.redirects.pop()
         # redis-py notes on the error the connection (or node) it last tried.
         tried = getattr(e, "connection", None)
         if getattr(tried, "host", None) and getattr(tried, "port", None):
