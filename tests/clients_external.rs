@@ -253,7 +253,7 @@ async fn dead_node_is_fail(name: &str) {
     cluster_spec.die_with_parent = true;
     let cluster = Cluster::start(cluster_spec).await.unwrap();
     let config = RouterConfig {
-        timeout_ms: 300,
+        timeout_ms: 1000,
         ..RouterConfig::default()
     };
     let mut client = External::open(&spec, &cluster.seeds(), &config)
@@ -262,7 +262,7 @@ async fn dead_node_is_fail(name: &str) {
     // `k` is in slot 7629, which the second master owns at bring-up (5461-10922).
     let owner = cluster.masters().nth(1).unwrap().addr.clone();
     cluster.kill(&owner).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let started = std::time::Instant::now();
     let lost = run(&mut client, &["SET", "k", "2"]).await;
     eprintln!("{name}: after {:?}: {lost:?}", started.elapsed());
@@ -355,7 +355,7 @@ async fn timeout_is_info(name: &str) {
     cluster_spec.die_with_parent = true;
     let cluster = Cluster::start(cluster_spec).await.unwrap();
     let config = RouterConfig {
-        timeout_ms: 300,
+        timeout_ms: 1000,
         ..RouterConfig::default()
     };
     let mut client = External::open(&spec, &cluster.seeds(), &config)
