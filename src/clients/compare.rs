@@ -190,7 +190,12 @@ async fn cell(
             row.ops += 1;
             row.info += u64::from(op.outcome == Outcome::Info);
             row.redirects += op.redirects.len() as u64;
-            let us = op.complete_ns.saturating_sub(op.invoke_ns) / 1_000;
+            // An `info` op's complete_ns is "never" (it may take effect any time): time its
+            // completion event instead; an op never completed is left out.
+            let Some(done) = op.complete_event.and_then(|i| history.events.get(i)) else {
+                continue;
+            };
+            let us = done.time.saturating_sub(op.invoke_ns) / 1_000;
             latency.record(us.clamp(1, 3_600_000_000))?;
             row.stalls += u64::from(us >= STALL_MS * 1_000);
         }
