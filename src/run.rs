@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use workloads::{
-    final_reads, run_counter, run_register, workload_slots, ClientBug, ClientChoice, ClientInfo,
-    Recorder, SlotMap, WorkloadConfig, WorkloadKind,
+    final_reads, run_workload, workload_slots, ClientBug, ClientChoice, ClientInfo, Recorder,
+    SlotMap, WorkloadConfig, WorkloadKind,
 };
 
 /// Everything a test run needs, validated before any server starts.
@@ -156,12 +156,7 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
             recorder.clone(),
             stop.clone(),
         );
-        async move {
-            match cfg.kind {
-                WorkloadKind::Register => run_register(&cfg, seeds, rec, stop).await,
-                WorkloadKind::Counter => run_counter(&cfg, seeds, rec, stop).await,
-            }
-        }
+        async move { run_workload(&cfg, seeds, rec, stop).await }
     });
     let (ctx, nemesis) = spawn_nemesis(
         cfg,

@@ -173,9 +173,13 @@ async fn cell(
         let outcome = run_test(&run)
             .await
             .with_context(|| format!("run in {}", run.output.display()))?;
+        let read;
         let history = match &outcome.loaded {
-            Some(h) => h.clone(),
-            None => checker::History::read_file(&outcome.history)?,
+            Some(h) => h,
+            None => {
+                read = checker::History::read_file(&outcome.history)?;
+                &read
+            }
         };
         if let Some(c) = history.header.as_ref().and_then(|h| h.run.get("client")) {
             row.client = format!(
@@ -185,7 +189,7 @@ async fn cell(
             );
             row.redirects_visible = c["redirects"] != "hidden";
         }
-        let ops = Ops::from_history(&history)?.ops;
+        let ops = Ops::from_history(history)?.ops;
         for op in ops.iter().filter(|op| op.process < FINAL_READ_PROCESS_BASE) {
             row.ops += 1;
             row.info += u64::from(op.outcome == Outcome::Info);

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
-use workloads::{run_register, SegmentSpec, WorkloadConfig};
+use workloads::{SegmentSpec, WorkloadConfig};
 
 use crate::nemesis::runner::{self, NemesisSummary};
 use crate::run::{status, warn, RunConfig};
@@ -168,7 +168,7 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
             recorder.clone(),
             stop.clone(),
         );
-        async move { run_register(&wc, seeds, rec, stop).await }
+        async move { workloads::run_workload(&wc, seeds, rec, stop).await }
     });
     let sweeper = tokio::spawn(sweep(
         cluster.seeds(),

@@ -125,13 +125,14 @@ impl ClientFactory {
         }
     }
 
-    /// The client the history header names: opens one to ask it (an external adapter says its
-    /// library's version when it starts).
+    /// The client the history header names. Only an external adapter is opened to ask it (it
+    /// says its library's version when it starts); the others are known without connecting.
     pub async fn info(&self) -> Result<ClientInfo, String> {
-        match self.open().await? {
-            Executor::Router(_) => Ok(ClientInfo::slotcheck()),
-            Executor::RedisRs(client) => Ok(client.info()),
-            Executor::External(client) => {
+        match &self.choice {
+            ClientChoice::Slotcheck => Ok(ClientInfo::slotcheck()),
+            ClientChoice::RedisRs => Ok(RedisRs::describe()),
+            ClientChoice::External(spec) => {
+                let client = External::open(spec, &self.seeds, &self.config).await?;
                 let info = client.info();
                 client.close().await;
                 Ok(info)

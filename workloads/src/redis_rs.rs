@@ -369,6 +369,11 @@ impl RedisRs {
 
     /// The client the history header names: redis-rs, its version, redirects seen.
     pub fn info(&self) -> ClientInfo {
+        RedisRs::describe()
+    }
+
+    /// The same, without a client: what every instance says.
+    pub fn describe() -> ClientInfo {
         ClientInfo {
             name: "redis-rs".into(),
             version: REDIS_RS_VERSION.into(),

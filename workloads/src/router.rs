@@ -180,19 +180,25 @@ impl Router {
         Duration::from_millis(self.config.timeout_ms)
     }
 
-    /// Takes `addr`'s idle connection, or opens one; give it back with [`Router::put_back`].
-    async fn connection(&mut self, addr: &str) -> Result<Conn, RedisError> {
-        match self.conns.remove(addr) {
-            Some(conn) => Ok(conn),
-            None => conn::connect(addr, self.timeout()).await,
-        }
-    }
-
-    /// Keeps `conn` for the next request to `addr` if `reply` left it in step.
-    fn put_back(&mut self, addr: &str, conn: Conn, reply: &Reply) {
-        if reply.keeps_connection() {
+    /// Sends `cmd` (after `prefix`) on `addr`'s connection, opening it first if there is none;
+    /// a connection the reply left out of step is dropped. An error means it could not connect.
+    async fn request(
+        &mut self,
+        addr: &str,
+        cmd: &Cmd,
+        prefix: Option<&str>,
+    ) -> Result<Reply, RedisError> {
+        let timeout = self.timeout();
+        if !self.conns.contains_key(addr) {
+            let conn = conn::connect(addr, timeout).await?;
             self.conns.insert(addr.to_string(), conn);
         }
+        let conn = self.conns.get_mut(addr).expect("opened above");
+        let reply = conn::send(conn, cmd, prefix, timeout).await;
+        if !reply.keeps_connection() {
+            self.conns.remove(addr);
+        }
+        Ok(reply)
     }
 
     /// Replaces the shared slot map with `CLUSTER SLOTS` from the first seed or known master
@@ -219,11 +225,12 @@ impl Router {
     }
 
     async fn cluster_slots(&mut self, addr: &str) -> Result<SlotMap, String> {
-        let mut conn = self.connection(addr).await.map_err(|e| e.to_string())?;
-        let timeout = self.timeout();
-        let reply = conn::send(&mut conn, redis::cmd("CLUSTER").arg("SLOTS"), None, timeout).await;
-        self.put_back(addr, conn, &reply);
-        match reply {
+        let slots = redis::cmd("CLUSTER").arg("SLOTS").clone();
+        match self
+            .request(addr, &slots, None)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             Reply::Value(v) => SlotMap::from_cluster_slots(&v, addr).map_err(|e| e.to_string()),
             Reply::Error(e) => Err(error_text(&e)),
             Reply::Lost(text) => Err(text),
@@ -277,16 +284,14 @@ impl Router {
                     }
                 }
             };
-            let mut conn = match self.connection(&addr).await {
-                Ok(conn) => conn,
+            let reply = match self.request(&addr, cmd, prefix).await {
+                Ok(reply) => reply,
                 Err(e) => {
                     let text = format!("connect to {addr}: {e}");
                     self.stale = true;
                     return finish(Err(OpError::Fail(text)), addr, redirects);
                 }
             };
-            let reply = conn::send(&mut conn, cmd, prefix, self.timeout()).await;
-            self.put_back(&addr, conn, &reply);
             let err = match reply {
                 Reply::Value(v) => return finish(Ok(v), addr, redirects),
                 Reply::Lost(text) => {

@@ -188,6 +188,20 @@ pub fn key_epoch(key: &str) -> Option<u64> {
     key.rsplit_once(":e")?.1.parse().ok()
 }
 
+/// Runs the workload `cfg.kind` names until `stop` fires: [`crate::run_register`] or
+/// [`crate::run_counter`].
+pub async fn run_workload(
+    cfg: &WorkloadConfig,
+    seeds: Vec<String>,
+    recorder: Recorder,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<WorkloadStats, WorkloadError> {
+    match cfg.kind {
+        WorkloadKind::Register => crate::register::run_register(cfg, seeds, recorder, stop).await,
+        WorkloadKind::Counter => crate::counter::run_counter(cfg, seeds, recorder, stop).await,
+    }
+}
+
 /// What every process of one run shares.
 pub(crate) struct Shared {
     pub(crate) cfg: WorkloadConfig,
