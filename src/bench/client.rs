@@ -454,6 +454,12 @@ impl Task {
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
         let mut errors = 0;
         while self.left.fetch_sub(1, Ordering::Relaxed) > 0 {
+            // Send from the next scheduler tick, as redis-benchmark sends from its next event-loop
+            // turn: every task that got a reply handles it first, then the requests go out
+            // together, and the servers wake once for several. Sending straight after each reply
+            // spread the requests out, and the masters woke per request: 10.6 against 9.7 us of
+            // server CPU per SET, 86 % against 97 % of redis-benchmark's rate (Redis, 3 rounds).
+            tokio::task::yield_now().await;
             let n = self.rng.random_range(0..self.keyspace);
             let key = match &self.tag {
                 Some(tag) => format!("{{{tag}}}key:{n:012}"),
