@@ -89,7 +89,7 @@ pub use model::register::{Register, RegisterOp};
 pub use model::{Model, OpModel};
 pub use op::{Op, OpError, Ops, Outcome};
 pub use report::{KeyReport, OutcomeCounts, RedirectCounts, Report};
-pub use slot::key_slot;
+pub use slot::{codis_slot, key_slot, ClusterSlots, CodisSlots, SlotFunction};
 pub use stream::{FileError, HELD_BYTES_MAX};
 pub use validity::Validity;
 

@@ -39,6 +39,7 @@
 
 pub mod bugs;
 pub mod client;
+pub mod codis;
 mod conn;
 pub mod counter;
 pub mod executor;
