@@ -156,6 +156,7 @@ impl Simulation {
             ModelKind::Set => Object::Set(BTreeSet::new()),
             ModelKind::ListAppend | ModelKind::Txn => Object::List(Vec::new()),
             ModelKind::Kv => Object::Kv(String::new()),
+            ModelKind::Types => panic!("the generator simulates one model; `types` mixes several"),
         };
         let mut rng = Rng::new(cfg.seed);
         let mut queue = BinaryHeap::new();

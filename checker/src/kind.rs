@@ -34,11 +34,13 @@ pub enum ModelKind {
     /// Elle-style anomalies of list-append, set and `txn` histories (see `elle`), plus per-key
     /// linearizability for single-key list-append and set histories.
     Txn,
+    /// Mixed data types, each key checked with the model its name says (see `typed`).
+    Types,
 }
 
 impl ModelKind {
     /// Every model, for help texts.
-    pub const ALL: [ModelKind; 8] = [
+    pub const ALL: [ModelKind; 9] = [
         ModelKind::Register,
         ModelKind::CasRegister,
         ModelKind::Counter,
@@ -47,6 +49,7 @@ impl ModelKind {
         ModelKind::Kv,
         ModelKind::MultiRegister,
         ModelKind::Txn,
+        ModelKind::Types,
     ];
 
     /// The model's name on the command line and in `expected.tsv`.
@@ -60,6 +63,7 @@ impl ModelKind {
             ModelKind::Kv => "kv",
             ModelKind::MultiRegister => "multi-register",
             ModelKind::Txn => "txn",
+            ModelKind::Types => "types",
         }
     }
 
@@ -74,6 +78,7 @@ impl ModelKind {
             ModelKind::Kv => "kv-linearizable",
             ModelKind::MultiRegister => "multi-register-linearizable",
             ModelKind::Txn => "elle",
+            ModelKind::Types => crate::typed::CHECKER,
         }
     }
 }
@@ -170,6 +175,7 @@ pub(crate) fn check(
             partition::check(history, &model, &budget, name, Split::Whole)
         }
         ModelKind::Txn => crate::elle::check(history, opts),
+        ModelKind::Types => crate::typed::check(history, &budget),
     }
 }
 

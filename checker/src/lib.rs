@@ -73,6 +73,7 @@ pub mod stale_route;
 mod stream;
 #[cfg(test)]
 mod testkit;
+pub mod typed;
 mod validity;
 pub mod wgl;
 pub mod zones;

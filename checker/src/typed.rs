@@ -1,0 +1,260 @@
+//! Histories of mixed data types (the `types` workload): each key's name says its type, and each
+//! key is checked with that type's model, so one history of strings, counters, sets, hashes,
+//! sorted sets and lists gets a per-key linearizability verdict. A key whose server answered
+//! `WRONGTYPE` held another type than the one it was created as: a `type-changed` anomaly (a
+//! migration that rewrote a HyperLogLog as a plain string shows this way).
+//!
+//! The type is the key's first `:`-separated segment, case-insensitive (keys may be mixed-case):
+//! `str` (register: `read`, `write`), `cnt` (counter: `incr` with a signed delta, `read`), `set`,
+//! `hash`, `zset` (set: `add` of an integer member or field, `read` of them all), `list`
+//! (list-append: `append`, `read`). Any other prefix (HyperLogLogs, `*STORE` and `RPOPLPUSH`
+//! destinations) is not modelled: its ops count, and only the type check applies.
+
+use crate::anomaly::{Anomaly, AnomalyEvent};
+use crate::model::counter::Counter;
+use crate::model::list_append::ListAppend;
+use crate::model::register::Register;
+use crate::model::set::Set;
+use crate::op::{line_of, Op, Ops};
+use crate::partition::check_partition;
+use crate::report::{KeyReport, Report};
+use crate::validity::Validity;
+use crate::wgl::Budget;
+use crate::{CheckError, History};
+use rayon::prelude::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// The name of this check in reports.
+pub const CHECKER: &str = "types-linearizable";
+
+/// Which model a key's ops are checked with, read off its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// `str:`: a register of integers.
+    Str,
+    /// `cnt:`: a counter.
+    Cnt,
+    /// `set:`, `hash:`, `zset:`: a grow-only set of integer members (or hash fields).
+    Members,
+    /// `list:`: an append-only list.
+    List,
+    /// Anything else: ops counted, not modelled.
+    Unmodelled,
+}
+
+/// The key's type by its first `:`-separated segment, case-insensitive.
+pub fn key_type(key: &str) -> KeyType {
+    let head = key.split(':').next().unwrap_or("").to_ascii_lowercase();
+    match head.as_str() {
+        "str" => KeyType::Str,
+        "cnt" => KeyType::Cnt,
+        "set" | "hash" | "zset" => KeyType::Members,
+        "list" => KeyType::List,
+        _ => KeyType::Unmodelled,
+    }
+}
+
+/// Checks every key with its type's model and adds a `type-changed` anomaly per key that met
+/// `WRONGTYPE`.
+pub(crate) fn check(history: &History, budget: &Budget) -> Result<Report, CheckError> {
+    let paired = Ops::from_history(history)?;
+    let mut report = Report::empty(CHECKER, paired.nemesis.len(), history.warnings.clone());
+    let mut parts: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+    for op in &paired.ops {
+        report.ops.add(op.outcome);
+        report
+            .ops_by_f
+            .entry(op.f.clone())
+            .or_default()
+            .add(op.outcome);
+        for hop in &op.redirects {
+            report.redirects.add(hop.kind);
+        }
+        parts
+            .entry(op.key.as_deref().unwrap_or(""))
+            .or_default()
+            .push(op);
+    }
+    let parts: Vec<(&str, Vec<&Op>)> = parts.into_iter().collect();
+    let results: Vec<Result<KeyReport, CheckError>> = parts
+        .par_iter()
+        .map(|(key, ops)| check_key(history, budget, key, ops))
+        .collect();
+    for key_report in results {
+        let key_report = key_report?;
+        report.valid = report.valid.combine(key_report.valid);
+        report.keys.push(key_report);
+    }
+    for (key, ops) in &parts {
+        if let Some(a) = type_changed(history, key, ops) {
+            *report.anomaly_counts.entry(a.class.clone()).or_default() += 1;
+            report.anomalies.push(a);
+            report.valid = Validity::Invalid;
+        }
+    }
+    Ok(report)
+}
+
+/// One key's verdict under its type's model.
+fn check_key(
+    history: &History,
+    budget: &Budget,
+    key: &str,
+    ops: &[&Op],
+) -> Result<KeyReport, CheckError> {
+    match key_type(key) {
+        KeyType::Str => check_partition(history, &Register::new(None), budget, key, ops),
+        KeyType::Cnt => check_partition(history, &Counter::default(), budget, key, ops),
+        KeyType::Members => check_partition(history, &Set::default(), budget, key, ops),
+        KeyType::List => check_partition(history, &ListAppend::default(), budget, key, ops),
+        KeyType::Unmodelled => {
+            let mut r = check_partition(history, &Set::default(), budget, key, &[])?;
+            r.ops = ops.len();
+            Ok(r)
+        }
+    }
+}
+
+/// A `type-changed` anomaly for `key` if any op on it was answered `WRONGTYPE`: the key held
+/// another type than its name (and the ops before) say. Names the first such op and the last op
+/// that succeeded before it.
+fn type_changed(history: &History, key: &str, ops: &[&Op]) -> Option<Anomaly> {
+    let wrong: Vec<&&Op> = ops
+        .iter()
+        .filter(|op| op.error.as_deref().is_some_and(|e| e.contains("WRONGTYPE")))
+        .collect();
+    let first = wrong.first()?;
+    let before = ops
+        .iter()
+        .filter(|op| op.outcome == crate::op::Outcome::Ok && op.complete_ns <= first.invoke_ns)
+        .max_by_key(|op| op.complete_ns);
+    let line = line_of(history, first.invoke_event);
+    let mut events = vec![AnomalyEvent {
+        event: first.invoke_event,
+        line,
+    }];
+    let mut explanation = format!(
+        "{} on {key} (line {line}, node {}, slot {}) was answered WRONGTYPE: the key no longer \
+         holds the type it was created as",
+        first.f,
+        first.node.as_deref().unwrap_or("?"),
+        first.slot.map_or("?".to_string(), |s| s.to_string()),
+    );
+    if let Some(b) = before {
+        let l = line_of(history, b.invoke_event);
+        events.insert(
+            0,
+            AnomalyEvent {
+                event: b.invoke_event,
+                line: l,
+            },
+        );
+        explanation.push_str(&format!(
+            "; {} at line {l} (node {}) still succeeded",
+            b.f,
+            b.node.as_deref().unwrap_or("?")
+        ));
+    }
+    explanation.push_str(&format!(" ({} ops met WRONGTYPE)", wrong.len()));
+    Some(Anomaly {
+        class: "type-changed".into(),
+        keys: vec![key.to_string()],
+        events,
+        explanation,
+        data: json!({"wrongtype_ops": wrong.len(), "first_f": first.f, "slot": first.slot}),
+        context: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::h;
+
+    #[test]
+    fn key_types_by_prefix() {
+        assert_eq!(key_type("Str:{T1}:a"), KeyType::Str);
+        assert_eq!(key_type("cnt:x"), KeyType::Cnt);
+        assert_eq!(key_type("ZSET:x"), KeyType::Members);
+        assert_eq!(key_type("list:x"), KeyType::List);
+        assert_eq!(key_type("hll:x"), KeyType::Unmodelled);
+        assert_eq!(key_type("x"), KeyType::Unmodelled);
+    }
+
+    #[test]
+    fn each_key_gets_its_types_model() {
+        let ok = "
+            0 invoke write str:a 1 @10
+            0 ok     write str:a 1 @20
+            1 invoke incr  cnt:b -1 @11
+            1 ok     incr  cnt:b -1 @21
+            2 invoke add   set:c 5 @12
+            2 ok       add set:c 5 @22
+            0 invoke read  str:a null @30
+            0 ok     read  str:a 1 @40
+            1 invoke read  cnt:b null @31
+            1 ok     read  cnt:b -1 @41
+            2 invoke read  set:c null @32
+            2 ok     read  set:c [5] @42
+        ";
+        let r = check(&h(ok), &Budget::default()).unwrap();
+        assert_eq!(r.valid, Validity::Valid, "{r:?}");
+        assert_eq!(r.keys.len(), 3);
+        // A member acknowledged, then missing: invalid under the set model.
+        let lost = ok.replace("ok     read  set:c [5]", "ok     read  set:c []");
+        let r = check(&h(&lost), &Budget::default()).unwrap();
+        assert_eq!(r.valid, Validity::Invalid);
+        let bad: Vec<&str> = r
+            .keys
+            .iter()
+            .filter(|k| k.valid == Validity::Invalid)
+            .map(|k| k.key.as_str())
+            .collect();
+        assert_eq!(bad, ["set:c"]);
+    }
+
+    #[test]
+    fn wrongtype_is_a_type_change() {
+        let text = r#"{"type":"header","format":"slotcheck-history","version":1,"workload":"types"}
+{"type":"invoke","process":0,"f":"pfadd","key":"hll:{t}:A","value":1,"time":10}
+{"type":"ok","process":0,"f":"pfadd","key":"hll:{t}:A","value":1,"time":20,"node":"s:1","slot":7}
+{"type":"invoke","process":0,"f":"pfcount","key":"hll:{t}:A","value":null,"time":30}
+{"type":"fail","process":0,"f":"pfcount","key":"hll:{t}:A","value":null,"time":40,"node":"s:2","slot":7,"error":"WRONGTYPE Operation against a key holding the wrong kind of value"}
+"#;
+        let history = History::parse(text.as_bytes(), "t.jsonl").unwrap();
+        let r = check(&history, &Budget::default()).unwrap();
+        assert_eq!(r.valid, Validity::Invalid);
+        assert_eq!(r.anomaly_counts.get("type-changed"), Some(&1));
+        let a = &r.anomalies[0];
+        assert_eq!(a.keys, ["hll:{t}:A"]);
+        assert!(
+            a.explanation
+                .contains("pfcount on hll:{t}:A (line 4, node s:2, slot 7)"),
+            "{}",
+            a.explanation
+        );
+        assert!(
+            a.explanation
+                .contains("pfadd at line 2 (node s:1) still succeeded"),
+            "{}",
+            a.explanation
+        );
+        // Without the WRONGTYPE answer, nothing to report.
+        let fine = text
+            .replace(
+                r#""fail","process":0,"f":"pfcount""#,
+                r#""ok","process":0,"f":"pfcount""#,
+            )
+            .replace(
+                r#","error":"WRONGTYPE Operation against a key holding the wrong kind of value""#,
+                "",
+            );
+        let r = check(
+            &History::parse(fine.as_bytes(), "t.jsonl").unwrap(),
+            &Budget::default(),
+        )
+        .unwrap();
+        assert_eq!(r.valid, Validity::Valid, "{r:?}");
+    }
+}
