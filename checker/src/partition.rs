@@ -40,18 +40,27 @@ where
     M: OpModel + Sync,
 {
     let paired = Ops::from_history(history)?;
-    let mut report = Report::empty(checker, paired.nemesis.len(), history.warnings.clone());
+    check_each(history, &paired, checker, split, |key, ops| {
+        check_partition(history, model, budget, key, ops)
+    })
+}
+
+/// Splits `paired`'s ops by `split`, runs `check_key` on each partition in parallel, and
+/// combines the verdicts in key order into a report carrying the history's counts. The one
+/// place partitions are formed, for a single model and for one model per key alike.
+pub(crate) fn check_each<F>(
+    history: &History,
+    paired: &Ops,
+    checker: &'static str,
+    split: Split,
+    check_key: F,
+) -> Result<Report, CheckError>
+where
+    F: Fn(&str, &[&Op]) -> Result<KeyReport, CheckError> + Sync,
+{
+    let mut report = counted(history, paired, checker);
     let mut parts: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
     for op in &paired.ops {
-        report.ops.add(op.outcome);
-        report
-            .ops_by_f
-            .entry(op.f.clone())
-            .or_default()
-            .add(op.outcome);
-        for hop in &op.redirects {
-            report.redirects.add(hop.kind);
-        }
         let key = match (split, op.key.as_deref()) {
             (Split::Whole, _) => "",
             (_, Some(key)) => key,
@@ -73,7 +82,7 @@ where
     let parts: Vec<(&str, Vec<&Op>)> = parts.into_iter().collect();
     let results: Vec<Result<KeyReport, CheckError>> = parts
         .par_iter()
-        .map(|(key, ops)| check_partition(history, model, budget, key, ops))
+        .map(|(key, ops)| check_key(key, ops))
         .collect();
     for key_report in results {
         // The first error in key order, whichever thread met it first.
@@ -83,6 +92,24 @@ where
     }
     debug_assert_eq!(report.ops.total() as usize, paired.ops.len());
     Ok(report)
+}
+
+/// A report with the history's counts (ops by outcome and by `f`, hops by kind) and no
+/// per-key verdicts yet.
+pub(crate) fn counted(history: &History, paired: &Ops, checker: &'static str) -> Report {
+    let mut report = Report::empty(checker, paired.nemesis.len(), history.warnings.clone());
+    for op in &paired.ops {
+        report.ops.add(op.outcome);
+        report
+            .ops_by_f
+            .entry(op.f.clone())
+            .or_default()
+            .add(op.outcome);
+        for hop in &op.redirects {
+            report.redirects.add(hop.kind);
+        }
+    }
+    report
 }
 
 fn field_error(history: &History, op: &Op, e: FieldError) -> CheckError {
@@ -176,16 +203,7 @@ pub(crate) fn check_partition<M: OpModel>(
         })
         .unzip();
     let search = search(model, &intervals, budget);
-    let mut report = KeyReport {
-        key: key.to_string(),
-        valid: Validity::Valid,
-        ops: ops.len(),
-        ops_searched: intervals.len(),
-        steps: search.steps(),
-        unknown: None,
-        explanation: None,
-        context: None,
-    };
+    let mut report = KeyReport::valid(key, ops.len(), intervals.len(), search.steps());
     match search {
         Search::Valid { .. } => {}
         Search::Unknown { exhausted, .. } => {

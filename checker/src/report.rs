@@ -99,6 +99,23 @@ pub struct KeyReport {
     pub context: Option<serde_json::Value>,
 }
 
+impl KeyReport {
+    /// A valid verdict on `key`: `ops` ops, `searched` of them placed in `steps` steps. A
+    /// search's outcome fills in the rest.
+    pub(crate) fn valid(key: &str, ops: usize, searched: usize, steps: u64) -> Self {
+        KeyReport {
+            key: key.to_string(),
+            valid: Validity::Valid,
+            ops,
+            ops_searched: searched,
+            steps,
+            unknown: None,
+            explanation: None,
+            context: None,
+        }
+    }
+}
+
 /// The result of checking a history: overall verdict, per-key verdicts, and context.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {

@@ -9,18 +9,19 @@ pub const SLOT_COUNT: u16 = 16384;
 
 /// The key's hash slot: CRC16/XMODEM of the key (or of its non-empty `{hash tag}`) mod 16384.
 pub fn key_slot(key: &[u8]) -> u16 {
-    crc16(hash_tag(key)) % SLOT_COUNT
+    crc16(hash_tag(key, false)) % SLOT_COUNT
 }
 
 /// The part of the key that is hashed: the text between the first `{` and the first `}` after
-/// it when that text is not empty, else the whole key.
-fn hash_tag(key: &[u8]) -> &[u8] {
+/// it; when there is none, or it is empty and `empty_counts` is false (Redis Cluster's rule),
+/// the whole key.
+fn hash_tag(key: &[u8], empty_counts: bool) -> &[u8] {
     let Some(open) = key.iter().position(|&b| b == b'{') else {
         return key;
     };
     let rest = &key[open + 1..];
     match rest.iter().position(|&b| b == b'}') {
-        Some(close) if close > 0 => &rest[..close],
+        Some(close) if close > 0 || empty_counts => &rest[..close],
         _ => key,
     }
 }
@@ -47,19 +48,7 @@ pub const CODIS_SLOT_COUNT: u16 = 1024;
 /// The key's Codis/PikiwiDB slot: CRC32 (zlib's) of the key, or of the text between its first `{`
 /// and the first `}` after it, even when that text is empty (so `{}x` is slot 0), mod 1024.
 pub fn codis_slot(key: &[u8]) -> u16 {
-    (crc32(codis_tag(key)) % u32::from(CODIS_SLOT_COUNT)) as u16
-}
-
-/// The part of the key PikiwiDB hashes: as Redis Cluster's rule, but an empty tag counts.
-fn codis_tag(key: &[u8]) -> &[u8] {
-    let Some(open) = key.iter().position(|&b| b == b'{') else {
-        return key;
-    };
-    let rest = &key[open + 1..];
-    match rest.iter().position(|&b| b == b'}') {
-        Some(close) => &rest[..close],
-        None => key,
-    }
+    (crc32(hash_tag(key, true)) % u32::from(CODIS_SLOT_COUNT)) as u16
 }
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`): polynomial 0xEDB88320.

@@ -16,14 +16,13 @@ use crate::model::list_append::ListAppend;
 use crate::model::register::Register;
 use crate::model::set::Set;
 use crate::op::{line_of, Op, Ops};
-use crate::partition::check_partition;
+use crate::partition::{check_each, check_partition, Split};
 use crate::report::{KeyReport, Report};
 use crate::validity::Validity;
 use crate::wgl::Budget;
 use crate::{CheckError, History};
-use rayon::prelude::*;
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 /// The name of this check in reports.
 pub const CHECKER: &str = "types-linearizable";
@@ -59,35 +58,23 @@ pub fn key_type(key: &str) -> KeyType {
 /// `WRONGTYPE`.
 pub(crate) fn check(history: &History, budget: &Budget) -> Result<Report, CheckError> {
     let paired = Ops::from_history(history)?;
-    let mut report = Report::empty(CHECKER, paired.nemesis.len(), history.warnings.clone());
-    let mut parts: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
-    for op in &paired.ops {
-        report.ops.add(op.outcome);
-        report
-            .ops_by_f
-            .entry(op.f.clone())
-            .or_default()
-            .add(op.outcome);
-        for hop in &op.redirects {
-            report.redirects.add(hop.kind);
-        }
-        parts
-            .entry(op.key.as_deref().unwrap_or(""))
-            .or_default()
-            .push(op);
-    }
-    let parts: Vec<(&str, Vec<&Op>)> = parts.into_iter().collect();
-    let results: Vec<Result<KeyReport, CheckError>> = parts
-        .par_iter()
-        .map(|(key, ops)| check_key(history, budget, key, ops))
+    let mut report = check_each(history, &paired, CHECKER, Split::ByKey, |key, ops| {
+        check_key(history, budget, key, ops)
+    })?;
+    // Usually no op met WRONGTYPE: only then are the keys' ops gathered again.
+    let wrong: BTreeSet<&str> = paired
+        .ops
+        .iter()
+        .filter(|op| is_wrongtype(op))
+        .map(|op| op.key.as_deref().unwrap_or(""))
         .collect();
-    for key_report in results {
-        let key_report = key_report?;
-        report.valid = report.valid.combine(key_report.valid);
-        report.keys.push(key_report);
-    }
-    for (key, ops) in &parts {
-        if let Some(a) = type_changed(history, key, ops) {
+    for key in wrong {
+        let ops: Vec<&Op> = paired
+            .ops
+            .iter()
+            .filter(|op| op.key.as_deref().unwrap_or("") == key)
+            .collect();
+        if let Some(a) = type_changed(history, key, &ops) {
             *report.anomaly_counts.entry(a.class.clone()).or_default() += 1;
             report.anomalies.push(a);
             report.valid = Validity::Invalid;
@@ -108,22 +95,20 @@ fn check_key(
         KeyType::Cnt => check_partition(history, &Counter::default(), budget, key, ops),
         KeyType::Members => check_partition(history, &Set::default(), budget, key, ops),
         KeyType::List => check_partition(history, &ListAppend::default(), budget, key, ops),
-        KeyType::Unmodelled => {
-            let mut r = check_partition(history, &Set::default(), budget, key, &[])?;
-            r.ops = ops.len();
-            Ok(r)
-        }
+        KeyType::Unmodelled => Ok(KeyReport::valid(key, ops.len(), 0, 0)),
     }
+}
+
+/// Whether the server answered `op` with `WRONGTYPE`.
+fn is_wrongtype(op: &Op) -> bool {
+    op.error.as_deref().is_some_and(|e| e.contains("WRONGTYPE"))
 }
 
 /// A `type-changed` anomaly for `key` if any op on it was answered `WRONGTYPE`: the key held
 /// another type than its name (and the ops before) say. Names the first such op and the last op
 /// that succeeded before it.
 fn type_changed(history: &History, key: &str, ops: &[&Op]) -> Option<Anomaly> {
-    let wrong: Vec<&&Op> = ops
-        .iter()
-        .filter(|op| op.error.as_deref().is_some_and(|e| e.contains("WRONGTYPE")))
-        .collect();
+    let wrong: Vec<&&Op> = ops.iter().filter(|op| is_wrongtype(op)).collect();
     let first = wrong.first()?;
     let before = ops
         .iter()

@@ -60,23 +60,6 @@ impl Workload {
     }
 }
 
-/// A report with the history's counts and no per-key verdicts (for `txn` histories).
-fn counts_only(history: &History, paired: &Ops, checker: &'static str) -> Report {
-    let mut report = Report::empty(checker, paired.nemesis.len(), history.warnings.clone());
-    for op in &paired.ops {
-        report.ops.add(op.outcome);
-        report
-            .ops_by_f
-            .entry(op.f.clone())
-            .or_default()
-            .add(op.outcome);
-        for hop in &op.redirects {
-            report.redirects.add(hop.kind);
-        }
-    }
-    report
-}
-
 /// Checks `history` for anomalies (and, for single-key workloads, linearizability per key);
 /// see the module doc.
 pub(crate) fn check(history: &History, opts: &CheckOptions) -> Result<Report, CheckError> {
@@ -94,7 +77,7 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> Result<Report, Ch
             r.checker = "elle-set";
             r
         }
-        Workload::Txn => counts_only(history, &paired, "elle-txn"),
+        Workload::Txn => crate::partition::counted(history, &paired, "elle-txn"),
     };
     let initial: Vec<i64> = match &opts.initial {
         serde_json::Value::Array(items) => items.iter().filter_map(|v| v.as_i64()).collect(),
