@@ -545,7 +545,8 @@ mod tests {
                 moved: 1,
                 ask: 1,
                 tryagain: 0,
-                clusterdown: 1
+                clusterdown: 1,
+                ..RedirectCounts::default()
             }
         );
         assert_eq!(report.nemesis_events, 2);

@@ -80,15 +80,34 @@ pub enum RedirectKind {
     /// `-CLUSTERDOWN`: the cluster cannot serve the slot right now; retry later.
     #[serde(rename = "clusterdown")]
     ClusterDown,
+    /// Codis sync crossing: `SLOTSMGRTTAGONE` moved the key (and its tag) from the source
+    /// (`from`) to the target (`to`) before the command went to the target.
+    #[serde(rename = "mgrt-one")]
+    MgrtOne,
+    /// Codis semi-async crossing: `SLOTSMGRT-EXEC-WRAPPER` answered 0 (the key is not on the
+    /// source); the command went to the target.
+    #[serde(rename = "wrapper-moved")]
+    WrapperMoved,
+    /// `SLOTSMGRT-EXEC-WRAPPER` answered 1 (the key is being migrated): wait, ask the source again.
+    #[serde(rename = "wrapper-retry")]
+    WrapperRetry,
+    /// `SLOTSMGRT-EXEC-WRAPPER` answered -1 (an error, e.g. the key's slot is not the migrating
+    /// one): the op fails, nothing ran.
+    #[serde(rename = "wrapper-error")]
+    WrapperError,
 }
 
 impl RedirectKind {
     /// Every kind, in a fixed order for tables and counters.
-    pub const ALL: [RedirectKind; 4] = [
+    pub const ALL: [RedirectKind; 8] = [
         RedirectKind::Moved,
         RedirectKind::Ask,
         RedirectKind::TryAgain,
         RedirectKind::ClusterDown,
+        RedirectKind::MgrtOne,
+        RedirectKind::WrapperMoved,
+        RedirectKind::WrapperRetry,
+        RedirectKind::WrapperError,
     ];
 
     /// The name used in histories and reports.
@@ -98,7 +117,22 @@ impl RedirectKind {
             RedirectKind::Ask => "ask",
             RedirectKind::TryAgain => "tryagain",
             RedirectKind::ClusterDown => "clusterdown",
+            RedirectKind::MgrtOne => "mgrt-one",
+            RedirectKind::WrapperMoved => "wrapper-moved",
+            RedirectKind::WrapperRetry => "wrapper-retry",
+            RedirectKind::WrapperError => "wrapper-error",
         }
+    }
+
+    /// Whether this hop is a Codis proxy's step (PikiwiDB), not a Redis Cluster redirect.
+    pub fn is_codis(self) -> bool {
+        matches!(
+            self,
+            RedirectKind::MgrtOne
+                | RedirectKind::WrapperMoved
+                | RedirectKind::WrapperRetry
+                | RedirectKind::WrapperError
+        )
     }
 }
 
@@ -107,11 +141,14 @@ impl RedirectKind {
 pub struct Redirect {
     /// Why the client went elsewhere (or waited).
     pub kind: RedirectKind,
-    /// The hash slot the reply named (or the key's slot for TRYAGAIN/CLUSTERDOWN).
+    /// The hash slot the reply named (or the key's slot for TRYAGAIN/CLUSTERDOWN, and the
+    /// key's Codis slot for the Codis kinds).
     pub slot: u16,
-    /// The node that replied with the redirect.
+    /// The node that replied with the redirect (for the Codis kinds: the migration's source).
     pub from: String,
-    /// The node the client went to next (the same node for TRYAGAIN/CLUSTERDOWN retries).
+    /// The node the client went to next (the same node for TRYAGAIN/CLUSTERDOWN and
+    /// `wrapper-retry` retries; the target for `mgrt-one` and `wrapper-moved`; the source again
+    /// for `wrapper-error`, after which the op failed).
     pub to: String,
 }
 
@@ -462,8 +499,15 @@ mod tests {
             from: "127.0.0.1:7000".into(),
             to: "127.0.0.1:7001".into(),
         });
+        e.redirects.push(Redirect {
+            kind: RedirectKind::WrapperRetry,
+            slot: 9,
+            from: "127.0.0.1:7001".into(),
+            to: "127.0.0.1:7001".into(),
+        });
         let line = serde_json::to_string(&e).unwrap();
         assert!(line.contains(r#""kind":"ask""#), "{line}");
+        assert!(line.contains(r#""kind":"wrapper-retry""#), "{line}");
         let h = parse(&(line + "\n")).unwrap();
         assert_eq!(h.events, vec![e]);
     }
@@ -514,5 +558,29 @@ mod tests {
         let bad = r#"{"type":"info","process":-1,"f":"write","key":"a","value":1,"time":5}"#;
         let err = parse(bad).unwrap_err();
         assert!(matches!(err, HistoryError::Field { ref field, .. } if field == "process"));
+    }
+
+    #[test]
+    fn redirect_kind_names_are_their_serialized_names() {
+        for kind in RedirectKind::ALL {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, Value::from(kind.name()), "{kind:?}");
+            let back: RedirectKind = serde_json::from_value(json).unwrap();
+            assert_eq!(back, kind);
+        }
+        let codis: Vec<&str> = RedirectKind::ALL
+            .iter()
+            .filter(|k| k.is_codis())
+            .map(|k| k.name())
+            .collect();
+        assert_eq!(
+            codis,
+            [
+                "mgrt-one",
+                "wrapper-moved",
+                "wrapper-retry",
+                "wrapper-error"
+            ]
+        );
     }
 }

@@ -6,7 +6,8 @@
 //! where the node an `ASK` pointed to (asked with `ASKING`) answered with another `ASK`. Neither
 //! breaks linearizability by itself; both show slot ownership in disarray, and a client without
 //! a hop limit would never finish. TRYAGAIN and CLUSTERDOWN retries stay on one node and are
-//! not loops.
+//! not loops; nor are a Codis router's steps (`mgrt-one`, `wrapper-*`), which its slot table
+//! chooses, not the servers: `wrapper-retry` asks the same source again by design.
 
 use crate::anomaly::{Anomaly, AnomalyEvent};
 use crate::history::{History, Redirect, RedirectKind};
@@ -39,7 +40,8 @@ pub struct RedirectStats {
     pub loops: u64,
 }
 
-/// The redirect kind an error text names (`MOVED 3999 host:port`, `ASK ...`, `TRYAGAIN ...`).
+/// The redirect kind an error text names (`MOVED 3999 host:port`, `ASK ...`, `TRYAGAIN ...`,
+/// and the Codis router's `MGRT-ONE ...`, `WRAPPER-RETRY ...`, `WRAPPER-ERROR ...`).
 pub fn redirect_error(error: &str) -> Option<RedirectKind> {
     let word = last_reply(error).trim_start().trim_start_matches('-');
     let word = word.split_whitespace().next().unwrap_or("");
@@ -48,6 +50,10 @@ pub fn redirect_error(error: &str) -> Option<RedirectKind> {
         "ASK" => Some(RedirectKind::Ask),
         "TRYAGAIN" => Some(RedirectKind::TryAgain),
         "CLUSTERDOWN" => Some(RedirectKind::ClusterDown),
+        // slotcheck's Codis router names the step that failed the op first.
+        "MGRT-ONE" => Some(RedirectKind::MgrtOne),
+        "WRAPPER-RETRY" => Some(RedirectKind::WrapperRetry),
+        "WRAPPER-ERROR" => Some(RedirectKind::WrapperError),
         _ => None,
     }
 }
@@ -103,12 +109,7 @@ pub fn redirect_stats(history: &History, ops: &[Op], timeline: &Timeline) -> Red
 /// Renders as a few lines: totals, then the busiest slots and the phases.
 impl fmt::Display for RedirectStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = |r: &RedirectCounts| {
-            format!(
-                "moved {}, ask {}, tryagain {}, clusterdown {}",
-                r.moved, r.ask, r.tryagain, r.clusterdown
-            )
-        };
+        let c = |r: &RedirectCounts| r.to_string();
         write!(
             f,
             "redirected ops: {} (at most {} hops; {} loops); failed on a redirect: {}",
@@ -121,8 +122,7 @@ impl fmt::Display for RedirectStats {
             write!(f, "\n  during {phase}: {}", c(counts))?;
         }
         let mut busiest: Vec<(&u16, &RedirectCounts)> = self.by_slot.iter().collect();
-        let total = |r: &RedirectCounts| r.moved + r.ask + r.tryagain + r.clusterdown;
-        busiest.sort_by_key(|(slot, r)| (std::cmp::Reverse(total(r)), **slot));
+        busiest.sort_by_key(|(slot, r)| (std::cmp::Reverse(r.total()), **slot));
         for (slot, counts) in busiest.into_iter().take(5) {
             write!(f, "\n  slot {slot}: {}", c(counts))?;
         }
@@ -258,6 +258,16 @@ mod tests {
             Some(("moved-ping-pong", "b".to_string()))
         );
         assert_eq!(path(&hops("moved a b; ask b c")), "a -MOVED-> b -ASK-> c");
+        // A Codis router asking the source again and again, then going to the target.
+        assert_eq!(
+            shape("wrapper-retry a a; wrapper-retry a a; wrapper-moved a b"),
+            None
+        );
+        assert_eq!(shape("wrapper-moved a b; mgrt-one b a; mgrt-one a b"), None);
+        assert_eq!(
+            path(&hops("wrapper-retry a a; wrapper-moved a b")),
+            "a -WRAPPER-RETRY-> a -WRAPPER-MOVED-> b"
+        );
     }
 
     #[test]
@@ -284,6 +294,18 @@ mod tests {
                 Some(RedirectKind::Moved),
             ),
             ("gave up after 2 hops: ERR x", None),
+            (
+                "gave up after 16 hops: WRAPPER-RETRY key \"k\" (slot 5) is still migrating",
+                Some(RedirectKind::WrapperRetry),
+            ),
+            (
+                "WRAPPER-ERROR SLOTSMGRT-EXEC-WRAPPER answered -1",
+                Some(RedirectKind::WrapperError),
+            ),
+            (
+                "MGRT-ONE ERR migrate slot error",
+                Some(RedirectKind::MgrtOne),
+            ),
         ];
         for (text, want) in table {
             assert_eq!(redirect_error(text), want, "{text}");

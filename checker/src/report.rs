@@ -61,17 +61,78 @@ pub struct RedirectCounts {
     pub tryagain: u64,
     /// `-CLUSTERDOWN` retries.
     pub clusterdown: u64,
+    /// Codis `SLOTSMGRTTAGONE` steps (written only when a Codis router ran).
+    #[serde(rename = "mgrt-one", skip_serializing_if = "is_zero")]
+    pub mgrt_one: u64,
+    /// Codis exec-wrapper answers of 0 (go to the target).
+    #[serde(rename = "wrapper-moved", skip_serializing_if = "is_zero")]
+    pub wrapper_moved: u64,
+    /// Codis exec-wrapper answers of 1 (being migrated: wait, ask again).
+    #[serde(rename = "wrapper-retry", skip_serializing_if = "is_zero")]
+    pub wrapper_retry: u64,
+    /// Codis exec-wrapper answers of -1 (the op failed).
+    #[serde(rename = "wrapper-error", skip_serializing_if = "is_zero")]
+    pub wrapper_error: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RedirectCounts {
     /// Counts one more hop of `kind`.
     pub fn add(&mut self, kind: RedirectKind) {
+        *self.count_mut(kind) += 1;
+    }
+
+    /// The hops of `kind`.
+    pub fn get(&self, kind: RedirectKind) -> u64 {
         match kind {
-            RedirectKind::Moved => self.moved += 1,
-            RedirectKind::Ask => self.ask += 1,
-            RedirectKind::TryAgain => self.tryagain += 1,
-            RedirectKind::ClusterDown => self.clusterdown += 1,
+            RedirectKind::Moved => self.moved,
+            RedirectKind::Ask => self.ask,
+            RedirectKind::TryAgain => self.tryagain,
+            RedirectKind::ClusterDown => self.clusterdown,
+            RedirectKind::MgrtOne => self.mgrt_one,
+            RedirectKind::WrapperMoved => self.wrapper_moved,
+            RedirectKind::WrapperRetry => self.wrapper_retry,
+            RedirectKind::WrapperError => self.wrapper_error,
         }
+    }
+
+    fn count_mut(&mut self, kind: RedirectKind) -> &mut u64 {
+        match kind {
+            RedirectKind::Moved => &mut self.moved,
+            RedirectKind::Ask => &mut self.ask,
+            RedirectKind::TryAgain => &mut self.tryagain,
+            RedirectKind::ClusterDown => &mut self.clusterdown,
+            RedirectKind::MgrtOne => &mut self.mgrt_one,
+            RedirectKind::WrapperMoved => &mut self.wrapper_moved,
+            RedirectKind::WrapperRetry => &mut self.wrapper_retry,
+            RedirectKind::WrapperError => &mut self.wrapper_error,
+        }
+    }
+
+    /// Hops of every kind.
+    pub fn total(&self) -> u64 {
+        RedirectKind::ALL.iter().map(|&k| self.get(k)).sum()
+    }
+}
+
+/// `moved 1, ask 2, tryagain 0, clusterdown 0`, then the Codis kinds that are not zero
+/// (`, wrapper-retry 3`), so Redis Cluster runs read as before.
+impl fmt::Display for RedirectCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "moved {}, ask {}, tryagain {}, clusterdown {}",
+            self.moved, self.ask, self.tryagain, self.clusterdown
+        )?;
+        for kind in RedirectKind::ALL.into_iter().filter(|k| k.is_codis()) {
+            if self.get(kind) > 0 {
+                write!(f, ", {} {}", kind.name(), self.get(kind))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -193,11 +254,10 @@ impl fmt::Display for Report {
         for (name, counts) in &self.ops_by_f {
             write!(f, "; {name} {counts}")?;
         }
-        let r = &self.redirects;
         writeln!(
             f,
-            "\nredirects: moved {}, ask {}, tryagain {}, clusterdown {}; nemesis events: {}",
-            r.moved, r.ask, r.tryagain, r.clusterdown, self.nemesis_events
+            "\nredirects: {}; nemesis events: {}",
+            self.redirects, self.nemesis_events
         )?;
         for key in self.keys.iter().filter(|k| k.valid != Validity::Valid) {
             writeln!(

@@ -105,10 +105,7 @@ fn table(out: &mut String, caption: &str, rows: &[(String, String)]) {
 }
 
 fn redirects_text(r: &RedirectCounts) -> String {
-    format!(
-        "moved {}, ask {}, tryagain {}, clusterdown {}",
-        r.moved, r.ask, r.tryagain, r.clusterdown
-    )
+    r.to_string()
 }
 
 /// The summary: verdict, ops by kind and outcome, anomalies by class, redirects by kind,

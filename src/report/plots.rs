@@ -29,6 +29,10 @@ fn redirect_color(k: RedirectKind) -> RGBColor {
         RedirectKind::Ask => RGBColor(142, 68, 173),
         RedirectKind::TryAgain => RGBColor(230, 126, 34),
         RedirectKind::ClusterDown => RGBColor(0, 0, 0),
+        RedirectKind::MgrtOne => RGBColor(22, 160, 133),
+        RedirectKind::WrapperMoved => RGBColor(39, 174, 96),
+        RedirectKind::WrapperRetry => RGBColor(241, 196, 15),
+        RedirectKind::WrapperError => RGBColor(192, 57, 43),
     }
 }
 
@@ -149,8 +153,10 @@ pub fn section(out: &mut String, p: &Prepared) -> Result<(), ReportError> {
     let title = "throughput: ops completed per second, by kind; ok solid, fail dashed, info dotted";
     chart::rates(out, &ctx, title, "ops/s", &series)?;
     out.push_str("</div><div class=\"plot\" id=\"redirects\">");
+    // The Codis kinds only when a Codis router ran, so Redis Cluster runs plot as before.
     let series: Vec<Series> = RedirectKind::ALL
         .iter()
+        .filter(|k| !k.is_codis() || hops.contains_key(k))
         .map(|k| Series {
             label: k.name().to_string(),
             color: redirect_color(*k).to_rgba(),

@@ -34,7 +34,9 @@
     return 10 * mag;
   }
   var S = data.strs, OUTCOMES = ["ok", "fail", "info"];
-  var HOPS = ["moved", "ask", "tryagain", "clusterdown"];
+  // RedirectKind::ALL's order.
+  var HOPS = ["moved", "ask", "tryagain", "clusterdown",
+    "mgrt-one", "wrapper-moved", "wrapper-retry", "wrapper-error"];
   function str(i) { return i >= 0 ? S[i] : null; }
   function secs(ns) { return (ns / 1e9).toFixed(3) + " s"; }
   // An op's tooltip from its row (see op_row in timeline.rs): what it did, when, where, and

@@ -339,6 +339,8 @@ const LEGEND: &str = "<p class=\"legend\"><span class=\"sw ok\"></span>ok \
 happened) <span class=\"sw bad\"></span>named by an explanation or anomaly &nbsp; \
 <span class=\"sw rd-moved\"></span>MOVED <span class=\"sw rd-ask\"></span>ASK \
 <span class=\"sw rd-tryagain\"></span>TRYAGAIN <span class=\"sw rd-clusterdown\"></span>CLUSTERDOWN \
+(Codis: <span class=\"sw rd-mgrt-one\"></span>MGRT-ONE <span class=\"sw rd-wrapper-moved\"></span>WRAPPER-MOVED \
+<span class=\"sw rd-wrapper-retry\"></span>WRAPPER-RETRY <span class=\"sw rd-wrapper-error\"></span>WRAPPER-ERROR) \
 (first hop, at the invocation) &nbsp; <span class=\"sw ph-importing\"></span>importing \
 <span class=\"sw ph-migrating\"></span>migrating <span class=\"sw ph-finalizing\"></span>finalizing \
 <span class=\"sw ph-atomic\"></span>atomic <span class=\"sw fault\"></span>fault</p>";

@@ -159,6 +159,7 @@ impl Client {
         // opens new connections; a library is dropped whole and opened afresh.
         match self.executor.as_mut() {
             Some(Executor::Router(router)) => router.reset_connections(),
+            Some(Executor::Codis(router)) => router.reset_connections(),
             _ => self.executor = None,
         }
     }

@@ -2,6 +2,7 @@
 //! under test. Every executor answers with the same [`Execution`], so the history has one format
 //! whichever client ran it; where a library hides its redirects the history says so.
 
+use crate::codis::{CodisRouter, SharedCodisTable};
 use crate::external::{External, ExternalSpec};
 use crate::redis_rs::RedisRs;
 use crate::router::{Execution, Router, RouterConfig};
@@ -80,6 +81,8 @@ pub enum Executor {
     RedisRs(RedisRs),
     /// A client library in a child process (boxed: it is twice a router's size).
     External(Box<External>),
+    /// slotcheck's router playing a Codis proxy, for servers without Redis Cluster (PikiwiDB).
+    Codis(CodisRouter),
 }
 
 impl Executor {
@@ -89,6 +92,7 @@ impl Executor {
             Executor::Router(router) => router.execute(key, cmd).await,
             Executor::RedisRs(client) => client.execute(key, cmd).await,
             Executor::External(client) => client.execute(key, cmd).await,
+            Executor::Codis(router) => router.execute(key, cmd).await,
         }
     }
 }
@@ -105,11 +109,25 @@ pub struct ClientFactory {
     pub slots: SharedSlotMap,
     /// Timeouts and hop limits.
     pub config: RouterConfig,
+    /// Route by this Codis slot table instead of Redis Cluster's (only slotcheck's client can).
+    pub codis: Option<SharedCodisTable>,
 }
 
 impl ClientFactory {
     /// Opens an executor; an error means nothing was sent.
     pub async fn open(&self) -> Result<Executor, String> {
+        if let Some(table) = &self.codis {
+            return match &self.choice {
+                ClientChoice::Slotcheck => Ok(Executor::Codis(CodisRouter::new(
+                    table.clone(),
+                    self.config,
+                ))),
+                other => Err(format!(
+                    "client {} does not support Codis routing (only slotcheck does)",
+                    other.name()
+                )),
+            };
+        }
         match &self.choice {
             ClientChoice::Slotcheck => Ok(Executor::Router(Router::new(
                 self.seeds.clone(),

@@ -360,6 +360,7 @@ impl Router {
                     let owner = read_map(&self.slots).owner(slot).map(str::to_string);
                     owner.unwrap_or_else(|| addr.clone())
                 }
+                codis => unreachable!("classify gives no {} hop", codis.name()),
             };
             let prefix = match kind {
                 RedirectKind::Ask => self.bugs.ask_prefix(),

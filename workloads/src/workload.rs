@@ -89,6 +89,9 @@ pub struct WorkloadConfig {
     pub epoch_ms: u64,
     /// First process number (a resumed soak continues above the numbers it already used).
     pub process_base: u64,
+    /// Route through this Codis table (PikiwiDB) instead of learning a Redis Cluster slot map;
+    /// the seeds are then unused.
+    pub codis: Option<crate::codis::CodisRouting>,
 }
 
 impl Default for WorkloadConfig {
@@ -109,6 +112,7 @@ impl Default for WorkloadConfig {
             client_bug: None,
             epoch_ms: 0,
             process_base: 0,
+            codis: None,
         }
     }
 }
@@ -154,6 +158,7 @@ impl WorkloadConfig {
             seeds,
             slots,
             config: self.router_config(),
+            codis: self.codis.as_ref().map(|c| c.0.clone()),
         }
     }
 }
@@ -220,9 +225,11 @@ impl Shared {
     ) -> Result<Shared, WorkloadError> {
         cfg.validate()?;
         let slots = SlotMap::new().shared();
-        Router::new(seeds.clone(), slots.clone(), cfg.router_config())
-            .refresh_slot_map()
-            .await?;
+        if cfg.codis.is_none() {
+            Router::new(seeds.clone(), slots.clone(), cfg.router_config())
+                .refresh_slot_map()
+                .await?;
+        }
         Ok(Shared {
             cfg: cfg.clone(),
             keys: workload_keys(cfg),
