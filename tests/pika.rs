@@ -102,10 +102,16 @@ async fn migrate_three_slots(mode: Mode) {
     let cluster = start(bin, 2, &dir).await;
     let [a, b] = <[String; 2]>::try_from(cluster.addrs()).unwrap();
     let table = CodisTable::new(&cluster.addrs(), MigrationMode::Sync).shared();
-    let slots: BTreeSet<u16> = [3, 17, 100, 200, 300, 400, 500, 511].into();
-    let moved: [u16; 3] = [17, 200, 500];
+    // A hash tag whose slot server A owns (the first half): its 100 keys move as one group.
+    let tag = (0..)
+        .map(|i| format!("tag{i}"))
+        .find(|t| codis_slot(t.as_bytes()) < 500)
+        .unwrap();
+    let tag_slot = codis_slot(tag.as_bytes());
+    let moved: [u16; 3] = [17, 200, tag_slot];
+    let slots: BTreeSet<u16> = [3, 17, 100, 200, 300, 400, 511].into();
     let mut keys = keys_in("k", &slots, 1900);
-    keys.extend(keys_in("{tag17}:", &[codis_slot(b"tag17")].into(), 100));
+    keys.extend(keys_in(&format!("{{{tag}}}:"), &[tag_slot].into(), 100));
     let expected = write_typed(&a, &keys).await;
     assert_eq!(expected.len(), 2000);
 
@@ -139,7 +145,12 @@ async fn migrate_three_slots(mode: Mode) {
         assert_eq!(&*t.route(slot).owner, b.as_str());
     }
     let report = check_placement(&cluster.addrs(), &t).await.unwrap();
-    assert!(report.is_clean(), "findings: {:?}", report.findings);
+    assert!(
+        report.is_clean(),
+        "{} findings, first: {:?}",
+        report.findings.len(),
+        report.findings.first()
+    );
     assert_eq!(
         report.keys.len(),
         expected.len(),
@@ -190,7 +201,8 @@ async fn async_migration_moves_every_key_of_three_slots() {
 async fn codis_slot_agrees_with_slotshashkey() {
     let Some(bin) = binary() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let cluster = start(bin, 1, &dir).await;
+    // Three servers, though one answers: the bring-up time of a 3-server cluster is measured here.
+    let cluster = start(bin, 3, &dir).await;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let alphabet = b"abcXYZ09{}:_-";
     let keys: Vec<Vec<u8>> = (0..10_000)
@@ -267,6 +279,9 @@ async fn keys_outside_the_slot_index_are_left_behind() {
         .await
         .unwrap();
 
+    for (k, how) in k.iter().zip(["SET", "DECR", "PSETEX", "PFADD", "INCR"]) {
+        eprintln!("{k}: written by {how}");
+    }
     let nemesis = PikaNemesis::new(cluster.clone(), table.clone(), None);
     let step = nemesis.migrate_sync(slot, &a, &b).await;
     eprintln!("migration: {step:?}");
@@ -371,5 +386,70 @@ async fn killing_the_target_mid_migration_does_not_hang() {
         report.findings
     );
     assert!(matches!(resumed.outcome, Outcome::Done { .. }));
+    cluster.stop();
+}
+
+/// Writes `count` lists of 500 elements into `slot` on `addr` (slow to migrate); returns the keys.
+async fn write_big(addr: &str, prefix: &str, slot: u16, count: usize) -> Vec<String> {
+    let keys = keys_in(prefix, &[slot].into(), count);
+    let mut c = conn(addr).await;
+    for k in &keys {
+        let mut cmd = redis::cmd("RPUSH");
+        cmd.arg(k);
+        for v in 0..500 {
+            cmd.arg(v);
+        }
+        let _: i64 = cmd.query_async(&mut c).await.unwrap();
+    }
+    keys
+}
+
+#[tokio::test]
+async fn a_new_async_migration_after_cancel_ends_bounded() {
+    let Some(bin) = binary() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(bin, 2, &dir).await;
+    let [a, b] = <[String; 2]>::try_from(cluster.addrs()).unwrap();
+    let table = CodisTable::new(&cluster.addrs(), MigrationMode::Sync).shared();
+    let keys = write_big(&a, "cancel", 9, 400).await;
+    let mut nemesis = PikaNemesis::new(cluster.clone(), table.clone(), None);
+    nemesis.options.deadline = Duration::from_secs(6);
+    nemesis.options.command_timeout = Duration::from_secs(2);
+    nemesis.options.keys_per_round = 20;
+    let started = Instant::now();
+    let (first, cancel) = tokio::join!(nemesis.migrate_async(9, &a, &b), async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        nemesis.cancel_async(&a).await
+    });
+    eprintln!(
+        "first: {:?} after {:?}; cancel: {:?}",
+        first.outcome,
+        started.elapsed(),
+        cancel.outcome
+    );
+    let again = Instant::now();
+    let second = nemesis.migrate_async(9, &a, &b).await;
+    eprintln!("second: {:?} after {:?}", second.outcome, again.elapsed());
+    assert!(
+        again.elapsed() < Duration::from_secs(12),
+        "bounded by deadline + one command timeout"
+    );
+    let t = table.read().unwrap().clone();
+    let report = check_placement(&cluster.addrs(), &t).await.unwrap();
+    let on = |s: &String| report.keys.values().filter(|m| m.contains_key(s)).count();
+    eprintln!(
+        "placement: {} of {} keys, {} on source, {} on target, {} findings {:?}",
+        report.keys.len(),
+        keys.len(),
+        on(&a),
+        on(&b),
+        report.findings.len(),
+        report.findings.first()
+    );
+    assert_eq!(
+        report.keys.len(),
+        keys.len(),
+        "no key lost by cancel and restart"
+    );
     cluster.stop();
 }
