@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::migrate::{Outcome, PikaNemesis, Step};
+use super::nemesis::PikaNemesis;
+use super::step::{Outcome, Step};
 
 /// Which end of the migration dies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
