@@ -161,12 +161,25 @@ impl PikaNemesis {
             }
             let status = match async_status(&mut src).await {
                 Ok(s) => s,
-                Err(e) => break Err(("SLOTSMGRT-ASYNC-STATUS".into(), Some(e.to_string()))),
+                Err(e) if timed_out(&e) => {
+                    break Err(("SLOTSMGRT-ASYNC-STATUS".into(), Some(e.to_string())))
+                }
+                Err(e) => {
+                    // Refused or reset (the source is down): try again until the deadline.
+                    last_error = Some(e.to_string());
+                    tokio::time::sleep(o.poll).await;
+                    continue;
+                }
             };
             if !status.migrating {
                 match slot_size(&mut src, slot).await {
                     Ok(0) => break Ok(()),
-                    Ok(n) => remaining = Some(n),
+                    Ok(n) => {
+                        remaining = Some(n);
+                        last_error = Some(format!(
+                            "migrate thread not running with {n} keys in the slot index"
+                        ));
+                    }
                     Err(e) if timed_out(&e) => {
                         break Err((format!("SLOTSINFO {slot} 1"), Some(e.to_string())))
                     }
