@@ -314,6 +314,17 @@ async fn keys_outside_the_slot_index_are_left_behind() {
         !stranded.contains(k[0].as_str()) && !stranded.contains(k[4].as_str()),
         "SET and INCR keys moved"
     );
+
+    // SLOTSRELOAD on the source puts the left-behind keys into its slot index; migrating the slot
+    // again (the table already names the target as owner) then moves them.
+    let reload = nemesis.slots_reload(&a).await;
+    assert!(matches!(reload.outcome, Outcome::Done { .. }), "{reload:?}");
+    let again = nemesis.migrate_sync(slot, &a, &b).await;
+    eprintln!("after SLOTSRELOAD: {:?}", again.outcome);
+    let t = table.read().unwrap().clone();
+    let report = check_placement(&cluster.addrs(), &t).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!(report.keys.len(), 5);
     cluster.stop();
 }
 
