@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use checker::slot::codis_slot;
 use workloads::codis::CodisTable;
 
 use super::error::PikaError;
@@ -142,10 +141,4 @@ pub async fn scan_with_types(addr: &str) -> Result<Vec<(String, String)>, PikaEr
         }
         cursor = next;
     }
-}
-
-/// The Codis slot of a key as the placement check computes it (re-exported for callers that
-/// group findings by slot).
-pub fn slot_of(key: &str) -> u16 {
-    codis_slot(key.as_bytes())
 }

@@ -252,6 +252,9 @@ impl PikaCluster {
             if let Some(pid) = servers[i].pid.filter(|&p| pid_alive(p)) {
                 return Ok(pid);
             }
+            if let Some(dead) = servers[i].pid.take() {
+                stop_pid(dead); // a crashed server: reap its zombie
+            }
             let pid = self.spawn(&servers[i])?;
             servers[i].pid = Some(pid);
             pid
