@@ -5,6 +5,8 @@
 //! - [`harness`] starts and stops local clusters of real server processes;
 //! - [`nemesis`] migrates slots while clients run, recording every step;
 //! - [`run`] ties a test run together: cluster, workload, nemesis, final reads, check;
+//! - [`pika`] runs PikiwiDB servers, migrates their slots as a Codis dashboard does and checks
+//!   where every key ended up;
 //! - [`report`] turns a run's history and results into `report.html`, [`export`] into
 //!   Jepsen's `history.edn`, and [`term`] draws status lines and progress bars;
 //! - [`scenario`] names end-to-end scenarios that must lose data, and [`detect`] says what a run
@@ -19,6 +21,7 @@ pub mod export;
 pub mod harness;
 pub mod interrupt;
 pub mod nemesis;
+pub mod pika;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -20,7 +20,7 @@ mod control;
 mod error;
 mod health;
 mod ports;
-mod process;
+pub(crate) mod process;
 mod server;
 mod state;
 mod view;

@@ -1,0 +1,308 @@
+//! Slot migration between pika servers, as Codis's dashboard drives it: open the migration in the
+//! slot table, move the slot's keys with pika's commands until the source's slot index is empty,
+//! confirm with `SLOTSINFO`, then flip the owner. Every admin command is bounded; a migration that
+//! does not finish by its deadline, or a command pika never answers (after
+//! `SLOTSMGRT-ASYNC-CANCEL` a new async migration, and with it the status command, can hang), ends
+//! as [`Outcome::Stuck`] naming the step, never as a hang.
+//!
+//! A stuck migration leaves the table's migration **open**: some keys may already be on the
+//! target and the rest on the source, and only an open migration routes to both (the router
+//! migrates a key before touching it). Abandoning it would send every key back to the source and
+//! hide the moved ones; the caller may still call `abandon_migration` deliberately.
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::error::PikaError;
+use super::link::Link;
+use super::nemesis::{timed_out, PikaNemesis};
+use super::step::{Outcome, Step, Stuck};
+
+impl PikaNemesis {
+    /// Migrates `slot` from `from` to `to` with `SLOTSMGRTTAGSLOT` (one key, or one tag's keys,
+    /// per call) until the source reports none remaining and `SLOTSINFO` shows the slot empty;
+    /// then flips the slot. On the deadline or a command that never answers: [`Outcome::Stuck`],
+    /// migration left open.
+    pub async fn migrate_sync(&self, slot: u16, from: &str, to: &str) -> Step {
+        let (host, port) = split(to);
+        let timeout = self.options.pika_timeout_ms.to_string();
+        let slot_s = slot.to_string();
+        let words = ["SLOTSMGRTTAGSLOT", host, port, &timeout, &slot_s];
+        let step = self.open(
+            "pika-migrate-sync",
+            &words.join(" "),
+            Some(slot),
+            Some(from),
+            Some(to),
+        );
+        self.table_begin(slot, to);
+        let started = Instant::now();
+        let mut src = self.link(from);
+        let mut moved = 0u64;
+        let mut remaining = None;
+        let mut last_error = None;
+        let mut calls = 0u64;
+        loop {
+            if started.elapsed() >= self.options.deadline {
+                let stuck = stuck(
+                    slot,
+                    "SLOTSMGRTTAGSLOT (deadline)",
+                    remaining,
+                    started,
+                    last_error,
+                );
+                return self.close(
+                    step,
+                    Outcome::Stuck(stuck),
+                    json!({"calls": calls, "moved_so_far": moved, "table": "open"}),
+                );
+            }
+            calls += 1;
+            match src.run::<(i64, i64)>(&words).await {
+                Ok((n, left)) => {
+                    moved += n.max(0) as u64;
+                    remaining = Some(left);
+                    if left <= 0 {
+                        match slot_size(&mut src, slot).await {
+                            Ok(0) => break,
+                            Ok(n) => remaining = Some(n),
+                            Err(e) => last_error = Some(e.to_string()),
+                        }
+                    } else if n > 0 {
+                        continue;
+                    }
+                }
+                Err(PikaError::Command {
+                    timed_out: true,
+                    elapsed_ms,
+                    detail,
+                    ..
+                }) => {
+                    let s = Stuck {
+                        slot: Some(slot),
+                        command: words.join(" "),
+                        remaining,
+                        elapsed: started.elapsed(),
+                        last_error: Some(format!("no answer after {elapsed_ms} ms: {detail}")),
+                    };
+                    return self.close(
+                        step,
+                        Outcome::Stuck(s),
+                        json!({"calls": calls, "moved_so_far": moved, "table": "open"}),
+                    );
+                }
+                Err(e) => last_error = Some(e.to_string()),
+            }
+            tokio::time::sleep(self.options.poll).await;
+        }
+        self.table_finish(slot);
+        self.close(
+            step,
+            Outcome::Done { keys_moved: moved },
+            json!({"calls": calls, "table": "flipped"}),
+        )
+    }
+
+    /// Migrates `slot` with `SLOTSMGRTTAGSLOT-ASYNC`: each call asks pika's migrate thread for one
+    /// more round of `keys_per_round` keys; `SLOTSMGRT-ASYNC-STATUS` is polled between calls.
+    /// Done when the source's `SLOTSINFO` shows the slot empty and the thread stopped; then flips.
+    pub async fn migrate_async(&self, slot: u16, from: &str, to: &str) -> Step {
+        let o = &self.options;
+        let (host, port) = split(to);
+        let args = [
+            o.pika_timeout_ms,
+            o.max_bulks,
+            o.max_bytes,
+            u64::from(slot),
+            o.keys_per_round,
+        ]
+        .map(|n| n.to_string());
+        let words = [
+            "SLOTSMGRTTAGSLOT-ASYNC",
+            host,
+            port,
+            &args[0],
+            &args[1],
+            &args[2],
+            &args[3],
+            &args[4],
+        ];
+        let step = self.open(
+            "pika-migrate-async",
+            &words.join(" "),
+            Some(slot),
+            Some(from),
+            Some(to),
+        );
+        self.table_begin(slot, to);
+        let started = Instant::now();
+        let mut src = self.link(from);
+        let mut before = None;
+        let mut remaining = None;
+        let mut last_error = None;
+        let mut calls = 0u64;
+        let result: Result<(), (String, Option<String>)> = loop {
+            if started.elapsed() >= o.deadline {
+                break Err(("SLOTSMGRTTAGSLOT-ASYNC (deadline)".into(), last_error));
+            }
+            calls += 1;
+            match src.run::<(i64, i64)>(&words).await {
+                Ok((_, left)) => {
+                    before.get_or_insert(left);
+                    remaining = Some(left);
+                }
+                Err(e) => {
+                    if timed_out(&e) {
+                        break Err((words.join(" "), Some(e.to_string())));
+                    }
+                    last_error = Some(e.to_string());
+                }
+            }
+            let status = match async_status(&mut src).await {
+                Ok(s) => s,
+                Err(e) if timed_out(&e) => {
+                    break Err(("SLOTSMGRT-ASYNC-STATUS".into(), Some(e.to_string())))
+                }
+                Err(e) => {
+                    // Refused or reset (the source is down): try again until the deadline.
+                    last_error = Some(e.to_string());
+                    tokio::time::sleep(o.poll).await;
+                    continue;
+                }
+            };
+            if !status.migrating {
+                match slot_size(&mut src, slot).await {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        remaining = Some(n);
+                        last_error = Some(format!(
+                            "migrate thread not running with {n} keys in the slot index"
+                        ));
+                    }
+                    Err(e) if timed_out(&e) => {
+                        break Err((format!("SLOTSINFO {slot} 1"), Some(e.to_string())))
+                    }
+                    Err(e) => last_error = Some(e.to_string()),
+                }
+            } else if status.remaining >= 0 {
+                remaining = Some(status.remaining);
+            }
+            tokio::time::sleep(o.poll).await;
+        };
+        let moved = before.unwrap_or(0).max(0) as u64;
+        match result {
+            Ok(()) => {
+                self.table_finish(slot);
+                self.close(
+                    step,
+                    Outcome::Done { keys_moved: moved },
+                    json!({"calls": calls, "table": "flipped"}),
+                )
+            }
+            Err((command, last_error)) => {
+                let s = stuck(slot, &command, remaining, started, last_error);
+                self.close(
+                    step,
+                    Outcome::Stuck(s),
+                    json!({"calls": calls, "table": "open"}),
+                )
+            }
+        }
+    }
+}
+
+/// What `SLOTSMGRT-ASYNC-STATUS` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsyncStatus {
+    /// `migrating  : yes`.
+    pub migrating: bool,
+    /// `moved keys : N` (-1 when not migrating).
+    pub moved: i64,
+    /// `remain keys: N` (-1 when not migrating).
+    pub remaining: i64,
+}
+
+/// Parses the five `name: value` lines of `SLOTSMGRT-ASYNC-STATUS`.
+pub fn parse_async_status(lines: &[String]) -> Option<AsyncStatus> {
+    let field = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(':').next())
+            .map(|v| v.trim().to_string())
+    };
+    Some(AsyncStatus {
+        migrating: field("migrating")? == "yes",
+        moved: field("moved keys")?.parse().ok()?,
+        remaining: field("remain keys")?.parse().ok()?,
+    })
+}
+
+async fn async_status(link: &mut Link) -> Result<AsyncStatus, PikaError> {
+    let lines: Vec<String> = link.run(&["SLOTSMGRT-ASYNC-STATUS"]).await?;
+    parse_async_status(&lines).ok_or_else(|| PikaError::Reply {
+        addr: link.addr().to_string(),
+        command: "SLOTSMGRT-ASYNC-STATUS".into(),
+        detail: format!("{lines:?}"),
+    })
+}
+
+/// The size of `slot`'s key index on the server (`SLOTSINFO slot 1`: `[[slot, size]]`, or `[]`).
+pub async fn slot_size(link: &mut Link, slot: u16) -> Result<i64, PikaError> {
+    let s = slot.to_string();
+    let rows: Vec<(i64, i64)> = link.run(&["SLOTSINFO", &s, "1"]).await?;
+    Ok(rows
+        .iter()
+        .find(|(sl, _)| *sl == i64::from(slot))
+        .map_or(0, |(_, n)| *n))
+}
+
+fn stuck(
+    slot: u16,
+    command: &str,
+    remaining: Option<i64>,
+    started: Instant,
+    last_error: Option<String>,
+) -> Stuck {
+    Stuck {
+        slot: Some(slot),
+        command: command.to_string(),
+        remaining,
+        elapsed: started.elapsed(),
+        last_error,
+    }
+}
+
+/// `host:port` split; an address without a port gives an empty port (pika rejects it).
+fn split(addr: &str) -> (&str, &str) {
+    addr.rsplit_once(':').unwrap_or((addr, ""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn async_status_lines_parse() {
+        let lines: Vec<String> = [
+            "dest server: 127.0.0.1:10001",
+            "slot number: 12",
+            "migrating  : yes",
+            "moved keys : 64",
+            "remain keys: 136",
+        ]
+        .map(String::from)
+        .to_vec();
+        let s = parse_async_status(&lines).unwrap();
+        assert_eq!(
+            s,
+            AsyncStatus {
+                migrating: true,
+                moved: 64,
+                remaining: 136
+            }
+        );
+        assert!(parse_async_status(&lines[..2]).is_none());
+    }
+}
