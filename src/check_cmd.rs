@@ -302,7 +302,14 @@ fn check_path(path: &Path, args: &CheckArgs) -> Result<Report> {
             .or_else(|| header_model(&first))
             .unwrap_or(ModelKind::Register);
         let opts = options(CheckOptions::default(), args.initial.as_deref(), model);
-        check_history(path, model, &opts, STREAM_BYTES_MIN).map_err(reading)?
+        let mut report = check_history(path, model, &opts, STREAM_BYTES_MIN).map_err(reading)?;
+        let header: Value = serde_json::from_str(&first).unwrap_or(Value::Null);
+        if slotcheck::pika::explain::is_pika_run(&header) {
+            let history = checker::History::read_file(path)?;
+            slotcheck::pika::explain::annotate(&history, &mut report)
+                .with_context(|| format!("pairing the ops of {name}"))?;
+        }
+        report
     } else {
         let imported = import::read_file(path, Some(format)).map_err(|e| reading(e.into()))?;
         let implied = imported.model();

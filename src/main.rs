@@ -84,16 +84,26 @@ struct ExportArgs {
 
 #[derive(clap::Args, Debug)]
 struct TestArgs {
-    /// Server to test: redis or valkey.
-    #[arg(long, default_value = "redis")]
-    server: ServerKind,
+    /// Server to test: redis, valkey, or pikiwidb (needs --server-binary or
+    /// SLOTCHECK_PIKIWIDB_SERVER; slotcheck routes as a Codis proxy).
+    #[arg(long, default_value = "redis", value_parser = parse_server)]
+    server: ServerArg,
+    /// The server binary (PikiwiDB's `pika`).
+    #[arg(long)]
+    server_binary: Option<PathBuf>,
+    /// How slotcheck's Codis routing crosses a migrating PikiwiDB slot, and which migration
+    /// command the nemesis uses: sync (SLOTSMGRTTAGONE / SLOTSMGRTTAGSLOT) or semi-async
+    /// (SLOTSMGRT-EXEC-WRAPPER / SLOTSMGRTTAGSLOT-ASYNC).
+    #[arg(long)]
+    pika_mode: Option<String>,
     /// Masters in the cluster.
     #[arg(long, default_value_t = 3)]
     masters: usize,
     /// Replicas per master.
     #[arg(long, default_value_t = 0)]
     replicas: usize,
-    /// Workload: register (GET, SET, CAS by EVAL) or counter (INCR, GET).
+    /// Workload: register (GET, SET, CAS by EVAL), counter (INCR, GET) or types (every data
+    /// type, each key checked with its type's model).
     #[arg(long, default_value = "register", value_parser = parse_workload)]
     workload: WorkloadKind,
     /// Client that carries the workload's commands: slotcheck (its own router, every redirect
@@ -219,6 +229,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(args) => check_cmd::run(args),
         Command::Verify(args) => verify_cmd::run(args),
         Command::Soak(args) => soak_cmd::run(*args),
+        Command::Test(args) if args.server == ServerArg::Pikiwidb => {
+            if args.scenario.as_deref() == Some("list") {
+                print!("{}", slotcheck::pika::scenario::list());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let cfg = slotcheck::pika::cli::config(pika_args(&args)?)?;
+            init_log(&cfg.output)?;
+            if args.output.is_none() {
+                link_latest(&cfg.output);
+            }
+            slotcheck::pika::cli::run_test(&cfg, &runtime()?, |r| {
+                check_cmd::render(r.clone(), check_cmd::KEYS_SHOWN_MAX)
+            })
+        }
         Command::Test(args) => {
             let lists = slotcheck::cases::listing(
                 args.scenario.as_deref(),
@@ -306,8 +330,63 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// `--server`: a Redis Cluster server, or PikiwiDB behind slotcheck's Codis routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerArg {
+    Cluster(ServerKind),
+    Pikiwidb,
+}
+
+fn parse_server(text: &str) -> Result<ServerArg, String> {
+    match text {
+        "pikiwidb" | "pika" => Ok(ServerArg::Pikiwidb),
+        other => other
+            .parse()
+            .map(ServerArg::Cluster)
+            .map_err(|e: slotcheck::harness::HarnessError| e.to_string()),
+    }
+}
+
+/// The flags a PikiwiDB run takes; the Redis Cluster ones it cannot honour are refused.
+fn pika_args(a: &TestArgs) -> Result<slotcheck::pika::cli::PikaArgs> {
+    if a.replicas != 0 {
+        bail!("--replicas is not supported with --server pikiwidb (no replication is set up)");
+    }
+    if a.nemesis != "migrate" {
+        bail!(
+            "--nemesis {} is not supported with --server pikiwidb: its nemesis is PikiwiDB's own \
+             slot migration, with kills and cancels from --scenario",
+            a.nemesis
+        );
+    }
+    if a.client != ClientChoice::Slotcheck {
+        bail!(
+            "--client {} cannot route as a Codis proxy; only slotcheck's client can",
+            a.client.name()
+        );
+    }
+    Ok(slotcheck::pika::cli::PikaArgs {
+        binary: a.server_binary.clone(),
+        servers: a.masters,
+        workload: a.workload,
+        clients: a.clients,
+        keys: a.keys,
+        rate_per_s: a.rate,
+        duration: a.duration,
+        seed: a.seed,
+        output: a.output.clone(),
+        mode: a.pika_mode.clone(),
+        migrate_interval: a.migrate_interval,
+        timeout: a.timeout,
+        scenario: a.scenario.clone(),
+    })
+}
+
 /// Validates `slotcheck test` flags into a [`RunConfig`] before any server starts.
 fn test_config(a: TestArgs) -> Result<RunConfig> {
+    let ServerArg::Cluster(server) = a.server else {
+        bail!("--server pikiwidb runs through slotcheck::pika");
+    };
     if a.masters == 0 {
         bail!("--masters must be at least 1");
     }
@@ -323,11 +402,11 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
     let output = a.output.unwrap_or_else(|| {
         let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
         PathBuf::from("store")
-            .join(format!("{}-{}", a.workload.name(), a.server))
+            .join(format!("{}-{}", a.workload.name(), server))
             .join(stamp.to_string())
     });
     let mut cfg = RunConfig {
-        server: a.server,
+        server,
         masters: a.masters,
         replicas: a.replicas,
         workload: a.workload,
@@ -338,7 +417,7 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
         duration: a.duration,
         seed,
         output,
-        nemesis: nemesis_kinds(&a.nemesis, a.server, a.replicas, a.masters)?,
+        nemesis: nemesis_kinds(&a.nemesis, server, a.replicas, a.masters)?,
         fault_interval_ms: a.nemesis_interval.as_millis() as u64,
         hold_ms_max: a.fault_hold.as_millis() as u64,
         migrate_interval_ms: a.migrate_interval.as_millis() as u64,

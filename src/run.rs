@@ -447,6 +447,7 @@ pub fn model_of(workload: WorkloadKind) -> ModelKind {
     match workload {
         WorkloadKind::Register => ModelKind::Register,
         WorkloadKind::Counter => ModelKind::Counter,
+        WorkloadKind::Types => ModelKind::Types,
     }
 }
 

@@ -347,3 +347,20 @@ fn a_terminal_report_explains_at_most_ten_invalid_keys() {
         .count();
     assert_eq!(explained, 12);
 }
+
+#[test]
+fn pikiwidb_histories_check_to_their_findings() {
+    let (code, out, _) = check(&[&fixture("pika-hll-type-changed.jsonl")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("type-changed on [\"hll:{k6}\"]"), "{out}");
+    assert!(
+        out.contains("ended done at line 427, after SLOTSRELOAD on 127.0.0.1:17082 at line 425"),
+        "{out}"
+    );
+    let (code, out, _) = check(&[&fixture("pika-case-wrapper-error.jsonl")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("pika lowercases the key to hll:{k20}, whose slot is 270"),
+        "{out}"
+    );
+}

@@ -262,8 +262,13 @@ impl Timeline {
                 ("migrate-start", Some(slot)) => {
                     t.start(slot, step);
                 }
-                ("migrate-step" | "migrate-end", Some(slot)) => {
-                    let end = e.f == "migrate-end";
+                (PIKA_SYNC | PIKA_ASYNC, Some(slot))
+                    if e.value.get("phase").and_then(Value::as_str) == Some("begin") =>
+                {
+                    t.start(slot, step);
+                }
+                ("migrate-step" | "migrate-end" | PIKA_SYNC | PIKA_ASYNC, Some(slot)) => {
+                    let end = e.f == "migrate-end" || e.f.starts_with("pika-migrate");
                     let i = match latest(&t.by_slot, slot) {
                         Some(i) => i,
                         None => t.start(slot, step.clone()),
@@ -393,6 +398,12 @@ impl Timeline {
     }
 }
 
+/// A PikiwiDB migration by `SLOTSMGRTTAGSLOT` (`phase` `begin`, then `end` with an `outcome`):
+/// the slot is migrating in between, and stays so if the migration is stuck.
+const PIKA_SYNC: &str = "pika-migrate-sync";
+/// The same by `SLOTSMGRTTAGSLOT-ASYNC`.
+const PIKA_ASYNC: &str = "pika-migrate-async";
+
 /// Folds one step into `state`; `moved` collects keys moved, `marked` stranded or lost keys.
 fn apply<'a>(
     state: &mut SlotState,
@@ -453,6 +464,14 @@ fn apply<'a>(
         ("migrate-end", "finalized-early") => state.phase = Phase::FinalizedEarly,
         ("migrate-end", _) => state.phase = Phase::Failed,
         ("migrate-cancel", _) => state.atomic_state = Some("cancel-requested".into()),
+        (PIKA_SYNC | PIKA_ASYNC, "begin") => state.phase = Phase::Migrating,
+        (PIKA_SYNC | PIKA_ASYNC, _) => {
+            state.phase = match step.str("outcome") {
+                Some("done") => Phase::Stable,
+                Some("stuck") => Phase::Migrating,
+                _ => Phase::Failed,
+            }
+        }
         ("repair-step", action) => {
             if matches!(action, "finished" | "rolled-back" | "closed") {
                 state.phase = Phase::Stable;
@@ -531,6 +550,31 @@ mod tests {
             phases,
             vec![Starting, Importing, Migrating, Finalizing, Stable]
         );
+    }
+
+    #[test]
+    fn pika_migrations_open_between_begin_and_end() {
+        let m = |phase: &str, outcome: Option<&str>| {
+            let mut v = json!({"slot": 7, "from": "a:1", "to": "b:2", "phase": phase});
+            if let Some(o) = outcome {
+                v["outcome"] = json!(o);
+            }
+            v
+        };
+        let h = nemesis(&[
+            /* 0 */ (PIKA_SYNC, m("begin", None)),
+            /* 1 */ (PIKA_SYNC, m("end", Some("done"))),
+            /* 2 */ (PIKA_ASYNC, m("begin", None)),
+            /* 3 */ (PIKA_ASYNC, m("end", Some("stuck"))),
+        ]);
+        let t = Timeline::new(&h);
+        assert_eq!(t.migrations.len(), 2);
+        let at = |e: usize| t.state_at(&h, 7, e, None).phase;
+        assert_eq!(at(0), Phase::Stable);
+        assert_eq!(at(1), Phase::Migrating);
+        assert_eq!(at(2), Phase::Stable);
+        assert_eq!(at(3), Phase::Migrating);
+        assert_eq!(at(4), Phase::Migrating, "a stuck migration stays open");
     }
 
     #[test]

@@ -75,5 +75,5 @@ pub fn adapter(name: &str) -> Result<ExternalSpec, String> {
 /// Reads a `--workload` value.
 pub fn parse_workload(text: &str) -> Result<WorkloadKind, String> {
     WorkloadKind::parse(text)
-        .ok_or_else(|| format!("unknown workload {text:?}; expected register or counter"))
+        .ok_or_else(|| format!("unknown workload {text:?}; expected register, counter or types"))
 }

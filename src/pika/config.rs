@@ -29,8 +29,10 @@ pub(crate) fn write_config(d: &Path, port: u16) -> Result<(), PikaError> {
     std::fs::write(&file, conf).map_err(|e| PikaError::io(format!("write {}", file.display()), e))
 }
 
-/// The remaining keys of pika 4.0's `conf/pika.conf`, as shipped (thread pools smaller: the
-/// machine is shared and the servers are local).
+/// The remaining keys of pika 4.0's `conf/pika.conf`, as shipped, but with smaller thread pools
+/// (the machine is shared and the servers are local) and 4 MB write buffers: RocksDB
+/// preallocates each WAL at 1.1 times the buffer, and with the shipped 256 MB every server took
+/// 860 MB of disk (3 instances) before its first write.
 const DEFAULTS: &str = "\
 db-instance-num : 3
 rocksdb-ttl-second : 604800
@@ -41,7 +43,7 @@ slow-cmd-pool : no
 slow-cmd-thread-pool-size : 1
 sync-thread-num : 2
 sync-binlog-thread-num : 1
-write-buffer-size : 256M
+write-buffer-size : 4M
 timeout : 60
 requirepass :
 masterauth :

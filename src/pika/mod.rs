@@ -9,14 +9,23 @@
 //! - [`nemesis`] records each step (see [`step`]) as history events;
 //! - [`strike`] kills or restarts the source or target while a migration runs;
 //! - [`placement`] scans every server at the end and reports keys left behind on a non-owner
-//!   (`stranded`) or held twice (`duplicated`), with each copy's type.
+//!   (`stranded`) or held twice (`duplicated`), with each copy's type, and [`explain`] turns
+//!   those into anomalies naming the command that created the key and the migration;
+//! - [`run`] is `slotcheck test --server pikiwidb` ([`cli`] its flags): the workload through
+//!   slotcheck's Codis routing while [`schedule`] moves slots, with [`scenario`]'s presets aimed
+//!   at PikiwiDB 4.0's known bugs.
 
+pub mod cli;
 mod config;
 pub mod error;
+pub mod explain;
 pub mod link;
 pub mod migrate;
 pub mod nemesis;
 pub mod placement;
+pub mod run;
+pub mod scenario;
+pub mod schedule;
 pub mod server;
 pub mod step;
 pub mod strike;

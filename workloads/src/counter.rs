@@ -6,15 +6,13 @@
 use crate::client::{Client, Completion, Operation};
 use crate::router::Execution;
 use crate::stats::{WorkloadError, WorkloadStats};
-use crate::workload::{join_all, pacer, Shared, WorkloadConfig};
+use crate::workload::{run_processes, Process, Shared, WorkloadConfig};
 use crate::Recorder;
 use checker::EventType;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use redis::Value;
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// One counter operation.
@@ -73,40 +71,32 @@ pub async fn run_counter(
     recorder: Recorder,
     stop: CancellationToken,
 ) -> Result<WorkloadStats, WorkloadError> {
-    let first_free = cfg.process_base + cfg.clients as u64;
-    let shared = Arc::new(Shared::new(cfg, seeds, recorder, first_free).await?);
-    let mut tasks = JoinSet::new();
-    for worker in 0..cfg.clients {
-        let (shared, stop) = (shared.clone(), stop.clone());
-        tasks.spawn(async move { client_loop(shared, worker, stop).await });
-    }
-    join_all(tasks).await
+    run_processes(
+        cfg,
+        seeds,
+        recorder,
+        stop,
+        |shared, worker, stop| async move { client_loop(shared, worker, stop).await },
+    )
+    .await
 }
 
 async fn client_loop(shared: Arc<Shared>, worker: usize, stop: CancellationToken) -> WorkloadStats {
     let cfg = &shared.cfg;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(worker as u64));
-    let mut client = shared.client(cfg.process_base + worker as u64);
+    let mut p = Process::new(&shared, worker);
     let total = cfg.read_weight + cfg.write_weight;
-    let mut pace = pacer(cfg, &mut rng);
-    while !stop.is_cancelled() {
-        if let Some(pace) = pace.as_mut() {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = pace.tick() => {}
-            }
-        }
-        let key = &shared.keys[rng.random_range(0..shared.keys.len())];
-        let op = match rng.random_range(0..total) < cfg.read_weight {
+    while p.next(&stop).await {
+        let key = &shared.keys[p.rng.random_range(0..shared.keys.len())];
+        let op = match p.rng.random_range(0..total) < cfg.read_weight {
             true => CounterOp::Read,
             false => CounterOp::Incr,
         };
-        client
+        p.client
             .perform(op.operation(key), |reply| op.complete(reply))
             .await;
         tokio::task::yield_now().await;
     }
-    client.stats().clone()
+    p.client.stats().clone()
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ pub mod router;
 pub mod slot;
 pub mod slotmap;
 pub mod stats;
+pub mod types;
 pub mod workload;
 
 pub use bugs::ClientBug;

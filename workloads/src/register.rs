@@ -4,16 +4,14 @@
 use crate::client::{Client, Completion, Operation};
 use crate::router::Execution;
 use crate::stats::{WorkloadError, WorkloadStats};
-use crate::workload::{epoch_key, join_all, pacer, Shared, WorkloadConfig};
+use crate::workload::{epoch_key, run_processes, Process, Shared, WorkloadConfig};
 use crate::Recorder;
 use checker::EventType;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use redis::Value;
 use serde_json::{json, Value as Json};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Sets the key to `ARGV[2]` if it holds `ARGV[1]`; 1 if it did, 0 if not.
@@ -90,16 +88,13 @@ pub async fn run_register(
     recorder: Recorder,
     stop: CancellationToken,
 ) -> Result<WorkloadStats, WorkloadError> {
-    let first_free = cfg.process_base + cfg.clients as u64;
-    let shared = Arc::new(Shared::new(cfg, seeds, recorder, first_free).await?);
     // Written values are unique per key within a run: one counter for all keys.
     let next_value = Arc::new(AtomicU64::new(1));
-    let mut tasks = JoinSet::new();
-    for worker in 0..cfg.clients {
-        let (shared, next_value, stop) = (shared.clone(), next_value.clone(), stop.clone());
-        tasks.spawn(async move { client_loop(shared, worker, next_value, stop).await });
-    }
-    join_all(tasks).await
+    run_processes(cfg, seeds, recorder, stop, |shared, worker, stop| {
+        let next_value = next_value.clone();
+        async move { client_loop(shared, worker, next_value, stop).await }
+    })
+    .await
 }
 
 async fn client_loop(
@@ -109,22 +104,14 @@ async fn client_loop(
     stop: CancellationToken,
 ) -> WorkloadStats {
     let cfg = &shared.cfg;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(worker as u64));
-    let mut client = shared.client(cfg.process_base + worker as u64);
+    let mut p = Process::new(&shared, worker);
     // The last value this client saw in each key: the expected value of its next CAS there.
     let mut seen: Vec<Option<u64>> = vec![None; shared.keys.len()];
     let mut epoch = 0;
     let total = cfg.read_weight + cfg.write_weight + cfg.cas_weight;
-    let mut pace = pacer(cfg, &mut rng);
-    while !stop.is_cancelled() {
-        if let Some(pace) = pace.as_mut() {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = pace.tick() => {}
-            }
-        }
-        let k = rng.random_range(0..shared.keys.len());
-        let pick = rng.random_range(0..total);
+    while p.next(&stop).await {
+        let k = p.rng.random_range(0..shared.keys.len());
+        let pick = p.rng.random_range(0..total);
         let fresh = || next_value.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let op = if pick < cfg.read_weight {
             RegisterOp::Read
@@ -150,7 +137,8 @@ async fn client_loop(
             RegisterOp::Cas(_, new) => RegisterOp::Cas(seen[k], new),
             other => other,
         };
-        let (kind, value, _) = client
+        let (kind, value, _) = p
+            .client
             .perform(op.operation(key), |reply| op.complete(reply))
             .await;
         if kind == EventType::Ok {
@@ -161,7 +149,7 @@ async fn client_loop(
         }
         tokio::task::yield_now().await;
     }
-    client.stats().clone()
+    p.client.stats().clone()
 }
 
 #[cfg(test)]

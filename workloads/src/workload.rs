@@ -10,12 +10,13 @@ use crate::router::{Router, RouterConfig};
 use crate::slotmap::SlotMap;
 use crate::stats::{WorkloadError, WorkloadStats};
 use checker::EventType;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 /// Which workload a run drives: it names the checker's model in the history header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,6 +26,9 @@ pub enum WorkloadKind {
     Register,
     /// Increments and reads of counters (`INCR`, `GET`): a resent `INCR` shows as a double count.
     Counter,
+    /// Every data type, each key written by its own commands ([`crate::types`]): PikiwiDB's
+    /// migrations lose or retype some of them.
+    Types,
 }
 
 impl WorkloadKind {
@@ -33,14 +37,16 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Register => "register",
             WorkloadKind::Counter => "counter",
+            WorkloadKind::Types => "types",
         }
     }
 
-    /// Reads `register` or `counter`.
+    /// Reads `register`, `counter` or `types`.
     pub fn parse(text: &str) -> Option<WorkloadKind> {
         match text {
             "register" => Some(WorkloadKind::Register),
             "counter" => Some(WorkloadKind::Counter),
+            "types" => Some(WorkloadKind::Types),
             _ => None,
         }
     }
@@ -92,6 +98,8 @@ pub struct WorkloadConfig {
     /// Route through this Codis table (PikiwiDB) instead of learning a Redis Cluster slot map;
     /// the seeds are then unused.
     pub codis: Option<crate::codis::CodisRouting>,
+    /// Key names with capitals (the `types` workload; the others' keys follow `key_prefix`).
+    pub mixed_case: bool,
 }
 
 impl Default for WorkloadConfig {
@@ -113,6 +121,7 @@ impl Default for WorkloadConfig {
             epoch_ms: 0,
             process_base: 0,
             codis: None,
+            mixed_case: false,
         }
     }
 }
@@ -132,7 +141,7 @@ impl WorkloadConfig {
         }
         let cas = match self.kind {
             WorkloadKind::Register => self.cas_weight as u64,
-            WorkloadKind::Counter => 0,
+            WorkloadKind::Counter | WorkloadKind::Types => 0,
         };
         let total = self.read_weight as u64 + self.write_weight as u64 + cas;
         if total == 0 || total > u32::MAX as u64 {
@@ -163,8 +172,12 @@ impl WorkloadConfig {
     }
 }
 
-/// The workload's keys, `{prefix}{i}`; exposed so the nemesis can migrate their slots.
+/// The workload's keys, `{prefix}{i}` (the `types` workload names its own); exposed so the
+/// nemesis can migrate their slots.
 pub fn workload_keys(cfg: &WorkloadConfig) -> Vec<String> {
+    if cfg.kind == WorkloadKind::Types {
+        return crate::types::typed_keys(cfg);
+    }
     (0..cfg.keys)
         .map(|i| format!("{}{i}", cfg.key_prefix))
         .collect()
@@ -193,17 +206,18 @@ pub fn key_epoch(key: &str) -> Option<u64> {
     key.rsplit_once(":e")?.1.parse().ok()
 }
 
-/// Runs the workload `cfg.kind` names until `stop` fires: [`crate::run_register`] or
-/// [`crate::run_counter`].
+/// Runs the workload `cfg.kind` names until `stop` fires: [`crate::run_register`],
+/// [`crate::run_counter`] or [`crate::types::run_types`].
 pub async fn run_workload(
     cfg: &WorkloadConfig,
     seeds: Vec<String>,
     recorder: Recorder,
-    stop: tokio_util::sync::CancellationToken,
+    stop: CancellationToken,
 ) -> Result<WorkloadStats, WorkloadError> {
     match cfg.kind {
         WorkloadKind::Register => crate::register::run_register(cfg, seeds, recorder, stop).await,
         WorkloadKind::Counter => crate::counter::run_counter(cfg, seeds, recorder, stop).await,
+        WorkloadKind::Types => crate::types::run_types(cfg, seeds, recorder, stop).await,
     }
 }
 
@@ -250,9 +264,65 @@ impl Shared {
     }
 }
 
+/// Runs `cfg.clients` processes, each `body(shared, worker, stop)`, over one [`Shared`], and
+/// adds up their stats: every workload's spawner.
+pub(crate) async fn run_processes<F, Fut>(
+    cfg: &WorkloadConfig,
+    seeds: Vec<String>,
+    recorder: Recorder,
+    stop: CancellationToken,
+    body: F,
+) -> Result<WorkloadStats, WorkloadError>
+where
+    F: Fn(Arc<Shared>, usize, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = WorkloadStats> + Send + 'static,
+{
+    let first_free = cfg.process_base + cfg.clients as u64;
+    let shared = Arc::new(Shared::new(cfg, seeds, recorder, first_free).await?);
+    let mut tasks = JoinSet::new();
+    for worker in 0..cfg.clients {
+        tasks.spawn(body(shared.clone(), worker, stop.clone()));
+    }
+    join_all(tasks).await
+}
+
+/// One client process's loop state: its seeded choices, its client and its pacing.
+pub(crate) struct Process {
+    /// Seeded by the run's seed and the worker number.
+    pub(crate) rng: ChaCha8Rng,
+    /// The process's client (its number changes on `info`).
+    pub(crate) client: Client,
+    pace: Option<tokio::time::Interval>,
+}
+
+impl Process {
+    /// Worker `worker`'s process of `shared`'s run.
+    pub(crate) fn new(shared: &Shared, worker: usize) -> Process {
+        let cfg = &shared.cfg;
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(worker as u64));
+        let client = shared.client(cfg.process_base + worker as u64);
+        let pace = pacer(cfg, &mut rng);
+        Process { rng, client, pace }
+    }
+
+    /// Waits for the next operation's turn; `false` once `stop` fires.
+    pub(crate) async fn next(&mut self, stop: &CancellationToken) -> bool {
+        if stop.is_cancelled() {
+            return false;
+        }
+        if let Some(pace) = self.pace.as_mut() {
+            tokio::select! {
+                _ = stop.cancelled() => return false,
+                _ = pace.tick() => {}
+            }
+        }
+        true
+    }
+}
+
 /// A ticker spacing one client's operations so that all clients together make
 /// `cfg.rate_per_s`, with a random phase so clients do not fire in lockstep; `None` when unpaced.
-pub(crate) fn pacer(cfg: &WorkloadConfig, rng: &mut ChaCha8Rng) -> Option<tokio::time::Interval> {
+fn pacer(cfg: &WorkloadConfig, rng: &mut ChaCha8Rng) -> Option<tokio::time::Interval> {
     if cfg.rate_per_s == 0 {
         return None;
     }
@@ -290,6 +360,7 @@ pub async fn final_reads(
                     let (kind, _, _) = match shared.cfg.kind {
                         WorkloadKind::Register => crate::register::read(&mut client, key).await,
                         WorkloadKind::Counter => crate::counter::read(&mut client, key).await,
+                        WorkloadKind::Types => crate::types::read(&mut client, key).await,
                     };
                     if kind == EventType::Ok {
                         break;

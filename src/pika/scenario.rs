@@ -1,0 +1,144 @@
+//! Named PikiwiDB scenarios: each aims the workload and the migration nemesis at one known
+//! PikiwiDB 4.0 bug and says which anomaly it must produce.
+
+use workloads::codis::MigrationMode;
+use workloads::WorkloadKind;
+
+/// A PikiwiDB scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PikaScenario {
+    /// Keys created by DECR, PSETEX, PFADD, SMOVE, `*STORE`, ... never enter the slot's key index,
+    /// so a slot migration leaves them behind on the source.
+    Unindexed,
+    /// A HyperLogLog arrives on the target as a plain string.
+    Hll,
+    /// `SLOTSMGRT-EXEC-WRAPPER` lowercases the key, so mixed-case keys are looked up under another
+    /// name (and slot) while their slot migrates.
+    Case,
+    /// After `SLOTSMGRT-ASYNC-CANCEL`, a new async migration can hang, and with it the status and
+    /// wrapper commands.
+    Cancel,
+    /// The target is killed in the middle of a migration and restarted.
+    Kill,
+}
+
+impl PikaScenario {
+    /// Every scenario, in the order `--scenario list` prints them.
+    pub const ALL: [PikaScenario; 5] = [
+        PikaScenario::Unindexed,
+        PikaScenario::Hll,
+        PikaScenario::Case,
+        PikaScenario::Cancel,
+        PikaScenario::Kill,
+    ];
+
+    /// The name on the command line and in the history header.
+    pub fn name(self) -> &'static str {
+        match self {
+            PikaScenario::Unindexed => "pika-unindexed",
+            PikaScenario::Hll => "pika-hll",
+            PikaScenario::Case => "pika-case",
+            PikaScenario::Cancel => "pika-cancel",
+            PikaScenario::Kill => "pika-kill",
+        }
+    }
+
+    /// Parses a scenario name.
+    pub fn parse(name: &str) -> Option<PikaScenario> {
+        PikaScenario::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// What the scenario does and what it must find.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PikaScenario::Unindexed => {
+                "types workload, sync migrations: keys created by DECR, PSETEX, PFADD, SMOVE and \
+                 *STORE stay on the source -> stranded-key, or duplicated-key once the new owner \
+                 got its own copy (and non-linearizable reads)"
+            }
+            PikaScenario::Hll => {
+                "types workload, SLOTSRELOAD on the source before each sync migration (so that \
+                 unindexed keys move too): a HyperLogLog arrives as a string -> type-changed \
+                 (PFCOUNT answered WRONGTYPE) on the hll keys"
+            }
+            PikaScenario::Case => {
+                "types workload with mixed-case keys, semi-async routing: the exec wrapper looks \
+                 up the lowercased key -> wrapper-error, lost-write or duplicated-key"
+            }
+            PikaScenario::Cancel => {
+                "async migrations cancelled half-way and started again: when the new one hangs \
+                 -> stuck-migration naming the command, slot and step"
+            }
+            PikaScenario::Kill => {
+                "the target is killed during an async migration and restarted -> \
+                 duplicated-key when a key ends up on both servers"
+            }
+        }
+    }
+
+    /// The workload the scenario runs.
+    pub fn workload(self) -> WorkloadKind {
+        match self {
+            PikaScenario::Cancel | PikaScenario::Kill => WorkloadKind::Register,
+            _ => WorkloadKind::Types,
+        }
+    }
+
+    /// Keys written beforehand into each migrated slot, so that a migration lasts long enough
+    /// for the scenario's cancel or kill, or the clients' ops, to land in its middle.
+    pub fn fill_per_slot(self) -> usize {
+        match self {
+            PikaScenario::Cancel | PikaScenario::Kill | PikaScenario::Case => 2000,
+            _ => 0,
+        }
+    }
+
+    /// How the proxy crosses migrating slots, and which migration command the nemesis uses.
+    pub fn mode(self) -> MigrationMode {
+        match self {
+            PikaScenario::Unindexed | PikaScenario::Hll => MigrationMode::Sync,
+            _ => MigrationMode::SemiAsync,
+        }
+    }
+
+    /// Whether the workload's keys carry capitals.
+    pub fn mixed_case(self) -> bool {
+        self == PikaScenario::Case
+    }
+
+    /// The anomaly classes of which at least one must appear (for `Cancel`, only when a
+    /// migration hung).
+    pub fn expected(self) -> &'static [&'static str] {
+        match self {
+            PikaScenario::Unindexed => &["stranded-key", "duplicated-key"],
+            PikaScenario::Hll => &["type-changed"],
+            PikaScenario::Case => &["wrapper-error", "lost-write", "duplicated-key"],
+            PikaScenario::Cancel => &["stuck-migration"],
+            PikaScenario::Kill => &["duplicated-key"],
+        }
+    }
+}
+
+/// `--scenario list` for PikiwiDB.
+pub fn list() -> String {
+    let mut text = String::from("PikiwiDB scenarios (--server pikiwidb --scenario NAME):\n");
+    for s in PikaScenario::ALL {
+        text.push_str(&format!("  {:<16} {}\n", s.name(), s.describe()));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in PikaScenario::ALL {
+            assert_eq!(PikaScenario::parse(s.name()), Some(s));
+            assert!(!s.expected().is_empty());
+        }
+        assert_eq!(PikaScenario::parse("nope"), None);
+        assert!(list().contains("pika-hll"));
+    }
+}
