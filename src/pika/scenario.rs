@@ -18,7 +18,7 @@ pub enum PikaScenario {
     /// After `SLOTSMGRT-ASYNC-CANCEL`, a new async migration can hang, and with it the status and
     /// wrapper commands.
     Cancel,
-    /// The target is killed in the middle of a migration and restarted.
+    /// The source or the target is killed in the middle of a migration and restarted.
     Kill,
 }
 
@@ -70,7 +70,7 @@ impl PikaScenario {
                  -> stuck-migration naming the command, slot and step"
             }
             PikaScenario::Kill => {
-                "the target is killed during an async migration and restarted -> \
+                "the source or the target is killed during an async migration and restarted -> \
                  duplicated-key when a key ends up on both servers"
             }
         }

@@ -18,9 +18,9 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use workloads::codis::MigrationMode;
 
-/// How long after a migration starts the kill scenario SIGKILLs the target.
+/// How long after a migration starts the kill scenario SIGKILLs the source or the target.
 const KILL_AFTER: Duration = Duration::from_millis(40);
-/// How long the killed target stays down.
+/// How long the killed server stays down.
 const RESTART_AFTER: Duration = Duration::from_millis(300);
 /// How long after an async migration starts the cancel scenario cancels it.
 const CANCEL_AFTER: Duration = Duration::from_millis(5);
@@ -100,7 +100,12 @@ pub async fn run(plan: &Plan, nemesis: &PikaNemesis, deadline: Instant) -> Summa
         let Some(&to) = others.choose(&mut rng) else {
             break;
         };
-        for step in migrate(nemesis, plan.scenario, mode, slot, (&from, to)).await {
+        // The kill scenario strikes the source or the target, chosen at random.
+        let victim = match rng.random_bool(0.5) {
+            true => Victim::Target,
+            false => Victim::Source,
+        };
+        for step in migrate(nemesis, plan.scenario, mode, victim, slot, (&from, to)).await {
             summary.add(step);
         }
     }
@@ -118,6 +123,7 @@ async fn migrate(
     nemesis: &PikaNemesis,
     scenario: Option<PikaScenario>,
     mode: Mode,
+    victim: Victim,
     slot: u16,
     (from, to): (&str, &str),
 ) -> Vec<Step> {
@@ -151,7 +157,7 @@ async fn migrate(
                     slot,
                     (from, to),
                     mode,
-                    Victim::Target,
+                    victim,
                     KILL_AFTER,
                     Some(RESTART_AFTER),
                 )
