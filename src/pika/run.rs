@@ -122,7 +122,7 @@ async fn run_on(cfg: &PikaRunConfig, cluster: &Arc<PikaCluster>) -> Result<PikaR
     let mut nemesis = PikaNemesis::new(cluster.clone(), table.clone(), Some(recorder.clone()));
     nemesis.options.deadline = MIGRATION_DEADLINE;
     let plan = Plan {
-        slots: slots_of(&workload_cfg),
+        slots: slots_of(&workload_cfg, cfg.scenario),
         mode: cfg.mode,
         interval: cfg.migrate_interval,
         scenario: cfg.scenario,
@@ -270,10 +270,11 @@ fn filler(key: &str, j: usize) -> String {
     }
 }
 
-/// The Codis slots of the workload's keys: the ones worth moving.
-fn slots_of(cfg: &WorkloadConfig) -> Vec<u16> {
+/// The Codis slots of the workload's keys that the scenario migrates: the ones worth moving.
+fn slots_of(cfg: &WorkloadConfig, scenario: Option<PikaScenario>) -> Vec<u16> {
     let mut slots: Vec<u16> = workload_keys(cfg)
         .iter()
+        .filter(|k| scenario.is_none_or(|s| s.migrates(k)))
         .map(|k| checker::codis_slot(k.as_bytes()))
         .collect();
     slots.sort_unstable();

@@ -57,9 +57,9 @@ impl PikaScenario {
                  got its own copy (and non-linearizable reads)"
             }
             PikaScenario::Hll => {
-                "types workload, SLOTSRELOAD on the source before each sync migration (so that \
-                 unindexed keys move too): a HyperLogLog arrives as a string -> type-changed \
-                 (PFCOUNT answered WRONGTYPE) on the hll keys"
+                "types workload, sync migrations of the HyperLogLogs' slots with SLOTSRELOAD on \
+                 the source first (so that the unindexed keys move too): a HyperLogLog arrives \
+                 as a string -> type-changed (PFCOUNT answered WRONGTYPE)"
             }
             PikaScenario::Case => {
                 "types workload with mixed-case keys, semi-async routing: the exec wrapper looks \
@@ -81,6 +81,19 @@ impl PikaScenario {
         match self {
             PikaScenario::Cancel | PikaScenario::Kill => WorkloadKind::Register,
             _ => WorkloadKind::Types,
+        }
+    }
+
+    /// Whether the scenario migrates `key`'s slot: `pika-hll` moves only the HyperLogLogs' slots
+    /// (so that every migration is one that can retype a key, and none waits on a slot another
+    /// bug wedged); the others move every workload key's slot.
+    pub fn migrates(self, key: &str) -> bool {
+        match self {
+            PikaScenario::Hll => key
+                .split(':')
+                .next()
+                .is_some_and(|p| p.eq_ignore_ascii_case("hll")),
+            _ => true,
         }
     }
 
@@ -140,5 +153,7 @@ mod tests {
         }
         assert_eq!(PikaScenario::parse("nope"), None);
         assert!(list().contains("pika-hll"));
+        assert!(PikaScenario::Hll.migrates("Hll:{K6}") && !PikaScenario::Hll.migrates("str:{k0}"));
+        assert!(PikaScenario::Case.migrates("str:{k0}"));
     }
 }
