@@ -10,7 +10,7 @@
 //! migrates a key before touching it). Abandoning it would send every key back to the source and
 //! hide the moved ones; the caller may still call `abandon_migration` deliberately.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -43,6 +43,7 @@ impl PikaNemesis {
         let mut remaining = None;
         let mut last_error = None;
         let mut calls = 0u64;
+        let mut failing = Failing::default();
         loop {
             if started.elapsed() >= self.options.deadline {
                 let stuck = stuck(
@@ -59,7 +60,22 @@ impl PikaNemesis {
                 );
             }
             calls += 1;
-            match src.run::<(i64, i64)>(&words).await {
+            let result = src.run::<(i64, i64)>(&words).await;
+            if failing.update(&result, self.options.failing_max) {
+                let stuck = stuck(
+                    slot,
+                    "SLOTSMGRTTAGSLOT (failing)",
+                    remaining,
+                    started,
+                    last_error,
+                );
+                return self.close(
+                    step,
+                    Outcome::Stuck(stuck),
+                    json!({"calls": calls, "moved_so_far": moved, "table": "open"}),
+                );
+            }
+            match result {
                 Ok((n, left)) => {
                     moved += n.max(0) as u64;
                     remaining = Some(left);
@@ -142,12 +158,18 @@ impl PikaNemesis {
         let mut remaining = None;
         let mut last_error = None;
         let mut calls = 0u64;
+        let mut failing = Failing::default();
         let result: Result<(), (String, Option<String>)> = loop {
             if started.elapsed() >= o.deadline {
                 break Err(("SLOTSMGRTTAGSLOT-ASYNC (deadline)".into(), last_error));
             }
             calls += 1;
-            match src.run::<(i64, i64)>(&words).await {
+            let result = src.run::<(i64, i64)>(&words).await;
+            if failing.update(&result, o.failing_max) {
+                let error = result.err().map(|e| e.to_string()).or(last_error);
+                break Err(("SLOTSMGRTTAGSLOT-ASYNC (failing)".into(), error));
+            }
+            match result {
                 Ok((_, left)) => {
                     before.get_or_insert(left);
                     remaining = Some(left);
@@ -256,6 +278,24 @@ pub async fn slot_size(link: &mut Link, slot: u16) -> Result<i64, PikaError> {
         .iter()
         .find(|(sl, _)| *sl == i64::from(slot))
         .map_or(0, |(_, n)| *n))
+}
+
+/// Since when every call of a migration's command has failed (it fails the same way forever when
+/// pika cannot move a key, e.g. `ERR ParseKey failed` for a list RPOPLPUSH made).
+#[derive(Debug, Default)]
+struct Failing(Option<Instant>);
+
+impl Failing {
+    /// Notes a call's result; `true` once calls have failed without a success for `max`.
+    fn update<T>(&mut self, result: &Result<T, PikaError>, max: Duration) -> bool {
+        match result {
+            Ok(_) => {
+                self.0 = None;
+                false
+            }
+            Err(_) => self.0.get_or_insert_with(Instant::now).elapsed() >= max,
+        }
+    }
 }
 
 fn stuck(

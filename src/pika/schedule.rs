@@ -112,10 +112,11 @@ pub async fn run(plan: &Plan, nemesis: &PikaNemesis, deadline: Instant) -> Summa
     summary
 }
 
-/// Whether a stuck step is a command that never answered (rather than one that kept failing
-/// until the deadline).
+/// Whether a stuck step is a command that never answered (rather than one that kept failing,
+/// or did not finish by the deadline).
 fn hung(step: &Step) -> bool {
-    matches!(&step.outcome, Outcome::Stuck(s) if !s.command.ends_with("(deadline)"))
+    matches!(&step.outcome, Outcome::Stuck(s)
+        if !s.command.ends_with("(deadline)") && !s.command.ends_with("(failing)"))
 }
 
 /// One migration of `slot` with the scenario's twist; every step it took.
@@ -216,6 +217,7 @@ pub fn anomalies(summary: &Summary, history: &History) -> Vec<Anomaly> {
                     "stopped answering: {} got no reply within the command timeout",
                     st.command
                 ),
+                false if st.command.ends_with("(failing)") => "failed on every call".to_string(),
                 false => "did not finish by its deadline".to_string(),
             };
             Some(Anomaly {

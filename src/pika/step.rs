@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 pub struct MigrateOptions {
     /// The whole migration of one slot must end by then, or it is reported stuck.
     pub deadline: Duration,
+    /// A migration whose command has failed on every call for this long is reported stuck.
+    pub failing_max: Duration,
     /// How long we wait for any one admin command.
     pub command_timeout: Duration,
     /// pika's own timeout (ms) for talking to the target, the `timeout` argument.
@@ -28,6 +30,7 @@ impl Default for MigrateOptions {
     fn default() -> Self {
         MigrateOptions {
             deadline: Duration::from_secs(60),
+            failing_max: Duration::from_secs(2),
             command_timeout: Duration::from_secs(5),
             pika_timeout_ms: 3000,
             max_bulks: 200,
