@@ -11,7 +11,7 @@
 use anyhow::{Context, Result};
 use checker::{import, CheckOptions, Format, ImportError, ModelKind, Report, Validity};
 use serde_json::Value;
-use slotcheck::run::{check_history, warn, STREAM_BYTES_MIN};
+use slotcheck::run::{check_history, check_loaded, warn, STREAM_BYTES_MIN};
 use std::fmt::{self, Write as _};
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -302,14 +302,18 @@ fn check_path(path: &Path, args: &CheckArgs) -> Result<Report> {
             .or_else(|| header_model(&first))
             .unwrap_or(ModelKind::Register);
         let opts = options(CheckOptions::default(), args.initial.as_deref(), model);
-        let mut report = check_history(path, model, &opts, STREAM_BYTES_MIN).map_err(reading)?;
         let header: Value = serde_json::from_str(&first).unwrap_or(Value::Null);
         if slotcheck::pika::explain::is_pika_run(&header) {
-            let history = checker::History::read_file(path)?;
-            slotcheck::pika::explain::annotate(&history, &mut report)
+            // A PikiwiDB history is read once, for the check and for its own findings.
+            let history = checker::History::read_file(path).map_err(|e| reading(e.into()))?;
+            let mut report = check_loaded(&history, path, model, &opts)?;
+            let ops = checker::Ops::from_history(&history)
                 .with_context(|| format!("pairing the ops of {name}"))?;
+            slotcheck::pika::explain::annotate(&history, &ops, &mut report);
+            report
+        } else {
+            check_history(path, model, &opts, STREAM_BYTES_MIN).map_err(reading)?
         }
-        report
     } else {
         let imported = import::read_file(path, Some(format)).map_err(|e| reading(e.into()))?;
         let implied = imported.model();

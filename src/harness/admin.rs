@@ -58,12 +58,7 @@ impl Admin {
 
     /// Runs one command given as words, e.g. `["CLUSTER", "MEET", "127.0.0.1", "20001"]`.
     pub async fn run<T: FromRedisValue>(&mut self, words: &[&str]) -> Result<T, HarnessError> {
-        assert!(!words.is_empty(), "empty command");
-        let mut cmd = redis::cmd(words[0]);
-        for word in &words[1..] {
-            cmd.arg(*word);
-        }
-        self.query(&cmd).await
+        self.query(&cmd_of(words)).await
     }
 
     /// Runs a prepared command (for arguments that are not text, such as key lists).
@@ -108,7 +103,18 @@ fn describe(cmd: &Cmd) -> Vec<String> {
         .collect()
 }
 
-fn label<S: AsRef<str>>(words: &[S]) -> String {
+/// The command `words` spell, e.g. `["CLUSTER", "MEET", "127.0.0.1", "20001"]`.
+pub(crate) fn cmd_of(words: &[&str]) -> Cmd {
+    assert!(!words.is_empty(), "empty command");
+    let mut cmd = redis::cmd(words[0]);
+    for word in &words[1..] {
+        cmd.arg(*word);
+    }
+    cmd
+}
+
+/// The words of a command joined, cut to a readable length for errors.
+pub(crate) fn label<S: AsRef<str>>(words: &[S]) -> String {
     let words: Vec<&str> = words.iter().map(AsRef::as_ref).collect();
     let mut label = words.join(" ");
     if label.len() > LABEL_CHARS_MAX {

@@ -12,7 +12,7 @@
 //! # Ok(()) }
 //! ```
 
-mod admin;
+pub(crate) mod admin;
 mod bring_up;
 mod cluster;
 mod config;

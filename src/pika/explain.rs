@@ -11,19 +11,11 @@ use checker::{
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// The anomaly class of a placement finding.
-pub fn class(kind: FindingKind) -> &'static str {
-    match kind {
-        FindingKind::Stranded => "stranded-key",
-        FindingKind::Duplicated => "duplicated-key",
-    }
-}
-
 /// The anomaly for a misplaced key, with the history's account of it: the first op that
 /// succeeded on the key (the command that created it) and the last migration of its slot.
 pub fn placement(f: &Finding, history: &History, ops: &Ops) -> Anomaly {
     let mut events = Vec::new();
-    let found = where_found(f);
+    let found = where_found(f, "");
     let mut text = match f.kind {
         FindingKind::Stranded => format!(
             "key {} (slot {}) is on {found} but not on the slot's owner {}",
@@ -35,7 +27,7 @@ pub fn placement(f: &Finding, history: &History, ops: &Ops) -> Anomaly {
             f.key,
             f.slot,
             f.owner,
-            found_elsewhere = where_found_except(f, &f.owner),
+            found_elsewhere = where_found(f, &f.owner),
         ),
         FindingKind::Duplicated => format!(
             "key {} (slot {}, owner {}) is on more than one server: {found}",
@@ -74,7 +66,7 @@ pub fn placement(f: &Finding, history: &History, ops: &Ops) -> Anomaly {
         }
     }
     Anomaly {
-        class: class(f.kind).into(),
+        class: f.kind.name().into(),
         keys: vec![f.key.clone()],
         events,
         explanation: text,
@@ -84,13 +76,8 @@ pub fn placement(f: &Finding, history: &History, ops: &Ops) -> Anomaly {
     }
 }
 
-/// `server (as type), ...`.
-fn where_found(f: &Finding) -> String {
-    where_found_except(f, "")
-}
-
-/// `server (as type), ...` without `except`.
-fn where_found_except(f: &Finding, except: &str) -> String {
+/// `server (as type), ...`, leaving out `except`.
+fn where_found(f: &Finding, except: &str) -> String {
     let parts: Vec<String> = f
         .found_on
         .iter()
@@ -113,15 +100,13 @@ fn first_ok<'a>(ops: &'a Ops, key: &str) -> Option<&'a Op> {
 /// `wrapper-error` per key the exec-wrapper refused for its capitals, and, on each `type-changed`
 /// anomaly, the migration that rewrote the key. `slotcheck test` and `slotcheck check` both call
 /// this, so a saved history checks to the same verdict.
-pub fn annotate(history: &History, report: &mut Report) -> Result<(), checker::OpError> {
-    let ops = Ops::from_history(history)?;
-    for a in wrapper_errors(history, &ops) {
+pub fn annotate(history: &History, ops: &Ops, report: &mut Report) {
+    for a in wrapper_errors(history, ops) {
         *report.anomaly_counts.entry(a.class.clone()).or_default() += 1;
         report.anomalies.push(a);
         report.valid = Validity::Invalid;
     }
     type_changed_migrations(history, &mut report.anomalies);
-    Ok(())
 }
 
 /// Whether `header` (the history's first line, parsed) is a PikiwiDB run's.

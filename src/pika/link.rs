@@ -9,9 +9,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Cmd, FromRedisValue};
 
 use super::error::PikaError;
-
-/// The longest command label we put into an error.
-const LABEL_CHARS_MAX: usize = 120;
+use crate::harness::admin::{cmd_of, label};
 
 /// A bounded admin connection to one server.
 pub struct Link {
@@ -37,12 +35,7 @@ impl Link {
 
     /// Runs one command given as words, e.g. `["SLOTSINFO", "12", "1"]`.
     pub async fn run<T: FromRedisValue>(&mut self, words: &[&str]) -> Result<T, PikaError> {
-        assert!(!words.is_empty(), "empty command");
-        let mut cmd = redis::cmd(words[0]);
-        for word in &words[1..] {
-            cmd.arg(*word);
-        }
-        self.query(&cmd, &label(words)).await
+        self.query(&cmd_of(words), &label(words)).await
     }
 
     /// Runs a prepared command; `what` names it in errors.
@@ -114,18 +107,4 @@ impl Link {
             timed_out,
         })
     }
-}
-
-/// The words of a command joined, cut to a readable length.
-pub(crate) fn label(words: &[&str]) -> String {
-    let mut label = words.join(" ");
-    if label.len() > LABEL_CHARS_MAX {
-        let cut = (0..=LABEL_CHARS_MAX)
-            .rev()
-            .find(|&i| label.is_char_boundary(i))
-            .unwrap_or(0);
-        label.truncate(cut);
-        label.push_str("...");
-    }
-    label
 }

@@ -20,6 +20,21 @@ use super::nemesis::{timed_out, PikaNemesis};
 use super::step::{Outcome, Step, Stuck};
 
 impl PikaNemesis {
+    /// A migration's start: its `begin` event, the slot opened in the table (routers cross it
+    /// from now on), the clock, and a link to the source.
+    fn begin(
+        &self,
+        f: &'static str,
+        words: &[&str],
+        slot: u16,
+        from: &str,
+        to: &str,
+    ) -> (Step, Instant, Link) {
+        let step = self.open(f, &words.join(" "), Some(slot), Some(from), Some(to));
+        self.table_begin(slot, to);
+        (step, Instant::now(), self.link(from))
+    }
+
     /// Migrates `slot` from `from` to `to` with `SLOTSMGRTTAGSLOT` (one key, or one tag's keys,
     /// per call) until the source reports none remaining and `SLOTSINFO` shows the slot empty;
     /// then flips the slot. On the deadline or a command that never answers: [`Outcome::Stuck`],
@@ -29,16 +44,7 @@ impl PikaNemesis {
         let timeout = self.options.pika_timeout_ms.to_string();
         let slot_s = slot.to_string();
         let words = ["SLOTSMGRTTAGSLOT", host, port, &timeout, &slot_s];
-        let step = self.open(
-            "pika-migrate-sync",
-            &words.join(" "),
-            Some(slot),
-            Some(from),
-            Some(to),
-        );
-        self.table_begin(slot, to);
-        let started = Instant::now();
-        let mut src = self.link(from);
+        let (step, started, mut src) = self.begin("pika-migrate-sync", &words, slot, from, to);
         let mut moved = 0u64;
         let mut remaining = None;
         let mut last_error = None;
@@ -144,16 +150,7 @@ impl PikaNemesis {
             &args[3],
             &args[4],
         ];
-        let step = self.open(
-            "pika-migrate-async",
-            &words.join(" "),
-            Some(slot),
-            Some(from),
-            Some(to),
-        );
-        self.table_begin(slot, to);
-        let started = Instant::now();
-        let mut src = self.link(from);
+        let (step, started, mut src) = self.begin("pika-migrate-async", &words, slot, from, to);
         let mut before = None;
         let mut remaining = None;
         let mut last_error = None;

@@ -30,11 +30,11 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
-    /// The name used in reports.
+    /// The anomaly class it is reported as (the classes `slotcheck verify` uses on Redis Cluster).
     pub fn name(self) -> &'static str {
         match self {
-            FindingKind::Stranded => "stranded",
-            FindingKind::Duplicated => "duplicated",
+            FindingKind::Stranded => "stranded-key",
+            FindingKind::Duplicated => "duplicated-key",
         }
     }
 }

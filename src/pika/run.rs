@@ -213,8 +213,7 @@ async fn run_on(cfg: &PikaRunConfig, cluster: &Arc<PikaCluster>) -> Result<PikaR
         model_of(cfg.workload),
         &CheckOptions::default(),
     )?;
-    explain::annotate(&history, &mut report)
-        .with_context(|| format!("pairing the ops of {}", history_path.display()))?;
+    explain::annotate(&history, &ops, &mut report);
     crate::verify::merge_into(&cfg.output, &mut report)?;
     crate::report::write_results(&cfg.output, &report)?;
     let report_html = crate::report::write(&cfg.output, &history, &report)
@@ -239,14 +238,19 @@ async fn fill_slots(
 ) -> Result<usize> {
     const BATCH: usize = 500;
     let mut written = 0;
+    // One link per owner, made on first use.
+    let mut links: std::collections::HashMap<String, super::link::Link> = Default::default();
     for key in workload_keys(cfg) {
         let owner = table
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .route_key(key.as_bytes())
             .1
-            .owner;
-        let mut link = super::link::Link::new(&owner, Duration::from_secs(10));
+            .owner
+            .to_string();
+        let link = links
+            .entry(owner.clone())
+            .or_insert_with(|| super::link::Link::new(&owner, Duration::from_secs(10)));
         for start in (0..per_slot).step_by(BATCH) {
             let mut pipe = redis::pipe();
             for j in start..(start + BATCH).min(per_slot) {
@@ -272,14 +276,11 @@ fn filler(key: &str, j: usize) -> String {
 
 /// The Codis slots of the workload's keys that the scenario migrates: the ones worth moving.
 fn slots_of(cfg: &WorkloadConfig, scenario: Option<PikaScenario>) -> Vec<u16> {
-    let mut slots: Vec<u16> = workload_keys(cfg)
-        .iter()
+    let keys: Vec<String> = workload_keys(cfg)
+        .into_iter()
         .filter(|k| scenario.is_none_or(|s| s.migrates(k)))
-        .map(|k| checker::codis_slot(k.as_bytes()))
         .collect();
-    slots.sort_unstable();
-    slots.dedup();
-    slots
+    workloads::slots_of(&keys, checker::codis_slot)
 }
 
 /// The history header of a PikiwiDB run.

@@ -112,11 +112,9 @@ pub async fn run(plan: &Plan, nemesis: &PikaNemesis, deadline: Instant) -> Summa
     summary
 }
 
-/// Whether a stuck step is a command that never answered (rather than one that kept failing,
-/// or did not finish by the deadline).
+/// Whether a stuck step is a command that never answered.
 fn hung(step: &Step) -> bool {
-    matches!(&step.outcome, Outcome::Stuck(s)
-        if !s.command.ends_with("(deadline)") && !s.command.ends_with("(failing)"))
+    matches!(&step.outcome, Outcome::Stuck(s) if s.hung())
 }
 
 /// One migration of `slot` with the scenario's twist; every step it took.
@@ -189,11 +187,18 @@ pub fn report(summary: &Summary) {
     }
     for s in &summary.stuck {
         if let Outcome::Stuck(st) = &s.outcome {
+            let why = match st.hung() {
+                true => format!("{} did not answer", st.command),
+                false => format!(
+                    "{}; last error: {}",
+                    st.command,
+                    st.last_error.as_deref().unwrap_or("none")
+                ),
+            };
             warn(&format!(
-                "{} of slot {} is stuck: {} did not answer",
+                "{} of slot {} is stuck: {why}",
                 s.f,
                 s.slot.map_or("-".into(), |n| n.to_string()),
-                st.command
             ));
         }
     }
@@ -212,12 +217,12 @@ pub fn anomalies(summary: &Summary, history: &History) -> Vec<Anomaly> {
             let event = end_event(history, step)?;
             let line = checker::op::line_of(history, event);
             let slot = step.slot.map_or("-".into(), |n| n.to_string());
-            let how = match hung(step) {
+            let how = match st.hung() {
                 true => format!(
                     "stopped answering: {} got no reply within the command timeout",
                     st.command
                 ),
-                false if st.command.ends_with("(failing)") => "failed on every call".to_string(),
+                false if st.failing() => "failed on every call".to_string(),
                 false => "did not finish by its deadline".to_string(),
             };
             Some(Anomaly {

@@ -56,6 +56,19 @@ pub struct Stuck {
     pub last_error: Option<String>,
 }
 
+impl Stuck {
+    /// Whether a command never answered: it is named bare, while a step that ran out of time
+    /// or failed on every call is named with ` (deadline)` or ` (failing)`.
+    pub fn hung(&self) -> bool {
+        !self.failing() && !self.command.ends_with(" (deadline)")
+    }
+
+    /// Whether the step's command failed on every call until it gave up.
+    pub fn failing(&self) -> bool {
+        self.command.ends_with(" (failing)")
+    }
+}
+
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

@@ -67,6 +67,6 @@ pub use slot::key_slot;
 pub use slotmap::{SharedSlotMap, SlotMap};
 pub use stats::{WorkloadError, WorkloadStats};
 pub use workload::{
-    epoch_key, final_reads, key_epoch, run_workload, workload_keys, workload_slots, WorkloadConfig,
-    WorkloadKind, FINAL_READ_PROCESS_BASE,
+    epoch_key, final_reads, key_epoch, run_workload, slots_of, workload_keys, workload_slots,
+    WorkloadConfig, WorkloadKind, FINAL_READ_PROCESS_BASE,
 };

@@ -186,10 +186,13 @@ pub fn workload_keys(cfg: &WorkloadConfig) -> Vec<String> {
 /// The slots of the workload's keys, sorted, once each: what the nemesis migrates (with epochs
 /// too, since an epoch key keeps the slot of its plain name).
 pub fn workload_slots(cfg: &WorkloadConfig) -> Vec<u16> {
-    let mut slots: Vec<u16> = workload_keys(cfg)
-        .iter()
-        .map(|k| crate::slot::key_slot(k.as_bytes()))
-        .collect();
+    slots_of(&workload_keys(cfg), crate::slot::key_slot)
+}
+
+/// The slots of `keys` by the slot function `slot` (Redis Cluster's or Codis's), sorted, once
+/// each.
+pub fn slots_of(keys: &[String], slot: impl Fn(&[u8]) -> u16) -> Vec<u16> {
+    let mut slots: Vec<u16> = keys.iter().map(|k| slot(k.as_bytes())).collect();
     slots.sort_unstable();
     slots.dedup();
     slots
