@@ -1,6 +1,5 @@
 //! What a run detected, in the terms of a detection matrix: the anomaly classes it found (each
-//! invalid register key by [`checker::classify`], plus the redirect analysis's and graph
-//! analysis's anomalies), the class its injected client or server bug or scenario must produce, whether it
+//! invalid key by the class the checker gave it, plus every other anomaly), the class its injected client or server bug or scenario must produce, whether it
 //! did, and whether the scenario's precondition occurred. Written as `detection.json` beside the
 //! history, so `scripts/matrix.sh` can tabulate runs.
 
@@ -45,14 +44,6 @@ pub struct Detection {
 }
 
 impl Detection {
-    /// A clean run (no bug, no scenario) that reports any anomaly raised a false alarm.
-    pub fn false_alarm(&self) -> bool {
-        self.client_bug.is_none()
-            && self.server_bug.is_none()
-            && self.scenario.is_none()
-            && (self.verdict == "invalid" || !self.classes.is_empty())
-    }
-
     /// Writes `detection.json` into `dir`; returns its path.
     pub fn write(&self, dir: &Path) -> Result<PathBuf> {
         let path = dir.join("detection.json");
@@ -98,9 +89,6 @@ impl fmt::Display for Detection {
         match (self.expected, self.detected) {
             (Some(class), Some(true)) => write!(f, "\nexpected {class}: detected"),
             (Some(class), _) => write!(f, "\nexpected {class}: NOT detected"),
-            (None, _) if self.false_alarm() => {
-                write!(f, "\nclean run, yet anomalies were reported: a false alarm")
-            }
             (None, _) => Ok(()),
         }
     }
@@ -120,8 +108,7 @@ pub fn detect(
         Some(h) => Some((h, Ops::from_history(h)?.ops)),
         None => None,
     };
-    let ops = parsed.as_ref().map_or(&[][..], |(_, ops)| ops.as_slice());
-    let classes = classes_of(ops, report);
+    let classes = classes_of(report);
     let expected = match (scenario, client_bug) {
         (Some(s), _) => Some(s.expected()),
         (None, Some(bug)) => Some(bug.expected()),
@@ -144,27 +131,16 @@ pub fn detect(
     })
 }
 
-/// The anomaly classes of a report, with how often each occurs: each invalid register key by
-/// [`checker::classify`] (`ops` are the history's), plus every anomaly of the graph, list,
-/// redirect and data analyses.
-pub fn classes_of(ops: &[checker::Op], report: &Report) -> BTreeMap<String, usize> {
+/// The anomaly classes of a report, with how often each occurs: each invalid key by the class
+/// the checker gave it (`non-linearizable` when it gave none), plus every anomaly of the graph,
+/// list, redirect, data and verify analyses.
+pub fn classes_of(report: &Report) -> BTreeMap<String, usize> {
     let mut classes: BTreeMap<String, usize> = BTreeMap::new();
     for key in report.keys.iter().filter(|k| k.valid == Validity::Invalid) {
-        let of_key: Vec<&checker::Op> = ops
-            .iter()
-            .filter(|op| op.key.as_deref() == Some(key.key.as_str()))
-            .collect();
-        let class = match &key.explanation {
-            _ if checker::classify_counter::is_counter(&of_key) => {
-                checker::classify_counter::counter_class(&of_key)
-            }
-            Some(e) => checker::classify::register_class(ops, e),
-            None => "non-linearizable",
-        };
+        let class = key.class.as_deref().unwrap_or("non-linearizable");
         *classes.entry(class.to_string()).or_default() += 1;
     }
-    let redirect = report.redirect_analysis.iter().flat_map(|r| &r.anomalies);
-    for a in report.anomalies.iter().chain(redirect) {
+    for a in report.all_anomalies() {
         *classes.entry(a.class.clone()).or_default() += 1;
     }
     classes

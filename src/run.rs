@@ -228,7 +228,7 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     for w in report.warnings.iter().filter(|_| history.is_some()) {
         warn(w);
     }
-    crate::verify::merge_into(&cfg.output, &mut report)?;
+    crate::verify::merge_into(&cfg.output, &mut report, history.as_ref())?;
     crate::report::write_results(&cfg.output, &report)?;
     let drawing = crate::term::spinner("writing report.html");
     let report_html = match &history {

@@ -153,6 +153,7 @@ fn anomaly(history: &History, key: &str, named: &[&Op]) -> Anomaly {
         data: json!({"ops": refs, "errors": named.iter().map(|op| &op.error).collect::<Vec<_>>(),
                      "redirects": named.iter().map(|op| &op.redirects).collect::<Vec<_>>()}),
         context: None,
+        cause: None,
     }
 }
 

@@ -35,11 +35,18 @@ pub struct Anomaly {
     /// Annotations added by later analyses (slot, migration phase, redirects seen).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<serde_json::Value>,
+    /// What it is attributed to (client, server, migration, a documented loss, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<crate::cause::Cause>,
 }
 
 impl fmt::Display for Anomaly {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} on {:?}: {}", self.class, self.keys, self.explanation)
+        write!(f, "{} on {:?}: {}", self.class, self.keys, self.explanation)?;
+        if let Some(cause) = &self.cause {
+            write!(f, " [{}]", cause.kind)?;
+        }
+        Ok(())
     }
 }
 

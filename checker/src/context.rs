@@ -9,13 +9,15 @@
 
 use crate::after_apply::redirect_after_apply_cases;
 use crate::anomaly::Anomaly;
+use crate::cause::{self, Cause, CauseKind};
 use crate::check::{CheckError, CheckOptions};
 use crate::fault::{faults, Fault};
 use crate::history::{History, Redirect};
 use crate::kind::ModelKind;
 use crate::op::{line_of, Op, OpError, Ops, Outcome};
 use crate::phase::{SlotState, Timeline};
-use crate::redirects::{op_slot, redirect_loop_cases, redirect_stats, RedirectStats};
+use crate::protocol;
+use crate::redirects::{op_slot, redirect_stats, RedirectStats};
 use crate::report::Report;
 use crate::stale_route::stale_route_cases;
 use crate::validity::Validity;
@@ -26,6 +28,8 @@ use std::fmt;
 
 /// How many phase changes of a slot a key's context lists.
 const PHASES_LISTED_MAX: usize = 32;
+/// How many redirect anomalies of one class the text rendering shows (JSON has them all).
+const SHOWN_PER_CLASS_MAX: usize = 3;
 /// How many faults between the explained ops a context lists.
 const FAULTS_BETWEEN_LISTED_MAX: usize = 5;
 
@@ -87,12 +91,7 @@ impl fmt::Display for OpContext {
             write!(f, "; answered by {node}")?;
         }
         if !self.redirects.is_empty() {
-            let hops: Vec<String> = self
-                .redirects
-                .iter()
-                .map(|h| format!("{} {} -> {}", h.kind.name(), h.from, h.to))
-                .collect();
-            write!(f, "; hops {}", hops.join(", "))?;
+            write!(f, "; path {}", protocol::path(&self.redirects))?;
         }
         if let Some(e) = &self.error {
             write!(f, "; error `{e}`")?;
@@ -111,7 +110,8 @@ impl fmt::Display for OpContext {
 pub struct RedirectAnalysis {
     /// Hops by slot, phase and outcome.
     pub stats: RedirectStats,
-    /// `redirect-loop`, `stale-route` and `redirect-after-apply` anomalies, annotated.
+    /// Redirect-protocol (`ask-without-asking`, `ask-as-moved`, `redirect-loop`), `stale-route`
+    /// and `redirect-after-apply` anomalies, annotated.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<Anomaly>,
     /// Every fault interval.
@@ -139,13 +139,26 @@ impl fmt::Display for RedirectAnalysis {
             self.migrations
         )?;
         writeln!(f, "{}", self.stats)?;
+        let mut shown: std::collections::BTreeMap<&str, usize> = Default::default();
         for a in &self.anomalies {
+            let n = shown.entry(a.class.as_str()).or_default();
+            *n += 1;
+            if *n > SHOWN_PER_CLASS_MAX {
+                continue;
+            }
             writeln!(f, "{a}")?;
             if let Some(summary) = a.context.as_ref().and_then(|c| c.get("summary")) {
                 for line in summary.as_array().into_iter().flatten() {
                     writeln!(f, "  {}", line.as_str().unwrap_or(""))?;
                 }
             }
+        }
+        for (class, n) in shown.iter().filter(|(_, &n)| n > SHOWN_PER_CLASS_MAX) {
+            writeln!(
+                f,
+                "... and {} more {class} listed in results.json",
+                n - SHOWN_PER_CLASS_MAX
+            )?;
         }
         Ok(())
     }
@@ -274,7 +287,8 @@ fn faults_between(faults: &[Fault], ops: &[OpContext]) -> Vec<Fault> {
 }
 
 /// Runs the redirect-aware analysis on a report `check(history, model, opts)` returned: every
-/// key that is not valid gets a `context`, and `report.redirect_analysis` is set.
+/// key that is not valid gets a `context`, a class and a cause, `report.redirect_analysis` is
+/// set, every anomaly gets a cause, and any anomaly makes the verdict invalid.
 pub fn analyze(
     history: &History,
     model: ModelKind,
@@ -282,9 +296,23 @@ pub fn analyze(
     report: &mut Report,
 ) -> Result<(), CheckError> {
     let at = Attribution::new(history)?;
-    let mut anomalies = redirect_loop_cases(history, &at.ops);
-    anomalies.extend(stale_route_cases(history, &at.ops, &at.timeline));
-    let after = redirect_after_apply_cases(history, &at.ops, model, opts, report)?;
+    let found = protocol::violations(history, &at.ops, &at.timeline, &at.faults);
+    let mut anomalies = found.anomalies;
+    for mut a in stale_route_cases(history, &at.ops, &at.timeline) {
+        a.cause = Some(Cause::new(
+            CauseKind::Client,
+            "the client routed by a slot map older than a MOVED it had already followed",
+        ));
+        anomalies.push(a);
+    }
+    let mut after = redirect_after_apply_cases(history, &at.ops, model, opts, report)?;
+    for a in &mut after {
+        a.cause = Some(Cause::new(
+            CauseKind::Server,
+            "a node answered with a redirect after the op had taken effect",
+        ));
+    }
+    let classes = at.key_classes(report);
     for key in report
         .keys
         .iter_mut()
@@ -310,16 +338,132 @@ pub fn analyze(
             }
         }
         key.context = Some(ctx);
+        if key.valid == Validity::Invalid {
+            let class = classes.get(&key.key).copied().unwrap_or("non-linearizable");
+            key.cause = Some(at.cause_of(class, &events, blamed.first().copied()));
+            key.class = Some(class.to_string());
+        }
     }
     anomalies.extend(after);
     for a in anomalies.iter_mut().chain(report.anomalies.iter_mut()) {
         at.annotate(a);
     }
+    let mut stats = redirect_stats(history, &at.ops, &at.timeline);
+    stats.violations = found.counts;
+    stats.paths = found.paths;
     report.redirect_analysis = Some(RedirectAnalysis {
-        stats: redirect_stats(history, &at.ops, &at.timeline),
+        stats,
         anomalies,
         faults: at.faults.clone(),
         migrations: at.timeline.migrations.len(),
     });
+    attribute(&at, report);
     Ok(())
+}
+
+/// Gives every anomaly of `report` that has none a cause (anomalies added after the analysis,
+/// such as `verify`'s findings, included), then recounts the causes and the verdict.
+pub fn attribute(at: &Attribution<'_>, report: &mut Report) {
+    let redirect = report
+        .redirect_analysis
+        .iter_mut()
+        .flat_map(|r| r.anomalies.iter_mut());
+    for a in report.anomalies.iter_mut().chain(redirect) {
+        if a.cause.is_none() {
+            let events: Vec<usize> = a.events.iter().map(|e| e.event).collect();
+            let mut cause = at.cause_of(&a.class, &events, None);
+            if events.is_empty() {
+                let slots = slots_named(&a.data);
+                cause = cause::of_data(
+                    at.history,
+                    &at.timeline,
+                    &at.faults,
+                    &a.class,
+                    (0, None),
+                    &slots,
+                );
+            }
+            a.cause = Some(cause);
+        }
+    }
+    report.tally_causes();
+}
+
+/// The slots an anomaly's data names (`slot`, or `slots`), for findings with no ops.
+fn slots_named(data: &Value) -> Vec<u16> {
+    let one = data.get("slot").and_then(Value::as_u64);
+    let many = data
+        .get("slots")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    one.into_iter()
+        .chain(many.filter_map(Value::as_u64))
+        .filter(|&s| s < u64::from(crate::slot::SLOT_COUNT))
+        .map(|s| s as u16)
+        .collect()
+}
+
+impl Attribution<'_> {
+    /// The anomaly class of every invalid key of `report`: a counter's by the counter rules,
+    /// a register's by its explanation (see [`crate::classify`]).
+    pub fn key_classes(&self, report: &Report) -> HashMap<String, &'static str> {
+        let invalid: HashMap<&str, &crate::report::KeyReport> = report
+            .keys
+            .iter()
+            .filter(|k| k.valid == Validity::Invalid)
+            .map(|k| (k.key.as_str(), k))
+            .collect();
+        let mut of_key: HashMap<&str, Vec<&Op>> = HashMap::new();
+        for op in &self.ops {
+            if let Some(k) = op.key.as_deref().filter(|k| invalid.contains_key(k)) {
+                of_key.entry(k).or_default().push(op);
+            }
+        }
+        invalid
+            .iter()
+            .map(|(&name, key)| {
+                let ops = of_key.get(name).map_or(&[][..], Vec::as_slice);
+                let class = match &key.explanation {
+                    _ if crate::classify_counter::is_counter(ops) => {
+                        crate::classify_counter::counter_class(ops)
+                    }
+                    Some(e) => crate::classify::register_class(&self.ops, e),
+                    None => "non-linearizable",
+                };
+                (name.to_string(), class)
+            })
+            .collect()
+    }
+
+    /// The cause of a data anomaly of `class` whose ops were invoked at `events`; a
+    /// `redirect-after-apply` found on the same key makes it the server's.
+    pub fn cause_of(&self, class: &str, events: &[usize], after_apply: Option<&Anomaly>) -> Cause {
+        if let Some(a) = after_apply {
+            let line = a.events.first().map_or(0, |e| e.line);
+            return Cause::new(
+                CauseKind::Server,
+                format!("redirect-after-apply: {}", a.explanation),
+            )
+            .at(line);
+        }
+        let ops: Vec<&Op> = events
+            .iter()
+            .filter_map(|e| self.by_invoke.get(e).map(|&i| &self.ops[i]))
+            .collect();
+        let first = ops.iter().map(|o| o.invoke_event).min().unwrap_or(0);
+        let last = ops
+            .iter()
+            .map(|o| o.complete_event)
+            .try_fold(first, |m, c| c.map(|c| m.max(c)));
+        let slots: Vec<u16> = ops.iter().filter_map(|o| op_slot(o)).collect();
+        cause::of_data(
+            self.history,
+            &self.timeline,
+            &self.faults,
+            class,
+            (first, last),
+            &slots,
+        )
+    }
 }

@@ -145,6 +145,7 @@ fn judge(
             "candidates": candidates.len(),
         }),
         context: None,
+        cause: None,
     })
 }
 

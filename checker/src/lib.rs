@@ -48,6 +48,7 @@
 
 mod after_apply;
 pub mod anomaly;
+pub mod cause;
 mod check;
 pub mod classify;
 pub mod classify_counter;
@@ -66,6 +67,7 @@ pub mod model;
 pub mod op;
 mod partition;
 pub mod phase;
+pub mod protocol;
 pub mod redirects;
 mod report;
 pub mod slot;
@@ -79,6 +81,7 @@ pub mod wgl;
 pub mod zones;
 
 pub use anomaly::{Anomaly, AnomalyEvent};
+pub use cause::{Cause, CauseKind};
 pub use check::{CheckError, CheckOptions};
 pub use explanation::{Explanation, OpRef};
 pub use history::{
@@ -89,7 +92,7 @@ pub use kind::ModelKind;
 pub use model::register::{Register, RegisterOp};
 pub use model::{Model, OpModel};
 pub use op::{Op, OpError, Ops, Outcome};
-pub use report::{KeyReport, OutcomeCounts, RedirectCounts, Report};
+pub use report::{causes_line, KeyReport, OutcomeCounts, RedirectCounts, Report};
 pub use slot::{codis_slot, key_slot, ClusterSlots, CodisSlots, SlotFunction};
 pub use stream::{FileError, HELD_BYTES_MAX};
 pub use validity::Validity;
@@ -106,6 +109,15 @@ pub fn analyze_redirects(
     report: &mut Report,
 ) -> Result<(), CheckError> {
     context::analyze(history, model, opts, report)
+}
+
+/// Gives every anomaly of `report` (checked from `history`) that has no cause one, anomalies
+/// added after [`analyze_redirects`] included (such as `verify`'s findings); then recounts
+/// `report.causes` and makes the verdict invalid if any anomaly was found.
+pub fn attribute_causes(history: &History, report: &mut Report) -> Result<(), OpError> {
+    let at = context::Attribution::new(history)?;
+    context::attribute(&at, report);
+    Ok(())
 }
 
 /// Checks the history file at `path` against `model`; registers are read streaming, into compact

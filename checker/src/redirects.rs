@@ -1,27 +1,17 @@
-//! Redirect statistics, and the `redirect-loop` anomaly.
+//! Redirect statistics: hops by slot and migration phase, give-ups, and the paths that turned.
 //!
-//! **redirect-loop**: an op's hops show the cluster sending a client round in circles. Two
-//! shapes: a *MOVED ping-pong*, where following `MOVED`/`ASK` replies brings the client back to
-//! a node it already asked (the nodes disagree on who owns the slot), and an *ASK after ASK*,
-//! where the node an `ASK` pointed to (asked with `ASKING`) answered with another `ASK`. Neither
-//! breaks linearizability by itself; both show slot ownership in disarray, and a client without
-//! a hop limit would never finish. TRYAGAIN and CLUSTERDOWN retries stay on one node and are
-//! not loops; nor are a Codis router's steps (`mgrt-one`, `wrapper-*`), which its slot table
-//! chooses, not the servers: `wrapper-retry` asks the same source again by design.
+//! The redirect-protocol anomalies themselves (`ask-without-asking`, `ask-as-moved`,
+//! `redirect-loop`) are judged in [`crate::protocol`]; here they are only counted.
 
-use crate::anomaly::{Anomaly, AnomalyEvent};
-use crate::history::{History, Redirect, RedirectKind};
-use crate::op::{line_of, Op, Outcome};
+use crate::history::{History, RedirectKind};
+use crate::op::{Op, Outcome};
 use crate::phase::Timeline;
+use crate::protocol::PathCounts;
 use crate::report::RedirectCounts;
 use crate::slot::key_slot;
 use serde::Serialize;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt;
-
-/// How many redirect-loop anomalies are listed; the rest are only counted.
-pub const LOOPS_LISTED_MAX: usize = 100;
 
 /// Redirect hops by slot, by the slot's migration phase, and how ops that met them ended.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -36,8 +26,10 @@ pub struct RedirectStats {
     pub by_phase: BTreeMap<&'static str, RedirectCounts>,
     /// `fail` ops whose error was a redirect the client gave up on, by kind.
     pub failed_on: RedirectCounts,
-    /// Ops whose hops looped (listed or not).
-    pub loops: u64,
+    /// Redirect-protocol anomalies by class (listed or not; see [`crate::protocol`]).
+    pub violations: BTreeMap<String, u64>,
+    /// Paths that bounced while the cluster's view changed, or broke off: no anomaly.
+    pub paths: PathCounts,
 }
 
 /// The redirect kind an error text names (`MOVED 3999 host:port`, `ASK ...`, `TRYAGAIN ...`,
@@ -88,9 +80,6 @@ pub fn redirect_stats(history: &History, ops: &[Op], timeline: &Timeline) -> Red
         }
         stats.ops_redirected += 1;
         stats.hops_max = stats.hops_max.max(op.redirects.len());
-        if loop_of(&op.redirects).is_some() {
-            stats.loops += 1;
-        }
         for hop in &op.redirects {
             stats.by_slot.entry(hop.slot).or_default().add(hop.kind);
             let phase = timeline
@@ -110,12 +99,24 @@ pub fn redirect_stats(history: &History, ops: &[Op], timeline: &Timeline) -> Red
 impl fmt::Display for RedirectStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = |r: &RedirectCounts| r.to_string();
+        let violations: Vec<String> = self
+            .violations
+            .iter()
+            .map(|(class, n)| format!("{class} {n}"))
+            .collect();
+        let violations = if violations.is_empty() {
+            "none".to_string()
+        } else {
+            violations.join(", ")
+        };
         write!(
             f,
-            "redirected ops: {} (at most {} hops; {} loops); failed on a redirect: {}",
+            "redirected ops: {} (at most {} hops); protocol violations: {violations}; \
+             bounces during view changes: {}, broken-off paths: {}; failed on a redirect: {}",
             self.ops_redirected,
             self.hops_max,
-            self.loops,
+            self.paths.bounces,
+            self.paths.breaks,
             c(&self.failed_on)
         )?;
         for (phase, counts) in &self.by_phase {
@@ -130,145 +131,9 @@ impl fmt::Display for RedirectStats {
     }
 }
 
-/// Why an op's hops form a loop: its shape and the node where it closed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Loop {
-    /// `moved-ping-pong` or `ask-after-ask`.
-    pub shape: &'static str,
-    /// The node revisited, or the node that answered ASK to an ASKING request.
-    pub node: String,
-}
-
-/// The first loop in `hops`, if any (see the module doc).
-pub fn loop_of(hops: &[Redirect]) -> Option<Loop> {
-    let moves: Vec<&Redirect> = hops
-        .iter()
-        .filter(|h| matches!(h.kind, RedirectKind::Moved | RedirectKind::Ask))
-        .collect();
-    for pair in moves.windows(2) {
-        if pair[0].kind == RedirectKind::Ask && pair[1].kind == RedirectKind::Ask {
-            return Some(Loop {
-                shape: "ask-after-ask",
-                node: pair[1].from.clone(),
-            });
-        }
-    }
-    let mut seen: Vec<&str> = moves.first().map(|h| h.from.as_str()).into_iter().collect();
-    for hop in &moves {
-        if seen.contains(&hop.to.as_str()) {
-            return Some(Loop {
-                shape: "moved-ping-pong",
-                node: hop.to.clone(),
-            });
-        }
-        seen.push(&hop.to);
-    }
-    None
-}
-
-/// The path of hops as text: `a -MOVED-> b -ASK-> c`.
-fn path(hops: &[Redirect]) -> String {
-    let mut s = hops.first().map(|h| h.from.clone()).unwrap_or_default();
-    for h in hops {
-        s.push_str(&format!(" -{}-> {}", h.kind.name().to_uppercase(), h.to));
-    }
-    s
-}
-
-/// One `redirect-loop` anomaly per op whose hops loop, at most [`LOOPS_LISTED_MAX`].
-pub fn redirect_loop_cases(history: &History, ops: &[Op]) -> Vec<Anomaly> {
-    let mut out = Vec::new();
-    for op in ops {
-        if out.len() >= LOOPS_LISTED_MAX {
-            break;
-        }
-        let Some(l) = loop_of(&op.redirects) else {
-            continue;
-        };
-        let line = line_of(history, op.invoke_event);
-        let why = match l.shape {
-            "ask-after-ask" => format!(
-                "{} answered ASK to a request it was sent by an ASK: two nodes each think the other imports the slot",
-                l.node
-            ),
-            _ => format!(
-                "the client came back to {}, which had already sent it away: the nodes disagree on who owns slot {}",
-                l.node,
-                op.redirects[0].slot
-            ),
-        };
-        out.push(Anomaly {
-            class: "redirect-loop".into(),
-            keys: op.key.iter().cloned().collect(),
-            events: vec![AnomalyEvent {
-                event: op.invoke_event,
-                line,
-            }],
-            explanation: format!(
-                "line {line}: process {} {} went {}; {why} ({})",
-                op.process,
-                op.f,
-                path(&op.redirects),
-                l.shape
-            ),
-            data: json!({"shape": l.shape, "node": l.node, "hops": op.redirects,
-                         "outcome": op.outcome.name()}),
-            context: None,
-        });
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hops(table: &str) -> Vec<Redirect> {
-        // kind from to, one hop per `;`
-        table
-            .split(';')
-            .map(|h| {
-                let c: Vec<&str> = h.split_whitespace().collect();
-                Redirect {
-                    kind: *RedirectKind::ALL.iter().find(|k| k.name() == c[0]).unwrap(),
-                    slot: 5,
-                    from: c[1].into(),
-                    to: c[2].into(),
-                }
-            })
-            .collect()
-    }
-
-    #[test]
-    fn loops() {
-        let shape = |t: &str| loop_of(&hops(t)).map(|l| (l.shape, l.node));
-        assert_eq!(shape("moved a b"), None);
-        assert_eq!(shape("moved a b; ask b c"), None);
-        assert_eq!(shape("tryagain a a; tryagain a a; moved a b"), None);
-        assert_eq!(
-            shape("moved a b; moved b a"),
-            Some(("moved-ping-pong", "a".to_string()))
-        );
-        assert_eq!(
-            shape("ask a b; ask b c"),
-            Some(("ask-after-ask", "b".to_string()))
-        );
-        assert_eq!(
-            shape("moved a b; ask b c; moved c b"),
-            Some(("moved-ping-pong", "b".to_string()))
-        );
-        assert_eq!(path(&hops("moved a b; ask b c")), "a -MOVED-> b -ASK-> c");
-        // A Codis router asking the source again and again, then going to the target.
-        assert_eq!(
-            shape("wrapper-retry a a; wrapper-retry a a; wrapper-moved a b"),
-            None
-        );
-        assert_eq!(shape("wrapper-moved a b; mgrt-one b a; mgrt-one a b"), None);
-        assert_eq!(
-            path(&hops("wrapper-retry a a; wrapper-moved a b")),
-            "a -WRAPPER-RETRY-> a -WRAPPER-MOVED-> b"
-        );
-    }
 
     #[test]
     fn redirect_errors() {

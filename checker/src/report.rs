@@ -1,6 +1,7 @@
 //! What a check returns: the verdict, per-key results, and counts that help read them.
 
 use crate::anomaly::Anomaly;
+use crate::cause::{Cause, CauseKind};
 use crate::elle::LostWriteCounts;
 use crate::explanation::Explanation;
 use crate::history::RedirectKind;
@@ -158,6 +159,13 @@ pub struct KeyReport {
     /// Where the explained ops ran: slot, migration phase, faults, hops (see `context`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<serde_json::Value>,
+    /// The anomaly class of an invalid key (`lost-write`, `stale-read`, ...), set by the
+    /// redirect-aware analysis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// What an invalid key's anomaly is attributed to, set by the redirect-aware analysis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
 }
 
 impl KeyReport {
@@ -173,6 +181,8 @@ impl KeyReport {
             unknown: None,
             explanation: None,
             context: None,
+            class: None,
+            cause: None,
         }
     }
 }
@@ -210,6 +220,9 @@ pub struct Report {
     /// analysis ran (`analyze_redirects`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_analysis: Option<crate::context::RedirectAnalysis>,
+    /// Every anomaly and invalid key, by cause (unexplained and migration first), then by class.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub causes: BTreeMap<CauseKind, BTreeMap<String, usize>>,
 }
 
 impl Report {
@@ -232,8 +245,56 @@ impl Report {
             anomaly_counts: BTreeMap::new(),
             lost_writes: None,
             redirect_analysis: None,
+            causes: BTreeMap::new(),
         }
     }
+
+    /// Every anomaly the report holds: its own, the redirect analysis's.
+    pub fn all_anomalies(&self) -> impl Iterator<Item = &Anomaly> {
+        let redirect = self.redirect_analysis.iter().flat_map(|r| &r.anomalies);
+        self.anomalies.iter().chain(redirect)
+    }
+
+    /// Recounts `causes` from the invalid keys and every anomaly, and makes the verdict invalid
+    /// if any anomaly was found: every finding counts, whatever its cause.
+    pub fn tally_causes(&mut self) {
+        let mut causes: BTreeMap<CauseKind, BTreeMap<String, usize>> = BTreeMap::new();
+        let mut count = |cause: Option<&Cause>, class: &str| {
+            let kind = cause.map_or(CauseKind::Unexplained, |c| c.kind);
+            *causes
+                .entry(kind)
+                .or_default()
+                .entry(class.to_string())
+                .or_default() += 1;
+        };
+        for key in self.keys.iter().filter(|k| k.valid == Validity::Invalid) {
+            count(
+                key.cause.as_ref(),
+                key.class.as_deref().unwrap_or("non-linearizable"),
+            );
+        }
+        let mut any = false;
+        for a in self.all_anomalies() {
+            count(a.cause.as_ref(), &a.class);
+            any = true;
+        }
+        if any {
+            self.valid = Validity::Invalid;
+        }
+        self.causes = causes;
+    }
+}
+
+/// `unexplained: lost-write 2; client: ask-without-asking 5`, causes in report order.
+pub fn causes_line(causes: &BTreeMap<CauseKind, BTreeMap<String, usize>>) -> String {
+    let parts: Vec<String> = causes
+        .iter()
+        .map(|(cause, classes)| {
+            let classes: Vec<String> = classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            format!("{cause}: {}", classes.join(", "))
+        })
+        .collect();
+    parts.join("; ")
 }
 
 /// A compact human summary: verdict, counts, then one line per key that is not valid.
@@ -250,6 +311,9 @@ impl fmt::Display for Report {
             count(Validity::Invalid),
             count(Validity::Unknown)
         )?;
+        if !self.causes.is_empty() {
+            writeln!(f, "anomalies by cause: {}", causes_line(&self.causes))?;
+        }
         write!(f, "ops: {}", self.ops)?;
         for (name, counts) in &self.ops_by_f {
             write!(f, "; {name} {counts}")?;
@@ -267,6 +331,9 @@ impl fmt::Display for Report {
             )?;
             if let Some(why) = &key.unknown {
                 writeln!(f, "  {why}")?;
+            }
+            if let (Some(class), Some(cause)) = (&key.class, &key.cause) {
+                writeln!(f, "  {class}, {cause}")?;
             }
             if let Some(explanation) = &key.explanation {
                 writeln!(f, "{explanation}")?;

@@ -141,6 +141,7 @@ fn anomaly(history: &History, first: &Op, op: &Op, slot: u16) -> Anomaly {
         data: json!({"slot": slot, "from": hop.from, "to": hop.to,
                      "learned_line": line_first, "outcome": op.outcome.name()}),
         context: None,
+        cause: None,
     }
 }
 

@@ -149,6 +149,7 @@ fn type_changed(history: &History, key: &str, ops: &[&Op]) -> Option<Anomaly> {
         explanation,
         data: json!({"wrongtype_ops": wrong.len(), "first_f": first.f, "slot": first.slot}),
         context: None,
+        cause: None,
     })
 }
 

@@ -5,8 +5,8 @@
 //! transactions and edge kinds.
 
 use checker::{
-    analyze_redirects, check, check_elle, key_slot, Anomaly, CheckOptions, History, KeyReport,
-    ModelKind, Report, Validity,
+    analyze_redirects, check, check_elle, key_slot, Anomaly, CauseKind, CheckOptions, History,
+    KeyReport, ModelKind, Report, Validity,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -287,20 +287,61 @@ fn g2_item() {
     assert_eq!(cycle(a), [(2, 3, "rw", "{t}x"), (3, 2, "rw", "{t}y")]);
 }
 
+/// The one redirect anomaly of fixture `name`, checking that it makes the verdict invalid.
+fn only_redirect_anomaly(name: &str) -> Anomaly {
+    let bad = redirects(name);
+    assert_eq!(bad.valid, Validity::Invalid, "{bad}");
+    let analysis = bad.redirect_analysis.unwrap();
+    assert_eq!(analysis.anomalies.len(), 1, "{name}");
+    analysis.anomalies[0].clone()
+}
+
 #[test]
 fn redirect_loop() {
     let ok = redirects("redirect-loop-ok");
     assert_valid(&ok);
     assert!(ok.redirect_analysis.unwrap().anomalies.is_empty());
-    let bad = redirects("redirect-loop-bad");
-    // Linearizable (the write failed, the read saw nothing), but the hops of line 3 loop.
-    assert_eq!(bad.valid, Validity::Valid, "{bad}");
-    let analysis = bad.redirect_analysis.unwrap();
-    assert_eq!(analysis.anomalies.len(), 1);
-    let a = &analysis.anomalies[0];
-    assert_eq!(summary(a), ("redirect-loop", vec!["k"], vec![3]));
-    assert_eq!(a.data["shape"], "moved-ping-pong");
-    assert_eq!(a.data["node"], "127.0.0.1:7000");
+    // Linearizable (the write failed, the read saw nothing), but 7000 sent line 3's write to
+    // 7001 twice, 7001 sending it back in between: every anomaly counts in the verdict.
+    let a = only_redirect_anomaly("redirect-loop-bad");
+    assert_eq!(summary(&a), ("redirect-loop", vec!["k"], vec![3]));
+    assert_eq!(
+        a.data["path"],
+        "127.0.0.1:7000 -MOVED-> 127.0.0.1:7001 -MOVED-> 127.0.0.1:7000 -MOVED-> 127.0.0.1:7001"
+    );
+    assert_eq!(a.cause.unwrap().kind, CauseKind::Server);
+}
+
+#[test]
+fn ask_without_asking() {
+    let ok = redirects("ask-without-asking-ok");
+    assert_valid(&ok);
+    assert!(ok.redirect_analysis.unwrap().anomalies.is_empty());
+    let a = only_redirect_anomaly("ask-without-asking-bad");
+    assert_eq!(summary(&a), ("ask-without-asking", vec!["k"], vec![5]));
+    assert_eq!(
+        a.data["path"],
+        "127.0.0.1:7000 -ASK-> 127.0.0.1:7001 -MOVED-> 127.0.0.1:7000 (x2 = 4 hops)"
+    );
+    let cause = a.cause.unwrap();
+    assert_eq!(cause.kind, CauseKind::Client);
+    assert!(cause.why.contains("without ASKING"), "{}", cause.why);
+}
+
+#[test]
+fn ask_as_moved() {
+    let ok = redirects("ask-as-moved-ok");
+    assert_valid(&ok);
+    assert!(ok.redirect_analysis.unwrap().anomalies.is_empty());
+    let a = only_redirect_anomaly("ask-as-moved-bad");
+    assert_eq!(summary(&a), ("ask-as-moved", vec!["k"], vec![5]));
+    // The return to 7000 after each ASK is drawn, not hidden.
+    assert_eq!(
+        a.data["path"],
+        "127.0.0.1:7000 -ASK-> 127.0.0.1:7001 (x3 = 3 hops)"
+    );
+    assert!(a.explanation.contains("went back to 127.0.0.1:7000"));
+    assert_eq!(a.cause.unwrap().kind, CauseKind::Client);
 }
 
 #[test]
@@ -308,14 +349,11 @@ fn stale_route() {
     let ok = redirects("stale-route-ok");
     assert_valid(&ok);
     assert!(ok.redirect_analysis.unwrap().anomalies.is_empty());
-    let bad = redirects("stale-route-bad");
     // Linearizable, but the read at line 6 went where line 4 had already been sent away from.
-    assert_eq!(bad.valid, Validity::Valid, "{bad}");
-    let analysis = bad.redirect_analysis.unwrap();
-    assert_eq!(analysis.anomalies.len(), 1);
-    let a = &analysis.anomalies[0];
-    assert_eq!(summary(a), ("stale-route", vec!["k"], vec![4, 6]));
+    let a = only_redirect_anomaly("stale-route-bad");
+    assert_eq!(summary(&a), ("stale-route", vec!["k"], vec![4, 6]));
     assert_eq!(a.data["to"], "127.0.0.1:7001");
+    assert_eq!(a.cause.unwrap().kind, CauseKind::Client);
 }
 
 #[test]
@@ -341,6 +379,32 @@ fn restart_empty_is_a_lost_write_with_the_kill_in_between() {
         "{summary}"
     );
     assert_eq!(context["faults_between"][0]["f"], "kill");
+    // Persistence was off (the header says nothing): the kill loses the write by design.
+    assert_eq!(key.class.as_deref(), Some("lost-write"));
+    let cause = key.cause.as_ref().expect("a cause");
+    assert_eq!(cause.kind, CauseKind::DocumentedLoss, "{cause}");
+    assert_eq!(cause.line, Some(4));
+    // With every write on disk the same kill explains nothing: the loss is the server's.
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../histories/restart-empty-bad.jsonl");
+    let text = std::fs::read_to_string(path).unwrap();
+    let text = text.replacen("\"seed\":0", "\"seed\":0,\"persistence\":\"aof\"", 1);
+    let aof = History::parse(text.as_bytes(), "restart-empty-aof").unwrap();
+    let mut report = check(&aof, ModelKind::Register, &CheckOptions::default()).unwrap();
+    analyze_redirects(
+        &aof,
+        ModelKind::Register,
+        &CheckOptions::default(),
+        &mut report,
+    )
+    .unwrap();
+    let key = report
+        .keys
+        .iter()
+        .find(|k| k.valid == Validity::Invalid)
+        .unwrap();
+    assert_eq!(key.cause.as_ref().unwrap().kind, CauseKind::Unexplained);
+    assert_eq!(report.causes[&CauseKind::Unexplained]["lost-write"], 1);
 }
 
 #[test]

@@ -8,6 +8,7 @@ use checker::op::{line_of, Op, Ops, Outcome};
 use checker::{
     codis_slot, Anomaly, AnomalyEvent, History, Process, RedirectKind, Report, Validity,
 };
+use checker::{Cause, CauseKind};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -73,6 +74,13 @@ pub fn placement(f: &Finding, history: &History, ops: &Ops) -> Anomaly {
         data: json!({"slot": f.slot, "owner": f.owner, "migrating_to": f.migrating_to,
                      "found_on": f.found_on}),
         context: Some(json!({ "slot": f.slot })),
+        cause: Some(Cause::new(
+            CauseKind::Migration,
+            format!(
+                "slot {} was migrated by pika's own migration commands",
+                f.slot
+            ),
+        )),
     }
 }
 
@@ -213,6 +221,10 @@ pub fn wrapper_errors(history: &History, ops: &Ops) -> Vec<Anomaly> {
                 data: json!({"slot": slot, "source": from, "lowercased": lower,
                              "lowercased_slot": lower_slot, "count": counts[key]}),
                 context: Some(json!({ "slot": slot })),
+                cause: Some(Cause::new(
+                    CauseKind::Server,
+                    "pika's exec wrapper looks up the lowercased key, in another slot",
+                )),
             }
         })
         .collect()

@@ -248,6 +248,10 @@ pub fn anomalies(summary: &Summary, history: &History) -> Vec<Anomaly> {
                 data: json!({"slot": step.slot, "from": step.from, "to": step.to,
                              "f": step.f, "stuck_command": st.command}),
                 context: step.slot.map(|s| json!({ "slot": s })),
+                cause: Some(checker::Cause::new(
+                    checker::CauseKind::Migration,
+                    "a pika migration command hung or kept failing",
+                )),
             })
         })
         .collect()

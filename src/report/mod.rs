@@ -142,10 +142,31 @@ pub fn regenerate(dir: &Path) -> Result<Regenerated> {
                 .and_then(workloads::WorkloadKind::parse)
         })
         .unwrap_or_default();
-    let mut report = crate::run::check_file(&history_path, crate::run::model_of(workload))?;
-    crate::verify::merge_into(dir, &mut report)?;
+    let model = crate::run::model_of(workload);
+    let small =
+        std::fs::metadata(&history_path).is_ok_and(|m| m.len() < crate::run::STREAM_BYTES_MIN);
+    let history = if small {
+        Some(checker::History::read_file(&history_path)?)
+    } else {
+        None
+    };
+    let mut report = match &history {
+        Some(h) => {
+            let opts = checker::CheckOptions::default();
+            let report = crate::run::check_loaded(h, &history_path, model, &opts)?;
+            for w in &report.warnings {
+                crate::run::warn(w);
+            }
+            report
+        }
+        None => crate::run::check_file(&history_path, model)?,
+    };
+    crate::verify::merge_into(dir, &mut report, history.as_ref())?;
     let results = write_results(dir, &report)?;
-    let html = write_for_history(dir, &history_path, &report)?;
+    let html = match &history {
+        Some(h) => write(dir, h, &report)?,
+        None => write_for_history(dir, &history_path, &report)?,
+    };
     Ok(Regenerated {
         report,
         results,

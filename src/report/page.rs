@@ -166,13 +166,29 @@ pub fn summary(out: &mut String, p: &Prepared) {
         ));
     }
     table(out, "anomalies by class", &anomalies);
+    let causes: Vec<(String, String)> = r
+        .causes
+        .iter()
+        .map(|(cause, classes)| {
+            let classes: Vec<String> = classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            (cause.to_string(), classes.join(", "))
+        })
+        .collect();
+    if !causes.is_empty() {
+        table(out, "anomalies by cause", &causes);
+    }
 
     let mut redirects = vec![("hops".to_string(), redirects_text(&r.redirects))];
     if let Some(a) = &r.redirect_analysis {
         let s = &a.stats;
         redirects.push(("ops redirected".into(), s.ops_redirected.to_string()));
         redirects.push(("most hops of one op".into(), s.hops_max.to_string()));
-        redirects.push(("redirect loops".into(), s.loops.to_string()));
+        let violations: u64 = s.violations.values().sum();
+        redirects.push(("protocol violations".into(), violations.to_string()));
+        redirects.push((
+            "bounces during view changes".into(),
+            s.paths.bounces.to_string(),
+        ));
         redirects.push(("failed on a redirect".into(), redirects_text(&s.failed_on)));
         for (phase, c) in &s.by_phase {
             redirects.push((format!("during {phase}"), redirects_text(c)));

@@ -45,6 +45,7 @@ impl Finding {
             explanation: self.text,
             data,
             context,
+            cause: None,
         }
     }
 }

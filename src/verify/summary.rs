@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use checker::{Anomaly, Report, Validity};
+use checker::{Anomaly, History, Report, Validity};
 use serde::Serialize;
 
 use super::topology::Topology;
@@ -203,8 +203,12 @@ pub fn write(dir: &Path, v: &Verification) -> Result<()> {
 }
 
 /// Adds `dir/verify.json`'s findings, if the file exists, to `report`: its anomalies and counts,
-/// and an invalid verdict if there is any.
-pub fn merge_into(dir: &Path, report: &mut Report) -> Result<Option<serde_json::Value>> {
+/// and an invalid verdict if there is any; with the run's `history`, each finding gets a cause.
+pub fn merge_into(
+    dir: &Path,
+    report: &mut Report,
+    history: Option<&History>,
+) -> Result<Option<serde_json::Value>> {
     let path = dir.join(VERIFY_FILE);
     if !path.is_file() {
         return Ok(None);
@@ -218,6 +222,11 @@ pub fn merge_into(dir: &Path, report: &mut Report) -> Result<Option<serde_json::
         *report.anomaly_counts.entry(a.class.clone()).or_default() += 1;
         report.anomalies.push(a);
         report.valid = Validity::Invalid;
+    }
+    match history {
+        Some(h) => checker::attribute_causes(h, report)
+            .with_context(|| format!("attributing the findings of {}", path.display()))?,
+        None => report.tally_causes(),
     }
     Ok(Some(value))
 }

@@ -424,6 +424,7 @@ fn anomaly(g: &Dependencies, txns: &[Txn], keys: &Keys, v: &Versions, f: &Found)
         explanation: render(keys, &order, &steps),
         data: json!({ "cycle": steps }),
         context: None,
+        cause: None,
     }
 }
 

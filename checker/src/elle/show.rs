@@ -75,6 +75,7 @@ impl AnomalyBuilder<'_> {
             explanation,
             data,
             context: None,
+            cause: None,
         }
     }
 }

@@ -332,6 +332,8 @@ fn check_key(model: &ListAppend, key: &str, ops: &mut KeyOps, budget: &Budget) -
         unknown: None,
         explanation: None,
         context: None,
+        class: None,
+        cause: None,
     };
     match result {
         Search::Valid { .. } => {}

@@ -340,6 +340,8 @@ fn key_report(
         unknown: None,
         explanation: None,
         context: None,
+        class: None,
+        cause: None,
     };
     match result {
         Search::Valid { .. } => {}
