@@ -20,6 +20,8 @@ pub struct Detection {
     pub verdict: String,
     /// Anomalies found, by class (invalid keys count one each).
     pub classes: BTreeMap<String, usize>,
+    /// The same anomalies by cause, then by class (see `checker::cause`).
+    pub causes: BTreeMap<checker::CauseKind, BTreeMap<String, usize>>,
     /// The injected client bug, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_bug: Option<ClientBug>,
@@ -67,6 +69,9 @@ impl fmt::Display for Detection {
             classes.join(", ")
         };
         write!(f, "anomaly classes: {classes}")?;
+        if !self.causes.is_empty() {
+            write!(f, "\nby cause: {}", checker::causes_line(&self.causes))?;
+        }
         if let Some(s) = self.scenario {
             write!(f, "\nscenario {s}: ")?;
             match &self.precondition {
@@ -122,6 +127,7 @@ pub fn detect(
         verdict: verdict(report.valid).to_string(),
         detected: expected.map(|c| classes.contains_key(c)),
         classes,
+        causes: report.causes.clone(),
         client_bug,
         server_bug: server_bug.map(|(bug, _)| bug),
         server_bug_injected: server_bug.map(|(_, n)| n),

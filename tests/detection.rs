@@ -103,7 +103,8 @@ fn client_bug_retry_without_info_is_an_aborted_read() {
     });
 }
 
-/// A client bug the servers refuse: the history's hops still show the stale slot map.
+/// A client bug the servers refuse: the history's hops still show the stale slot map, and every
+/// anomaly counts in the verdict.
 #[test]
 fn client_bug_stale_moved_is_a_stale_route() {
     check(Case {
@@ -115,8 +116,25 @@ fn client_bug_stale_moved_is_a_stale_route() {
             "1500ms",
         ],
         expected: Some("stale-route"),
-        verdict: "valid",
+        verdict: "invalid",
     });
+}
+
+/// A client that follows ASK without ASKING: the importing node sends it back, and the class
+/// names the client's mistake.
+#[test]
+fn client_bug_ask_without_asking_is_named_and_blamed_on_the_client() {
+    let tmp = tempfile::tempdir().unwrap();
+    let case = Case {
+        server: "redis",
+        args: &["--client-bug", "ask-without-asking"],
+        expected: Some("ask-without-asking"),
+        verdict: "invalid",
+    };
+    let d = run(&case, tmp.path());
+    assert_eq!(d["verdict"], "invalid", "{d:#}");
+    assert!(d["causes"]["client"]["ask-without-asking"].as_u64() > Some(0), "{d:#}");
+    assert!(d["causes"].get("unexplained").is_none(), "{d:#}");
 }
 
 /// A real scenario: finalizing a migration early makes the source drop the keys it held.

@@ -115,6 +115,7 @@ pub fn annotate(history: &History, ops: &Ops, report: &mut Report) {
         report.valid = Validity::Invalid;
     }
     type_changed_migrations(history, &mut report.anomalies);
+    report.tally_causes();
 }
 
 /// Whether `header` (the history's first line, parsed) is a PikiwiDB run's.

@@ -201,7 +201,7 @@ mod tests {
         assert!(html.contains("key &quot;k&quot; is not linearizable."));
         // The failing write ran while its slot's migration was starting, after an ASK.
         assert!(html.contains("slot 7629 starting 127.0.0.1:7000 -&gt; 127.0.0.1:7001"));
-        assert!(html.contains("hops ask 127.0.0.1:7000 -&gt; 127.0.0.1:7001"));
+        assert!(html.contains("path 127.0.0.1:7000 -ASK-&gt; 127.0.0.1:7001"));
         // Porcupine-style: numbered prefix with the state after each op, the failing op.
         assert!(html.contains("<tr><td>2</td><td>line 4: process 1 read -&gt; 1"));
         assert!(html.contains("<tr class=\"failing\"><td>x</td><td>line 7: process 0 write 2"));
