@@ -133,7 +133,10 @@ fn client_bug_ask_without_asking_is_named_and_blamed_on_the_client() {
     };
     let d = run(&case, tmp.path());
     assert_eq!(d["verdict"], "invalid", "{d:#}");
-    assert!(d["causes"]["client"]["ask-without-asking"].as_u64() > Some(0), "{d:#}");
+    assert!(
+        d["causes"]["client"]["ask-without-asking"].as_u64() > Some(0),
+        "{d:#}"
+    );
     assert!(d["causes"].get("unexplained").is_none(), "{d:#}");
 }
 

@@ -301,15 +301,20 @@ pub fn causes_line(causes: &BTreeMap<CauseKind, BTreeMap<String, usize>>) -> Str
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = |v: Validity| self.keys.iter().filter(|k| k.valid == v).count();
+        let others = self.all_anomalies().count();
         writeln!(
             f,
-            "{}: {} ({} keys: {} valid, {} invalid, {} unknown)",
+            "{}: {} ({} keys: {} valid, {} invalid, {} unknown{})",
             self.checker,
             self.valid,
             self.keys.len(),
             count(Validity::Valid),
             count(Validity::Invalid),
-            count(Validity::Unknown)
+            count(Validity::Unknown),
+            match others {
+                0 => String::new(),
+                n => format!("; {n} other anomalies"),
+            }
         )?;
         if !self.causes.is_empty() {
             writeln!(f, "anomalies by cause: {}", causes_line(&self.causes))?;

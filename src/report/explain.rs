@@ -5,7 +5,9 @@
 
 use super::page::{esc, secs};
 use super::prepare::Prepared;
-use checker::{Anomaly, Explanation, KeyReport, Model, OpModel, OpRef, Register, Validity};
+use checker::{
+    Anomaly, CauseKind, Explanation, KeyReport, Model, OpModel, OpRef, Register, Validity,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -91,6 +93,14 @@ fn article(out: &mut String, p: &Prepared, n: usize, key: &KeyReport) {
         return;
     };
     w!(out, "<pre class=\"proof\">{}</pre>", esc(&e.to_string()));
+    if let (Some(class), Some(cause)) = (&key.class, &key.cause) {
+        w!(
+            out,
+            "<p class=\"cause\">{}: {}</p>",
+            esc(class),
+            esc(&cause.to_string())
+        );
+    }
     let context = key.context.clone().unwrap_or_else(|| {
         let mut events = vec![e.op.event];
         events.extend(e.stranded.as_ref().map(|s| s.event));
@@ -328,10 +338,14 @@ fn partial_linearization(out: &mut String, p: &Prepared, e: &Explanation) {
 /// Writes the anomalies section: every anomaly of the graph, list and redirect analyses, by
 /// class, with its explanation and where its ops ran.
 pub fn anomalies(out: &mut String, p: &Prepared) {
-    let analysis = p.report.redirect_analysis.iter().flat_map(|a| &a.anomalies);
-    let mut by_class: BTreeMap<&str, Vec<&Anomaly>> = BTreeMap::new();
-    for a in p.report.anomalies.iter().chain(analysis) {
-        by_class.entry(a.class.as_str()).or_default().push(a);
+    // By cause (unexplained and migration first), then by class.
+    let mut by_class: BTreeMap<(CauseKind, &str), Vec<&Anomaly>> = BTreeMap::new();
+    for a in p.report.all_anomalies() {
+        let cause = a.cause.as_ref().map_or(CauseKind::Unexplained, |c| c.kind);
+        by_class
+            .entry((cause, a.class.as_str()))
+            .or_default()
+            .push(a);
     }
     let total: usize = by_class.values().map(Vec::len).sum();
     w!(
@@ -344,9 +358,10 @@ pub fn anomalies(out: &mut String, p: &Prepared) {
              after an op applied).</p>",
         );
     }
-    for (class, list) in &by_class {
+    for ((cause, class), list) in &by_class {
         let all = p.report.anomaly_counts.get(*class).copied().unwrap_or(0);
-        w!(out, "<h3>{} ({})</h3>", esc(class), all.max(list.len()));
+        let all = all.max(list.len());
+        w!(out, "<h3>{} ({all}), cause {cause}</h3>", esc(class));
         for a in list.iter().take(ANOMALIES_SHOWN_PER_CLASS_MAX) {
             anomaly(out, a);
         }
@@ -365,6 +380,9 @@ fn anomaly(out: &mut String, a: &Anomaly) {
         lines.join(", "),
         esc(&a.explanation)
     );
+    if let Some(cause) = &a.cause {
+        w!(out, "<p class=\"cause\">{}</p>", esc(&cause.to_string()));
+    }
     if let Some(ctx) = &a.context {
         where_it_happened(out, ctx);
     }
