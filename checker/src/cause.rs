@@ -122,13 +122,16 @@ pub struct Settings {
     pub aof: bool,
     /// Masters have replicas, so a fault can promote one.
     pub replicas: bool,
+    /// How long a master may be unreachable before a replica takes over (0: unknown, any).
+    pub node_timeout_ms: u64,
     /// The client is slotcheck's own router with no injected bug: it follows the protocol.
     pub trusted_client: bool,
 }
 
 impl Settings {
     /// Reads the settings from `history`'s header; a history without one (or older than the
-    /// `persistence` field) ran with persistence off and an unknown client.
+    /// `persistence` field) ran with persistence off, an unknown node timeout and an unknown
+    /// client.
     pub fn of(history: &History) -> Settings {
         let run = history.header.as_ref().map(|h| &h.run);
         let field = |name: &str| run.and_then(|r| r.get(name));
@@ -138,37 +141,59 @@ impl Settings {
         Settings {
             aof: field("persistence").and_then(Value::as_str) == Some("aof"),
             replicas: field("replicas").and_then(Value::as_u64).unwrap_or(0) > 0,
+            node_timeout_ms: field("node_timeout_ms")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
             trusted_client: client == Some("slotcheck") && field("client_bug").is_none(),
         }
     }
 }
 
 /// Why `fault` loses acknowledged writes by design under `settings`, or `None` if it does not.
-pub fn documented_loss(fault: &Fault, history: &History, settings: Settings) -> Option<String> {
-    let mode = history
-        .events
-        .get(fault.begin_event)
-        .and_then(|e| e.value.get("mode"))
-        .and_then(Value::as_str);
-    match (fault.f.as_str(), mode) {
-        ("kill" | "shutdown", _) if !settings.aof => Some(format!(
-            "{fault}: with persistence off a node restarted within the node timeout comes back empty"
-        )),
-        ("kill" | "shutdown" | "pause", _) if settings.replicas => Some(format!(
-            "{fault}: a replica may take over, and writes not yet replicated are lost (asynchronous replication)"
-        )),
+/// `nodes` are the nodes the anomaly's ops met (empty: any node may be concerned): a kill, pause
+/// or partition counts only on one of them, a failover anywhere.
+pub fn documented_loss(
+    fault: &Fault,
+    history: &History,
+    settings: Settings,
+    nodes: &[&str],
+) -> Option<String> {
+    let value = history.events.get(fault.begin_event).map(|e| &e.value);
+    let text = |name: &str| value.and_then(|v| v.get(name)).and_then(Value::as_str);
+    let isolated: Vec<&str> = match value.and_then(|v| v.get("isolated")) {
+        Some(Value::String(n)) => vec![n.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => fault.node.as_deref().into_iter().collect(),
+    };
+    let touches = nodes.is_empty()
+        || fault.node.as_deref().is_some_and(|n| nodes.contains(&n))
+        || isolated.iter().any(|n| nodes.contains(n));
+    // Held past the node timeout, a master's replica is promoted.
+    let held_ms = fault
+        .end_ns
+        .map_or(u64::MAX, |e| e.saturating_sub(fault.begin_ns) / 1_000_000);
+    let promotes = settings.replicas && held_ms >= settings.node_timeout_ms;
+    let asynchronous =
+        "a replica took over, and writes not yet replicated are lost (asynchronous replication)";
+    match (fault.f.as_str(), text("mode")) {
         ("failover", Some(m @ ("force" | "takeover" | "auto"))) => Some(format!(
             "{fault} ({m}): the new master lacks the writes the old one had not yet replicated"
         )),
-        ("partition", _) if settings.replicas => Some(format!(
-            "{fault}: a master cut off keeps acknowledging writes that its promoted replica never saw (asynchronous replication)"
+        ("kill" | "shutdown", _) if touches && !settings.aof => Some(format!(
+            "{fault}: with persistence off a node restarted within the node timeout comes back empty"
+        )),
+        ("kill" | "shutdown" | "pause", _) if touches && promotes => Some(format!(
+            "{fault}, held {held_ms} ms past the node timeout: {asynchronous}"
+        )),
+        ("partition", _) if touches && promotes && text("from") != Some("clients") => Some(format!(
+            "{fault}, held {held_ms} ms past the node timeout: a master cut off from the other nodes keeps acknowledging writes that its promoted replica never sees (asynchronous replication)"
         )),
         _ => None,
     }
 }
 
 /// The cause of a data anomaly (a lost, stale, duplicated or misplaced value) of `class` whose
-/// ops were invoked at `events` on `slots`: a resent op, a documented loss of a fault active in
+/// ops ran in `window` (first invocation, last completion) on `slots` and `nodes`: a resent op, a documented loss of a fault active in
 /// the ops' window, a migration of one of the slots, or unexplained.
 pub fn of_data(
     history: &History,
@@ -177,6 +202,7 @@ pub fn of_data(
     class: &str,
     window: (usize, Option<usize>),
     slots: &[u16],
+    nodes: &[&str],
 ) -> Cause {
     if matches!(class, "duplicated-increment" | "duplicate-elements") {
         return Cause::new(
@@ -188,7 +214,7 @@ pub fn of_data(
     let lossy = faults
         .iter()
         .filter(|f| f.overlaps(window.0, window.1) && f.error.is_none())
-        .find_map(|f| documented_loss(f, history, settings).map(|why| (f, why)));
+        .find_map(|f| documented_loss(f, history, settings, nodes).map(|why| (f, why)));
     if let Some((fault, why)) = lossy {
         return Cause::new(CauseKind::DocumentedLoss, why).at(fault.begin_line);
     }
@@ -242,6 +268,95 @@ fn migration_near(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::faults;
+
+    /// Whether the one fault of a history with `header` (run fields) and the fault's
+    /// `begin`/`end` events (`f`, value, time in ms) is a documented loss for ops on node `a`.
+    fn documented(header: &str, f: &str, value: &str, held_ms: u64) -> bool {
+        let text = format!(
+            "{{\"type\":\"header\",\"format\":\"slotcheck-history\",\"version\":1{header}}}\n\
+             {{\"type\":\"info\",\"process\":\"nemesis\",\"f\":\"{f}\",\"value\":{{\"phase\":\"begin\"{value}}},\"time\":1000000}}\n\
+             {{\"type\":\"info\",\"process\":\"nemesis\",\"f\":\"{inv}\",\"value\":{{\"phase\":\"end\"{value}}},\"time\":{end}}}\n",
+            inv = match f {
+                "kill" => "restart",
+                "pause" => "resume",
+                "partition" => "heal",
+                other => other,
+            },
+            end = 1_000_000 + held_ms * 1_000_000,
+        );
+        let history = History::parse(text.as_bytes(), "t").unwrap();
+        let all = faults(&history);
+        assert_eq!(all.len(), 1, "{all:?}");
+        documented_loss(&all[0], &history, Settings::of(&history), &["a"]).is_some()
+    }
+
+    #[test]
+    fn documented_losses_follow_the_settings() {
+        let aof = ",\"persistence\":\"aof\",\"replicas\":1,\"node_timeout_ms\":2000";
+        let off_no_replicas = ",\"persistence\":\"off\",\"replicas\":0";
+        let on_a = ",\"node\":\"a\"";
+        let on_b = ",\"node\":\"b\"";
+        // (header, f, value, held ms, documented?)
+        let table = [
+            (off_no_replicas, "kill", on_a, 100, true),
+            (off_no_replicas, "kill", on_b, 100, false),
+            (aof, "kill", on_a, 100, false),
+            (aof, "kill", on_a, 3000, true),
+            (aof, "pause", on_a, 1500, false),
+            (aof, "pause", on_a, 2500, true),
+            (off_no_replicas, "pause", on_a, 9000, false),
+            (
+                aof,
+                "failover",
+                ",\"node\":\"r\",\"mode\":\"default\"",
+                500,
+                false,
+            ),
+            (
+                aof,
+                "failover",
+                ",\"node\":\"r\",\"mode\":\"force\"",
+                500,
+                true,
+            ),
+            (
+                aof,
+                "failover",
+                ",\"node\":\"r\",\"mode\":\"takeover\"",
+                500,
+                true,
+            ),
+            (
+                aof,
+                "partition",
+                ",\"isolated\":[\"a\"],\"from\":[\"b\",\"c\"]",
+                3000,
+                true,
+            ),
+            (
+                aof,
+                "partition",
+                ",\"isolated\":[\"a\"],\"from\":\"clients\"",
+                3000,
+                false,
+            ),
+            (
+                aof,
+                "partition",
+                ",\"isolated\":[\"b\"],\"from\":[\"a\",\"c\"]",
+                3000,
+                false,
+            ),
+        ];
+        for (header, f, value, held, want) in table {
+            assert_eq!(
+                documented(header, f, value, held),
+                want,
+                "{header} {f} {value} {held}"
+            );
+        }
+    }
 
     #[test]
     fn kinds_list_unexplained_and_migration_first() {

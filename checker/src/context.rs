@@ -381,6 +381,7 @@ pub fn attribute(at: &Attribution<'_>, report: &mut Report) {
                     &a.class,
                     (0, None),
                     &slots,
+                    &[],
                 );
             }
             a.cause = Some(cause);
@@ -457,13 +458,20 @@ impl Attribution<'_> {
             .map(|o| o.complete_event)
             .try_fold(first, |m, c| c.map(|c| m.max(c)));
         let slots: Vec<u16> = ops.iter().filter_map(|o| op_slot(o)).collect();
+        let mut nodes: Vec<&str> = ops.iter().filter_map(|o| o.node.as_deref()).collect();
+        for hop in ops.iter().flat_map(|o| &o.redirects) {
+            nodes.extend([hop.from.as_str(), hop.to.as_str()]);
+        }
+        let (faults, timeline) = (&self.faults, &self.timeline);
+        let window = (first, last);
         cause::of_data(
             self.history,
-            &self.timeline,
-            &self.faults,
+            timeline,
+            faults,
             class,
-            (first, last),
+            window,
             &slots,
+            &nodes,
         )
     }
 }
