@@ -82,7 +82,7 @@ pub use anomaly::{Anomaly, AnomalyEvent};
 pub use check::{CheckError, CheckOptions};
 pub use explanation::{Explanation, OpRef};
 pub use history::{
-    Event, EventType, Header, History, HistoryError, Process, Redirect, RedirectKind,
+    Event, EventType, GaveUp, Header, History, HistoryError, Process, Redirect, RedirectKind,
 };
 pub use import::{Format, ImportError, Imported};
 pub use kind::ModelKind;
