@@ -23,7 +23,7 @@ pub fn listing(
     }
     if client_bug == Some("list") {
         for b in ClientBug::ALL {
-            let verdict = if b.breaks_linearizability() {
+            let verdict = if b.makes_verdict_invalid() {
                 "invalid"
             } else {
                 "valid: a correct server refuses every misrouted request"

@@ -352,12 +352,22 @@ impl Router {
                     self.bugs.moved(hop_slot, old, &to);
                     to
                 }
-                RedirectKind::Ask => {
-                    if self.bugs.ask_updates_map() {
-                        write_map(&self.slots).update(hop_slot, &to);
-                    }
-                    to
+                RedirectKind::Ask if self.bugs.ask_refreshes_map() => {
+                    // `ask-as-moved`: back to the owner a fresh map names, the source while the
+                    // slot migrates; the hop still records the target the reply named.
+                    let _ = self.refresh_slot_map().await;
+                    let owner = read_map(&self.slots).owner(hop_slot).map(str::to_string);
+                    let source = owner.unwrap_or_else(|| addr.clone());
+                    next = Some((source, None));
+                    redirects.push(Redirect {
+                        kind,
+                        slot: hop_slot,
+                        from: addr,
+                        to,
+                    });
+                    continue;
                 }
+                RedirectKind::Ask => to,
                 RedirectKind::TryAgain | RedirectKind::ClusterDown => {
                     tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
                     backoff_ms = (backoff_ms * 2).min(self.config.backoff_ms_max);
