@@ -290,7 +290,10 @@ async fn cluster_down_is_fail(name: &str) {
     let gave_up = down.gave_up.clone().expect("gave_up");
     assert_eq!(gave_up.kind, RedirectKind::ClusterDown, "{down:?}");
     assert_eq!(gave_up.hops, down.redirects.len(), "{down:?}");
-    assert!(gave_up.reply.unwrap().starts_with("CLUSTERDOWN"), "{down:?}");
+    assert!(
+        gave_up.reply.unwrap().starts_with("CLUSTERDOWN"),
+        "{down:?}"
+    );
     let hops: Vec<(RedirectKind, &str)> = down
         .redirects
         .iter()

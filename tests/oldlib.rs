@@ -36,7 +36,11 @@ fn run(server: &str, mistake: &str, seed: &str, dir: &Path) -> (Option<i32>, Vec
         .expect("run slotcheck");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let tail: Vec<&str> = stdout.lines().rev().take(12).collect();
-    eprintln!("{server} {mistake}: exit {:?}; {:?}", out.status.code(), tail);
+    eprintln!(
+        "{server} {mistake}: exit {:?}; {:?}",
+        out.status.code(),
+        tail
+    );
     let text = std::fs::read_to_string(dir.join("history.jsonl")).expect("history.jsonl");
     let header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(header["client"]["name"], "oldlib", "{header}");
@@ -128,7 +132,10 @@ fn mistakes_show_in_the_hops(server: &str, seed: &str) {
     );
     assert!(matches!(code, Some(0 | 1)), "{server}: exit {code:?}");
     let bounced = ops.iter().filter(|e| ask_then_moved_back(&hops(e))).count();
-    assert!(bounced > 0, "{server} ask-without-asking: no ASK then MOVED back");
+    assert!(
+        bounced > 0,
+        "{server} ask-without-asking: no ASK then MOVED back"
+    );
     let given_up = check_gave_up(server, "ask-without-asking", &ops);
     assert!(given_up > 0, "{server} ask-without-asking: no give-up");
     eprintln!("{server} ask-without-asking: {bounced} ops bounced, {given_up} gave up");
@@ -136,7 +143,10 @@ fn mistakes_show_in_the_hops(server: &str, seed: &str) {
     let (code, ops) = run(server, "ask-refresh", seed, &tmp.path().join("refresh"));
     assert!(matches!(code, Some(0 | 1)), "{server}: exit {code:?}");
     let back = ops.iter().filter(|e| ask_then_source(&hops(e))).count();
-    assert!(back > 0, "{server} ask-refresh: no ASK then the source again");
+    assert!(
+        back > 0,
+        "{server} ask-refresh: no ASK then the source again"
+    );
     for e in &ops {
         assert!(!ask_then_moved_back(&hops(e)), "{server} ask-refresh: {e}");
     }
@@ -153,4 +163,52 @@ fn oldlib_mistakes_show_in_the_hops_redis() {
 #[test]
 fn oldlib_mistakes_show_in_the_hops_valkey() {
     mistakes_show_in_the_hops("valkey", "1");
+}
+
+/// Runs the counter workload through oldlib with `mistake` under pauses of 1.5 s against a 250 ms
+/// timeout (the shape of the redis-py run the issue saw); returns the exit code and detection.
+fn counter_under_pauses(server: &str, mistake: &str, dir: &Path) -> (Option<i32>, Value) {
+    let _one = ONE_RUN.lock().unwrap_or_else(|p| p.into_inner());
+    let client = format!("exec:python3 clients/oldlib/adapter.py --mistake {mistake}");
+    let out = Command::new(env!("CARGO_BIN_EXE_slotcheck"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["test", "--server", server, "--client", &client])
+        .args(["--workload", "counter", "--clients", "8", "--keys", "10"])
+        .args(["--duration", "6s", "--nemesis", "pause"])
+        .args(["--nemesis-interval", "2s", "--fault-hold", "1500ms"])
+        .args(["--timeout", "250ms", "--seed", "1"])
+        .arg("--output")
+        .arg(dir)
+        .output()
+        .expect("run slotcheck");
+    let text = std::fs::read_to_string(dir.join("detection.json")).expect("detection.json");
+    let detection: Value = serde_json::from_str(&text).unwrap();
+    eprintln!(
+        "{server} {mistake}: exit {:?}: {detection}",
+        out.status.code()
+    );
+    (out.status.code(), detection)
+}
+
+/// resend-incr resends an `INCR` that timed out and reports the resent reply: the counter model
+/// sees an increment applied twice. The correct client under the same run says `info` and stays
+/// valid.
+#[test]
+fn oldlib_resend_incr_duplicates_increments() {
+    let tmp = tempfile::tempdir().unwrap();
+    for server in ["redis", "valkey"] {
+        let dir = tmp.path().join(format!("{server}-resend"));
+        let (code, d) = counter_under_pauses(server, "resend-incr", &dir);
+        assert_eq!(code, Some(1), "{server}: {d}");
+        assert!(
+            d["classes"]["duplicated-increment"].as_u64() > Some(0),
+            "{server}: {d}"
+        );
+    }
+    let (code, d) = counter_under_pauses("redis", "none", &tmp.path().join("none"));
+    assert_eq!(
+        (code, &d["verdict"]),
+        (Some(0), &Value::from("valid")),
+        "{d}"
+    );
 }

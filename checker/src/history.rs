@@ -567,13 +567,32 @@ mod tests {
         let back = serde_json::to_string(&h.events[0]).unwrap();
         assert_eq!(parse(&back).unwrap().events[0].gave_up, Some(want));
         let no_reply = line.replace(r#""reply":"ASK 12 127.0.0.1:30002","#, "");
-        assert_eq!(parse(&no_reply).unwrap().events[0].gave_up.as_ref().unwrap().reply, None);
+        assert_eq!(
+            parse(&no_reply).unwrap().events[0]
+                .gave_up
+                .as_ref()
+                .unwrap()
+                .reply,
+            None
+        );
         let bad = [
-            (line.replace(r#""kind":"ask""#, r#""kind":"bounce""#), "unknown variant `bounce`"),
-            (line.replace(r#""hops":16"#, r#""hops":-1"#), "invalid value"),
+            (
+                line.replace(r#""kind":"ask""#, r#""kind":"bounce""#),
+                "unknown variant `bounce`",
+            ),
+            (
+                line.replace(r#""hops":16"#, r#""hops":-1"#),
+                "invalid value",
+            ),
             (line.replace(r#","hops":16"#, ""), "missing field `hops`"),
-            (line.replace(r#""gave_up":{"#, r#""gave_up":5,"x":{"#), "invalid type"),
-            (line.replace(r#""type":"fail""#, r#""type":"ok""#), "only a fail or info"),
+            (
+                line.replace(r#""gave_up":{"#, r#""gave_up":5,"x":{"#),
+                "invalid type",
+            ),
+            (
+                line.replace(r#""type":"fail""#, r#""type":"ok""#),
+                "only a fail or info",
+            ),
         ];
         for (text, message) in bad {
             let err = parse(&text).unwrap_err().to_string();

@@ -289,7 +289,10 @@ mod tests {
         assert_eq!(s.ask_prefix(), None);
         assert!(!s.ask_refreshes_map());
         let s = BugState::new(Some(ClientBug::AskAsMoved));
-        assert!(s.ask_refreshes_map(), "never reaches the target, so no prefix matters");
+        assert!(
+            s.ask_refreshes_map(),
+            "never reaches the target, so no prefix matters"
+        );
         assert_eq!(ClientBug::AskWithoutAsking.expected(), "ask-without-asking");
         assert_eq!(ClientBug::AskAsMoved.expected(), "ask-as-moved");
         for bug in ClientBug::ALL {

@@ -71,7 +71,10 @@ async fn ask_bugs_record_their_paths_and_give_up() {
     // sent the command, and the map still names the source.
     let mut bugged = router(&seeds, Some(ClientBug::AskAsMoved)).await;
     let e = bugged.execute(key.as_bytes(), &set).await;
-    assert!(matches!(&e.result, Err(OpError::Fail(t)) if t.starts_with("gave up after 4 hops: ASK")), "{e:?}");
+    assert!(
+        matches!(&e.result, Err(OpError::Fail(t)) if t.starts_with("gave up after 4 hops: ASK")),
+        "{e:?}"
+    );
     assert_eq!(path(&e), vec![ask.clone(); HOPS_MAX as usize]);
     let gave_up = e.gave_up.clone().expect("gave_up at the hop limit");
     assert_eq!(
@@ -79,7 +82,12 @@ async fn ask_bugs_record_their_paths_and_give_up() {
         GaveUp::new(RedirectKind::Ask, &format!("ASK {slot} {target}"), 4)
     );
     assert_eq!(e.node, source);
-    let owner = bugged.slot_map().read().unwrap().owner(slot).map(str::to_string);
+    let owner = bugged
+        .slot_map()
+        .read()
+        .unwrap()
+        .owner(slot)
+        .map(str::to_string);
     assert_eq!(owner.as_deref(), Some(source.as_str()));
 
     // ask-without-asking: the target sends it back with MOVED, the source ASKs again.

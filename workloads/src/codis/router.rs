@@ -239,7 +239,8 @@ impl CodisRouter {
                                     hops.len()
                                 );
                                 let reply = format!("SLOTSMGRT-EXEC-WRAPPER {name:?} answered 1");
-                                let gave_up = GaveUp::new(RedirectKind::WrapperRetry, &reply, hops.len());
+                                let gave_up =
+                                    GaveUp::new(RedirectKind::WrapperRetry, &reply, hops.len());
                                 return Execution {
                                     gave_up: Some(gave_up),
                                     ..fail(from, OpError::Fail(text), hops)

@@ -268,7 +268,8 @@ mod tests {
         for (line, want) in table {
             assert_eq!(parse_reply(line).ok().map(|r| r.outcome), want, "{line}");
         }
-        let gave_up = r#"{"id":2,"outcome":"info","error":"x","gave_up":{"kind":"tryagain","hops":3}}"#;
+        let gave_up =
+            r#"{"id":2,"outcome":"info","error":"x","gave_up":{"kind":"tryagain","hops":3}}"#;
         let reply = parse_reply(gave_up).unwrap();
         let want = GaveUp {
             kind: RedirectKind::TryAgain,

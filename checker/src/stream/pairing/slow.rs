@@ -73,9 +73,7 @@ impl Pairing {
             .ok()
             .filter(|l| l.slot.is_none_or(|s| s < 16384))
             .and_then(|l| kind(&l.kind).map(|k| (k, l)))
-            .filter(|(k, l)| {
-                l.gave_up.is_none() || matches!(k, EventType::Fail | EventType::Info)
-            });
+            .filter(|(k, l)| l.gave_up.is_none() || matches!(k, EventType::Fail | EventType::Info));
         if let Some((k, l)) = json {
             let redirects = l.redirects.unwrap_or_default();
             return Ok(Some(Ev::new(
