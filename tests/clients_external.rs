@@ -286,6 +286,14 @@ async fn cluster_down_is_fail(name: &str) {
     let down = run(&mut client, &["GET", key.as_str()]).await;
     eprintln!("{name}: {down:?}");
     assert!(fail_text(&down).starts_with("CLUSTERDOWN"), "{down:?}");
+    // The CLUSTERDOWN it gave up on, after the hops it followed (none for node-redis).
+    let gave_up = down.gave_up.clone().expect("gave_up");
+    assert_eq!(gave_up.kind, RedirectKind::ClusterDown, "{down:?}");
+    assert_eq!(gave_up.hops, down.redirects.len(), "{down:?}");
+    assert!(
+        gave_up.reply.unwrap().starts_with("CLUSTERDOWN"),
+        "{down:?}"
+    );
     let hops: Vec<(RedirectKind, &str)> = down
         .redirects
         .iter()
@@ -356,4 +364,79 @@ async fn redis_py_timeout_is_info() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_redis_timeout_is_info() {
     timeout_is_info("node-redis").await;
+}
+
+/// A redirect loop made by hand: the source says MIGRATING to a target that does not import the
+/// slot, so the source ASKs a missing key to the target, and the target, asked, sends it back
+/// with MOVED. Each client follows the loop to its limit and gives up: the op fails, its hops
+/// alternate `ASK src→dst` and `MOVED dst→src`, and `gave_up` holds the reply it gave up on
+/// (redis-py: "TTL exhausted." after 16 replies; node-redis: the 17th reply itself; oldlib: the
+/// 17th reply).
+async fn redirect_loop_gives_up(spec: ExternalSpec) {
+    let name = spec.name.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster_spec = ClusterSpec::new(ServerKind::Redis, 3, 0, dir.path().join("cluster"));
+    cluster_spec.die_with_parent = true;
+    let cluster = Cluster::start(cluster_spec).await.unwrap();
+    let masters: Vec<Peer> = cluster
+        .masters()
+        .map(|n| Peer {
+            addr: n.addr.clone(),
+            id: n.id.clone(),
+        })
+        .collect();
+    let (src, dst) = (&masters[0], &masters[1]);
+    let mut client = External::open(&spec, &cluster.seeds(), &RouterConfig::default())
+        .await
+        .unwrap();
+    let mut admin = Admin::connect(&src.addr).await.unwrap();
+    let slot = SLOT.to_string();
+    let migrating = ["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst.id];
+    admin.run::<()>(&migrating).await.unwrap();
+    let key = &keys_for(SLOT, 1)[0];
+    let lost = run(&mut client, &["SET", key.as_str(), "1"]).await;
+    eprintln!("{name}: {lost:?}");
+    assert!(matches!(lost.result, Err(OpError::Fail(_))), "{lost:?}");
+    let gave_up = lost.gave_up.clone().expect("gave_up");
+    assert_eq!(gave_up.hops, lost.redirects.len(), "{lost:?}");
+    assert!(gave_up.hops >= 15, "{lost:?}");
+    let reply = gave_up.reply.clone().unwrap();
+    let want = match gave_up.kind {
+        RedirectKind::Ask => format!("ASK {SLOT} {}", dst.addr),
+        RedirectKind::Moved => format!("MOVED {SLOT} {}", src.addr),
+        other => panic!("{name} gave up on {other:?}: {lost:?}"),
+    };
+    assert_eq!(reply, want, "{lost:?}");
+    for (i, hop) in lost.redirects.iter().enumerate() {
+        let want = match i % 2 {
+            0 => (RedirectKind::Ask, &src.addr, &dst.addr),
+            _ => (RedirectKind::Moved, &dst.addr, &src.addr),
+        };
+        assert_eq!((hop.kind, &hop.from, &hop.to), want, "hop {i}: {lost:?}");
+    }
+    assert!(client.close().await.unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_redirect_loop_gives_up() {
+    if let Some(spec) = adapter_or_skip("redis-py") {
+        redirect_loop_gives_up(spec).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_redis_redirect_loop_gives_up() {
+    if let Some(spec) = adapter_or_skip("node-redis") {
+        redirect_loop_gives_up(spec).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oldlib_redirect_loop_gives_up() {
+    let script = slotcheck::clients::clients_dir().join("oldlib/adapter.py");
+    let spec = ExternalSpec {
+        name: "oldlib".into(),
+        argv: vec!["python3".into(), script.display().to_string()],
+    };
+    redirect_loop_gives_up(spec).await;
 }

@@ -15,7 +15,7 @@ use crate::history::RedirectKind;
 use crate::history::{EventType, History, Process};
 use crate::kind::{self, ModelKind};
 use crate::op::{line_of, Op, Outcome};
-use crate::redirects::redirect_error;
+use crate::redirects::gave_up_on;
 use crate::report::Report;
 use crate::validity::Validity;
 use serde_json::json;
@@ -28,7 +28,7 @@ pub const SINGLES_MAX: usize = 16;
 pub fn failed_on_redirect(op: &Op) -> bool {
     op.outcome == Outcome::Fail
         && matches!(
-            op.error.as_deref().and_then(redirect_error),
+            gave_up_on(op),
             Some(RedirectKind::Moved | RedirectKind::Ask | RedirectKind::TryAgain)
         )
 }

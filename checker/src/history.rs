@@ -152,6 +152,40 @@ pub struct Redirect {
     pub to: String,
 }
 
+/// Most bytes of a redirect reply a [`GaveUp`] keeps ([`GaveUp::new`] cuts a longer one).
+pub const GAVE_UP_REPLY_BYTES_MAX: usize = 200;
+
+/// Why a client stopped following redirects (its hop limit, a TTL or retry budget ran out): the
+/// op's error, with the last redirect reply it saw, so that give-ups are counted without reading
+/// error texts. Only on `fail` and `info` completions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GaveUp {
+    /// The kind of the last redirect reply before the client gave up.
+    pub kind: RedirectKind,
+    /// That reply's text as the server sent it (`MOVED 3999 127.0.0.1:30002`), at most
+    /// [`GAVE_UP_REPLY_BYTES_MAX`] bytes; `None` when the client did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// How many hops the client had followed when it gave up.
+    pub hops: usize,
+}
+
+impl GaveUp {
+    /// A give-up after `hops` hops on `reply`, cut to [`GAVE_UP_REPLY_BYTES_MAX`] bytes (on a
+    /// character boundary).
+    pub fn new(kind: RedirectKind, reply: &str, hops: usize) -> Self {
+        let mut cut = reply.len().min(GAVE_UP_REPLY_BYTES_MAX);
+        while !reply.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        GaveUp {
+            kind,
+            reply: Some(reply[..cut].to_string()),
+            hops,
+        }
+    }
+}
+
 /// One line of a history: an invocation, a completion, or a nemesis annotation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -187,6 +221,9 @@ pub struct Event {
     /// The server's or client's error text on `fail` / `info`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// On `fail` / `info`: the client gave up following redirects (see [`GaveUp`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gave_up: Option<GaveUp>,
 }
 
 impl Event {
@@ -205,6 +242,7 @@ impl Event {
             slot: None,
             redirects: Vec::new(),
             error: None,
+            gave_up: None,
         }
     }
 }
@@ -441,6 +479,13 @@ fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
         Some(v) => serde_json::from_value(v).map_err(|e| ("redirects", e.to_string()))?,
     };
     let error = opt_str(&obj, "error")?;
+    let gave_up = match obj.remove("gave_up") {
+        None | Some(Value::Null) => None,
+        Some(_) if !matches!(kind, EventType::Fail | EventType::Info) => {
+            return Err(("gave_up", "only a fail or info completion gives up".into()))
+        }
+        Some(v) => Some(serde_json::from_value(v).map_err(|e| ("gave_up", e.to_string()))?),
+    };
     Ok(Event {
         kind,
         process,
@@ -454,6 +499,7 @@ fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
         slot,
         redirects,
         error,
+        gave_up,
     })
 }
 
@@ -510,6 +556,57 @@ mod tests {
         assert!(line.contains(r#""kind":"wrapper-retry""#), "{line}");
         let h = parse(&(line + "\n")).unwrap();
         assert_eq!(h.events, vec![e]);
+    }
+
+    #[test]
+    fn gave_up_round_trips_and_is_checked() {
+        let line = r#"{"type":"fail","process":2,"f":"write","key":"k","value":3,"time":9,"error":"Too many Cluster redirections?","gave_up":{"kind":"ask","reply":"ASK 12 127.0.0.1:30002","hops":16}}"#;
+        let h = parse(&format!("{line}\n")).unwrap();
+        let want = GaveUp::new(RedirectKind::Ask, "ASK 12 127.0.0.1:30002", 16);
+        assert_eq!(h.events[0].gave_up, Some(want.clone()));
+        let back = serde_json::to_string(&h.events[0]).unwrap();
+        assert_eq!(parse(&back).unwrap().events[0].gave_up, Some(want));
+        let no_reply = line.replace(r#""reply":"ASK 12 127.0.0.1:30002","#, "");
+        assert_eq!(
+            parse(&no_reply).unwrap().events[0]
+                .gave_up
+                .as_ref()
+                .unwrap()
+                .reply,
+            None
+        );
+        let bad = [
+            (
+                line.replace(r#""kind":"ask""#, r#""kind":"bounce""#),
+                "unknown variant `bounce`",
+            ),
+            (
+                line.replace(r#""hops":16"#, r#""hops":-1"#),
+                "invalid value",
+            ),
+            (line.replace(r#","hops":16"#, ""), "missing field `hops`"),
+            (
+                line.replace(r#""gave_up":{"#, r#""gave_up":5,"x":{"#),
+                "invalid type",
+            ),
+            (
+                line.replace(r#""type":"fail""#, r#""type":"ok""#),
+                "only a fail or info",
+            ),
+        ];
+        for (text, message) in bad {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.starts_with("h.jsonl:1: field `gave_up`: "), "{err}");
+            assert!(err.contains(message), "{err}");
+        }
+    }
+
+    #[test]
+    fn gave_up_cuts_the_reply() {
+        let long = format!("MOVED 1 {}", "é".repeat(150));
+        let cut = GaveUp::new(RedirectKind::Moved, &long, 3).reply.unwrap();
+        assert!(cut.len() <= GAVE_UP_REPLY_BYTES_MAX && cut.len() >= GAVE_UP_REPLY_BYTES_MAX - 1);
+        assert!(long.starts_with(&cut));
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub use cause::{Cause, CauseKind};
 pub use check::{CheckError, CheckOptions};
 pub use explanation::{Explanation, OpRef};
 pub use history::{
-    Event, EventType, Header, History, HistoryError, Process, Redirect, RedirectKind,
+    Event, EventType, GaveUp, Header, History, HistoryError, Process, Redirect, RedirectKind,
 };
 pub use import::{Format, ImportError, Imported};
 pub use kind::ModelKind;

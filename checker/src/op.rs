@@ -6,7 +6,7 @@
 //! `info`. A completion must name the same `f` and `key` as its invocation and must not be earlier
 //! than it. Nemesis events are annotations, not operations: they are kept aside by event index.
 
-use crate::history::{Event, EventType, History, Process, Redirect};
+use crate::history::{Event, EventType, GaveUp, History, Process, Redirect};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -65,6 +65,8 @@ pub struct Op {
     pub redirects: Vec<Redirect>,
     /// The error text on `fail` / `info`.
     pub error: Option<String>,
+    /// Whether and where the client gave up following redirects (from the completion).
+    pub gave_up: Option<GaveUp>,
 }
 
 /// A history's client operations in invocation order, plus its nemesis events set aside.
@@ -248,6 +250,7 @@ impl Op {
             slot: e.slot,
             redirects: e.redirects.clone(),
             error: None,
+            gave_up: None,
         }
     }
 
@@ -311,6 +314,7 @@ impl Op {
             self.redirects = e.redirects.clone();
         }
         self.error = e.error.clone();
+        self.gave_up = e.gave_up.clone();
         Ok(())
     }
 }
@@ -354,6 +358,23 @@ mod tests {
             (c.outcome, c.complete_ns, c.complete_event),
             (Outcome::Info, u64::MAX, Some(7))
         );
+    }
+
+    #[test]
+    fn gave_up_comes_from_the_completion() {
+        let text = concat!(
+            r#"{"type":"invoke","process":0,"f":"write","key":"k","value":1,"time":10}"#,
+            "\n",
+            r#"{"type":"fail","process":0,"f":"write","key":"k","value":1,"time":20,"error":"gave up after 16 hops: MOVED 1 b:2","gave_up":{"kind":"moved","reply":"MOVED 1 b:2","hops":16}}"#,
+            "\n",
+            r#"{"type":"invoke","process":0,"f":"read","key":"k","value":null,"time":30}"#,
+            "\n",
+        );
+        let history = History::parse(text.as_bytes(), "h.jsonl").unwrap();
+        let ops = Ops::from_history(&history).unwrap();
+        let want = GaveUp::new(crate::RedirectKind::Moved, "MOVED 1 b:2", 16);
+        assert_eq!(ops.ops[0].gave_up, Some(want));
+        assert_eq!(ops.ops[1].gave_up, None, "never completed");
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub struct RedirectStats {
     pub by_slot: BTreeMap<u16, RedirectCounts>,
     /// Hops by the migration phase of their slot when the op was invoked.
     pub by_phase: BTreeMap<&'static str, RedirectCounts>,
-    /// `fail` ops whose error was a redirect the client gave up on, by kind.
+    /// Ops whose client gave up following redirects (`gave_up`, or for histories without it a
+    /// `fail` whose error is a redirect reply), by the kind of the last redirect.
     pub failed_on: RedirectCounts,
     /// Redirect-protocol anomalies by class (listed or not; see [`crate::protocol`]).
     pub violations: BTreeMap<String, u64>,
@@ -59,6 +60,16 @@ pub fn last_reply(error: &str) -> &str {
     }
 }
 
+/// The kind of redirect the op's client gave up on: its structured `gave_up`, else (histories
+/// written before it existed) a `fail` whose error text is a redirect reply.
+pub fn gave_up_on(op: &Op) -> Option<RedirectKind> {
+    match &op.gave_up {
+        Some(g) => Some(g.kind),
+        None if op.outcome == Outcome::Fail => op.error.as_deref().and_then(redirect_error),
+        None => None,
+    }
+}
+
 /// The op's slot: recorded, else computed from its key.
 pub fn op_slot(op: &Op) -> Option<u16> {
     op.slot
@@ -70,10 +81,8 @@ pub fn op_slot(op: &Op) -> Option<u16> {
 pub fn redirect_stats(history: &History, ops: &[Op], timeline: &Timeline) -> RedirectStats {
     let mut stats = RedirectStats::default();
     for op in ops {
-        if op.outcome == Outcome::Fail {
-            if let Some(kind) = op.error.as_deref().and_then(redirect_error) {
-                stats.failed_on.add(kind);
-            }
+        if let Some(kind) = gave_up_on(op) {
+            stats.failed_on.add(kind);
         }
         if op.redirects.is_empty() {
             continue;

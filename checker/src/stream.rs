@@ -272,4 +272,27 @@ mod tests {
         assert!(shown.contains(":2: field `time`"), "{shown}");
         assert!(shown.contains("slotcheck-stream-err"), "{shown}");
     }
+
+    #[test]
+    fn gave_up_is_read_and_checked_when_streaming() {
+        let invoke = r#"{"type":"invoke","process":0,"f":"write","key":"k","value":1,"time":10}"#;
+        let fail = r#"{"type":"fail","process":0,"f":"write","key":"k","value":1,"time":20,"error":"gave up after 16 hops: ASK 1 b:2","gave_up":{"kind":"ask","reply":"ASK 1 b:2","hops":16}}"#;
+        let (s, h) = both(&format!("{invoke}\n{fail}\n"), ModelKind::Register);
+        assert_eq!(s, h);
+        assert_eq!(s.valid, Validity::Valid);
+        let path = std::env::temp_dir().join(format!(
+            "slotcheck-stream-gave-up-{}.jsonl",
+            std::process::id()
+        ));
+        for bad in [
+            fail.replace(r#""hops":16"#, r#""hops":"x""#),
+            fail.replace(r#""type":"fail""#, r#""type":"ok""#),
+        ] {
+            std::fs::write(&path, format!("{invoke}\n{bad}\n")).unwrap();
+            let err = check_file(&path, ModelKind::Register, &CheckOptions::default());
+            let shown = err.unwrap_err().to_string();
+            assert!(shown.contains(":2: field `gave_up`"), "{shown}");
+        }
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -342,6 +342,13 @@ fn ask_as_moved() {
     );
     assert!(a.explanation.contains("went back to 127.0.0.1:7000"));
     assert_eq!(a.cause.unwrap().kind, CauseKind::Client);
+    // The library's own give-up text ("TTL exhausted") names no redirect: `gave_up` counts it.
+    let stats = redirects("ask-as-moved-bad")
+        .redirect_analysis
+        .unwrap()
+        .stats;
+    assert_eq!(stats.failed_on.ask, 1);
+    assert_eq!(stats.violations["ask-as-moved"], 1);
 }
 
 #[test]

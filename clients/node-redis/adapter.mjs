@@ -23,6 +23,12 @@
 // TimeoutError (it fires only while the command waits to be written, e.g. for a node that went
 // away, and takes it off the queue). info: everything else - the adapter's timeout after the
 // write, a socket closed or reset while the command was written, any unexpected error.
+//
+// Give-ups carry "gave_up" (kind, the redirect reply's text, the hops followed before it):
+//   - past maxCommandRedirections (16) node-redis throws the 17th MOVED/ASK reply itself;
+//   - "Cannot find node X" after an ASK to a node its slot map does not know: that ASK;
+//   - a TRYAGAIN or CLUSTERDOWN reply, which node-redis never retries: that reply.
+// The reply given up on is not a hop: it leaves "redirects".
 
 import { createRequire } from 'node:module';
 import diagnostics from 'node:diagnostics_channel';
@@ -38,7 +44,14 @@ const READ_COMMANDS = new Set(['GET', 'MGET', 'EXISTS', 'STRLEN', 'GETRANGE', 'T
 const REPLY_GRACE_MS = 100;
 
 // What the tracing channel showed during the current operation.
-const probe = { command: null, redirects: [], node: null };
+const probe = { command: null, redirects: [], replies: [], node: null };
+
+// At most 200 bytes of a reply text (the history format's bound), on a character boundary.
+function cut(text) {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= 200) return text;
+  return bytes.subarray(0, 200).toString('utf8').replace(/\uFFFD$/, '');
+}
 
 function resolve(to, from) {
   // A redirect with an empty host (`:30002`) means the sender's host.
@@ -53,6 +66,7 @@ diagnostics.tracingChannel(CHANNELS.TRACE_COMMAND).subscribe({
       const from = `${ctx.serverAddress}:${ctx.serverPort}`;
       const hop = { kind: word.toLowerCase(), slot: Number(slot), from, to: resolve(to, from) };
       probe.redirects.push(hop);
+      probe.replies.push(text);
     }
   },
   asyncEnd(ctx) {
@@ -99,10 +113,32 @@ function outcome(err) {
   return 'info';
 }
 
+// What the library gave up on (see the header), taking that reply off the hops; else null.
+function givenUp(err) {
+  const message = String(err?.message ?? '');
+  let kind = null;
+  let text = message;
+  if (err instanceof ErrorReply && /^(MOVED|ASK) /.test(message)) {
+    // Past its redirect limit node-redis throws the last MOVED/ASK: a hop it did not follow.
+    kind = message.startsWith('MOVED') ? 'moved' : 'ask';
+    probe.redirects.pop();
+    probe.replies.pop();
+  } else if (err instanceof ErrorReply && /^(TRYAGAIN|CLUSTERDOWN)\b/.test(message)) {
+    kind = message.startsWith('TRYAGAIN') ? 'tryagain' : 'clusterdown';
+  } else if (message.startsWith('Cannot find node') && probe.redirects.at(-1)?.kind === 'ask') {
+    kind = 'ask';
+    probe.redirects.pop();
+    text = probe.replies.pop();
+  }
+  if (kind === null) return null;
+  return { kind, reply: cut(text), hops: probe.redirects.length };
+}
+
 async function execute(cluster, request, timeout) {
   const args = request.args;
   probe.command = String(args[0]).toUpperCase();
   probe.redirects = [];
+  probe.replies = [];
   probe.node = null;
   const reply = { id: request.id, outcome: 'ok', value: null, error: null };
   const options = { timeout, typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } };
@@ -113,8 +149,8 @@ async function execute(cluster, request, timeout) {
   } catch (err) {
     reply.outcome = outcome(err);
     reply.error = err instanceof ErrorReply ? err.message : describe(err);
-    // Past its redirect limit node-redis throws the last MOVED/ASK: a hop it did not follow.
-    if (err instanceof ErrorReply && /^(MOVED|ASK) /.test(err.message)) probe.redirects.pop();
+    const gaveUp = givenUp(err);
+    if (gaveUp) reply.gave_up = gaveUp;
   }
   if (reply.outcome === 'ok') {
     try {

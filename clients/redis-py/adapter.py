@@ -18,6 +18,13 @@ Outcomes. fail, only when the request certainly did not execute and no attempt o
 info: everything else - a read or write timeout, a connection lost after sending (also a pooled
 connection to a node that died meanwhile: the write goes out, the read finds it closed), retries
 exhausted after such a loss, any unexpected exception.
+
+Give-ups. redis-py 8.1.0 stops following redirects in two ways, and the reply then carries
+"gave_up" (kind, the last redirect reply's text, the hops followed before it):
+  - ClusterError("TTL exhausted.") after 16 MOVED/ASK/TRYAGAIN replies in one command (its
+    RedisClusterRequestTTL): the last of them;
+  - ClusterDownError (CLUSTERDOWN, or MASTERDOWN) once its retries (3) are spent: that reply.
+That last reply is not a hop: it leaves "redirects".
 """
 
 import json
@@ -50,6 +57,7 @@ class Probe:
     def begin(self, slot):
         self.slot = slot
         self.redirects = []
+        self.replies = []  # each redirect's reply text, as the server sent it
         self.node = None
         self.raw = None  # the last reply read, before redis-py's response callbacks
         self.unsure = False  # a request may have gone out without its reply being read
@@ -69,9 +77,10 @@ def _addr(conn):
     return f"{conn.host}:{conn.port}"
 
 
-def _redirect(kind, slot, conn, to):
+def _redirect(kind, slot, conn, to, e):
     frm = _addr(conn)
     PROBE.redirects.append({"kind": kind, "slot": slot, "from": frm, "to": to or frm})
+    PROBE.replies.append(error_text(e))
 
 
 def read_response(self, *args, **kwargs):
@@ -79,13 +88,13 @@ def read_response(self, *args, **kwargs):
         reply = _read_response(self, *args, **kwargs)
     except AskError as e:  # MovedError is an AskError
         kind = "moved" if e.status_code == "MOVED" else "ask"
-        _redirect(kind, e.slot_id, self, f"{e.host}:{e.port}")
+        _redirect(kind, e.slot_id, self, f"{e.host}:{e.port}", e)
         raise
-    except TryAgainError:
-        _redirect("tryagain", PROBE.slot, self, None)
+    except TryAgainError as e:
+        _redirect("tryagain", PROBE.slot, self, None, e)
         raise
-    except ClusterDownError:  # CLUSTERDOWN, and MASTERDOWN, which redis-py handles alike
-        _redirect("clusterdown", PROBE.slot, self, None)
+    except ClusterDownError as e:  # CLUSTERDOWN, and MASTERDOWN, which redis-py handles alike
+        _redirect("clusterdown", PROBE.slot, self, None, e)
         raise
     except (ConnectionError, TimeoutError):
         PROBE.unsure = True
@@ -169,10 +178,15 @@ def execute(client, request):
     except Exception as e:  # noqa: BLE001 - every library error becomes an outcome
         reply["outcome"] = outcome(e)
         reply["error"] = error_text(e)
-        # The redirect it gave up on (the last CLUSTERDOWN, or the last MOVED/ASK when its TTL of
-        # redirects ran out) is not a hop it followed: the error names it.
+        # The redirect it gave up on (the last CLUSTERDOWN, or the last MOVED/ASK/TRYAGAIN when
+        # its TTL of redirects ran out) is not a hop it followed: gave_up names it.
         if isinstance(e, ClusterError) and PROBE.redirects:
-            PROBE.redirects.pop()
+            last = PROBE.redirects.pop()
+            reply["gave_up"] = {
+                "kind": last["kind"],
+                "reply": PROBE.replies.pop().encode()[:200].decode("utf-8", "ignore"),
+                "hops": len(PROBE.redirects),
+            }
         # redis-py notes on the error the connection (or node) it last tried.
         tried = getattr(e, "connection", None)
         if getattr(tried, "host", None) and getattr(tried, "port", None):

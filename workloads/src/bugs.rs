@@ -7,16 +7,17 @@
 //!
 //! | bug | what the client does | what the servers do | what the checker reports |
 //! |---|---|---|---|
-//! | `ask-without-asking` | follows `ASK` without `ASKING` | the importing node answers `MOVED` back to the source, which answers `ASK` again: no wrong value, the op fails at the hop limit | `redirect-loop` (`moved-ping-pong`); the verdict stays valid |
-//! | `ask-as-moved` | on `ASK`, points the slot map at the importing node for good and retries there without `ASKING` | as above, and the map flips between the two nodes for every process | `redirect-loop` (`moved-ping-pong`); the verdict stays valid |
+//! | `ask-without-asking` | follows `ASK` without `ASKING` | the importing node answers `MOVED` back to the source, which answers `ASK` again: no wrong value, the op fails at the hop limit (path `ASK A→B`, `MOVED B→A`, `ASK A→B`, ...) | `ask-without-asking`, cause `client`: invalid |
+//! | `ask-as-moved` | on `ASK`, refreshes the slot map (`CLUSTER SLOTS`) and resends to the slot's owner per the map, the source, never visiting the `ASK` target (old redis-rs) | the source answers `ASK` again until the migration ends: the op fails at the hop limit (path `ASK A→B`, `ASK A→B`, ..., each from A again) | `ask-as-moved`, cause `client`: invalid |
 //! | `retry-without-info` | after a timeout, resends the op and records the last reply as its outcome, or `fail` when none came: never `info` | the first attempt is applied when the node answers again | `aborted-read` (a read of a value whose write was recorded `fail`): invalid |
-//! | `stale-moved` | after a `MOVED` updated the map, sends its next op on that slot to the old owner once more | the old owner answers `MOVED` again: no wrong value | `stale-route`; the verdict stays valid |
-//! | `write-to-replica` | sends writes to a replica of the slot's master, after `READONLY` | the replica answers `MOVED` to `SET` and refuses the CAS script's write (`READONLY` on Redis 7.0, a non-local-key error on Valkey 9.1): no write lands on a replica, no value is wrong | `stale-route` (every write goes back to the replica that already redirected it); the verdict stays valid |
+//! | `stale-moved` | after a `MOVED` updated the map, sends its next op on that slot to the old owner once more | the old owner answers `MOVED` again: no wrong value | `stale-route`, cause `client`: invalid |
+//! | `write-to-replica` | sends writes to a replica of the slot's master, after `READONLY` | the replica answers `MOVED` to `SET` and refuses the CAS script's write (`READONLY` on Redis 7.0, a non-local-key error on Valkey 9.1): no write lands on a replica, no value is wrong | `stale-route` (every write goes back to the replica that already redirected it), cause `client`: invalid |
 //!
 //! Four of the five cannot produce a wrong value against a correct server, by the protocol's
 //! design: a node serves a slot only if it owns it (or imports it and was sent `ASKING`), and a
 //! replica never applies a client's write. The checker still sees them, in the hops the history
-//! records, as the redirect anomalies above; only `retry-without-info` breaks linearizability.
+//! records, as the redirect anomalies above; only `retry-without-info` breaks linearizability,
+//! and every anomaly makes the verdict invalid, whatever its cause.
 
 use crate::router::OpError;
 use crate::slotmap::SlotMap;
@@ -40,7 +41,8 @@ const REPLICA_REFRESH_MS: u64 = 200;
 pub enum ClientBug {
     /// Follows `ASK` to the importing node without sending `ASKING` first.
     AskWithoutAsking,
-    /// Treats `ASK` as `MOVED`: the slot map points at the importing node, no `ASKING` is sent.
+    /// Treats `ASK` as a reason to refresh the slot map and resends to the owner it names (the
+    /// source), never to the importing node.
     AskAsMoved,
     /// Resends an op after a timeout and records the last reply, or `fail`: never `info`.
     RetryWithoutInfo,
@@ -76,7 +78,8 @@ impl ClientBug {
         match self {
             ClientBug::AskWithoutAsking => "follows ASK to the importing node without ASKING",
             ClientBug::AskAsMoved => {
-                "treats ASK as MOVED: updates the slot map for good, retries without ASKING"
+                "treats ASK as a reason to refresh the slot map (CLUSTER SLOTS) and resends to the \
+                 owner it names, the source, never to the ASK target"
             }
             ClientBug::RetryWithoutInfo => {
                 "resends an op after a timeout and records the last reply (or fail), never info"
@@ -93,14 +96,16 @@ impl ClientBug {
     /// The anomaly class the checker reports when this bug is on.
     pub fn expected(self) -> &'static str {
         match self {
-            ClientBug::AskWithoutAsking | ClientBug::AskAsMoved => "redirect-loop",
+            ClientBug::AskWithoutAsking => "ask-without-asking",
+            ClientBug::AskAsMoved => "ask-as-moved",
             ClientBug::RetryWithoutInfo => "aborted-read",
             ClientBug::StaleMoved | ClientBug::WriteToReplica => "stale-route",
         }
     }
 
     /// Whether the bug can make the history non-linearizable; the others only misroute
-    /// requests that a correct server refuses (see the module doc), so the verdict stays valid.
+    /// requests that a correct server refuses (see the module doc): their anomalies are in the
+    /// recorded hops, and make the verdict invalid all the same.
     pub fn breaks_linearizability(self) -> bool {
         self == ClientBug::RetryWithoutInfo
     }
@@ -201,16 +206,17 @@ impl BugState {
         }
     }
 
-    /// The prefix of a request that follows an `ASK`.
+    /// The prefix of a request that follows an `ASK` to its target.
     pub(crate) fn ask_prefix(&self) -> Prefix {
         match self.bug {
-            Some(ClientBug::AskWithoutAsking | ClientBug::AskAsMoved) => None,
+            Some(ClientBug::AskWithoutAsking) => None,
             _ => Some("ASKING"),
         }
     }
 
-    /// Whether an `ASK` updates the slot map as a `MOVED` does.
-    pub(crate) fn ask_updates_map(&self) -> bool {
+    /// Whether an `ASK` makes the router refresh its slot map and resend to the owner it names
+    /// (the source) instead of following the `ASK` to its target.
+    pub(crate) fn ask_refreshes_map(&self) -> bool {
         self.bug == Some(ClientBug::AskAsMoved)
     }
 
@@ -260,7 +266,7 @@ mod tests {
         let map = SlotMap::new();
         assert_eq!(s.first_hop(1, &redis::cmd("SET"), &map), None);
         assert_eq!(s.ask_prefix(), Some("ASKING"));
-        assert!(!s.ask_updates_map());
+        assert!(!s.ask_refreshes_map());
         s.moved(1, Some("a:1".into()), "b:1");
         assert_eq!(s.first_hop(1, &redis::cmd("GET"), &map), None);
         assert_eq!(
@@ -271,11 +277,16 @@ mod tests {
 
     #[test]
     fn ask_bugs_drop_asking() {
-        for bug in [ClientBug::AskWithoutAsking, ClientBug::AskAsMoved] {
-            let s = BugState::new(Some(bug));
-            assert_eq!(s.ask_prefix(), None);
-            assert_eq!(s.ask_updates_map(), bug == ClientBug::AskAsMoved);
-        }
+        let s = BugState::new(Some(ClientBug::AskWithoutAsking));
+        assert_eq!(s.ask_prefix(), None);
+        assert!(!s.ask_refreshes_map());
+        let s = BugState::new(Some(ClientBug::AskAsMoved));
+        assert!(
+            s.ask_refreshes_map(),
+            "never reaches the target, so no prefix matters"
+        );
+        assert_eq!(ClientBug::AskWithoutAsking.expected(), "ask-without-asking");
+        assert_eq!(ClientBug::AskAsMoved.expected(), "ask-as-moved");
     }
 
     #[test]

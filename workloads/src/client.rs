@@ -119,6 +119,9 @@ impl Client {
         done.slot = Some(execution.slot);
         done.redirects = execution.redirects.clone();
         done.error = error;
+        if kind != EventType::Ok {
+            done.gave_up = execution.gave_up.clone();
+        }
         self.recorder.record(done);
         self.stats.count(kind, &execution.redirects);
         if kind == EventType::Info {
@@ -143,6 +146,7 @@ impl Client {
                         node: String::new(),
                         slot: crate::slot::key_slot(key),
                         redirects: Vec::new(),
+                        gave_up: None,
                     }
                 }
             }

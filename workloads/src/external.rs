@@ -23,6 +23,7 @@ mod wire;
 use crate::executor::{ClientInfo, RedirectVisibility};
 use crate::router::{Execution, OpError, RouterConfig};
 use crate::slot::key_slot;
+use checker::GaveUp;
 use redis::Cmd;
 use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
@@ -163,6 +164,7 @@ impl External {
             node: node.unwrap_or_default(),
             slot,
             redirects,
+            gave_up: None,
         };
         let fail = |text: String| done(Err(OpError::Fail(text)), None, Vec::new());
         let key = match std::str::from_utf8(key) {
@@ -207,7 +209,18 @@ impl External {
             wire::Outcome::Fail => Err(OpError::Fail(text("fail"))),
             wire::Outcome::Info => Err(OpError::Info(text("info"))),
         };
-        done(result, reply.node, reply.redirects)
+        // A reply text the child did not cut is cut here, as the history format asks.
+        let gave_up = reply
+            .gave_up
+            .filter(|_| result.is_err())
+            .map(|g| match g.reply {
+                Some(text) => GaveUp::new(g.kind, &text, g.hops),
+                None => g,
+            });
+        Execution {
+            gave_up,
+            ..done(result, reply.node, reply.redirects)
+        }
     }
 
     /// Closes the child's stdin, which tells it to exit, and waits up to two seconds for it

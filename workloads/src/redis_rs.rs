@@ -22,7 +22,7 @@
 use crate::executor::{ClientInfo, RedirectVisibility};
 use crate::router::{classify, error_text, Action, Execution, OpError, RouterConfig};
 use crate::slot::key_slot;
-use checker::{Redirect, RedirectKind};
+use checker::{GaveUp, Redirect, RedirectKind};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::{ClusterConnection, Connect};
@@ -346,11 +346,13 @@ impl RedisRs {
             .await
             .ok();
         let mut op = self.observer.finish();
-        if let Some(kind) = reply.as_ref().and_then(gave_up_on) {
+        let mut gave_up = None;
+        if let Some((kind, text)) = reply.as_ref().and_then(gave_up_on) {
             // The last redirect reply is the one the library gave up on, not a hop it followed.
             if op.redirects.last().is_some_and(|r| r.kind == kind) {
                 op.redirects.pop();
             }
+            gave_up = Some(GaveUp::new(kind, &text, op.redirects.len()));
         }
         let result = outcome(reply, &op.lost, self.deadline);
         self.last = std::mem::take(&mut op.trace);
@@ -359,6 +361,7 @@ impl RedisRs {
             node: op.answered.or(op.tried).unwrap_or_default(),
             slot,
             redirects: op.redirects,
+            gave_up,
         }
     }
 
@@ -383,19 +386,20 @@ impl RedisRs {
 }
 
 /// The redirect kind of a final error, if the library gave up on a redirect.
-fn gave_up_on(reply: &RedisResult<Value>) -> Option<RedirectKind> {
+fn gave_up_on(reply: &RedisResult<Value>) -> Option<(RedirectKind, String)> {
     let err = match reply {
         Ok(Value::ServerError(e)) => RedisError::from(e.clone()),
         Ok(_) => return None,
         Err(e) => e.clone(),
     };
-    match classify(&err) {
-        Action::Moved { .. } => Some(RedirectKind::Moved),
-        Action::Ask { .. } => Some(RedirectKind::Ask),
-        Action::TryAgain => Some(RedirectKind::TryAgain),
-        Action::ClusterDown => Some(RedirectKind::ClusterDown),
-        Action::Fail | Action::Indeterminate => None,
-    }
+    let kind = match classify(&err) {
+        Action::Moved { .. } => RedirectKind::Moved,
+        Action::Ask { .. } => RedirectKind::Ask,
+        Action::TryAgain => RedirectKind::TryAgain,
+        Action::ClusterDown => RedirectKind::ClusterDown,
+        Action::Fail | Action::Indeterminate => return None,
+    };
+    Some((kind, error_text(&err)))
 }
 
 /// The outcome rule (see the module doc): `reply` is `None` when the deadline passed first.

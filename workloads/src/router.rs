@@ -6,7 +6,7 @@ use crate::bugs::{BugState, ClientBug, Prefix};
 use crate::conn::{self, Conn, Reply};
 use crate::slot::key_slot;
 use crate::slotmap::{SharedSlotMap, SlotMap};
-use checker::{Redirect, RedirectKind};
+use checker::{GaveUp, Redirect, RedirectKind};
 use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -97,6 +97,9 @@ pub struct Execution {
     pub slot: u16,
     /// Every hop followed, in order.
     pub redirects: Vec<Redirect>,
+    /// Set when the op failed because the client stopped following redirects (its hop limit,
+    /// or a library's TTL or retry budget): the last redirect reply, which is not a hop.
+    pub gave_up: Option<GaveUp>,
 }
 
 /// Why the router could not learn the cluster's slot map.
@@ -267,6 +270,7 @@ impl Router {
             node,
             slot,
             redirects,
+            gave_up: None,
         };
         loop {
             let (addr, prefix) = match next.take() {
@@ -334,8 +338,12 @@ impl Router {
                 Action::ClusterDown => (RedirectKind::ClusterDown, slot, String::new()),
             };
             if redirects.len() >= self.config.hops_max as usize {
+                let gave_up = GaveUp::new(kind, &text, redirects.len());
                 let text = format!("gave up after {} hops: {text}", redirects.len());
-                return finish(Err(OpError::Fail(text)), addr, redirects);
+                return Execution {
+                    gave_up: Some(gave_up),
+                    ..finish(Err(OpError::Fail(text)), addr, redirects)
+                };
             }
             let to = match kind {
                 RedirectKind::Moved => {
@@ -344,12 +352,22 @@ impl Router {
                     self.bugs.moved(hop_slot, old, &to);
                     to
                 }
-                RedirectKind::Ask => {
-                    if self.bugs.ask_updates_map() {
-                        write_map(&self.slots).update(hop_slot, &to);
-                    }
-                    to
+                RedirectKind::Ask if self.bugs.ask_refreshes_map() => {
+                    // `ask-as-moved`: back to the owner a fresh map names, the source while the
+                    // slot migrates; the hop still records the target the reply named.
+                    let _ = self.refresh_slot_map().await;
+                    let owner = read_map(&self.slots).owner(hop_slot).map(str::to_string);
+                    let source = owner.unwrap_or_else(|| addr.clone());
+                    next = Some((source, None));
+                    redirects.push(Redirect {
+                        kind,
+                        slot: hop_slot,
+                        from: addr,
+                        to,
+                    });
+                    continue;
                 }
+                RedirectKind::Ask => to,
                 RedirectKind::TryAgain | RedirectKind::ClusterDown => {
                     tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
                     backoff_ms = (backoff_ms * 2).min(self.config.backoff_ms_max);

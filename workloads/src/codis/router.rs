@@ -9,7 +9,7 @@
 use super::table::{MigrationMode, SharedCodisTable, SlotRoute};
 use crate::conn::{self, Conn, Reply};
 use crate::router::{error_text, Execution, OpError, RouterConfig};
-use checker::{Redirect, RedirectKind};
+use checker::{GaveUp, Redirect, RedirectKind};
 use redis::{Arg, Cmd, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -154,6 +154,7 @@ impl CodisRouter {
             node: addr,
             slot,
             redirects: hops,
+            gave_up: None,
         }
     }
 
@@ -174,6 +175,7 @@ impl CodisRouter {
                 node,
                 slot,
                 redirects: hops,
+                gave_up: None,
             };
             match plan(&route, mode) {
                 Step::Owner(addr) => return self.finish_at(addr, cmd, slot, hops).await,
@@ -236,7 +238,13 @@ impl CodisRouter {
                                      {slot}) still being migrated from {from} to {to}",
                                     hops.len()
                                 );
-                                return fail(from, OpError::Fail(text), hops);
+                                let reply = format!("SLOTSMGRT-EXEC-WRAPPER {name:?} answered 1");
+                                let gave_up =
+                                    GaveUp::new(RedirectKind::WrapperRetry, &reply, hops.len());
+                                return Execution {
+                                    gave_up: Some(gave_up),
+                                    ..fail(from, OpError::Fail(text), hops)
+                                };
                             }
                             tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
                             backoff_ms = (backoff_ms * 2).min(self.config.backoff_ms_max);

@@ -2,7 +2,7 @@
 //! README.md, "Adding a client"): `open` → `hello` (or `error`), then one request → one reply.
 
 use crate::executor::{ClientInfo, RedirectVisibility};
-use checker::Redirect;
+use checker::{GaveUp, Redirect};
 use redis::{Arg, Cmd, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -61,6 +61,9 @@ pub(crate) struct Reply {
     pub node: Option<String>,
     #[serde(default)]
     pub redirects: Vec<Redirect>,
+    /// On `fail`/`info`: the library gave up following redirects (ignored on `ok`).
+    #[serde(default)]
+    pub gave_up: Option<GaveUp>,
 }
 
 /// The hello line's `redirects`: whether the adapter reports the library's redirects.
@@ -252,11 +255,28 @@ mod tests {
                 None,
             ),
             (r#"{"outcome":"ok"}"#, None),
+            (
+                r#"{"id":1,"outcome":"fail","error":"TTL exhausted.","gave_up":{"kind":"moved","reply":"MOVED 1 a:1","hops":16}}"#,
+                Some(Outcome::Fail),
+            ),
+            (
+                r#"{"id":1,"outcome":"fail","gave_up":{"kind":"moved","hops":"x"}}"#,
+                None,
+            ),
             ("Traceback (most recent call last):", None),
         ];
         for (line, want) in table {
             assert_eq!(parse_reply(line).ok().map(|r| r.outcome), want, "{line}");
         }
+        let gave_up =
+            r#"{"id":2,"outcome":"info","error":"x","gave_up":{"kind":"tryagain","hops":3}}"#;
+        let reply = parse_reply(gave_up).unwrap();
+        let want = GaveUp {
+            kind: RedirectKind::TryAgain,
+            reply: None,
+            hops: 3,
+        };
+        assert_eq!(reply.gave_up, Some(want));
     }
 
     #[test]

@@ -79,6 +79,7 @@ fn gave_up_names_only_redirect_replies() {
         ("WRONGTYPE x", None),
     ];
     for (line, want) in table {
+        let want = want.map(|kind| (kind, line.to_string()));
         assert_eq!(gave_up_on(&Ok(reply(line))), want, "{line}");
     }
     assert_eq!(gave_up_on(&Err(io(std::io::ErrorKind::BrokenPipe))), None);

@@ -3,7 +3,7 @@
 //! header, a nemesis event, a cut-off last line).
 
 use super::{Arg, Ev, Pairing};
-use crate::history::{EventType, History, HistoryError, Process, Redirect};
+use crate::history::{EventType, GaveUp, History, HistoryError, Process, Redirect};
 use crate::stream::blocks::Line;
 use crate::stream::FileError;
 use serde::Deserialize;
@@ -38,6 +38,9 @@ struct JsonLine<'a> {
     #[serde(default, borrow)]
     #[allow(dead_code)]
     error: Option<Cow<'a, str>>,
+    /// Read to validate it: the register's compact ops carry no redirects.
+    #[serde(default)]
+    gave_up: Option<GaveUp>,
 }
 
 impl Pairing {
@@ -69,7 +72,8 @@ impl Pairing {
         let json = serde_json::from_str::<JsonLine>(trimmed)
             .ok()
             .filter(|l| l.slot.is_none_or(|s| s < 16384))
-            .and_then(|l| kind(&l.kind).map(|k| (k, l)));
+            .and_then(|l| kind(&l.kind).map(|k| (k, l)))
+            .filter(|(k, l)| l.gave_up.is_none() || matches!(k, EventType::Fail | EventType::Info));
         if let Some((k, l)) = json {
             let redirects = l.redirects.unwrap_or_default();
             return Ok(Some(Ev::new(
