@@ -142,6 +142,13 @@ pub fn detect(
 /// list, redirect, data and verify analyses.
 pub fn classes_of(report: &Report) -> BTreeMap<String, usize> {
     let mut classes: BTreeMap<String, usize> = BTreeMap::new();
+    if !report.causes.is_empty() {
+        // Counted in full, past the anomalies listed.
+        for (class, n) in report.causes.values().flatten() {
+            *classes.entry(class.clone()).or_default() += n;
+        }
+        return classes;
+    }
     for key in report.keys.iter().filter(|k| k.valid == Validity::Invalid) {
         let class = key.class.as_deref().unwrap_or("non-linearizable");
         *classes.entry(class.to_string()).or_default() += 1;

@@ -119,6 +119,10 @@ pub struct RedirectAnalysis {
     pub faults: Vec<Fault>,
     /// Migrations recorded (classic, atomic, or repairs of slots no migration opened).
     pub migrations: usize,
+    /// Redirect-protocol anomalies found past the listed ones, by cause and class: counted in
+    /// the verdict and `causes`, not listed.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unlisted: std::collections::BTreeMap<CauseKind, std::collections::BTreeMap<String, usize>>,
 }
 
 impl fmt::Display for RedirectAnalysis {
@@ -356,6 +360,7 @@ pub fn analyze(
         anomalies,
         faults: at.faults.clone(),
         migrations: at.timeline.migrations.len(),
+        unlisted: found.unlisted,
     });
     attribute(&at, report);
     Ok(())

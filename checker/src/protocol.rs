@@ -28,6 +28,7 @@ use crate::op::{line_of, Op};
 use crate::phase::{Phase, Timeline};
 use serde::Serialize;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 /// How many protocol anomalies are listed; the rest are only counted.
 pub const VIOLATIONS_LISTED_MAX: usize = 100;
@@ -47,7 +48,9 @@ pub struct Violations {
     /// The listed anomalies.
     pub anomalies: Vec<Anomaly>,
     /// Every anomaly found, by class (listed or not).
-    pub counts: std::collections::BTreeMap<String, u64>,
+    pub counts: BTreeMap<String, u64>,
+    /// The anomalies found past the listed ones, by cause and class.
+    pub unlisted: BTreeMap<CauseKind, BTreeMap<String, usize>>,
     /// The bounces and breaks that are no anomaly.
     pub paths: PathCounts,
 }
@@ -93,6 +96,9 @@ pub fn violations(
                 *out.counts.entry(class.to_string()).or_default() += 1;
                 if out.anomalies.len() < VIOLATIONS_LISTED_MAX {
                     out.anomalies.push(anomaly(history, op, class, cause));
+                } else {
+                    let by_class = out.unlisted.entry(cause.kind).or_default();
+                    *by_class.entry(class.to_string()).or_default() += 1;
                 }
             }
             None if shape.bends() => out.paths.bounces += 1,

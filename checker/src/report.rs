@@ -278,6 +278,17 @@ impl Report {
             count(a.cause.as_ref(), &a.class);
             any = true;
         }
+        let unlisted = self.redirect_analysis.iter().flat_map(|r| &r.unlisted);
+        for (kind, classes) in unlisted {
+            for (class, n) in classes {
+                *causes
+                    .entry(*kind)
+                    .or_default()
+                    .entry(class.clone())
+                    .or_default() += n;
+                any = true;
+            }
+        }
         if any {
             self.valid = Validity::Invalid;
         }
