@@ -211,8 +211,11 @@ pub fn of_data(
         );
     }
     let settings = Settings::of(history);
+    // A slot left open or unserved is the cluster's state, not a lost value.
+    let topology = matches!(class, "open-slot" | "uncovered-slot" | "slot-map-disagreement");
     let lossy = faults
         .iter()
+        .filter(|_| !topology)
         .filter(|f| f.overlaps(window.0, window.1) && f.error.is_none())
         .find_map(|f| documented_loss(f, history, settings, nodes).map(|why| (f, why)));
     if let Some((fault, why)) = lossy {

@@ -374,23 +374,18 @@ pub fn attribute(at: &Attribution<'_>, report: &mut Report) {
         .iter_mut()
         .flat_map(|r| r.anomalies.iter_mut());
     for a in report.anomalies.iter_mut().chain(redirect) {
-        if a.cause.is_none() {
-            let events: Vec<usize> = a.events.iter().map(|e| e.event).collect();
-            let mut cause = at.cause_of(&a.class, &events, None);
-            if events.is_empty() {
-                let slots = slots_named(&a.data);
-                cause = cause::of_data(
-                    at.history,
-                    &at.timeline,
-                    &at.faults,
-                    &a.class,
-                    (0, None),
-                    &slots,
-                    &[],
-                );
-            }
-            a.cause = Some(cause);
+        if a.cause.is_some() {
+            continue;
         }
+        let events: Vec<usize> = a.events.iter().map(|e| e.event).collect();
+        a.cause = Some(if events.is_empty() {
+            // A finding about the cluster's end state (verify's): the whole run is its window.
+            let slots = slots_named(&a.data);
+            let (history, timeline, faults) = (at.history, &at.timeline, &at.faults);
+            cause::of_data(history, timeline, faults, &a.class, (0, None), &slots, &[])
+        } else {
+            at.cause_of(&a.class, &events, None)
+        });
     }
     report.tally_causes();
 }
