@@ -55,6 +55,76 @@ impl FailoverMode {
     }
 }
 
+/// Which failovers the `failover` nemesis sends (`--failover`): one kind, or the seeded mix.
+/// Only `default` is safe by design; `force` and `takeover` may drop writes the master
+/// acknowledged but had not yet replicated, so they are opted into.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverChoice {
+    /// Always `CLUSTER FAILOVER` (coordinated with the master).
+    #[default]
+    Default,
+    /// Always `CLUSTER FAILOVER FORCE`.
+    Force,
+    /// Always `CLUSTER FAILOVER TAKEOVER`.
+    Takeover,
+    /// Default, FORCE or TAKEOVER, as each planned failover's seeded variant draws.
+    Mixed,
+}
+
+impl FailoverChoice {
+    /// Every choice, in a fixed order.
+    pub const ALL: [FailoverChoice; 4] = [
+        FailoverChoice::Default,
+        FailoverChoice::Force,
+        FailoverChoice::Takeover,
+        FailoverChoice::Mixed,
+    ];
+
+    /// The command-line name, also recorded in the history header (`failover`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FailoverChoice::Default => "default",
+            FailoverChoice::Force => "force",
+            FailoverChoice::Takeover => "takeover",
+            FailoverChoice::Mixed => "mixed",
+        }
+    }
+
+    /// The mode of a planned failover with this `variant`.
+    pub fn mode(self, variant: u32) -> FailoverMode {
+        const MODES: [FailoverMode; 3] = [
+            FailoverMode::Default,
+            FailoverMode::Force,
+            FailoverMode::Takeover,
+        ];
+        match self {
+            FailoverChoice::Default => FailoverMode::Default,
+            FailoverChoice::Force => FailoverMode::Force,
+            FailoverChoice::Takeover => FailoverMode::Takeover,
+            FailoverChoice::Mixed => MODES[variant as usize % MODES.len()],
+        }
+    }
+}
+
+impl std::fmt::Display for FailoverChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for FailoverChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        FailoverChoice::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                format!("unknown failover `{s}`: expected default, force, takeover or mixed")
+            })
+    }
+}
+
 /// A replica that became master, as every reachable node agrees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Promotion {
