@@ -99,8 +99,10 @@ pub async fn migrate_then_strike(
 /// takes over is the seeded (`variant >> 1`) one of its live replicas. `CLUSTER FAILOVER` (the
 /// default, coordinated kind) is sent and awaited (recorded as `failover` events, `mode`
 /// `default`); then `migrate-step` `failed-over` records the slot, `role`, the struck `node`,
-/// the `replica`, `moved_total` and `promoted` (or `error`); then the cluster is repaired within
-/// `settle_ms` as [`migrate_then_strike`] does.
+/// the `replica`, `moved_total` and `promoted` (or `error`); then the cluster is repaired
+/// `hold_ms` later (clients meet the half-migrated slot under its new master meanwhile),
+/// within `settle_ms` as [`migrate_then_strike`] does.
+#[allow(clippy::too_many_arguments)]
 pub async fn migrate_then_failover(
     ctx: &Ctx,
     slot: u16,
@@ -108,6 +110,7 @@ pub async fn migrate_then_failover(
     target: &Peer,
     opts: &MigrateOptions,
     variant: u32,
+    hold_ms: u64,
     settle_ms: u64,
 ) -> Result<StrikeReport, NemesisError> {
     let err = |e: super::migrate::MigrateError| NemesisError::Migration(e.to_string());
@@ -146,6 +149,7 @@ pub async fn migrate_then_failover(
     }
     open.notes.note("migrate-step", "failed-over", value);
     drop(open);
+    tokio::time::sleep(Duration::from_millis(hold_ms)).await;
     let repair = repair_settled(ctx, settle_ms).await?;
     let promoted = promoted?;
     Ok(StrikeReport {
@@ -162,29 +166,31 @@ pub async fn migrate_then_failover(
 /// were just promoted) still disagree: a master view first, then `repair` until it succeeds.
 pub async fn repair_settled(ctx: &Ctx, timeout_ms: u64) -> Result<RepairReport, NemesisError> {
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-    let masters = loop {
-        match failover::masters_now(ctx).await {
-            Ok(m) if !m.is_empty() => break m,
-            Ok(_) | Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Ok(_) => {
-                return Err(NemesisError::Timeout {
-                    what: "a master to answer".into(),
-                    waited_ms: timeout_ms,
-                })
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    let masters: Vec<Peer> = masters
-        .iter()
-        .map(|m| Peer {
-            addr: m.addr.clone(),
-            id: m.id.clone(),
-        })
-        .collect();
     loop {
+        // Asked again on every try: right after a failover a view may still list the demoted
+        // master as one (it then refuses `SETSLOT`: "use SETSLOT only with masters").
+        let masters = loop {
+            match failover::masters_now(ctx).await {
+                Ok(m) if !m.is_empty() => break m,
+                Ok(_) | Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(_) => {
+                    return Err(NemesisError::Timeout {
+                        what: "a master to answer".into(),
+                        waited_ms: timeout_ms,
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let masters: Vec<Peer> = masters
+            .iter()
+            .map(|m| Peer {
+                addr: m.addr.clone(),
+                id: m.id.clone(),
+            })
+            .collect();
         let repaired = match repair(&ctx.recorder, &masters).await {
             Ok(report) => close_strays(ctx).await.map(|()| report),
             Err(e) => Err(NemesisError::Migration(e.to_string())),

@@ -307,6 +307,7 @@ async fn migration(
                     &target,
                     opts,
                     p.variant,
+                    STRIKE_HOLD_MS,
                     SETTLE_TIMEOUT_MS,
                 )
                 .await?
