@@ -564,6 +564,78 @@ mod tests {
     }
 
     #[test]
+    fn failover_mid_migration_alternates_sides_and_counts_landed_failovers() {
+        let pacing = Pacing {
+            duration_ms: DURATION_MS,
+            migrate_interval_ms: 1500,
+            fault_interval_ms: 4000,
+            hold_ms_max: 1000,
+        };
+        let plan = Scenario::FailoverMidMigration.schedule(7, pacing);
+        assert!(plan.migrations.len() >= 4 && plan.faults.is_empty());
+        for (i, p) in plan.migrations.iter().enumerate() {
+            assert_eq!(p.kind, FaultKind::StrikeFailover);
+            assert_eq!(p.variant % 2, i as u32 % 2, "source first, then target");
+        }
+        let step = |role: &str, moved: u64, error: bool| {
+            let mut v = json!({"slot": 1, "phase": "failed-over", "role": role,
+                               "mode": "default", "moved_total": moved});
+            if error {
+                v["error"] = json!("timeout");
+            }
+            format!("nemesis migrate-step {v}")
+        };
+        let p = pre(
+            Scenario::FailoverMidMigration,
+            &[
+                &step("source", 2, false),
+                &step("target", 1, false),
+                &step("target", 0, false),
+                &step("source", 3, true),
+            ],
+        );
+        assert_eq!((p.occurred, p.count), (true, 2), "{p:?}");
+        assert!(p.text.starts_with("2 failovers landed"), "{}", p.text);
+        assert!(p.text.contains("1 of the source master, 1 of the target master"));
+        let none = pre(Scenario::FailoverMidMigration, &[]);
+        assert!(!none.occurred);
+    }
+
+    #[test]
+    fn restart_empty_forces_persistence_off_and_failover_mid_migration_needs_replicas() {
+        let mut cfg = RunConfig {
+            server: crate::harness::ServerKind::Redis,
+            masters: 1,
+            replicas: 0,
+            workload: workloads::WorkloadKind::Register,
+            client: workloads::ClientChoice::Slotcheck,
+            clients: 1,
+            keys: 1,
+            rate_per_s: 0,
+            duration: Duration::from_secs(1),
+            seed: 1,
+            output: "out".into(),
+            nemesis: Vec::new(),
+            migrate_interval_ms: 0,
+            fault_interval_ms: 0,
+            hold_ms_max: 0,
+            migrate: Default::default(),
+            timeout_ms: 1000,
+            persistence: Persistence::Aof,
+            failover: Default::default(),
+            client_bug: None,
+            server_bug: None,
+            scenario: None,
+        };
+        Scenario::FailoverMidMigration.apply(&mut cfg).unwrap();
+        assert_eq!((cfg.masters, cfg.replicas), (3, 1));
+        assert_eq!(cfg.persistence, Persistence::Aof);
+        assert_eq!(cfg.nemesis, vec![FaultKind::StrikeFailover]);
+        Scenario::RestartEmpty.apply(&mut cfg).unwrap();
+        assert_eq!(cfg.persistence, Persistence::Off);
+    }
+
+    #[test]
     fn migration_losses_sum_the_end_events() {
         let end = |n: u64| json!({"slot": 1, "phase": "aborted", "stranded": n}).to_string();
         let p = pre(

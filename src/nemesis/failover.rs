@@ -429,3 +429,24 @@ fn end_promotion(
         Err(e) => ctx.end("failover", value, Some(&e.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failover_choices_parse_and_pick_their_modes() {
+        for c in FailoverChoice::ALL {
+            assert_eq!(c.name().parse::<FailoverChoice>(), Ok(c));
+        }
+        assert!("forced".parse::<FailoverChoice>().is_err());
+        assert_eq!(FailoverChoice::default(), FailoverChoice::Default);
+        for v in 0..6 {
+            assert_eq!(FailoverChoice::Default.mode(v), FailoverMode::Default);
+            assert_eq!(FailoverChoice::Force.mode(v), FailoverMode::Force);
+            assert_eq!(FailoverChoice::Takeover.mode(v), FailoverMode::Takeover);
+        }
+        let mixed: Vec<&str> = (0..3).map(|v| FailoverChoice::Mixed.mode(v).name()).collect();
+        assert_eq!(mixed, ["default", "force", "takeover"]);
+    }
+}
