@@ -107,8 +107,9 @@ impl Scenario {
                  (redis/redis#6339): the new source master serves the slot as if nothing had \
                  moved, so keys already moved read as absent and are written afresh; a new \
                  target master answers MOVED back to the source, which still sends ASK to the \
-                 demoted target (a redirect loop). Expected on Redis 7.0: lost-write; Valkey 8.0 \
-                 and later replicate the state and must stay valid."
+                 demoted target (a redirect loop). Expected on Redis 7.0: lost-write (or \
+                 stale-read, when the repair brings the moved copy back after a read of \
+                 absent); Valkey 8.0 and later replicate the state and must stay valid."
             }
         }
     }
@@ -596,7 +597,9 @@ mod tests {
         );
         assert_eq!((p.occurred, p.count), (true, 2), "{p:?}");
         assert!(p.text.starts_with("2 failovers landed"), "{}", p.text);
-        assert!(p.text.contains("1 of the source master, 1 of the target master"));
+        assert!(p
+            .text
+            .contains("1 of the source master, 1 of the target master"));
         let none = pre(Scenario::FailoverMidMigration, &[]);
         assert!(!none.occurred);
     }

@@ -98,18 +98,30 @@ fn redis_failover_mid_migration_loses_moved_keys() {
     let (code, d, _) = scenario("redis");
     assert_eq!(code, Some(1), "{d:#}");
     assert_eq!(d["verdict"], "invalid", "{d:#}");
-    // Invalid through the data, not only through redirect loops.
+    // Invalid through the data, not only through redirect loops: a moved key read as absent
+    // from the new source master, its write never seen again (lost-write) or seen again once
+    // the repair brought the moved copy back (stale-read).
     let classes = d["classes"].as_object().unwrap();
-    assert!(classes.contains_key("lost-write"), "{d:#}");
-    assert_eq!(d["detected"], true, "{d:#}");
+    assert!(
+        classes.contains_key("lost-write") || classes.contains_key("stale-read"),
+        "{d:#}"
+    );
 }
 
+/// Valkey 9.1 replicates the migration state: no data anomaly. While the target fails over, the
+/// source may still send `ASK` to the demoted target for a moment, which answers `MOVED` back:
+/// an op can bounce once or twice before it lands (`redirect-loop`, a routing flap that
+/// resolves; the verdict does not count it), so only the data classes must be absent.
 #[test]
 fn valkey_failover_mid_migration_stays_valid() {
     let (code, d, _) = scenario("valkey");
     assert_eq!(d["verdict"], "valid", "{d:#}");
     assert_eq!(code, Some(0), "{d:#}");
-    assert!(d["classes"].as_object().unwrap().is_empty(), "{d:#}");
+    let classes = d["classes"].as_object().unwrap();
+    assert!(
+        classes.keys().all(|c| c == "redirect-loop"),
+        "data anomalies on Valkey: {d:#}"
+    );
 }
 
 /// Seed 3 plans SIGKILLs (even variants) of masters (no replicas: every node is one), each held
@@ -171,5 +183,8 @@ fn redis_sigkill_with_aof_keeps_acknowledged_writes() {
             .filter(|e| e["f"] == "read" && written.contains(&&e["key"]))
             .any(|e| !e["value"].is_null())
     });
-    assert!(kept, "no restarted node served a key it held before its kill");
+    assert!(
+        kept,
+        "no restarted node served a key it held before its kill"
+    );
 }

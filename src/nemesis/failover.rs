@@ -446,7 +446,9 @@ mod tests {
             assert_eq!(FailoverChoice::Force.mode(v), FailoverMode::Force);
             assert_eq!(FailoverChoice::Takeover.mode(v), FailoverMode::Takeover);
         }
-        let mixed: Vec<&str> = (0..3).map(|v| FailoverChoice::Mixed.mode(v).name()).collect();
+        let mixed: Vec<&str> = (0..3)
+            .map(|v| FailoverChoice::Mixed.mode(v).name())
+            .collect();
         assert_eq!(mixed, ["default", "force", "takeover"]);
     }
 }

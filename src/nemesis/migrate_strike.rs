@@ -131,7 +131,9 @@ pub async fn migrate_then_failover(
         .map(|l| l.addr)
         .collect();
     replicas.sort();
-    let Some(replica) = replicas.get((variant >> 1) as usize % replicas.len().max(1)).cloned()
+    let Some(replica) = replicas
+        .get((variant >> 1) as usize % replicas.len().max(1))
+        .cloned()
     else {
         drop(open);
         repair_settled(ctx, settle_ms).await?;
