@@ -98,7 +98,7 @@ impl Scenario {
                  new owner)."
             }
             Scenario::FailoverMidMigration => {
-                "3 masters with a replica each, persistence aof; every migration of a workload \
+                "3 masters with a replica each (persistence as --persistence says, aof by default); every migration of a workload \
                  slot stops after its first MIGRATE batch (slot still MIGRATING on the source, \
                  IMPORTING on the target) while a replica of the source (1st, 3rd, ... \
                  migration) or of the target (2nd, 4th, ...) takes over with a plain CLUSTER \

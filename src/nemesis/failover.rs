@@ -146,16 +146,37 @@ pub async fn failover(
     let value = json!({"node": replica_addr, "mode": mode.name()});
     ctx.begin("failover", value.clone());
     let start = Instant::now();
-    let result = manual_failover(ctx, replica_addr, mode, start).await;
+    let result = manual_failover(ctx, replica_addr, mode, start, true).await;
     end_promotion(ctx, value, &result);
     result
 }
 
+/// As [`failover`], but waits only until the replica itself reports that it is master with
+/// slots: the failover has happened, whether or not the rest of the cluster is healthy yet. For
+/// a failover in the middle of a migration, where Redis 7.0's importing target can keep
+/// `cluster_state:fail` until the slot is repaired (redis/redis#6339). Recorded the same way,
+/// with `agreed: false` on the `end`.
+pub async fn failover_landed(
+    ctx: &Ctx,
+    replica_addr: &str,
+    mode: FailoverMode,
+) -> Result<Promotion, NemesisError> {
+    let value = json!({"node": replica_addr, "mode": mode.name(), "agreed": false});
+    ctx.begin("failover", value.clone());
+    let start = Instant::now();
+    let result = manual_failover(ctx, replica_addr, mode, start, false).await;
+    end_promotion(ctx, value, &result);
+    result
+}
+
+/// Sends the failover; waits until every reachable node agrees (`everywhere`) or until the
+/// replica's own view says it is master with slots.
 async fn manual_failover(
     ctx: &Ctx,
     replica_addr: &str,
     mode: FailoverMode,
     start: Instant,
+    everywhere: bool,
 ) -> Result<Promotion, NemesisError> {
     let mut admin = Admin::connect(replica_addr).await?;
     let id: String = admin.run(&["CLUSTER", "MYID"]).await?;
@@ -169,9 +190,23 @@ async fn manual_failover(
         }
         Err(e) => return Err(e.into()),
     }
-    let what = format!("{replica_addr} to be master on every reachable node");
+    let what = if everywhere {
+        format!("{replica_addr} to be master on every reachable node")
+    } else {
+        format!("{replica_addr} to say it is master")
+    };
     wait_until(ctx, start, FAILOVER_TIMEOUT_MS, &what, |views| {
-        promoted_problem(views, &id)
+        if everywhere {
+            return promoted_problem(views, &id);
+        }
+        let Some((_, _, lines)) = views.iter().find(|(addr, _, _)| addr == replica_addr) else {
+            return Some(format!("{replica_addr} does not answer"));
+        };
+        match lines.iter().find(|l| l.id == id) {
+            Some(l) if l.has_flag("master") && !l.slots.is_empty() => None,
+            Some(l) => Some(format!("{replica_addr} says it is {}", l.flags.join(","))),
+            None => Some(format!("{replica_addr} does not list itself")),
+        }
     })
     .await?;
     Ok(Promotion {
