@@ -408,6 +408,41 @@ mod tests {
     }
 
     #[test]
+    fn sides_name_the_cut_off_nodes_and_what_they_lose() {
+        let nodes = [
+            node(1, "127.0.0.11"),
+            node(2, "127.0.0.12"),
+            node(3, "127.0.0.13"),
+        ];
+        let addr = |i: usize| nodes[i].addr.clone();
+        let isolate = Partition::Isolate {
+            node: addr(1),
+            one_way: false,
+        };
+        assert_eq!(
+            isolate.sides(&nodes),
+            (vec![addr(1)], vec![addr(0), addr(2)])
+        );
+        let clients = Partition::ClientsFrom {
+            node: addr(0),
+            one_way: true,
+        };
+        assert_eq!(
+            clients.sides(&nodes),
+            (vec![addr(0)], vec![CLIENTS.to_string()])
+        );
+        let halves = Partition::Nodes {
+            a: vec![addr(0), addr(1)],
+            b: vec![addr(2)],
+            one_way: false,
+        };
+        assert_eq!(
+            halves.sides(&nodes),
+            (vec![addr(0), addr(1)], vec![addr(2)])
+        );
+    }
+
+    #[test]
     fn one_way_cuts_only_packets_from_a_to_b() {
         let nodes = [node(1, "127.0.0.11"), node(2, "127.0.0.12")];
         let p = Partition::Nodes {
