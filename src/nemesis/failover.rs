@@ -151,8 +151,9 @@ pub async fn failover(
     result
 }
 
-/// As [`failover`], but waits only until the replica itself reports that it is master with
-/// slots: the failover has happened, whether or not the rest of the cluster is healthy yet. For
+/// As [`failover`], but waits only until every reachable node lists the replica as a master
+/// with slots, whatever `cluster_state` they report: the failover has happened and is known, whether
+/// or not the cluster is healthy yet. For
 /// a failover in the middle of a migration, where Redis 7.0's importing target can keep
 /// `cluster_state:fail` until the slot is repaired (redis/redis#6339). Recorded the same way,
 /// with `agreed: false` on the `end`.
@@ -169,8 +170,8 @@ pub async fn failover_landed(
     result
 }
 
-/// Sends the failover; waits until every reachable node agrees (`everywhere`) or until the
-/// replica's own view says it is master with slots.
+/// Sends the failover; waits until every reachable node lists the replica as a master with
+/// slots and (`everywhere`) says `cluster_state:ok`.
 async fn manual_failover(
     ctx: &Ctx,
     replica_addr: &str,
@@ -193,20 +194,10 @@ async fn manual_failover(
     let what = if everywhere {
         format!("{replica_addr} to be master on every reachable node")
     } else {
-        format!("{replica_addr} to say it is master")
+        format!("{replica_addr} to be master with slots in every reachable node's view")
     };
     wait_until(ctx, start, FAILOVER_TIMEOUT_MS, &what, |views| {
-        if everywhere {
-            return promoted_problem(views, &id);
-        }
-        let Some((_, _, lines)) = views.iter().find(|(addr, _, _)| addr == replica_addr) else {
-            return Some(format!("{replica_addr} does not answer"));
-        };
-        match lines.iter().find(|l| l.id == id) {
-            Some(l) if l.has_flag("master") && !l.slots.is_empty() => None,
-            Some(l) => Some(format!("{replica_addr} says it is {}", l.flags.join(","))),
-            None => Some(format!("{replica_addr} does not list itself")),
-        }
+        promoted_problem(views, &id, everywhere)
     })
     .await?;
     Ok(Promotion {
@@ -262,7 +253,7 @@ async fn auto_failover(
             return Some(format!("no replica of {old_id} owns slots yet"));
         };
         winner = Some(new.clone());
-        promoted_problem(views, new)
+        promoted_problem(views, new, true)
     })
     .await?;
     let id = winner.expect("set when the wait succeeded");
@@ -412,10 +403,11 @@ async fn look(addr: &str) -> Result<(String, Vec<NodeLine>), HarnessError> {
     Ok((state, lines))
 }
 
-/// Why the node with `id` is not yet the agreed master with slots everywhere, if it is not.
-fn promoted_problem(views: &[Seen], id: &str) -> Option<String> {
+/// Why the node with `id` is not yet the agreed master with slots everywhere (with every node
+/// saying `cluster_state:ok` if `state_ok`), if it is not.
+fn promoted_problem(views: &[Seen], id: &str, state_ok: bool) -> Option<String> {
     for (seen_by, state, lines) in views {
-        if state != "ok" {
+        if state_ok && state != "ok" {
             return Some(format!("{seen_by} says cluster_state:{state}"));
         }
         match lines.iter().find(|l| l.id == id) {

@@ -97,10 +97,10 @@ pub async fn migrate_then_strike(
 /// Opens `slot` from `source` to `target`, moves one batch, then fails over one side while the
 /// slot is half-migrated: `variant` bit 0 picks the target (else the source); the replica that
 /// takes over is the seeded (`variant >> 1`) one of its live replicas. `CLUSTER FAILOVER` (the
-/// default, coordinated kind) is sent and awaited until the replica says it is master
-/// ([`failover::failover_landed`]: on Redis 7.0 the importing target may say
-/// `cluster_state:fail` until the repair; recorded as `failover` events, `mode` `default`,
-/// `agreed: false`); then `migrate-step` `failed-over` records the slot, `role`, the struck `node`,
+/// default, coordinated kind) is sent and awaited until every reachable node lists the replica
+/// as master ([`failover::failover_landed`], not waiting for `cluster_state:ok`: on Redis 7.0 the
+/// importing target may say `fail` until the repair; recorded as `failover` events, `mode`
+/// `default`, `agreed: false`); then `migrate-step` `failed-over` records the slot, `role`, the struck `node`,
 /// the `replica`, `moved_total` and `promoted` (or `error`); then the cluster is repaired
 /// `hold_ms` later (clients meet the half-migrated slot under its new master meanwhile),
 /// within `settle_ms` as [`migrate_then_strike`] does.
