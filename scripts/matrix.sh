@@ -40,6 +40,8 @@ declare -A ARGS=(
   [scenario:restart-empty]="--scenario restart-empty"
   [scenario:abort-strands]="--scenario abort-strands"
   [scenario:finalize-early]="--scenario finalize-early"
+  # Redis 7.0 must detect it (redis/redis#6339); Valkey (fixed in 8.0) must not: 0/n is right there.
+  [scenario:failover-mid-migration]="--scenario failover-mid-migration"
   [clean:migrate]="$migrations"
   [clean:pause]="--nemesis migrate,pause --migrate-interval 1500ms $pauses"
   [clean:atomic]="--nemesis atomic --migrate-interval 1500ms"
@@ -52,7 +54,7 @@ declare -A ARGS=(
 ORDER="bug:ask-without-asking bug:ask-as-moved bug:retry-without-info bug:stale-moved
   bug:write-to-replica server:lost-write server:stale-read server:duplicate-write
   server:moved-after-apply scenario:partitioned-master scenario:restart-empty scenario:abort-strands
-  scenario:finalize-early clean:migrate clean:pause clean:atomic"
+  scenario:finalize-early scenario:failover-mid-migration clean:migrate clean:pause clean:atomic"
 CASES=${CASES:-$ORDER}
 
 applies() { # case server

@@ -129,9 +129,20 @@ struct TestArgs {
     #[arg(long)]
     output: Option<PathBuf>,
     /// Nemesis actions: all, none, or a list of migrate, atomic, abort, finalize-early, cancel,
-    /// kill, pause, failover, partition, slow (client latency, loss and resets through a proxy).
+    /// strike, strike-failover, kill, pause, failover, partition, slow (client latency, loss and
+    /// resets through a proxy).
     #[arg(long, default_value = "migrate")]
     nemesis: String,
+    /// What the nodes keep on disk: aof (appendonly yes, appendfsync always: a killed node keeps
+    /// every acknowledged write) or off (save "", appendonly no: a master killed and restarted
+    /// within the node timeout comes back empty, a loss by design).
+    #[arg(long, default_value = "aof")]
+    persistence: slotcheck::harness::Persistence,
+    /// Which CLUSTER FAILOVER the failover nemesis sends: default (coordinated, loses nothing),
+    /// force or takeover (may drop writes not yet replicated, by design), or mixed (the seeded
+    /// mix of the three).
+    #[arg(long, default_value = "default")]
+    failover: slotcheck::nemesis::failover::FailoverChoice,
     /// Mean time between node faults (kill, pause, failover, partition, slow), e.g. 5s.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     nemesis_interval: Duration,
@@ -261,6 +272,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let plan = serde_json::json!({
                     "seed": cfg.seed,
                     "server": cfg.server.to_string(),
+                    "persistence": cfg.persistence.name(),
+                    "failover": cfg.failover.name(),
                     "nemesis": cfg.nemesis,
                     "nemesis_schedule": cfg.schedule(),
                 });
@@ -427,6 +440,8 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
             ..MigrateOptions::default()
         },
         timeout_ms: a.timeout.as_millis().max(1) as u64,
+        persistence: a.persistence,
+        failover: a.failover,
         client_bug: None,
         server_bug: None,
         scenario: None,
@@ -464,7 +479,7 @@ fn nemesis_kinds(
                 kind,
                 format!("atomic slot migration needs Valkey 9, not {server}"),
             )?;
-        } else if kind == FaultKind::Failover && replicas == 0 {
+        } else if kind.needs_replicas() && replicas == 0 {
             refuse(kind, "needs --replicas 1 or more".into())?;
         } else if kind.is_migration() && masters < 2 {
             refuse(kind, "migrations need --masters 2 or more".into())?;

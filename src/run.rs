@@ -1,6 +1,7 @@
 //! One test run: start a cluster, run the workload under the nemesis, heal, read back, check.
 
-use crate::harness::{Cluster, ClusterSpec, ServerKind};
+use crate::harness::{Cluster, ClusterSpec, Persistence, ServerKind};
+use crate::nemesis::failover::FailoverChoice;
 use crate::nemesis::migrate::MigrateOptions;
 use crate::nemesis::proxy::bug::{BugConfig, ServerBug, P_DEFAULT};
 use crate::nemesis::runner::{self, NemesisSummary};
@@ -56,6 +57,12 @@ pub struct RunConfig {
     pub migrate: MigrateOptions,
     /// Per-request timeout of the workload's clients.
     pub timeout_ms: u64,
+    /// What the nodes keep on disk (`--persistence`): with `aof` a killed node keeps every
+    /// acknowledged write; with `off` it comes back empty (a loss by design).
+    pub persistence: Persistence,
+    /// Which `CLUSTER FAILOVER` the `failover` nemesis sends (`--failover`): `default` is the
+    /// safe kind; `force`, `takeover` and `mixed` may drop unreplicated writes by design.
+    pub failover: FailoverChoice,
     /// A client bug the workload injects on purpose (a test aid; `None` normally).
     pub client_bug: Option<ClientBug>,
     /// A server bug the nodes' proxies inject on purpose (a test aid; `None` normally).
@@ -292,11 +299,12 @@ pub(crate) async fn start_cluster(
         cfg.output.join("cluster"),
     );
     spec.die_with_parent = true;
+    spec.persistence = cfg.persistence;
     spec.distinct_hosts = partitions;
     spec.proxy = cfg.nemesis.contains(&FaultKind::Slow) || cfg.server_bug.is_some();
     status(&format!(
-        "Starting {} masters, {} replicas per master ({})",
-        cfg.masters, cfg.replicas, cfg.server
+        "Starting {} masters, {} replicas per master ({}, persistence {})",
+        cfg.masters, cfg.replicas, cfg.server, cfg.persistence
     ));
     let starting = crate::term::spinner("starting the cluster");
     let cluster = Cluster::start(spec).await.context("starting the cluster");
@@ -335,6 +343,7 @@ pub(crate) fn spawn_nemesis(
         schedule,
         slots,
         cfg.migrate.clone(),
+        cfg.failover,
         partitioner.clone(),
         stop.clone(),
     ));
@@ -505,6 +514,12 @@ pub(crate) fn header(
         .collect();
     run.insert("nodes".into(), Value::Array(nodes));
     run.insert("nemesis".into(), json!(cfg.nemesis));
+    run.insert("persistence".into(), json!(cfg.persistence.name()));
+    run.insert("failover".into(), json!(cfg.failover.name()));
+    run.insert(
+        "node_timeout_ms".into(),
+        json!(crate::harness::NODE_TIMEOUT_MS_DEFAULT),
+    );
     run.insert("nemesis_schedule".into(), json!(schedule));
     if let Some(bug) = cfg.client_bug {
         run.insert("client_bug".into(), json!(bug));

@@ -6,7 +6,7 @@
 //! fault that causes it actually happened ([`Precondition`]), computed from the history alone:
 //! a run in which the partitioned master acknowledged no write cannot lose one.
 
-use crate::harness::NODE_TIMEOUT_MS_DEFAULT;
+use crate::harness::{Persistence, NODE_TIMEOUT_MS_DEFAULT};
 use crate::nemesis::schedule::{FaultKind, Pacing, Planned, Schedule};
 use crate::run::RunConfig;
 use anyhow::{bail, Result};
@@ -43,15 +43,19 @@ pub enum Scenario {
     AbortStrands,
     /// (d) A classic migration finalized while the source still holds keys: the source drops them.
     FinalizeEarly,
+    /// (e) The source or target master of a half-migrated slot failed over to its replica, which
+    /// on Redis 7.0 does not know the slot is migrating (redis/redis#6339; fixed in Valkey 8.0).
+    FailoverMidMigration,
 }
 
 impl Scenario {
     /// Every scenario, in a fixed order.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Scenario::PartitionedMaster,
         Scenario::RestartEmpty,
         Scenario::AbortStrands,
         Scenario::FinalizeEarly,
+        Scenario::FailoverMidMigration,
     ];
 
     /// The command-line name.
@@ -61,6 +65,7 @@ impl Scenario {
             Scenario::RestartEmpty => "restart-empty",
             Scenario::AbortStrands => "abort-strands",
             Scenario::FinalizeEarly => "finalize-early",
+            Scenario::FailoverMidMigration => "failover-mid-migration",
         }
     }
 
@@ -92,12 +97,33 @@ impl Scenario {
                  and deletes the keys. Expected: lost-write (the keys read as absent from the \
                  new owner)."
             }
+            Scenario::FailoverMidMigration => {
+                "3 masters with a replica each (persistence as --persistence says, aof by default); every migration of a workload \
+                 slot stops after its first MIGRATE batch (slot still MIGRATING on the source, \
+                 IMPORTING on the target) while a replica of the source (1st, 3rd, ... \
+                 migration) or of the target (2nd, 4th, ...) takes over with a plain CLUSTER \
+                 FAILOVER, the safe kind; then the slot is repaired as redis-cli --cluster fix \
+                 would. Redis 7.0 keeps the migration state on the master only \
+                 (redis/redis#6339): the new source master serves the slot as if nothing had \
+                 moved, so keys already moved read as absent and are written afresh; a new \
+                 target master answers MOVED back to the source, which still sends ASK to the \
+                 demoted target (a redirect loop). Expected on Redis 7.0: lost-write (or \
+                 stale-read, when the repair brings the moved copy back after a read of \
+                 absent); Valkey 8.0 and later replicate the state and must stay valid."
+            }
         }
     }
 
-    /// The anomaly class the checker must report when the precondition occurred.
+    /// The anomaly class the checker must report when the precondition occurred (on Redis 7.0
+    /// for `failover-mid-migration`: Valkey 8.0 and later fixed its cause and must stay valid).
     pub fn expected(self) -> &'static str {
-        "lost-write"
+        match self {
+            Scenario::PartitionedMaster
+            | Scenario::RestartEmpty
+            | Scenario::AbortStrands
+            | Scenario::FinalizeEarly
+            | Scenario::FailoverMidMigration => "lost-write",
+        }
     }
 
     /// The nemesis this scenario runs.
@@ -107,14 +133,22 @@ impl Scenario {
             Scenario::RestartEmpty => FaultKind::Kill,
             Scenario::AbortStrands => FaultKind::Abort,
             Scenario::FinalizeEarly => FaultKind::FinalizeEarly,
+            Scenario::FailoverMidMigration => FaultKind::StrikeFailover,
         }
     }
 
-    /// Sets the cluster shape, nemesis, pacing and length of `cfg` to this scenario's; the
-    /// server, seed, output, client count, keys, rate and timeout stay the caller's.
+    /// Sets the cluster shape, nemesis, pacing and length of `cfg` to this scenario's, and
+    /// persistence off for `restart-empty` (whose loss needs it); the server, seed, output,
+    /// client count, keys, rate, timeout and other persistence stay the caller's.
     pub fn apply(self, cfg: &mut RunConfig) -> Result<()> {
         cfg.masters = 3;
-        cfg.replicas = usize::from(self == Scenario::PartitionedMaster);
+        cfg.replicas = usize::from(matches!(
+            self,
+            Scenario::PartitionedMaster | Scenario::FailoverMidMigration
+        ));
+        if self == Scenario::RestartEmpty {
+            cfg.persistence = Persistence::Off;
+        }
         cfg.nemesis = vec![self.nemesis()];
         cfg.duration = Duration::from_millis(DURATION_MS);
         cfg.migrate_interval_ms = 1500;
@@ -132,6 +166,15 @@ impl Scenario {
     /// The nemesis plan: `partitioned-master` isolates one master (chosen by the seed) two-way
     /// once; the others use the seeded schedule of their one nemesis kind.
     pub fn schedule(self, seed: u64, pacing: Pacing) -> Schedule {
+        if self == Scenario::FailoverMidMigration {
+            // The seeded plan, with the struck side alternating (variant bit 0: source first),
+            // so every run fails over both a source and a target.
+            let mut plan = Schedule::generate(seed, &[self.nemesis()], pacing);
+            for (i, p) in plan.migrations.iter_mut().enumerate() {
+                p.variant = (p.variant & !1) | (i as u32 % 2);
+            }
+            return plan;
+        }
         if self != Scenario::PartitionedMaster {
             return Schedule::generate(seed, &[self.nemesis()], pacing);
         }
@@ -157,6 +200,7 @@ impl Scenario {
             Scenario::RestartEmpty => restart_empty(&events, ops),
             Scenario::AbortStrands => migration_losses(&events, "aborted", "stranded"),
             Scenario::FinalizeEarly => migration_losses(&events, "finalized-early", "lost"),
+            Scenario::FailoverMidMigration => failovers_mid_migration(&events),
         }
     }
 }
@@ -348,6 +392,40 @@ fn restart_empty(events: &[Nemesis<'_>], ops: &[Op]) -> Precondition {
     }
 }
 
+/// (e): failovers that landed while their slot was half-migrated (`migrate-step` `failed-over`
+/// without an error, after at least one key moved), by the side struck.
+fn failovers_mid_migration(events: &[Nemesis<'_>]) -> Precondition {
+    let landed: Vec<&Nemesis<'_>> = events
+        .iter()
+        .filter(|e| e.f == "migrate-step" && e.str("phase") == Some("failed-over"))
+        .filter(|e| e.value.get("error").is_none())
+        .collect();
+    let moved = |e: &&&Nemesis<'_>| e.value.get("moved_total").and_then(Value::as_u64) > Some(0);
+    let side = |role: &str| {
+        landed
+            .iter()
+            .filter(moved)
+            .filter(|e| e.str("role") == Some(role))
+            .count()
+    };
+    let (source, target) = (side("source"), side("target"));
+    let keys: u64 = landed
+        .iter()
+        .filter_map(|e| e.value.get("moved_total").and_then(Value::as_u64))
+        .sum();
+    Precondition {
+        occurred: source + target > 0,
+        count: (source + target) as u64,
+        text: format!(
+            "{} failovers landed while their slot was half-migrated ({source} of the source \
+             master, {target} of the target master; {keys} keys had moved before them), {} \
+             without keys moved",
+            source + target,
+            landed.len() - source - target
+        ),
+    }
+}
+
 /// (c), (d): keys the migrations that ended in `phase` reported in their `field` (`stranded`,
 /// `lost`).
 fn migration_losses(events: &[Nemesis<'_>], phase: &str, field: &str) -> Precondition {
@@ -484,6 +562,80 @@ mod tests {
             !kept.occurred && kept.text.contains("0 of the 1 keys"),
             "{kept:?}"
         );
+    }
+
+    #[test]
+    fn failover_mid_migration_alternates_sides_and_counts_landed_failovers() {
+        let pacing = Pacing {
+            duration_ms: DURATION_MS,
+            migrate_interval_ms: 1500,
+            fault_interval_ms: 4000,
+            hold_ms_max: 1000,
+        };
+        let plan = Scenario::FailoverMidMigration.schedule(7, pacing);
+        assert!(plan.migrations.len() >= 4 && plan.faults.is_empty());
+        for (i, p) in plan.migrations.iter().enumerate() {
+            assert_eq!(p.kind, FaultKind::StrikeFailover);
+            assert_eq!(p.variant % 2, i as u32 % 2, "source first, then target");
+        }
+        let step = |role: &str, moved: u64, error: bool| {
+            let mut v = json!({"slot": 1, "phase": "failed-over", "role": role,
+                               "mode": "default", "moved_total": moved});
+            if error {
+                v["error"] = json!("timeout");
+            }
+            format!("nemesis migrate-step {v}")
+        };
+        let p = pre(
+            Scenario::FailoverMidMigration,
+            &[
+                &step("source", 2, false),
+                &step("target", 1, false),
+                &step("target", 0, false),
+                &step("source", 3, true),
+            ],
+        );
+        assert_eq!((p.occurred, p.count), (true, 2), "{p:?}");
+        assert!(p.text.starts_with("2 failovers landed"), "{}", p.text);
+        assert!(p
+            .text
+            .contains("1 of the source master, 1 of the target master"));
+        let none = pre(Scenario::FailoverMidMigration, &[]);
+        assert!(!none.occurred);
+    }
+
+    #[test]
+    fn restart_empty_forces_persistence_off_and_failover_mid_migration_needs_replicas() {
+        let mut cfg = RunConfig {
+            server: crate::harness::ServerKind::Redis,
+            masters: 1,
+            replicas: 0,
+            workload: workloads::WorkloadKind::Register,
+            client: workloads::ClientChoice::Slotcheck,
+            clients: 1,
+            keys: 1,
+            rate_per_s: 0,
+            duration: Duration::from_secs(1),
+            seed: 1,
+            output: "out".into(),
+            nemesis: Vec::new(),
+            migrate_interval_ms: 0,
+            fault_interval_ms: 0,
+            hold_ms_max: 0,
+            migrate: Default::default(),
+            timeout_ms: 1000,
+            persistence: Persistence::Aof,
+            failover: Default::default(),
+            client_bug: None,
+            server_bug: None,
+            scenario: None,
+        };
+        Scenario::FailoverMidMigration.apply(&mut cfg).unwrap();
+        assert_eq!((cfg.masters, cfg.replicas), (3, 1));
+        assert_eq!(cfg.persistence, Persistence::Aof);
+        assert_eq!(cfg.nemesis, vec![FaultKind::StrikeFailover]);
+        Scenario::RestartEmpty.apply(&mut cfg).unwrap();
+        assert_eq!(cfg.persistence, Persistence::Off);
     }
 
     #[test]

@@ -35,6 +35,14 @@ pub struct ClientsArgs {
     /// Directory for the runs and clients.json (default: store/clients/<start time>/).
     #[arg(long)]
     output: Option<PathBuf>,
+    /// What the nodes keep on disk: aof (appendonly, fsync always: a killed node keeps its
+    /// acknowledged writes) or off (a killed node comes back empty).
+    #[arg(long, default_value = "aof")]
+    persistence: crate::harness::Persistence,
+    /// Which CLUSTER FAILOVER the failover scenario sends: default (safe), force, takeover,
+    /// or mixed (the seeded mix of the three).
+    #[arg(long, default_value = "default")]
+    failover: crate::nemesis::failover::FailoverChoice,
 }
 
 fn list<T>(text: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>> {
@@ -77,6 +85,8 @@ pub fn run(args: ClientsArgs) -> Result<ExitCode> {
         workload: args.workload,
         seed: args.seed,
         output,
+        persistence: args.persistence,
+        failover: args.failover,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -90,6 +90,10 @@ pub struct CompareConfig {
     pub seed: u64,
     /// Where the runs and `clients.json` go.
     pub output: PathBuf,
+    /// What the nodes keep on disk (`--persistence`, as `slotcheck test`'s).
+    pub persistence: crate::harness::Persistence,
+    /// Which failovers the `failover` scenario sends (`--failover`, as `slotcheck test`'s).
+    pub failover: crate::nemesis::failover::FailoverChoice,
 }
 
 /// One cell of the table: one client under one scenario on one server, over its runs.
@@ -249,6 +253,8 @@ fn run_config(
             ..MigrateOptions::default()
         },
         timeout_ms: 1_000,
+        persistence: cfg.persistence,
+        failover: cfg.failover,
         client_bug: None,
         server_bug: None,
         scenario: None,

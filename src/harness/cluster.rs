@@ -88,6 +88,17 @@ pub enum Persistence {
 }
 
 impl Persistence {
+    /// Every mode, in a fixed order.
+    pub const ALL: [Persistence; 2] = [Persistence::Off, Persistence::Aof];
+
+    /// The command-line name (`off`, `aof`), also recorded in the history header.
+    pub fn name(self) -> &'static str {
+        match self {
+            Persistence::Off => "off",
+            Persistence::Aof => "aof",
+        }
+    }
+
     /// The server's `appendonly` value for this mode.
     pub(crate) fn appendonly(self) -> &'static str {
         match self {
@@ -102,6 +113,22 @@ impl Persistence {
             Persistence::Off => "everysec",
             Persistence::Aof => "always",
         }
+    }
+}
+
+impl std::fmt::Display for Persistence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Persistence {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Persistence::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown persistence `{s}`: expected off or aof"))
     }
 }
 

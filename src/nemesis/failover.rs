@@ -55,6 +55,76 @@ impl FailoverMode {
     }
 }
 
+/// Which failovers the `failover` nemesis sends (`--failover`): one kind, or the seeded mix.
+/// Only `default` is safe by design; `force` and `takeover` may drop writes the master
+/// acknowledged but had not yet replicated, so they are opted into.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverChoice {
+    /// Always `CLUSTER FAILOVER` (coordinated with the master).
+    #[default]
+    Default,
+    /// Always `CLUSTER FAILOVER FORCE`.
+    Force,
+    /// Always `CLUSTER FAILOVER TAKEOVER`.
+    Takeover,
+    /// Default, FORCE or TAKEOVER, as each planned failover's seeded variant draws.
+    Mixed,
+}
+
+impl FailoverChoice {
+    /// Every choice, in a fixed order.
+    pub const ALL: [FailoverChoice; 4] = [
+        FailoverChoice::Default,
+        FailoverChoice::Force,
+        FailoverChoice::Takeover,
+        FailoverChoice::Mixed,
+    ];
+
+    /// The command-line name, also recorded in the history header (`failover`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FailoverChoice::Default => "default",
+            FailoverChoice::Force => "force",
+            FailoverChoice::Takeover => "takeover",
+            FailoverChoice::Mixed => "mixed",
+        }
+    }
+
+    /// The mode of a planned failover with this `variant`.
+    pub fn mode(self, variant: u32) -> FailoverMode {
+        const MODES: [FailoverMode; 3] = [
+            FailoverMode::Default,
+            FailoverMode::Force,
+            FailoverMode::Takeover,
+        ];
+        match self {
+            FailoverChoice::Default => FailoverMode::Default,
+            FailoverChoice::Force => FailoverMode::Force,
+            FailoverChoice::Takeover => FailoverMode::Takeover,
+            FailoverChoice::Mixed => MODES[variant as usize % MODES.len()],
+        }
+    }
+}
+
+impl std::fmt::Display for FailoverChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for FailoverChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        FailoverChoice::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                format!("unknown failover `{s}`: expected default, force, takeover or mixed")
+            })
+    }
+}
+
 /// A replica that became master, as every reachable node agrees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Promotion {
@@ -76,16 +146,38 @@ pub async fn failover(
     let value = json!({"node": replica_addr, "mode": mode.name()});
     ctx.begin("failover", value.clone());
     let start = Instant::now();
-    let result = manual_failover(ctx, replica_addr, mode, start).await;
+    let result = manual_failover(ctx, replica_addr, mode, start, true).await;
     end_promotion(ctx, value, &result);
     result
 }
 
+/// As [`failover`], but waits only until every reachable node lists the replica as a master
+/// with slots, whatever `cluster_state` they report: the failover has happened and is known, whether
+/// or not the cluster is healthy yet. For
+/// a failover in the middle of a migration, where Redis 7.0's importing target can keep
+/// `cluster_state:fail` until the slot is repaired (redis/redis#6339). Recorded the same way,
+/// with `agreed: false` on the `end`.
+pub async fn failover_landed(
+    ctx: &Ctx,
+    replica_addr: &str,
+    mode: FailoverMode,
+) -> Result<Promotion, NemesisError> {
+    let value = json!({"node": replica_addr, "mode": mode.name(), "agreed": false});
+    ctx.begin("failover", value.clone());
+    let start = Instant::now();
+    let result = manual_failover(ctx, replica_addr, mode, start, false).await;
+    end_promotion(ctx, value, &result);
+    result
+}
+
+/// Sends the failover; waits until every reachable node lists the replica as a master with
+/// slots and (`everywhere`) says `cluster_state:ok`.
 async fn manual_failover(
     ctx: &Ctx,
     replica_addr: &str,
     mode: FailoverMode,
     start: Instant,
+    everywhere: bool,
 ) -> Result<Promotion, NemesisError> {
     let mut admin = Admin::connect(replica_addr).await?;
     let id: String = admin.run(&["CLUSTER", "MYID"]).await?;
@@ -99,9 +191,13 @@ async fn manual_failover(
         }
         Err(e) => return Err(e.into()),
     }
-    let what = format!("{replica_addr} to be master on every reachable node");
+    let what = if everywhere {
+        format!("{replica_addr} to be master on every reachable node")
+    } else {
+        format!("{replica_addr} to be master with slots in every reachable node's view")
+    };
     wait_until(ctx, start, FAILOVER_TIMEOUT_MS, &what, |views| {
-        promoted_problem(views, &id)
+        promoted_problem(views, &id, everywhere)
     })
     .await?;
     Ok(Promotion {
@@ -157,7 +253,7 @@ async fn auto_failover(
             return Some(format!("no replica of {old_id} owns slots yet"));
         };
         winner = Some(new.clone());
-        promoted_problem(views, new)
+        promoted_problem(views, new, true)
     })
     .await?;
     let id = winner.expect("set when the wait succeeded");
@@ -307,10 +403,11 @@ async fn look(addr: &str) -> Result<(String, Vec<NodeLine>), HarnessError> {
     Ok((state, lines))
 }
 
-/// Why the node with `id` is not yet the agreed master with slots everywhere, if it is not.
-fn promoted_problem(views: &[Seen], id: &str) -> Option<String> {
+/// Why the node with `id` is not yet the agreed master with slots everywhere (with every node
+/// saying `cluster_state:ok` if `state_ok`), if it is not.
+fn promoted_problem(views: &[Seen], id: &str, state_ok: bool) -> Option<String> {
     for (seen_by, state, lines) in views {
-        if state != "ok" {
+        if state_ok && state != "ok" {
             return Some(format!("{seen_by} says cluster_state:{state}"));
         }
         match lines.iter().find(|l| l.id == id) {
@@ -357,5 +454,28 @@ fn end_promotion(
             ctx.end("failover", value, None);
         }
         Err(e) => ctx.end("failover", value, Some(&e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failover_choices_parse_and_pick_their_modes() {
+        for c in FailoverChoice::ALL {
+            assert_eq!(c.name().parse::<FailoverChoice>(), Ok(c));
+        }
+        assert!("forced".parse::<FailoverChoice>().is_err());
+        assert_eq!(FailoverChoice::default(), FailoverChoice::Default);
+        for v in 0..6 {
+            assert_eq!(FailoverChoice::Default.mode(v), FailoverMode::Default);
+            assert_eq!(FailoverChoice::Force.mode(v), FailoverMode::Force);
+            assert_eq!(FailoverChoice::Takeover.mode(v), FailoverMode::Takeover);
+        }
+        let mixed: Vec<&str> = (0..3)
+            .map(|v| FailoverChoice::Mixed.mode(v).name())
+            .collect();
+        assert_eq!(mixed, ["default", "force", "takeover"]);
     }
 }

@@ -10,11 +10,14 @@
 //! | O → T | T | *finish*: move O's remaining keys to T, then `SETSLOT NODE T` on T, O, the rest |
 //! | O | none | *roll back*: `SETSLOT STABLE` on O |
 //! | O → T | T and others | finish to T; `STABLE` on the others (their keys reported stranded) |
-//! | O → X | some, X not among them | roll back: move their keys to O, `STABLE` everywhere |
+//! | O → X | some, X not among them | roll back: `STABLE` on O, move their keys to O, `STABLE` on them |
 //! | none | I (O has no keys, only I has keys) | *finish* to I (nothing to move) |
 //! | none | I... | *roll back*: move their keys to O, then `STABLE` on each |
 //!
-//! A migrating node that is not the owner is first set `STABLE`, then treated like any other
+//! A non-owner with keys that does not import from the owner is told the owner (`SETSLOT NODE`)
+//! and set `IMPORTING` from it before its keys are moved back, or it would answer `MIGRATE` with
+//! `MOVED` or `CLUSTERDOWN`. A migrating node that is not the owner
+//! is first set `STABLE`, then treated like any other
 //! non-owner (action `closed` if that was all: Redis 7.0 leaves this state on the old owner after
 //! `finalize_early`). A
 //! slot with no owner or several owners is reported `unfixed`. Stable slots are not touched: keys
@@ -398,14 +401,31 @@ async fn fix_slot(
         }
         None => {
             let owner_addr = nodes[owner].peer.addr.clone();
+            let owner_id = nodes[owner].me.id.clone();
+            if migrating.is_some() {
+                // A migrating owner answers the RESTORE of a key it lacks with ASK: close it
+                // before the keys come back.
+                stable(&mut nodes[owner], slot).await?;
+                closed.push(owner_addr.clone());
+            }
             for &i in &importing {
+                if counts[i] > 0 && nodes[i].importing(slot).as_ref() != Some(&owner_id) {
+                    // After a failover mid-migration on Redis 7.0 (redis/redis#6339) a node can
+                    // hold keys of a slot it has not open (the new target master: MIGRATE gets
+                    // MOVED) or imports from a demoted master (the old target: it ignored the new
+                    // owner's claim while importing, MIGRATE gets CLUSTERDOWN). Teach it the
+                    // owner, then open it importing from the owner, so MIGRATE runs there.
+                    for (state, id) in [("NODE", &owner_id), ("IMPORTING", &owner_id)] {
+                        nodes[i]
+                            .admin
+                            .query::<()>(&setslot(slot, state, Some(id)))
+                            .await
+                            .map_err(err(slot, "reopen"))?;
+                    }
+                }
                 moved += move_all(&mut nodes[i], &owner_addr, slot).await?;
                 stable(&mut nodes[i], slot).await?;
                 closed.push(nodes[i].peer.addr.clone());
-            }
-            if migrating.is_some() {
-                stable(&mut nodes[owner], slot).await?;
-                closed.push(owner_addr.clone());
             }
             // Nothing was importing or migrating on the owner: only stale states were closed.
             let action = if importing.is_empty() && migrating.is_none() {

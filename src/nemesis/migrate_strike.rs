@@ -1,9 +1,16 @@
 //! A classic migration struck half-way: its source or its target is killed (SIGKILL) or paused
 //! (SIGSTOP) after the first batch, held, brought back, and the open slot repaired the way
 //! `redis-cli --cluster fix` would. What the repair had to do is the observable effect.
+//!
+//! [`migrate_then_failover`] strikes by failover instead: a replica of the source or of the
+//! target takes over (`CLUSTER FAILOVER`, the safe kind) while the slot is `MIGRATING` /
+//! `IMPORTING`. Redis 7.0 keeps that state on the master only (redis/redis#6339): a new source
+//! master serves the slot as if nothing had moved (keys moved read as absent), a new target
+//! master answers `MOVED` back to the source, which still sends `ASK` to the demoted target.
+//! Valkey 8+ replicates the state and points the other side at the new master.
 
 use super::error::NemesisError;
-use super::failover;
+use super::failover::{self, FailoverMode};
 use super::migrate::{open_slot, MigrateOptions, Peer};
 use super::migrate_repair::{open_slots, repair, RepairReport};
 use super::{process, Ctx};
@@ -17,12 +24,14 @@ use tokio::time::Instant;
 /// What a struck migration did, for the run log.
 #[derive(Debug, Clone)]
 pub struct StrikeReport {
-    /// `killed` or `paused`.
+    /// `killed`, `paused` or `failed over`.
     pub how: &'static str,
     /// `source` or `target`.
     pub role: &'static str,
     /// The node struck.
     pub node: String,
+    /// The replica promoted in its place (a failover strike that landed).
+    pub promoted: Option<String>,
     /// Keys moved before the strike.
     pub moved: usize,
     /// What the repair afterwards fixed, stranded or could not fix.
@@ -79,6 +88,79 @@ pub async fn migrate_then_strike(
         how: if kill { "killed" } else { "paused" },
         role,
         node,
+        promoted: None,
+        moved,
+        repair,
+    })
+}
+
+/// Opens `slot` from `source` to `target`, moves one batch, then fails over one side while the
+/// slot is half-migrated: `variant` bit 0 picks the target (else the source); the replica that
+/// takes over is the seeded (`variant >> 1`) one of its live replicas. `CLUSTER FAILOVER` (the
+/// default, coordinated kind) is sent and awaited until every reachable node lists the replica
+/// as master ([`failover::failover_landed`], not waiting for `cluster_state:ok`: on Redis 7.0 the
+/// importing target may say `fail` until the repair; recorded as `failover` events, `mode`
+/// `default`, `agreed: false`); then `migrate-step` `failed-over` records the slot, `role`, the struck `node`,
+/// the `replica`, `moved_total` and `promoted` (or `error`); then the cluster is repaired
+/// `hold_ms` later (clients meet the half-migrated slot under its new master meanwhile),
+/// within `settle_ms` as [`migrate_then_strike`] does.
+#[allow(clippy::too_many_arguments)]
+pub async fn migrate_then_failover(
+    ctx: &Ctx,
+    slot: u16,
+    source: &Peer,
+    target: &Peer,
+    opts: &MigrateOptions,
+    variant: u32,
+    hold_ms: u64,
+    settle_ms: u64,
+) -> Result<StrikeReport, NemesisError> {
+    let err = |e: super::migrate::MigrateError| NemesisError::Migration(e.to_string());
+    let mut open = open_slot(&ctx.recorder, slot, source, target, opts)
+        .await
+        .map_err(err)?;
+    open.move_batches(1).await.map_err(err)?;
+    let moved = open.moved().len();
+    let (role, node) = if variant & 1 == 1 {
+        ("target", target.addr.clone())
+    } else {
+        ("source", source.addr.clone())
+    };
+    let mut replicas: Vec<String> = failover::replicas_of(ctx, &node)
+        .await?
+        .into_iter()
+        .filter(|l| !l.troubled())
+        .map(|l| l.addr)
+        .collect();
+    replicas.sort();
+    let Some(replica) = replicas
+        .get((variant >> 1) as usize % replicas.len().max(1))
+        .cloned()
+    else {
+        drop(open);
+        repair_settled(ctx, settle_ms).await?;
+        return Err(NemesisError::Refused {
+            node,
+            reason: "has no live replica to fail over to".into(),
+        });
+    };
+    let promoted = failover::failover_landed(ctx, &replica, FailoverMode::Default).await;
+    let mut value = json!({"node": node, "role": role, "replica": replica,
+                           "mode": FailoverMode::Default.name(), "moved_total": moved});
+    match &promoted {
+        Ok(p) => value["promoted"] = json!(p.node),
+        Err(e) => value["error"] = json!(e.to_string()),
+    }
+    open.notes.note("migrate-step", "failed-over", value);
+    drop(open);
+    tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+    let repair = repair_settled(ctx, settle_ms).await?;
+    let promoted = promoted?;
+    Ok(StrikeReport {
+        how: "failed over",
+        role,
+        node,
+        promoted: Some(promoted.node),
         moved,
         repair,
     })
@@ -88,29 +170,31 @@ pub async fn migrate_then_strike(
 /// were just promoted) still disagree: a master view first, then `repair` until it succeeds.
 pub async fn repair_settled(ctx: &Ctx, timeout_ms: u64) -> Result<RepairReport, NemesisError> {
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-    let masters = loop {
-        match failover::masters_now(ctx).await {
-            Ok(m) if !m.is_empty() => break m,
-            Ok(_) | Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Ok(_) => {
-                return Err(NemesisError::Timeout {
-                    what: "a master to answer".into(),
-                    waited_ms: timeout_ms,
-                })
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    let masters: Vec<Peer> = masters
-        .iter()
-        .map(|m| Peer {
-            addr: m.addr.clone(),
-            id: m.id.clone(),
-        })
-        .collect();
     loop {
+        // Asked again on every try: right after a failover a view may still list the demoted
+        // master as one (it then refuses `SETSLOT`: "use SETSLOT only with masters").
+        let masters = loop {
+            match failover::masters_now(ctx).await {
+                Ok(m) if !m.is_empty() => break m,
+                Ok(_) | Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(_) => {
+                    return Err(NemesisError::Timeout {
+                        what: "a master to answer".into(),
+                        waited_ms: timeout_ms,
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let masters: Vec<Peer> = masters
+            .iter()
+            .map(|m| Peer {
+                addr: m.addr.clone(),
+                id: m.id.clone(),
+            })
+            .collect();
         let repaired = match repair(&ctx.recorder, &masters).await {
             Ok(report) => close_strays(ctx).await.map(|()| report),
             Err(e) => Err(NemesisError::Migration(e.to_string())),

@@ -74,6 +74,25 @@ pub enum Partition {
     },
 }
 
+/// What [`Partition::sides`] calls the clients (at 127.0.0.1).
+pub const CLIENTS: &str = "clients";
+
+impl Partition {
+    /// The side cut off and what it is cut off from, as node addresses (or [`CLIENTS`]): for
+    /// `nodes`, `a` and `b`; for `isolate`, the node and every other node of `nodes`; for
+    /// `clients_from`, the node and the clients.
+    pub fn sides(&self, nodes: &[Node]) -> (Vec<String>, Vec<String>) {
+        match self {
+            Partition::Nodes { a, b, .. } => (a.clone(), b.clone()),
+            Partition::Isolate { node, .. } => {
+                let rest = nodes.iter().map(|n| n.addr.clone());
+                (vec![node.clone()], rest.filter(|a| a != node).collect())
+            }
+            Partition::ClientsFrom { node, .. } => (vec![node.clone()], vec![CLIENTS.to_string()]),
+        }
+    }
+}
+
 /// Whether this machine can make partitions: root, and a working `iptables` / `iptables-restore`.
 pub fn available() -> Result<(), NemesisError> {
     let unavailable = |why: String| NemesisError::Unavailable {
@@ -171,8 +190,14 @@ impl Partitioner {
 
     /// Cuts the network as `p` says, in addition to partitions already in force; all rules of one
     /// partition go in at once (`iptables-restore --noflush`), so no half-made partition is seen.
+    /// Recorded as `partition` with the shape's own fields (`kind`, `node` or `a`/`b`, `one_way`)
+    /// plus `isolated` (the node or nodes cut off) and `from` (what they are cut off from: node
+    /// addresses, or `clients`), spelled out for every shape.
     pub fn partition(&self, ctx: &Ctx, p: Partition) -> Result<(), NemesisError> {
-        let value = serde_json::to_value(&p).expect("a partition serializes");
+        let mut value = serde_json::to_value(&p).expect("a partition serializes");
+        let (isolated, from) = p.sides(&ctx.cluster.nodes);
+        value["isolated"] = json!(isolated);
+        value["from"] = json!(from);
         ctx.begin("partition", value.clone());
         let result = rules(&ctx.cluster.nodes, &p).and_then(|rules| self.append(&rules));
         let error = result.as_ref().err().map(ToString::to_string);
@@ -380,6 +405,41 @@ mod tests {
 
     fn lines(rules: &[Vec<String>]) -> Vec<String> {
         rules.iter().map(|r| r.join(" ")).collect()
+    }
+
+    #[test]
+    fn sides_name_the_cut_off_nodes_and_what_they_lose() {
+        let nodes = [
+            node(1, "127.0.0.11"),
+            node(2, "127.0.0.12"),
+            node(3, "127.0.0.13"),
+        ];
+        let addr = |i: usize| nodes[i].addr.clone();
+        let isolate = Partition::Isolate {
+            node: addr(1),
+            one_way: false,
+        };
+        assert_eq!(
+            isolate.sides(&nodes),
+            (vec![addr(1)], vec![addr(0), addr(2)])
+        );
+        let clients = Partition::ClientsFrom {
+            node: addr(0),
+            one_way: true,
+        };
+        assert_eq!(
+            clients.sides(&nodes),
+            (vec![addr(0)], vec![CLIENTS.to_string()])
+        );
+        let halves = Partition::Nodes {
+            a: vec![addr(0), addr(1)],
+            b: vec![addr(2)],
+            one_way: false,
+        };
+        assert_eq!(
+            halves.sides(&nodes),
+            (vec![addr(0), addr(1)], vec![addr(2)])
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Process faults as recorded verbs in named pairs: `kill`/`restart`, `shutdown`/`restart`,
 //! `pause`/`resume`. Each writes `f` = the verb with `value.node` = the address, `phase` `begin` and
 //! `end` (with `pid`, and `error` if it failed), around the harness call that does the work.
+//! `kill` and `shutdown` also carry `signal` (`KILL` or `TERM`), `pause` and `resume` theirs
+//! (`STOP`, `CONT`), so a checker can tell a crash from a graceful stop.
 //!
 //! Traps the team measured: with persistence off, a master killed and restarted within the node
 //! timeout comes back *empty but still owning its slots* (its replica then resyncs the empty data
@@ -18,7 +20,8 @@ use crate::harness::HarnessError;
 /// SIGKILLs the node at `addr` and reaps it: no save, no goodbye; its port refuses connections.
 pub async fn kill(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
     let pid = ctx.cluster.pid(addr);
-    act(ctx, "kill", json!({"node": addr, "pid": pid}), async {
+    let value = json!({"node": addr, "pid": pid, "signal": "KILL"});
+    act(ctx, "kill", value, async {
         ctx.cluster.kill(addr).await.map(|()| None)
     })
     .await
@@ -27,7 +30,8 @@ pub async fn kill(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
 /// Stops the node at `addr` gracefully (SIGTERM: the AOF is flushed), the polite twin of `kill`.
 pub async fn shutdown(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
     let pid = ctx.cluster.pid(addr);
-    act(ctx, "shutdown", json!({"node": addr, "pid": pid}), async {
+    let value = json!({"node": addr, "pid": pid, "signal": "TERM"});
+    act(ctx, "shutdown", value, async {
         ctx.cluster.shutdown(addr).await.map(|()| None)
     })
     .await
@@ -46,7 +50,8 @@ pub async fn restart(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
 /// Freezes the node at `addr` with SIGSTOP: clients and peers get no answer until `resume`.
 pub async fn pause(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
     let pid = ctx.cluster.pid(addr);
-    act(ctx, "pause", json!({"node": addr, "pid": pid}), async {
+    let value = json!({"node": addr, "pid": pid, "signal": "STOP"});
+    act(ctx, "pause", value, async {
         ctx.cluster.pause(addr).await.map(|()| None)
     })
     .await
@@ -55,7 +60,8 @@ pub async fn pause(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
 /// Lets a paused node at `addr` run again with SIGCONT; the inverse of `pause`.
 pub async fn resume(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
     let pid = ctx.cluster.pid(addr);
-    act(ctx, "resume", json!({"node": addr, "pid": pid}), async {
+    let value = json!({"node": addr, "pid": pid, "signal": "CONT"});
+    act(ctx, "resume", value, async {
         ctx.cluster.resume(addr).await.map(|()| None)
     })
     .await

@@ -3,12 +3,12 @@
 //! by its inverse; [`heal_all`] restores a healthy, stable cluster at the end.
 
 use super::error::NemesisError;
-use super::failover::{self, FailoverMode};
+use super::failover::{self, FailoverChoice};
 use super::migrate::{migrate_slot, MigrateOptions, Peer};
 use super::migrate_atomic::{cancel_atomic, migrate_atomic, AtomicOptions};
 use super::migrate_interrupt::{migrate_then_abort, migrate_then_finalize_early};
 use super::migrate_repair::repair;
-use super::migrate_strike::{migrate_then_strike, repair_settled};
+use super::migrate_strike::{migrate_then_failover, migrate_then_strike, repair_settled};
 use super::net::{Partition, Partitioner};
 use super::process;
 use super::proxy;
@@ -62,11 +62,13 @@ impl NemesisSummary {
 }
 
 /// Runs the schedule until it is exhausted or `stop` fires; a fault in force is undone first.
+/// `failover` decides which `CLUSTER FAILOVER` the `failover` faults send.
 pub async fn run(
     ctx: Ctx,
     schedule: Schedule,
     slots: Vec<u16>,
     opts: MigrateOptions,
+    failover: FailoverChoice,
     partitioner: Option<Arc<Partitioner>>,
     stop: CancellationToken,
 ) -> NemesisSummary {
@@ -102,7 +104,7 @@ pub async fn run(
         if !wait_until(start, p.at_ms, &stop).await {
             break;
         }
-        let result = fault(&ctx, p, partitioner.as_deref(), &killing, &stop).await;
+        let result = fault(&ctx, p, failover, partitioner.as_deref(), &killing, &stop).await;
         tally(&mut summary, p.kind, result.map(|done| (done, 0)));
     }
     match migrations.await {
@@ -283,19 +285,33 @@ async fn migration(
             let state = cancel_midway(ctx, slot, &source, &target).await?;
             (0, state)
         }
-        FaultKind::Strike => {
-            let r = migrate_then_strike(
-                ctx,
-                slot,
-                &source,
-                &target,
-                opts,
-                p.variant,
-                STRIKE_HOLD_MS,
-                SETTLE_TIMEOUT_MS,
-                killing,
-            )
-            .await?;
+        FaultKind::Strike | FaultKind::StrikeFailover => {
+            let r = if p.kind == FaultKind::Strike {
+                migrate_then_strike(
+                    ctx,
+                    slot,
+                    &source,
+                    &target,
+                    opts,
+                    p.variant,
+                    STRIKE_HOLD_MS,
+                    SETTLE_TIMEOUT_MS,
+                    killing,
+                )
+                .await?
+            } else {
+                migrate_then_failover(
+                    ctx,
+                    slot,
+                    &source,
+                    &target,
+                    opts,
+                    p.variant,
+                    STRIKE_HOLD_MS,
+                    SETTLE_TIMEOUT_MS,
+                )
+                .await?
+            };
             let fixed: Vec<String> = r
                 .repair
                 .fixed
@@ -393,6 +409,7 @@ async fn cancel_midway(
 async fn fault(
     ctx: &Ctx,
     p: &Planned,
+    choice: FailoverChoice,
     partitioner: Option<&Partitioner>,
     killing: &Mutex<BTreeSet<String>>,
     stop: &CancellationToken,
@@ -443,12 +460,7 @@ async fn fault(
             }
             replicas.sort_by(|a, b| a.addr.cmp(&b.addr));
             let replica = &replicas[p.target as usize % replicas.len()];
-            let modes = [
-                FailoverMode::Default,
-                FailoverMode::Force,
-                FailoverMode::Takeover,
-            ];
-            let mode = modes[p.variant as usize % modes.len()];
+            let mode = choice.mode(p.variant);
             failover::failover(ctx, &replica.addr, mode).await?;
             target = format!("{} ({})", replica.addr, mode.name());
         }

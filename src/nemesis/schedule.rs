@@ -28,6 +28,9 @@ pub enum FaultKind {
     Cancel,
     /// A classic migration whose source or target is killed or paused half-way, then repaired.
     Strike,
+    /// A classic migration whose source or target master is failed over (`CLUSTER FAILOVER` on
+    /// its replica) half-way, then repaired; the case of redis/redis#6339.
+    StrikeFailover,
     /// SIGKILL a node, restart it later with the same config.
     Kill,
     /// SIGSTOP a node, SIGCONT it later.
@@ -42,13 +45,14 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Migrate,
         FaultKind::Atomic,
         FaultKind::Abort,
         FaultKind::FinalizeEarly,
         FaultKind::Cancel,
         FaultKind::Strike,
+        FaultKind::StrikeFailover,
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Failover,
@@ -65,6 +69,7 @@ impl FaultKind {
             FaultKind::FinalizeEarly => "finalize-early",
             FaultKind::Cancel => "cancel",
             FaultKind::Strike => "strike",
+            FaultKind::StrikeFailover => "strike-failover",
             FaultKind::Kill => "kill",
             FaultKind::Pause => "pause",
             FaultKind::Failover => "failover",
@@ -83,7 +88,13 @@ impl FaultKind {
                 | FaultKind::FinalizeEarly
                 | FaultKind::Cancel
                 | FaultKind::Strike
+                | FaultKind::StrikeFailover
         )
+    }
+
+    /// Whether this kind needs a replica per master (`--replicas 1`).
+    pub fn needs_replicas(self) -> bool {
+        matches!(self, FaultKind::Failover | FaultKind::StrikeFailover)
     }
 
     /// Whether this kind needs Valkey's atomic slot migration.
