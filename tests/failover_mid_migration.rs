@@ -108,20 +108,17 @@ fn redis_failover_mid_migration_loses_moved_keys() {
     );
 }
 
-/// Valkey 9.1 replicates the migration state: no data anomaly. While the target fails over, the
-/// source may still send `ASK` to the demoted target for a moment, which answers `MOVED` back:
-/// an op can bounce once or twice before it lands (`redirect-loop`, a routing flap that
-/// resolves; the verdict does not count it), so only the data classes must be absent.
+/// Valkey 9.1 replicates the migration state: no anomaly at all. While the target fails over,
+/// the source may still send `ASK` to the demoted target for a moment, which answers `MOVED`
+/// back: an op can bounce once or twice before it lands, inside the failover's interval, which
+/// is convergence during a view change (counted as a bounce), not a `redirect-loop`.
 #[test]
 fn valkey_failover_mid_migration_stays_valid() {
     let (code, d, _) = scenario("valkey");
     assert_eq!(d["verdict"], "valid", "{d:#}");
     assert_eq!(code, Some(0), "{d:#}");
     let classes = d["classes"].as_object().unwrap();
-    assert!(
-        classes.keys().all(|c| c == "redirect-loop"),
-        "data anomalies on Valkey: {d:#}"
-    );
+    assert!(classes.is_empty(), "anomalies on Valkey: {d:#}");
 }
 
 /// Seed 3 plans SIGKILLs (even variants) of masters (no replicas: every node is one), each held
