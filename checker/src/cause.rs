@@ -212,7 +212,10 @@ pub fn of_data(
     }
     let settings = Settings::of(history);
     // A slot left open or unserved is the cluster's state, not a lost value.
-    let topology = matches!(class, "open-slot" | "uncovered-slot" | "slot-map-disagreement");
+    let topology = matches!(
+        class,
+        "open-slot" | "uncovered-slot" | "slot-map-disagreement"
+    );
     let lossy = faults
         .iter()
         .filter(|_| !topology)
@@ -222,7 +225,7 @@ pub fn of_data(
         return Cause::new(CauseKind::DocumentedLoss, why).at(fault.begin_line);
     }
     for &slot in slots {
-        if let Some(cause) = migration_near(history, timeline, slot, window) {
+        if let Some(cause) = migration_near(history, timeline, faults, slot, window) {
             return cause;
         }
     }
@@ -232,40 +235,60 @@ pub fn of_data(
     )
 }
 
-/// A migration of `slot` that was open during `window`, or that began or ended in it.
+/// A migration of `slot` that was open during `window`, or that began or ended in it; a
+/// failover that landed while it ran is named.
 fn migration_near(
     history: &History,
     timeline: &Timeline,
+    faults: &[Fault],
     slot: u16,
     (first, last): (usize, Option<usize>),
 ) -> Option<Cause> {
     let last_event = last.unwrap_or(usize::MAX);
     let open_at = |e: usize| {
         let s = timeline.state_at(history, slot, e, None);
-        (s.phase != Phase::Stable).then_some(s)
+        (s.phase != Phase::Stable).then_some((s, e))
     };
-    let state = open_at(first).or_else(|| last.and_then(|l| open_at(l.saturating_add(1))));
-    if let Some(s) = state {
-        let line = s.migration_line.unwrap_or(0);
-        return Some(Cause::new(CauseKind::Migration, format!("{s}")).at(line));
-    }
-    let touched = timeline.migrations_of(slot).find(|m| {
-        m.steps
-            .iter()
-            .any(|s| s.event > first && s.event < last_event)
-    })?;
-    let line = line_of(history, touched.steps[0].event);
-    let (from, to) = (
-        touched.from.as_deref().unwrap_or("?"),
-        touched.to.as_deref().unwrap_or("?"),
+    let (why, migration) = match open_at(first).or_else(|| open_at(last?.saturating_add(1))) {
+        Some((state, at)) => {
+            let m = timeline
+                .migrations_of(slot)
+                .filter(|m| m.steps[0].event < at)
+                .last()?;
+            (state.to_string(), m)
+        }
+        None => {
+            let m = timeline.migrations_of(slot).find(|m| {
+                m.steps
+                    .iter()
+                    .any(|s| s.event > first && s.event < last_event)
+            })?;
+            let (from, to) = (
+                m.from.as_deref().unwrap_or("?"),
+                m.to.as_deref().unwrap_or("?"),
+            );
+            (
+                format!("slot {slot} migrated {from} -> {to} between its ops"),
+                m,
+            )
+        }
+    };
+    let (start, end) = (
+        migration.steps[0].event,
+        migration.end_event.unwrap_or(usize::MAX),
     );
-    Some(
-        Cause::new(
-            CauseKind::Migration,
-            format!("slot {slot} migrated {from} -> {to} between its ops"),
-        )
-        .at(line),
-    )
+    let failover = faults
+        .iter()
+        .find(|f| f.f == "failover" && f.begin_event > start && f.begin_event < end);
+    let why = match failover {
+        Some(f) => format!(
+            "{why}; {f} landed while the slot migrated (a new master that does not inherit \
+             IMPORTING/MIGRATING answers for moved keys as if they were absent: Redis before \
+             8.0, redis/redis#6339)"
+        ),
+        None => why,
+    };
+    Some(Cause::new(CauseKind::Migration, why).at(line_of(history, start)))
 }
 
 #[cfg(test)]
