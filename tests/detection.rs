@@ -140,6 +140,25 @@ fn client_bug_ask_without_asking_is_named_and_blamed_on_the_client() {
     assert!(d["causes"].get("unexplained").is_none(), "{d:#}");
 }
 
+/// A client that takes ASK for a reason to refresh its map and goes back to the source (old
+/// redis-rs): the return to the source is named after the mistake and blamed on the client.
+#[test]
+fn client_bug_ask_as_moved_is_named_and_blamed_on_the_client() {
+    let tmp = tempfile::tempdir().unwrap();
+    let case = Case {
+        server: "valkey",
+        args: &["--client-bug", "ask-as-moved"],
+        expected: Some("ask-as-moved"),
+        verdict: "invalid",
+    };
+    let d = run(&case, tmp.path());
+    assert!(
+        d["causes"]["client"]["ask-as-moved"].as_u64() > Some(0),
+        "{d:#}"
+    );
+    assert!(d["causes"].get("unexplained").is_none(), "{d:#}");
+}
+
 /// A real scenario: finalizing a migration early makes the source drop the keys it held.
 #[test]
 fn scenario_finalize_early_loses_writes() {

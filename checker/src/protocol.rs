@@ -15,7 +15,9 @@
 //!   brought the client back to it: the nodes disagree on who serves the slot.
 //!
 //! All three are judged only where the cluster's view was unchanged while the op ran: no
-//! migration step of its slot and no fault on a node of its path. A bounce during a view change
+//! migration step of its slot and no fault on a node of its path; a path that went back to the
+//! source after `ASK` twice or more is judged whatever the migration did, unless a fault struck
+//! the `ASK` target meanwhile. A bounce during a view change
 //! that resolves (a failover, a finalizing migration) is convergence, counted in
 //! [`PathCounts::bounces`], never an anomaly. Codis steps (PikiwiDB) are a router's own choice and
 //! are not judged here.
@@ -86,7 +88,7 @@ pub fn violations(
         if shape.is_straight() {
             continue;
         }
-        if !scene.view_unchanged(op) {
+        if !scene.view_unchanged(op) && !scene.returns_again(op, &shape) {
             out.paths.bounces += u64::from(shape.bends());
             out.paths.breaks += u64::from(!shape.bends() && shape.broke);
             continue;
@@ -115,6 +117,8 @@ struct Shape {
     ask_moved: Option<usize>,
     /// First `i` with `ASK A -> B` at `i - 1` and hop `i` starting at `A` again.
     ask_return: Option<usize>,
+    /// How many times the path went back to the source after an `ASK`.
+    ask_returns: usize,
     /// First `(j, k)`: hop `k` repeats hop `j` (same node, kind and target), and the chain of
     /// redirects from `j` led the client back to that node.
     looped: Option<(usize, usize)>,
@@ -140,6 +144,7 @@ impl Shape {
                 }
                 if !followed && cur.from == prev.from {
                     shape.ask_return.get_or_insert(i);
+                    shape.ask_returns += 1;
                 }
             }
             if shape.looped.is_none() && matches!(cur.kind, RedirectKind::Moved | RedirectKind::Ask)
@@ -189,6 +194,21 @@ impl Scene<'_> {
             .filter(|f| f.overlaps(first, last))
             .any(|f| f.f == "failover" || on_path(&f.node));
         !migrating && !faulted
+    }
+
+    /// Whether the op went back to the source after an `ASK` more than once with no fault on the
+    /// `ASK` target while it ran: a correct client never does, whatever the migration does
+    /// meanwhile (one return may follow a timeout at the target; two do not).
+    fn returns_again(&self, op: &Op, shape: &Shape) -> bool {
+        let Some(i) = shape.ask_return.filter(|_| shape.ask_returns >= 2) else {
+            return false;
+        };
+        let target = &op.redirects[i - 1].to;
+        !self
+            .faults
+            .iter()
+            .filter(|f| f.overlaps(op.invoke_event, op.complete_event))
+            .any(|f| f.f == "failover" || f.node.as_ref().is_none_or(|n| n == target))
     }
 
     /// The failover recorded after the slot's current migration began and before the op ended.
@@ -396,6 +416,7 @@ mod tests {
         );
         // ASK taken for a map refresh: back to the source, never to b.
         assert_eq!(shape("ask a b; ask a b"), (None, Some(1), None, true));
+        assert_eq!(Shape::of(&hops("ask a b; ask a b; ask a b")).ask_returns, 2);
         // Two nodes that each name the other as the owner.
         assert_eq!(
             shape("moved a b; moved b a; moved a b"),
