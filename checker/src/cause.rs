@@ -149,6 +149,23 @@ impl Settings {
     }
 }
 
+/// The header's nodes reached through a proxy of ours: proxy address to the node's own.
+fn proxies(history: &History) -> std::collections::HashMap<String, String> {
+    let nodes = history
+        .header
+        .as_ref()
+        .and_then(|h| h.run.get("nodes"))
+        .and_then(Value::as_array);
+    nodes
+        .into_iter()
+        .flatten()
+        .filter_map(|n| {
+            let proxy = n.get("proxy")?.as_str()?;
+            Some((proxy.to_string(), n.get("addr")?.as_str()?.to_string()))
+        })
+        .collect()
+}
+
 /// Why `fault` loses acknowledged writes by design under `settings`, or `None` if it does not.
 /// `nodes` are the nodes the anomaly's ops met (empty: any node may be concerned): a kill, pause
 /// or partition counts only on one of them, a failover anywhere.
@@ -160,14 +177,25 @@ pub fn documented_loss(
 ) -> Option<String> {
     let value = history.events.get(fault.begin_event).map(|e| &e.value);
     let text = |name: &str| value.and_then(|v| v.get(name)).and_then(Value::as_str);
+    // Cut off from clients only: the other nodes still see it, no replica is promoted.
+    let from_clients = match value.and_then(|v| v.get("from")) {
+        Some(Value::String(f)) => f == "clients",
+        Some(Value::Array(a)) => a.iter().all(|f| f.as_str() == Some("clients")),
+        _ => false,
+    };
     let isolated: Vec<&str> = match value.and_then(|v| v.get("isolated")) {
         Some(Value::String(n)) => vec![n.as_str()],
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
         _ => fault.node.as_deref().into_iter().collect(),
     };
+    // Clients may reach a node through its proxy: compare nodes by their own address.
+    let aliases = proxies(history);
+    let own = |n: &str| aliases.get(n).cloned().unwrap_or_else(|| n.to_string());
+    let nodes: Vec<String> = nodes.iter().map(|n| own(n)).collect();
+    let met = |n: &str| nodes.contains(&own(n));
     let touches = nodes.is_empty()
-        || fault.node.as_deref().is_some_and(|n| nodes.contains(&n))
-        || isolated.iter().any(|n| nodes.contains(n));
+        || fault.node.as_deref().is_some_and(met)
+        || isolated.iter().any(|n| met(n));
     // Held past the node timeout, a master's replica is promoted.
     let held_ms = fault
         .end_ns
@@ -185,7 +213,7 @@ pub fn documented_loss(
         ("kill" | "shutdown" | "pause", _) if touches && promotes => Some(format!(
             "{fault}, held {held_ms} ms past the node timeout: {asynchronous}"
         )),
-        ("partition", _) if touches && promotes && text("from") != Some("clients") => Some(format!(
+        ("partition", _) if touches && promotes && !from_clients => Some(format!(
             "{fault}, held {held_ms} ms past the node timeout: a master cut off from the other nodes keeps acknowledging writes that its promoted replica never sees (asynchronous replication)"
         )),
         _ => None,
@@ -315,6 +343,18 @@ mod tests {
         let all = faults(&history);
         assert_eq!(all.len(), 1, "{all:?}");
         documented_loss(&all[0], &history, Settings::of(&history), &["a"]).is_some()
+    }
+
+    #[test]
+    fn nodes_met_through_a_proxy_are_the_nodes_behind_it() {
+        let text = "{\"type\":\"header\",\"format\":\"slotcheck-history\",\"version\":1,\
+                    \"persistence\":\"off\",\"nodes\":[{\"addr\":\"a\",\"proxy\":\"pa\"}]}\n\
+                    {\"type\":\"info\",\"process\":\"nemesis\",\"f\":\"kill\",\"value\":{\"phase\":\"begin\",\"node\":\"a\"},\"time\":1}\n";
+        let history = History::parse(text.as_bytes(), "t").unwrap();
+        let fault = &faults(&history)[0];
+        let settings = Settings::of(&history);
+        assert!(documented_loss(fault, &history, settings, &["pa"]).is_some());
+        assert!(documented_loss(fault, &history, settings, &["pb"]).is_none());
     }
 
     #[test]
