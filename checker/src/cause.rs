@@ -301,6 +301,10 @@ fn migration_near(
             )
         }
     };
+    if let Some(how) = deliberate(migration) {
+        let line = line_of(history, migration.steps[0].event);
+        return Some(Cause::new(CauseKind::DocumentedLoss, format!("{why}; {how}")).at(line));
+    }
     let (start, end) = (
         migration.steps[0].event,
         migration.end_event.unwrap_or(usize::MAX),
@@ -317,6 +321,26 @@ fn migration_near(
         None => why,
     };
     Some(Cause::new(CauseKind::Migration, why).at(line_of(history, start)))
+}
+
+/// How a migration the nemesis broke on purpose loses keys by design: an abort (`SETSLOT
+/// STABLE` after keys moved strands them on the target) or an early finalization (the owner set
+/// before the source was empty drops what the source still held).
+fn deliberate(m: &crate::phase::Migration) -> Option<&'static str> {
+    const ABORT: &str = "the nemesis aborted the migration (SETSLOT STABLE) after keys moved: \
+                         they are stranded on the target by design (abort)";
+    const EARLY: &str = "the nemesis set the new owner before the source was empty: the source \
+                         dropped what it still held, by design (finalize-early)";
+    m.steps.iter().find_map(|s| {
+        let phase = s.value.get("phase").and_then(Value::as_str);
+        let early = s.value.get("early").and_then(Value::as_bool) == Some(true);
+        match (s.f.as_str(), phase) {
+            ("migrate-step", Some("stable")) => Some(ABORT),
+            ("migrate-step", Some("keys-lost")) => Some(EARLY),
+            ("migrate-step", Some("finalized")) if early => Some(EARLY),
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]
