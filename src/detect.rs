@@ -58,17 +58,11 @@ impl Detection {
 /// Renders as a few lines: classes, precondition, expectation.
 impl fmt::Display for Detection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let classes: Vec<String> = self
-            .classes
-            .iter()
-            .map(|(c, n)| format!("{c} {n}"))
-            .collect();
-        let classes = if classes.is_empty() {
-            "none".to_string()
-        } else {
-            classes.join(", ")
-        };
-        write!(f, "anomaly classes: {classes}")?;
+        write!(
+            f,
+            "anomaly classes: {}",
+            checker::counts_text(&self.classes)
+        )?;
         if !self.causes.is_empty() {
             write!(f, "\nby cause: {}", checker::causes_line(&self.causes))?;
         }

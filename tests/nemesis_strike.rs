@@ -10,7 +10,7 @@ use serde_json::Map;
 use slotcheck::harness::{Admin, Cluster, ClusterSpec, ServerKind};
 use slotcheck::nemesis::migrate::{MigrateOptions, Peer};
 use slotcheck::nemesis::migrate_repair::wait_no_open_slots;
-use slotcheck::nemesis::migrate_strike::migrate_then_strike;
+use slotcheck::nemesis::migrate_strike::{migrate_then_strike, Strike};
 use slotcheck::nemesis::Ctx;
 use workloads::{key_slot, Recorder};
 
@@ -82,19 +82,16 @@ async fn strike(kind: ServerKind, variant: u32) -> (Vec<usize>, usize, String) {
         ..MigrateOptions::default()
     };
     let killing = Mutex::new(BTreeSet::new());
-    let r = migrate_then_strike(
-        &ctx,
-        SLOT,
-        &masters[0],
-        &masters[1],
-        &opts,
+    let strike = Strike {
+        slot: SLOT,
+        source: &masters[0],
+        target: &masters[1],
+        opts: &opts,
         variant,
-        HOLD_MS,
-        SETTLE_MS,
-        &killing,
-    )
-    .await
-    .unwrap();
+        hold_ms: HOLD_MS,
+        settle_ms: SETTLE_MS,
+    };
+    let r = migrate_then_strike(&ctx, &strike, &killing).await.unwrap();
     eprintln!("{kind} variant {variant}: {r:?}");
     assert_eq!(r.moved, BATCH, "the strike came after one batch");
     assert!(killing.lock().unwrap().is_empty());

@@ -131,12 +131,7 @@ impl fmt::Display for RedirectAnalysis {
         for fault in &self.faults {
             *verbs.entry(fault.f.as_str()).or_default() += 1;
         }
-        let verbs: Vec<String> = verbs.iter().map(|(v, n)| format!("{v} {n}")).collect();
-        let verbs = if verbs.is_empty() {
-            "none".to_string()
-        } else {
-            verbs.join(", ")
-        };
+        let verbs = crate::report::counts_text(&verbs);
         writeln!(
             f,
             "migrations: {}; faults and repairs: {verbs}",

@@ -92,7 +92,7 @@ pub use kind::ModelKind;
 pub use model::register::{Register, RegisterOp};
 pub use model::{Model, OpModel};
 pub use op::{Op, OpError, Ops, Outcome};
-pub use report::{causes_line, KeyReport, OutcomeCounts, RedirectCounts, Report};
+pub use report::{causes_line, counts_text, KeyReport, OutcomeCounts, RedirectCounts, Report};
 pub use slot::{codis_slot, key_slot, ClusterSlots, CodisSlots, SlotFunction};
 pub use stream::{FileError, HELD_BYTES_MAX};
 pub use validity::Validity;

@@ -108,16 +108,7 @@ pub fn redirect_stats(history: &History, ops: &[Op], timeline: &Timeline) -> Red
 impl fmt::Display for RedirectStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = |r: &RedirectCounts| r.to_string();
-        let violations: Vec<String> = self
-            .violations
-            .iter()
-            .map(|(class, n)| format!("{class} {n}"))
-            .collect();
-        let violations = if violations.is_empty() {
-            "none".to_string()
-        } else {
-            violations.join(", ")
-        };
+        let violations = crate::report::counts_text(&self.violations);
         write!(
             f,
             "redirected ops: {} (at most {} hops); protocol violations: {violations}; \

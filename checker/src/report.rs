@@ -300,12 +300,24 @@ impl Report {
 pub fn causes_line(causes: &BTreeMap<CauseKind, BTreeMap<String, usize>>) -> String {
     let parts: Vec<String> = causes
         .iter()
-        .map(|(cause, classes)| {
-            let classes: Vec<String> = classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
-            format!("{cause}: {}", classes.join(", "))
-        })
+        .map(|(cause, classes)| format!("{cause}: {}", counts_text(classes)))
         .collect();
     parts.join("; ")
+}
+
+/// Counts by name as one line, `lost-write 2, stale-read 1`, or `none`.
+pub fn counts_text<K: fmt::Display, N: fmt::Display>(
+    counts: impl IntoIterator<Item = (K, N)>,
+) -> String {
+    let parts: Vec<String> = counts
+        .into_iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// A compact human summary: verdict, counts, then one line per key that is not valid.

@@ -11,7 +11,7 @@
 
 use super::error::NemesisError;
 use super::failover::{self, FailoverMode};
-use super::migrate::{open_slot, MigrateOptions, Peer};
+use super::migrate::{open_slot, MigrateOptions, OpenSlot, Peer};
 use super::migrate_repair::{open_slots, repair, RepairReport};
 use super::{process, Ctx};
 use crate::harness::{parse_nodes, Admin};
@@ -38,36 +38,67 @@ pub struct StrikeReport {
     pub repair: RepairReport,
 }
 
-/// Opens `slot` from `source` to `target`, moves one batch, then strikes one side: `variant`
-/// bit 0 picks the target (else the source), bit 1 picks pause (else kill). The node is held
-/// down for `hold_ms`, brought back, and the cluster repaired within `settle_ms`. Nodes being
-/// killed are listed in `killing` so that the crash watcher does not count them.
-#[allow(clippy::too_many_arguments)]
-pub async fn migrate_then_strike(
-    ctx: &Ctx,
-    slot: u16,
-    source: &Peer,
-    target: &Peer,
-    opts: &MigrateOptions,
-    variant: u32,
-    hold_ms: u64,
-    settle_ms: u64,
-    killing: &Mutex<BTreeSet<String>>,
-) -> Result<StrikeReport, NemesisError> {
-    let err = |e: super::migrate::MigrateError| NemesisError::Migration(e.to_string());
-    let mut open = open_slot(&ctx.recorder, slot, source, target, opts)
+/// One struck migration: the slot, its two sides, how it migrates, which side and how it is
+/// struck (`variant`), how long the strike is held and how long the repair may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Strike<'a> {
+    /// The slot to open.
+    pub slot: u16,
+    /// Its owner.
+    pub source: &'a Peer,
+    /// Where it moves.
+    pub target: &'a Peer,
+    /// How the classic migration paces itself.
+    pub opts: &'a MigrateOptions,
+    /// Bit 0 picks the target (else the source); the other bits pick the way to strike.
+    pub variant: u32,
+    /// How long the struck side is held down (or the new master left alone) before the repair.
+    pub hold_ms: u64,
+    /// How long the repair may take.
+    pub settle_ms: u64,
+}
+
+impl Strike<'_> {
+    /// Opens the slot and moves one batch; returns the open slot, the keys moved and the side
+    /// to strike (`source` or `target`, and its address).
+    async fn open_one_batch(
+        &self,
+        ctx: &Ctx,
+    ) -> Result<(OpenSlot, usize, &'static str, String), NemesisError> {
+        let err = |e: super::migrate::MigrateError| NemesisError::Migration(e.to_string());
+        let mut open = open_slot(
+            &ctx.recorder,
+            self.slot,
+            self.source,
+            self.target,
+            self.opts,
+        )
         .await
         .map_err(err)?;
-    open.move_batches(1).await.map_err(err)?;
-    let moved = open.moved().len();
+        open.move_batches(1).await.map_err(err)?;
+        let moved = open.moved().len();
+        let (role, node) = if self.variant & 1 == 1 {
+            ("target", self.target.addr.clone())
+        } else {
+            ("source", self.source.addr.clone())
+        };
+        Ok((open, moved, role, node))
+    }
+}
+
+/// Opens the slot, moves one batch, then strikes one side: `variant` bit 0 picks the target
+/// (else the source), bit 1 picks pause (else kill). The node is held down for `hold_ms`,
+/// brought back, and the cluster repaired within `settle_ms`. Nodes being killed are listed in
+/// `killing` so that the crash watcher does not count them.
+pub async fn migrate_then_strike(
+    ctx: &Ctx,
+    strike: &Strike<'_>,
+    killing: &Mutex<BTreeSet<String>>,
+) -> Result<StrikeReport, NemesisError> {
+    let (open, moved, role, node) = strike.open_one_batch(ctx).await?;
     drop(open);
-    let (role, node) = if variant & 1 == 1 {
-        ("target", target.addr.clone())
-    } else {
-        ("source", source.addr.clone())
-    };
-    let kill = variant & 2 == 0;
-    let hold = Duration::from_millis(hold_ms);
+    let kill = strike.variant & 2 == 0;
+    let hold = Duration::from_millis(strike.hold_ms);
     if kill {
         lock(killing).insert(node.clone());
         let killed = process::kill(ctx, &node).await;
@@ -83,7 +114,7 @@ pub async fn migrate_then_strike(
         tokio::time::sleep(hold).await;
         process::resume(ctx, &node).await?;
     }
-    let repair = repair_settled(ctx, settle_ms).await?;
+    let repair = repair_settled(ctx, strike.settle_ms).await?;
     Ok(StrikeReport {
         how: if kill { "killed" } else { "paused" },
         role,
@@ -94,38 +125,22 @@ pub async fn migrate_then_strike(
     })
 }
 
-/// Opens `slot` from `source` to `target`, moves one batch, then fails over one side while the
-/// slot is half-migrated: `variant` bit 0 picks the target (else the source); the replica that
-/// takes over is the seeded (`variant >> 1`) one of its live replicas. `CLUSTER FAILOVER` (the
-/// default, coordinated kind) is sent and awaited until every reachable node lists the replica
-/// as master ([`failover::failover_landed`], not waiting for `cluster_state:ok`: on Redis 7.0 the
+/// Opens the slot, moves one batch, then fails over one side while the slot is half-migrated:
+/// `variant` bit 0 picks the target (else the source); the replica that takes over is the
+/// seeded (`variant >> 1`) one of its live replicas. `CLUSTER FAILOVER` (the default,
+/// coordinated kind) is sent and awaited until every reachable node lists the replica as master
+/// ([`failover::failover_landed`], not waiting for `cluster_state:ok`: on Redis 7.0 the
 /// importing target may say `fail` until the repair; recorded as `failover` events, `mode`
-/// `default`, `agreed: false`); then `migrate-step` `failed-over` records the slot, `role`, the struck `node`,
-/// the `replica`, `moved_total` and `promoted` (or `error`); then the cluster is repaired
-/// `hold_ms` later (clients meet the half-migrated slot under its new master meanwhile),
-/// within `settle_ms` as [`migrate_then_strike`] does.
-#[allow(clippy::too_many_arguments)]
+/// `default`, `agreed: false`); then `migrate-step` `failed-over` records the slot, `role`, the
+/// struck `node`, the `replica`, `moved_total` and `promoted` (or `error`); then the cluster is
+/// repaired `hold_ms` later (clients meet the half-migrated slot under its new master
+/// meanwhile), within `settle_ms` as [`migrate_then_strike`] does.
 pub async fn migrate_then_failover(
     ctx: &Ctx,
-    slot: u16,
-    source: &Peer,
-    target: &Peer,
-    opts: &MigrateOptions,
-    variant: u32,
-    hold_ms: u64,
-    settle_ms: u64,
+    strike: &Strike<'_>,
 ) -> Result<StrikeReport, NemesisError> {
-    let err = |e: super::migrate::MigrateError| NemesisError::Migration(e.to_string());
-    let mut open = open_slot(&ctx.recorder, slot, source, target, opts)
-        .await
-        .map_err(err)?;
-    open.move_batches(1).await.map_err(err)?;
-    let moved = open.moved().len();
-    let (role, node) = if variant & 1 == 1 {
-        ("target", target.addr.clone())
-    } else {
-        ("source", source.addr.clone())
-    };
+    let (open, moved, role, node) = strike.open_one_batch(ctx).await?;
+    let (variant, hold_ms, settle_ms) = (strike.variant, strike.hold_ms, strike.settle_ms);
     let mut replicas: Vec<String> = failover::replicas_of(ctx, &node)
         .await?
         .into_iter()

@@ -8,7 +8,7 @@ use super::migrate::{migrate_slot, MigrateOptions, Peer};
 use super::migrate_atomic::{cancel_atomic, migrate_atomic, AtomicOptions};
 use super::migrate_interrupt::{migrate_then_abort, migrate_then_finalize_early};
 use super::migrate_repair::repair;
-use super::migrate_strike::{migrate_then_failover, migrate_then_strike, repair_settled};
+use super::migrate_strike::{migrate_then_failover, migrate_then_strike, repair_settled, Strike};
 use super::net::{Partition, Partitioner};
 use super::process;
 use super::proxy;
@@ -286,31 +286,19 @@ async fn migration(
             (0, state)
         }
         FaultKind::Strike | FaultKind::StrikeFailover => {
+            let strike = Strike {
+                slot,
+                source: &source,
+                target: &target,
+                opts,
+                variant: p.variant,
+                hold_ms: STRIKE_HOLD_MS,
+                settle_ms: SETTLE_TIMEOUT_MS,
+            };
             let r = if p.kind == FaultKind::Strike {
-                migrate_then_strike(
-                    ctx,
-                    slot,
-                    &source,
-                    &target,
-                    opts,
-                    p.variant,
-                    STRIKE_HOLD_MS,
-                    SETTLE_TIMEOUT_MS,
-                    killing,
-                )
-                .await?
+                migrate_then_strike(ctx, &strike, killing).await?
             } else {
-                migrate_then_failover(
-                    ctx,
-                    slot,
-                    &source,
-                    &target,
-                    opts,
-                    p.variant,
-                    STRIKE_HOLD_MS,
-                    SETTLE_TIMEOUT_MS,
-                )
-                .await?
+                migrate_then_failover(ctx, &strike).await?
             };
             let fixed: Vec<String> = r
                 .repair

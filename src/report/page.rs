@@ -169,10 +169,7 @@ pub fn summary(out: &mut String, p: &Prepared) {
     let causes: Vec<(String, String)> = r
         .causes
         .iter()
-        .map(|(cause, classes)| {
-            let classes: Vec<String> = classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
-            (cause.to_string(), classes.join(", "))
-        })
+        .map(|(cause, classes)| (cause.to_string(), checker::counts_text(classes)))
         .collect();
     if !causes.is_empty() {
         table(out, "anomalies by cause", &causes);
