@@ -458,7 +458,12 @@ impl Attribution<'_> {
             nodes.extend([hop.from.as_str(), hop.to.as_str()]);
         }
         let (faults, timeline) = (&self.faults, &self.timeline);
-        let window = (first, last);
+        // A finding about what the nodes hold after the run may come from anything after its ops.
+        let end_state = matches!(
+            class,
+            "final-state-mismatch" | "stranded-key" | "duplicated-key" | "replica-divergence"
+        );
+        let window = (first, if end_state { None } else { last });
         cause::of_data(
             self.history,
             timeline,

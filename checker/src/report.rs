@@ -220,8 +220,12 @@ pub struct Report {
     /// analysis ran (`analyze_redirects`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_analysis: Option<crate::context::RedirectAnalysis>,
-    /// Every anomaly and invalid key, by cause (unexplained and migration first), then by class.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// Every anomaly and invalid key, by cause (unexplained and migration first), then by class;
+    /// written as a list in that order: `[{"cause": ..., "count": N, "classes": {...}}, ...]`.
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "causes_in_order"
+    )]
     pub causes: BTreeMap<CauseKind, BTreeMap<String, usize>>,
 }
 
@@ -294,6 +298,25 @@ impl Report {
         }
         self.causes = causes;
     }
+}
+
+/// `causes` as a list in report order, so that JSON readers (and JSON maps, which sort their
+/// keys) keep unexplained and migration first.
+fn causes_in_order<S: serde::Serializer>(
+    causes: &BTreeMap<CauseKind, BTreeMap<String, usize>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Group<'a> {
+        cause: CauseKind,
+        count: usize,
+        classes: &'a BTreeMap<String, usize>,
+    }
+    serializer.collect_seq(causes.iter().map(|(&cause, classes)| Group {
+        cause,
+        count: classes.values().sum(),
+        classes,
+    }))
 }
 
 /// `unexplained: lost-write 2; client: ask-without-asking 5`, causes in report order.
