@@ -1,0 +1,120 @@
+//! Issue 21, the run side: bad arguments and environments exit 254 before anything is created,
+//! `verify` with an unreachable node, SIGTERM during a partition, `soak --check --window`, and
+//! the bound on `--keys`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn slotcheck() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_slotcheck"))
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `slotcheck test ARGS --output DIR` and returns its output.
+fn test_run(args: &[&str], dir: &Path) -> Output {
+    slotcheck()
+        .arg("test")
+        .args(args)
+        .arg("--output")
+        .arg(dir)
+        .output()
+        .expect("run slotcheck")
+}
+
+#[test]
+fn bad_arguments_exit_254_and_create_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: &[&[&str]] = &[
+        &["--masters", "0"],
+        &["--clients", "0"],
+        &["--keys", "0"],
+        &["--migrate-batch", "0"],
+        &["--replicas", "5", "--masters", "1"],
+        &["--nemesis", "bogus"],
+        &["--nemesis", ""],
+        &["--scenario", "bogus"],
+        &["--client-bug", "bogus"],
+        &["--timeout", "0s"],
+        &["--masters", "1000"],
+    ];
+    for (i, args) in cases.iter().enumerate() {
+        let dir = tmp.path().join(format!("run{i}"));
+        let out = test_run(args, &dir);
+        assert_eq!(out.status.code(), Some(254), "{args:?}: {}", show(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("[ERR]"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Some("), "no debug text: {stderr}");
+        assert!(!dir.exists(), "{args:?} created {}", dir.display());
+    }
+}
+
+#[test]
+fn a_missing_or_wrong_server_binary_exits_254() {
+    let tmp = tempfile::tempdir().unwrap();
+    for binary in ["/nonexistent/redis-server", "/bin/true"] {
+        let dir = tmp.path().join("run");
+        let out = slotcheck()
+            .args(["test", "--duration", "1s", "--output"])
+            .arg(&dir)
+            .env("SLOTCHECK_REDIS_SERVER", binary)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(254), "{binary}: {}", show(&out));
+        assert!(!dir.exists(), "{binary}: the output directory was created");
+    }
+}
+
+#[test]
+fn an_unusable_output_exits_254_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let under_file = file.join("run");
+    let proc_dir = Path::new("/proc");
+    for dir in [file.as_path(), under_file.as_path(), proc_dir] {
+        let out = test_run(&["--duration", "1s"], dir);
+        assert_eq!(out.status.code(), Some(254), "{}: {}", dir.display(), show(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("--output {}", dir.display())),
+            "names the path: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_earlier_run_is_kept_unless_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("history.jsonl"), "earlier\n").unwrap();
+    let args = [
+        "--nemesis", "none", "--masters", "1", "--clients", "2", "--keys", "4", "--duration", "1s",
+        "--seed", "1",
+    ];
+    let out = test_run(&args, &dir);
+    assert_eq!(out.status.code(), Some(254), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("history.jsonl")).unwrap(),
+        "earlier\n",
+        "the earlier run is untouched"
+    );
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let out = test_run(&forced, &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(dir.join("results.json").is_file());
+    assert_ne!(
+        std::fs::read_to_string(dir.join("history.jsonl")).unwrap(),
+        "earlier\n"
+    );
+}
