@@ -118,3 +118,28 @@ fn an_earlier_run_is_kept_unless_force() {
         "earlier\n"
     );
 }
+
+#[test]
+fn soak_check_takes_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let segments = tmp.path().join("segments");
+    std::fs::create_dir_all(&segments).unwrap();
+    // A history whose header has no soak_window_ms: only --window can say how to cut it.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("histories/register-ok.jsonl");
+    std::fs::copy(&fixture, segments.join("000001.jsonl")).unwrap();
+    let out = slotcheck()
+        .args(["soak", "--check"])
+        .arg(tmp.path())
+        .args(["--window", "30s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(tmp.path().join("check-windows.jsonl").is_file());
+    let out = slotcheck()
+        .args(["soak", "--check"])
+        .arg(tmp.path())
+        .args(["--window", "10ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(254), "{}", show(&out));
+}
