@@ -408,6 +408,10 @@ fn pika_args(a: &TestArgs) -> Result<slotcheck::pika::cli::PikaArgs, BadInput> {
     })
 }
 
+/// Most keys a run may spread over: every key is read once more after the run, verified and
+/// checked; at 10M keys the final reads alone took minutes.
+const KEYS_MAX: usize = 100_000;
+
 /// Validates `slotcheck test` flags into a [`RunConfig`] before anything is created or started:
 /// flag values, the cluster's shape, the nemesis, scenario and bugs, and the server binary.
 fn test_config(a: TestArgs) -> Result<RunConfig> {
@@ -420,8 +424,12 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
     if a.clients == 0 {
         refuse!("--clients must be at least 1");
     }
-    if a.keys == 0 {
-        refuse!("--keys must be at least 1");
+    if a.keys == 0 || a.keys > KEYS_MAX {
+        refuse!(
+            "--keys must be 1 to {KEYS_MAX}, not {} (every key is read back after the run, \
+             verified and checked)",
+            a.keys
+        );
     }
     if a.migrate_batch == 0 {
         refuse!("--migrate-batch must be at least 1");

@@ -195,10 +195,11 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     drop(partitioner);
     match &healed {
         Ok(()) if !interrupted => {
-            status("Reading every key once more");
-            final_reads(&workload_cfg, seeds, recorder.clone())
-                .await
-                .context("final reads")?;
+            status(&format!("Reading every key once more ({} keys)", cfg.keys));
+            let reading = crate::term::spinner(&format!("final reads of {} keys", cfg.keys));
+            let read = final_reads(&workload_cfg, seeds, recorder.clone()).await;
+            reading.finish_and_clear();
+            read.context("final reads")?;
         }
         Ok(()) => {}
         Err(e) => warn(&format!("the cluster did not settle, no final reads: {e}")),

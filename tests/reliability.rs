@@ -44,6 +44,7 @@ fn bad_arguments_exit_254_and_create_nothing() {
         &["--client-bug", "bogus"],
         &["--timeout", "0s"],
         &["--masters", "1000"],
+        &["--keys", "10000000", "--duration", "3s"],
     ];
     for (i, args) in cases.iter().enumerate() {
         let dir = tmp.path().join(format!("run{i}"));
