@@ -144,3 +144,75 @@ fn soak_check_takes_window() {
         .unwrap();
     assert_eq!(out.status.code(), Some(254), "{}", show(&out));
 }
+
+/// A cluster from `slotcheck cluster up`, with one node paused; resumed and stopped on drop,
+/// also when the test fails.
+struct PausedCluster {
+    dir: std::path::PathBuf,
+    paused: Option<u32>,
+}
+
+impl Drop for PausedCluster {
+    fn drop(&mut self) {
+        if let Some(pid) = self.paused {
+            let _ = Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .status();
+        }
+        let _ = slotcheck()
+            .args(["cluster", "down", "--dir"])
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+#[test]
+fn verify_names_an_unreachable_node_and_checks_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let mut cluster = PausedCluster {
+        dir: dir.clone(),
+        paused: None,
+    };
+    let up = slotcheck()
+        .args(["cluster", "up", "--masters", "3", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(up.status.code(), Some(0), "{}", show(&up));
+    // Lines `ADDR ID pid PID`, masters in slot order: the second owns 5461-10922.
+    let nodes: Vec<(String, u32)> = String::from_utf8_lossy(&up.stdout)
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() == 4 && w[2] == "pid").then(|| (w[0].to_string(), w[3].parse().unwrap()))
+        })
+        .collect();
+    assert_eq!(nodes.len(), 3, "{}", show(&up));
+    let (stopped, pid) = nodes[1].clone();
+    let status = Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    cluster.paused = Some(pid);
+
+    let out = slotcheck()
+        .args(["verify", "--json", &nodes[0].0])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let anomalies = v["anomalies"].as_array().unwrap();
+    let classes: Vec<&str> = anomalies
+        .iter()
+        .map(|a| a["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(classes, ["node-unreachable"], "{}", show(&out));
+    let text = anomalies[0]["explanation"].as_str().unwrap();
+    assert!(text.contains(&stopped), "names the node: {text}");
+    assert_eq!(anomalies[0]["data"]["node"], stopped.as_str());
+    let all = String::from_utf8_lossy(&out.stdout);
+    assert!(!all.contains("Some("), "no debug text: {all}");
+    assert_eq!(v["slots_covered"], 16384);
+}
