@@ -216,3 +216,109 @@ fn verify_names_an_unreachable_node_and_checks_the_rest() {
     assert!(!all.contains("Some("), "no debug text: {all}");
     assert_eq!(v["slots_covered"], 16384);
 }
+
+/// Whether `pid` is a live process (not a zombie).
+fn pid_alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit(") ").next().unwrap_or("");
+            !state.starts_with('Z') && !state.starts_with('X')
+        })
+        .unwrap_or(false)
+}
+
+fn iptables_rules() -> String {
+    let out = Command::new("iptables").args(["-w", "5", "-S"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// SIGTERM while a partition is in force: the run heals, stops its servers, checks and prints a
+/// verdict, writes results.json, and leaves no iptables chain; a chain left by a dead run is
+/// removed at its start.
+#[test]
+fn sigterm_during_a_partition_stops_gracefully() {
+    if let Err(e) = slotcheck::nemesis::net::available() {
+        eprintln!("skipped: {e}");
+        return;
+    }
+    // A chain of a run that died: its pid is gone.
+    let dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    let _ = { dead }.wait();
+    let stale = format!("SLOTCHECK-{dead_pid}-0");
+    let made = Command::new("iptables").args(["-w", "5", "-N", &stale]).status();
+    assert!(made.unwrap().success());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let mut child = slotcheck()
+        .args([
+            "test", "--nemesis", "partition", "--nemesis-interval", "300ms", "--fault-hold", "3s",
+            "--duration", "60s", "--clients", "5", "--keys", "10", "--seed", "21", "--output",
+        ])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let history = dir.join("history.jsonl");
+    let ours = format!("SLOTCHECK-{pid}-");
+    // Wait until a partition is in force: our chain holds a DROP rule.
+    let start = std::time::Instant::now();
+    loop {
+        let rules = iptables_rules();
+        let active = rules
+            .lines()
+            .any(|l| l.starts_with(&format!("-A {ours}")) && l.contains("DROP"));
+        if active {
+            assert!(!rules.contains(&stale), "the dead run's chain is removed at start");
+            break;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(40) || child.try_wait().unwrap().is_some()
+        {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("no partition came into force: {}", show(&out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0..=2)),
+        "a verdict's exit code, not death by SIGTERM: {}",
+        show(&out)
+    );
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    assert!(
+        stdout.contains(": valid") || stdout.contains(": invalid") || stdout.contains(": unknown"),
+        "a verdict is printed: {stdout}"
+    );
+    assert!(stdout.contains("(interrupted)"), "{stdout}");
+    assert!(dir.join("results.json").is_file(), "results.json written");
+    // No server of the run is left.
+    let header: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&history).unwrap().lines().next().unwrap(),
+    )
+    .unwrap();
+    let pids: Vec<u64> = header["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3);
+    for p in pids {
+        assert!(!pid_alive(p), "server pid {p} left running");
+    }
+    let rules = iptables_rules();
+    assert!(!rules.contains(&ours), "our chain is left: {rules}");
+    assert!(!rules.contains(&stale), "the dead run's chain is left: {rules}");
+}
