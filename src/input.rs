@@ -80,8 +80,9 @@ pub fn prepare_output(dir: &Path, force: bool) -> Result<(), BadInput> {
                      directory or give --force to replace it",
                 ));
             }
-            std::fs::remove_dir_all(dir)
-                .map_err(|e| BadInput::output(dir, format!("cannot remove the earlier run: {e}")))?;
+            std::fs::remove_dir_all(dir).map_err(|e| {
+                BadInput::output(dir, format!("cannot remove the earlier run: {e}"))
+            })?;
         }
     }
     std::fs::create_dir_all(dir)

@@ -238,11 +238,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("[ERR] {err:#}");
-            ExitCode::from(if check_cmd::is_bad_input(&err) || input::is_bad_input(&err) {
-                EXIT_BAD_ARGS
-            } else {
-                EXIT_INTERNAL
-            })
+            ExitCode::from(
+                if check_cmd::is_bad_input(&err) || input::is_bad_input(&err) {
+                    EXIT_BAD_ARGS
+                } else {
+                    EXIT_INTERNAL
+                },
+            )
         }
     }
 }
@@ -257,7 +259,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print!("{}", slotcheck::pika::scenario::list());
                 return Ok(ExitCode::SUCCESS);
             }
-            let cfg = slotcheck::pika::cli::config(pika_args(&args)?)?;
+            // Every error of config is the flags' or the binary's: bad input.
+            let cfg = slotcheck::pika::cli::config(pika_args(&args)?)
+                .map_err(|e| BadInput::flag(format!("{e:#}")))?;
             input::prepare_output(&cfg.output, args.force)?;
             init_log(&cfg.output)?;
             if args.output.is_none() {
@@ -384,6 +388,15 @@ fn pika_args(a: &TestArgs) -> Result<slotcheck::pika::cli::PikaArgs, BadInput> {
              slot migration, with kills and cancels from --scenario",
             a.nemesis
         );
+    }
+    if a.clients == 0 {
+        refuse!("--clients must be at least 1");
+    }
+    if a.keys == 0 || a.keys > KEYS_MAX {
+        refuse!("--keys must be 1 to {KEYS_MAX}, not {}", a.keys);
+    }
+    if a.timeout.is_zero() {
+        refuse!("--timeout must be longer than 0 (e.g. 1s)");
     }
     if a.client != ClientChoice::Slotcheck {
         refuse!(

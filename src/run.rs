@@ -290,11 +290,15 @@ pub(crate) async fn start_cluster(
     if net::available().is_ok() {
         match net::cleanup_stale() {
             Ok(0) => {}
-            Ok(n) => warn(&format!("removed {n} iptables chains left by dead slotcheck runs")),
+            Ok(n) => warn(&format!(
+                "removed {n} iptables chains left by dead slotcheck runs"
+            )),
             Err(e) if partitions => {
                 return Err(e).context("removing iptables chains of dead runs");
             }
-            Err(e) => warn(&format!("could not remove iptables chains of dead runs: {e}")),
+            Err(e) => warn(&format!(
+                "could not remove iptables chains of dead runs: {e}"
+            )),
         }
     }
     let partitioner = if partitions {

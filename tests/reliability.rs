@@ -45,6 +45,13 @@ fn bad_arguments_exit_254_and_create_nothing() {
         &["--timeout", "0s"],
         &["--masters", "1000"],
         &["--keys", "10000000", "--duration", "3s"],
+        &[
+            "--server",
+            "pikiwidb",
+            "--server-binary",
+            "/nonexistent/pika",
+        ],
+        &["--server", "pikiwidb", "--clients", "0"],
     ];
     for (i, args) in cases.iter().enumerate() {
         let dir = tmp.path().join(format!("run{i}"));
@@ -82,12 +89,50 @@ fn an_unusable_output_exits_254_naming_it() {
     let proc_dir = Path::new("/proc");
     for dir in [file.as_path(), under_file.as_path(), proc_dir] {
         let out = test_run(&["--duration", "1s"], dir);
-        assert_eq!(out.status.code(), Some(254), "{}: {}", dir.display(), show(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(254),
+            "{}: {}",
+            dir.display(),
+            show(&out)
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains(&format!("--output {}", dir.display())),
             "names the path: {stderr}"
         );
+    }
+    // An existing directory nothing can be written in (root ignores permissions, not `chattr
+    // +i`): named, where it used to say only "Operation not permitted (os error 1)".
+    let immutable = tmp.path().join("immutable");
+    std::fs::create_dir(&immutable).unwrap();
+    let Some(_guard) = Immutable::set(&immutable) else {
+        eprintln!("chattr +i unavailable here: the immutable case is skipped");
+        return;
+    };
+    let out = test_run(&["--duration", "1s"], &immutable);
+    assert_eq!(out.status.code(), Some(254), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("--output {}: cannot write", immutable.display())),
+        "{stderr}"
+    );
+}
+
+/// `chattr +i` on a directory, undone on drop (also when the test fails).
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(dir: &Path) -> Option<Immutable> {
+        let done = Command::new("chattr").arg("+i").arg(dir).status();
+        done.is_ok_and(|s| s.success())
+            .then(|| Immutable(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
     }
 }
 
@@ -98,8 +143,18 @@ fn an_earlier_run_is_kept_unless_force() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("history.jsonl"), "earlier\n").unwrap();
     let args = [
-        "--nemesis", "none", "--masters", "1", "--clients", "2", "--keys", "4", "--duration", "1s",
-        "--seed", "1",
+        "--nemesis",
+        "none",
+        "--masters",
+        "1",
+        "--clients",
+        "2",
+        "--keys",
+        "4",
+        "--duration",
+        "1s",
+        "--seed",
+        "1",
     ];
     let out = test_run(&args, &dir);
     assert_eq!(out.status.code(), Some(254), "{}", show(&out));
@@ -228,7 +283,10 @@ fn pid_alive(pid: u64) -> bool {
 }
 
 fn iptables_rules() -> String {
-    let out = Command::new("iptables").args(["-w", "5", "-S"]).output().unwrap();
+    let out = Command::new("iptables")
+        .args(["-w", "5", "-S"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -246,15 +304,31 @@ fn sigterm_during_a_partition_stops_gracefully() {
     let dead_pid = dead.id();
     let _ = { dead }.wait();
     let stale = format!("SLOTCHECK-{dead_pid}-0");
-    let made = Command::new("iptables").args(["-w", "5", "-N", &stale]).status();
+    let made = Command::new("iptables")
+        .args(["-w", "5", "-N", &stale])
+        .status();
     assert!(made.unwrap().success());
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     let mut child = slotcheck()
         .args([
-            "test", "--nemesis", "partition", "--nemesis-interval", "300ms", "--fault-hold", "3s",
-            "--duration", "60s", "--clients", "5", "--keys", "10", "--seed", "21", "--output",
+            "test",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "300ms",
+            "--fault-hold",
+            "3s",
+            "--duration",
+            "60s",
+            "--clients",
+            "5",
+            "--keys",
+            "10",
+            "--seed",
+            "21",
+            "--output",
         ])
         .arg(&dir)
         .stdout(std::process::Stdio::piped())
@@ -272,10 +346,14 @@ fn sigterm_during_a_partition_stops_gracefully() {
             .lines()
             .any(|l| l.starts_with(&format!("-A {ours}")) && l.contains("DROP"));
         if active {
-            assert!(!rules.contains(&stale), "the dead run's chain is removed at start");
+            assert!(
+                !rules.contains(&stale),
+                "the dead run's chain is removed at start"
+            );
             break;
         }
-        if start.elapsed() > std::time::Duration::from_secs(40) || child.try_wait().unwrap().is_some()
+        if start.elapsed() > std::time::Duration::from_secs(40)
+            || child.try_wait().unwrap().is_some()
         {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
@@ -305,7 +383,11 @@ fn sigterm_during_a_partition_stops_gracefully() {
     assert!(dir.join("results.json").is_file(), "results.json written");
     // No server of the run is left.
     let header: serde_json::Value = serde_json::from_str(
-        std::fs::read_to_string(&history).unwrap().lines().next().unwrap(),
+        std::fs::read_to_string(&history)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
     )
     .unwrap();
     let pids: Vec<u64> = header["nodes"]
@@ -320,5 +402,8 @@ fn sigterm_during_a_partition_stops_gracefully() {
     }
     let rules = iptables_rules();
     assert!(!rules.contains(&ours), "our chain is left: {rules}");
-    assert!(!rules.contains(&stale), "the dead run's chain is left: {rules}");
+    assert!(
+        !rules.contains(&stale),
+        "the dead run's chain is left: {rules}"
+    );
 }

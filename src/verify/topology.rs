@@ -180,10 +180,7 @@ fn reference_owners(members: &[Member]) -> Vec<Option<String>> {
         .max_by_key(|(_, n)| **n)
         .map(|(v, _)| (*v).clone())
         .unwrap_or_default();
-    reference
-        .iter()
-        .map(|id| id.map(str::to_string))
-        .collect()
+    reference.iter().map(|id| id.map(str::to_string)).collect()
 }
 
 /// Topology findings: nodes that did not answer, members that see another slot map, open
