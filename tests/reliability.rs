@@ -198,6 +198,21 @@ fn soak_check_takes_window() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(254), "{}", show(&out));
+    // Without --window and without soak_window_ms in the header, or without segments: bad input.
+    let out = slotcheck()
+        .args(["soak", "--check"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(254), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give --window"));
+    let empty = tempfile::tempdir().unwrap();
+    let out = slotcheck()
+        .args(["soak", "--check"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(254), "{}", show(&out));
 }
 
 /// A cluster from `slotcheck cluster up`, with one node paused; resumed and stopped on drop,
