@@ -106,3 +106,69 @@ fn writable(dir: &Path) -> Result<(), BadInput> {
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::ServerKind;
+
+    #[test]
+    fn bad_input_is_found_anywhere_in_the_chain() {
+        let cases: Vec<(anyhow::Error, bool)> = vec![
+            (BadInput::flag("--masters must be at least 1").into(), true),
+            (
+                anyhow::Error::from(HarnessError::NoFreePorts {
+                    count: 3,
+                    attempts: 10_000,
+                })
+                .context("starting the cluster"),
+                true,
+            ),
+            (
+                HarnessError::ServerNotFound {
+                    kind: ServerKind::Redis,
+                    hint: "install it".into(),
+                }
+                .into(),
+                true,
+            ),
+            (HarnessError::InvalidSpec("1000 nodes".into()).into(), true),
+            (
+                HarnessError::Timeout {
+                    addr: "cluster".into(),
+                    waiting_for: "cluster_state:ok".into(),
+                    elapsed_ms: 20_000,
+                    last_state: "fail".into(),
+                }
+                .into(),
+                false,
+            ),
+            (anyhow::anyhow!("something of ours broke"), false),
+        ];
+        for (err, bad) in cases {
+            assert_eq!(is_bad_input(&err), bad, "{err:#}");
+        }
+    }
+
+    #[test]
+    fn an_earlier_run_needs_force_and_a_file_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("run");
+        prepare_output(&run, false).unwrap();
+        std::fs::write(run.join("results.json"), "{}").unwrap();
+        let err = prepare_output(&run, false).unwrap_err();
+        assert!(err.to_string().contains("--force"), "{err}");
+        assert!(
+            run.join("results.json").exists(),
+            "refusing touches nothing"
+        );
+        prepare_output(&run, true).unwrap();
+        assert!(run.is_dir() && !run.join("results.json").exists());
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = prepare_output(&file, true).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with(&format!("--output {}", file.display())));
+    }
+}

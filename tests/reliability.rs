@@ -422,3 +422,52 @@ fn sigterm_during_a_partition_stops_gracefully() {
         "the dead run's chain is left: {rules}"
     );
 }
+
+/// SIGHUP (a closed terminal) stops a run as Ctrl-C does: a verdict and results.json.
+#[test]
+fn sighup_stops_gracefully() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let mut child = slotcheck()
+        .args([
+            "test",
+            "--nemesis",
+            "none",
+            "--masters",
+            "1",
+            "--clients",
+            "2",
+            "--keys",
+            "4",
+            "--duration",
+            "60s",
+            "--seed",
+            "3",
+            "--output",
+        ])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The workload has started once the history has events past its header.
+    let history = dir.join("history.jsonl");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&history).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(40),
+            "no workload"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIGHUP"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(interrupted)"));
+    assert!(dir.join("results.json").is_file());
+}
