@@ -428,7 +428,7 @@ fn sigterm_during_a_partition_stops_gracefully() {
 fn sighup_stops_gracefully() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let mut child = slotcheck()
+    let child = slotcheck()
         .args([
             "test",
             "--nemesis",
