@@ -3,6 +3,7 @@
 //!
 //! The binary (`src/main.rs`) is a thin layer over this crate, [`workloads`] and [`checker`]:
 //! - [`harness`] starts and stops local clusters of real server processes;
+//! - [`input`] says which errors are bad input (exit 254) and prepares the output directory;
 //! - [`nemesis`] migrates slots while clients run, recording every step;
 //! - [`run`] ties a test run together: cluster, workload, nemesis, final reads, check;
 //! - [`pika`] runs PikiwiDB servers, migrates their slots as a Codis dashboard does and checks
@@ -19,6 +20,7 @@ pub mod clients;
 pub mod detect;
 pub mod export;
 pub mod harness;
+pub mod input;
 pub mod interrupt;
 pub mod nemesis;
 pub mod pika;

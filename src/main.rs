@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use slotcheck::clients::{parse_client, parse_workload};
 use slotcheck::harness::{Cluster, ClusterSpec, ClusterState, ServerKind};
+use slotcheck::input::{self, BadInput};
 use slotcheck::nemesis;
 use slotcheck::nemesis::migrate::MigrateOptions;
 use slotcheck::nemesis::schedule::{parse_kinds, FaultKind};
@@ -21,6 +22,13 @@ use workloads::{ClientChoice, WorkloadKind};
 const EXIT_BAD_ARGS: u8 = 254;
 /// Exit code for an internal error, as Jepsen's CLI.
 const EXIT_INTERNAL: u8 = 255;
+
+/// Refuses a flag: returns [`BadInput::Flag`] with the formatted sentence.
+macro_rules! refuse {
+    ($($why:tt)*) => {
+        return Err(BadInput::flag(format!($($why)*)).into())
+    };
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -125,9 +133,13 @@ struct TestArgs {
     /// Seed for the workload and the nemesis schedule (random when omitted; always recorded).
     #[arg(long)]
     seed: Option<u64>,
-    /// Directory for the run's files (default: store/<test>/<start time>/).
+    /// Directory for the run's files (default: store/<test>/<start time>/). A directory that
+    /// holds an earlier run is refused unless --force.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Replace the earlier run in --output (its directory is emptied first).
+    #[arg(long)]
+    force: bool,
     /// Nemesis actions: all, none, or a list of migrate, atomic, abort, finalize-early, cancel,
     /// strike, strike-failover, kill, pause, failover, partition, slow (client latency, loss and
     /// resets through a proxy).
@@ -226,11 +238,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("[ERR] {err:#}");
-            ExitCode::from(if check_cmd::is_bad_input(&err) {
-                EXIT_BAD_ARGS
-            } else {
-                EXIT_INTERNAL
-            })
+            ExitCode::from(
+                if check_cmd::is_bad_input(&err) || input::is_bad_input(&err) {
+                    EXIT_BAD_ARGS
+                } else {
+                    EXIT_INTERNAL
+                },
+            )
         }
     }
 }
@@ -245,7 +259,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print!("{}", slotcheck::pika::scenario::list());
                 return Ok(ExitCode::SUCCESS);
             }
-            let cfg = slotcheck::pika::cli::config(pika_args(&args)?)?;
+            // Every error of config is the flags' or the binary's: bad input.
+            let cfg = slotcheck::pika::cli::config(pika_args(&args)?)
+                .map_err(|e| BadInput::flag(format!("{e:#}")))?;
+            input::prepare_output(&cfg.output, args.force)?;
             init_log(&cfg.output)?;
             if args.output.is_none() {
                 link_latest(&cfg.output);
@@ -265,8 +282,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let default_output = args.output.is_none();
-            let plan_only = args.plan_only;
-            let json = args.json;
+            let (plan_only, json, force) = (args.plan_only, args.json, args.force);
             let cfg = test_config(*args)?;
             if plan_only {
                 let plan = serde_json::json!({
@@ -280,6 +296,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
                 return Ok(ExitCode::SUCCESS);
             }
+            input::prepare_output(&cfg.output, force)?;
             init_log(&cfg.output)?;
             if default_output {
                 link_latest(&cfg.output);
@@ -361,19 +378,28 @@ fn parse_server(text: &str) -> Result<ServerArg, String> {
 }
 
 /// The flags a PikiwiDB run takes; the Redis Cluster ones it cannot honour are refused.
-fn pika_args(a: &TestArgs) -> Result<slotcheck::pika::cli::PikaArgs> {
+fn pika_args(a: &TestArgs) -> Result<slotcheck::pika::cli::PikaArgs, BadInput> {
     if a.replicas != 0 {
-        bail!("--replicas is not supported with --server pikiwidb (no replication is set up)");
+        refuse!("--replicas is not supported with --server pikiwidb (no replication is set up)");
     }
     if a.nemesis != "migrate" {
-        bail!(
+        refuse!(
             "--nemesis {} is not supported with --server pikiwidb: its nemesis is PikiwiDB's own \
              slot migration, with kills and cancels from --scenario",
             a.nemesis
         );
     }
+    if a.clients == 0 {
+        refuse!("--clients must be at least 1");
+    }
+    if a.keys == 0 || a.keys > KEYS_MAX {
+        refuse!("--keys must be 1 to {KEYS_MAX}, not {}", a.keys);
+    }
+    if a.timeout.is_zero() {
+        refuse!("--timeout must be longer than 0 (e.g. 1s)");
+    }
     if a.client != ClientChoice::Slotcheck {
-        bail!(
+        refuse!(
             "--client {} cannot route as a Codis proxy; only slotcheck's client can",
             a.client.name()
         );
@@ -395,20 +421,36 @@ fn pika_args(a: &TestArgs) -> Result<slotcheck::pika::cli::PikaArgs> {
     })
 }
 
-/// Validates `slotcheck test` flags into a [`RunConfig`] before any server starts.
+/// Most keys a run may spread over: every key is read once more after the run, verified and
+/// checked; at 10M keys the final reads alone took minutes.
+const KEYS_MAX: usize = 100_000;
+
+/// Validates `slotcheck test` flags into a [`RunConfig`] before anything is created or started:
+/// flag values, the cluster's shape, the nemesis, scenario and bugs, and the server binary.
 fn test_config(a: TestArgs) -> Result<RunConfig> {
     let ServerArg::Cluster(server) = a.server else {
-        bail!("--server pikiwidb runs through slotcheck::pika");
+        refuse!("--server pikiwidb runs through slotcheck::pika");
     };
     if a.masters == 0 {
-        bail!("--masters must be at least 1");
+        refuse!("--masters must be at least 1");
     }
-    if a.clients == 0 || a.keys == 0 {
-        bail!("--clients and --keys must be at least 1");
+    if a.clients == 0 {
+        refuse!("--clients must be at least 1");
+    }
+    if a.keys == 0 || a.keys > KEYS_MAX {
+        refuse!(
+            "--keys must be 1 to {KEYS_MAX}, not {} (every key is read back after the run, \
+             verified and checked)",
+            a.keys
+        );
     }
     if a.migrate_batch == 0 {
-        bail!("--migrate-batch must be at least 1");
+        refuse!("--migrate-batch must be at least 1");
     }
+    if a.timeout.is_zero() {
+        refuse!("--timeout must be longer than 0 (e.g. 1s)");
+    }
+    ClusterSpec::new(server, a.masters, a.replicas, "store/cluster").validate()?;
     let seed = a.seed.unwrap_or_else(rand::random);
     let (scenario, client_bug) = (a.scenario.clone(), a.client_bug.clone());
     let server_bug = a.server_bug.clone();
@@ -439,7 +481,7 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
             step_pause_ms: a.migrate_pause.as_millis() as u64,
             ..MigrateOptions::default()
         },
-        timeout_ms: a.timeout.as_millis().max(1) as u64,
+        timeout_ms: (a.timeout.as_millis() as u64).max(1),
         persistence: a.persistence,
         failover: a.failover,
         client_bug: None,
@@ -451,7 +493,11 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
         scenario.as_deref(),
         client_bug.as_deref(),
         server_bug.as_deref(),
-    )?;
+    )
+    .map_err(|e| BadInput::flag(format!("{e:#}")))?;
+    // The scenario may have changed the shape: check it again, then find the server.
+    ClusterSpec::new(server, cfg.masters, cfg.replicas, "store/cluster").validate()?;
+    slotcheck::harness::find_server(server)?;
     Ok(cfg)
 }
 
@@ -463,11 +509,14 @@ fn nemesis_kinds(
     replicas: usize,
     masters: usize,
 ) -> Result<Vec<FaultKind>> {
+    if text.trim().is_empty() {
+        refuse!("--nemesis is empty: name the faults, or `none` for a run without any");
+    }
     let explicit = !text.split(',').any(|w| w.trim() == "all");
-    let mut kinds = parse_kinds(text).map_err(anyhow::Error::msg)?;
-    let refuse = |kind: FaultKind, why: String| -> Result<()> {
+    let mut kinds = parse_kinds(text).map_err(|e| BadInput::flag(format!("--nemesis: {e}")))?;
+    let skip = |kind: FaultKind, why: String| -> Result<()> {
         if explicit && kind != FaultKind::Partition {
-            bail!("--nemesis {kind}: {why}");
+            refuse!("--nemesis {kind}: {why}");
         }
         warn(&format!("nemesis {kind} skipped: {why}"));
         Ok(())
@@ -475,17 +524,17 @@ fn nemesis_kinds(
     let mut keep = Vec::new();
     for kind in kinds.drain(..) {
         if kind.needs_atomic_migration() && server != ServerKind::Valkey {
-            refuse(
+            skip(
                 kind,
                 format!("atomic slot migration needs Valkey 9, not {server}"),
             )?;
         } else if kind.needs_replicas() && replicas == 0 {
-            refuse(kind, "needs --replicas 1 or more".into())?;
+            skip(kind, "needs --replicas 1 or more".into())?;
         } else if kind.is_migration() && masters < 2 {
-            refuse(kind, "migrations need --masters 2 or more".into())?;
+            skip(kind, "migrations need --masters 2 or more".into())?;
         } else if kind == FaultKind::Partition && nemesis::net::available().is_err() {
             let why = nemesis::net::available().unwrap_err().to_string();
-            refuse(kind, why)?;
+            skip(kind, why)?;
         } else {
             keep.push(kind);
         }

@@ -195,10 +195,11 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     drop(partitioner);
     match &healed {
         Ok(()) if !interrupted => {
-            status("Reading every key once more");
-            final_reads(&workload_cfg, seeds, recorder.clone())
-                .await
-                .context("final reads")?;
+            status(&format!("Reading every key once more ({} keys)", cfg.keys));
+            let reading = crate::term::spinner(&format!("final reads of {} keys", cfg.keys));
+            let read = final_reads(&workload_cfg, seeds, recorder.clone()).await;
+            reading.finish_and_clear();
+            read.context("final reads")?;
         }
         Ok(()) => {}
         Err(e) => warn(&format!("the cluster did not settle, no final reads: {e}")),
@@ -284,8 +285,23 @@ pub(crate) async fn start_cluster(
     cfg: &RunConfig,
 ) -> Result<(Arc<Cluster>, Option<Arc<net::Partitioner>>)> {
     let partitions = cfg.nemesis.contains(&FaultKind::Partition);
+    // Chains of runs that died (SIGKILL, a second signal) go first, on any machine that can
+    // partition, whether or not this run does.
+    if net::available().is_ok() {
+        match net::cleanup_stale() {
+            Ok(0) => {}
+            Ok(n) => warn(&format!(
+                "removed {n} iptables chains left by dead slotcheck runs"
+            )),
+            Err(e) if partitions => {
+                return Err(e).context("removing iptables chains of dead runs");
+            }
+            Err(e) => warn(&format!(
+                "could not remove iptables chains of dead runs: {e}"
+            )),
+        }
+    }
     let partitioner = if partitions {
-        net::cleanup_stale().context("removing iptables chains of dead runs")?;
         Some(Arc::new(
             net::Partitioner::new().context("creating the iptables chain")?,
         ))

@@ -1,11 +1,17 @@
 //! `slotcheck soak`: the command-line face of [`slotcheck::soak`].
 
-use anyhow::{bail, Result};
+use anyhow::Result;
+use slotcheck::input::{self, BadInput};
 use slotcheck::run::{ok, status};
 use slotcheck::soak::{self, SoakConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+/// Window length when `--window` is not given.
+const WINDOW_MS_DEFAULT: u64 = 30_000;
+/// The shortest window: segments are a third of a window, at least a second.
+const WINDOW_MS_MIN: u64 = 1000;
 
 /// Arguments of `slotcheck soak`: those of `slotcheck test`, plus the rolling check's.
 #[derive(clap::Args, Debug)]
@@ -13,9 +19,10 @@ pub struct SoakArgs {
     #[command(flatten)]
     test: super::TestArgs,
     /// Window length: each key lives this long, and each window is checked as soon as it has
-    /// closed (e.g. 30s).
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    window: Duration,
+    /// closed (e.g. 30s; default 30s). With --check: the windows to check the segments in
+    /// (default: the soak's own, from its header).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    window: Option<Duration>,
     /// Stop at the first alarm.
     #[arg(long)]
     until_anomaly: bool,
@@ -35,9 +42,13 @@ pub struct SoakArgs {
 /// Runs a soak (or checks one); exit 0 when no window raised an alarm, 1 when one did, 2 when a
 /// verdict was unknown.
 pub fn run(args: SoakArgs) -> Result<ExitCode> {
+    let window_ms = args.window.map(|w| w.as_millis() as u64);
+    if window_ms.is_some_and(|w| w < WINDOW_MS_MIN) {
+        return Err(BadInput::flag("--window must be at least 1s").into());
+    }
     if let Some(dir) = &args.check {
         let timeout_ms = args.test.timeout.as_millis() as u64;
-        let (totals, alarms) = soak::check_segments(dir, None, 3 * timeout_ms + 2000)?;
+        let (totals, alarms) = soak::check_segments(dir, window_ms, 3 * timeout_ms + 2000)?;
         for a in &alarms {
             soak::alarm(a);
         }
@@ -48,19 +59,28 @@ pub fn run(args: SoakArgs) -> Result<ExitCode> {
         return Ok(code(totals.alarms, totals.unknown));
     }
     if args.test.scenario.is_some() {
-        bail!("--scenario fixes a short run's schedule; a soak takes --nemesis instead");
+        return Err(BadInput::flag(
+            "--scenario fixes a short run's schedule; a soak takes --nemesis instead",
+        )
+        .into());
     }
     if args.resume && args.test.output.is_none() {
-        bail!("--resume needs --output DIR, the soak to continue");
+        return Err(BadInput::flag("--resume needs --output DIR, the soak to continue").into());
     }
-    let window_ms = args.window.as_millis() as u64;
-    if window_ms < 1000 {
-        bail!("--window must be at least 1s");
-    }
+    let window_ms = window_ms.unwrap_or(WINDOW_MS_DEFAULT);
     let default_output = args.test.output.is_none();
+    let force = args.test.force;
     let run = super::test_config(args.test)?;
     if run.workload != workloads::WorkloadKind::Register {
-        bail!("a soak runs the register workload only (its keys live one window each)");
+        return Err(BadInput::flag(
+            "a soak runs the register workload only (its keys live one window each)",
+        )
+        .into());
+    }
+    if args.resume {
+        input::reuse_output(&run.output)?;
+    } else {
+        input::prepare_output(&run.output, force)?;
     }
     super::init_log(&run.output)?;
     if default_output {

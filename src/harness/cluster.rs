@@ -73,6 +73,12 @@ impl ClusterSpec {
             proxy: false,
         }
     }
+
+    /// Refuses a spec outside the harness's limits (masters, replicas, nodes, node timeout),
+    /// as a start would, without starting or creating anything.
+    pub fn validate(&self) -> Result<(), HarnessError> {
+        super::config::validate(self)
+    }
 }
 
 /// What a node keeps on disk, which decides what a restarted node still holds.

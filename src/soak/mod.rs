@@ -421,7 +421,10 @@ pub fn check_segments(
 ) -> Result<(Totals, Vec<WindowResult>)> {
     let seg_dir = run_dir.join(segments::SEGMENTS_DIR);
     let first = segments::list(&seg_dir)?;
-    anyhow::ensure!(!first.is_empty(), "{} has no segments", seg_dir.display());
+    if first.is_empty() {
+        let why = format!("{} has no segments", seg_dir.display());
+        return Err(crate::input::BadInput::flag(why).into());
+    }
     let window_ms = match window_ms {
         Some(w) => w,
         None => {
@@ -430,7 +433,11 @@ pub fn check_segments(
                 .as_ref()
                 .and_then(|h| h.run.get("soak_window_ms"))
                 .and_then(|v| v.as_u64())
-                .context("segment 1's header has no soak_window_ms: give --window")?
+                .ok_or_else(|| {
+                    crate::input::BadInput::flag(
+                        "segment 1's header has no soak_window_ms: give --window",
+                    )
+                })?
         }
     };
     let name = "check-windows.jsonl";

@@ -27,7 +27,8 @@ pub fn misplaced(topology: &Topology, counts: &[Vec<u64>]) -> Vec<Misplaced> {
             continue;
         }
         for (slot, &count) in counts[i].iter().enumerate() {
-            if count > 0 && topology.owner[slot] != Some(i) {
+            // A slot whose owner did not answer cannot be judged: the keys may be its own.
+            if count > 0 && topology.owner[slot] != Some(i) && !topology.owner_unreachable(slot) {
                 found.push(Misplaced {
                     member: i,
                     slot: slot as u16,

@@ -73,7 +73,7 @@ pub(super) fn build(
             .filter(|n| n.role == "master")
             .map(|n| n.keys)
             .sum(),
-        slots_covered: topology.owner.iter().filter(|o| o.is_some()).count(),
+        slots_covered: topology.reference.iter().filter(|o| o.is_some()).count(),
         replicas_compared: super::replicas::pairs(topology).len(),
         nodes,
         keys_compared_by_value: 0,
@@ -98,6 +98,14 @@ pub(super) fn checks(v: &Verification, with_history: bool) -> Vec<CheckLine> {
         text: if bad == 0 { ok } else { err },
     };
     let mut lines = vec![
+        line(
+            n("node-unreachable"),
+            "Every node listed answered.".into(),
+            format!(
+                "{} listed nodes did not answer; the others were checked among themselves.",
+                n("node-unreachable")
+            ),
+        ),
         line(
             n("slot-map-disagreement"),
             format!(

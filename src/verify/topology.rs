@@ -1,5 +1,7 @@
 //! Who is in the cluster and which slots each master owns, from every reachable node's own view:
 //! the map most nodes agree on is the reference, and any node that sees it otherwise is a finding.
+//! A node that does not answer is a finding of its own (`node-unreachable`); the slots it owns in
+//! the reference stay covered, and the others are checked among themselves.
 
 use crate::harness::{parse_nodes, Admin, NodeLine, SLOT_COUNT};
 use serde_json::json;
@@ -10,6 +12,9 @@ use super::VerifyError;
 
 /// Replies to large pipelines (16,384 counts, thousands of keys) may take a few seconds.
 const RESPONSE_TIMEOUT_MS: u64 = 30_000;
+/// How long a node may take to connect and answer `CLUSTER NODES` before it counts as
+/// unreachable (a paused process accepts the connection but never answers).
+const DISCOVER_TIMEOUT_MS: u64 = 5_000;
 
 /// One reachable node: its connection, its own line, and the whole view it reported.
 pub struct Member {
@@ -37,8 +42,11 @@ impl Member {
 pub struct Topology {
     /// Every node that answered, masters first, each group by address.
     pub members: Vec<Member>,
-    /// The owner's index in `members` of every slot (`None`: not covered).
+    /// The owner's index in `members` of every slot (`None`: not covered, or its owner did not
+    /// answer; [`Topology::reference`] tells which).
     pub owner: Vec<Option<usize>>,
+    /// The owner's node id of every slot in the reference map (`None`: not covered).
+    pub reference: Vec<Option<String>>,
     /// Nodes listed by some view that could not be reached (address and why).
     pub unreachable: Vec<(String, String)>,
 }
@@ -47,6 +55,20 @@ impl Topology {
     /// Index of the member with cluster id `id`.
     pub fn by_id(&self, id: &str) -> Option<usize> {
         self.members.iter().position(|m| m.line.id == id)
+    }
+
+    /// Whether `slot` is owned by a node that did not answer (its keys cannot be judged).
+    pub fn owner_unreachable(&self, slot: usize) -> bool {
+        self.owner[slot].is_none() && self.reference[slot].is_some()
+    }
+
+    /// A node as findings name it: its address as any member's view lists it, else its id.
+    pub fn describe(&self, id: &str) -> String {
+        self.members
+            .iter()
+            .flat_map(|m| m.view.iter())
+            .find(|l| l.id == id)
+            .map_or_else(|| format!("node {id}"), |l| l.addr.clone())
     }
 
     /// Slots owned by member `i`.
@@ -65,10 +87,16 @@ pub async fn discover(seeds: &[String]) -> Result<Topology, VerifyError> {
         if seen.insert(addr.clone(), ()).is_some() {
             continue;
         }
-        let member = match connect(&addr).await {
-            Ok(m) => m,
-            Err(e) => {
+        let limit = std::time::Duration::from_millis(DISCOVER_TIMEOUT_MS);
+        let member = match tokio::time::timeout(limit, connect(&addr)).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
                 unreachable.push((addr, e.to_string()));
+                continue;
+            }
+            Err(_) => {
+                let why = format!("no answer to CLUSTER NODES within {DISCOVER_TIMEOUT_MS} ms");
+                unreachable.push((addr, why));
                 continue;
             }
         };
@@ -93,10 +121,18 @@ pub async fn discover(seeds: &[String]) -> Result<Topology, VerifyError> {
     members.sort_by(|a, b| {
         (a.is_replica(), a.addr().to_string()).cmp(&(b.is_replica(), b.addr().to_string()))
     });
-    let owner = reference_owners(&members);
+    let reference = reference_owners(&members);
+    let owner = reference
+        .iter()
+        .map(|id| {
+            id.as_deref()
+                .and_then(|id| members.iter().position(|m| m.line.id == id))
+        })
+        .collect();
     Ok(Topology {
         members,
         owner,
+        reference,
         unreachable,
     })
 }
@@ -132,8 +168,8 @@ fn owners_in_view(view: &[NodeLine]) -> Vec<Option<&str>> {
     owners
 }
 
-/// The slot owners most members agree on, as member indexes.
-fn reference_owners(members: &[Member]) -> Vec<Option<usize>> {
+/// The slot owners (node ids) most members agree on.
+fn reference_owners(members: &[Member]) -> Vec<Option<String>> {
     let views: Vec<Vec<Option<&str>>> = members.iter().map(|m| owners_in_view(&m.view)).collect();
     let mut votes: BTreeMap<&Vec<Option<&str>>, usize> = BTreeMap::new();
     for v in &views {
@@ -144,20 +180,46 @@ fn reference_owners(members: &[Member]) -> Vec<Option<usize>> {
         .max_by_key(|(_, n)| **n)
         .map(|(v, _)| (*v).clone())
         .unwrap_or_default();
-    reference
-        .iter()
-        .map(|id| id.and_then(|id| members.iter().position(|m| m.line.id == id)))
-        .collect()
+    reference.iter().map(|id| id.map(str::to_string)).collect()
 }
 
-/// Topology findings: members that see another slot map, open slots, slots no one owns.
+/// Topology findings: nodes that did not answer, members that see another slot map, open
+/// slots, slots no one owns.
 pub fn findings(topology: &Topology) -> Vec<Finding> {
     let mut found = Vec::new();
-    let reference: Vec<Option<&str>> = topology
-        .owner
-        .iter()
-        .map(|o| o.map(|i| topology.members[i].line.id.as_str()))
-        .collect();
+    for (addr, why) in &topology.unreachable {
+        let id = topology
+            .members
+            .iter()
+            .flat_map(|m| m.view.iter())
+            .find(|l| l.addr == *addr)
+            .map(|l| l.id.as_str());
+        let owned = match id {
+            Some(id) => topology
+                .reference
+                .iter()
+                .filter(|o| o.as_deref() == Some(id))
+                .count(),
+            None => 0,
+        };
+        found.push(Finding {
+            class: "node-unreachable",
+            node: addr.clone(),
+            slot: None,
+            keys: Vec::new(),
+            text: format!(
+                "{addr} is listed in the cluster but could not be checked: {why}{}",
+                if owned > 0 {
+                    format!(" (it owns {owned} slots, whose keys were not checked)")
+                } else {
+                    String::new()
+                }
+            ),
+            data: json!({"why": why, "slots_owned": owned}),
+        });
+    }
+    let reference: Vec<Option<&str>> = topology.reference.iter().map(|o| o.as_deref()).collect();
+    let name = |id: Option<&str>| id.map_or("no node".to_string(), |id| topology.describe(id));
     for m in &topology.members {
         let theirs = owners_in_view(&m.view);
         let differing: Vec<u16> = (0..SLOT_COUNT as usize)
@@ -172,11 +234,11 @@ pub fn findings(topology: &Topology) -> Vec<Finding> {
                 keys: Vec::new(),
                 text: format!(
                     "{} sees another owner than the other nodes for {} slots (first: slot {first}, \
-                     which it gives to {:?} instead of {:?})",
+                     which it gives to {} instead of {})",
                     m.addr(),
                     differing.len(),
-                    theirs[first as usize],
-                    reference[first as usize]
+                    name(theirs[first as usize]),
+                    name(reference[first as usize])
                 ),
                 data: json!({"slots": differing.len(), "first": first}),
             });
@@ -203,7 +265,7 @@ pub fn findings(topology: &Topology) -> Vec<Finding> {
         }
     }
     let uncovered: Vec<u16> = (0..SLOT_COUNT as usize)
-        .filter(|&s| topology.owner[s].is_none())
+        .filter(|&s| topology.reference[s].is_none())
         .map(|s| s as u16)
         .collect();
     if let Some(&first) = uncovered.first() {
