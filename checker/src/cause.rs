@@ -200,7 +200,8 @@ pub fn documented_loss(
     let held_ms = fault
         .end_ns
         .map_or(u64::MAX, |e| e.saturating_sub(fault.begin_ns) / 1_000_000);
-    let promotes = settings.replicas && held_ms >= settings.node_timeout_ms;
+    let timeout = settings.node_timeout_ms;
+    let promotes = settings.replicas && held_ms >= timeout;
     let asynchronous =
         "a replica took over, and writes not yet replicated are lost (asynchronous replication)";
     match (fault.f.as_str(), text("mode")) {
@@ -211,10 +212,10 @@ pub fn documented_loss(
             "{fault}: with persistence off a node restarted within the node timeout comes back empty"
         )),
         ("kill" | "shutdown" | "pause", _) if touches && promotes => Some(format!(
-            "{fault}, held {held_ms} ms past the node timeout: {asynchronous}"
+            "{fault}, held {held_ms} ms, past the node timeout ({timeout} ms): {asynchronous}"
         )),
         ("partition", _) if touches && promotes && !from_clients => Some(format!(
-            "{fault}, held {held_ms} ms past the node timeout: a master cut off from the other nodes keeps acknowledging writes that its promoted replica never sees (asynchronous replication)"
+            "{fault}, held {held_ms} ms, past the node timeout ({timeout} ms): a master cut off from the other nodes keeps acknowledging writes that its promoted replica never sees (asynchronous replication)"
         )),
         _ => None,
     }
