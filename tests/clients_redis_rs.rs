@@ -227,9 +227,30 @@ async fn ask_then_moved(kind: ServerKind) {
         (Ok(bulk(stays)), src, 0)
     );
 
-    for (addr, _) in [&s.masters[1], &s.masters[0], &s.masters[2]] {
-        setslot(addr, "NODE", dst_id).await;
+    setslot(dst, "NODE", dst_id).await;
+    // The source still holds `stays`: it accepts `SETSLOT NODE` only once gossip has told it
+    // that the target owns the slot now (Redis and Valkey refuse to hand away a slot they hold
+    // keys of), which may take a moment on a loaded machine.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut admin = Admin::connect(src).await.unwrap();
+        let words = [
+            "CLUSTER",
+            "SETSLOT",
+            &SLOT.to_string(),
+            "NODE",
+            dst_id.as_str(),
+        ];
+        match admin.run::<()>(&words).await {
+            Ok(()) => break,
+            Err(e) if e.to_string().contains("still hold keys") => {
+                assert!(tokio::time::Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
+    setslot(&s.masters[2].0, "NODE", dst_id).await;
     let e = run(&mut rs, &["GET", moved]).await;
     eprintln!(
         "{kind}: GET after SETSLOT NODE: {e:?}\n  requests {:?}",
