@@ -212,7 +212,10 @@ pub fn of_data(
     }
     let settings = Settings::of(history);
     // A slot left open or unserved is the cluster's state, not a lost value.
-    let topology = matches!(class, "open-slot" | "uncovered-slot" | "slot-map-disagreement");
+    let topology = matches!(
+        class,
+        "open-slot" | "uncovered-slot" | "slot-map-disagreement"
+    );
     let lossy = faults
         .iter()
         .filter(|_| !topology)

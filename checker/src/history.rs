@@ -342,6 +342,12 @@ impl History {
         History::parse(std::io::BufReader::new(file), &name)
     }
 
+    /// Reads a history already opened once (a pipe or standard input too); see [`History::parse`].
+    pub fn read(source: crate::source::Source) -> Result<History, HistoryError> {
+        let name = source.name().to_string();
+        History::parse(source.into_reader(), &name)
+    }
+
     /// Parses JSON Lines; `name` is used in errors. A last line that is not valid JSON and has no
     /// trailing newline (a killed writer) is skipped with a warning.
     pub fn parse<R: BufRead>(mut reader: R, name: &str) -> Result<History, HistoryError> {

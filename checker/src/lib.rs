@@ -71,6 +71,7 @@ pub mod protocol;
 pub mod redirects;
 mod report;
 pub mod slot;
+pub mod source;
 pub mod stale_route;
 mod stream;
 #[cfg(test)]
@@ -94,6 +95,7 @@ pub use model::{Model, OpModel};
 pub use op::{Op, OpError, Ops, Outcome};
 pub use report::{causes_line, KeyReport, OutcomeCounts, RedirectCounts, Report};
 pub use slot::{codis_slot, key_slot, ClusterSlots, CodisSlots, SlotFunction};
+pub use source::Source;
 pub use stream::{FileError, HELD_BYTES_MAX};
 pub use validity::Validity;
 
@@ -129,6 +131,16 @@ pub fn check_file(
     opts: &CheckOptions,
 ) -> Result<Report, FileError> {
     stream::check_file(path, model, opts)
+}
+
+/// [`check_file`] on a history already opened once (a pipe, a FIFO or standard input too):
+/// registers and list-append histories streaming, other models read whole.
+pub fn check_source(
+    source: Source,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<Report, FileError> {
+    stream::check_source_bounded(source, model, opts, HELD_BYTES_MAX)
 }
 
 /// [`check_file`] holding at most `held_bytes_max` bytes of a register history's compact ops in

@@ -22,6 +22,7 @@ mod porcupine_kv;
 use crate::check::CheckOptions;
 use crate::history::{History, HistoryError};
 use crate::kind::ModelKind;
+use crate::source::Source;
 use serde_json::Value;
 use std::path::Path;
 use std::str::FromStr;
@@ -223,10 +224,22 @@ pub fn import(text: &str, path: &str, format: Option<Format>) -> Result<Imported
 
 /// Reads the file at `path`; see [`import`].
 pub fn read_file(path: &Path, format: Option<Format>) -> Result<Imported, ImportError> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Io {
-        path: name.clone(),
+    let source = Source::open(path).map_err(|source| ImportError::Io {
+        path: path.display().to_string(),
         source,
+    })?;
+    read(source, format)
+}
+
+/// Reads a history already opened once (a pipe or standard input too); see [`import`].
+pub fn read(source: Source, format: Option<Format>) -> Result<Imported, ImportError> {
+    let name = source.name().to_string();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut source.into_reader(), &mut text).map_err(|source| {
+        ImportError::Io {
+            path: name.clone(),
+            source,
+        }
     })?;
     import(&text, &name, format)
 }

@@ -1,0 +1,120 @@
+//! `slotcheck check` on hostile input, as a user meets it: histories piped in (`-`,
+//! `/dev/stdin`, a FIFO), cut inside a character, huge values and lines, malformed values and
+//! empty files. Each test runs the built binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("histories")
+        .join(name)
+}
+
+/// Runs `slotcheck check ARGS...` with `stdin` written to its standard input; returns (exit
+/// code, stdout, stderr). Fails the test if the run takes more than a minute (a hang).
+fn check_with_stdin(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: &[u8]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slotcheck"));
+    cmd.arg("check");
+    for a in args {
+        cmd.arg(a);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run slotcheck");
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        // The checker may stop reading early (an error); a broken pipe is then expected.
+        let _ = pipe.write_all(&input);
+    });
+    let output = wait(child, Duration::from_secs(60));
+    writer.join().unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
+    (output.status.code().unwrap_or(-1), out, err)
+}
+
+/// Runs `slotcheck check ARGS...` with nothing on its standard input.
+fn check(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (i32, String, String) {
+    check_with_stdin(args, b"")
+}
+
+/// Waits for `child` at most `limit`, killing it and failing the test past that.
+fn wait(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("slotcheck check hung for {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The report without its lines that name the input.
+fn verdict(out: &str) -> String {
+    out.lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn a_piped_history_is_checked_as_the_file_is() {
+    let bad = fixture("register-lost-write-bad.jsonl");
+    let text = std::fs::read(&bad).unwrap();
+    let (file_code, file_out, _) = check(&[&bad]);
+    assert_eq!(file_code, 1, "{file_out}");
+    for arg in ["-", "/dev/stdin"] {
+        let (code, out, err) = check_with_stdin(&[&arg], &text);
+        assert_eq!(code, 1, "{arg}: {out}{err}");
+        assert_eq!(out, file_out, "{arg}: the same report");
+    }
+
+    // A Knossos file, and a history larger than any read-ahead buffer.
+    let knossos = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpora/knossos/data/cas-register/bad/rethink-fail.edn");
+    if knossos.exists() {
+        let (code, out, _) = check(&[&knossos]);
+        let piped = check_with_stdin(&[&"-"], &std::fs::read(&knossos).unwrap());
+        assert_eq!((piped.0, verdict(&piped.1)), (code, verdict(&out)));
+        assert_eq!(code, 1, "{out}");
+    }
+    let (large, _) =
+        checker::gen::history_text(&checker::gen::GenConfig::register(8, 6, 20_000, 7));
+    assert!(large.len() > 1 << 20, "{} bytes", large.len());
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("large.jsonl");
+    std::fs::write(&path, &large).unwrap();
+    let (code, out, err) = check(&[&path]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (piped_code, piped_out, piped_err) = check_with_stdin(&[&"-"], large.as_bytes());
+    assert_eq!(piped_code, 0, "{piped_out}{piped_err}");
+    assert_eq!(verdict(&piped_out), verdict(&out));
+}
+
+#[test]
+fn a_fifo_with_a_writer_is_read_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("history.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let text = std::fs::read(fixture("register-lost-write-bad.jsonl")).unwrap();
+    let path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let _ = f.write_all(&text);
+    });
+    let (code, out, err) = check(&[&fifo]);
+    writer.join().unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("lost-write"), "{out}");
+}
