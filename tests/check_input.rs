@@ -118,3 +118,33 @@ fn a_fifo_with_a_writer_is_read_once() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("lost-write"), "{out}");
 }
+
+/// One event line of a register history.
+fn event(kind: &str, process: u64, f: &str, key: &str, value: &str, time: u64) -> String {
+    format!(
+        r#"{{"type":"{kind}","process":{process},"f":"{f}","key":"{key}","value":{value},"time":{time}}}"#
+    ) + "\n"
+}
+
+#[test]
+fn a_last_line_cut_inside_a_character_is_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = event("invoke", 0, "write", "k", "1", 10)
+        + &event("ok", 0, "write", "k", "1", 20)
+        + &event("invoke", 1, "read", "ключ", "null", 30);
+    let at = text.rfind('ю').unwrap();
+    for cut in [at + 1, at] {
+        let path = tmp.path().join(format!("cut-{cut}.jsonl"));
+        std::fs::write(&path, &text.as_bytes()[..cut]).unwrap();
+        let (code, out, err) = check(&[&path]);
+        assert_eq!(code, 0, "cut at {cut}: {out}{err}");
+        assert!(err.contains(":3: last line is cut short"), "{err}");
+    }
+    let mut bad = text.clone().into_bytes();
+    bad[text.find("\"ok\"").unwrap() + 1] = 0xff;
+    let path = tmp.path().join("bad.jsonl");
+    std::fs::write(&path, &bad).unwrap();
+    let (code, out, err) = check(&[&path]);
+    assert_eq!(code, 254, "{out}{err}");
+    assert!(err.contains("bad.jsonl:2: not valid UTF-8"), "{err}");
+}

@@ -317,6 +317,16 @@ pub enum HistoryError {
         /// What the JSON parser said.
         message: String,
     },
+    /// A line is not UTF-8 text (a last line cut inside a character is a warning instead).
+    #[error("{path}:{line}: not valid UTF-8 (from byte {byte} of the line)")]
+    Encoding {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// The 1-based byte of the line where the invalid sequence starts.
+        byte: usize,
+    },
     /// A line is JSON but a field is missing or has the wrong type or value.
     #[error("{path}:{line}: field `{field}`: {message}")]
     Field {
@@ -329,6 +339,36 @@ pub enum HistoryError {
         /// What is wrong with it.
         message: String,
     },
+}
+
+impl HistoryError {
+    /// The same error at line `line_no` (for a line read alone, as line 1).
+    pub fn at_line(self, line_no: usize) -> HistoryError {
+        match self {
+            HistoryError::Syntax { path, message, .. } => HistoryError::Syntax {
+                path,
+                line: line_no,
+                message,
+            },
+            HistoryError::Encoding { path, byte, .. } => HistoryError::Encoding {
+                path,
+                line: line_no,
+                byte,
+            },
+            HistoryError::Field {
+                path,
+                field,
+                message,
+                ..
+            } => HistoryError::Field {
+                path,
+                line: line_no,
+                field,
+                message,
+            },
+            io @ HistoryError::Io { .. } => io,
+        }
+    }
 }
 
 impl History {
@@ -352,12 +392,12 @@ impl History {
     /// trailing newline (a killed writer) is skipped with a warning.
     pub fn parse<R: BufRead>(mut reader: R, name: &str) -> Result<History, HistoryError> {
         let mut history = History::default();
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         let mut line_no = 0usize;
         loop {
             buf.clear();
             let n = reader
-                .read_line(&mut buf)
+                .read_until(b'\n', &mut buf)
                 .map_err(|source| HistoryError::Io {
                     path: name.to_string(),
                     source,
@@ -366,8 +406,25 @@ impl History {
                 break;
             }
             line_no += 1;
-            let complete = buf.ends_with('\n');
-            let text = buf.trim();
+            let complete = buf.ends_with(b"\n");
+            let text = match std::str::from_utf8(&buf) {
+                Ok(text) => text.trim(),
+                // A killed writer can stop inside a multi-byte character.
+                Err(e) if !complete && e.error_len().is_none() => {
+                    history.warnings.push(format!(
+                        "{name}:{line_no}: last line is cut short (inside a UTF-8 character); \
+                         skipped"
+                    ));
+                    break;
+                }
+                Err(e) => {
+                    return Err(HistoryError::Encoding {
+                        path: name.to_string(),
+                        line: line_no,
+                        byte: e.valid_up_to() + 1,
+                    })
+                }
+            };
             if text.is_empty() {
                 continue;
             }
@@ -643,6 +700,30 @@ mod tests {
         assert_eq!(h.events.len(), 1);
         assert_eq!(h.events[0].process, Process::Nemesis);
         assert_eq!(h.warnings.len(), 1);
+    }
+
+    #[test]
+    fn a_last_line_cut_inside_a_character_is_a_warning() {
+        let first = r#"{"type":"invoke","process":0,"f":"write","key":"é","value":1,"time":1}"#;
+        let text = format!("{first}\n{first}");
+        let at = text.rfind('é').unwrap();
+        // Cut one byte into the two-byte `é`, and one byte before it.
+        for cut in [at + 1, at] {
+            let h = History::parse(&text.as_bytes()[..cut], "h.jsonl").unwrap();
+            assert_eq!(h.events.len(), 1, "cut at {cut}");
+            assert_eq!(h.warnings.len(), 1, "cut at {cut}");
+            assert!(h.warnings[0].starts_with("h.jsonl:2: last line is cut short"));
+        }
+        // Not the last line, or not a cut: an error naming the file and line.
+        let mut bad = text.as_bytes()[..at + 1].to_vec();
+        bad.extend_from_slice(b"\"}\n");
+        bad.extend_from_slice(first.as_bytes());
+        let err = History::parse(&bad[..], "h.jsonl").unwrap_err().to_string();
+        assert!(err.starts_with("h.jsonl:2: not valid UTF-8"), "{err}");
+        let mut bad = first.as_bytes().to_vec();
+        bad[40] = 0xff;
+        let err = History::parse(&bad[..], "h.jsonl").unwrap_err().to_string();
+        assert_eq!(err, "h.jsonl:1: not valid UTF-8 (from byte 41 of the line)");
     }
 
     #[test]

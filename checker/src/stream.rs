@@ -294,6 +294,39 @@ mod tests {
     }
 
     #[test]
+    fn a_last_line_cut_inside_a_character_is_a_warning_when_streaming() {
+        let line = |v: u32| {
+            format!(
+                r#"{{"type":"invoke","process":{v},"f":"write","key":"é","value":{v},"time":{v}}}"#
+            )
+        };
+        let text = format!("{}\n{}\n{}", line(1), line(2), line(3));
+        let at = text.rfind('é').unwrap();
+        let check = |bytes: &[u8]| {
+            let piped = Source::from_reader("h.jsonl", std::io::Cursor::new(bytes.to_vec()));
+            check_source_bounded(
+                piped,
+                ModelKind::Register,
+                &CheckOptions::default(),
+                1 << 20,
+            )
+        };
+        for cut in [at + 1, at] {
+            let report = check(&text.as_bytes()[..cut]).unwrap();
+            assert_eq!(report.warnings.len(), 1, "cut at {cut}");
+            assert!(report.warnings[0].starts_with("h.jsonl:3: last line is cut short"));
+        }
+        let mut bad = text.into_bytes();
+        let middle = bad.iter().position(|&c| c == b'\n').unwrap() + 40;
+        bad[middle] = 0xff;
+        let shown = check(&bad).unwrap_err().to_string();
+        assert_eq!(
+            shown,
+            "h.jsonl:2: not valid UTF-8 (from byte 40 of the line)"
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_and_field() {
         let dir = std::env::temp_dir();
         let path = dir.join(format!("slotcheck-stream-err-{}.jsonl", std::process::id()));

@@ -234,11 +234,25 @@ pub fn read_file(path: &Path, format: Option<Format>) -> Result<Imported, Import
 /// Reads a history already opened once (a pipe or standard input too); see [`import`].
 pub fn read(source: Source, format: Option<Format>) -> Result<Imported, ImportError> {
     let name = source.name().to_string();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut source.into_reader(), &mut text).map_err(|source| {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut source.into_reader(), &mut bytes).map_err(|source| {
         ImportError::Io {
             path: name.clone(),
             source,
+        }
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line_start = before
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(0, |p| p + 1);
+        ImportError::Syntax {
+            path: name.clone(),
+            line: before.iter().filter(|&&c| c == b'\n').count() + 1,
+            column: at - line_start + 1,
+            message: "not valid UTF-8".into(),
         }
     })?;
     import(&text, &name, format)
@@ -275,6 +289,10 @@ mod tests {
         assert_eq!("jepsen-log".parse::<Format>(), Ok(Format::JepsenLog));
         assert!("x".parse::<Format>().is_err());
         let err = import("", "empty.log", None).unwrap_err();
+        let bytes = b"{:process 0, :type :invoke, :f :read, :value nil}\n{:process \xff}\n";
+        let source = Source::from_reader("bad.edn", &bytes[..]);
+        let shown = read(source, None).unwrap_err().to_string();
+        assert_eq!(shown, "bad.edn:2:11: not valid UTF-8");
         assert!(
             err.to_string().starts_with("empty.log: cannot tell"),
             "{err}"
