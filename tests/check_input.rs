@@ -148,3 +148,22 @@ fn a_last_line_cut_inside_a_character_is_a_warning() {
     assert_eq!(code, 254, "{out}{err}");
     assert!(err.contains("bad.jsonl:2: not valid UTF-8"), "{err}");
 }
+
+#[test]
+fn a_line_past_the_bound_is_254_naming_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("long.jsonl");
+    let key = "k".repeat(checker::history::LINE_BYTES_MAX);
+    let text = event("invoke", 0, "write", "k", "1", 10) + &event("ok", 0, "write", &key, "1", 20);
+    std::fs::write(&path, text).unwrap();
+    for format in [&[][..], &["--format", "jsonl"][..]] {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&path];
+        args.extend(format.iter().map(|f| f as &dyn AsRef<std::ffi::OsStr>));
+        let (code, out, err) = check(&args);
+        assert_eq!(code, 254, "{format:?}: {out}{err}");
+        assert!(
+            err.contains("long.jsonl:2: line is longer than 64 MiB"),
+            "{format:?}: {err}"
+        );
+    }
+}

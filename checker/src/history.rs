@@ -6,13 +6,20 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 /// The format name written in a history's header line.
 pub const FORMAT_NAME: &str = "slotcheck-history";
 /// The only format version this crate reads and writes.
 pub const FORMAT_VERSION: u64 = 1;
+
+/// The longest line a history may hold, newline excluded: a line past it is an error, named by
+/// file and line, not a reason to hold gigabytes (a line is held while its JSON is read, so a
+/// bound here bounds the reader's memory). Generous: a read of a million-element set is ~8 MB.
+pub const LINE_BYTES_MAX: usize = 64 << 20;
+/// A line buffer grown past this many bytes (by a long line) is given back after that line.
+const LINE_BUFFER_KEPT_BYTES_MAX: usize = 1 << 20;
 
 /// What an event says happened: an invocation or one of the three completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -327,6 +334,17 @@ pub enum HistoryError {
         /// The 1-based byte of the line where the invalid sequence starts.
         byte: usize,
     },
+    /// A line is longer than [`LINE_BYTES_MAX`] bytes.
+    #[error(
+        "{path}:{line}: line is longer than {} MiB, the most a history line may hold",
+        LINE_BYTES_MAX >> 20
+    )]
+    LineTooLong {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+    },
     /// A line is JSON but a field is missing or has the wrong type or value.
     #[error("{path}:{line}: field `{field}`: {message}")]
     Field {
@@ -366,6 +384,10 @@ impl HistoryError {
                 field,
                 message,
             },
+            HistoryError::LineTooLong { path, .. } => HistoryError::LineTooLong {
+                path,
+                line: line_no,
+            },
             io @ HistoryError::Io { .. } => io,
         }
     }
@@ -395,8 +417,13 @@ impl History {
         let mut buf = Vec::new();
         let mut line_no = 0usize;
         loop {
+            if buf.capacity() > LINE_BUFFER_KEPT_BYTES_MAX {
+                buf = Vec::new();
+            }
             buf.clear();
-            let n = reader
+            // One byte past the bound (a newline there still ends a line of the most bytes).
+            let n = (&mut reader)
+                .take(LINE_BYTES_MAX as u64 + 1)
                 .read_until(b'\n', &mut buf)
                 .map_err(|source| HistoryError::Io {
                     path: name.to_string(),
@@ -407,6 +434,12 @@ impl History {
             }
             line_no += 1;
             let complete = buf.ends_with(b"\n");
+            if !complete && buf.len() > LINE_BYTES_MAX {
+                return Err(HistoryError::LineTooLong {
+                    path: name.to_string(),
+                    line: line_no,
+                });
+            }
             let text = match std::str::from_utf8(&buf) {
                 Ok(text) => text.trim(),
                 // A killed writer can stop inside a multi-byte character.
@@ -511,14 +544,14 @@ fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
     };
     let process = Process::from_json(obj.get("process").ok_or(("process", "missing".into()))?)
         .map_err(|m| ("process", m))?;
-    let f = match obj.get("f") {
-        Some(Value::String(s)) => s.clone(),
+    let f = match obj.remove("f") {
+        Some(Value::String(s)) => s,
         Some(other) => return Err(("f", format!("expected a string, got {other}"))),
         None => return Err(("f", "missing".into())),
     };
-    let key = match obj.get("key") {
+    let key = match obj.remove("key") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(s),
         Some(other) => return Err(("key", format!("expected a string, got {other}"))),
     };
     let value = obj.remove("value").ok_or(("value", "missing".into()))?;
@@ -530,8 +563,8 @@ fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
         None => return Err(("time", "missing".into())),
     };
     let index = opt_u64(&obj, "index")?;
-    let wall = opt_str(&obj, "wall")?;
-    let node = opt_str(&obj, "node")?;
+    let wall = opt_str(&mut obj, "wall")?;
+    let node = opt_str(&mut obj, "node")?;
     let slot = match opt_u64(&obj, "slot")? {
         Some(s) if s < 16384 => Some(s as u16),
         Some(s) => return Err(("slot", format!("{s} is not a slot (0..16383)"))),
@@ -541,7 +574,7 @@ fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
         None | Some(Value::Null) => Vec::new(),
         Some(v) => serde_json::from_value(v).map_err(|e| ("redirects", e.to_string()))?,
     };
-    let error = opt_str(&obj, "error")?;
+    let error = opt_str(&mut obj, "error")?;
     let gave_up = match obj.remove("gave_up") {
         None | Some(Value::Null) => None,
         Some(_) if !matches!(kind, EventType::Fail | EventType::Info) => {
@@ -576,10 +609,13 @@ fn opt_u64(obj: &Map<String, Value>, field: &'static str) -> Result<Option<u64>,
     }
 }
 
-fn opt_str(obj: &Map<String, Value>, field: &'static str) -> Result<Option<String>, FieldError> {
-    match obj.get(field) {
+fn opt_str(
+    obj: &mut Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, FieldError> {
+    match obj.remove(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => Ok(Some(s)),
         Some(v) => Err((field, format!("expected a string, got {v}"))),
     }
 }
@@ -724,6 +760,20 @@ mod tests {
         bad[40] = 0xff;
         let err = History::parse(&bad[..], "h.jsonl").unwrap_err().to_string();
         assert_eq!(err, "h.jsonl:1: not valid UTF-8 (from byte 41 of the line)");
+    }
+
+    #[test]
+    fn a_line_past_the_bound_is_an_error_naming_it() {
+        let ok = r#"{"type":"invoke","process":0,"f":"write","key":"k","value":1,"time":1}"#;
+        let pad = LINE_BYTES_MAX - ok.len();
+        let at_most = format!("{ok}{}\n", " ".repeat(pad));
+        assert!(parse(&format!("{ok}\n{at_most}{ok}")).is_ok());
+        let past = format!("{ok}\n{ok}{}\n{ok}\n", " ".repeat(pad + 1));
+        let err = parse(&past).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "h.jsonl:2: line is longer than 64 MiB, the most a history line may hold"
+        );
     }
 
     #[test]

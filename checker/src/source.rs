@@ -112,10 +112,12 @@ impl Source {
         let mut from = 0;
         loop {
             // The end of the line starting at `from`: its newline, or `None` at the input's end.
+            let mut searched = from;
             let end = loop {
-                if let Some(p) = self.head[from..].iter().position(|&c| c == b'\n') {
-                    break Some(from + p);
+                if let Some(p) = self.head[searched..].iter().position(|&c| c == b'\n') {
+                    break Some(searched + p);
                 }
+                searched = self.head.len();
                 if self.eof || self.head.len() - from >= FIRST_LINE_BYTES_MAX {
                     break None;
                 }
