@@ -167,3 +167,49 @@ fn a_line_past_the_bound_is_254_naming_file_and_line() {
         );
     }
 }
+
+#[test]
+fn errors_echo_at_most_a_few_hundred_bytes_of_a_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let huge = "é".repeat(5 << 20);
+    let cases = [
+        (
+            "time.jsonl",
+            event("invoke", 0, "write", "k", "1", 10)
+                .replace("\"time\":10", &format!("\"time\":\"{huge}\"")),
+            "field `time`",
+        ),
+        (
+            "process.jsonl",
+            event("invoke", 0, "write", "k", "1", 10)
+                .replace("\"process\":0", &format!("\"process\":\"{huge}\"")),
+            "field `process`",
+        ),
+        (
+            "value.jsonl",
+            event("invoke", 0, "write", "k", &format!("\"{huge}\""), 10),
+            "value",
+        ),
+        (
+            "process.edn",
+            format!("{{:process \"{huge}\", :type :invoke, :f :read, :value nil}}\n"),
+            ":process",
+        ),
+    ];
+    for (name, text, what) in cases {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let (code, out, err) = check(&[&path]);
+        assert_eq!(code, 254, "{name}: {out}");
+        assert!(
+            err.contains(what),
+            "{name}: {}",
+            &err[..err.len().min(2000)]
+        );
+        assert!(err.len() < 2048, "{name}: {} bytes of error", err.len());
+        assert!(
+            err.contains(" bytes)") && err.contains("… ("),
+            "{name}: {err}"
+        );
+    }
+}

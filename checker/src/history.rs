@@ -63,12 +63,17 @@ impl<'de> Deserialize<'de> for Process {
 impl Process {
     fn from_json(v: &Value) -> Result<Self, String> {
         match v {
-            Value::Number(n) => n
-                .as_u64()
-                .map(Process::Client)
-                .ok_or_else(|| format!("expected a non-negative integer, got {n}")),
+            Value::Number(n) => n.as_u64().map(Process::Client).ok_or_else(|| {
+                format!(
+                    "expected a non-negative integer, got {}",
+                    crate::echo::Echo(n)
+                )
+            }),
             Value::String(s) if s == "nemesis" => Ok(Process::Nemesis),
-            other => Err(format!("expected an integer or \"nemesis\", got {other}")),
+            other => Err(format!(
+                "expected an integer or \"nemesis\", got {}",
+                crate::echo::Echo(other)
+            )),
         }
     }
 }
@@ -315,7 +320,7 @@ pub enum HistoryError {
         source: std::io::Error,
     },
     /// A line is not valid JSON, or not an object.
-    #[error("{path}:{line}: not a JSON object: {message}")]
+    #[error("{path}:{line}: not a JSON object: {}", crate::echo::Message(message))]
     Syntax {
         /// The file.
         path: String,
@@ -346,7 +351,7 @@ pub enum HistoryError {
         line: usize,
     },
     /// A line is JSON but a field is missing or has the wrong type or value.
-    #[error("{path}:{line}: field `{field}`: {message}")]
+    #[error("{path}:{line}: field `{field}`: {}", crate::echo::Message(message))]
     Field {
         /// The file.
         path: String,
@@ -513,7 +518,15 @@ fn parse_header(mut obj: Map<String, Value>) -> Result<Header, FieldError> {
     obj.remove("type");
     let format = match obj.remove("format") {
         Some(Value::String(s)) if s == FORMAT_NAME => s,
-        Some(other) => return Err(("format", format!("expected \"{FORMAT_NAME}\", got {other}"))),
+        Some(other) => {
+            return Err((
+                "format",
+                format!(
+                    "expected \"{FORMAT_NAME}\", got {}",
+                    crate::echo::Echo(other)
+                ),
+            ))
+        }
         None => return Err(("format", "missing".into())),
     };
     let version = match obj.remove("version").as_ref().and_then(Value::as_u64) {
@@ -537,7 +550,10 @@ fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
         Some(other) => {
             return Err((
                 "type",
-                format!("expected invoke, ok, fail, info or header, got \"{other}\""),
+                format!(
+                    "expected invoke, ok, fail, info or header, got \"{}\"",
+                    crate::echo::Echo(other)
+                ),
             ))
         }
         None => return Err(("type", "missing or not a string".into())),
@@ -546,19 +562,32 @@ fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
         .map_err(|m| ("process", m))?;
     let f = match obj.remove("f") {
         Some(Value::String(s)) => s,
-        Some(other) => return Err(("f", format!("expected a string, got {other}"))),
+        Some(other) => {
+            return Err((
+                "f",
+                format!("expected a string, got {}", crate::echo::Echo(other)),
+            ))
+        }
         None => return Err(("f", "missing".into())),
     };
     let key = match obj.remove("key") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
-        Some(other) => return Err(("key", format!("expected a string, got {other}"))),
+        Some(other) => {
+            return Err((
+                "key",
+                format!("expected a string, got {}", crate::echo::Echo(other)),
+            ))
+        }
     };
     let value = obj.remove("value").ok_or(("value", "missing".into()))?;
     let time = match obj.get("time") {
         Some(v) => v.as_u64().ok_or((
             "time",
-            format!("expected non-negative integer nanoseconds, got {v}"),
+            format!(
+                "expected non-negative integer nanoseconds, got {}",
+                crate::echo::Echo(v)
+            ),
         ))?,
         None => return Err(("time", "missing".into())),
     };
@@ -602,10 +631,13 @@ fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
 fn opt_u64(obj: &Map<String, Value>, field: &'static str) -> Result<Option<u64>, FieldError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or((field, format!("expected a non-negative integer, got {v}"))),
+        Some(v) => v.as_u64().map(Some).ok_or((
+            field,
+            format!(
+                "expected a non-negative integer, got {}",
+                crate::echo::Echo(v)
+            ),
+        )),
     }
 }
 
@@ -616,7 +648,10 @@ fn opt_str(
     match obj.remove(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(v) => Err((field, format!("expected a string, got {v}"))),
+        Some(v) => Err((
+            field,
+            format!("expected a string, got {}", crate::echo::Echo(v)),
+        )),
     }
 }
 

@@ -53,6 +53,7 @@ mod check;
 pub mod classify;
 pub mod classify_counter;
 pub mod context;
+pub mod echo;
 pub mod edn;
 pub mod elle;
 mod explanation;

@@ -147,18 +147,27 @@ impl FieldError {
 /// Parses an integer field.
 pub(crate) fn parse_int(v: &serde_json::Value) -> Result<i64, String> {
     v.as_i64()
-        .ok_or_else(|| format!("expected a 64-bit integer, got {v}"))
+        .ok_or_else(|| format!("expected a 64-bit integer, got {}", crate::echo::Echo(v)))
 }
 
 /// Parses an array of integers.
 pub(crate) fn parse_ints(v: &serde_json::Value) -> Result<Vec<i64>, String> {
     match v {
         serde_json::Value::Array(items) => items.iter().map(parse_int).collect(),
-        other => Err(format!("expected an array of integers, got {other}")),
+        other => Err(format!(
+            "expected an array of integers, got {}",
+            crate::echo::Echo(other)
+        )),
     }
 }
 
 /// The error for an `f` the model does not know.
 pub(crate) fn unknown_f(model: &str, known: &str, f: &str) -> FieldError {
-    FieldError::invoke("f", format!("the {model} model knows {known}, not {f:?}"))
+    FieldError::invoke(
+        "f",
+        format!(
+            "the {model} model knows {known}, not {}",
+            crate::echo::Echo(format_args!("{:?}", f))
+        ),
+    )
 }

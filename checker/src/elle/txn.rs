@@ -100,27 +100,32 @@ fn field(history: &History, op: &Op, on_completion: bool, message: String) -> Ch
 
 fn int(v: &Value) -> Result<i64, String> {
     v.as_i64()
-        .ok_or_else(|| format!("expected a 64-bit integer, got {v}"))
+        .ok_or_else(|| format!("expected a 64-bit integer, got {}", crate::echo::Echo(v)))
 }
 
 fn list(v: &Value) -> Result<Vec<i64>, String> {
     match v {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => items.iter().map(int).collect(),
-        other => Err(format!("expected an array of integers, got {other}")),
+        other => Err(format!(
+            "expected an array of integers, got {}",
+            crate::echo::Echo(other)
+        )),
     }
 }
 
 /// Parses one micro-op `[f, key, value]`; `ok` says whether reads carry their result.
 fn micro_op(keys: &mut Keys, m: &Value, ok: bool) -> Result<Mop, String> {
-    let parts = m
-        .as_array()
-        .filter(|p| p.len() == 3)
-        .ok_or_else(|| format!("expected a micro-op [f, key, value], got {m}"))?;
+    let parts = m.as_array().filter(|p| p.len() == 3).ok_or_else(|| {
+        format!(
+            "expected a micro-op [f, key, value], got {}",
+            crate::echo::Echo(m)
+        )
+    })?;
     let key = match &parts[1] {
         Value::String(s) => keys.intern(s),
         Value::Number(n) => keys.intern(&n.to_string()),
-        other => return Err(format!("expected a key, got {other}")),
+        other => return Err(format!("expected a key, got {}", crate::echo::Echo(other))),
     };
     match parts[0].as_str() {
         Some("append") => Ok(Mop::Append {
@@ -162,7 +167,10 @@ fn txn_of(history: &History, keys: &mut Keys, op: &Op) -> Result<Txn, CheckError
                     history,
                     op,
                     on_completion,
-                    format!("expected an array of micro-ops, got {value}"),
+                    format!(
+                        "expected an array of micro-ops, got {}",
+                        crate::echo::Echo(value)
+                    ),
                 )
             })?;
             let mut mops = Vec::with_capacity(items.len());

@@ -119,7 +119,7 @@ pub enum ImportError {
         source: std::io::Error,
     },
     /// The text is not well-formed (EDN syntax).
-    #[error("{path}:{line}:{column}: {message}")]
+    #[error("{path}:{line}:{column}: {}", crate::echo::Message(message))]
     Syntax {
         /// The file.
         path: String,
@@ -131,7 +131,7 @@ pub enum ImportError {
         message: String,
     },
     /// An op lacks a field or has one of the wrong shape.
-    #[error("{path}:{line}: field `{field}`: {message}")]
+    #[error("{path}:{line}: field `{field}`: {}", crate::echo::Message(message))]
     Field {
         /// The file.
         path: String,

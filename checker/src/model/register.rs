@@ -224,8 +224,11 @@ pub fn parse_value(v: &Value) -> Result<RegisterValue, String> {
         Value::Number(n) => n
             .as_i64()
             .map(Some)
-            .ok_or_else(|| format!("expected a 64-bit integer, got {n}")),
-        other => Err(format!("expected an integer or null, got {other}")),
+            .ok_or_else(|| format!("expected a 64-bit integer, got {}", crate::echo::Echo(n))),
+        other => Err(format!(
+            "expected an integer or null, got {}",
+            crate::echo::Echo(other)
+        )),
     }
 }
 
@@ -270,7 +273,10 @@ impl RegisterOp {
                     other => {
                         return Err(invoke_err(
                             "value",
-                            format!("a cas needs [expected, new], got {other}"),
+                            format!(
+                                "a cas needs [expected, new], got {}",
+                                crate::echo::Echo(other)
+                            ),
                         ))
                     }
                 };
@@ -291,7 +297,10 @@ impl RegisterOp {
             other => {
                 return Err(invoke_err(
                     "f",
-                    format!("the register model knows read, write and cas, not {other:?}"),
+                    format!(
+                        "the register model knows read, write and cas, not {}",
+                        crate::echo::Echo(format_args!("{:?}", other))
+                    ),
                 ))
             }
         };
