@@ -213,3 +213,49 @@ fn errors_echo_at_most_a_few_hundred_bytes_of_a_value() {
         );
     }
 }
+
+#[test]
+fn malformed_values_in_elle_histories_are_254_naming_line_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let header = |workload: &str| {
+        format!(
+            r#"{{"type":"header","format":"slotcheck-history","version":1,"workload":"{workload}"}}"#
+        ) + "\n"
+    };
+    let append = header("list-append")
+        + &event("invoke", 0, "append", "x", "1", 10)
+        + &event("ok", 0, "append", "x", "1.5", 20);
+    let add = header("set")
+        + &event("invoke", 0, "add", "x", "1", 10)
+        + &event("ok", 0, "add", "x", "1.5", 20);
+    let txn = header("txn")
+        + &event("invoke", 0, "txn", "x", "\"s\"", 10)
+        + &event("ok", 0, "txn", "x", r#"[["r","x",[1]]]"#, 20);
+    let cases: [(&str, &str, &[&str], &str); 5] = [
+        ("append.jsonl", &append, &[], ":3 (event 1): field `value`"),
+        (
+            "append-model.jsonl",
+            &append,
+            &["--model", "list-append"],
+            "line 3 (event 1): field `value`",
+        ),
+        ("add.jsonl", &add, &[], ":3 (event 1): field `value`"),
+        (
+            "add-model.jsonl",
+            &add,
+            &["--model", "set"],
+            "line 3 (event 1): field `value`",
+        ),
+        ("txn.jsonl", &txn, &[], ":2 (event 0): field `value`"),
+    ];
+    for (name, text, flags, want) in cases {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&path];
+        args.extend(flags.iter().map(|f| f as &dyn AsRef<std::ffi::OsStr>));
+        let (code, out, err) = check(&args);
+        assert_eq!(code, 254, "{name}: {out}{err}");
+        assert!(err.contains(name), "{name}: names the file: {err}");
+        assert!(err.contains(want.trim_start_matches(':')), "{name}: {err}");
+    }
+}

@@ -113,6 +113,27 @@ pub trait OpModel: Model {
     }
 }
 
+/// Checks that an `ok` write-like op (`write`, `cas`, `append`, `add`) returned its argument, or
+/// `null`: anything else is a malformed completion.
+pub(crate) fn check_echo(op: &Op) -> Result<(), FieldError> {
+    if op.outcome == crate::op::Outcome::Ok
+        && !op.complete_value.is_null()
+        && op.complete_value != op.invoke_value
+    {
+        return Err(FieldError {
+            field: "value",
+            message: format!(
+                "an ok {} returns its argument {}, got {}",
+                crate::echo::Echo(&op.f),
+                crate::echo::Echo(&op.invoke_value),
+                crate::echo::Echo(&op.complete_value)
+            ),
+            on_completion: true,
+        });
+    }
+    Ok(())
+}
+
 /// A field of an op that does not fit the model, so the check stops with an error naming it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {

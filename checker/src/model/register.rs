@@ -264,7 +264,7 @@ impl RegisterOp {
                     }
                     Err(m) => return Err(invoke_err("value", m)),
                 };
-                check_echo(op)?;
+                crate::model::check_echo(op)?;
                 RegisterOp::Write(v)
             }
             "cas" => {
@@ -291,7 +291,7 @@ impl RegisterOp {
                     }
                     Err(m) => return Err(invoke_err("value", m)),
                 };
-                check_echo(op)?;
+                crate::model::check_echo(op)?;
                 RegisterOp::Cas { expected, new }
             }
             other => {
@@ -309,23 +309,6 @@ impl RegisterOp {
 }
 
 /// An `ok` write or cas echoes its argument (or says nothing, `null`); anything else is a bug.
-fn check_echo(op: &Op) -> Result<(), FieldError> {
-    if op.outcome == Outcome::Ok
-        && !op.complete_value.is_null()
-        && op.complete_value != op.invoke_value
-    {
-        return Err(FieldError {
-            field: "value",
-            message: format!(
-                "an ok {} returns its argument {}, got {}",
-                op.f, op.invoke_value, op.complete_value
-            ),
-            on_completion: true,
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
