@@ -191,12 +191,13 @@ fn several(files: &[PathBuf], args: &CheckArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-/// Whether `err` says that no format was given and none could be told from the content.
+/// Whether `err` says that the file is empty, or that no format was given and none could be
+/// told from the content.
 fn undetected(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         matches!(
             e.downcast_ref::<ImportError>(),
-            Some(ImportError::UnknownFormat { .. })
+            Some(ImportError::UnknownFormat { .. } | ImportError::Empty { .. })
         )
     })
 }
@@ -279,6 +280,10 @@ fn check_path(path: &Path, args: &CheckArgs) -> Result<Report> {
     let mut source = Source::open(path).map_err(io)?;
     let name = source.name().to_string();
     let first = source.first_line().map_err(io)?;
+    // One rule whether the format is given or detected: an empty file is no history.
+    if first.is_empty() {
+        return Err(ImportError::Empty { path: name }.into());
+    }
     let detected = Format::detect(&first);
     let format = args.format.or(detected).ok_or_else(|| {
         let known: Vec<_> = Format::ALL.iter().map(|&f| format_name(f)).collect();

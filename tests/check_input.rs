@@ -259,3 +259,51 @@ fn malformed_values_in_elle_histories_are_254_naming_line_and_field() {
         assert!(err.contains(want.trim_start_matches(':')), "{name}: {err}");
     }
 }
+
+#[test]
+fn an_empty_file_is_254_whichever_way_it_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty.jsonl");
+    std::fs::write(&empty, " \n\n").unwrap();
+    for format in [
+        None,
+        Some("jsonl"),
+        Some("knossos-edn"),
+        Some("porcupine-kv"),
+    ] {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&empty];
+        let flag = format.map(|f| ["--format", f]);
+        if let Some(flag) = &flag {
+            args.extend(flag.iter().map(|f| f as &dyn AsRef<std::ffi::OsStr>));
+        }
+        let (code, out, err) = check(&args);
+        assert_eq!(code, 254, "{format:?}: {out}{err}");
+        assert!(err.contains("empty.jsonl: empty"), "{format:?}: {err}");
+    }
+    let (code, _, err) = check_with_stdin(&[&"-"], b"");
+    assert_eq!(code, 254, "{err}");
+    assert!(err.contains("<stdin>: empty"), "{err}");
+    // In a directory it is skipped, as a file in no known format is.
+    std::fs::copy(fixture("register-ok.jsonl"), tmp.path().join("ok.jsonl")).unwrap();
+    let (code, out, err) = check(&[&tmp.path(), &"--format", &"jsonl"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 skipped"), "{out}");
+}
+
+#[test]
+fn an_unrecognised_key_type_in_a_types_history_is_unknown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("types.jsonl");
+    let text = r#"{"type":"header","format":"slotcheck-history","version":1,"workload":"types"}"#
+        .to_string()
+        + "\n"
+        + &event("invoke", 0, "write", "blob:{k0}", "1", 10)
+        + &event("ok", 0, "write", "blob:{k0}", "1", 20);
+    std::fs::write(&path, text).unwrap();
+    let (code, out, err) = check(&[&path, &"--json"]);
+    assert_eq!(code, 2, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["valid"], "unknown");
+    let why = report["keys"][0]["unknown"].as_str().unwrap();
+    assert!(why.contains("key type \"blob\""), "{why}");
+}

@@ -142,6 +142,13 @@ pub enum ImportError {
         /// What is wrong.
         message: String,
     },
+    /// The file holds nothing but blank lines (and EDN comments): an empty history is malformed
+    /// input, whatever its format, not a valid history of no ops.
+    #[error("{path}: empty: no history in it")]
+    Empty {
+        /// The file.
+        path: String,
+    },
     /// No format was given and none could be recognized.
     #[error("{path}: cannot tell the format (empty, or none of {known})")]
     UnknownFormat {
@@ -200,8 +207,21 @@ impl Imported {
     }
 }
 
-/// Reads `text` (named `path` in errors) as `format`, or as the detected format when `None`.
+/// Whether `text` holds nothing but blank lines and EDN comments: an empty history.
+pub fn is_empty_text(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with(';'))
+}
+
+/// Reads `text` (named `path` in errors) as `format`, or as the detected format when `None`;
+/// an empty text is [`ImportError::Empty`] either way.
 pub fn import(text: &str, path: &str, format: Option<Format>) -> Result<Imported, ImportError> {
+    if is_empty_text(text) {
+        return Err(ImportError::Empty {
+            path: path.to_string(),
+        });
+    }
     let format = match format.or_else(|| Format::detect(text)) {
         Some(f) => f,
         None => {
@@ -288,7 +308,11 @@ mod tests {
         }
         assert_eq!("jepsen-log".parse::<Format>(), Ok(Format::JepsenLog));
         assert!("x".parse::<Format>().is_err());
-        let err = import("", "empty.log", None).unwrap_err();
+        for (text, format) in [("", None), (" \n; c\n", Some(Format::Slotcheck))] {
+            let err = import(text, "empty.log", format).unwrap_err();
+            assert_eq!(err.to_string(), "empty.log: empty: no history in it");
+        }
+        let err = import("hello", "empty.log", None).unwrap_err();
         let bytes = b"{:process 0, :type :invoke, :f :read, :value nil}\n{:process \xff}\n";
         let source = Source::from_reader("bad.edn", &bytes[..]);
         let shown = read(source, None).unwrap_err().to_string();
