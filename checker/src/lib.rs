@@ -65,6 +65,7 @@ pub mod history;
 pub mod import;
 mod kind;
 pub mod model;
+pub mod mutate;
 pub mod op;
 mod partition;
 pub mod phase;
