@@ -40,11 +40,13 @@
 //! assert_eq!(report.valid, Validity::Invalid);
 //! ```
 //!
-//! Layout: [`history`] (the format), [`import`] (other formats), [`edn`] (their reader), [`op`]
-//! (pairing), [`model`] (sequential specifications), [`wgl`] (the general linearizability
-//! search), [`classify`] (the anomaly class of an invalid register key: `lost-write`,
-//! `stale-read`, `aborted-read`, ...), [`stale_route`] (clients that forgot a `MOVED`), and the
-//! report types re-exported below.
+//! Layout: [`history`] (the format), [`source`] (a file, pipe or stdin, read once), [`import`]
+//! (other formats), [`edn`] (their reader), [`op`] (pairing), [`model`] (sequential
+//! specifications), [`wgl`] (the general linearizability search), [`classify`] (the anomaly
+//! class of an invalid register key: `lost-write`, `stale-read`, `aborted-read`, ...),
+//! [`stale_route`] (clients that forgot a `MOVED`), [`echo`] (input quoted in errors, bounded),
+//! [`mutate`] (hostile edits of a history, for fuzz tests), and the report types re-exported
+//! below.
 
 mod after_apply;
 pub mod anomaly;
