@@ -198,7 +198,11 @@ mod tests {
             mutate(text, &Mutation::SwapLines(7)),
             b"{\"v\":-3}\n{\"k\":\"a1\",\"v\":12}\n"
         );
-        assert_eq!(mutate(text, &Mutation::Truncate(10_000)), text.as_bytes());
+        assert_eq!(
+            mutate(text, &Mutation::Truncate(text.len())),
+            text.as_bytes()
+        );
+        assert_eq!(mutate(text, &Mutation::Truncate(text.len() + 3)), b"{\"");
         assert_eq!(mutate("", &Mutation::DropLine(3)), b"");
     }
 }
