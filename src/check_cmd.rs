@@ -9,19 +9,17 @@
 //! they are so large that they are checked streaming (see [`slotcheck::run::check_history`]).
 
 use anyhow::{Context, Result};
-use checker::{import, CheckOptions, Format, ImportError, ModelKind, Report, Validity};
+use checker::{import, CheckOptions, Format, ImportError, ModelKind, Report, Source, Validity};
 use serde_json::Value;
-use slotcheck::run::{check_history, check_loaded, warn, STREAM_BYTES_MIN};
+use slotcheck::run::{check_loaded, warn, STREAM_BYTES_MIN};
 use std::fmt::{self, Write as _};
-use std::io::{BufRead, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 /// Invalid keys (and, separately, unknown keys) explained in full on a terminal; `--json` has all.
 pub const KEYS_SHOWN_MAX: usize = 10;
-/// Bytes of a file's first line read to detect its format and its header's workload.
-const FIRST_LINE_BYTES_MAX: u64 = 16 << 20;
 /// Directory levels searched below a FILE argument; deeper ones are an error, not a silent skip.
 const DIR_DEPTH_MAX: usize = 32;
 /// Exit code when some file could not be read or is malformed, as Jepsen's CLI.
@@ -193,12 +191,13 @@ fn several(files: &[PathBuf], args: &CheckArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-/// Whether `err` says that no format was given and none could be told from the content.
+/// Whether `err` says that the file is empty, or that no format was given and none could be
+/// told from the content.
 fn undetected(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         matches!(
             e.downcast_ref::<ImportError>(),
-            Some(ImportError::UnknownFormat { .. })
+            Some(ImportError::UnknownFormat { .. } | ImportError::Empty { .. })
         )
     })
 }
@@ -270,10 +269,21 @@ fn word(v: Validity) -> &'static str {
     }
 }
 
-/// Reads one file in its format and checks it against its model; errors name the file.
+/// Reads one file in its format and checks it against its model; errors name the file. The file
+/// is opened once and read once, so that a pipe, a FIFO, `<(cmd)` or `-` (standard input) reads
+/// as a file does: its format is detected from bytes peeked through the same handle.
 fn check_path(path: &Path, args: &CheckArgs) -> Result<Report> {
-    let name = path.display().to_string();
-    let first = first_line(path)?;
+    let io = |source| InputError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut source = Source::open(path).map_err(io)?;
+    let name = source.name().to_string();
+    let first = source.first_line().map_err(io)?;
+    // One rule whether the format is given or detected: an empty file is no history.
+    if first.is_empty() {
+        return Err(ImportError::Empty { path: name }.into());
+    }
     let detected = Format::detect(&first);
     let format = args.format.or(detected).ok_or_else(|| {
         let known: Vec<_> = Format::ALL.iter().map(|&f| format_name(f)).collect();
@@ -305,17 +315,17 @@ fn check_path(path: &Path, args: &CheckArgs) -> Result<Report> {
         let header: Value = serde_json::from_str(&first).unwrap_or(Value::Null);
         if slotcheck::pika::explain::is_pika_run(&header) {
             // A PikiwiDB history is read once, for the check and for its own findings.
-            let history = checker::History::read_file(path).map_err(|e| reading(e.into()))?;
-            let mut report = check_loaded(&history, path, model, &opts)?;
+            let history = checker::History::read(source).map_err(|e| reading(e.into()))?;
+            let mut report = check_loaded(&history, Path::new(&name), model, &opts)?;
             let ops = checker::Ops::from_history(&history)
                 .with_context(|| format!("pairing the ops of {name}"))?;
             slotcheck::pika::explain::annotate(&history, &ops, &mut report);
             report
         } else {
-            check_history(path, model, &opts, STREAM_BYTES_MIN).map_err(reading)?
+            check_slotcheck(source, model, &opts).map_err(reading)?
         }
     } else {
-        let imported = import::read_file(path, Some(format)).map_err(|e| reading(e.into()))?;
+        let imported = import::read(source, Some(format)).map_err(|e| reading(e.into()))?;
         let implied = imported.model();
         let model = match (args.model, implied) {
             (Some(model), Some(implied)) if model != implied && strict(format) => {
@@ -338,6 +348,28 @@ fn check_path(path: &Path, args: &CheckArgs) -> Result<Report> {
         warn(w);
     }
     Ok(report)
+}
+
+/// Checks a slotcheck history read once from `source`, as [`slotcheck::run::check_history`] checks a file:
+/// register histories of [`STREAM_BYTES_MIN`] bytes or more streaming (for a pipe: when more than
+/// that many bytes come, which are peeked, not read twice), others whole, with the
+/// redirect-aware context.
+fn check_slotcheck(mut source: Source, model: ModelKind, opts: &CheckOptions) -> Result<Report> {
+    let name = source.name().to_string();
+    let io = |source| InputError::Io {
+        path: name.clone(),
+        source,
+    };
+    let large = model == ModelKind::Register
+        && match source.regular_len() {
+            Some(len) => len >= STREAM_BYTES_MIN,
+            None => !source.peek(STREAM_BYTES_MIN as usize).map_err(io)?,
+        };
+    if large {
+        return Ok(checker::check_source(source, model, opts)?);
+    }
+    let history = checker::History::read(source)?;
+    check_loaded(&history, Path::new(&name), model, opts)
 }
 
 /// Whether `--model` must be the model `format` implies: formats written for one model only.
@@ -374,37 +406,15 @@ fn options(mut opts: CheckOptions, initial: Option<&str>, model: ModelKind) -> C
     opts
 }
 
-/// The first line of `path` that is neither blank nor an EDN comment, trimmed (at most
-/// `FIRST_LINE_BYTES_MAX` bytes of it): enough to detect the format and read a header.
-fn first_line(path: &Path) -> Result<String, InputError> {
-    let io = |source| InputError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = (&mut reader)
-            .take(FIRST_LINE_BYTES_MAX)
-            .read_until(b'\n', &mut buf)
-            .map_err(io)?;
-        if n == 0 {
-            return Ok(String::new());
-        }
-        let text = String::from_utf8_lossy(&buf);
-        let line = text.trim();
-        if !line.is_empty() && !line.starts_with(';') {
-            return Ok(line.to_string());
-        }
-    }
-}
-
-/// The files to check: each FILE argument as given, and each directory's regular files (and
+/// The files to check: each FILE argument as given (`-` is standard input), and each directory's regular files (and
 /// links to files), recursively, sorted by name; hidden files and directories are skipped.
 fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
     let mut files = Vec::new();
     for path in args {
+        if path.as_os_str() == "-" {
+            files.push(path.clone());
+            continue;
+        }
         let meta = std::fs::metadata(path).map_err(|source| InputError::Io {
             path: path.display().to_string(),
             source,
@@ -537,6 +547,7 @@ impl fmt::Write for FirstLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use slotcheck::run::check_history;
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -594,12 +605,18 @@ mod tests {
 
     #[test]
     fn first_line_skips_blanks_and_comments() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("h.edn");
-        std::fs::write(&path, "\n  ; a comment\n\n [{:process 0}]\n").unwrap();
-        assert_eq!(first_line(&path).unwrap(), "[{:process 0}]");
-        std::fs::write(&path, "").unwrap();
-        assert_eq!(first_line(&path).unwrap(), "");
+        let first = |text: &'static str| {
+            Source::from_reader("h.edn", text.as_bytes())
+                .first_line()
+                .unwrap()
+        };
+        assert_eq!(
+            first("\n  ; a comment\n\n [{:process 0}]\n"),
+            "[{:process 0}]"
+        );
+        assert_eq!(first(""), "");
+        assert_eq!(first(" \n;\n"), "");
+        assert_eq!(first("{\"a\":1}"), "{\"a\":1}");
         let header =
             r#"{"type":"header","format":"slotcheck-history","version":1,"workload":"set"}"#;
         assert_eq!(header_model(header), Some(ModelKind::Txn));

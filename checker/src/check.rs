@@ -84,7 +84,10 @@ pub enum CheckError {
     #[error(transparent)]
     Op(#[from] OpError),
     /// An op's field does not fit the model (missing key, unknown `f`, malformed value).
-    #[error("line {line} (event {event}): field `{field}`: {message}")]
+    #[error(
+        "line {line} (event {event}): field `{field}`: {}",
+        crate::echo::Message(message)
+    )]
     Field {
         /// Position in `History::events`.
         event: usize,
@@ -96,7 +99,7 @@ pub enum CheckError {
         message: String,
     },
     /// A check option is unusable.
-    #[error("option `{option}`: {message}")]
+    #[error("option `{option}`: {}", crate::echo::Message(message))]
     Option {
         /// The option's name.
         option: &'static str,

@@ -11,7 +11,7 @@ use serde_json::{Map, Number, Value};
 
 /// Why EDN text could not be read, with the 1-based line and column where the reader stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}, column {column}: {message}")]
+#[error("line {line}, column {column}: {}", crate::echo::Message(message))]
 pub struct EdnError {
     /// 1-based line.
     pub line: usize,

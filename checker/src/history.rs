@@ -6,13 +6,20 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 /// The format name written in a history's header line.
 pub const FORMAT_NAME: &str = "slotcheck-history";
 /// The only format version this crate reads and writes.
 pub const FORMAT_VERSION: u64 = 1;
+
+/// The longest line a history may hold, newline excluded: a line past it is an error, named by
+/// file and line, not a reason to hold gigabytes (a line is held while its JSON is read, so a
+/// bound here bounds the reader's memory). Generous: a read of a million-element set is ~8 MB.
+pub const LINE_BYTES_MAX: usize = 64 << 20;
+/// A line buffer grown past this many bytes (by a long line) is given back after that line.
+const LINE_BUFFER_KEPT_BYTES_MAX: usize = 1 << 20;
 
 /// What an event says happened: an invocation or one of the three completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,12 +63,17 @@ impl<'de> Deserialize<'de> for Process {
 impl Process {
     fn from_json(v: &Value) -> Result<Self, String> {
         match v {
-            Value::Number(n) => n
-                .as_u64()
-                .map(Process::Client)
-                .ok_or_else(|| format!("expected a non-negative integer, got {n}")),
+            Value::Number(n) => n.as_u64().map(Process::Client).ok_or_else(|| {
+                format!(
+                    "expected a non-negative integer, got {}",
+                    crate::echo::Echo(n)
+                )
+            }),
             Value::String(s) if s == "nemesis" => Ok(Process::Nemesis),
-            other => Err(format!("expected an integer or \"nemesis\", got {other}")),
+            other => Err(format!(
+                "expected an integer or \"nemesis\", got {}",
+                crate::echo::Echo(other)
+            )),
         }
     }
 }
@@ -308,7 +320,7 @@ pub enum HistoryError {
         source: std::io::Error,
     },
     /// A line is not valid JSON, or not an object.
-    #[error("{path}:{line}: not a JSON object: {message}")]
+    #[error("{path}:{line}: not a JSON object: {}", crate::echo::Message(message))]
     Syntax {
         /// The file.
         path: String,
@@ -317,8 +329,29 @@ pub enum HistoryError {
         /// What the JSON parser said.
         message: String,
     },
+    /// A line is not UTF-8 text (a last line cut inside a character is a warning instead).
+    #[error("{path}:{line}: not valid UTF-8 (from byte {byte} of the line)")]
+    Encoding {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// The 1-based byte of the line where the invalid sequence starts.
+        byte: usize,
+    },
+    /// A line is longer than [`LINE_BYTES_MAX`] bytes.
+    #[error(
+        "{path}:{line}: line is longer than {} MiB, the most a history line may hold",
+        LINE_BYTES_MAX >> 20
+    )]
+    LineTooLong {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+    },
     /// A line is JSON but a field is missing or has the wrong type or value.
-    #[error("{path}:{line}: field `{field}`: {message}")]
+    #[error("{path}:{line}: field `{field}`: {}", crate::echo::Message(message))]
     Field {
         /// The file.
         path: String,
@@ -329,6 +362,40 @@ pub enum HistoryError {
         /// What is wrong with it.
         message: String,
     },
+}
+
+impl HistoryError {
+    /// The same error at line `line_no` (for a line read alone, as line 1).
+    pub fn at_line(self, line_no: usize) -> HistoryError {
+        match self {
+            HistoryError::Syntax { path, message, .. } => HistoryError::Syntax {
+                path,
+                line: line_no,
+                message,
+            },
+            HistoryError::Encoding { path, byte, .. } => HistoryError::Encoding {
+                path,
+                line: line_no,
+                byte,
+            },
+            HistoryError::Field {
+                path,
+                field,
+                message,
+                ..
+            } => HistoryError::Field {
+                path,
+                line: line_no,
+                field,
+                message,
+            },
+            HistoryError::LineTooLong { path, .. } => HistoryError::LineTooLong {
+                path,
+                line: line_no,
+            },
+            io @ HistoryError::Io { .. } => io,
+        }
+    }
 }
 
 impl History {
@@ -342,16 +409,27 @@ impl History {
         History::parse(std::io::BufReader::new(file), &name)
     }
 
+    /// Reads a history already opened once (a pipe or standard input too); see [`History::parse`].
+    pub fn read(source: crate::source::Source) -> Result<History, HistoryError> {
+        let name = source.name().to_string();
+        History::parse(source.into_reader(), &name)
+    }
+
     /// Parses JSON Lines; `name` is used in errors. A last line that is not valid JSON and has no
     /// trailing newline (a killed writer) is skipped with a warning.
     pub fn parse<R: BufRead>(mut reader: R, name: &str) -> Result<History, HistoryError> {
         let mut history = History::default();
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         let mut line_no = 0usize;
         loop {
+            if buf.capacity() > LINE_BUFFER_KEPT_BYTES_MAX {
+                buf = Vec::new();
+            }
             buf.clear();
-            let n = reader
-                .read_line(&mut buf)
+            // One byte past the bound (a newline there still ends a line of the most bytes).
+            let n = (&mut reader)
+                .take(LINE_BYTES_MAX as u64 + 1)
+                .read_until(b'\n', &mut buf)
                 .map_err(|source| HistoryError::Io {
                     path: name.to_string(),
                     source,
@@ -360,8 +438,31 @@ impl History {
                 break;
             }
             line_no += 1;
-            let complete = buf.ends_with('\n');
-            let text = buf.trim();
+            let complete = buf.ends_with(b"\n");
+            if !complete && buf.len() > LINE_BYTES_MAX {
+                return Err(HistoryError::LineTooLong {
+                    path: name.to_string(),
+                    line: line_no,
+                });
+            }
+            let text = match std::str::from_utf8(&buf) {
+                Ok(text) => text.trim(),
+                // A killed writer can stop inside a multi-byte character.
+                Err(e) if !complete && e.error_len().is_none() => {
+                    history.warnings.push(format!(
+                        "{name}:{line_no}: last line is cut short (inside a UTF-8 character); \
+                         skipped"
+                    ));
+                    break;
+                }
+                Err(e) => {
+                    return Err(HistoryError::Encoding {
+                        path: name.to_string(),
+                        line: line_no,
+                        byte: e.valid_up_to() + 1,
+                    })
+                }
+            };
             if text.is_empty() {
                 continue;
             }
@@ -417,7 +518,15 @@ fn parse_header(mut obj: Map<String, Value>) -> Result<Header, FieldError> {
     obj.remove("type");
     let format = match obj.remove("format") {
         Some(Value::String(s)) if s == FORMAT_NAME => s,
-        Some(other) => return Err(("format", format!("expected \"{FORMAT_NAME}\", got {other}"))),
+        Some(other) => {
+            return Err((
+                "format",
+                format!(
+                    "expected \"{FORMAT_NAME}\", got {}",
+                    crate::echo::Echo(other)
+                ),
+            ))
+        }
         None => return Err(("format", "missing".into())),
     };
     let version = match obj.remove("version").as_ref().and_then(Value::as_u64) {
@@ -441,34 +550,50 @@ fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
         Some(other) => {
             return Err((
                 "type",
-                format!("expected invoke, ok, fail, info or header, got \"{other}\""),
+                format!(
+                    "expected invoke, ok, fail, info or header, got \"{}\"",
+                    crate::echo::Echo(other)
+                ),
             ))
         }
         None => return Err(("type", "missing or not a string".into())),
     };
     let process = Process::from_json(obj.get("process").ok_or(("process", "missing".into()))?)
         .map_err(|m| ("process", m))?;
-    let f = match obj.get("f") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(("f", format!("expected a string, got {other}"))),
+    let f = match obj.remove("f") {
+        Some(Value::String(s)) => s,
+        Some(other) => {
+            return Err((
+                "f",
+                format!("expected a string, got {}", crate::echo::Echo(other)),
+            ))
+        }
         None => return Err(("f", "missing".into())),
     };
-    let key = match obj.get("key") {
+    let key = match obj.remove("key") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => return Err(("key", format!("expected a string, got {other}"))),
+        Some(Value::String(s)) => Some(s),
+        Some(other) => {
+            return Err((
+                "key",
+                format!("expected a string, got {}", crate::echo::Echo(other)),
+            ))
+        }
     };
     let value = obj.remove("value").ok_or(("value", "missing".into()))?;
     let time = match obj.get("time") {
         Some(v) => v.as_u64().ok_or((
             "time",
-            format!("expected non-negative integer nanoseconds, got {v}"),
+            format!(
+                "expected non-negative integer nanoseconds, got {}",
+                crate::echo::Echo(v)
+            ),
         ))?,
         None => return Err(("time", "missing".into())),
     };
     let index = opt_u64(&obj, "index")?;
-    let wall = opt_str(&obj, "wall")?;
-    let node = opt_str(&obj, "node")?;
+    let wall = opt_str(&mut obj, "wall")?;
+    let node = opt_str(&mut obj, "node")?;
     let slot = match opt_u64(&obj, "slot")? {
         Some(s) if s < 16384 => Some(s as u16),
         Some(s) => return Err(("slot", format!("{s} is not a slot (0..16383)"))),
@@ -478,7 +603,7 @@ fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
         None | Some(Value::Null) => Vec::new(),
         Some(v) => serde_json::from_value(v).map_err(|e| ("redirects", e.to_string()))?,
     };
-    let error = opt_str(&obj, "error")?;
+    let error = opt_str(&mut obj, "error")?;
     let gave_up = match obj.remove("gave_up") {
         None | Some(Value::Null) => None,
         Some(_) if !matches!(kind, EventType::Fail | EventType::Info) => {
@@ -506,18 +631,27 @@ fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
 fn opt_u64(obj: &Map<String, Value>, field: &'static str) -> Result<Option<u64>, FieldError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or((field, format!("expected a non-negative integer, got {v}"))),
+        Some(v) => v.as_u64().map(Some).ok_or((
+            field,
+            format!(
+                "expected a non-negative integer, got {}",
+                crate::echo::Echo(v)
+            ),
+        )),
     }
 }
 
-fn opt_str(obj: &Map<String, Value>, field: &'static str) -> Result<Option<String>, FieldError> {
-    match obj.get(field) {
+fn opt_str(
+    obj: &mut Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, FieldError> {
+    match obj.remove(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err((field, format!("expected a string, got {v}"))),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(v) => Err((
+            field,
+            format!("expected a string, got {}", crate::echo::Echo(v)),
+        )),
     }
 }
 
@@ -637,6 +771,44 @@ mod tests {
         assert_eq!(h.events.len(), 1);
         assert_eq!(h.events[0].process, Process::Nemesis);
         assert_eq!(h.warnings.len(), 1);
+    }
+
+    #[test]
+    fn a_last_line_cut_inside_a_character_is_a_warning() {
+        let first = r#"{"type":"invoke","process":0,"f":"write","key":"é","value":1,"time":1}"#;
+        let text = format!("{first}\n{first}");
+        let at = text.rfind('é').unwrap();
+        // Cut one byte into the two-byte `é`, and one byte before it.
+        for cut in [at + 1, at] {
+            let h = History::parse(&text.as_bytes()[..cut], "h.jsonl").unwrap();
+            assert_eq!(h.events.len(), 1, "cut at {cut}");
+            assert_eq!(h.warnings.len(), 1, "cut at {cut}");
+            assert!(h.warnings[0].starts_with("h.jsonl:2: last line is cut short"));
+        }
+        // Not the last line, or not a cut: an error naming the file and line.
+        let mut bad = text.as_bytes()[..at + 1].to_vec();
+        bad.extend_from_slice(b"\"}\n");
+        bad.extend_from_slice(first.as_bytes());
+        let err = History::parse(&bad[..], "h.jsonl").unwrap_err().to_string();
+        assert!(err.starts_with("h.jsonl:2: not valid UTF-8"), "{err}");
+        let mut bad = first.as_bytes().to_vec();
+        bad[40] = 0xff;
+        let err = History::parse(&bad[..], "h.jsonl").unwrap_err().to_string();
+        assert_eq!(err, "h.jsonl:1: not valid UTF-8 (from byte 41 of the line)");
+    }
+
+    #[test]
+    fn a_line_past_the_bound_is_an_error_naming_it() {
+        let ok = r#"{"type":"invoke","process":0,"f":"write","key":"k","value":1,"time":1}"#;
+        let pad = LINE_BYTES_MAX - ok.len();
+        let at_most = format!("{ok}{}\n", " ".repeat(pad));
+        assert!(parse(&format!("{ok}\n{at_most}{ok}")).is_ok());
+        let past = format!("{ok}\n{ok}{}\n{ok}\n", " ".repeat(pad + 1));
+        let err = parse(&past).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "h.jsonl:2: line is longer than 64 MiB, the most a history line may hold"
+        );
     }
 
     #[test]

@@ -140,9 +140,9 @@ pub(crate) fn check(
         ModelKind::Counter => {
             let initial = match &opts.initial {
                 Value::Null => 0,
-                v => v
-                    .as_i64()
-                    .ok_or_else(|| bad_initial(format!("expected an integer, got {v}")))?,
+                v => v.as_i64().ok_or_else(|| {
+                    bad_initial(format!("expected an integer, got {}", crate::echo::Echo(v)))
+                })?,
             };
             partition::check(history, &Counter { initial }, &budget, name, Split::ByKey)
         }
@@ -164,7 +164,12 @@ pub(crate) fn check(
             let initial = match &opts.initial {
                 Value::Null => String::new(),
                 Value::String(s) => s.clone(),
-                v => return Err(bad_initial(format!("expected a string, got {v}"))),
+                v => {
+                    return Err(bad_initial(format!(
+                        "expected a string, got {}",
+                        crate::echo::Echo(v)
+                    )))
+                }
             };
             partition::check(history, &Kv { initial }, &budget, name, Split::ByKey)
         }

@@ -40,11 +40,13 @@
 //! assert_eq!(report.valid, Validity::Invalid);
 //! ```
 //!
-//! Layout: [`history`] (the format), [`import`] (other formats), [`edn`] (their reader), [`op`]
-//! (pairing), [`model`] (sequential specifications), [`wgl`] (the general linearizability
-//! search), [`classify`] (the anomaly class of an invalid register key: `lost-write`,
-//! `stale-read`, `aborted-read`, ...), [`stale_route`] (clients that forgot a `MOVED`), and the
-//! report types re-exported below.
+//! Layout: [`history`] (the format), [`source`] (a file, pipe or stdin, read once), [`import`]
+//! (other formats), [`edn`] (their reader), [`op`] (pairing), [`model`] (sequential
+//! specifications), [`wgl`] (the general linearizability search), [`classify`] (the anomaly
+//! class of an invalid register key: `lost-write`, `stale-read`, `aborted-read`, ...),
+//! [`stale_route`] (clients that forgot a `MOVED`), [`echo`] (input quoted in errors, bounded),
+//! [`mutate`] (hostile edits of a history, for fuzz tests), and the report types re-exported
+//! below.
 
 mod after_apply;
 pub mod anomaly;
@@ -53,6 +55,7 @@ mod check;
 pub mod classify;
 pub mod classify_counter;
 pub mod context;
+pub mod echo;
 pub mod edn;
 pub mod elle;
 mod explanation;
@@ -64,6 +67,7 @@ pub mod history;
 pub mod import;
 mod kind;
 pub mod model;
+pub mod mutate;
 pub mod op;
 mod partition;
 pub mod phase;
@@ -71,6 +75,7 @@ pub mod protocol;
 pub mod redirects;
 mod report;
 pub mod slot;
+pub mod source;
 pub mod stale_route;
 mod stream;
 #[cfg(test)]
@@ -94,6 +99,7 @@ pub use model::{Model, OpModel};
 pub use op::{Op, OpError, Ops, Outcome};
 pub use report::{causes_line, counts_text, KeyReport, OutcomeCounts, RedirectCounts, Report};
 pub use slot::{codis_slot, key_slot, ClusterSlots, CodisSlots, SlotFunction};
+pub use source::Source;
 pub use stream::{FileError, HELD_BYTES_MAX};
 pub use validity::Validity;
 
@@ -129,6 +135,16 @@ pub fn check_file(
     opts: &CheckOptions,
 ) -> Result<Report, FileError> {
     stream::check_file(path, model, opts)
+}
+
+/// [`check_file`] on a history already opened once (a pipe, a FIFO or standard input too):
+/// registers and list-append histories streaming, other models read whole.
+pub fn check_source(
+    source: Source,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<Report, FileError> {
+    stream::check_source_bounded(source, model, opts, HELD_BYTES_MAX)
 }
 
 /// [`check_file`] holding at most `held_bytes_max` bytes of a register history's compact ops in

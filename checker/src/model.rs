@@ -113,6 +113,27 @@ pub trait OpModel: Model {
     }
 }
 
+/// Checks that an `ok` write-like op (`write`, `cas`, `append`, `add`) returned its argument, or
+/// `null`: anything else is a malformed completion.
+pub(crate) fn check_echo(op: &Op) -> Result<(), FieldError> {
+    if op.outcome == crate::op::Outcome::Ok
+        && !op.complete_value.is_null()
+        && op.complete_value != op.invoke_value
+    {
+        return Err(FieldError {
+            field: "value",
+            message: format!(
+                "an ok {} returns its argument {}, got {}",
+                crate::echo::Echo(&op.f),
+                crate::echo::Echo(&op.invoke_value),
+                crate::echo::Echo(&op.complete_value)
+            ),
+            on_completion: true,
+        });
+    }
+    Ok(())
+}
+
 /// A field of an op that does not fit the model, so the check stops with an error naming it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -147,18 +168,27 @@ impl FieldError {
 /// Parses an integer field.
 pub(crate) fn parse_int(v: &serde_json::Value) -> Result<i64, String> {
     v.as_i64()
-        .ok_or_else(|| format!("expected a 64-bit integer, got {v}"))
+        .ok_or_else(|| format!("expected a 64-bit integer, got {}", crate::echo::Echo(v)))
 }
 
 /// Parses an array of integers.
 pub(crate) fn parse_ints(v: &serde_json::Value) -> Result<Vec<i64>, String> {
     match v {
         serde_json::Value::Array(items) => items.iter().map(parse_int).collect(),
-        other => Err(format!("expected an array of integers, got {other}")),
+        other => Err(format!(
+            "expected an array of integers, got {}",
+            crate::echo::Echo(other)
+        )),
     }
 }
 
 /// The error for an `f` the model does not know.
 pub(crate) fn unknown_f(model: &str, known: &str, f: &str) -> FieldError {
-    FieldError::invoke("f", format!("the {model} model knows {known}, not {f:?}"))
+    FieldError::invoke(
+        "f",
+        format!(
+            "the {model} model knows {known}, not {}",
+            crate::echo::Echo(format_args!("{:?}", f))
+        ),
+    )
 }

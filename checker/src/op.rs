@@ -116,7 +116,7 @@ pub enum OpError {
         info_line: usize,
     },
     /// A completion names a different `f` or `key` than its invocation.
-    #[error("line {line} (event {event}): field `{field}`: the completion says {completion}, its invocation at line {invoke_line} says {invocation}")]
+    #[error("line {line} (event {event}): field `{field}`: the completion says {}, its invocation at line {invoke_line} says {}", crate::echo::Echo(completion), crate::echo::Echo(invocation))]
     Mismatch {
         /// Position in `History::events`.
         event: usize,

@@ -27,6 +27,7 @@ use crate::kind::ModelKind;
 use crate::model::list_append::ListAppend;
 use crate::model::parse_ints;
 use crate::report::Report;
+use crate::source::Source;
 use crate::wgl::{Budget, Exhausted};
 use pairing::{Pairing, Sink};
 use serde_json::Value;
@@ -73,7 +74,22 @@ pub fn check_file_bounded(
     opts: &CheckOptions,
     held_bytes_max: usize,
 ) -> Result<Report, FileError> {
-    let name = path.display().to_string();
+    let source = Source::open(path).map_err(|source| HistoryError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    check_source_bounded(source, model, opts, held_bytes_max)
+}
+
+/// [`check_file_bounded`] on a history already opened (a pipe or standard input too): its bytes
+/// are read once, from the start, whatever [`Source`] peeked at.
+pub fn check_source_bounded(
+    source: Source,
+    model: ModelKind,
+    opts: &CheckOptions,
+    held_bytes_max: usize,
+) -> Result<Report, FileError> {
+    let name = source.name().to_string();
     let wrap = |source| FileError::Check {
         path: name.clone(),
         source,
@@ -83,7 +99,7 @@ pub fn check_file_bounded(
         ModelKind::Register => {
             let register = opts.register().map_err(wrap)?;
             let mut sink = register::RegisterSink::new(register, held_bytes_max);
-            let (report, keys) = read(path, &name, "register-linearizable", &mut sink)?;
+            let (report, keys) = read(source, &name, "register-linearizable", &mut sink)?;
             sink.finish(report, keys, &budget)
                 .map_err(|source| FileError::Spill { path: name, source })
         }
@@ -98,29 +114,25 @@ pub fn check_file_bounded(
                 })?,
             };
             let mut sink = list::ListSink::new(ListAppend { initial });
-            let (report, keys) = read(path, &name, "list-append-linearizable", &mut sink)?;
+            let (report, keys) = read(source, &name, "list-append-linearizable", &mut sink)?;
             Ok(sink.finish(report, keys, &budget))
         }
         _ => {
-            let history = History::read_file(path)?;
+            let history = History::parse(source.into_reader(), &name)?;
             crate::kind::check(&history, model, opts).map_err(wrap)
         }
     }
 }
 
-/// Reads and pairs the file, handing every op to `sink`; returns the counts and the key names.
+/// Reads and pairs the history, handing every op to `sink`; returns the counts and the key names.
 fn read<S: Sink + Send>(
-    path: &Path,
+    source: Source,
     name: &str,
     checker: &'static str,
     sink: &mut S,
 ) -> Result<(Report, Vec<String>), FileError> {
-    let file = std::fs::File::open(path).map_err(|source| HistoryError::Io {
-        path: name.to_string(),
-        source,
-    })?;
     let mut pairing = Pairing::new(name, checker);
-    blocks::for_each_line(file, name, |line| pairing.line(line, sink))?;
+    blocks::for_each_line(source.into_reader(), name, |line| pairing.line(line, sink))?;
     pairing.finish(sink)
 }
 
@@ -257,6 +269,61 @@ mod tests {
         assert_eq!(s, h);
         assert_eq!(s.valid, Validity::Invalid);
         assert_eq!(s.keys.len(), 1);
+    }
+
+    #[test]
+    fn a_piped_history_streams_as_the_file_does() {
+        let (text, _) = history_text(&GenConfig::register(3, 5, 3000, 9));
+        let (file, _) = both(&text, ModelKind::Register);
+        let opts = CheckOptions::default();
+        for model in [
+            ModelKind::Register,
+            ModelKind::ListAppend,
+            ModelKind::Counter,
+        ] {
+            let piped = Source::from_reader("<stdin>", std::io::Cursor::new(text.clone()));
+            let report = check_source_bounded(piped, model, &opts, HELD_BYTES_MAX);
+            if model == ModelKind::Register {
+                assert_eq!(report.unwrap(), file);
+            } else {
+                // Another model reads the same bytes and names the pipe in its error.
+                let shown = report.unwrap_err().to_string();
+                assert!(shown.starts_with("<stdin>:"), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_last_line_cut_inside_a_character_is_a_warning_when_streaming() {
+        let line = |v: u32| {
+            format!(
+                r#"{{"type":"invoke","process":{v},"f":"write","key":"é","value":{v},"time":{v}}}"#
+            )
+        };
+        let text = format!("{}\n{}\n{}", line(1), line(2), line(3));
+        let at = text.rfind('é').unwrap();
+        let check = |bytes: &[u8]| {
+            let piped = Source::from_reader("h.jsonl", std::io::Cursor::new(bytes.to_vec()));
+            check_source_bounded(
+                piped,
+                ModelKind::Register,
+                &CheckOptions::default(),
+                1 << 20,
+            )
+        };
+        for cut in [at + 1, at] {
+            let report = check(&text.as_bytes()[..cut]).unwrap();
+            assert_eq!(report.warnings.len(), 1, "cut at {cut}");
+            assert!(report.warnings[0].starts_with("h.jsonl:3: last line is cut short"));
+        }
+        let mut bad = text.into_bytes();
+        let middle = bad.iter().position(|&c| c == b'\n').unwrap() + 40;
+        bad[middle] = 0xff;
+        let shown = check(&bad).unwrap_err().to_string();
+        assert_eq!(
+            shown,
+            "h.jsonl:2: not valid UTF-8 (from byte 40 of the line)"
+        );
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! The type is the key's first `:`-separated segment, case-insensitive (keys may be mixed-case):
 //! `str` (register: `read`, `write`), `cnt` (counter: `incr` with a signed delta, `read`), `set`,
 //! `hash`, `zset` (set: `add` of an integer member or field, `read` of them all), `list`
-//! (list-append: `append`, `read`). Any other prefix (HyperLogLogs, `*STORE` and `RPOPLPUSH`
-//! destinations) is not modelled: its ops count, and only the type check applies.
+//! (list-append: `append`, `read`). The workload's other prefixes (HyperLogLogs `hll`, and the
+//! `smv`, `sto`, `rps`, `rpl` companions: `SMOVE` sources, `*STORE` and `RPOPLPUSH` keys) are
+//! not modelled: their ops count, and only the type check applies. A prefix the workload does
+//! not write at all is not checked either, and its key's verdict is `unknown`, saying why.
 
 use crate::anomaly::{Anomaly, AnomalyEvent};
 use crate::model::counter::Counter;
@@ -38,9 +40,15 @@ pub enum KeyType {
     Members,
     /// `list:`: an append-only list.
     List,
-    /// Anything else: ops counted, not modelled.
+    /// A prefix the workload writes but no model reads (`hll`, companions): ops counted, only
+    /// the type check applies.
     Unmodelled,
+    /// A prefix the workload does not write: not checked, the key's verdict is unknown.
+    Unrecognised,
 }
+
+/// The prefixes the `types` workload writes without a model for them.
+pub const UNMODELLED_PREFIXES: [&str; 5] = ["hll", "smv", "sto", "rps", "rpl"];
 
 /// The key's type by its first `:`-separated segment, case-insensitive.
 pub fn key_type(key: &str) -> KeyType {
@@ -50,7 +58,8 @@ pub fn key_type(key: &str) -> KeyType {
         "cnt" => KeyType::Cnt,
         "set" | "hash" | "zset" => KeyType::Members,
         "list" => KeyType::List,
-        _ => KeyType::Unmodelled,
+        p if UNMODELLED_PREFIXES.contains(&p) => KeyType::Unmodelled,
+        _ => KeyType::Unrecognised,
     }
 }
 
@@ -96,6 +105,18 @@ fn check_key(
         KeyType::Members => check_partition(history, &Set::default(), budget, key, ops),
         KeyType::List => check_partition(history, &ListAppend::default(), budget, key, ops),
         KeyType::Unmodelled => Ok(KeyReport::valid(key, ops.len(), 0, 0)),
+        KeyType::Unrecognised => {
+            let mut report = KeyReport::valid(key, ops.len(), 0, 0);
+            report.valid = Validity::Unknown;
+            let prefix = key.split(':').next().unwrap_or("");
+            report.unknown = Some(format!(
+                "not checked: key type \"{}\" is none the types workload writes (str, cnt, set, \
+                 hash, zset, list; {} unmodelled)",
+                crate::echo::Echo(prefix),
+                UNMODELLED_PREFIXES.join(", ")
+            ));
+            Ok(report)
+        }
     }
 }
 
@@ -165,7 +186,9 @@ mod tests {
         assert_eq!(key_type("ZSET:x"), KeyType::Members);
         assert_eq!(key_type("list:x"), KeyType::List);
         assert_eq!(key_type("hll:x"), KeyType::Unmodelled);
-        assert_eq!(key_type("x"), KeyType::Unmodelled);
+        assert_eq!(key_type("Rpl:{k6}"), KeyType::Unmodelled);
+        assert_eq!(key_type("x"), KeyType::Unrecognised);
+        assert_eq!(key_type("blob:x"), KeyType::Unrecognised);
     }
 
     #[test]
@@ -198,6 +221,30 @@ mod tests {
             .map(|k| k.key.as_str())
             .collect();
         assert_eq!(bad, ["set:c"]);
+    }
+
+    #[test]
+    fn an_unrecognised_key_type_is_unknown_saying_why() {
+        let text = "
+            0 invoke write str:a 1 @10
+            0 ok     write str:a 1 @20
+            1 invoke write blob:b 1 @11
+            1 ok     write blob:b 1 @21
+            2 invoke add   hll:c 5 @12
+            2 ok     add   hll:c 5 @22
+        ";
+        let r = check(&h(text), &Budget::default()).unwrap();
+        assert_eq!(r.valid, Validity::Unknown, "{r:?}");
+        let verdicts: Vec<(&str, Validity)> =
+            r.keys.iter().map(|k| (k.key.as_str(), k.valid)).collect();
+        let want = [
+            ("blob:b", Validity::Unknown),
+            ("hll:c", Validity::Valid),
+            ("str:a", Validity::Valid),
+        ];
+        assert_eq!(verdicts, want);
+        let why = r.keys[0].unknown.as_deref().unwrap();
+        assert!(why.contains("key type \"blob\""), "{why}");
     }
 
     #[test]

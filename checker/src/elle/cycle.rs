@@ -59,7 +59,7 @@ pub struct Step {
 }
 
 /// A micro-op as prose: `append 3 to x`, `r x [1 2]`, `w x 4`.
-fn mop_text(keys: &Keys, mop: &Mop) -> String {
+pub(super) fn mop_text(keys: &Keys, mop: &Mop) -> String {
     match mop {
         Mop::Append { key, value } => format!("append {value} to {}", keys.name(*key)),
         Mop::Write { key, value } => format!("w {} {value}", keys.name(*key)),

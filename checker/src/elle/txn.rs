@@ -100,27 +100,32 @@ fn field(history: &History, op: &Op, on_completion: bool, message: String) -> Ch
 
 fn int(v: &Value) -> Result<i64, String> {
     v.as_i64()
-        .ok_or_else(|| format!("expected a 64-bit integer, got {v}"))
+        .ok_or_else(|| format!("expected a 64-bit integer, got {}", crate::echo::Echo(v)))
 }
 
 fn list(v: &Value) -> Result<Vec<i64>, String> {
     match v {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => items.iter().map(int).collect(),
-        other => Err(format!("expected an array of integers, got {other}")),
+        other => Err(format!(
+            "expected an array of integers, got {}",
+            crate::echo::Echo(other)
+        )),
     }
 }
 
 /// Parses one micro-op `[f, key, value]`; `ok` says whether reads carry their result.
 fn micro_op(keys: &mut Keys, m: &Value, ok: bool) -> Result<Mop, String> {
-    let parts = m
-        .as_array()
-        .filter(|p| p.len() == 3)
-        .ok_or_else(|| format!("expected a micro-op [f, key, value], got {m}"))?;
+    let parts = m.as_array().filter(|p| p.len() == 3).ok_or_else(|| {
+        format!(
+            "expected a micro-op [f, key, value], got {}",
+            crate::echo::Echo(m)
+        )
+    })?;
     let key = match &parts[1] {
         Value::String(s) => keys.intern(s),
         Value::Number(n) => keys.intern(&n.to_string()),
-        other => return Err(format!("expected a key, got {other}")),
+        other => return Err(format!("expected a key, got {}", crate::echo::Echo(other))),
     };
     match parts[0].as_str() {
         Some("append") => Ok(Mop::Append {
@@ -157,22 +162,30 @@ fn txn_of(history: &History, keys: &mut Keys, op: &Op) -> Result<Txn, CheckError
             } else {
                 (&op.invoke_value, false)
             };
-            let items = value.as_array().ok_or_else(|| {
-                field(
-                    history,
-                    op,
-                    on_completion,
-                    format!("expected an array of micro-ops, got {value}"),
-                )
-            })?;
-            let mut mops = Vec::with_capacity(items.len());
-            for m in items {
-                mops.push(micro_op(keys, m, ok).map_err(|e| field(history, op, on_completion, e))?);
+            // The invocation's micro-ops are checked whatever the outcome; an ok completion's
+            // are the same ones, with the reads filled in.
+            let invoked = micro_ops(keys, &op.invoke_value, false)
+                .map_err(|e| field(history, op, false, e))?;
+            if !on_completion {
+                return Ok(txn(history, op, invoked));
             }
+            let mops =
+                micro_ops(keys, value, true).map_err(|e| field(history, op, on_completion, e))?;
+            same_txn(&invoked, &mops, keys).map_err(|e| field(history, op, true, e))?;
             mops
         }
         ("append" | "add", Some(key)) => {
             let value = int(&op.invoke_value).map_err(|e| field(history, op, false, e))?;
+            let echoed = &op.complete_value;
+            if ok && !echoed.is_null() && echoed != &op.invoke_value {
+                let message = format!(
+                    "an ok {} returns its argument {}, got {}",
+                    op.f,
+                    value,
+                    crate::echo::Echo(echoed)
+                );
+                return Err(field(history, op, true, message));
+            }
             vec![Mop::Append {
                 key: keys.intern(key),
                 value,
@@ -202,7 +215,12 @@ fn txn_of(history: &History, keys: &mut Keys, op: &Op) -> Result<Txn, CheckError
             });
         }
     };
-    Ok(Txn {
+    Ok(txn(history, op, mops))
+}
+
+/// The transaction of `op` with micro-ops `mops`.
+fn txn(history: &History, op: &Op, mops: Vec<Mop>) -> Txn {
+    Txn {
         event: op.invoke_event,
         line: line_of(history, op.invoke_event),
         process: op.process,
@@ -210,7 +228,46 @@ fn txn_of(history: &History, keys: &mut Keys, op: &Op) -> Result<Txn, CheckError
         invoke_ns: op.invoke_ns,
         complete_ns: op.complete_ns,
         mops,
-    })
+    }
+}
+
+/// Parses a `txn` op's value: an array of micro-ops; `ok` says whether reads carry results.
+fn micro_ops(keys: &mut Keys, value: &Value, ok: bool) -> Result<Vec<Mop>, String> {
+    let items = value.as_array().ok_or_else(|| {
+        format!(
+            "expected an array of micro-ops, got {}",
+            crate::echo::Echo(value)
+        )
+    })?;
+    items.iter().map(|m| micro_op(keys, m, ok)).collect()
+}
+
+/// Checks that a completion's micro-ops are the invocation's: the same kinds on the same keys,
+/// the same values written (reads may differ: the completion fills them in).
+fn same_txn(invoked: &[Mop], completed: &[Mop], keys: &Keys) -> Result<(), String> {
+    if invoked.len() != completed.len() {
+        return Err(format!(
+            "the completion has {} micro-ops, its invocation {}",
+            completed.len(),
+            invoked.len()
+        ));
+    }
+    for (i, (a, b)) in invoked.iter().zip(completed).enumerate() {
+        let same = match (a, b) {
+            (Mop::Read { key: ka, .. }, Mop::Read { key: kb, .. }) => ka == kb,
+            _ => a == b,
+        };
+        if !same {
+            let show = |m: &Mop| crate::echo::Echo(super::cycle::mop_text(keys, m));
+            return Err(format!(
+                "micro-op {} is {} on completion but {} on invocation",
+                i + 1,
+                show(b),
+                show(a)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every op of `ops` as a transaction, in invocation order.
@@ -264,6 +321,66 @@ mod tests {
             }
         );
         assert_eq!((txns[3].line, txns[3].complete_ns), (7, 80));
+    }
+
+    #[test]
+    fn malformed_values_name_their_line_and_field() {
+        let cases = [
+            // An ok append's value is its argument.
+            (
+                "0 invoke append x 1 @10\n0 ok append x 1.5 @20",
+                2,
+                "returns its argument 1",
+            ),
+            // A txn's invocation holds micro-ops, whatever its outcome.
+            (
+                "0 invoke txn - \"s\" @10\n0 ok txn - [[\"r\",\"x\",[1]]] @20",
+                1,
+                "micro-ops",
+            ),
+            (
+                "0 invoke txn - \"s\" @10\n0 info txn - null @20",
+                1,
+                "micro-ops",
+            ),
+            (
+                "0 invoke txn - [[\"append\",\"x\",1.5]] @10\n0 fail txn - null @20",
+                1,
+                "integer",
+            ),
+            // An ok txn's micro-ops are its invocation's, with reads filled in.
+            (
+                "0 invoke txn - [[\"append\",\"x\",1]] @10\n0 ok txn - [[\"append\",\"x\",2]] @20",
+                2,
+                "micro-op 1 is append 2 to x on completion but append 1 to x on invocation",
+            ),
+            (
+                "0 invoke txn - [[\"r\",\"x\",null]] @10\n0 ok txn - [] @20",
+                2,
+                "the completion has 0 micro-ops, its invocation 1",
+            ),
+            (
+                "0 invoke read x null @10\n0 ok read x [1.5] @20",
+                2,
+                "integer",
+            ),
+        ];
+        for (text, line_want, message_want) in cases {
+            let history = h(text);
+            let ops = Ops::from_history(&history).unwrap().ops;
+            let err = txns(&history, &ops).unwrap_err();
+            let CheckError::Field {
+                line,
+                field,
+                ref message,
+                ..
+            } = err
+            else {
+                panic!("{text}: {err}");
+            };
+            assert_eq!((line, field), (line_want, "value"), "{text}: {err}");
+            assert!(message.contains(message_want), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -16,7 +16,10 @@ pub(crate) fn op_from_map(path: &str, line: usize, value: Value) -> Result<RawEv
         message,
     };
     let Value::Object(mut map) = value else {
-        return Err(field("", format!("expected an op map, got {value}")));
+        return Err(field(
+            "",
+            format!("expected an op map, got {}", crate::echo::Echo(value)),
+        ));
     };
     let kind = match map.get("type").and_then(Value::as_str) {
         Some("invoke") => EventType::Invoke,
@@ -27,7 +30,10 @@ pub(crate) fn op_from_map(path: &str, line: usize, value: Value) -> Result<RawEv
             let got = map.get("type").map_or("nothing".into(), Value::to_string);
             return Err(field(
                 ":type",
-                format!("expected :invoke, :ok, :fail or :info, got {got}"),
+                format!(
+                    "expected :invoke, :ok, :fail or :info, got {}",
+                    crate::echo::Echo(got)
+                ),
             ));
         }
     };
@@ -36,14 +42,22 @@ pub(crate) fn op_from_map(path: &str, line: usize, value: Value) -> Result<RawEv
         Some(v) => Some(v.as_u64().ok_or_else(|| {
             field(
                 ":process",
-                format!("expected a non-negative integer or :nemesis, got {v}"),
+                format!(
+                    "expected a non-negative integer or :nemesis, got {}",
+                    crate::echo::Echo(v)
+                ),
             )
         })?),
         None => return Err(field(":process", "missing".into())),
     };
     let f = match map.get("f") {
         Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(field(":f", format!("expected a keyword, got {other}"))),
+        Some(other) => {
+            return Err(field(
+                ":f",
+                format!("expected a keyword, got {}", crate::echo::Echo(other)),
+            ))
+        }
         None => return Err(field(":f", "missing".into())),
     };
     let key = match map.get("key") {
@@ -53,7 +67,10 @@ pub(crate) fn op_from_map(path: &str, line: usize, value: Value) -> Result<RawEv
         Some(other) => {
             return Err(field(
                 ":key",
-                format!("expected a string or integer, got {other}"),
+                format!(
+                    "expected a string or integer, got {}",
+                    crate::echo::Echo(other)
+                ),
             ))
         }
     };

@@ -53,7 +53,10 @@ fn parse_line(path: &str, line: usize, text: &str) -> Result<RawEvent, ImportErr
         p => Some(p.parse::<u64>().map_err(|_| {
             field(
                 "process",
-                format!("expected a non-negative integer, got {p:?}"),
+                format!(
+                    "expected a non-negative integer, got {}",
+                    crate::echo::Echo(format_args!("{:?}", p))
+                ),
             )
         })?),
     };
@@ -65,13 +68,22 @@ fn parse_line(path: &str, line: usize, text: &str) -> Result<RawEvent, ImportErr
         other => {
             return Err(field(
                 "type",
-                format!("expected :invoke, :ok, :fail or :info, got {other:?}"),
+                format!(
+                    "expected :invoke, :ok, :fail or :info, got {}",
+                    crate::echo::Echo(format_args!("{:?}", other))
+                ),
             ))
         }
     };
     let f = next("f")?;
     let Some(f) = f.strip_prefix(':') else {
-        return Err(field("f", format!("expected a keyword, got {f:?}")));
+        return Err(field(
+            "f",
+            format!(
+                "expected a keyword, got {}",
+                crate::echo::Echo(format_args!("{:?}", f))
+            ),
+        ));
     };
     let f = f.to_string();
     let value_text = rest.trim_end();
@@ -80,7 +92,10 @@ fn parse_line(path: &str, line: usize, text: &str) -> Result<RawEvent, ImportErr
         Ok(_) => {
             return Err(field(
                 "value",
-                format!("expected one value, got {value_text:?}"),
+                format!(
+                    "expected one value, got {}",
+                    crate::echo::Echo(format_args!("{:?}", value_text))
+                ),
             ))
         }
         Err(e) => return Err(field("value", e.message)),

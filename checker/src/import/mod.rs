@@ -22,6 +22,7 @@ mod porcupine_kv;
 use crate::check::CheckOptions;
 use crate::history::{History, HistoryError};
 use crate::kind::ModelKind;
+use crate::source::Source;
 use serde_json::Value;
 use std::path::Path;
 use std::str::FromStr;
@@ -118,7 +119,7 @@ pub enum ImportError {
         source: std::io::Error,
     },
     /// The text is not well-formed (EDN syntax).
-    #[error("{path}:{line}:{column}: {message}")]
+    #[error("{path}:{line}:{column}: {}", crate::echo::Message(message))]
     Syntax {
         /// The file.
         path: String,
@@ -130,7 +131,7 @@ pub enum ImportError {
         message: String,
     },
     /// An op lacks a field or has one of the wrong shape.
-    #[error("{path}:{line}: field `{field}`: {message}")]
+    #[error("{path}:{line}: field `{field}`: {}", crate::echo::Message(message))]
     Field {
         /// The file.
         path: String,
@@ -140,6 +141,13 @@ pub enum ImportError {
         field: String,
         /// What is wrong.
         message: String,
+    },
+    /// The file holds nothing but blank lines (and EDN comments): an empty history is malformed
+    /// input, whatever its format, not a valid history of no ops.
+    #[error("{path}: empty: no history in it")]
+    Empty {
+        /// The file.
+        path: String,
     },
     /// No format was given and none could be recognized.
     #[error("{path}: cannot tell the format (empty, or none of {known})")]
@@ -199,8 +207,21 @@ impl Imported {
     }
 }
 
-/// Reads `text` (named `path` in errors) as `format`, or as the detected format when `None`.
+/// Whether `text` holds nothing but blank lines and EDN comments: an empty history.
+pub fn is_empty_text(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with(';'))
+}
+
+/// Reads `text` (named `path` in errors) as `format`, or as the detected format when `None`;
+/// an empty text is [`ImportError::Empty`] either way.
 pub fn import(text: &str, path: &str, format: Option<Format>) -> Result<Imported, ImportError> {
+    if is_empty_text(text) {
+        return Err(ImportError::Empty {
+            path: path.to_string(),
+        });
+    }
     let format = match format.or_else(|| Format::detect(text)) {
         Some(f) => f,
         None => {
@@ -223,10 +244,36 @@ pub fn import(text: &str, path: &str, format: Option<Format>) -> Result<Imported
 
 /// Reads the file at `path`; see [`import`].
 pub fn read_file(path: &Path, format: Option<Format>) -> Result<Imported, ImportError> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Io {
-        path: name.clone(),
+    let source = Source::open(path).map_err(|source| ImportError::Io {
+        path: path.display().to_string(),
         source,
+    })?;
+    read(source, format)
+}
+
+/// Reads a history already opened once (a pipe or standard input too); see [`import`].
+pub fn read(source: Source, format: Option<Format>) -> Result<Imported, ImportError> {
+    let name = source.name().to_string();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut source.into_reader(), &mut bytes).map_err(|source| {
+        ImportError::Io {
+            path: name.clone(),
+            source,
+        }
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line_start = before
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(0, |p| p + 1);
+        ImportError::Syntax {
+            path: name.clone(),
+            line: before.iter().filter(|&&c| c == b'\n').count() + 1,
+            column: at - line_start + 1,
+            message: "not valid UTF-8".into(),
+        }
     })?;
     import(&text, &name, format)
 }
@@ -261,7 +308,15 @@ mod tests {
         }
         assert_eq!("jepsen-log".parse::<Format>(), Ok(Format::JepsenLog));
         assert!("x".parse::<Format>().is_err());
-        let err = import("", "empty.log", None).unwrap_err();
+        for (text, format) in [("", None), (" \n; c\n", Some(Format::Slotcheck))] {
+            let err = import(text, "empty.log", format).unwrap_err();
+            assert_eq!(err.to_string(), "empty.log: empty: no history in it");
+        }
+        let err = import("hello", "empty.log", None).unwrap_err();
+        let bytes = b"{:process 0, :type :invoke, :f :read, :value nil}\n{:process \xff}\n";
+        let source = Source::from_reader("bad.edn", &bytes[..]);
+        let shown = read(source, None).unwrap_err().to_string();
+        assert_eq!(shown, "bad.edn:2:11: not valid UTF-8");
         assert!(
             err.to_string().starts_with("empty.log: cannot tell"),
             "{err}"

@@ -93,7 +93,10 @@ fn string(v: &Value) -> Result<String, String> {
     match v {
         Value::Null => Ok(String::new()),
         Value::String(s) => Ok(s.clone()),
-        other => Err(format!("expected a string, got {other}")),
+        other => Err(format!(
+            "expected a string, got {}",
+            crate::echo::Echo(other)
+        )),
     }
 }
 

@@ -84,9 +84,11 @@ impl Model for ListAppend {
 impl OpModel for ListAppend {
     fn input(&self, op: &Op) -> Result<Option<ListOp>, FieldError> {
         let input = match op.f.as_str() {
-            "append" => ListOp::Append(
-                parse_int(&op.invoke_value).map_err(|m| FieldError::invoke("value", m))?,
-            ),
+            "append" => {
+                let v = parse_int(&op.invoke_value).map_err(|m| FieldError::invoke("value", m))?;
+                crate::model::check_echo(op)?;
+                ListOp::Append(v)
+            }
             "read" => {
                 if op.outcome != Outcome::Ok {
                     return Ok(None);

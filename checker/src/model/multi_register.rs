@@ -93,14 +93,22 @@ impl Model for MultiRegister {
 
 fn micro_ops(v: &Value, reads_known: bool) -> Result<Vec<MicroOp>, String> {
     let Value::Array(items) = v else {
-        return Err(format!("expected an array of micro-ops, got {v}"));
+        return Err(format!(
+            "expected an array of micro-ops, got {}",
+            crate::echo::Echo(v)
+        ));
     };
     items
         .iter()
         .map(|item| {
             let parts = match item {
                 Value::Array(p) if p.len() == 3 => p,
-                other => return Err(format!("expected a micro-op [f key value], got {other}")),
+                other => {
+                    return Err(format!(
+                        "expected a micro-op [f key value], got {}",
+                        crate::echo::Echo(other)
+                    ))
+                }
             };
             let key = match &parts[1] {
                 Value::String(s) => s.clone(),
@@ -117,9 +125,15 @@ fn micro_ops(v: &Value, reads_known: bool) -> Result<Vec<MicroOp>, String> {
                 }
                 Some("write" | "w") => match parse_value(&parts[2])? {
                     Some(v) => Ok(MicroOp::Write(key, v)),
-                    None => Err(format!("a write needs an integer, got {item}")),
+                    None => Err(format!(
+                        "a write needs an integer, got {}",
+                        crate::echo::Echo(item)
+                    )),
                 },
-                _ => Err(format!("expected a read or write micro-op, got {item}")),
+                _ => Err(format!(
+                    "expected a read or write micro-op, got {}",
+                    crate::echo::Echo(item)
+                )),
             }
         })
         .collect()

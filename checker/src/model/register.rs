@@ -224,8 +224,11 @@ pub fn parse_value(v: &Value) -> Result<RegisterValue, String> {
         Value::Number(n) => n
             .as_i64()
             .map(Some)
-            .ok_or_else(|| format!("expected a 64-bit integer, got {n}")),
-        other => Err(format!("expected an integer or null, got {other}")),
+            .ok_or_else(|| format!("expected a 64-bit integer, got {}", crate::echo::Echo(n))),
+        other => Err(format!(
+            "expected an integer or null, got {}",
+            crate::echo::Echo(other)
+        )),
     }
 }
 
@@ -261,7 +264,7 @@ impl RegisterOp {
                     }
                     Err(m) => return Err(invoke_err("value", m)),
                 };
-                check_echo(op)?;
+                crate::model::check_echo(op)?;
                 RegisterOp::Write(v)
             }
             "cas" => {
@@ -270,7 +273,10 @@ impl RegisterOp {
                     other => {
                         return Err(invoke_err(
                             "value",
-                            format!("a cas needs [expected, new], got {other}"),
+                            format!(
+                                "a cas needs [expected, new], got {}",
+                                crate::echo::Echo(other)
+                            ),
                         ))
                     }
                 };
@@ -285,13 +291,16 @@ impl RegisterOp {
                     }
                     Err(m) => return Err(invoke_err("value", m)),
                 };
-                check_echo(op)?;
+                crate::model::check_echo(op)?;
                 RegisterOp::Cas { expected, new }
             }
             other => {
                 return Err(invoke_err(
                     "f",
-                    format!("the register model knows read, write and cas, not {other:?}"),
+                    format!(
+                        "the register model knows read, write and cas, not {}",
+                        crate::echo::Echo(format_args!("{:?}", other))
+                    ),
                 ))
             }
         };
@@ -300,23 +309,6 @@ impl RegisterOp {
 }
 
 /// An `ok` write or cas echoes its argument (or says nothing, `null`); anything else is a bug.
-fn check_echo(op: &Op) -> Result<(), FieldError> {
-    if op.outcome == Outcome::Ok
-        && !op.complete_value.is_null()
-        && op.complete_value != op.invoke_value
-    {
-        return Err(FieldError {
-            field: "value",
-            message: format!(
-                "an ok {} returns its argument {}, got {}",
-                op.f, op.invoke_value, op.complete_value
-            ),
-            on_completion: true,
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,7 +85,9 @@ impl OpModel for Set {
     fn input(&self, op: &Op) -> Result<Option<SetOp>, FieldError> {
         let input = match op.f.as_str() {
             "add" => {
-                SetOp::Add(parse_int(&op.invoke_value).map_err(|m| FieldError::invoke("value", m))?)
+                let v = parse_int(&op.invoke_value).map_err(|m| FieldError::invoke("value", m))?;
+                crate::model::check_echo(op)?;
+                SetOp::Add(v)
             }
             "read" => {
                 if op.outcome != Outcome::Ok {

@@ -3,7 +3,7 @@
 
 use super::scan::{scan_line, Fast};
 use super::FileError;
-use crate::history::HistoryError;
+use crate::history::{HistoryError, LINE_BYTES_MAX};
 use rayon::prelude::*;
 use std::io::Read;
 
@@ -48,9 +48,23 @@ struct Reader<R> {
     eof: bool,
 }
 
+/// Why the next block could not be read.
+enum NextError {
+    /// Reading failed.
+    Io(std::io::Error),
+    /// The block's first line is longer than [`LINE_BYTES_MAX`].
+    LineTooLong,
+}
+
+impl From<std::io::Error> for NextError {
+    fn from(e: std::io::Error) -> Self {
+        NextError::Io(e)
+    }
+}
+
 impl<R: Read> Reader<R> {
     /// The next block of whole lines, scanned; `None` at the end of the file.
-    fn next(&mut self) -> std::io::Result<Option<Block>> {
+    fn next(&mut self) -> Result<Option<Block>, NextError> {
         let mut bytes = Vec::with_capacity(BLOCK_BYTES + self.carry.len() + 1);
         bytes.append(&mut self.carry);
         loop {
@@ -62,6 +76,10 @@ impl<R: Read> Reader<R> {
                     self.carry = bytes[p + 1..].to_vec();
                     bytes.truncate(p + 1);
                     break;
+                }
+                // No newline at all: the block is the start of one line.
+                if bytes.len() > LINE_BYTES_MAX {
+                    return Err(NextError::LineTooLong);
                 }
             }
             let want = BLOCK_BYTES.max(bytes.len() / 2) as u64;
@@ -126,10 +144,17 @@ where
     R: Read + Send,
     F: FnMut(Line<'_>) -> Result<(), FileError> + Send,
 {
-    let io = |source| -> FileError {
-        HistoryError::Io {
-            path: name.to_string(),
-            source,
+    // A line too long is the one after the lines handed out so far.
+    let failed = |e, line_no: usize| -> FileError {
+        match e {
+            NextError::Io(source) => HistoryError::Io {
+                path: name.to_string(),
+                source,
+            },
+            NextError::LineTooLong => HistoryError::LineTooLong {
+                path: name.to_string(),
+                line: line_no + 1,
+            },
         }
         .into()
     };
@@ -139,7 +164,7 @@ where
         eof: false,
     };
     let mut line_no = 0usize;
-    let mut current = reader.next().map_err(io)?;
+    let mut current = reader.next().map_err(|e| failed(e, 0))?;
     while let Some(mut block) = current {
         let (handed, next) = rayon::join(
             || -> Result<(), FileError> {
@@ -148,6 +173,9 @@ where
                 for line in block.segments.iter_mut().flatten() {
                     k += 1;
                     line_no += 1;
+                    if line.end - line.start > LINE_BYTES_MAX {
+                        return Err(failed(NextError::LineTooLong, line_no - 1));
+                    }
                     each(Line {
                         no: line_no,
                         text: &block.bytes[line.start..line.end],
@@ -160,7 +188,7 @@ where
             || reader.next(),
         );
         handed?;
-        current = next.map_err(io)?;
+        current = next.map_err(|e| failed(e, line_no))?;
     }
     Ok(())
 }
@@ -195,6 +223,24 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(lines(b"a\n").len(), 1);
         assert!(lines(b"").is_empty());
+    }
+
+    #[test]
+    fn a_line_past_the_bound_is_an_error_naming_it() {
+        let long = vec![b'x'; LINE_BYTES_MAX + 1];
+        for text in [
+            [&b"a\nb\n"[..], &long].concat(),
+            [&b"a\nb\n"[..], &long, b"\nc\n"].concat(),
+        ] {
+            let err = for_each_line(&text[..], "t", |_| Ok(())).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "t:3: line is longer than 64 MiB, the most a history line may hold"
+            );
+        }
+        let mut fits = vec![b'x'; LINE_BYTES_MAX];
+        fits.push(b'\n');
+        assert!(for_each_line(&fits[..], "t", |_| Ok(())).is_ok());
     }
 
     #[test]

@@ -182,8 +182,15 @@ impl ListSink {
     /// out of `op`).
     fn input(&mut self, op: &mut Paired<'_>) -> Result<Option<ListOp>, CheckError> {
         let complete = op.complete.as_mut().map(|c| &mut c.3);
+        // An ok append returns its argument (or null); anything else goes to the model, which
+        // says what is wrong.
+        let echoes = match (&complete, &op.invoke_value) {
+            (None | Some(Arg::Fast(Val::Null)), _) => true,
+            (Some(Arg::Fast(Val::Int(c))), Arg::Fast(Val::Int(v))) => c == v,
+            _ => false,
+        };
         match (op.f_code, &op.invoke_value, op.outcome, complete) {
-            (F_APPEND, Arg::Fast(Val::Int(v)), outcome, _) => {
+            (F_APPEND, Arg::Fast(Val::Int(v)), outcome, _) if outcome != Outcome::Ok || echoes => {
                 return Ok((outcome != Outcome::Fail).then_some(ListOp::Append(*v)))
             }
             (F_READ, _, outcome, _) if outcome != Outcome::Ok => return Ok(None),

@@ -47,16 +47,8 @@ impl Pairing {
     /// Reads a line the scanner did not take: `None` when it holds no client event.
     pub(super) fn slow<'a>(&mut self, line: &Line<'a>) -> Result<Option<Ev<'a>>, FileError> {
         let Ok(text) = std::str::from_utf8(line.text) else {
-            // What reading the line as text would have said.
-            let source = std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "stream did not contain valid UTF-8",
-            );
-            return Err(HistoryError::Io {
-                path: self.name.clone(),
-                source,
-            }
-            .into());
+            // The full reader tells a last line cut inside a character from an invalid one.
+            return self.full(line);
         };
         let trimmed = text.trim();
         if trimmed.is_empty() {
@@ -86,17 +78,16 @@ impl Pairing {
                 redirects.iter().map(|r| r.kind).collect(),
             )));
         }
-        // The full reader, on this line alone (with its newline, so that it can tell a cut-off
-        // last line), says what is wrong or what it holds.
-        let with_newline;
-        let one_line = if line.newline {
-            with_newline = format!("{text}\n");
-            with_newline.as_str()
-        } else {
-            text
-        };
-        let relined = |e| relined(e, line.no);
-        let one = History::parse(one_line.as_bytes(), &self.name).map_err(relined)?;
+        self.full(line)
+    }
+
+    /// Reads `line` with [`History::parse`], alone (with its newline, so that it can tell a
+    /// cut-off last line): what is wrong with it, or what it holds.
+    fn full<'a>(&mut self, line: &Line<'a>) -> Result<Option<Ev<'a>>, FileError> {
+        use std::io::Read as _;
+        let newline: &[u8] = if line.newline { b"\n" } else { b"" };
+        let one =
+            History::parse(line.text.chain(newline), &self.name).map_err(|e| e.at_line(line.no))?;
         if let Some(w) = one.warnings.first() {
             let name = &self.name;
             let at = format!("{name}:{}:", line.no);
@@ -136,28 +127,5 @@ impl Pairing {
             e.time,
             e.redirects.iter().map(|r| r.kind).collect(),
         )))
-    }
-}
-
-/// A reader error for a single line, moved to that line's number.
-fn relined(e: HistoryError, line_no: usize) -> HistoryError {
-    match e {
-        HistoryError::Syntax { path, message, .. } => HistoryError::Syntax {
-            path,
-            line: line_no,
-            message,
-        },
-        HistoryError::Field {
-            path,
-            field,
-            message,
-            ..
-        } => HistoryError::Field {
-            path,
-            line: line_no,
-            field,
-            message,
-        },
-        io => io,
     }
 }

@@ -20,7 +20,13 @@ fn streamed(text: &str, held_bytes_max: usize) -> (Report, bool) {
     let opts = CheckOptions::default();
     let mut sink = RegisterSink::new(Register::default(), held_bytes_max);
     let checker = "register-linearizable";
-    let (report, keys) = crate::stream::read(file.path(), "h", checker, &mut sink).unwrap();
+    let (report, keys) = crate::stream::read(
+        crate::Source::open(file.path()).unwrap(),
+        "h",
+        checker,
+        &mut sink,
+    )
+    .unwrap();
     let spilled = sink.spill.is_some();
     (sink.finish(report, keys, &opts.budget()).unwrap(), spilled)
 }
