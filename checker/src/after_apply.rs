@@ -9,12 +9,12 @@
 //! number of re-checks per key is bounded.
 
 use crate::anomaly::{Anomaly, AnomalyEvent};
-use crate::check::{CheckError, CheckOptions};
 use crate::explanation::OpRef;
 use crate::history::RedirectKind;
 use crate::history::{EventType, History, Process};
 use crate::kind::{self, ModelKind};
 use crate::op::{line_of, Op, Outcome};
+use crate::options::{CheckError, CheckOptions};
 use crate::redirects::gave_up_on;
 use crate::report::Report;
 use crate::validity::Validity;

@@ -1,5 +1,7 @@
-//! Check options and errors, and the register check the CLI runs (the model-generic path is
-//! in `partition`).
+//! The checks of single-object models that sit below the Elle analysis: the register check the
+//! CLI runs, and the list-append and set checks that Elle's single-key workloads run too (the
+//! model-generic path is in `partition`; the dispatch on [`ModelKind`](crate::ModelKind) in
+//! `kind`).
 //!
 //! Before searching a key, ops that cannot matter are dropped: `fail` ops and `info` reads (see
 //! the register model), and `info` writes and cas whose new value no op ever observes (see
@@ -7,106 +9,13 @@
 //! rest of the history and multiply the search.
 
 use crate::history::History;
-use crate::model::register::{parse_value, Register};
-use crate::op::OpError;
+use crate::model::list_append::ListAppend;
+use crate::model::parse_ints;
+use crate::model::set::Set;
+use crate::options::{CheckError, CheckOptions};
 use crate::partition::{self, Split};
 use crate::report::Report;
-use crate::wgl::Budget;
 use serde_json::Value;
-use std::time::Duration;
-
-/// Settings for a check: the model's starting point and the search's budget per key.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckOptions {
-    /// The value before any op: for registers an integer, or `null` for absent (the default);
-    /// a string for kv, an array for set and list-append, an integer for counters.
-    pub initial: Value,
-    /// Search steps per key before the key's verdict is `Unknown`.
-    pub steps_max_per_key: u64,
-    /// Wall time per key before `Unknown`; `None` (the default) keeps verdicts deterministic.
-    pub time_limit_per_key_ms: Option<u64>,
-    /// Memory per key for the search's cache, in MiB, before `Unknown`.
-    pub cache_mb_max_per_key: u64,
-    /// Registers: an `ok` read of `null` read nothing (Knossos) rather than an absent key.
-    pub null_read_is_unknown: bool,
-    /// Registers: a `fail` cas proves the value differed from its expected one (Porcupine's
-    /// etcd model) rather than only that the cas did not apply.
-    pub failed_cas_is_read: bool,
-    /// Search every partition plainly, as Porcupine does: no fast paths, no pruning (see
-    /// [`Budget::plain`]). Same verdicts, slower: the baseline of the corpus benchmark.
-    pub plain_search: bool,
-}
-
-impl Default for CheckOptions {
-    fn default() -> Self {
-        CheckOptions {
-            initial: Value::Null,
-            steps_max_per_key: 10_000_000,
-            time_limit_per_key_ms: None,
-            cache_mb_max_per_key: 1024,
-            null_read_is_unknown: false,
-            failed_cas_is_read: false,
-            plain_search: false,
-        }
-    }
-}
-
-impl CheckOptions {
-    /// The search budget for one key.
-    pub(crate) fn budget(&self) -> Budget {
-        Budget {
-            steps_max: self.steps_max_per_key,
-            time_limit: self.time_limit_per_key_ms.map(Duration::from_millis),
-            cache_bytes_max: usize::try_from(self.cache_mb_max_per_key.saturating_mul(1 << 20))
-                .unwrap_or(usize::MAX),
-            plain: self.plain_search,
-        }
-    }
-
-    /// The register model these options describe.
-    pub(crate) fn register(&self) -> Result<Register, CheckError> {
-        let initial = parse_value(&self.initial).map_err(|message| CheckError::Option {
-            option: "initial",
-            message,
-        })?;
-        Ok(Register {
-            initial,
-            failed_cas_is_read: self.failed_cas_is_read,
-            null_read_is_unknown: self.null_read_is_unknown,
-        })
-    }
-}
-
-/// Why a history could not be checked (as opposed to checked and found invalid).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CheckError {
-    /// The events break the format's pairing rules.
-    #[error(transparent)]
-    Op(#[from] OpError),
-    /// An op's field does not fit the model (missing key, unknown `f`, malformed value).
-    #[error(
-        "line {line} (event {event}): field `{field}`: {}",
-        crate::echo::Message(message)
-    )]
-    Field {
-        /// Position in `History::events`.
-        event: usize,
-        /// 1-based line number in the file.
-        line: usize,
-        /// The offending field.
-        field: &'static str,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// A check option is unusable.
-    #[error("option `{option}`: {}", crate::echo::Message(message))]
-    Option {
-        /// The option's name.
-        option: &'static str,
-        /// What is wrong with it.
-        message: String,
-    },
-}
 
 /// The name of this check in reports.
 const CHECKER: &str = "register-linearizable";
@@ -121,6 +30,49 @@ pub fn register(history: &History, opts: &CheckOptions) -> Result<Report, CheckE
         CHECKER,
         Split::ByKeyRequired,
     )
+}
+
+/// Checks every key of `history` against the list-append model, reporting as `checker`.
+pub(crate) fn list_append(
+    history: &History,
+    opts: &CheckOptions,
+    checker: &'static str,
+) -> Result<Report, CheckError> {
+    let initial = initial_ints(&opts.initial)?;
+    let model = ListAppend { initial };
+    partition::check(history, &model, &opts.budget(), checker, Split::ByKey)
+}
+
+/// Checks every key of `history` against the set model, reporting as `checker`.
+pub(crate) fn set(
+    history: &History,
+    opts: &CheckOptions,
+    checker: &'static str,
+) -> Result<Report, CheckError> {
+    let initial = initial_ints(&opts.initial)?.into_iter().collect();
+    partition::check(
+        history,
+        &Set { initial },
+        &opts.budget(),
+        checker,
+        Split::ByKey,
+    )
+}
+
+/// An initial value of integers (a list or set's): an array, or `null` for none.
+fn initial_ints(v: &Value) -> Result<Vec<i64>, CheckError> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        v => parse_ints(v).map_err(bad_initial),
+    }
+}
+
+/// The error for an unusable `initial` option.
+pub(crate) fn bad_initial(message: String) -> CheckError {
+    CheckError::Option {
+        option: "initial",
+        message,
+    }
 }
 
 #[cfg(test)]

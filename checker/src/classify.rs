@@ -124,8 +124,9 @@ fn written(op: &Op) -> Option<&Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{register, CheckOptions};
+    use crate::check::register;
     use crate::op::Ops;
+    use crate::options::CheckOptions;
     use crate::testkit::h;
 
     /// The class of the (only) invalid key of `table`.

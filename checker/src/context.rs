@@ -4,20 +4,20 @@
 //! the migration phase of that slot when the op was invoked (and when it completed, if that
 //! differs), the faults active while it ran, and the redirect hops it followed; faults on those
 //! nodes between the ops (a restart between a write and the read that lost it) are listed too.
-//! The analysis also counts redirects ([`RedirectStats`]), lists `redirect-loop`, `stale-route` and
+//! The analysis also counts redirects ([`RedirectStats`](crate::redirects::RedirectStats)), lists `redirect-loop`, `stale-route` and
 //! `redirect-after-apply` anomalies, and keeps the fault intervals, all in [`RedirectAnalysis`].
 
 use crate::after_apply::redirect_after_apply_cases;
 use crate::anomaly::Anomaly;
 use crate::cause::{self, Cause, CauseKind};
-use crate::check::{CheckError, CheckOptions};
 use crate::fault::{faults, Fault};
 use crate::history::{History, Redirect};
 use crate::kind::ModelKind;
 use crate::op::{line_of, Op, OpError, Ops, Outcome};
+use crate::options::{CheckError, CheckOptions};
 use crate::phase::{SlotState, Timeline};
 use crate::protocol;
-use crate::redirects::{op_slot, redirect_stats, RedirectStats};
+use crate::redirects::{op_slot, redirect_stats};
 use crate::report::Report;
 use crate::stale_route::stale_route_cases;
 use crate::validity::Validity;
@@ -26,10 +26,10 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt;
 
+pub use crate::report::RedirectAnalysis;
+
 /// How many phase changes of a slot a key's context lists.
 const PHASES_LISTED_MAX: usize = 32;
-/// How many redirect anomalies of one class the text rendering shows (JSON has them all).
-const SHOWN_PER_CLASS_MAX: usize = 3;
 /// How many faults between the explained ops a context lists.
 const FAULTS_BETWEEN_LISTED_MAX: usize = 5;
 
@@ -102,64 +102,6 @@ impl fmt::Display for OpContext {
             let fs: Vec<String> = self.faults.iter().map(ToString::to_string).collect();
             write!(f, "; faults: {}", fs.join(", "))
         }
-    }
-}
-
-/// What the redirect-aware analysis adds to a report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RedirectAnalysis {
-    /// Hops by slot, phase and outcome.
-    pub stats: RedirectStats,
-    /// Redirect-protocol (`ask-without-asking`, `ask-as-moved`, `redirect-loop`), `stale-route`
-    /// and `redirect-after-apply` anomalies, annotated.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub anomalies: Vec<Anomaly>,
-    /// Every fault interval.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub faults: Vec<Fault>,
-    /// Migrations recorded (classic, atomic, or repairs of slots no migration opened).
-    pub migrations: usize,
-    /// Redirect-protocol anomalies found past the listed ones, by cause and class: counted in
-    /// the verdict and `causes`, not listed.
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub unlisted: std::collections::BTreeMap<CauseKind, std::collections::BTreeMap<String, usize>>,
-}
-
-impl fmt::Display for RedirectAnalysis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut verbs: std::collections::BTreeMap<&str, usize> = Default::default();
-        for fault in &self.faults {
-            *verbs.entry(fault.f.as_str()).or_default() += 1;
-        }
-        let verbs = crate::report::counts_text(&verbs);
-        writeln!(
-            f,
-            "migrations: {}; faults and repairs: {verbs}",
-            self.migrations
-        )?;
-        writeln!(f, "{}", self.stats)?;
-        let mut shown: std::collections::BTreeMap<&str, usize> = Default::default();
-        for a in &self.anomalies {
-            let n = shown.entry(a.class.as_str()).or_default();
-            *n += 1;
-            if *n > SHOWN_PER_CLASS_MAX {
-                continue;
-            }
-            writeln!(f, "{a}")?;
-            if let Some(summary) = a.context.as_ref().and_then(|c| c.get("summary")) {
-                for line in summary.as_array().into_iter().flatten() {
-                    writeln!(f, "  {}", line.as_str().unwrap_or(""))?;
-                }
-            }
-        }
-        for (class, n) in shown.iter().filter(|(_, &n)| n > SHOWN_PER_CLASS_MAX) {
-            writeln!(
-                f,
-                "... and {} more {class} listed in results.json",
-                n - SHOWN_PER_CLASS_MAX
-            )?;
-        }
-        Ok(())
     }
 }
 

@@ -1,13 +1,11 @@
 //! Which model a history is checked against, and the one entry point that dispatches on it.
 
-use crate::check::{CheckError, CheckOptions};
+use crate::check::{self, bad_initial};
 use crate::history::History;
 use crate::model::counter::Counter;
 use crate::model::kv::Kv;
-use crate::model::list_append::ListAppend;
 use crate::model::multi_register::MultiRegister;
-use crate::model::parse_ints;
-use crate::model::set::Set;
+use crate::options::{CheckError, CheckOptions};
 use crate::partition::{self, Split};
 use crate::report::Report;
 use serde_json::Value;
@@ -107,13 +105,6 @@ impl FromStr for ModelKind {
     }
 }
 
-fn bad_initial(message: String) -> CheckError {
-    CheckError::Option {
-        option: "initial",
-        message,
-    }
-}
-
 /// Checks `history` against `model`, partition by partition, in parallel; see `partition`.
 pub(crate) fn check(
     history: &History,
@@ -122,10 +113,6 @@ pub(crate) fn check(
 ) -> Result<Report, CheckError> {
     let budget = opts.budget();
     let name = model.checker();
-    let ints = |v: &Value| match v {
-        Value::Null => Ok(Vec::new()),
-        v => parse_ints(v).map_err(bad_initial),
-    };
     match model {
         ModelKind::Register => partition::check(
             history,
@@ -146,20 +133,8 @@ pub(crate) fn check(
             };
             partition::check(history, &Counter { initial }, &budget, name, Split::ByKey)
         }
-        ModelKind::Set => {
-            let initial = ints(&opts.initial)?.into_iter().collect();
-            partition::check(history, &Set { initial }, &budget, name, Split::ByKey)
-        }
-        ModelKind::ListAppend => {
-            let initial = ints(&opts.initial)?;
-            partition::check(
-                history,
-                &ListAppend { initial },
-                &budget,
-                name,
-                Split::ByKey,
-            )
-        }
+        ModelKind::Set => check::set(history, opts, name),
+        ModelKind::ListAppend => check::list_append(history, opts, name),
         ModelKind::Kv => {
             let initial = match &opts.initial {
                 Value::Null => String::new(),

@@ -69,11 +69,13 @@ mod kind;
 pub mod model;
 pub mod mutate;
 pub mod op;
+mod options;
 mod partition;
 pub mod phase;
 pub mod protocol;
 pub mod redirects;
 mod report;
+mod search;
 pub mod slot;
 pub mod source;
 pub mod stale_route;
@@ -83,11 +85,10 @@ mod testkit;
 pub mod typed;
 mod validity;
 pub mod wgl;
-pub mod zones;
+pub use model::zones;
 
 pub use anomaly::{Anomaly, AnomalyEvent};
 pub use cause::{Cause, CauseKind};
-pub use check::{CheckError, CheckOptions};
 pub use explanation::{Explanation, OpRef};
 pub use history::{
     Event, EventType, GaveUp, Header, History, HistoryError, Process, Redirect, RedirectKind,
@@ -97,6 +98,7 @@ pub use kind::ModelKind;
 pub use model::register::{Register, RegisterOp};
 pub use model::{Model, OpModel};
 pub use op::{Op, OpError, Ops, Outcome};
+pub use options::{CheckError, CheckOptions};
 pub use report::{causes_line, counts_text, KeyReport, OutcomeCounts, RedirectCounts, Report};
 pub use slot::{codis_slot, key_slot, ClusterSlots, CodisSlots, SlotFunction};
 pub use source::Source;

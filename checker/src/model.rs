@@ -15,6 +15,7 @@ pub mod list_append;
 pub mod multi_register;
 pub mod register;
 pub mod set;
+pub mod zones;
 
 /// A pure sequential specification that the linearizability search steps through.
 pub trait Model {
@@ -107,8 +108,8 @@ pub trait OpModel: Model {
     /// for a fuller explanation and keeps this one when the search's budget runs out.
     fn decide(
         &self,
-        _ops: &[crate::wgl::Interval<Self::Input>],
-    ) -> Option<crate::wgl::Search<Self::State>> {
+        _ops: &[crate::search::Interval<Self::Input>],
+    ) -> Option<crate::search::Search<Self::State>> {
         None
     }
 }

@@ -6,11 +6,11 @@
 //! Partitions are searched on rayon's pool and their reports collected in key order, so the
 //! report does not depend on the number of threads or the order they finish in.
 
-use crate::check::CheckError;
 use crate::explanation::{Explanation, OpRef};
 use crate::history::History;
 use crate::model::{FieldError, OpModel};
 use crate::op::{line_of, Op, Ops, Outcome};
+use crate::options::CheckError;
 use crate::report::{KeyReport, Report};
 use crate::validity::Validity;
 use crate::wgl::{self, Budget, Exhausted, Interval, Search};

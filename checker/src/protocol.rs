@@ -28,21 +28,13 @@ use crate::fault::Fault;
 use crate::history::{History, Redirect, RedirectKind};
 use crate::op::{line_of, Op};
 use crate::phase::{Phase, Timeline};
-use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 
+pub use crate::report::PathCounts;
+
 /// How many protocol anomalies are listed; the rest are only counted.
 pub const VIOLATIONS_LISTED_MAX: usize = 100;
-
-/// Paths that broke no rule but were not straight either.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct PathCounts {
-    /// Ops that came back to a node or bounced off an ASK target while the cluster's view changed.
-    pub bounces: u64,
-    /// Ops whose client started again at a node no redirect named (after a timeout, a refresh).
-    pub breaks: u64,
-}
 
 /// The protocol anomalies of a history, counted in full, listed up to [`VIOLATIONS_LISTED_MAX`].
 #[derive(Debug, Clone, Default)]

@@ -6,32 +6,9 @@
 use crate::history::{History, RedirectKind};
 use crate::op::{Op, Outcome};
 use crate::phase::Timeline;
-use crate::protocol::PathCounts;
-use crate::report::RedirectCounts;
 use crate::slot::key_slot;
-use serde::Serialize;
-use std::collections::BTreeMap;
-use std::fmt;
 
-/// Redirect hops by slot, by the slot's migration phase, and how ops that met them ended.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct RedirectStats {
-    /// Ops that followed at least one hop.
-    pub ops_redirected: u64,
-    /// The most hops one op followed.
-    pub hops_max: usize,
-    /// Hops by slot (the slot the reply named).
-    pub by_slot: BTreeMap<u16, RedirectCounts>,
-    /// Hops by the migration phase of their slot when the op was invoked.
-    pub by_phase: BTreeMap<&'static str, RedirectCounts>,
-    /// Ops whose client gave up following redirects (`gave_up`, or for histories without it a
-    /// `fail` whose error is a redirect reply), by the kind of the last redirect.
-    pub failed_on: RedirectCounts,
-    /// Redirect-protocol anomalies by class (listed or not; see [`crate::protocol`]).
-    pub violations: BTreeMap<String, u64>,
-    /// Paths that bounced while the cluster's view changed, or broke off: no anomaly.
-    pub paths: PathCounts,
-}
+pub use crate::report::RedirectStats;
 
 /// The redirect kind an error text names (`MOVED 3999 host:port`, `ASK ...`, `TRYAGAIN ...`,
 /// and the Codis router's `MGRT-ONE ...`, `WRAPPER-RETRY ...`, `WRAPPER-ERROR ...`).
@@ -102,33 +79,6 @@ pub fn redirect_stats(history: &History, ops: &[Op], timeline: &Timeline) -> Red
         }
     }
     stats
-}
-
-/// Renders as a few lines: totals, then the busiest slots and the phases.
-impl fmt::Display for RedirectStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = |r: &RedirectCounts| r.to_string();
-        let violations = crate::report::counts_text(&self.violations);
-        write!(
-            f,
-            "redirected ops: {} (at most {} hops); protocol violations: {violations}; \
-             bounces during view changes: {}, broken-off paths: {}; failed on a redirect: {}",
-            self.ops_redirected,
-            self.hops_max,
-            self.paths.bounces,
-            self.paths.breaks,
-            c(&self.failed_on)
-        )?;
-        for (phase, counts) in &self.by_phase {
-            write!(f, "\n  during {phase}: {}", c(counts))?;
-        }
-        let mut busiest: Vec<(&u16, &RedirectCounts)> = self.by_slot.iter().collect();
-        busiest.sort_by_key(|(slot, r)| (std::cmp::Reverse(r.total()), **slot));
-        for (slot, counts) in busiest.into_iter().take(5) {
-            write!(f, "\n  slot {slot}: {}", c(counts))?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -21,11 +21,11 @@ mod pairing;
 mod register;
 mod scan;
 
-use crate::check::{CheckError, CheckOptions};
 use crate::history::{History, HistoryError};
 use crate::kind::ModelKind;
 use crate::model::list_append::ListAppend;
 use crate::model::parse_ints;
+use crate::options::{CheckError, CheckOptions};
 use crate::report::Report;
 use crate::source::Source;
 use crate::wgl::{Budget, Exhausted};

@@ -18,26 +18,11 @@ use super::show::AnomalyBuilder;
 use super::txn::{FxMap, Key, Keys, Mop, Seen, Txn};
 use crate::anomaly::Anomaly;
 use crate::op::Outcome;
-use serde::Serialize;
+use crate::report::LostWriteCounts;
 use serde_json::json;
 
 /// How many of the reads that should have seen a lost or stale write are named in its events.
 const READS_NAMED_MAX: usize = 8;
-
-/// How many acknowledged adds/appends fell in each class (and how many `info` ones showed up).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct LostWriteCounts {
-    /// Present in every read that began after it completed.
-    pub stable: u64,
-    /// Missing from every read that began after it completed (at least one did).
-    pub lost: u64,
-    /// Missing from some reads that began after it completed, present in others.
-    pub stale: u64,
-    /// No read began after it completed.
-    pub never_read: u64,
-    /// Outcome `info`, yet some read holds it.
-    pub recovered: u64,
-}
 
 /// One key's `ok` list reads, by invocation time, and which of them hold each element.
 struct KeyReads {

@@ -22,14 +22,13 @@ mod lost;
 mod show;
 mod txn;
 
+pub use crate::report::LostWriteCounts;
 pub use cycle::{EdgeKind, Step};
-pub use lost::LostWriteCounts;
 
 use crate::anomaly::{counts_by_class, Anomaly};
-use crate::check::{CheckError, CheckOptions};
 use crate::history::History;
-use crate::kind::{self, ModelKind};
 use crate::op::{Op, Ops};
+use crate::options::{CheckError, CheckOptions};
 use crate::report::Report;
 use crate::validity::Validity;
 use std::collections::BTreeMap;
@@ -67,16 +66,8 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> Result<Report, Ch
     let (txns, keys) = txn::txns(history, &paired.ops)?;
     let workload = Workload::of(&paired.ops);
     let mut report = match workload {
-        Workload::ListAppend => {
-            let mut r = kind::check(history, ModelKind::ListAppend, opts)?;
-            r.checker = "elle-list-append";
-            r
-        }
-        Workload::Set => {
-            let mut r = kind::check(history, ModelKind::Set, opts)?;
-            r.checker = "elle-set";
-            r
-        }
+        Workload::ListAppend => crate::check::list_append(history, opts, "elle-list-append")?,
+        Workload::Set => crate::check::set(history, opts, "elle-set")?,
         Workload::Txn => crate::partition::counted(history, &paired, "elle-txn"),
     };
     let initial: Vec<i64> = match &opts.initial {

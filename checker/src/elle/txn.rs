@@ -4,10 +4,10 @@
 //! its micro-ops (`["append", k, v]`, `["r", k, v]`, `["w", k, v]`) in its value: the
 //! completion's for `ok` ops (reads filled in), the invocation's otherwise (reads unknown).
 
-use crate::check::CheckError;
 use crate::hash::FxHasher;
 use crate::history::History;
 use crate::op::{line_of, Op, Outcome};
+use crate::options::CheckError;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;

@@ -19,9 +19,9 @@ mod jepsen_edn;
 mod knossos;
 mod porcupine_kv;
 
-use crate::check::CheckOptions;
 use crate::history::{History, HistoryError};
 use crate::kind::ModelKind;
+use crate::options::CheckOptions;
 use crate::source::Source;
 use serde_json::Value;
 use std::path::Path;

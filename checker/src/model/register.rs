@@ -8,11 +8,11 @@
 //! Ops that can neither change nor constrain the state are not inputs at all: every `fail` op, and
 //! `info` reads (an unknown read returned nothing we know).
 
+use super::zones::Zones;
 use super::{Effect, Model, OpModel};
 use crate::hash::FxHasher;
 use crate::op::{Op, Outcome};
-use crate::wgl::{Interval, Search};
-use crate::zones::Zones;
+use crate::search::{Interval, Search};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -135,7 +135,7 @@ impl OpModel for Register {
 
     /// Decides by the zones of [`crate::zones`] when values are unique and there is no cas.
     fn decide(&self, ops: &[Interval<RegisterOp>]) -> Option<Search<RegisterValue>> {
-        match crate::zones::check(self.initial, ops) {
+        match super::zones::check(self.initial, ops) {
             Zones::Valid => Some(Search::Valid { steps: 0 }),
             Zones::Invalid(c) => {
                 // As the search would put it: the inner write must take effect while the outer

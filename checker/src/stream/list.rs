@@ -11,11 +11,11 @@
 
 use super::pairing::{Arg, Paired, Sink};
 use super::scan::{Val, F_APPEND, F_READ};
-use crate::check::CheckError;
 use crate::explanation::{Explanation, OpRef};
 use crate::model::list_append::{ListAppend, ListOp};
 use crate::model::{Effect, Model, OpModel};
 use crate::op::{Op, Outcome};
+use crate::options::CheckError;
 use crate::report::{KeyReport, Report};
 use crate::validity::Validity;
 use crate::wgl::{self, Budget, Interval, Search};

@@ -7,11 +7,11 @@ mod spill;
 
 use super::pairing::{Arg, Paired, Sink};
 use super::scan::{Val, F_READ, F_WRITE, KNOWN_F};
-use crate::check::CheckError;
 use crate::explanation::{Explanation, OpRef};
 use crate::model::register::{prune_keep, Register, RegisterOp};
 use crate::model::{Model, OpModel};
 use crate::op::{Op, Outcome};
+use crate::options::CheckError;
 use crate::partition::search;
 use crate::report::{KeyReport, Report};
 use crate::validity::Validity;

@@ -3,11 +3,11 @@
 
 use super::super::RegisterSink;
 use super::PARTITIONS;
-use crate::check::CheckOptions;
 use crate::gen::{history_text, GenConfig};
 use crate::history::History;
 use crate::kind::ModelKind;
 use crate::model::register::Register;
+use crate::options::CheckOptions;
 use crate::report::Report;
 use crate::validity::Validity;
 use std::io::Write;

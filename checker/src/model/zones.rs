@@ -20,7 +20,7 @@
 
 use crate::hash::FxHasher;
 use crate::model::register::RegisterOp;
-use crate::wgl::Interval;
+use crate::search::Interval;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
