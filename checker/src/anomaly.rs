@@ -4,7 +4,8 @@
 //! `incompatible-order`, `duplicate-elements`, `garbage-read`, `lost-write`, ...). Each anomaly
 //! names the keys and the ops (events) it involves, a prose `explanation`, and structured `data`
 //! (the cycle's steps, the reads that disagree, ...). Other analyses (e.g. redirect-aware
-//! attribution) may annotate it afterwards through `context`.
+//! attribution) may annotate it afterwards through `context`, and give it a [`Cause`] (the rules
+//! that choose one are in [`crate::cause`]).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ pub struct Anomaly {
     pub context: Option<serde_json::Value>,
     /// What it is attributed to (client, server, migration, a documented loss, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<crate::cause::Cause>,
+    pub cause: Option<Cause>,
 }
 
 impl fmt::Display for Anomaly {
@@ -57,4 +58,92 @@ pub fn counts_by_class(anomalies: &[Anomaly]) -> BTreeMap<String, usize> {
         *counts.entry(a.class.clone()).or_insert(0) += 1;
     }
     counts
+}
+
+/// What an anomaly is attributed to (see [`crate::cause`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CauseKind {
+    /// Nothing recorded accounts for it.
+    Unexplained,
+    /// A migration of its slot around its ops, with no documented loss.
+    Migration,
+    /// The servers broke the protocol.
+    Server,
+    /// The client broke the redirect protocol.
+    Client,
+    /// The client resent a non-idempotent op.
+    ClientResend,
+    /// A loss the chosen faults cause by design.
+    DocumentedLoss,
+}
+
+impl CauseKind {
+    /// Every kind, in the order reports list them (unexplained and migration first).
+    pub const ALL: [CauseKind; 6] = [
+        CauseKind::Unexplained,
+        CauseKind::Migration,
+        CauseKind::Server,
+        CauseKind::Client,
+        CauseKind::ClientResend,
+        CauseKind::DocumentedLoss,
+    ];
+
+    /// The name used in reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            CauseKind::Unexplained => "unexplained",
+            CauseKind::Migration => "migration",
+            CauseKind::Server => "server",
+            CauseKind::Client => "client",
+            CauseKind::ClientResend => "client-resend",
+            CauseKind::DocumentedLoss => "documented-loss",
+        }
+    }
+}
+
+impl fmt::Display for CauseKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An anomaly's cause: its kind, the proof in one sentence, and the line it rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cause {
+    /// What it is attributed to.
+    pub kind: CauseKind,
+    /// Why, in one sentence.
+    pub why: String,
+    /// 1-based line of the fault or migration event the attribution rests on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+}
+
+impl Cause {
+    /// A cause of `kind` for the reason `why`, resting on no particular line.
+    pub fn new(kind: CauseKind, why: impl Into<String>) -> Cause {
+        Cause {
+            kind,
+            why: why.into(),
+            line: None,
+        }
+    }
+
+    /// The same cause, resting on `line`.
+    pub fn at(mut self, line: usize) -> Cause {
+        self.line = Some(line);
+        self
+    }
+}
+
+/// Renders as `cause documented-loss: a kill ... (line 40)`.
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cause {}: {}", self.kind, self.why)?;
+        if let Some(line) = self.line {
+            write!(f, " (line {line})")?;
+        }
+        Ok(())
+    }
 }

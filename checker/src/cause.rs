@@ -19,101 +19,13 @@
 //!
 //! A cause never clears an anomaly: the verdict counts every one, and the cause says where to look.
 
+pub use crate::anomaly::{Cause, CauseKind};
+
 use crate::fault::Fault;
 use crate::history::History;
 use crate::op::line_of;
 use crate::phase::{Phase, Timeline};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::fmt;
-
-/// What an anomaly is attributed to (see the module doc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CauseKind {
-    /// Nothing recorded accounts for it.
-    Unexplained,
-    /// A migration of its slot around its ops, with no documented loss.
-    Migration,
-    /// The servers broke the protocol.
-    Server,
-    /// The client broke the redirect protocol.
-    Client,
-    /// The client resent a non-idempotent op.
-    ClientResend,
-    /// A loss the chosen faults cause by design.
-    DocumentedLoss,
-}
-
-impl CauseKind {
-    /// Every kind, in the order reports list them (unexplained and migration first).
-    pub const ALL: [CauseKind; 6] = [
-        CauseKind::Unexplained,
-        CauseKind::Migration,
-        CauseKind::Server,
-        CauseKind::Client,
-        CauseKind::ClientResend,
-        CauseKind::DocumentedLoss,
-    ];
-
-    /// The name used in reports and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            CauseKind::Unexplained => "unexplained",
-            CauseKind::Migration => "migration",
-            CauseKind::Server => "server",
-            CauseKind::Client => "client",
-            CauseKind::ClientResend => "client-resend",
-            CauseKind::DocumentedLoss => "documented-loss",
-        }
-    }
-}
-
-impl fmt::Display for CauseKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// An anomaly's cause: its kind, the proof in one sentence, and the line it rests on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cause {
-    /// What it is attributed to.
-    pub kind: CauseKind,
-    /// Why, in one sentence.
-    pub why: String,
-    /// 1-based line of the fault or migration event the attribution rests on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-}
-
-impl Cause {
-    /// A cause of `kind` for the reason `why`, resting on no particular line.
-    pub fn new(kind: CauseKind, why: impl Into<String>) -> Cause {
-        Cause {
-            kind,
-            why: why.into(),
-            line: None,
-        }
-    }
-
-    /// The same cause, resting on `line`.
-    pub fn at(mut self, line: usize) -> Cause {
-        self.line = Some(line);
-        self
-    }
-}
-
-/// Renders as `cause documented-loss: a kill ... (line 40)`.
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cause {}: {}", self.kind, self.why)?;
-        if let Some(line) = self.line {
-            write!(f, " (line {line})")?;
-        }
-        Ok(())
-    }
-}
 
 /// The run's settings that decide which faults lose data by design, read from the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

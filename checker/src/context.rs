@@ -12,7 +12,7 @@ use crate::anomaly::Anomaly;
 use crate::cause::{self, Cause, CauseKind};
 use crate::fault::{faults, Fault};
 use crate::history::{History, Redirect};
-use crate::kind::ModelKind;
+use crate::model::ModelKind;
 use crate::op::{line_of, Op, OpError, Ops, Outcome};
 use crate::options::{CheckError, CheckOptions};
 use crate::phase::{SlotState, Timeline};

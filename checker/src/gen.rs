@@ -8,7 +8,7 @@
 //! run). Everything is a pure function of the [`GenConfig`] (its `seed` included): no clock, no
 //! I/O beyond the writer given, so a seed names a history.
 
-use crate::kind::ModelKind;
+use crate::model::ModelKind;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::fmt::Write as _;
 use std::io::{self, Write};

@@ -1,109 +1,16 @@
-//! Which model a history is checked against, and the one entry point that dispatches on it.
+//! The one entry point that dispatches on the [`ModelKind`] a history is checked against: the
+//! single-object models (`check`), Elle's analysis (`elle`) and mixed types (`typed`).
 
 use crate::check::{self, bad_initial};
 use crate::history::History;
 use crate::model::counter::Counter;
 use crate::model::kv::Kv;
 use crate::model::multi_register::MultiRegister;
+use crate::model::ModelKind;
 use crate::options::{CheckError, CheckOptions};
 use crate::partition::{self, Split};
 use crate::report::Report;
 use serde_json::Value;
-use std::fmt;
-use std::str::FromStr;
-
-/// A sequential specification to check a history against, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ModelKind {
-    /// slotcheck's register (`read`, `write`, `cas`), every op on a named key.
-    Register,
-    /// A CAS register from another tool; ops without a key form one register.
-    CasRegister,
-    /// A counter: `incr` (returning the new value) or `add`, and `read`.
-    Counter,
-    /// A set of integers: `add` and `read` of every member.
-    Set,
-    /// A list of integers: `append` and `read` of the whole list.
-    ListAppend,
-    /// Porcupine's string key-value store: `get`, `put`, `append` per key.
-    Kv,
-    /// Knossos's multi-register: `txn` ops of reads and writes over named registers.
-    MultiRegister,
-    /// Elle-style anomalies of list-append, set and `txn` histories (see `elle`), plus per-key
-    /// linearizability for single-key list-append and set histories.
-    Txn,
-    /// Mixed data types, each key checked with the model its name says (see `typed`).
-    Types,
-}
-
-impl ModelKind {
-    /// Every model, for help texts.
-    pub const ALL: [ModelKind; 9] = [
-        ModelKind::Register,
-        ModelKind::CasRegister,
-        ModelKind::Counter,
-        ModelKind::Set,
-        ModelKind::ListAppend,
-        ModelKind::Kv,
-        ModelKind::MultiRegister,
-        ModelKind::Txn,
-        ModelKind::Types,
-    ];
-
-    /// The model's name on the command line and in `expected.tsv`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Register => "register",
-            ModelKind::CasRegister => "cas-register",
-            ModelKind::Counter => "counter",
-            ModelKind::Set => "set",
-            ModelKind::ListAppend => "list-append",
-            ModelKind::Kv => "kv",
-            ModelKind::MultiRegister => "multi-register",
-            ModelKind::Txn => "txn",
-            ModelKind::Types => "types",
-        }
-    }
-
-    /// The name of the check in reports.
-    fn checker(self) -> &'static str {
-        match self {
-            ModelKind::Register => "register-linearizable",
-            ModelKind::CasRegister => "cas-register-linearizable",
-            ModelKind::Counter => "counter-linearizable",
-            ModelKind::Set => "set-linearizable",
-            ModelKind::ListAppend => "list-append-linearizable",
-            ModelKind::Kv => "kv-linearizable",
-            ModelKind::MultiRegister => "multi-register-linearizable",
-            ModelKind::Txn => "elle",
-            ModelKind::Types => crate::typed::CHECKER,
-        }
-    }
-}
-
-impl fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Parses a model name; `kv-append` (Porcupine's name for its kv model) means `kv`.
-impl FromStr for ModelKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s == "kv-append" {
-            return Ok(ModelKind::Kv);
-        }
-        ModelKind::ALL
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = ModelKind::ALL.iter().map(|m| m.name()).collect();
-                format!("unknown model {s:?}; known: {}", names.join(", "))
-            })
-    }
-}
 
 /// Checks `history` against `model`, partition by partition, in parallel; see `partition`.
 pub(crate) fn check(

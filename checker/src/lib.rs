@@ -40,13 +40,29 @@
 //! assert_eq!(report.valid, Validity::Invalid);
 //! ```
 //!
-//! Layout: [`history`] (the format), [`source`] (a file, pipe or stdin, read once), [`import`]
-//! (other formats), [`edn`] (their reader), [`op`] (pairing), [`model`] (sequential
-//! specifications), [`wgl`] (the general linearizability search), [`classify`] (the anomaly
-//! class of an invalid register key: `lost-write`, `stale-read`, `aborted-read`, ...),
-//! [`stale_route`] (clients that forgot a `MOVED`), [`echo`] (input quoted in errors, bounded),
-//! [`mutate`] (hostile edits of a history, for fuzz tests), and the report types re-exported
-//! below.
+//! Layout, in layers, from the bottom: a module uses only modules of its own line or of the lines
+//! before it (`tests/layers.rs` checks that no modules import each other in a circle, and that
+//! the report types use only the first two lines).
+//!
+//! - data types: `validity`, [`anomaly`] (an `Anomaly` and the `Cause` it is attributed to),
+//!   `search` (a search's intervals, budget and verdict), [`slot`], [`echo`] (input quoted in
+//!   errors, bounded), `hash`;
+//! - histories: [`source`] (a file, pipe or stdin, read once), [`history`] (the format), [`op`]
+//!   (pairing), `explanation`, [`fault`] and [`phase`] (a history's faults and migrations), the
+//!   report types (`report`: `Report`, `KeyReport`, their counts, the redirect analysis's
+//!   results), [`edn`] (other tools' reader), [`mutate`] (hostile edits, for fuzz tests);
+//! - models, search and checks: [`model`] (sequential specifications, [`ModelKind`], and
+//!   [`zones`], the register's fast path), [`wgl`] (the general linearizability search),
+//!   `options` ([`CheckOptions`], [`CheckError`]), `partition` (every model's path: split by key,
+//!   search in parallel), `check` (single-object models), [`typed`], [`elle`] (Elle-style
+//!   anomalies), `kind` (the dispatch on [`ModelKind`]), `stream` (files too big to hold);
+//! - other formats: [`import`] (Jepsen, Knossos, Porcupine), [`gen`] (histories from a model);
+//! - analyses: [`classify`] and [`classify_counter`] (the class of an invalid key: `lost-write`,
+//!   `stale-read`, ...), [`stale_route`] (clients that forgot a `MOVED`), [`protocol`] and
+//!   [`redirects`] (redirect anomalies and statistics), `after_apply`, [`cause`] (the rules that
+//!   attribute an anomaly), [`final_state`];
+//! - the report's redirect-aware pass: [`context`] (where each anomaly happened, and why), and
+//!   the entry points below.
 
 mod after_apply;
 pub mod anomaly;
@@ -87,15 +103,14 @@ mod validity;
 pub mod wgl;
 pub use model::zones;
 
-pub use anomaly::{Anomaly, AnomalyEvent};
-pub use cause::{Cause, CauseKind};
+pub use anomaly::{Anomaly, AnomalyEvent, Cause, CauseKind};
 pub use explanation::{Explanation, OpRef};
 pub use history::{
     Event, EventType, GaveUp, Header, History, HistoryError, Process, Redirect, RedirectKind,
 };
 pub use import::{Format, ImportError, Imported};
-pub use kind::ModelKind;
 pub use model::register::{Register, RegisterOp};
+pub use model::ModelKind;
 pub use model::{Model, OpModel};
 pub use op::{Op, OpError, Ops, Outcome};
 pub use options::{CheckError, CheckOptions};

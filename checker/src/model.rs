@@ -2,12 +2,14 @@
 //!
 //! Models are pure (Porcupine's shape): `init` gives the starting state, `step` either moves to a
 //! new state or says the operation is illegal there. The search memoizes on states, so they must
-//! be cheap to clone, compare and hash.
+//! be cheap to clone, compare and hash. [`ModelKind`] names the models a history can be checked
+//! against (the dispatch on it is in `kind`).
 
 use crate::hash::FxHasher;
 use crate::op::Op;
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::hash::{Hash, Hasher};
+use std::str::FromStr;
 
 pub mod counter;
 pub mod kv;
@@ -16,6 +18,99 @@ pub mod multi_register;
 pub mod register;
 pub mod set;
 pub mod zones;
+
+/// A sequential specification to check a history against, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    /// slotcheck's register (`read`, `write`, `cas`), every op on a named key.
+    Register,
+    /// A CAS register from another tool; ops without a key form one register.
+    CasRegister,
+    /// A counter: `incr` (returning the new value) or `add`, and `read`.
+    Counter,
+    /// A set of integers: `add` and `read` of every member.
+    Set,
+    /// A list of integers: `append` and `read` of the whole list.
+    ListAppend,
+    /// Porcupine's string key-value store: `get`, `put`, `append` per key.
+    Kv,
+    /// Knossos's multi-register: `txn` ops of reads and writes over named registers.
+    MultiRegister,
+    /// Elle-style anomalies of list-append, set and `txn` histories (see `elle`), plus per-key
+    /// linearizability for single-key list-append and set histories.
+    Txn,
+    /// Mixed data types, each key checked with the model its name says (see `typed`).
+    Types,
+}
+
+impl ModelKind {
+    /// Every model, for help texts.
+    pub const ALL: [ModelKind; 9] = [
+        ModelKind::Register,
+        ModelKind::CasRegister,
+        ModelKind::Counter,
+        ModelKind::Set,
+        ModelKind::ListAppend,
+        ModelKind::Kv,
+        ModelKind::MultiRegister,
+        ModelKind::Txn,
+        ModelKind::Types,
+    ];
+
+    /// The model's name on the command line and in `expected.tsv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Register => "register",
+            ModelKind::CasRegister => "cas-register",
+            ModelKind::Counter => "counter",
+            ModelKind::Set => "set",
+            ModelKind::ListAppend => "list-append",
+            ModelKind::Kv => "kv",
+            ModelKind::MultiRegister => "multi-register",
+            ModelKind::Txn => "txn",
+            ModelKind::Types => "types",
+        }
+    }
+
+    /// The name of the check in reports.
+    pub(crate) const fn checker(self) -> &'static str {
+        match self {
+            ModelKind::Register => "register-linearizable",
+            ModelKind::CasRegister => "cas-register-linearizable",
+            ModelKind::Counter => "counter-linearizable",
+            ModelKind::Set => "set-linearizable",
+            ModelKind::ListAppend => "list-append-linearizable",
+            ModelKind::Kv => "kv-linearizable",
+            ModelKind::MultiRegister => "multi-register-linearizable",
+            ModelKind::Txn => "elle",
+            ModelKind::Types => "types-linearizable",
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parses a model name; `kv-append` (Porcupine's name for its kv model) means `kv`.
+impl FromStr for ModelKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "kv-append" {
+            return Ok(ModelKind::Kv);
+        }
+        ModelKind::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = ModelKind::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown model {s:?}; known: {}", names.join(", "))
+            })
+    }
+}
 
 /// A pure sequential specification that the linearizability search steps through.
 pub trait Model {

@@ -11,8 +11,7 @@ mod redirect;
 pub use counts::{counts_text, LostWriteCounts, OutcomeCounts, RedirectCounts};
 pub use redirect::{PathCounts, RedirectAnalysis, RedirectStats};
 
-use crate::anomaly::Anomaly;
-use crate::cause::{Cause, CauseKind};
+use crate::anomaly::{Anomaly, Cause, CauseKind};
 use crate::explanation::Explanation;
 use crate::validity::Validity;
 use serde::Serialize;

@@ -22,9 +22,9 @@ mod register;
 mod scan;
 
 use crate::history::{History, HistoryError};
-use crate::kind::ModelKind;
 use crate::model::list_append::ListAppend;
 use crate::model::parse_ints;
+use crate::model::ModelKind;
 use crate::options::{CheckError, CheckOptions};
 use crate::report::Report;
 use crate::source::Source;

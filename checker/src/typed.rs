@@ -13,21 +13,23 @@
 //! not write at all is not checked either, and its key's verdict is `unknown`, saying why.
 
 use crate::anomaly::{Anomaly, AnomalyEvent};
+use crate::history::History;
 use crate::model::counter::Counter;
 use crate::model::list_append::ListAppend;
 use crate::model::register::Register;
 use crate::model::set::Set;
+use crate::model::ModelKind;
 use crate::op::{line_of, Op, Ops};
+use crate::options::CheckError;
 use crate::partition::{check_each, check_partition, Split};
 use crate::report::{KeyReport, Report};
+use crate::search::Budget;
 use crate::validity::Validity;
-use crate::wgl::Budget;
-use crate::{CheckError, History};
 use serde_json::json;
 use std::collections::BTreeSet;
 
 /// The name of this check in reports.
-pub const CHECKER: &str = "types-linearizable";
+pub const CHECKER: &str = ModelKind::Types.checker();
 
 /// Which model a key's ops are checked with, read off its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -56,6 +56,42 @@ fn top_level_modules_form_no_cycle() {
     panic!("the checker's modules have import cycles:{text}");
 }
 
+/// The report types (`Report`, `KeyReport`, their counts, the redirect analysis's results) are
+/// plain data: they use the data types and the history's, never a check or analysis that fills
+/// them in.
+#[test]
+fn report_types_use_only_data_and_histories() {
+    const BELOW_REPORT: [&str; 12] = [
+        "validity",
+        "anomaly",
+        "search",
+        "slot",
+        "echo",
+        "hash",
+        "source",
+        "history",
+        "op",
+        "explanation",
+        "fault",
+        "phase",
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = module_graph(&src);
+    let mut reached = BTreeSet::from(["report".to_string()]);
+    let mut todo = vec!["report".to_string()];
+    while let Some(m) = todo.pop() {
+        for (to, (file, line)) in graph.get(&m).into_iter().flatten() {
+            assert!(
+                BELOW_REPORT.contains(&to.as_str()),
+                "the report types reach `{to}` through `{m}` ({file}:{line})"
+            );
+            if reached.insert(to.clone()) {
+                todo.push(to.clone());
+            }
+        }
+    }
+}
+
 /// The dependencies between top-level modules of the crate whose sources are under `src`.
 fn module_graph(src: &Path) -> Graph {
     let files = rust_files(src);

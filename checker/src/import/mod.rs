@@ -20,7 +20,7 @@ mod knossos;
 mod porcupine_kv;
 
 use crate::history::{History, HistoryError};
-use crate::kind::ModelKind;
+use crate::model::ModelKind;
 use crate::options::CheckOptions;
 use crate::source::Source;
 use serde_json::Value;

@@ -3,8 +3,7 @@
 //! `context`, `redirects` and `protocol`.
 
 use super::counts::{counts_text, RedirectCounts};
-use crate::anomaly::Anomaly;
-use crate::cause::CauseKind;
+use crate::anomaly::{Anomaly, CauseKind};
 use crate::fault::Fault;
 use serde::Serialize;
 use std::collections::BTreeMap;
