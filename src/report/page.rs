@@ -183,7 +183,7 @@ pub fn summary(out: &mut String, p: &Prepared) {
         let violations: u64 = s.violations.values().sum();
         redirects.push(("protocol violations".into(), violations.to_string()));
         redirects.push((
-            "bounces during view changes".into(),
+            "bounces that broke no rule".into(),
             s.paths.bounces.to_string(),
         ));
         redirects.push(("failed on a redirect".into(), redirects_text(&s.failed_on)));

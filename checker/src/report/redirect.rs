@@ -97,7 +97,7 @@ impl fmt::Display for RedirectStats {
         write!(
             f,
             "redirected ops: {} (at most {} hops); protocol violations: {violations}; \
-             bounces during view changes: {}, broken-off paths: {}; failed on a redirect: {}",
+             bounces that broke no rule: {}, broken-off paths: {}; failed on a redirect: {}",
             self.ops_redirected,
             self.hops_max,
             self.paths.bounces,
@@ -119,7 +119,8 @@ impl fmt::Display for RedirectStats {
 /// Paths that broke no rule but were not straight either.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PathCounts {
-    /// Ops that came back to a node or bounced off an ASK target while the cluster's view changed.
+    /// Ops whose path came back to a node or bounced off an ASK target and broke no rule: the
+    /// cluster's view changed meanwhile, or the bounce resolved with a client that sends ASKING.
     pub bounces: u64,
     /// Ops whose client started again at a node no redirect named (after a timeout, a refresh).
     pub breaks: u64,
