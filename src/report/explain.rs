@@ -359,8 +359,9 @@ pub fn anomalies(out: &mut String, p: &Prepared) {
         );
     }
     for ((cause, class), list) in &by_class {
-        let all = p.report.anomaly_counts.get(*class).copied().unwrap_or(0);
-        let all = all.max(list.len());
+        // Counted in full (by cause), past the ones listed.
+        let counted = p.report.causes.get(cause).and_then(|c| c.get(*class));
+        let all = counted.copied().unwrap_or(0).max(list.len());
         w!(out, "<h3>{} ({all}), cause {cause}</h3>", esc(class));
         for a in list.iter().take(ANOMALIES_SHOWN_PER_CLASS_MAX) {
             anomaly(out, a);

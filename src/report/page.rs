@@ -152,8 +152,15 @@ pub fn summary(out: &mut String, p: &Prepared) {
         ),
     ];
     let mut classes: BTreeMap<String, usize> = r.anomaly_counts.clone();
-    for a in r.redirect_analysis.iter().flat_map(|a| &a.anomalies) {
-        *classes.entry(a.class.clone()).or_default() += 1;
+    if let Some(a) = &r.redirect_analysis {
+        // Protocol violations counted in full, past the ones listed.
+        for (class, n) in &a.stats.violations {
+            *classes.entry(class.clone()).or_default() += *n as usize;
+        }
+        let others = a.anomalies.iter();
+        for a in others.filter(|x| !a.stats.violations.contains_key(&x.class)) {
+            *classes.entry(a.class.clone()).or_default() += 1;
+        }
     }
     anomalies.extend(classes.into_iter().map(|(c, n)| (c, n.to_string())));
     if let Some(l) = &r.lost_writes {
