@@ -116,7 +116,7 @@ fn main() {
     );
 
     let start = Instant::now();
-    let report = slotcheck::run::check_file(&history, checker::ModelKind::Register).unwrap();
+    let report = slotcheck::run::check_run(&history, None, checker::ModelKind::Register).unwrap();
     println!(
         "check: {} in {:.1} s",
         report.valid,

@@ -207,13 +207,7 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     recorder
         .close()
         .with_context(|| format!("writing {}", history_path.display()))?;
-    // Read once for verify, the check and the report, unless it is large enough to stream.
-    let small = std::fs::metadata(&history_path).is_ok_and(|m| m.len() < STREAM_BYTES_MIN);
-    let history = if small {
-        Some(History::read_file(&history_path)?)
-    } else {
-        None
-    };
+    let history = read_unless_large(&history_path)?;
     if healed.is_ok() && !interrupted {
         verify_nodes(&cluster, history.as_ref(), &cfg.output).await?;
     }
@@ -222,20 +216,9 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
 
     status("Checking history");
     let checking = crate::term::spinner("checking the history");
-    let report = match &history {
-        Some(h) => check_loaded(
-            h,
-            &history_path,
-            model_of(cfg.workload),
-            &CheckOptions::default(),
-        ),
-        None => check_file(&history_path, model_of(cfg.workload)),
-    };
+    let report = check_run(&history_path, history.as_ref(), model_of(cfg.workload));
     checking.finish_and_clear();
     let mut report = report?;
-    for w in report.warnings.iter().filter(|_| history.is_some()) {
-        warn(w);
-    }
     crate::verify::merge_into(&cfg.output, &mut report, history.as_ref())?;
     crate::report::write_results(&cfg.output, &report)?;
     let drawing = crate::term::spinner("writing report.html");
@@ -488,10 +471,25 @@ pub(crate) async fn client_info(cfg: &RunConfig, cluster: &Cluster) -> Result<Cl
         .map_err(|e| anyhow::anyhow!("opening client {}: {e}", cfg.client.name()))
 }
 
-/// Reads and checks a history file with `model`: `slotcheck test`'s final check.
-pub fn check_file(path: &Path, model: ModelKind) -> Result<Report> {
+/// Reads a run's history at `path` whole, once, for verify, the check and the report; `None`
+/// when it is [`STREAM_BYTES_MIN`] or more, to be checked streaming.
+pub fn read_unless_large(path: &Path) -> Result<Option<History>> {
+    let small = std::fs::metadata(path).is_ok_and(|m| m.len() < STREAM_BYTES_MIN);
+    Ok(if small {
+        Some(History::read_file(path)?)
+    } else {
+        None
+    })
+}
+
+/// `slotcheck test`'s (and `report`'s) check of a run's history at `path` with `model`: the
+/// `history` [`read_unless_large`] read, else the file, streaming; warnings are shown.
+pub fn check_run(path: &Path, history: Option<&History>, model: ModelKind) -> Result<Report> {
     let opts = CheckOptions::default();
-    let report = check_history(path, model, &opts, STREAM_BYTES_MIN)?;
+    let report = match history {
+        Some(h) => check_loaded(h, path, model, &opts)?,
+        None => check_history(path, model, &opts, STREAM_BYTES_MIN)?,
+    };
     for w in &report.warnings {
         warn(w);
     }

@@ -142,25 +142,9 @@ pub fn regenerate(dir: &Path) -> Result<Regenerated> {
                 .and_then(workloads::WorkloadKind::parse)
         })
         .unwrap_or_default();
+    let history = crate::run::read_unless_large(&history_path)?;
     let model = crate::run::model_of(workload);
-    let small =
-        std::fs::metadata(&history_path).is_ok_and(|m| m.len() < crate::run::STREAM_BYTES_MIN);
-    let history = if small {
-        Some(checker::History::read_file(&history_path)?)
-    } else {
-        None
-    };
-    let mut report = match &history {
-        Some(h) => {
-            let opts = checker::CheckOptions::default();
-            let report = crate::run::check_loaded(h, &history_path, model, &opts)?;
-            for w in &report.warnings {
-                crate::run::warn(w);
-            }
-            report
-        }
-        None => crate::run::check_file(&history_path, model)?,
-    };
+    let mut report = crate::run::check_run(&history_path, history.as_ref(), model)?;
     crate::verify::merge_into(dir, &mut report, history.as_ref())?;
     let results = write_results(dir, &report)?;
     let html = match &history {

@@ -226,6 +226,10 @@ pub fn merge_into(
         .with_context(|| format!("{}: not verify's JSON", path.display()))?;
     let anomalies: Vec<Anomaly> = serde_json::from_value(value["anomalies"].clone())
         .with_context(|| format!("{}: field `anomalies`", path.display()))?;
+    if anomalies.is_empty() {
+        // Nothing to attribute: the check already gave every anomaly its cause.
+        return Ok(Some(value));
+    }
     for a in anomalies {
         *report.anomaly_counts.entry(a.class.clone()).or_default() += 1;
         report.anomalies.push(a);
