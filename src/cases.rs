@@ -1,11 +1,13 @@
 //! The command line's way into detection runs: `--scenario`, `--client-bug` and `--server-bug`
 //! (each with `list`), applied to a [`RunConfig`], and the detection summary printed after the check.
 
+use crate::config::RunConfig;
 use crate::detect::{detect, Detection};
 use crate::nemesis::proxy::bug::ServerBug;
 use crate::nemesis::schedule::FaultKind;
-use crate::run::{warn, RunConfig, RunOutcome};
+use crate::run::RunOutcome;
 use crate::scenario::Scenario;
+use crate::term::warn;
 use anyhow::{bail, Result};
 use workloads::ClientBug;
 
@@ -52,7 +54,7 @@ pub fn configure(
 ) -> Result<()> {
     if let Some(name) = scenario {
         let s: Scenario = name.parse().map_err(anyhow::Error::msg)?;
-        s.apply(cfg)?;
+        cfg.apply_scenario(s)?;
     }
     if let Some(name) = client_bug {
         let bug: ClientBug = name.parse().map_err(anyhow::Error::msg)?;

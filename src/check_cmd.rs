@@ -11,7 +11,8 @@
 use anyhow::{Context, Result};
 use checker::{import, CheckOptions, Format, ImportError, ModelKind, Report, Source, Validity};
 use serde_json::Value;
-use slotcheck::run::{check_loaded, warn, STREAM_BYTES_MIN};
+use slotcheck::run::{check_loaded, STREAM_BYTES_MIN};
+use slotcheck::term::warn;
 use std::fmt::{self, Write as _};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -17,6 +17,7 @@
 pub mod bench;
 pub mod cases;
 pub mod clients;
+pub mod config;
 pub mod detect;
 pub mod export;
 pub mod harness;

@@ -1,13 +1,12 @@
 //! One test run: start a cluster, run the workload under the nemesis, heal, read back, check.
 
-use crate::harness::{Cluster, ClusterSpec, Persistence, ServerKind};
-use crate::nemesis::failover::FailoverChoice;
-use crate::nemesis::migrate::MigrateOptions;
+use crate::config::RunConfig;
+use crate::harness::{Cluster, ClusterSpec};
 use crate::nemesis::proxy::bug::{BugConfig, ServerBug, P_DEFAULT};
 use crate::nemesis::runner::{self, NemesisSummary};
-use crate::nemesis::schedule::{FaultKind, Pacing, Schedule};
+use crate::nemesis::schedule::{FaultKind, Schedule};
 use crate::nemesis::{net, Ctx};
-use crate::scenario::Scenario;
+use crate::term::{error, ok, status, warn};
 use anyhow::{Context, Result};
 use checker::{analyze_redirects, CheckOptions, History, ModelKind, Report};
 use serde_json::{json, Map, Value};
@@ -16,92 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use workloads::{
-    final_reads, run_workload, workload_slots, ClientBug, ClientChoice, ClientInfo, Recorder,
-    SlotMap, WorkloadConfig, WorkloadKind,
+    final_reads, run_workload, workload_slots, ClientInfo, Recorder, SlotMap, WorkloadKind,
 };
-
-/// Everything a test run needs, validated before any server starts.
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    /// Which server to test.
-    pub server: ServerKind,
-    /// Masters in the cluster.
-    pub masters: usize,
-    /// Replicas per master.
-    pub replicas: usize,
-    /// Which workload the clients run.
-    pub workload: WorkloadKind,
-    /// Which client library carries the workload's commands.
-    pub client: ClientChoice,
-    /// Concurrent logical client processes.
-    pub clients: usize,
-    /// Keys the register workload spreads over.
-    pub keys: usize,
-    /// Target operations per second over all clients; 0 for unpaced.
-    pub rate_per_s: u64,
-    /// How long the workload and nemesis run.
-    pub duration: Duration,
-    /// Seeds the workload and the nemesis schedule; recorded in the history header.
-    pub seed: u64,
-    /// Where the run's files go.
-    pub output: PathBuf,
-    /// Nemesis actions to schedule (already checked against the server and cluster shape).
-    pub nemesis: Vec<FaultKind>,
-    /// Mean pause between migrations.
-    pub migrate_interval_ms: u64,
-    /// Mean pause between node faults.
-    pub fault_interval_ms: u64,
-    /// Longest time a fault is held before its inverse.
-    pub hold_ms_max: u64,
-    /// How the classic migration paces itself.
-    pub migrate: MigrateOptions,
-    /// Per-request timeout of the workload's clients.
-    pub timeout_ms: u64,
-    /// What the nodes keep on disk (`--persistence`): with `aof` a killed node keeps every
-    /// acknowledged write; with `off` it comes back empty (a loss by design).
-    pub persistence: Persistence,
-    /// Which `CLUSTER FAILOVER` the `failover` nemesis sends (`--failover`): `default` is the
-    /// safe kind; `force`, `takeover` and `mixed` may drop unreplicated writes by design.
-    pub failover: FailoverChoice,
-    /// A client bug the workload injects on purpose (a test aid; `None` normally).
-    pub client_bug: Option<ClientBug>,
-    /// A server bug the nodes' proxies inject on purpose (a test aid; `None` normally).
-    pub server_bug: Option<ServerBug>,
-    /// The named scenario this run is (its preset is already applied; it fixes the schedule).
-    pub scenario: Option<Scenario>,
-}
-
-impl RunConfig {
-    /// The workload this run drives (a soak adds its windows and process base).
-    pub fn workload_config(&self) -> WorkloadConfig {
-        WorkloadConfig {
-            kind: self.workload,
-            client: self.client.clone(),
-            key_prefix: format!("{}:", self.workload.name()),
-            clients: self.clients,
-            keys: self.keys,
-            rate_per_s: self.rate_per_s,
-            seed: self.seed,
-            timeout_ms: self.timeout_ms,
-            client_bug: self.client_bug,
-            ..WorkloadConfig::default()
-        }
-    }
-
-    /// The seeded plan of every nemesis action of this run.
-    pub fn schedule(&self) -> Schedule {
-        let pacing = Pacing {
-            duration_ms: self.duration.as_millis() as u64,
-            migrate_interval_ms: self.migrate_interval_ms,
-            fault_interval_ms: self.fault_interval_ms,
-            hold_ms_max: self.hold_ms_max,
-        };
-        match self.scenario {
-            Some(scenario) => scenario.schedule(self.seed, pacing),
-            None => Schedule::generate(self.seed, &self.nemesis, pacing),
-        }
-    }
-}
 
 /// What a run produced, for the terminal summary and the exit code.
 pub struct RunOutcome {
@@ -546,24 +461,4 @@ pub(crate) fn header(
     }
     run.insert("start".into(), json!(chrono::Utc::now().to_rfc3339()));
     checker::Header::new(run)
-}
-
-/// A `redis-cli --cluster`-style step line (bold on a terminal).
-pub fn status(text: &str) {
-    crate::term::line(crate::term::Tag::Step, text);
-}
-
-/// A `redis-cli --cluster`-style success line (green on a terminal).
-pub fn ok(text: &str) {
-    crate::term::line(crate::term::Tag::Ok, text);
-}
-
-/// A `redis-cli --cluster`-style error line (red on a terminal).
-pub fn error(text: &str) {
-    crate::term::line(crate::term::Tag::Error, text);
-}
-
-/// A `redis-cli --cluster`-style warning line (yellow on a terminal).
-pub fn warn(text: &str) {
-    crate::term::line(crate::term::Tag::Warning, text);
 }

@@ -6,24 +6,22 @@
 //! fault that causes it actually happened ([`Precondition`]), computed from the history alone:
 //! a run in which the partitioned master acknowledged no write cannot lose one.
 
-use crate::harness::{Persistence, NODE_TIMEOUT_MS_DEFAULT};
+use crate::harness::NODE_TIMEOUT_MS_DEFAULT;
 use crate::nemesis::schedule::{FaultKind, Pacing, Planned, Schedule};
-use crate::run::RunConfig;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use checker::{History, Op, Process};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 /// When the partition of `partitioned-master` begins, after the workload starts.
 const PARTITION_AT_MS: u64 = 3000;
 /// How long the master stays isolated: the node timeout, the replica's election, and margin.
 const PARTITION_HOLD_MS: u64 = 7000;
 /// How long every scenario's workload runs.
-const DURATION_MS: u64 = 15_000;
+pub(crate) const DURATION_MS: u64 = 15_000;
 // The isolation outlasts the node timeout twice over (failure detection, then the election), and
 // the run outlasts the isolation.
 const _: () = assert!(PARTITION_HOLD_MS > 2 * NODE_TIMEOUT_MS_DEFAULT);
@@ -127,7 +125,7 @@ impl Scenario {
     }
 
     /// The nemesis this scenario runs.
-    fn nemesis(self) -> FaultKind {
+    pub(crate) fn nemesis(self) -> FaultKind {
         match self {
             Scenario::PartitionedMaster => FaultKind::Partition,
             Scenario::RestartEmpty => FaultKind::Kill,
@@ -135,32 +133,6 @@ impl Scenario {
             Scenario::FinalizeEarly => FaultKind::FinalizeEarly,
             Scenario::FailoverMidMigration => FaultKind::StrikeFailover,
         }
-    }
-
-    /// Sets the cluster shape, nemesis, pacing and length of `cfg` to this scenario's, and
-    /// persistence off for `restart-empty` (whose loss needs it); the server, seed, output,
-    /// client count, keys, rate, timeout and other persistence stay the caller's.
-    pub fn apply(self, cfg: &mut RunConfig) -> Result<()> {
-        cfg.masters = 3;
-        cfg.replicas = usize::from(matches!(
-            self,
-            Scenario::PartitionedMaster | Scenario::FailoverMidMigration
-        ));
-        if self == Scenario::RestartEmpty {
-            cfg.persistence = Persistence::Off;
-        }
-        cfg.nemesis = vec![self.nemesis()];
-        cfg.duration = Duration::from_millis(DURATION_MS);
-        cfg.migrate_interval_ms = 1500;
-        cfg.fault_interval_ms = 4000;
-        cfg.hold_ms_max = 1000;
-        cfg.scenario = Some(self);
-        if self == Scenario::PartitionedMaster {
-            if let Err(e) = crate::nemesis::net::available() {
-                bail!("--scenario {self} needs network partitions: {e}");
-            }
-        }
-        Ok(())
     }
 
     /// The nemesis plan: `partitioned-master` isolates one master (chosen by the seed) two-way
@@ -602,40 +574,6 @@ mod tests {
             .contains("1 of the source master, 1 of the target master"));
         let none = pre(Scenario::FailoverMidMigration, &[]);
         assert!(!none.occurred);
-    }
-
-    #[test]
-    fn restart_empty_forces_persistence_off_and_failover_mid_migration_needs_replicas() {
-        let mut cfg = RunConfig {
-            server: crate::harness::ServerKind::Redis,
-            masters: 1,
-            replicas: 0,
-            workload: workloads::WorkloadKind::Register,
-            client: workloads::ClientChoice::Slotcheck,
-            clients: 1,
-            keys: 1,
-            rate_per_s: 0,
-            duration: Duration::from_secs(1),
-            seed: 1,
-            output: "out".into(),
-            nemesis: Vec::new(),
-            migrate_interval_ms: 0,
-            fault_interval_ms: 0,
-            hold_ms_max: 0,
-            migrate: Default::default(),
-            timeout_ms: 1000,
-            persistence: Persistence::Aof,
-            failover: Default::default(),
-            client_bug: None,
-            server_bug: None,
-            scenario: None,
-        };
-        Scenario::FailoverMidMigration.apply(&mut cfg).unwrap();
-        assert_eq!((cfg.masters, cfg.replicas), (3, 1));
-        assert_eq!(cfg.persistence, Persistence::Aof);
-        assert_eq!(cfg.nemesis, vec![FaultKind::StrikeFailover]);
-        Scenario::RestartEmpty.apply(&mut cfg).unwrap();
-        assert_eq!(cfg.persistence, Persistence::Off);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 use slotcheck::input::{self, BadInput};
-use slotcheck::run::{ok, status};
 use slotcheck::soak::{self, SoakConfig};
+use slotcheck::term::{ok, status};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -113,6 +113,26 @@ pub async fn wait(duration: Duration, interrupt: &CancellationToken, message: &s
     interrupted
 }
 
+/// A `redis-cli --cluster`-style step line (bold on a terminal).
+pub fn status(text: &str) {
+    line(Tag::Step, text);
+}
+
+/// A `redis-cli --cluster`-style success line (green on a terminal).
+pub fn ok(text: &str) {
+    line(Tag::Ok, text);
+}
+
+/// A `redis-cli --cluster`-style error line (red on a terminal).
+pub fn error(text: &str) {
+    line(Tag::Error, text);
+}
+
+/// A `redis-cli --cluster`-style warning line (yellow on a terminal).
+pub fn warn(text: &str) {
+    line(Tag::Warning, text);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

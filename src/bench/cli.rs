@@ -5,7 +5,7 @@ use super::client::{self, ClientBenchConfig};
 use super::suite::{self, MigrateBenchConfig};
 use super::traffic::TrafficConfig;
 use crate::harness::ServerKind;
-use crate::run::ok;
+use crate::term::ok;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

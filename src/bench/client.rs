@@ -133,7 +133,7 @@ pub async fn run(cfg: &ClientBenchConfig) -> Result<ClientBench> {
     let mut runs = Vec::new();
     for round in 0..cfg.rounds {
         for tool in TOOLS {
-            crate::run::status(&format!("round {}/{}: {tool}", round + 1, cfg.rounds));
+            crate::term::status(&format!("round {}/{}: {tool}", round + 1, cfg.rounds));
             if tool == TOOLS[0] {
                 runs.extend(redis_benchmark(&cluster, cfg, round).await?);
                 continue;

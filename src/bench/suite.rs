@@ -10,7 +10,7 @@ use super::dataset::{DatasetSpec, Layout};
 use super::migrate::{run_case, Case, CaseResult, Method};
 use super::traffic::TrafficConfig;
 use crate::harness::ServerKind;
-use crate::run::{error, ok, status};
+use crate::term::{error, ok, status};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -94,7 +94,7 @@ pub fn run(args: ClientsArgs) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     let rows = runtime.block_on(compare::run(&cfg))?;
     println!("{}", compare::table(&rows, &cfg).text());
-    crate::run::ok(&format!(
+    crate::term::ok(&format!(
         "results: {}",
         cfg.output.join("clients.json").display()
     ));

@@ -4,10 +4,11 @@
 //! (slotcheck's own router) does not have under the same scenario.
 
 use crate::bench::page::Table;
+use crate::config::RunConfig;
 use crate::harness::ServerKind;
 use crate::nemesis::migrate::MigrateOptions;
 use crate::nemesis::schedule::FaultKind;
-use crate::run::{run_test, RunConfig};
+use crate::run::run_test;
 use anyhow::{Context, Result};
 use checker::{Ops, Outcome};
 use hdrhistogram::Histogram;
@@ -168,7 +169,7 @@ async fn cell(
     let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
     for i in 0..cfg.runs {
         let run = run_config(cfg, server, scenario, client, i);
-        crate::run::status(&format!(
+        crate::term::status(&format!(
             "clients: {server} / {} / {} / run {}",
             scenario.name(),
             client.name(),

@@ -525,7 +525,7 @@ async fn heal_all_steps(ctx: &Ctx, partitioner: Option<&Partitioner>) -> Result<
             // Every kill was followed by a restart: a node down now died on its own.
             Some(ProcessState::Down) => {
                 let line = record_crash(ctx, &node.addr, &node.log).await;
-                crate::run::error(&line);
+                crate::term::error(&line);
             }
             _ => {}
         }

@@ -9,7 +9,7 @@ use super::nemesis::PikaNemesis;
 use super::scenario::PikaScenario;
 use super::step::{Outcome, Step};
 use super::strike::{Mode, Victim};
-use crate::run::{ok, warn};
+use crate::term::{ok, warn};
 use checker::{Anomaly, AnomalyEvent, History, Process};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};

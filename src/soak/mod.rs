@@ -20,8 +20,9 @@ use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 use workloads::{SegmentSpec, WorkloadConfig};
 
+use crate::config::RunConfig;
 use crate::nemesis::runner::{self, NemesisSummary};
-use crate::run::{status, warn, RunConfig};
+use crate::term::{status, warn};
 use watch::{Totals, Watcher, WindowResult};
 
 /// The rolling checker's results in the run directory, one line per window.
@@ -370,7 +371,7 @@ pub fn alarm(r: &WindowResult) {
         .alarm
         .as_deref()
         .map(|d| d.join(crate::report::REPORT_FILE));
-    crate::run::error(&format!(
+    crate::term::error(&format!(
         "ALARM window {} ({:.1}-{:.1} s): verdict {}, anomalies {}{keys}; report: {}",
         r.window,
         r.from_ms as f64 / 1e3,

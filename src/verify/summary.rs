@@ -175,7 +175,7 @@ pub(super) fn checks(v: &Verification, with_history: bool) -> Vec<CheckLine> {
 
 /// Prints the summary: a line per node, a line per check, then each finding and warning.
 pub fn print(v: &Verification) {
-    use crate::run::{error, ok, status, warn};
+    use crate::term::{error, ok, status, warn};
     status(&format!(
         "Verified {} nodes in {} ms",
         v.nodes.len(),
