@@ -12,6 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use workloads::{ClientBug, ClientChoice, WorkloadConfig, WorkloadKind};
 
+mod builder;
+pub use builder::{ConfigError, RunConfigBuilder, KEYS_MAX};
+
 /// Everything a test run needs, validated before any server starts.
 #[derive(Debug, Clone)]
 pub struct RunConfig {

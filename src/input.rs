@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::ConfigError;
 use crate::harness::HarnessError;
 
 /// Why the command line, or the environment it names, cannot be used; found before any work.
@@ -37,23 +38,31 @@ impl BadInput {
     }
 }
 
-/// Whether `err` (anywhere in its chain) is bad input: a [`BadInput`], or a harness error that
-/// the command line or the machine causes (no server binary, not a server, a cluster shape
-/// beyond the limits, no free ports).
+/// Whether `err` (anywhere in its chain) is bad input: a [`BadInput`], a refused [`ConfigError`],
+/// or a harness error that the command line or the machine causes (no server binary, not a
+/// server, a cluster shape beyond the limits, no free ports).
 pub fn is_bad_input(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.is::<BadInput>()
-            || matches!(
-                e.downcast_ref::<HarnessError>(),
-                Some(
-                    HarnessError::ServerNotFound { .. }
-                        | HarnessError::Version { .. }
-                        | HarnessError::UnknownKind(_)
-                        | HarnessError::InvalidSpec(_)
-                        | HarnessError::NoFreePorts { .. }
-                )
-            )
+            || e.downcast_ref::<HarnessError>().is_some_and(is_bad_harness)
+            || match e.downcast_ref::<ConfigError>() {
+                Some(ConfigError::Harness(h)) => is_bad_harness(h),
+                Some(ConfigError::Flag(_)) => true,
+                None => false,
+            }
     })
+}
+
+/// Whether a harness error is the command line's or the machine's doing, not slotcheck's.
+fn is_bad_harness(err: &HarnessError) -> bool {
+    matches!(
+        err,
+        HarnessError::ServerNotFound { .. }
+            | HarnessError::Version { .. }
+            | HarnessError::UnknownKind(_)
+            | HarnessError::InvalidSpec(_)
+            | HarnessError::NoFreePorts { .. }
+    )
 }
 
 /// Files a run writes first: a directory holding one of them is a run directory.

@@ -10,12 +10,14 @@
 //!   where every key ended up;
 //! - [`report`] turns a run's history and results into `report.html`, [`export`] into
 //!   Jepsen's `history.edn`, and [`term`] draws status lines and progress bars;
+//! - [`config`] is a run's validated configuration, made by a [`config::RunConfigBuilder`];
 //! - [`scenario`] names end-to-end scenarios that must lose data, and [`detect`] says what a run
-//!   found, as a detection matrix needs it; [`cases`] wires both (and injected client bugs) to
-//!   the command line.
+//!   found, as a detection matrix needs it.
+//!
+//! The command line (flags, their validation into configs, what each command prints) lives in
+//! the binary, `src/main.rs` and `src/cli/`.
 
 pub mod bench;
-pub mod cases;
 pub mod clients;
 pub mod config;
 pub mod detect;

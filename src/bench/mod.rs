@@ -12,7 +12,6 @@
 //! Results go to `store/bench-<what>/<start time>/` (`bench.json`, `bench.html`), linked from
 //! `store/latest`.
 
-pub mod cli;
 pub mod client;
 pub mod dataset;
 pub mod migrate;

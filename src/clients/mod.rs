@@ -1,7 +1,6 @@
 //! Clients under test: the names `--client` takes and what each runs. slotcheck's own router is
 //! the reference; the others are client libraries whose redirect handling is under test.
 
-pub mod cli;
 pub mod compare;
 
 use std::path::PathBuf;

@@ -11,11 +11,10 @@
 //! - [`placement`] scans every server at the end and reports keys left behind on a non-owner
 //!   (`stranded`) or held twice (`duplicated`), with each copy's type, and [`explain`] turns
 //!   those into anomalies naming the command that created the key and the migration;
-//! - [`run`] is `slotcheck test --server pikiwidb` ([`cli`] its flags): the workload through
-//!   slotcheck's Codis routing while [`schedule`] moves slots, with [`scenario`]'s presets aimed
-//!   at PikiwiDB 4.0's known bugs.
+//! - [`run`] is `slotcheck test --server pikiwidb` (its flags are the binary's `src/cli/pika.rs`):
+//!   the workload through slotcheck's Codis routing while [`schedule`] moves slots, with
+//!   [`scenario`]'s presets aimed at PikiwiDB 4.0's known bugs.
 
-pub mod cli;
 mod config;
 pub mod error;
 pub mod explain;

@@ -1,19 +1,27 @@
 //! `slotcheck bench migrate|client`: flags, validated into the benchmarks' configurations, then
 //! run, printed as tables and written to the run store.
 
-use super::client::{self, ClientBenchConfig};
-use super::suite::{self, MigrateBenchConfig};
-use super::traffic::TrafficConfig;
-use crate::harness::ServerKind;
-use crate::term::ok;
 use anyhow::{bail, Context, Result};
+use slotcheck::bench::client::{self, ClientBenchConfig};
+use slotcheck::bench::suite::{self, MigrateBenchConfig};
+use slotcheck::bench::traffic::TrafficConfig;
+use slotcheck::bench::{default_output, page, write};
+use slotcheck::harness::ServerKind;
+use slotcheck::term::ok;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// The subcommand of `slotcheck bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: Benchmark,
+}
+
 /// Which benchmark to run.
 #[derive(clap::Subcommand, Debug)]
-pub enum BenchArgs {
+enum Benchmark {
     /// Load a data set, migrate slots with each method (our classic driver, redis-cli --cluster
     /// reshard, Valkey's atomic migration), idle and under traffic, plus a data-size sweep;
     /// exit 1 if a case failed.
@@ -24,7 +32,7 @@ pub enum BenchArgs {
 
 /// Flags of `slotcheck bench migrate`.
 #[derive(clap::Args, Debug)]
-pub struct MigrateArgs {
+struct MigrateArgs {
     /// Servers to measure, comma-separated: redis, valkey.
     #[arg(long, default_value = "redis,valkey")]
     servers: String,
@@ -83,7 +91,7 @@ pub struct MigrateArgs {
 
 /// Flags of `slotcheck bench client`.
 #[derive(clap::Args, Debug)]
-pub struct ClientArgs {
+struct ClientArgs {
     /// Server: redis or valkey.
     #[arg(long, default_value = "redis")]
     server: ServerKind,
@@ -120,27 +128,21 @@ pub struct ClientArgs {
 
 /// Runs the benchmark `args` names; prints its tables and where its files went.
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    match args {
-        BenchArgs::Migrate(a) => {
+    let runtime = super::runtime()?;
+    match args.what {
+        Benchmark::Migrate(a) => {
             let cfg = migrate_config(a)?;
             let bench = runtime.block_on(suite::run(&cfg))?;
-            for t in super::page::migrate_tables(&bench) {
+            for t in page::migrate_tables(&bench) {
                 println!("{}", t.text());
             }
-            let html = super::page::migrate_html(&bench)?;
-            finish(&cfg.output, super::write(&cfg.output, &bench, &html)?);
+            let html = page::migrate_html(&bench)?;
+            finish(&cfg.output, write(&cfg.output, &bench, &html)?);
             let failed = bench.cases.iter().filter(|c| c.error.is_some()).count();
             Ok(ExitCode::from(u8::from(failed > 0)))
         }
-        BenchArgs::Client(a) => {
-            let output = a
-                .output
-                .clone()
-                .unwrap_or_else(|| super::default_output("client"));
+        Benchmark::Client(a) => {
+            let output = a.output.clone().unwrap_or_else(|| default_output("client"));
             let cfg = ClientBenchConfig {
                 server: a.server,
                 masters: a.masters,
@@ -154,7 +156,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 output,
             };
             let bench = runtime.block_on(client::run(&cfg))?;
-            println!("{}", super::page::client_table(&bench).text());
+            println!("{}", page::client_table(&bench).text());
             finish(&cfg.output, client::write(&cfg.output, &bench)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -224,7 +226,7 @@ fn migrate_config(a: MigrateArgs) -> Result<MigrateBenchConfig> {
         sweep_slots: a.sweep_slots,
         sweep_batch: a.sweep_batch,
         repeat: a.repeat,
-        output: a.output.unwrap_or_else(|| super::default_output("migrate")),
+        output: a.output.unwrap_or_else(|| default_output("migrate")),
     };
     cfg.validate()?;
     Ok(cfg)

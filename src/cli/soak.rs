@@ -1,10 +1,11 @@
 //! `slotcheck soak`: the command-line face of [`slotcheck::soak`].
 
+use super::test::TestArgs;
 use anyhow::Result;
-use slotcheck::input::{self, BadInput};
-use slotcheck::soak::{self, SoakConfig};
+use slotcheck::input::BadInput;
+use slotcheck::soak::{self, SoakConfig, SoakOutcome};
 use slotcheck::term::{ok, status};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ const WINDOW_MS_MIN: u64 = 1000;
 #[derive(clap::Args, Debug)]
 pub struct SoakArgs {
     #[command(flatten)]
-    test: super::TestArgs,
+    test: TestArgs,
     /// Window length: each key lives this long, and each window is checked as soon as it has
     /// closed (e.g. 30s; default 30s). With --check: the windows to check the segments in
     /// (default: the soak's own, from its header).
@@ -47,17 +48,37 @@ pub fn run(args: SoakArgs) -> Result<ExitCode> {
         return Err(BadInput::flag("--window must be at least 1s").into());
     }
     if let Some(dir) = &args.check {
-        let timeout_ms = args.test.timeout.as_millis() as u64;
-        let (totals, alarms) = soak::check_segments(dir, window_ms, 3 * timeout_ms + 2000)?;
-        for a in &alarms {
-            soak::alarm(a);
-        }
-        ok(&format!(
-            "{} windows checked, {} ops, {} alarms, {} unknown",
-            totals.windows, totals.ops, totals.alarms, totals.unknown
-        ));
-        return Ok(code(totals.alarms, totals.unknown));
+        return check(dir, window_ms, &args.test);
     }
+    let cfg = config(&args, window_ms.unwrap_or(WINDOW_MS_DEFAULT))?;
+    let output = &cfg.run.output;
+    super::open_output(
+        output,
+        args.test.force,
+        args.resume,
+        args.test.output.is_none(),
+    )?;
+    let outcome = super::runtime()?.block_on(soak::run_soak(&cfg))?;
+    print_outcome(&cfg, &outcome);
+    Ok(code(outcome.totals.alarms, outcome.totals.unknown))
+}
+
+/// `--check DIR`: checks a soak's segments afterwards, window by window.
+fn check(dir: &Path, window_ms: Option<u64>, test: &TestArgs) -> Result<ExitCode> {
+    let timeout_ms = test.timeout.as_millis() as u64;
+    let (totals, alarms) = soak::check_segments(dir, window_ms, 3 * timeout_ms + 2000)?;
+    for a in &alarms {
+        soak::alarm(a);
+    }
+    ok(&format!(
+        "{} windows checked, {} ops, {} alarms, {} unknown",
+        totals.windows, totals.ops, totals.alarms, totals.unknown
+    ));
+    Ok(code(totals.alarms, totals.unknown))
+}
+
+/// Validates the flags into a [`SoakConfig`]: those of `test` (by its builder), then the soak's.
+fn config(args: &SoakArgs, window_ms: u64) -> Result<SoakConfig> {
     if args.test.scenario.is_some() {
         return Err(BadInput::flag(
             "--scenario fixes a short run's schedule; a soak takes --nemesis instead",
@@ -67,33 +88,24 @@ pub fn run(args: SoakArgs) -> Result<ExitCode> {
     if args.resume && args.test.output.is_none() {
         return Err(BadInput::flag("--resume needs --output DIR, the soak to continue").into());
     }
-    let window_ms = window_ms.unwrap_or(WINDOW_MS_DEFAULT);
-    let default_output = args.test.output.is_none();
-    let force = args.test.force;
-    let run = super::test_config(args.test)?;
+    let run = super::test::config(&args.test)?;
     if run.workload != workloads::WorkloadKind::Register {
         return Err(BadInput::flag(
             "a soak runs the register workload only (its keys live one window each)",
         )
         .into());
     }
-    if args.resume {
-        input::reuse_output(&run.output)?;
-    } else {
-        input::prepare_output(&run.output, force)?;
-    }
-    super::init_log(&run.output)?;
-    if default_output {
-        super::link_latest(&run.output);
-    }
-    let cfg = SoakConfig {
+    Ok(SoakConfig {
         run,
         window_ms,
         until_anomaly: args.until_anomaly,
         resume: args.resume,
         bug_after_ms: args.bug_after.as_millis() as u64,
-    };
-    let outcome = super::runtime()?.block_on(soak::run_soak(&cfg))?;
+    })
+}
+
+/// The soak's summary: totals, the first alarm, and where its segments and windows went.
+fn print_outcome(cfg: &SoakConfig, outcome: &SoakOutcome) {
     let t = &outcome.totals;
     status(&format!(
         "Soaked {}{}: {} ops in {} windows, {} migrations, {} faults, {} alarms",
@@ -123,9 +135,9 @@ pub fn run(args: SoakArgs) -> Result<ExitCode> {
         "windows: {}",
         cfg.run.output.join(soak::WINDOWS_FILE).display()
     );
-    Ok(code(t.alarms, t.unknown))
 }
 
+/// The exit code of a soak: 1 on an alarm, else 2 on an unknown verdict, else 0.
 fn code(alarms: u64, unknown: u64) -> ExitCode {
     ExitCode::from(if alarms > 0 {
         1

@@ -1,48 +1,71 @@
-//! `slotcheck test --server pikiwidb`: the flags a PikiwiDB run takes, turned into a
-//! [`PikaRunConfig`], the run, and its summary on the terminal.
+//! `slotcheck test --server pikiwidb`: the flags of `test` a PikiwiDB run takes (the Redis
+//! Cluster ones it cannot honour are refused), turned into a [`PikaRunConfig`], the run, and its
+//! summary on the terminal.
 
-use super::run::{run, PikaRunConfig};
-use super::scenario::PikaScenario;
+use super::render::{render, KEYS_SHOWN_MAX};
+use super::test::TestArgs;
 use anyhow::{bail, Context, Result};
+use slotcheck::config::KEYS_MAX;
+use slotcheck::input::BadInput;
+use slotcheck::pika::run::{run as run_pika, PikaRunConfig};
+use slotcheck::pika::scenario::{self, PikaScenario};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 use workloads::codis::MigrationMode;
-use workloads::WorkloadKind;
+use workloads::ClientChoice;
 
-/// What `slotcheck test` was given that a PikiwiDB run uses.
-#[derive(Debug, Clone)]
-pub struct PikaArgs {
-    /// `--server-binary`.
-    pub binary: Option<PathBuf>,
-    /// `--masters`: servers to start.
-    pub servers: usize,
-    /// `--workload`.
-    pub workload: WorkloadKind,
-    /// `--clients`.
-    pub clients: usize,
-    /// `--keys`.
-    pub keys: usize,
-    /// `--rate`.
-    pub rate_per_s: u64,
-    /// `--duration`.
-    pub duration: Duration,
-    /// `--seed`.
-    pub seed: Option<u64>,
-    /// `--output`.
-    pub output: Option<PathBuf>,
-    /// `--pika-mode`: sync or semi-async.
-    pub mode: Option<String>,
-    /// `--migrate-interval`.
-    pub migrate_interval: Duration,
-    /// `--timeout`.
-    pub timeout: Duration,
-    /// `--scenario`.
-    pub scenario: Option<String>,
+/// Refuses a flag: returns [`BadInput::Flag`] with the formatted sentence.
+macro_rules! refuse {
+    ($($why:tt)*) => {
+        return Err(BadInput::flag(format!($($why)*)).into())
+    };
+}
+
+/// Runs `slotcheck test --server pikiwidb`: `--scenario list`, or the validated run.
+pub fn run(args: &TestArgs) -> Result<ExitCode> {
+    if args.scenario.as_deref() == Some("list") {
+        print!("{}", scenario::list());
+        return Ok(ExitCode::SUCCESS);
+    }
+    refuse_cluster_flags(args)?;
+    // Every error of config is the flags' or the binary's: bad input.
+    let cfg = config(args).map_err(|e| BadInput::flag(format!("{e:#}")))?;
+    super::open_output(&cfg.output, args.force, false, args.output.is_none())?;
+    run_test(&cfg, &super::runtime()?)
+}
+
+/// Refuses the flags a PikiwiDB run cannot honour.
+fn refuse_cluster_flags(a: &TestArgs) -> Result<()> {
+    if a.replicas != 0 {
+        refuse!("--replicas is not supported with --server pikiwidb (no replication is set up)");
+    }
+    if a.nemesis != "migrate" {
+        refuse!(
+            "--nemesis {} is not supported with --server pikiwidb: its nemesis is PikiwiDB's own \
+             slot migration, with kills and cancels from --scenario",
+            a.nemesis
+        );
+    }
+    if a.clients == 0 {
+        refuse!("--clients must be at least 1");
+    }
+    if a.keys == 0 || a.keys > KEYS_MAX {
+        refuse!("--keys must be 1 to {KEYS_MAX}, not {}", a.keys);
+    }
+    if a.timeout.is_zero() {
+        refuse!("--timeout must be longer than 0 (e.g. 1s)");
+    }
+    if a.client != ClientChoice::Slotcheck {
+        refuse!(
+            "--client {} cannot route as a Codis proxy; only slotcheck's client can",
+            a.client.name()
+        );
+    }
+    Ok(())
 }
 
 /// Parses `sync` or `semi-async`.
-pub fn parse_mode(text: &str) -> Result<MigrationMode> {
+fn parse_mode(text: &str) -> Result<MigrationMode> {
     match text {
         "sync" => Ok(MigrationMode::Sync),
         "semi-async" | "async" => Ok(MigrationMode::SemiAsync),
@@ -51,28 +74,25 @@ pub fn parse_mode(text: &str) -> Result<MigrationMode> {
 }
 
 /// Validates the flags into a run configuration; the scenario's preset wins over flags.
-pub fn config(a: PikaArgs) -> Result<PikaRunConfig> {
-    let binary = super::find_binary(a.binary.as_deref())?;
-    if a.servers < 2 {
+fn config(a: &TestArgs) -> Result<PikaRunConfig> {
+    let binary = slotcheck::pika::server::find_binary(a.server_binary.as_deref())?;
+    if a.masters < 2 {
         bail!("--masters must be at least 2 for PikiwiDB: migrations need a target");
     }
     let scenario = match a.scenario.as_deref() {
         None => None,
         Some(name) => Some(PikaScenario::parse(name).with_context(|| {
-            format!(
-                "unknown PikiwiDB scenario {name:?}\n{}",
-                super::scenario::list()
-            )
+            format!("unknown PikiwiDB scenario {name:?}\n{}", scenario::list())
         })?),
     };
-    let mode = match (scenario, a.mode.as_deref()) {
+    let mode = match (scenario, a.pika_mode.as_deref()) {
         (Some(s), _) => s.mode(),
         (None, Some(m)) => parse_mode(m)?,
         (None, None) => MigrationMode::Sync,
     };
     let workload = scenario.map_or(a.workload, |s| s.workload());
     let seed = a.seed.unwrap_or_else(rand::random);
-    let output = a.output.unwrap_or_else(|| {
+    let output = a.output.clone().unwrap_or_else(|| {
         let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
         PathBuf::from("store")
             .join(format!("{}-pikiwidb", workload.name()))
@@ -80,11 +100,11 @@ pub fn config(a: PikaArgs) -> Result<PikaRunConfig> {
     });
     Ok(PikaRunConfig {
         binary,
-        servers: a.servers,
+        servers: a.masters,
         workload,
         clients: a.clients,
         keys: a.keys,
-        rate_per_s: a.rate_per_s,
+        rate_per_s: a.rate,
         duration: a.duration,
         seed,
         output,
@@ -98,15 +118,10 @@ pub fn config(a: PikaArgs) -> Result<PikaRunConfig> {
 
 /// Runs the test and prints its summary; the exit code is the verdict's (0 valid, 1 invalid,
 /// 2 unknown), or 1 when a scenario did not produce its anomaly.
-/// `render` prints the report as `slotcheck check` does.
-pub fn run_test(
-    cfg: &PikaRunConfig,
-    runtime: &tokio::runtime::Runtime,
-    render: impl Fn(&checker::Report) -> String,
-) -> Result<ExitCode> {
-    let outcome = runtime.block_on(run(cfg))?;
+fn run_test(cfg: &PikaRunConfig, runtime: &tokio::runtime::Runtime) -> Result<ExitCode> {
+    let outcome = runtime.block_on(run_pika(cfg))?;
     let r = &outcome.report;
-    print!("{}", render(r));
+    print!("{}", render(r.clone(), KEYS_SHOWN_MAX));
     println!(
         "bring-up: {:.2} s; migrations: {} done, {} failed, {} stuck",
         outcome.bring_up.as_secs_f64(),

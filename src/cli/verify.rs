@@ -59,11 +59,7 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
         sample_max: args.sample.max(1),
         ..VerifyOptions::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let v = runtime.block_on(verify::verify(&seeds, history.as_ref(), &opts))?;
+    let v = super::runtime()?.block_on(verify::verify(&seeds, history.as_ref(), &opts))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

@@ -1,9 +1,11 @@
-//! Flags of `slotcheck clients` and what it prints.
+//! `slotcheck clients`: its flags, validated into a [`CompareConfig`], the comparison, and its
+//! table.
 
-use super::compare::{self, CompareConfig, Scenario};
-use super::{parse_client, CLIENT_NAMES};
-use crate::harness::ServerKind;
 use anyhow::{bail, Context, Result};
+use slotcheck::clients::compare::{self, CompareConfig, Scenario};
+use slotcheck::clients::{parse_client, parse_workload, CLIENT_NAMES};
+use slotcheck::harness::{Persistence, ServerKind};
+use slotcheck::nemesis::failover::FailoverChoice;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -27,7 +29,7 @@ pub struct ClientsArgs {
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Workload: register or counter.
-    #[arg(long, default_value = "register", value_parser = super::parse_workload)]
+    #[arg(long, default_value = "register", value_parser = parse_workload)]
     workload: workloads::WorkloadKind,
     /// First seed; run i of every cell uses seed + i.
     #[arg(long, default_value_t = 1)]
@@ -38,11 +40,11 @@ pub struct ClientsArgs {
     /// What the nodes keep on disk: aof (appendonly, fsync always: a killed node keeps its
     /// acknowledged writes) or off (a killed node comes back empty).
     #[arg(long, default_value = "aof")]
-    persistence: crate::harness::Persistence,
+    persistence: Persistence,
     /// Which CLUSTER FAILOVER the failover scenario sends: default (safe), force, takeover,
     /// or mixed (the seeded mix of the three).
     #[arg(long, default_value = "default")]
-    failover: crate::nemesis::failover::FailoverChoice,
+    failover: FailoverChoice,
 }
 
 fn list<T>(text: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>> {
@@ -88,13 +90,9 @@ pub fn run(args: ClientsArgs) -> Result<ExitCode> {
         persistence: args.persistence,
         failover: args.failover,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let rows = runtime.block_on(compare::run(&cfg))?;
+    let rows = super::runtime()?.block_on(compare::run(&cfg))?;
     println!("{}", compare::table(&rows, &cfg).text());
-    crate::term::ok(&format!(
+    slotcheck::term::ok(&format!(
         "results: {}",
         cfg.output.join("clients.json").display()
     ));

@@ -1,0 +1,261 @@
+//! One file of `slotcheck check`: read once in its format (given or detected from its first
+//! line), checked against its model, with the flags' names for formats and models.
+
+use super::{CheckArgs, InputError};
+use anyhow::{Context, Result};
+use checker::{import, CheckOptions, Format, ImportError, ModelKind, Report, Source};
+use serde_json::Value;
+use slotcheck::run::{check_loaded, STREAM_BYTES_MIN};
+use slotcheck::term::warn;
+use std::path::Path;
+
+/// Reads one file in its format and checks it against its model; errors name the file. The file
+/// is opened once and read once, so that a pipe, a FIFO, `<(cmd)` or `-` (standard input) reads
+/// as a file does: its format is detected from bytes peeked through the same handle.
+pub(super) fn check_path(path: &Path, args: &CheckArgs) -> Result<Report> {
+    let io = |source| InputError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut source = Source::open(path).map_err(io)?;
+    let name = source.name().to_string();
+    let first = source.first_line().map_err(io)?;
+    // One rule whether the format is given or detected: an empty file is no history.
+    if first.is_empty() {
+        return Err(ImportError::Empty { path: name }.into());
+    }
+    let detected = Format::detect(&first);
+    let format = args.format.or(detected).ok_or_else(|| {
+        let known: Vec<_> = Format::ALL.iter().map(|&f| format_name(f)).collect();
+        ImportError::UnknownFormat {
+            path: name.clone(),
+            known: known.join(", "),
+        }
+    })?;
+    // Only a format given against the content gets a word of its own; the readers' errors
+    // already name the file, line and field.
+    let reading = |err: anyhow::Error| match (args.format, detected) {
+        (Some(given), Some(d)) if d != given => err.context(format!(
+            "reading {name} as {} (its content looks like {})",
+            format_name(given),
+            format_name(d)
+        )),
+        (Some(given), None) => err.context(format!(
+            "reading {name} as {} (its content looks like none of the known formats)",
+            format_name(given)
+        )),
+        _ => err,
+    };
+    let report = if format == Format::Slotcheck {
+        let model = args
+            .model
+            .or_else(|| header_model(&first))
+            .unwrap_or(ModelKind::Register);
+        let opts = options(CheckOptions::default(), args.initial.as_deref(), model);
+        let header: Value = serde_json::from_str(&first).unwrap_or(Value::Null);
+        if slotcheck::pika::explain::is_pika_run(&header) {
+            // A PikiwiDB history is read once, for the check and for its own findings.
+            let history = checker::History::read(source).map_err(|e| reading(e.into()))?;
+            let mut report = check_loaded(&history, Path::new(&name), model, &opts)?;
+            let ops = checker::Ops::from_history(&history)
+                .with_context(|| format!("pairing the ops of {name}"))?;
+            slotcheck::pika::explain::annotate(&history, &ops, &mut report);
+            report
+        } else {
+            check_slotcheck(source, model, &opts).map_err(reading)?
+        }
+    } else {
+        let imported = import::read(source, Some(format)).map_err(|e| reading(e.into()))?;
+        let implied = imported.model();
+        let model = match (args.model, implied) {
+            (Some(model), Some(implied)) if model != implied && strict(format) => {
+                return Err(InputError::ModelMismatch {
+                    path: name,
+                    model,
+                    format: format_name(format),
+                    implied,
+                }
+                .into())
+            }
+            (Some(model), _) | (None, Some(model)) => model,
+            (None, None) => ModelKind::Register,
+        };
+        let opts = options(imported.options(), args.initial.as_deref(), model);
+        checker::check(&imported.history, model, &opts)
+            .with_context(|| format!("checking {name} as {model}"))?
+    };
+    for w in &report.warnings {
+        warn(w);
+    }
+    Ok(report)
+}
+
+/// Checks a slotcheck history read once from `source`, as [`slotcheck::run::check_history`] checks a file:
+/// register histories of [`STREAM_BYTES_MIN`] bytes or more streaming (for a pipe: when more than
+/// that many bytes come, which are peeked, not read twice), others whole, with the
+/// redirect-aware context.
+fn check_slotcheck(mut source: Source, model: ModelKind, opts: &CheckOptions) -> Result<Report> {
+    let name = source.name().to_string();
+    let io = |source| InputError::Io {
+        path: name.clone(),
+        source,
+    };
+    let large = model == ModelKind::Register
+        && match source.regular_len() {
+            Some(len) => len >= STREAM_BYTES_MIN,
+            None => !source.peek(STREAM_BYTES_MIN as usize).map_err(io)?,
+        };
+    if large {
+        return Ok(checker::check_source(source, model, opts)?);
+    }
+    let history = checker::History::read(source)?;
+    check_loaded(&history, Path::new(&name), model, opts)
+}
+
+/// Whether `--model` must be the model `format` implies: formats written for one model only.
+/// Jepsen EDN and slotcheck histories may hold any workload.
+fn strict(format: Format) -> bool {
+    matches!(
+        format,
+        Format::KnossosEdn | Format::JepsenLog | Format::PorcupineKv
+    )
+}
+
+/// The model a slotcheck history's header names in `workload`; list-append and set histories
+/// get the Elle-style analysis, which includes their per-key linearizability check.
+fn header_model(first: &str) -> Option<ModelKind> {
+    let line: Value = serde_json::from_str(first).ok()?;
+    if line.get("type")?.as_str()? != "header" {
+        return None;
+    }
+    match line.get("workload")?.as_str()?.parse().ok()? {
+        ModelKind::ListAppend | ModelKind::Set => Some(ModelKind::Txn),
+        model => Some(model),
+    }
+}
+
+/// `opts` with `--initial` applied: JSON text, except for kv, whose values are the text itself.
+fn options(mut opts: CheckOptions, initial: Option<&str>, model: ModelKind) -> CheckOptions {
+    if let Some(text) = initial {
+        opts.initial = match serde_json::from_str::<Value>(text) {
+            Ok(v @ Value::String(_)) => v,
+            Ok(v) if model != ModelKind::Kv => v,
+            _ => Value::String(text.to_string()),
+        };
+    }
+    opts
+}
+
+/// The format's name on this command line (`jsonl` and `porcupine-etcd` where the checker says
+/// `slotcheck` and `jepsen-log`).
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Slotcheck => "jsonl",
+        Format::JepsenLog => "porcupine-etcd",
+        other => other.name(),
+    }
+}
+
+/// Parses `--format`: a name of [`format_name`] or of [`Format::name`].
+pub(super) fn parse_format(text: &str) -> Result<Format, String> {
+    Format::ALL
+        .into_iter()
+        .find(|&f| format_name(f) == text)
+        .map_or_else(|| text.parse(), Ok)
+        .map_err(|_| {
+            let known: Vec<_> = Format::ALL.iter().map(|&f| format_name(f)).collect();
+            format!("unknown format {text:?}; known: {}", known.join(", "))
+        })
+}
+
+/// Parses `--model` (see [`ModelKind`]'s names).
+pub(super) fn parse_model(text: &str) -> Result<ModelKind, String> {
+    text.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checker::Validity;
+    use slotcheck::run::check_history;
+    use std::path::PathBuf;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("histories")
+            .join(name)
+    }
+
+    #[test]
+    fn large_histories_are_streamed_to_the_same_verdicts() {
+        let opts = CheckOptions::default();
+        for name in [
+            "register-ok.jsonl",
+            "register-info-ok.jsonl",
+            "register-stale-read-bad.jsonl",
+            "register-lost-write-bad.jsonl",
+            "register-phantom-bad.jsonl",
+        ] {
+            let path = fixture(name);
+            let loaded = check_history(&path, ModelKind::Register, &opts, u64::MAX).unwrap();
+            let streamed = check_history(&path, ModelKind::Register, &opts, 0).unwrap();
+            let verdicts = |r: &Report| -> Vec<(String, Validity)> {
+                r.keys.iter().map(|k| (k.key.clone(), k.valid)).collect()
+            };
+            assert_eq!(verdicts(&streamed), verdicts(&loaded), "{name}");
+            assert_eq!(streamed.valid, loaded.valid, "{name}");
+            assert!(
+                loaded.redirect_analysis.is_some(),
+                "{name}: context when loaded"
+            );
+            assert!(
+                streamed.redirect_analysis.is_none(),
+                "{name}: none when streamed"
+            );
+        }
+    }
+
+    #[test]
+    fn flags_take_cli_and_checker_names() {
+        assert_eq!(parse_format("jsonl"), Ok(Format::Slotcheck));
+        assert_eq!(parse_format("slotcheck"), Ok(Format::Slotcheck));
+        assert_eq!(parse_format("porcupine-etcd"), Ok(Format::JepsenLog));
+        assert_eq!(parse_format("jepsen-log"), Ok(Format::JepsenLog));
+        assert_eq!(parse_format("knossos-edn"), Ok(Format::KnossosEdn));
+        assert!(parse_format("csv")
+            .unwrap_err()
+            .contains("jsonl, jepsen-edn"));
+        assert_eq!(parse_model("kv-append"), Ok(ModelKind::Kv));
+        let initial = |text, model| options(CheckOptions::default(), Some(text), model).initial;
+        assert_eq!(initial("5", ModelKind::Register), Value::from(5));
+        assert_eq!(initial("[1,2]", ModelKind::Set), serde_json::json!([1, 2]));
+        assert_eq!(initial("5", ModelKind::Kv), Value::from("5"));
+        assert_eq!(initial("\"x y\"", ModelKind::Kv), Value::from("x y"));
+        assert_eq!(initial("abc", ModelKind::Register), Value::from("abc"));
+    }
+
+    #[test]
+    fn first_line_skips_blanks_and_comments() {
+        let first = |text: &'static str| {
+            Source::from_reader("h.edn", text.as_bytes())
+                .first_line()
+                .unwrap()
+        };
+        assert_eq!(
+            first("\n  ; a comment\n\n [{:process 0}]\n"),
+            "[{:process 0}]"
+        );
+        assert_eq!(first(""), "");
+        assert_eq!(first(" \n;\n"), "");
+        assert_eq!(first("{\"a\":1}"), "{\"a\":1}");
+        let header =
+            r#"{"type":"header","format":"slotcheck-history","version":1,"workload":"set"}"#;
+        assert_eq!(header_model(header), Some(ModelKind::Txn));
+        assert_eq!(
+            header_model(&header.replace("set", "counter")),
+            Some(ModelKind::Counter)
+        );
+        assert_eq!(header_model(&header.replace("set", "bank")), None);
+        assert_eq!(header_model(r#"{"type":"invoke"}"#), None);
+    }
+}

@@ -1,0 +1,98 @@
+//! `slotcheck cluster up|down`: a local cluster that outlives the command, its state saved in
+//! `DIR/cluster.json`.
+
+use anyhow::{bail, Context, Result};
+use slotcheck::harness::{Cluster, ClusterSpec, ClusterState, ServerKind};
+use slotcheck::term::{ok, status};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The subcommand of `slotcheck cluster`.
+#[derive(clap::Args, Debug)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    action: ClusterAction,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum ClusterAction {
+    /// Start a cluster and leave it running; its state is saved in DIR/cluster.json.
+    Up {
+        /// Server: redis or valkey.
+        #[arg(long, default_value = "redis")]
+        server: ServerKind,
+        /// Masters in the cluster.
+        #[arg(long, default_value_t = 3)]
+        masters: usize,
+        /// Replicas per master.
+        #[arg(long, default_value_t = 0)]
+        replicas: usize,
+        /// Directory for data, logs and cluster.json.
+        #[arg(long, default_value = "store/cluster")]
+        dir: PathBuf,
+    },
+    /// Stop the cluster saved in DIR/cluster.json and remove its data.
+    Down {
+        /// The directory given to `cluster up`.
+        #[arg(long, default_value = "store/cluster")]
+        dir: PathBuf,
+    },
+}
+
+/// Runs `slotcheck cluster up` or `down`.
+pub fn run(args: ClusterArgs) -> Result<ExitCode> {
+    match args.action {
+        ClusterAction::Up {
+            server,
+            masters,
+            replicas,
+            dir,
+        } => up(
+            ClusterSpec::new(server, masters, replicas, dir.join("nodes")),
+            &dir,
+        ),
+        ClusterAction::Down { dir } => down(&dir),
+    }
+}
+
+/// Starts the cluster `spec` describes, detaches it and saves its state in `dir`.
+fn up(spec: ClusterSpec, dir: &Path) -> Result<ExitCode> {
+    let state_path = dir.join("cluster.json");
+    if state_path.exists() {
+        bail!(
+            "{} exists: a cluster may be running; run `slotcheck cluster down --dir {}` first",
+            state_path.display(),
+            dir.display()
+        );
+    }
+    status(&format!(
+        "Starting {} masters, {} replicas per master ({})",
+        spec.masters, spec.replicas, spec.kind
+    ));
+    let cluster = super::runtime()?.block_on(Cluster::start(spec))?;
+    ok(&format!(
+        "cluster ready in {:.2} s",
+        cluster.bring_up.as_secs_f64()
+    ));
+    for n in &cluster.nodes {
+        println!("{} {} pid {}", n.addr, n.id, n.pid);
+    }
+    let state = cluster.detach();
+    std::fs::create_dir_all(dir)?;
+    state
+        .save(&state_path)
+        .with_context(|| format!("saving {}", state_path.display()))?;
+    println!("state: {}", state_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stops the cluster saved in `dir` and removes its data.
+fn down(dir: &Path) -> Result<ExitCode> {
+    let state_path = dir.join("cluster.json");
+    let state = ClusterState::load(&state_path)
+        .with_context(|| format!("reading {}", state_path.display()))?;
+    state.destroy();
+    std::fs::remove_file(&state_path)?;
+    ok("cluster stopped");
+    Ok(ExitCode::SUCCESS)
+}

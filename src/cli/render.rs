@@ -1,0 +1,64 @@
+//! A checker report on a terminal: every count, but only the first few invalid and unknown
+//! keys explained in full (`--json` has all).
+
+use checker::{Report, Validity};
+use std::fmt::{self, Write as _};
+
+/// Invalid keys (and, separately, unknown keys) explained in full on a terminal; `--json` has all.
+pub const KEYS_SHOWN_MAX: usize = 10;
+
+/// `report` as text for a terminal: the verdict and every count, but at most `keys_max` invalid
+/// and `keys_max` unknown keys explained; a last line says how many more `--json` has.
+pub fn render(mut report: Report, keys_max: usize) -> String {
+    let count = |v: Validity| report.keys.iter().filter(|k| k.valid == v).count();
+    let (invalid, unknown) = (count(Validity::Invalid), count(Validity::Unknown));
+    if invalid <= keys_max && unknown <= keys_max {
+        return report.to_string();
+    }
+    // The first line counts every key, so it is taken before the keys are cut.
+    let mut first = FirstLine(String::new());
+    let _ = write!(first, "{report}");
+    let (mut invalid_seen, mut unknown_seen) = (0, 0);
+    report.keys.retain(|k| {
+        let seen = match k.valid {
+            Validity::Valid => return true,
+            Validity::Invalid => &mut invalid_seen,
+            Validity::Unknown => &mut unknown_seen,
+        };
+        *seen += 1;
+        *seen <= keys_max
+    });
+    let rest = report.to_string();
+    let mut text = first.0;
+    text.push('\n');
+    text.push_str(rest.split_once('\n').map_or("", |(_, r)| r));
+    for (n, what) in [(invalid, "invalid"), (unknown, "unknown")] {
+        if n > keys_max {
+            let _ = writeln!(
+                text,
+                "... and {} more {what} keys (use --json for all)",
+                n - keys_max
+            );
+        }
+    }
+    text
+}
+
+/// A writer that keeps what is written up to the first newline, then stops the writing with an
+/// error, so that a long `Display` is not rendered only to be thrown away.
+struct FirstLine(String);
+
+impl fmt::Write for FirstLine {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match s.split_once('\n') {
+            Some((head, _)) => {
+                self.0.push_str(head);
+                Err(fmt::Error)
+            }
+            None => {
+                self.0.push_str(s);
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! `slotcheck test`: its flags, validated into a [`RunConfig`] by a [`RunConfigBuilder`] (or,
+//! for `--server pikiwidb`, by [`super::pika`]), the plan (`--plan-only`) or the run, and its
+//! summary on the terminal.
+
+use super::cases::{listing, print_detection};
+use super::render::{render, KEYS_SHOWN_MAX};
+use anyhow::{Context, Result};
+use slotcheck::clients::{parse_client, parse_workload};
+use slotcheck::config::{RunConfig, RunConfigBuilder};
+use slotcheck::harness::{HarnessError, Persistence, ServerKind};
+use slotcheck::input::BadInput;
+use slotcheck::nemesis::failover::FailoverChoice;
+use slotcheck::run::{run_test, RunOutcome};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use workloads::{ClientChoice, WorkloadKind};
+
+/// The flags of `slotcheck test` (and, flattened, of `slotcheck soak`).
+#[derive(clap::Args, Debug)]
+pub struct TestArgs {
+    /// Server to test: redis, valkey, or pikiwidb (needs --server-binary or
+    /// SLOTCHECK_PIKIWIDB_SERVER; slotcheck routes as a Codis proxy).
+    #[arg(long, default_value = "redis", value_parser = parse_server)]
+    pub server: ServerArg,
+    /// The server binary (PikiwiDB's `pika`).
+    #[arg(long)]
+    pub server_binary: Option<PathBuf>,
+    /// How slotcheck's Codis routing crosses a migrating PikiwiDB slot, and which migration
+    /// command the nemesis uses: sync (SLOTSMGRTTAGONE / SLOTSMGRTTAGSLOT) or semi-async
+    /// (SLOTSMGRT-EXEC-WRAPPER / SLOTSMGRTTAGSLOT-ASYNC).
+    #[arg(long)]
+    pub pika_mode: Option<String>,
+    /// Masters in the cluster.
+    #[arg(long, default_value_t = 3)]
+    pub masters: usize,
+    /// Replicas per master.
+    #[arg(long, default_value_t = 0)]
+    pub replicas: usize,
+    /// Workload: register (GET, SET, CAS by EVAL), counter (INCR, GET) or types (every data
+    /// type, each key checked with its type's model).
+    #[arg(long, default_value = "register", value_parser = parse_workload)]
+    pub workload: WorkloadKind,
+    /// Client that carries the workload's commands: slotcheck (its own router, every redirect
+    /// recorded).
+    #[arg(long, default_value = "slotcheck", value_parser = parse_client)]
+    pub client: ClientChoice,
+    /// Concurrent client processes.
+    #[arg(long, default_value_t = 20)]
+    pub clients: usize,
+    /// Keys the workload spreads over.
+    #[arg(long, default_value_t = 100)]
+    pub keys: usize,
+    /// Target operations per second over all clients (0: as fast as the servers answer).
+    #[arg(long, default_value_t = 5000)]
+    pub rate: u64,
+    /// How long clients and migrations run (e.g. 30s, 2m).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Seed for the workload and the nemesis schedule (random when omitted; always recorded).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Directory for the run's files (default: store/<test>/<start time>/). A directory that
+    /// holds an earlier run is refused unless --force.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Replace the earlier run in --output (its directory is emptied first).
+    #[arg(long)]
+    pub force: bool,
+    /// Nemesis actions: all, none, or a list of migrate, atomic, abort, finalize-early, cancel,
+    /// strike, strike-failover, kill, pause, failover, partition, slow (client latency, loss and
+    /// resets through a proxy).
+    #[arg(long, default_value = "migrate")]
+    pub nemesis: String,
+    /// What the nodes keep on disk: aof (appendonly yes, appendfsync always: a killed node keeps
+    /// every acknowledged write) or off (save "", appendonly no: a master killed and restarted
+    /// within the node timeout comes back empty, a loss by design).
+    #[arg(long, default_value = "aof")]
+    pub persistence: Persistence,
+    /// Which CLUSTER FAILOVER the failover nemesis sends: default (coordinated, loses nothing),
+    /// force or takeover (may drop writes not yet replicated, by design), or mixed (the seeded
+    /// mix of the three).
+    #[arg(long, default_value = "default")]
+    pub failover: FailoverChoice,
+    /// Mean time between node faults (kill, pause, failover, partition, slow), e.g. 5s.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub nemesis_interval: Duration,
+    /// Longest time a fault is held before its inverse (restart, resume, heal, fast), e.g. 4s.
+    #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
+    pub fault_hold: Duration,
+    /// Mean time between migrations (e.g. 3s).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub migrate_interval: Duration,
+    /// Keys per MIGRATE batch.
+    #[arg(long, default_value_t = 10)]
+    pub migrate_batch: usize,
+    /// Pause after each migration step, to keep half-migrated states alive (e.g. 250ms).
+    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub migrate_pause: Duration,
+    /// Print the validated run configuration and the nemesis schedule as JSON, start nothing.
+    #[arg(long)]
+    pub plan_only: bool,
+    /// Print `results.json` (verdict, per-key results, redirect statistics, run config) on stdout
+    /// instead of the human summary; status lines still go to stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Client request timeout; a timed-out operation is recorded as `info` (e.g. 1s).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Run a named scenario that must lose data (its preset sets masters, replicas, nemesis,
+    /// pacing and duration), or `list` to print each with the anomaly it must produce.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Inject a client bug, a test aid: ask-without-asking, ask-as-moved, retry-without-info,
+    /// stale-moved, write-to-replica; or `list` to print what each does and should show.
+    #[arg(long)]
+    pub client_bug: Option<String>,
+    /// Inject a server bug through a proxy in front of every node, a test aid: lost-write,
+    /// stale-read, duplicate-write, moved-after-apply; or `list` to print what each does.
+    #[arg(long)]
+    pub server_bug: Option<String>,
+}
+
+/// `--server`: a Redis Cluster server, or PikiwiDB behind slotcheck's Codis routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerArg {
+    /// Redis or Valkey, as a Redis Cluster.
+    Cluster(ServerKind),
+    /// PikiwiDB, routed by slotcheck as a Codis proxy.
+    Pikiwidb,
+}
+
+fn parse_server(text: &str) -> Result<ServerArg, String> {
+    match text {
+        "pikiwidb" | "pika" => Ok(ServerArg::Pikiwidb),
+        other => other
+            .parse()
+            .map(ServerArg::Cluster)
+            .map_err(|e: HarnessError| e.to_string()),
+    }
+}
+
+/// Validates the flags into a [`RunConfig`] before anything is created or started: flag
+/// values, the cluster's shape, the nemesis, scenario and bugs, and the server binary.
+pub fn config(a: &TestArgs) -> Result<RunConfig> {
+    let ServerArg::Cluster(server) = a.server else {
+        return Err(BadInput::flag("--server pikiwidb runs through slotcheck::pika").into());
+    };
+    let cfg = RunConfigBuilder::new()
+        .server(server)
+        .masters(a.masters)
+        .replicas(a.replicas)
+        .workload(a.workload)
+        .client(a.client.clone())
+        .clients(a.clients)
+        .keys(a.keys)
+        .rate_per_s(a.rate)
+        .duration(a.duration)
+        .seed(a.seed)
+        .output(a.output.clone())
+        .nemesis(&a.nemesis)
+        .fault_interval(a.nemesis_interval)
+        .fault_hold(a.fault_hold)
+        .migrate_interval(a.migrate_interval)
+        .migrate_batch(a.migrate_batch)
+        .migrate_pause(a.migrate_pause)
+        .timeout(a.timeout)
+        .persistence(a.persistence)
+        .failover(a.failover)
+        .scenario(a.scenario.as_deref())
+        .client_bug(a.client_bug.as_deref())
+        .server_bug(a.server_bug.as_deref())
+        .build()?;
+    Ok(cfg)
+}
+
+/// Runs `slotcheck test`: a list (`--scenario list`, ...), the plan, or the run; the exit code
+/// is the verdict's (0 valid, 1 invalid, 2 unknown).
+pub fn run(args: TestArgs) -> Result<ExitCode> {
+    if args.server == ServerArg::Pikiwidb {
+        return super::pika::run(&args);
+    }
+    let lists = listing(
+        args.scenario.as_deref(),
+        args.client_bug.as_deref(),
+        args.server_bug.as_deref(),
+    );
+    if let Some(text) = lists {
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cfg = config(&args)?;
+    if args.plan_only {
+        print_plan(&cfg)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    super::open_output(&cfg.output, args.force, false, args.output.is_none())?;
+    let outcome = super::runtime()?.block_on(run_test(&cfg))?;
+    let code = ExitCode::from(outcome.report.valid.exit_code());
+    if args.json {
+        let results = cfg.output.join(slotcheck::report::RESULTS_FILE);
+        let text = std::fs::read_to_string(&results)
+            .with_context(|| format!("reading {}", results.display()))?;
+        print_detection(&cfg, &outcome, false);
+        println!("{}", text.trim_end());
+    } else {
+        print_summary(&cfg, &outcome);
+    }
+    Ok(code)
+}
+
+/// `--plan-only`: the validated configuration's key settings and the nemesis schedule, as JSON.
+fn print_plan(cfg: &RunConfig) -> Result<()> {
+    let plan = serde_json::json!({
+        "seed": cfg.seed,
+        "server": cfg.server.to_string(),
+        "persistence": cfg.persistence.name(),
+        "failover": cfg.failover.name(),
+        "nemesis": cfg.nemesis,
+        "nemesis_schedule": cfg.schedule(),
+    });
+    println!("{}", serde_json::to_string_pretty(&plan)?);
+    Ok(())
+}
+
+/// The human summary: the report, the nemesis's tally, what was detected and where the files
+/// went.
+fn print_summary(cfg: &RunConfig, outcome: &RunOutcome) {
+    print!("{}", render(outcome.report.clone(), KEYS_SHOWN_MAX));
+    println!(
+        "bring-up: {:.2} s; nemesis actions: {} done, {} failed{}",
+        outcome.bring_up.as_secs_f64(),
+        outcome.nemesis.total_done(),
+        outcome.nemesis.failures.len(),
+        if outcome.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    );
+    print_detection(cfg, outcome, true);
+    println!("history: {}", outcome.history.display());
+    if let Some(html) = &outcome.report_html {
+        println!("report: {}", html.display());
+    }
+}
