@@ -17,6 +17,20 @@
 //! The command line (flags, their validation into configs, what each command prints) lives in
 //! the binary, `src/main.rs` and `src/cli/`.
 
+/// One `&mut Self` setter per field of a config's builder, as turmoil's builder has: each takes
+/// the field's value and returns the builder for the next call.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&mut self, $name: $ty) -> &mut Self {
+                self.$name = $name;
+                self
+            }
+        )*
+    };
+}
+
 pub mod bench;
 pub mod clients;
 pub mod config;

@@ -6,12 +6,13 @@
 //! - [`dataset`] loads N keys of a given size into chosen slots, fast, and counts them again;
 //! - [`migrate`] runs one migration case in a fresh cluster; [`suite`] says which cases run;
 //! - [`traffic`] is the client load during a migration, [`usage`] reads servers' CPU and memory;
-//! - [`client`] compares our client with `redis-benchmark`;
+//! - [`client`] compares our client with `redis-benchmark`; [`builder`] makes both configurations;
 //! - [`page`] renders the terminal tables and `bench.html`.
 //!
 //! Results go to `store/bench-<what>/<start time>/` (`bench.json`, `bench.html`), linked from
 //! `store/latest`.
 
+pub mod builder;
 pub mod client;
 pub mod dataset;
 pub mod migrate;

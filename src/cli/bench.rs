@@ -2,10 +2,10 @@
 //! run, printed as tables and written to the run store.
 
 use anyhow::{bail, Context, Result};
-use slotcheck::bench::client::{self, ClientBenchConfig};
+use slotcheck::bench::builder::{ClientBenchBuilder, MigrateBenchBuilder};
+use slotcheck::bench::client;
 use slotcheck::bench::suite::{self, MigrateBenchConfig};
-use slotcheck::bench::traffic::TrafficConfig;
-use slotcheck::bench::{default_output, page, write};
+use slotcheck::bench::{page, write};
 use slotcheck::harness::ServerKind;
 use slotcheck::term::ok;
 use std::path::{Path, PathBuf};
@@ -142,19 +142,18 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(u8::from(failed > 0)))
         }
         Benchmark::Client(a) => {
-            let output = a.output.clone().unwrap_or_else(|| default_output("client"));
-            let cfg = ClientBenchConfig {
-                server: a.server,
-                masters: a.masters,
-                clients: a.clients,
-                requests: a.requests,
-                value_bytes: a.value_bytes,
-                keyspace: a.keyspace,
-                rounds: a.rounds,
-                threads: a.threads,
-                pinned: !a.spread,
-                output,
-            };
+            let cfg = ClientBenchBuilder::new()
+                .server(a.server)
+                .masters(a.masters)
+                .clients(a.clients)
+                .requests(a.requests)
+                .value_bytes(a.value_bytes)
+                .keyspace(a.keyspace)
+                .rounds(a.rounds)
+                .threads(a.threads)
+                .pinned(!a.spread)
+                .output(a.output)
+                .build();
             let bench = runtime.block_on(client::run(&cfg))?;
             println!("{}", page::client_table(&bench).text());
             finish(&cfg.output, client::write(&cfg.output, &bench)?);
@@ -174,6 +173,7 @@ fn finish(dir: &Path, (json, html): (PathBuf, PathBuf)) {
     ok(&format!("page: {}", html.display()));
 }
 
+/// Parses the lists of `bench migrate`'s flags and validates them into its configuration.
 fn migrate_config(a: MigrateArgs) -> Result<MigrateBenchConfig> {
     let servers = a
         .servers
@@ -204,32 +204,26 @@ fn migrate_config(a: MigrateArgs) -> Result<MigrateBenchConfig> {
         "both" => (true, true),
         other => bail!("--load {other:?}: expected idle, traffic or both"),
     };
-    let cfg = MigrateBenchConfig {
-        servers,
-        masters: a.masters,
-        keys: a.keys,
-        value_bytes: a.value_bytes,
-        dense_slots: a.dense_slots,
-        sparse_slots: a.sparse_slots,
-        batches,
-        windows,
-        idle,
-        loaded,
-        traffic: TrafficConfig {
-            clients: a.clients,
-            rate_per_s: a.rate,
-            read_percent: a.read_percent.min(100),
-            seed: 0,
-        },
-        phase_ms: a.phase.as_millis() as u64,
-        sweep: parse_sweep(&a.sweep)?,
-        sweep_slots: a.sweep_slots,
-        sweep_batch: a.sweep_batch,
-        repeat: a.repeat,
-        output: a.output.unwrap_or_else(|| default_output("migrate")),
-    };
-    cfg.validate()?;
-    Ok(cfg)
+    MigrateBenchBuilder::new()
+        .servers(servers)
+        .masters(a.masters)
+        .keys(a.keys)
+        .value_bytes(a.value_bytes)
+        .dense_slots(a.dense_slots)
+        .sparse_slots(a.sparse_slots)
+        .batches(batches)
+        .windows(windows)
+        .load(idle, loaded)
+        .clients(a.clients)
+        .rate_per_s(a.rate)
+        .read_percent(a.read_percent)
+        .phase(a.phase)
+        .sweep(parse_sweep(&a.sweep)?)
+        .sweep_slots(a.sweep_slots)
+        .sweep_batch(a.sweep_batch)
+        .repeat(a.repeat)
+        .output(a.output)
+        .build()
 }
 
 /// `10k:100,1M:100` into `[(10000, 100), (1000000, 100)]`; `none` into nothing.

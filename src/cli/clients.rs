@@ -1,8 +1,9 @@
-//! `slotcheck clients`: its flags, validated into a [`CompareConfig`], the comparison, and its
+//! `slotcheck clients`: its flags, validated into a comparison's configuration by a [`CompareBuilder`], the comparison, and its
 //! table.
 
 use anyhow::{bail, Context, Result};
-use slotcheck::clients::compare::{self, CompareConfig, Scenario};
+use slotcheck::clients::builder::{default_output, CompareBuilder};
+use slotcheck::clients::compare::{self, Scenario};
 use slotcheck::clients::{parse_client, parse_workload, CLIENT_NAMES};
 use slotcheck::harness::{Persistence, ServerKind};
 use slotcheck::nemesis::failover::FailoverChoice;
@@ -58,38 +59,37 @@ fn list<T>(text: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<
 
 /// Runs the comparison `args` describes; prints its table; exit 1 if any run was invalid.
 pub fn run(args: ClientsArgs) -> Result<ExitCode> {
-    let output = args.output.unwrap_or_else(|| {
-        let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
-        PathBuf::from("store")
-            .join("clients")
-            .join(stamp.to_string())
-    });
+    // The directory is made before the lists are read, as it always was.
+    let output = args.output.unwrap_or_else(default_output);
     std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
-    let cfg = CompareConfig {
-        servers: list(&args.server, |s| {
-            s.parse::<ServerKind>().map_err(|e| e.to_string())
-        })
-        .context("--server")?,
-        clients: list(
-            &args.client.unwrap_or_else(|| CLIENT_NAMES.join(",")),
-            parse_client,
-        )
-        .context("--client")?,
-        scenarios: list(
-            &args
-                .scenario
-                .unwrap_or_else(|| Scenario::ALL.map(Scenario::name).join(",")),
-            |s| Scenario::parse(s).ok_or_else(|| format!("unknown scenario {s:?}")),
-        )
-        .context("--scenario")?,
-        runs: args.runs.max(1),
-        duration: args.duration,
-        workload: args.workload,
-        seed: args.seed,
-        output,
-        persistence: args.persistence,
-        failover: args.failover,
-    };
+    let servers = list(&args.server, |s| {
+        s.parse::<ServerKind>().map_err(|e| e.to_string())
+    })
+    .context("--server")?;
+    let clients = list(
+        &args.client.unwrap_or_else(|| CLIENT_NAMES.join(",")),
+        parse_client,
+    )
+    .context("--client")?;
+    let scenarios = list(
+        &args
+            .scenario
+            .unwrap_or_else(|| Scenario::ALL.map(Scenario::name).join(",")),
+        |s| Scenario::parse(s).ok_or_else(|| format!("unknown scenario {s:?}")),
+    )
+    .context("--scenario")?;
+    let cfg = CompareBuilder::new()
+        .servers(servers)
+        .clients(clients)
+        .scenarios(scenarios)
+        .runs(args.runs)
+        .duration(args.duration)
+        .workload(args.workload)
+        .seed(args.seed)
+        .output(Some(output))
+        .persistence(args.persistence)
+        .failover(args.failover)
+        .build();
     let rows = super::runtime()?.block_on(compare::run(&cfg))?;
     println!("{}", compare::table(&rows, &cfg).text());
     slotcheck::term::ok(&format!(

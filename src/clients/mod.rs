@@ -1,6 +1,8 @@
 //! Clients under test: the names `--client` takes and what each runs. slotcheck's own router is
 //! the reference; the others are client libraries whose redirect handling is under test.
+//! [`compare`] runs them side by side, configured by a [`builder::CompareBuilder`].
 
+pub mod builder;
 pub mod compare;
 
 use std::path::PathBuf;

@@ -97,19 +97,6 @@ impl Default for RunConfigBuilder {
     }
 }
 
-/// One `&mut Self` setter per setting.
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
-        $(
-            $(#[$doc])*
-            pub fn $name(&mut self, $name: $ty) -> &mut Self {
-                self.$name = $name;
-                self
-            }
-        )*
-    };
-}
-
 impl RunConfigBuilder {
     /// A builder with `slotcheck test`'s defaults.
     pub fn new() -> Self {
