@@ -13,7 +13,7 @@ use std::time::Duration;
 use workloads::{ClientBug, ClientChoice, WorkloadConfig, WorkloadKind};
 
 mod builder;
-pub use builder::{ConfigError, RunConfigBuilder, KEYS_MAX};
+pub use builder::{listing, ConfigError, RunConfigBuilder, KEYS_MAX};
 
 /// Everything a test run needs, validated before any server starts.
 #[derive(Debug, Clone)]

@@ -1,15 +1,13 @@
 //! The command line, one file per command: each turns its clap arguments into a validated
 //! config (through the config's builder where it has one), runs it and prints what it found.
 //!
-//! - [`test`] (with [`pika`] for `--server pikiwidb` and [`cases`] for the detection runs'
-//!   lists and summary), [`soak`], [`check`], [`cluster`], [`report`], [`export`], [`bench`],
-//!   [`clients`] and [`verify`];
+//! - [`test`] (with [`pika`] for `--server pikiwidb`), [`soak`], [`check`], [`cluster`],
+//!   [`report`], [`export`], [`bench`], [`clients`] and [`verify`];
 //! - [`render`] prints a checker report on a terminal, as `check`, `test` and `report` do;
 //! - this file holds what several commands share: the async runtime, the run log,
 //!   `store/latest`, and which errors are bad input (exit 254).
 
 pub mod bench;
-pub mod cases;
 pub mod check;
 pub mod clients;
 pub mod cluster;

@@ -2,15 +2,16 @@
 //! for `--server pikiwidb`, by [`super::pika`]), the plan (`--plan-only`) or the run, and its
 //! summary on the terminal.
 
-use super::cases::{listing, print_detection};
 use super::render::{render, KEYS_SHOWN_MAX};
 use anyhow::{Context, Result};
 use slotcheck::clients::{parse_client, parse_workload};
-use slotcheck::config::{RunConfig, RunConfigBuilder};
+use slotcheck::config::{listing, RunConfig, RunConfigBuilder};
+use slotcheck::detect::{detect, Detection};
 use slotcheck::harness::{HarnessError, Persistence, ServerKind};
 use slotcheck::input::BadInput;
 use slotcheck::nemesis::failover::FailoverChoice;
 use slotcheck::run::{run_test, RunOutcome};
+use slotcheck::term::warn;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -242,5 +243,32 @@ fn print_summary(cfg: &RunConfig, outcome: &RunOutcome) {
     println!("history: {}", outcome.history.display());
     if let Some(html) = &outcome.report_html {
         println!("report: {}", html.display());
+    }
+}
+
+/// Writes what the run detected to `detection.json` beside its history, and prints it when
+/// `print`; a failure here is a warning, never the run's verdict.
+pub fn print_detection(cfg: &RunConfig, outcome: &RunOutcome, print: bool) -> Option<Detection> {
+    match detect(
+        outcome.loaded.as_ref(),
+        &outcome.report,
+        cfg.client_bug,
+        cfg.server_bug
+            .map(|bug| (bug, outcome.server_bug_injected.unwrap_or(0))),
+        cfg.scenario,
+    ) {
+        Ok(d) => {
+            if print {
+                println!("{d}");
+            }
+            if let Err(e) = d.write(&cfg.output) {
+                warn(&format!("{e:#}"));
+            }
+            Some(d)
+        }
+        Err(e) => {
+            warn(&format!("no detection summary: {e:#}"));
+            None
+        }
     }
 }

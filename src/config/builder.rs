@@ -2,6 +2,7 @@
 //! turmoil's builder), then validated into a [`RunConfig`] before any server starts: value
 //! ranges, the cluster's shape, the nemesis against server and shape, the scenario and injected
 //! bugs, and the server binary. The seed is always recorded: random when none is given.
+//! [`listing`] is what `list` in place of a scenario's or a bug's name prints.
 
 use super::RunConfig;
 use crate::harness::{self, ClusterSpec, HarnessError, Persistence, ServerKind};
@@ -330,6 +331,40 @@ impl RunConfigBuilder {
         }
         Ok(())
     }
+}
+
+/// The text `--scenario list`, `--client-bug list` or `--server-bug list` asks for, if any does:
+/// each name the builder takes, what it does and what it must show.
+pub fn listing(
+    scenario: Option<&str>,
+    client_bug: Option<&str>,
+    server_bug: Option<&str>,
+) -> Option<String> {
+    let mut out = String::new();
+    if scenario == Some("list") {
+        for s in Scenario::ALL {
+            out.push_str(&format!("{s}\n    {}\n", s.description()));
+        }
+    }
+    if client_bug == Some("list") {
+        for b in ClientBug::ALL {
+            out.push_str(&format!(
+                "{b}\n    {}; expected: {} (verdict invalid, cause client)\n",
+                b.description(),
+                b.expected()
+            ));
+        }
+    }
+    if server_bug == Some("list") {
+        for b in ServerBug::ALL {
+            out.push_str(&format!(
+                "{b}\n    {}; expected: {} (verdict invalid)\n",
+                b.description(),
+                b.expected()
+            ));
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]
