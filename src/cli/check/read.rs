@@ -47,47 +47,70 @@ pub(super) fn check_path(path: &Path, args: &CheckArgs) -> Result<Report> {
         _ => err,
     };
     let report = if format == Format::Slotcheck {
-        let model = args
-            .model
-            .or_else(|| header_model(&first))
-            .unwrap_or(ModelKind::Register);
-        let opts = options(CheckOptions::default(), args.initial.as_deref(), model);
-        let header: Value = serde_json::from_str(&first).unwrap_or(Value::Null);
-        if slotcheck::pika::explain::is_pika_run(&header) {
-            // A PikiwiDB history is read once, for the check and for its own findings.
-            let history = checker::History::read(source).map_err(|e| reading(e.into()))?;
-            let mut report = check_loaded(&history, Path::new(&name), model, &opts)?;
-            let ops = checker::Ops::from_history(&history)
-                .with_context(|| format!("pairing the ops of {name}"))?;
-            slotcheck::pika::explain::annotate(&history, &ops, &mut report);
-            report
-        } else {
-            check_slotcheck(source, model, &opts).map_err(reading)?
-        }
+        check_own(source, &first, args, &reading)?
     } else {
-        let imported = import::read(source, Some(format)).map_err(|e| reading(e.into()))?;
-        let implied = imported.model();
-        let model = match (args.model, implied) {
-            (Some(model), Some(implied)) if model != implied && strict(format) => {
-                return Err(InputError::ModelMismatch {
-                    path: name,
-                    model,
-                    format: format_name(format),
-                    implied,
-                }
-                .into())
-            }
-            (Some(model), _) | (None, Some(model)) => model,
-            (None, None) => ModelKind::Register,
-        };
-        let opts = options(imported.options(), args.initial.as_deref(), model);
-        checker::check(&imported.history, model, &opts)
-            .with_context(|| format!("checking {name} as {model}"))?
+        check_imported(source, format, args, &reading)?
     };
     for w in &report.warnings {
         warn(w);
     }
     Ok(report)
+}
+
+/// Checks a slotcheck history whose first line is `first` against `--model`, else the model
+/// its header names; a PikiwiDB run's also gets its own findings.
+fn check_own(
+    source: Source,
+    first: &str,
+    args: &CheckArgs,
+    reading: &dyn Fn(anyhow::Error) -> anyhow::Error,
+) -> Result<Report> {
+    let name = source.name().to_string();
+    let model = args
+        .model
+        .or_else(|| header_model(first))
+        .unwrap_or(ModelKind::Register);
+    let opts = options(CheckOptions::default(), args.initial.as_deref(), model);
+    let header: Value = serde_json::from_str(first).unwrap_or(Value::Null);
+    if !slotcheck::pika::explain::is_pika_run(&header) {
+        return check_slotcheck(source, model, &opts).map_err(reading);
+    }
+    // A PikiwiDB history is read once, for the check and for its own findings.
+    let history = checker::History::read(source).map_err(|e| reading(e.into()))?;
+    let mut report = check_loaded(&history, Path::new(&name), model, &opts)?;
+    let ops = checker::Ops::from_history(&history)
+        .with_context(|| format!("pairing the ops of {name}"))?;
+    slotcheck::pika::explain::annotate(&history, &ops, &mut report);
+    Ok(report)
+}
+
+/// Checks another tool's history in `format` against `--model`, else the model the format
+/// implies; a format written for one model refuses any other.
+fn check_imported(
+    source: Source,
+    format: Format,
+    args: &CheckArgs,
+    reading: &dyn Fn(anyhow::Error) -> anyhow::Error,
+) -> Result<Report> {
+    let name = source.name().to_string();
+    let imported = import::read(source, Some(format)).map_err(|e| reading(e.into()))?;
+    let implied = imported.model();
+    let model = match (args.model, implied) {
+        (Some(model), Some(implied)) if model != implied && strict(format) => {
+            return Err(InputError::ModelMismatch {
+                path: name,
+                model,
+                format: format_name(format),
+                implied,
+            }
+            .into())
+        }
+        (Some(model), _) | (None, Some(model)) => model,
+        (None, None) => ModelKind::Register,
+    };
+    let opts = options(imported.options(), args.initial.as_deref(), model);
+    checker::check(&imported.history, model, &opts)
+        .with_context(|| format!("checking {name} as {model}"))
 }
 
 /// Checks a slotcheck history read once from `source`, as [`slotcheck::run::check_history`] checks a file:
