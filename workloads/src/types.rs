@@ -9,7 +9,7 @@
 use crate::client::{Client, Completion, Operation};
 use crate::router::Execution;
 use crate::stats::{WorkloadError, WorkloadStats};
-use crate::workload::{run_processes, Process, Shared, WorkloadConfig};
+use crate::workload::{run_processes_with_values, Process, Shared, WorkloadConfig};
 use crate::Recorder;
 use checker::EventType;
 use rand::Rng;
@@ -335,12 +335,7 @@ pub async fn run_types(
     recorder: Recorder,
     stop: CancellationToken,
 ) -> Result<WorkloadStats, WorkloadError> {
-    let next_value = Arc::new(AtomicU64::new(1));
-    run_processes(cfg, seeds, recorder, stop, |shared, worker, stop| {
-        let next_value = next_value.clone();
-        async move { client_loop(shared, worker, next_value, stop).await }
-    })
-    .await
+    run_processes_with_values(cfg, seeds, recorder, stop, client_loop).await
 }
 
 async fn client_loop(

@@ -289,6 +289,26 @@ where
     join_all(tasks).await
 }
 
+/// As [`run_processes`], each process also given the run's counter of values to write (one for
+/// all keys and processes, from 1), so that every written value is unique within the run.
+pub(crate) async fn run_processes_with_values<F, Fut>(
+    cfg: &WorkloadConfig,
+    seeds: Vec<String>,
+    recorder: Recorder,
+    stop: CancellationToken,
+    body: F,
+) -> Result<WorkloadStats, WorkloadError>
+where
+    F: Fn(Arc<Shared>, usize, Arc<AtomicU64>, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = WorkloadStats> + Send + 'static,
+{
+    let next_value = Arc::new(AtomicU64::new(1));
+    run_processes(cfg, seeds, recorder, stop, |shared, worker, stop| {
+        body(shared, worker, next_value.clone(), stop)
+    })
+    .await
+}
+
 /// One client process's loop state: its seeded choices, its client and its pacing.
 pub(crate) struct Process {
     /// Seeded by the run's seed and the worker number.
