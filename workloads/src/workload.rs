@@ -210,7 +210,8 @@ pub fn key_epoch(key: &str) -> Option<u64> {
 }
 
 /// Runs the workload `cfg.kind` names until `stop` fires: [`crate::run_register`],
-/// [`crate::run_counter`] or [`crate::types::run_types`].
+/// [`crate::run_counter`], or `cfg.clients` processes of the types workload (typed reads and
+/// writes).
 pub async fn run_workload(
     cfg: &WorkloadConfig,
     seeds: Vec<String>,
@@ -220,7 +221,10 @@ pub async fn run_workload(
     match cfg.kind {
         WorkloadKind::Register => crate::register::run_register(cfg, seeds, recorder, stop).await,
         WorkloadKind::Counter => crate::counter::run_counter(cfg, seeds, recorder, stop).await,
-        WorkloadKind::Types => crate::types::run_types(cfg, seeds, recorder, stop).await,
+        WorkloadKind::Types => {
+            let types = crate::types::client_loop;
+            run_processes_with_values(cfg, seeds, recorder, stop, types).await
+        }
     }
 }
 
