@@ -193,9 +193,10 @@ pub fn read_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// The header of the history at `path`.
+/// The header of the history at `path` (its first line; the rest may be cut short by a kill).
 pub fn header(path: &Path) -> Value {
-    read_lines(path).swap_remove(0)
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(text.lines().next().unwrap_or_default()).expect("a JSON header")
 }
 
 /// The events of the history at `path`, header skipped.
