@@ -9,10 +9,12 @@ use slotcheck::bench::migrate::Method;
 use slotcheck::bench::suite::{self, MigrateBenchConfig};
 use slotcheck::bench::traffic::TrafficConfig;
 use slotcheck::bench::{page, usage};
-use slotcheck::harness::{Cluster, ClusterSpec, ServerKind};
-use slotcheck::nemesis::migrate::{MigrateOptions, Peer};
+use slotcheck::harness::ServerKind;
+use slotcheck::nemesis::migrate::MigrateOptions;
 use slotcheck::nemesis::migrate_window::migrate_slots;
-use workloads::{key_slot, Recorder};
+use workloads::key_slot;
+
+mod support;
 
 /// Keys of the small migration benchmark.
 const KEYS: u64 = 20_000;
@@ -115,10 +117,7 @@ async fn a_small_migration_benchmark_moves_every_key_and_reports_every_number() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_windowed_driver_moves_every_key_of_every_slot() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = ClusterSpec::new(ServerKind::Redis, 3, 0, dir.path().join("cluster"));
-    spec.die_with_parent = true;
-    let cluster = Cluster::start(spec).await.unwrap();
+    let cluster = support::start(ServerKind::Redis, 3, 0).await;
     let slots: Vec<u16> = (100..110).collect();
     let data = DatasetSpec {
         keys: 5_000,
@@ -130,24 +129,14 @@ async fn the_windowed_driver_moves_every_key_of_every_slot() {
     };
     let loaded = dataset::load(&cluster, &data).await.unwrap();
     assert_eq!(loaded.keys, 5_000);
-    let peers: Vec<Peer> = cluster
-        .masters()
-        .map(|n| Peer {
-            addr: n.addr.clone(),
-            id: n.id.clone(),
-        })
-        .collect();
+    let peers = cluster.peers();
     assert_eq!(
         dataset::keys_in_slots(&peers[0].addr, &slots)
             .await
             .unwrap(),
         5_000
     );
-    let recorder = Recorder::create(
-        &dir.path().join("history.jsonl"),
-        checker::Header::new(Default::default()),
-    )
-    .unwrap();
+    let recorder = cluster.recorder();
     let opts = MigrateOptions {
         batch_keys: 64,
         step_pause_ms: 0,
@@ -187,7 +176,7 @@ async fn the_windowed_driver_moves_every_key_of_every_slot() {
             .iter()
             .all(|&s| map.owner(s) == Some(peers[1].addr.as_str())));
     }
-    let history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+    let history = std::fs::read_to_string(cluster.history_path()).unwrap();
     let ends = history.matches("\"migrate-end\"").count();
     assert_eq!(ends, slots.len(), "one migrate-end per slot");
     assert!(usage::sample(cluster.nodes[1].pid).unwrap().cpu_s > 0.0);

@@ -4,20 +4,14 @@
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
+use support::slotcheck;
 
-fn slotcheck() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_slotcheck"))
-}
+mod support;
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run slotcheck");
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     out
-}
-
-fn header(history: &Path) -> Value {
-    let text = std::fs::read_to_string(history).unwrap();
-    serde_json::from_str(text.lines().next().unwrap()).unwrap()
 }
 
 /// A short test of `workload` through `client`, under `nemesis`; returns its results.json.
@@ -66,7 +60,7 @@ fn counter_workload_is_valid_under_migrations_and_pauses() {
         let dir = tmp.path().join("run");
         let results = short(server, "counter", "slotcheck", "migrate,pause", &dir);
         assert_eq!(results["valid"], Value::Bool(true), "{server}: {results}");
-        let h = header(&dir.join("history.jsonl"));
+        let h = support::header(&dir.join("history.jsonl"));
         assert_eq!(h["workload"], "counter");
         assert_eq!(h["client"]["name"], "slotcheck");
         assert_eq!(h["client"]["redirects"], "seen");
@@ -80,15 +74,6 @@ fn counter_workload_is_valid_under_migrations_and_pauses() {
     }
 }
 
-/// Events of `history` as JSON values, header skipped.
-fn events(history: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(history).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// redis-rs's cluster client through migrations: a valid run on both servers, with the redirects
 /// the library followed recorded on the ops (the wrapper connection sees them).
 #[test]
@@ -98,10 +83,10 @@ fn redis_rs_migration_runs_are_valid_and_show_redirects() {
         let dir = tmp.path().join("run");
         let results = short(server, "register", "redis-rs", "migrate", &dir);
         assert_eq!(results["valid"], Value::Bool(true), "{server}: {results}");
-        let h = header(&dir.join("history.jsonl"));
+        let h = support::header(&dir.join("history.jsonl"));
         assert_eq!(h["client"]["name"], "redis-rs");
         assert_eq!(h["client"]["redirects"], "seen");
-        let hops: usize = events(&dir.join("history.jsonl"))
+        let hops: usize = support::events(&dir.join("history.jsonl"))
             .iter()
             .filter_map(|e| e["redirects"].as_array().map(Vec::len))
             .sum();
@@ -132,12 +117,12 @@ fn adapter_migration_runs_are_valid() {
                 Value::Bool(true),
                 "{name} {server}: {results}"
             );
-            let h = header(&dir.join("history.jsonl"));
+            let h = support::header(&dir.join("history.jsonl"));
             assert_eq!(h["client"]["name"], name, "{h}");
             assert!(h["client"]["version"]
                 .as_str()
                 .is_some_and(|v| !v.is_empty()));
-            let ops = events(&dir.join("history.jsonl"))
+            let ops = support::events(&dir.join("history.jsonl"))
                 .iter()
                 .filter(|e| e["type"] == "ok")
                 .count();
@@ -184,7 +169,7 @@ fn redis_rs_counter_under_pauses_records_info_and_judges_resends() {
         dir.to_str().unwrap(),
     ]));
     let results: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON value");
-    let evs = events(&dir.join("history.jsonl"));
+    let evs = support::events(&dir.join("history.jsonl"));
     let info_incrs = evs
         .iter()
         .filter(|e| e["type"] == "info" && e["f"] == "incr")

@@ -9,10 +9,11 @@
 
 use checker::{Redirect, RedirectKind};
 use redis::Value;
-use serde_json::Map;
-use slotcheck::harness::{Admin, Cluster, ClusterSpec, ServerKind};
+use slotcheck::harness::{Admin, ServerKind};
 use slotcheck::nemesis::migrate::{open_slot, MigrateOptions, Peer};
-use workloads::{key_slot, Execution, External, ExternalSpec, OpError, Recorder, RouterConfig};
+use workloads::{key_slot, Execution, External, ExternalSpec, OpError, RouterConfig};
+
+mod support;
 
 /// Slot on the first master (which owns 0-5460 at bring-up).
 const SLOT: u16 = 100;
@@ -45,15 +46,6 @@ fn fail_text(e: &Execution) -> &str {
     }
 }
 
-/// `n` keys hashing to `slot` (a shared hash tag).
-fn keys_for(slot: u16, n: usize) -> Vec<String> {
-    let tag = (0u32..)
-        .map(|i| format!("t{i}"))
-        .find(|t| key_slot(t.as_bytes()) == slot)
-        .unwrap();
-    (0..n).map(|i| format!("{{{tag}}}:{i}")).collect()
-}
-
 async fn run(client: &mut External, words: &[&str]) -> Execution {
     let mut cmd = redis::cmd(words[0]);
     for w in &words[1..] {
@@ -80,17 +72,8 @@ async fn adapter_against(name: &str, kind: ServerKind) {
     let Some(spec) = adapter_or_skip(name) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster_spec = ClusterSpec::new(kind, 3, 0, dir.path().join("cluster"));
-    cluster_spec.die_with_parent = true;
-    let cluster = Cluster::start(cluster_spec).await.unwrap();
-    let masters: Vec<Peer> = cluster
-        .masters()
-        .map(|n| Peer {
-            addr: n.addr.clone(),
-            id: n.id.clone(),
-        })
-        .collect();
+    let cluster = support::start(kind, 3, 0).await;
+    let masters = cluster.peers();
     let (src, dst) = (&masters[0], &masters[1]);
     let config = RouterConfig::default();
     let mut client = External::open(&spec, &cluster.seeds(), &config)
@@ -136,14 +119,13 @@ async fn adapter_against(name: &str, kind: ServerKind) {
     );
 
     // Half migrated: one key moved to the target; the library must follow ASK for it.
-    let keys = keys_for(SLOT, 2);
+    let keys = support::keys_for(SLOT, 2);
     for key in &keys {
         let set = run(&mut client, &["SET", key.as_str(), "1"]).await;
         assert_eq!(set.result, Ok(Value::Okay), "{set:?}");
         assert_eq!(set.node, src.addr);
     }
-    let history = dir.path().join("history.jsonl");
-    let recorder = Recorder::create(&history, checker::Header::new(Map::new())).unwrap();
+    let recorder = cluster.recorder();
     let opts = MigrateOptions {
         step_pause_ms: 0,
         ..MigrateOptions::default()
@@ -219,10 +201,7 @@ async fn dead_node_is_fail(name: &str) {
     let Some(spec) = adapter_or_skip(name) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster_spec = ClusterSpec::new(ServerKind::Redis, 3, 0, dir.path().join("cluster"));
-    cluster_spec.die_with_parent = true;
-    let cluster = Cluster::start(cluster_spec).await.unwrap();
+    let cluster = support::start(ServerKind::Redis, 3, 0).await;
     let config = RouterConfig {
         timeout_ms: 1000,
         ..RouterConfig::default()
@@ -259,10 +238,7 @@ async fn cluster_down_is_fail(name: &str) {
     let Some(spec) = adapter_or_skip(name) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster_spec = ClusterSpec::new(ServerKind::Redis, 3, 0, dir.path().join("cluster"));
-    cluster_spec.die_with_parent = true;
-    let cluster = Cluster::start(cluster_spec).await.unwrap();
+    let cluster = support::start(ServerKind::Redis, 3, 0).await;
     let mut client = External::open(&spec, &cluster.seeds(), &RouterConfig::default())
         .await
         .unwrap();
@@ -282,7 +258,7 @@ async fn cluster_down_is_fail(name: &str) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let key = &keys_for(SLOT, 1)[0];
+    let key = &support::keys_for(SLOT, 1)[0];
     let down = run(&mut client, &["GET", key.as_str()]).await;
     eprintln!("{name}: {down:?}");
     assert!(fail_text(&down).starts_with("CLUSTERDOWN"), "{down:?}");
@@ -329,10 +305,7 @@ async fn timeout_is_info(name: &str) {
     let Some(spec) = adapter_or_skip(name) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster_spec = ClusterSpec::new(ServerKind::Redis, 3, 0, dir.path().join("cluster"));
-    cluster_spec.die_with_parent = true;
-    let cluster = Cluster::start(cluster_spec).await.unwrap();
+    let cluster = support::start(ServerKind::Redis, 3, 0).await;
     let config = RouterConfig {
         timeout_ms: 1000,
         ..RouterConfig::default()
@@ -386,17 +359,8 @@ async fn node_redis_timeout_is_info() {
 /// 17th reply).
 async fn redirect_loop_gives_up(spec: ExternalSpec) {
     let name = spec.name.clone();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster_spec = ClusterSpec::new(ServerKind::Redis, 3, 0, dir.path().join("cluster"));
-    cluster_spec.die_with_parent = true;
-    let cluster = Cluster::start(cluster_spec).await.unwrap();
-    let masters: Vec<Peer> = cluster
-        .masters()
-        .map(|n| Peer {
-            addr: n.addr.clone(),
-            id: n.id.clone(),
-        })
-        .collect();
+    let cluster = support::start(ServerKind::Redis, 3, 0).await;
+    let masters = cluster.peers();
     let (src, dst) = (&masters[0], &masters[1]);
     let mut client = External::open(&spec, &cluster.seeds(), &RouterConfig::default())
         .await
@@ -405,7 +369,7 @@ async fn redirect_loop_gives_up(spec: ExternalSpec) {
     let slot = SLOT.to_string();
     let migrating = ["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst.id];
     admin.run::<()>(&migrating).await.unwrap();
-    let key = &keys_for(SLOT, 1)[0];
+    let key = &support::keys_for(SLOT, 1)[0];
     let lost = run(&mut client, &["SET", key.as_str(), "1"]).await;
     eprintln!("{name}: {lost:?}");
     assert!(matches!(lost.result, Err(OpError::Fail(_))), "{lost:?}");

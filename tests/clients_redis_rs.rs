@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use checker::{Redirect, RedirectKind};
 use redis::{Cmd, Value};
-use slotcheck::harness::{Admin, Cluster, ClusterSpec, ServerKind};
-use workloads::{key_slot, Execution, OpError, RedirectVisibility, RedisRs, RouterConfig};
+use slotcheck::harness::{Admin, ServerKind};
+use workloads::{Execution, OpError, RedirectVisibility, RedisRs, RouterConfig};
+
+mod support;
 
 /// A slot of the first master (which owns 0-5460 at bring-up).
 const SLOT: u16 = 100;
@@ -18,30 +20,24 @@ const NODE_TIMEOUT_MS_LONG: u64 = 15_000;
 /// Rounds of the pause scenario, to see how often a timed-out INCR runs twice.
 const PAUSE_ROUNDS: usize = 5;
 
-/// A running cluster and its masters as `(addr, id)`; the temp dir outlives the cluster.
+/// A running cluster and its masters as `(addr, id)`.
 struct Setup {
-    cluster: Cluster,
+    cluster: support::TestCluster,
     masters: Vec<(String, String)>,
-    _dir: tempfile::TempDir,
 }
 
 async fn setup(kind: ServerKind, node_timeout_ms: Option<u64>) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = ClusterSpec::new(kind, 3, 0, dir.path().join("cluster"));
-    spec.die_with_parent = true;
-    if let Some(ms) = node_timeout_ms {
-        spec.node_timeout_ms = ms;
-    }
-    let cluster = Cluster::start(spec).await.unwrap();
+    let cluster = support::start_with(kind, 3, 0, |spec| {
+        if let Some(ms) = node_timeout_ms {
+            spec.node_timeout_ms = ms;
+        }
+    })
+    .await;
     let masters = cluster
         .masters()
         .map(|n| (n.addr.clone(), n.id.clone()))
         .collect();
-    Setup {
-        cluster,
-        masters,
-        _dir: dir,
-    }
+    Setup { cluster, masters }
 }
 
 async fn open(s: &Setup, timeout_ms: u64) -> RedisRs {
@@ -50,15 +46,6 @@ async fn open(s: &Setup, timeout_ms: u64) -> RedisRs {
         ..RouterConfig::default()
     };
     RedisRs::open(&s.cluster.seeds(), &config).await.unwrap()
-}
-
-/// `n` keys hashing to `slot` (a shared hash tag).
-fn keys_for(slot: u16, n: usize) -> Vec<String> {
-    let tag = (0u32..)
-        .map(|i| format!("t{i}"))
-        .find(|t| key_slot(t.as_bytes()) == slot)
-        .unwrap();
-    (0..n).map(|i| format!("{{{tag}}}:{i}")).collect()
 }
 
 fn cmd(words: &[&str]) -> Cmd {
@@ -111,7 +98,7 @@ async fn values_are_right(kind: ServerKind) {
     assert_eq!(info.redirects, RedirectVisibility::Seen);
     for (i, slot) in [SLOT, 6000, 12000].into_iter().enumerate() {
         let owner = &s.masters[i].0;
-        let keys = keys_for(slot, 3);
+        let keys = support::keys_for(slot, 3);
         let (text, counter, script) = (&keys[0], &keys[1], &keys[2]);
         let set = run(&mut rs, &["SET", text, "v"]).await;
         assert_eq!(
@@ -171,7 +158,7 @@ async fn values_are_right_valkey() {
 async fn ask_then_moved(kind: ServerKind) {
     let s = setup(kind, None).await;
     let ((src, src_id), (dst, dst_id)) = (&s.masters[0], &s.masters[1]);
-    let keys = keys_for(SLOT, 2);
+    let keys = support::keys_for(SLOT, 2);
     let (moved, stays) = (&keys[0], &keys[1]);
     let mut rs = open(&s, 2000).await;
     for key in [moved, stays] {
@@ -297,7 +284,7 @@ fn sends(rs: &RedisRs, command: &str) -> usize {
 async fn paused_master(kind: ServerKind) {
     let s = setup(kind, Some(NODE_TIMEOUT_MS_LONG)).await;
     let owner = &s.masters[0].0;
-    let key = &keys_for(SLOT, 1)[0];
+    let key = &support::keys_for(SLOT, 1)[0];
     let mut rs = open(&s, 500).await;
     assert_eq!(run(&mut rs, &["INCR", key]).await.result, Ok(Value::Int(1)));
     let (mut value, mut doubled) = (1, 0);
@@ -344,7 +331,7 @@ async fn paused_master_valkey() {
 async fn killed_before_running(kind: ServerKind) {
     let s = setup(kind, None).await;
     let owner = s.masters[0].0.clone();
-    let key = keys_for(SLOT, 1).remove(0);
+    let key = support::keys_for(SLOT, 1).remove(0);
     let mut rs = open(&s, 5000).await;
     assert_eq!(
         run(&mut rs, &["INCR", &key]).await.result,
@@ -397,7 +384,7 @@ async fn killed_before_running_valkey() {
 async fn reply_lost_after_running(kind: ServerKind) {
     let s = setup(kind, None).await;
     let owner = &s.masters[0].0;
-    let key = &keys_for(SLOT, 1)[0];
+    let key = &support::keys_for(SLOT, 1)[0];
     let mut rs = open(&s, 3000).await;
     assert_eq!(run(&mut rs, &["GET", key]).await.result, Ok(Value::Nil));
     let mut admin = Admin::connect(owner).await.unwrap();

@@ -6,7 +6,8 @@
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
+
+mod support;
 
 /// One case of the subset: what to run and what its detection summary must say.
 struct Case {
@@ -20,7 +21,7 @@ struct Case {
 
 /// Runs `slotcheck test` for `case` and returns its `detection.json`.
 fn run(case: &Case, dir: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_slotcheck"))
+    let out = support::slotcheck()
         .args([
             "test",
             "--server",
@@ -43,23 +44,9 @@ fn run(case: &Case, dir: &Path) -> Value {
         _ => 2,
     };
     assert_eq!(out.status.code(), Some(want_code), "{stdout}");
-    assert_no_server_left(&dir.join("history.jsonl"));
+    support::assert_no_server_left(&dir.join("history.jsonl"));
     let text = std::fs::read_to_string(dir.join("detection.json")).expect("detection.json");
     serde_json::from_str(&text).expect("detection.json is JSON")
-}
-
-/// Every server the run started is gone.
-fn assert_no_server_left(history: &Path) {
-    let text = std::fs::read_to_string(history).unwrap();
-    let header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-    for node in header["nodes"].as_array().expect("header lists nodes") {
-        let pid = node["pid"].as_u64().unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        assert!(
-            stat.is_empty() || stat.contains(") Z "),
-            "server pid {pid} outlived its run"
-        );
-    }
 }
 
 fn check(case: Case) {

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn slotcheck() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_slotcheck"))
-}
+use slotcheck::harness::pid_alive;
+use support::slotcheck;
+
+mod support;
 
 fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run slotcheck");
@@ -39,34 +40,9 @@ fn short_test(server: &str, dir: &Path) -> Output {
     ]))
 }
 
-fn read_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn write_lines(path: &Path, lines: &[Value]) {
     let text: String = lines.iter().map(|v| format!("{v}\n")).collect();
     std::fs::write(path, text).unwrap();
-}
-
-fn pid_alive(pid: u64) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-}
-
-fn node_pids(history: &Path) -> Vec<u64> {
-    let header = &read_lines(history)[0];
-    header["nodes"]
-        .as_array()
-        .expect("header lists nodes")
-        .iter()
-        .map(|n| n["pid"].as_u64().unwrap())
-        .collect()
 }
 
 fn check(history: &Path) -> (i32, String) {
@@ -103,7 +79,7 @@ fn end_to_end(server: &str) {
         verified["history_keys_checked"], 20,
         "every key's final value judged"
     );
-    let lines = read_lines(&history);
+    let lines = support::read_lines(&history);
     let hops = |kind: &str| {
         lines
             .iter()
@@ -116,9 +92,7 @@ fn end_to_end(server: &str) {
     assert!(hops("ask") > 0, "the run recorded ASK redirects");
     let migrations = lines.iter().filter(|l| l["f"] == "migrate-end").count();
     assert!(migrations >= 3, "at least 3 migrations, got {migrations}");
-    for pid in node_pids(&history) {
-        assert!(!pid_alive(pid), "server pid {pid} outlived the run");
-    }
+    support::assert_no_server_left(&history);
 
     let stale = tmp.path().join("stale.jsonl");
     write_lines(&stale, &inject_stale_read(&lines));
@@ -277,7 +251,7 @@ fn killed_run_leaves_no_server_and_a_readable_history() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let pids = node_pids(&history);
+    let pids = support::node_pids(&history);
     let deadline = Instant::now() + Duration::from_secs(5);
     while pids.iter().any(|&p| pid_alive(p)) {
         assert!(Instant::now() < deadline, "servers outlived a killed run");

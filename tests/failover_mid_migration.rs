@@ -12,13 +12,15 @@
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod support;
 
 /// The seed measured on both servers (see the README's scenario list).
 const SEED: &str = "1";
 
 fn slotcheck(args: &[&str], dir: &Path) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_slotcheck"))
+    let out = support::slotcheck()
         .arg("test")
         .args(args)
         .arg("--output")
@@ -37,26 +39,6 @@ fn slotcheck(args: &[&str], dir: &Path) -> Output {
     out
 }
 
-fn lines(history: &Path) -> Vec<Value> {
-    std::fs::read_to_string(history)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// Every server the run started is gone.
-fn assert_no_server_left(header: &Value) {
-    for node in header["nodes"].as_array().expect("header lists nodes") {
-        let pid = node["pid"].as_u64().unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        assert!(
-            stat.is_empty() || stat.contains(") Z "),
-            "server pid {pid} outlived its run"
-        );
-    }
-}
-
 fn detection(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join("detection.json")).expect("detection.json");
     serde_json::from_str(&text).unwrap()
@@ -73,8 +55,8 @@ fn scenario(server: &str) -> (Option<i32>, Value, Vec<Value>) {
         SEED,
     ];
     let out = slotcheck(&args, tmp.path());
-    let events = lines(&tmp.path().join("history.jsonl"));
-    assert_no_server_left(&events[0]);
+    let events = support::read_lines(&tmp.path().join("history.jsonl"));
+    support::assert_no_server_left(&tmp.path().join("history.jsonl"));
     assert_eq!(events[0]["persistence"], "aof");
     assert_eq!(events[0]["failover"], "default");
     let d = detection(tmp.path());
@@ -143,8 +125,8 @@ fn redis_sigkill_with_aof_keeps_acknowledged_writes() {
         "3",
     ];
     let out = slotcheck(&args, tmp.path());
-    let events = lines(&tmp.path().join("history.jsonl"));
-    assert_no_server_left(&events[0]);
+    let events = support::read_lines(&tmp.path().join("history.jsonl"));
+    support::assert_no_server_left(&tmp.path().join("history.jsonl"));
     assert_eq!(events[0]["persistence"], "aof");
     assert_eq!(out.status.code(), Some(0), "the run must be valid");
     let kills: Vec<(usize, String)> = events

@@ -4,10 +4,13 @@
 //! Bounded for CI: a fixed number of small cases.
 
 use checker::gen::{history_text, GenConfig};
-use checker::mutate::{mutate, Mutation, FIELDS, HUGE_NUMBERS, WRONG_VALUES};
+use checker::mutate::mutate;
 use checker::ModelKind;
 use proptest::prelude::*;
-use std::process::Command;
+
+#[path = "../checker/tests/fuzz/mutations.rs"]
+mod mutations;
+mod support;
 
 /// The models histories are generated from, with the header workload each is written under.
 const GENERATED: [(ModelKind, &str); 5] = [
@@ -44,32 +47,9 @@ fn base(model: ModelKind, workload: &str, seed: u64) -> String {
     format!("{header}\n{}", history_text(&cfg).0)
 }
 
-/// Cases per run: 48 in CI; `FUZZ_CASES=5000` fuzzes longer.
-fn cases() -> u32 {
-    std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(48)
-}
-
-/// A mutation of any kind.
-fn mutation() -> impl Strategy<Value = Mutation> {
-    let n = 0usize..4096;
-    prop_oneof![
-        n.clone().prop_map(Mutation::Truncate),
-        (n.clone(), any::<u8>()).prop_map(|(i, m)| Mutation::Flip(i, m)),
-        n.clone().prop_map(Mutation::DuplicateLine),
-        n.clone().prop_map(Mutation::DropLine),
-        n.clone().prop_map(Mutation::SwapLines),
-        (n.clone(), 0..HUGE_NUMBERS.len()).prop_map(|(i, m)| Mutation::HugeNumber(i, m)),
-        (n, 0..FIELDS.len(), 0..WRONG_VALUES.len())
-            .prop_map(|(line, field, value)| { Mutation::WrongType { line, field, value } }),
-    ]
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(),
+        cases: mutations::cases(48),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
@@ -78,7 +58,7 @@ proptest! {
     fn any_mutated_history_gets_a_jepsen_exit_code(
         generated in prop::sample::select(GENERATED.to_vec()),
         seed in 0u64..1000,
-        mutations in prop::collection::vec(mutation(), 1..4),
+        mutations in prop::collection::vec(mutations::mutation(), 1..4),
         flags in prop::sample::select(FLAGS.to_vec()),
     ) {
         let (model, workload) = generated;
@@ -90,7 +70,7 @@ proptest! {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("fuzz.jsonl");
         std::fs::write(&path, &bytes).unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_slotcheck"))
+        let output = support::slotcheck()
             .arg("check")
             .arg(&path)
             .args(flags)

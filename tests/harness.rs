@@ -7,6 +7,8 @@ use slotcheck::harness::{
     pid_alive, Cluster, ClusterSpec, ClusterState, HarnessError, Role, ServerKind, SLOT_COUNT,
 };
 
+mod support;
+
 /// Runs one admin command against `addr` and returns its text reply.
 async fn text(addr: &str, words: &[&str]) -> String {
     let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
@@ -80,15 +82,7 @@ async fn assert_healthy(cluster: &Cluster, masters: usize, replicas: usize) {
 }
 
 async fn start_check_stop(kind: ServerKind, masters: usize, replicas: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = ClusterSpec::new(kind, masters, replicas, dir.path());
-    spec.die_with_parent = true;
-    let cluster = Cluster::start(spec).await.unwrap();
-    eprintln!(
-        "bring-up {kind} {} {masters} masters x {replicas} replicas: {} ms",
-        cluster.version,
-        cluster.bring_up.as_millis()
-    );
+    let cluster = support::start(kind, masters, replicas).await;
     assert_eq!(cluster.kind, kind);
     assert_healthy(&cluster, masters, replicas).await;
     let pids: Vec<u32> = cluster.nodes.iter().map(|n| n.pid).collect();

@@ -6,6 +6,9 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
+use support::slotcheck;
+
+mod support;
 
 const ARGS: &[&str] = &[
     "--server",
@@ -31,10 +34,6 @@ const ARGS: &[&str] = &[
     "--seed",
     "21",
 ];
-
-fn slotcheck() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_slotcheck"))
-}
 
 fn plan(seed: &str) -> Value {
     let mut args: Vec<&str> = ARGS.to_vec();

@@ -2,11 +2,9 @@
 //! early, atomic (Valkey 9) and its cancel, repair of interrupted migrations, and plans. Every
 //! server is stopped by the cluster's Drop, also when an assertion fails.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
-use slotcheck::harness::{Admin, Cluster, ClusterSpec, ServerKind};
+use slotcheck::harness::{Admin, ServerKind};
 use slotcheck::nemesis::migrate::{migrate_slot, open_slot, MigrateError, MigrateOptions, Peer};
 use slotcheck::nemesis::migrate_atomic::{
     cancel_atomic, migrate_atomic, slot_migrations, AtomicOptions,
@@ -14,7 +12,9 @@ use slotcheck::nemesis::migrate_atomic::{
 use slotcheck::nemesis::migrate_interrupt::{migrate_then_abort, migrate_then_finalize_early};
 use slotcheck::nemesis::migrate_repair::{repair, wait_no_open_slots};
 use slotcheck::nemesis::plan::{move_slots, ownership, rebalance, Owned};
-use workloads::{key_slot, Recorder};
+use workloads::Recorder;
+
+mod support;
 
 /// Keys put into a slot before moving it.
 const KEYS: usize = 200;
@@ -23,63 +23,30 @@ const SLOT: u16 = 100;
 /// Deadline for the cluster to agree again after a change.
 const STABLE_TIMEOUT_MS: u64 = 10_000;
 
-/// A running cluster with its history; the temp dir outlives the cluster (field order).
+/// A running cluster with its history and its masters as peers; the cluster (and its temp dir)
+/// is dropped after the recorder, also when an assertion fails.
 struct Setup {
-    cluster: Cluster,
     recorder: Recorder,
-    history: PathBuf,
     masters: Vec<Peer>,
-    _dir: tempfile::TempDir,
+    cluster: support::TestCluster,
 }
 
 async fn setup(kind: ServerKind) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = ClusterSpec::new(kind, 3, 0, dir.path().join("cluster"));
-    spec.die_with_parent = true;
-    let cluster = Cluster::start(spec).await.unwrap();
-    let history = dir.path().join("history.jsonl");
-    let recorder = Recorder::create(&history, checker::Header::new(Map::new())).unwrap();
-    let masters = cluster
-        .masters()
-        .map(|n| Peer {
-            addr: n.addr.clone(),
-            id: n.id.clone(),
-        })
-        .collect();
+    let cluster = support::start(kind, 3, 0).await;
     Setup {
+        recorder: cluster.recorder(),
+        masters: cluster.peers(),
         cluster,
-        recorder,
-        history,
-        masters,
-        _dir: dir,
     }
 }
 
 impl Setup {
-    /// The nemesis events as `(f, phase)` pairs, after flushing the history.
-    fn events(&self) -> Vec<(String, String, Value)> {
-        self.recorder.close().unwrap();
-        std::fs::read_to_string(&self.history)
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|e| e["process"] == "nemesis")
-            .map(|e| {
-                let phase = e["value"]["phase"].as_str().unwrap_or("").to_string();
-                (
-                    e["f"].as_str().unwrap().to_string(),
-                    phase,
-                    e["value"].clone(),
-                )
-            })
-            .collect()
-    }
-
+    /// The nemesis steps as `f/phase`, after flushing the history.
     fn phases(&self) -> Vec<String> {
-        self.events()
-            .into_iter()
-            .map(|(f, p, _)| format!("{f}/{p}"))
+        self.recorder.close().unwrap();
+        support::nemesis_events(&self.cluster.history_path())
+            .iter()
+            .map(support::NemesisEvent::step)
             .collect()
     }
 
@@ -92,18 +59,9 @@ impl Setup {
     }
 }
 
-/// `n` keys hashing to `slot` (a shared hash tag).
-fn keys_for(slot: u16, n: usize) -> Vec<String> {
-    let tag = (0u32..)
-        .map(|i| format!("t{i}"))
-        .find(|t| key_slot(t.as_bytes()) == slot)
-        .unwrap();
-    (0..n).map(|i| format!("{{{tag}}}:{i}")).collect()
-}
-
 /// Writes `n` keys of `slot` to its owner `addr`; returns them.
 async fn fill(addr: &str, slot: u16, n: usize) -> Vec<String> {
-    let keys = keys_for(slot, n);
+    let keys = support::keys_for(slot, n);
     let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     for chunk in keys.chunks(100) {

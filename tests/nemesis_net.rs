@@ -3,13 +3,13 @@
 //! Needs root and iptables; elsewhere every test prints why it is skipped and passes. Tests run one at a
 //! time (they time failovers, and each ends by checking that no SLOTCHECK rule is left anywhere).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use slotcheck::harness::{parse_nodes, Admin, Cluster, ClusterSpec, Node, Role, ServerKind};
+use slotcheck::harness::{parse_nodes, Admin, Cluster, Node, Role, ServerKind};
 use slotcheck::nemesis::net::{self, Partition, Partitioner};
 use slotcheck::nemesis::Ctx;
-use workloads::Recorder;
+
+mod support;
 
 /// One test at a time: failover timings stay honest on 2 cores, and the final "no rules left" check
 /// cannot see another test's chain.
@@ -39,22 +39,10 @@ async fn setup(kind: ServerKind, masters: usize, replicas: usize) -> Option<Setu
         eprintln!("skipped: {e}");
         return None;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = ClusterSpec::new(kind, masters, replicas, dir.path());
-    spec.die_with_parent = true;
-    spec.distinct_hosts = true;
-    let cluster = Cluster::start(spec).await.unwrap();
-    eprintln!(
-        "bring-up {kind} {} {masters}x{replicas} on distinct hosts: {} ms",
-        cluster.version,
-        cluster.bring_up.as_millis()
-    );
-    let history = dir.path().join("history.jsonl");
-    let recorder = Recorder::create(&history, checker::Header::new(Default::default())).unwrap();
-    let ctx = Ctx {
-        cluster: Arc::new(cluster),
-        recorder,
-    };
+    let support::Recorded { ctx, history, dir } =
+        support::start_with(kind, masters, replicas, |spec| spec.distinct_hosts = true)
+            .await
+            .with_history();
     let net = Partitioner::new().unwrap();
     Some(Setup {
         net,

@@ -3,20 +3,17 @@
 //! master, and manual `CLUSTER FAILOVER` in its three modes. Every server is stopped by the cluster's
 //! Drop, also when an assertion fails.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
-use slotcheck::harness::{
-    pid_alive, Admin, Cluster, ClusterSpec, Persistence, ProcessState, ServerKind,
-};
+use slotcheck::harness::{pid_alive, Admin, Persistence, ProcessState, ServerKind};
 use slotcheck::nemesis::failover::{
     self, failover, masters_now, replicas_of, wait_promoted, wait_rejoined, FailoverMode,
 };
 use slotcheck::nemesis::process::{kill, pause, restart, resume, shutdown};
 use slotcheck::nemesis::Ctx;
-use workloads::{key_slot, Recorder};
+use workloads::key_slot;
+
+mod support;
 
 /// Keys written to the target master.
 const KEYS: usize = 100;
@@ -25,46 +22,19 @@ const REJOIN_TIMEOUT_MS: u64 = 20_000;
 /// Deadline for an automatic failover (FAIL after ~3 s, promotion ~1 s later, with margin).
 const PROMOTE_TIMEOUT_MS: u64 = 15_000;
 
-/// A running cluster with its history file; the temp dir outlives the cluster (field order).
-struct Setup {
-    ctx: Ctx,
-    history: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-async fn setup(kind: ServerKind, replicas: usize, persistence: Persistence) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = ClusterSpec::new(kind, 3, replicas, dir.path().join("cluster"));
-    spec.die_with_parent = true;
-    spec.persistence = persistence;
-    let cluster = Cluster::start(spec).await.unwrap();
-    let history = dir.path().join("history.jsonl");
-    let recorder = Recorder::create(&history, checker::Header::new(Map::new())).unwrap();
-    Setup {
-        ctx: Ctx {
-            cluster: Arc::new(cluster),
-            recorder,
-        },
-        history,
-        _dir: dir,
-    }
+/// A running cluster of 3 masters with `replicas` each, and its history.
+async fn setup(kind: ServerKind, replicas: usize, persistence: Persistence) -> support::Recorded {
+    support::start_with(kind, 3, replicas, |spec| spec.persistence = persistence)
+        .await
+        .with_history()
 }
 
 /// The nemesis events of the history as `(f, phase)` pairs.
-fn nemesis_events(setup: &Setup) -> Vec<(String, String)> {
-    setup.ctx.recorder.close().unwrap();
-    std::fs::read_to_string(&setup.history)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| e["process"] == "nemesis")
-        .map(|e| {
-            (
-                e["f"].as_str().unwrap().to_string(),
-                e["value"]["phase"].as_str().unwrap().to_string(),
-            )
-        })
+fn nemesis_events(setup: &support::Recorded) -> Vec<(String, String)> {
+    setup
+        .nemesis_events()
+        .into_iter()
+        .map(|e| (e.f, e.phase))
         .collect()
 }
 
@@ -370,23 +340,13 @@ async fn valkey_manual_failover_default_force_takeover() {
 /// A restart reuses the node's launch arguments, so a node on its own `127.0.0.x` comes back there.
 #[tokio::test]
 async fn redis_restart_keeps_a_distinct_host() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = ClusterSpec::new(ServerKind::Redis, 3, 0, dir.path().join("cluster"));
-    spec.die_with_parent = true;
-    spec.distinct_hosts = true;
-    let cluster = Cluster::start(spec).await.unwrap();
-    let recorder = Recorder::create(
-        &dir.path().join("history.jsonl"),
-        checker::Header::new(Map::new()),
-    )
-    .unwrap();
-    let ctx = Ctx {
-        cluster: Arc::new(cluster),
-        recorder,
-    };
+    let bed = support::start_with(ServerKind::Redis, 3, 0, |spec| spec.distinct_hosts = true)
+        .await
+        .with_history();
+    let ctx = &bed.ctx;
     let node = ctx.cluster.nodes[2].addr.clone();
     assert!(!node.starts_with("127.0.0.1:"), "{node}");
-    kill(&ctx, &node).await.unwrap();
-    restart(&ctx, &node).await.unwrap();
-    wait_rejoined(&ctx, &node, REJOIN_TIMEOUT_MS).await.unwrap();
+    kill(ctx, &node).await.unwrap();
+    restart(ctx, &node).await.unwrap();
+    wait_rejoined(ctx, &node, REJOIN_TIMEOUT_MS).await.unwrap();
 }

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use checker::EventType;
 use redis::aio::MultiplexedConnection;
 use serde_json::{json, Value};
-use slotcheck::harness::{parse_nodes, pid_alive, Admin, Cluster, ClusterSpec, Role, ServerKind};
+use slotcheck::harness::{parse_nodes, pid_alive, Admin, Role, ServerKind};
 use slotcheck::nemesis::proxy::{self, Faults};
-use slotcheck::nemesis::Ctx;
-use workloads::{Client, Completion, Operation, Recorder, Router, RouterConfig, SlotMap};
+use workloads::{Client, Completion, Operation, Router, RouterConfig, SlotMap};
+
+mod support;
 
 /// One timing test at a time: round trips stay honest on 2 shared cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -25,58 +26,10 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const PINGS: usize = 20;
 
 /// A cluster with proxies and a history; dropping it stops every server and proxy.
-struct Setup {
-    ctx: Ctx,
-    history: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Setup {
-    fn cluster(&self) -> &Cluster {
-        &self.ctx.cluster
-    }
-
-    /// Closes the history and returns its nemesis events, as `(f, phase, value)`.
-    fn nemesis_events(&self) -> Vec<(String, String, Value)> {
-        self.ctx.recorder.close().unwrap();
-        std::fs::read_to_string(&self.history)
-            .unwrap()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|e| e["process"] == "nemesis")
-            .map(|e| {
-                let phase = e["value"]["phase"].as_str().unwrap_or("").to_string();
-                (
-                    e["f"].as_str().unwrap().to_string(),
-                    phase,
-                    e["value"].clone(),
-                )
-            })
-            .collect()
-    }
-}
-
-async fn setup(kind: ServerKind, masters: usize, replicas: usize) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = ClusterSpec::new(kind, masters, replicas, dir.path());
-    spec.die_with_parent = true;
-    spec.proxy = true;
-    let cluster = Cluster::start(spec).await.unwrap();
-    eprintln!(
-        "bring-up {kind} {} {masters}x{replicas} with proxies: {} ms",
-        cluster.version,
-        cluster.bring_up.as_millis()
-    );
-    let history = dir.path().join("history.jsonl");
-    let recorder = Recorder::create(&history, checker::Header::new(Default::default())).unwrap();
-    Setup {
-        ctx: Ctx {
-            cluster: Arc::new(cluster),
-            recorder,
-        },
-        history,
-        _dir: dir,
-    }
+async fn setup(kind: ServerKind, masters: usize, replicas: usize) -> support::Recorded {
+    support::start_with(kind, masters, replicas, |spec| spec.proxy = true)
+        .await
+        .with_history()
 }
 
 async fn client(addr: &str) -> MultiplexedConnection {
@@ -275,7 +228,7 @@ async fn slow_adds_latency_and_fast_takes_it_off() {
         let events = setup.nemesis_events();
         let f: Vec<(&str, &str)> = events
             .iter()
-            .map(|(f, p, _)| (f.as_str(), p.as_str()))
+            .map(|e| (e.f.as_str(), e.phase.as_str()))
             .collect();
         assert_eq!(
             f,
@@ -286,7 +239,7 @@ async fn slow_adds_latency_and_fast_takes_it_off() {
                 ("fast", "end")
             ]
         );
-        let begin = &events[0].2;
+        let begin = &events[0].value;
         assert_eq!(begin["node"], json!(node));
         assert_eq!(
             (begin["delay_ms"].clone(), begin["jitter_ms"].clone()),
@@ -296,7 +249,7 @@ async fn slow_adds_latency_and_fast_takes_it_off() {
             (begin["loss"].clone(), begin["reset"].clone()),
             (json!(0.0), json!(0.0))
         );
-        assert_eq!(events[3].2["stats"]["chunks"], json!(2 * PINGS));
+        assert_eq!(events[3].value["stats"]["chunks"], json!(2 * PINGS));
     }
 }
 

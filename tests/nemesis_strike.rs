@@ -4,15 +4,14 @@
 //! is stopped by the cluster's Drop, also when an assertion fails.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use serde_json::Map;
-use slotcheck::harness::{Admin, Cluster, ClusterSpec, ServerKind};
+use slotcheck::harness::{Admin, ServerKind};
 use slotcheck::nemesis::migrate::{MigrateOptions, Peer};
 use slotcheck::nemesis::migrate_repair::wait_no_open_slots;
 use slotcheck::nemesis::migrate_strike::{migrate_then_strike, Strike};
-use slotcheck::nemesis::Ctx;
-use workloads::{key_slot, Recorder};
+
+mod support;
 
 /// Keys put into the slot before moving it.
 const KEYS: usize = 100;
@@ -24,31 +23,8 @@ const SLOT: u16 = 200;
 const HOLD_MS: u64 = 1200;
 const SETTLE_MS: u64 = 20_000;
 
-async fn cluster(kind: ServerKind, dir: &tempfile::TempDir) -> (Ctx, Vec<Peer>) {
-    let mut spec = ClusterSpec::new(kind, 3, 0, dir.path().join("cluster"));
-    spec.die_with_parent = true;
-    let cluster = Cluster::start(spec).await.unwrap();
-    let history = dir.path().join("history.jsonl");
-    let recorder = Recorder::create(&history, checker::Header::new(Map::new())).unwrap();
-    let masters = cluster
-        .masters()
-        .map(|n| Peer {
-            addr: n.addr.clone(),
-            id: n.id.clone(),
-        })
-        .collect();
-    let ctx = Ctx {
-        cluster: Arc::new(cluster),
-        recorder,
-    };
-    (ctx, masters)
-}
-
 async fn fill(addr: &str) {
-    let tag = (0u32..)
-        .map(|i| format!("s{i}"))
-        .find(|t| key_slot(t.as_bytes()) == SLOT)
-        .unwrap();
+    let tag = support::tag_for(SLOT);
     let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let mut pipe = redis::pipe();
@@ -73,8 +49,8 @@ async fn counts(masters: &[Peer]) -> Vec<usize> {
 }
 
 async fn strike(kind: ServerKind, variant: u32) -> (Vec<usize>, usize, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let (ctx, masters) = cluster(kind, &dir).await;
+    let bed = support::start(kind, 3, 0).await.with_history();
+    let (ctx, masters) = (&bed.ctx, bed.peers());
     fill(&masters[0].addr).await;
     let opts = MigrateOptions {
         batch_keys: BATCH,
@@ -91,7 +67,7 @@ async fn strike(kind: ServerKind, variant: u32) -> (Vec<usize>, usize, String) {
         hold_ms: HOLD_MS,
         settle_ms: SETTLE_MS,
     };
-    let r = migrate_then_strike(&ctx, &strike, &killing).await.unwrap();
+    let r = migrate_then_strike(ctx, &strike, &killing).await.unwrap();
     eprintln!("{kind} variant {variant}: {r:?}");
     assert_eq!(r.moved, BATCH, "the strike came after one batch");
     assert!(killing.lock().unwrap().is_empty());

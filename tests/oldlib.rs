@@ -7,8 +7,9 @@
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Mutex;
+
+mod support;
 
 /// One cluster at a time, whatever the test threads.
 static ONE_RUN: Mutex<()> = Mutex::new(());
@@ -24,7 +25,7 @@ type Hop = (String, String, String);
 fn run(server: &str, mistake: &str, seed: &str, dir: &Path) -> (Option<i32>, Vec<Value>) {
     let _one = ONE_RUN.lock().unwrap_or_else(|p| p.into_inner());
     let client = format!("exec:python3 clients/oldlib/adapter.py --mistake {mistake}");
-    let out = Command::new(env!("CARGO_BIN_EXE_slotcheck"))
+    let out = support::slotcheck()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["test", "--server", server, "--client", &client])
         .args(["--clients", "8", "--keys", "10", "--rate", "1000"])
@@ -41,14 +42,11 @@ fn run(server: &str, mistake: &str, seed: &str, dir: &Path) -> (Option<i32>, Vec
         out.status.code(),
         tail
     );
-    let text = std::fs::read_to_string(dir.join("history.jsonl")).expect("history.jsonl");
-    let header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let header = support::header(&dir.join("history.jsonl"));
     assert_eq!(header["client"]["name"], "oldlib", "{header}");
     assert_eq!(header["client"]["redirects"], "seen", "{header}");
-    let completions = text
-        .lines()
-        .skip(1)
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let completions = support::events(&dir.join("history.jsonl"))
+        .into_iter()
         .filter(|e| e["process"].is_u64() && e["type"] != "invoke")
         .collect();
     (out.status.code(), completions)
@@ -170,7 +168,7 @@ fn oldlib_mistakes_show_in_the_hops_valkey() {
 fn counter_under_pauses(server: &str, mistake: &str, dir: &Path) -> (Option<i32>, Value) {
     let _one = ONE_RUN.lock().unwrap_or_else(|p| p.into_inner());
     let client = format!("exec:python3 clients/oldlib/adapter.py --mistake {mistake}");
-    let out = Command::new(env!("CARGO_BIN_EXE_slotcheck"))
+    let out = support::slotcheck()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["test", "--server", server, "--client", &client])
         .args(["--workload", "counter", "--clients", "8", "--keys", "10"])

@@ -3,46 +3,16 @@
 //! mid-migration. Run only with `SLOTCHECK_PIKIWIDB_SERVER` set to a pika binary.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use checker::history::{EventType, Header, History};
+use checker::history::{EventType, History};
 use checker::slot::codis_slot;
 use rand::{Rng, SeedableRng};
 use slotcheck::pika::strike::{Mode, Victim};
-use slotcheck::pika::{
-    check_placement, FindingKind, Outcome, PikaCluster, PikaNemesis, PikaSpec, SERVER_ENV,
-};
+use slotcheck::pika::{check_placement, FindingKind, Outcome, PikaNemesis};
 use workloads::codis::{CodisTable, MigrationMode};
-use workloads::Recorder;
 
-/// The binary from the environment only; `None` (and a plain message) when unset.
-fn binary() -> Option<PathBuf> {
-    match std::env::var_os(SERVER_ENV) {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            eprintln!("skipped: set {SERVER_ENV} to a PikiwiDB 4.0 binary");
-            None
-        }
-    }
-}
-
-async fn start(binary: PathBuf, servers: usize, dir: &tempfile::TempDir) -> Arc<PikaCluster> {
-    let spec = PikaSpec {
-        binary,
-        servers,
-        dir: dir.path().to_path_buf(),
-        die_with_parent: true,
-    };
-    let cluster = PikaCluster::start(spec).await.expect("pika servers start");
-    eprintln!(
-        "pika {} x{servers} up in {:?}",
-        cluster.version(),
-        cluster.bring_up
-    );
-    Arc::new(cluster)
-}
+mod support;
 
 async fn conn(addr: &str) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
@@ -97,9 +67,11 @@ async fn write_typed(addr: &str, keys: &[String]) -> BTreeMap<String, String> {
 }
 
 async fn migrate_three_slots(mode: Mode) {
-    let Some(bin) = binary() else { return };
+    let Some(bin) = support::pika_binary() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let cluster = start(bin, 2, &dir).await;
+    let cluster = support::start_pika(bin, 2, &dir).await;
     let [a, b] = <[String; 2]>::try_from(cluster.addrs()).unwrap();
     let table = CodisTable::new(&cluster.addrs(), MigrationMode::Sync).shared();
     // A hash tag whose slot server A owns (the first half): its 100 keys move as one group.
@@ -115,8 +87,8 @@ async fn migrate_three_slots(mode: Mode) {
     let expected = write_typed(&a, &keys).await;
     assert_eq!(expected.len(), 2000);
 
-    let history = dir.path().join("history.jsonl");
-    let recorder = Recorder::create(&history, Header::new(Default::default())).unwrap();
+    let history = dir.path().join(support::HISTORY);
+    let recorder = support::recorder(&history);
     let nemesis = PikaNemesis::new(cluster.clone(), table.clone(), Some(recorder.clone()));
     let slot_keys = keys
         .iter()
@@ -199,10 +171,12 @@ async fn async_migration_moves_every_key_of_three_slots() {
 
 #[tokio::test]
 async fn codis_slot_agrees_with_slotshashkey() {
-    let Some(bin) = binary() else { return };
+    let Some(bin) = support::pika_binary() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     // Three servers, though one answers: the bring-up time of a 3-server cluster is measured here.
-    let cluster = start(bin, 3, &dir).await;
+    let cluster = support::start_pika(bin, 3, &dir).await;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let alphabet = b"abcXYZ09{}:_-";
     let keys: Vec<Vec<u8>> = (0..10_000)
@@ -241,9 +215,11 @@ async fn codis_slot_agrees_with_slotshashkey() {
 
 #[tokio::test]
 async fn keys_outside_the_slot_index_are_left_behind() {
-    let Some(bin) = binary() else { return };
+    let Some(bin) = support::pika_binary() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let cluster = start(bin, 2, &dir).await;
+    let cluster = support::start_pika(bin, 2, &dir).await;
     let [a, b] = <[String; 2]>::try_from(cluster.addrs()).unwrap();
     let table = CodisTable::new(&cluster.addrs(), MigrationMode::Sync).shared();
     let slot = 42;
@@ -342,9 +318,11 @@ async fn killing_the_target_mid_async_migration_does_not_hang() {
 /// migration ends by its deadline and stays open, restarts the target, reports placement,
 /// then migrates the rest and checks every key arrived once.
 async fn kill_target_mid_migration(mode: Mode) {
-    let Some(bin) = binary() else { return };
+    let Some(bin) = support::pika_binary() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let cluster = start(bin, 2, &dir).await;
+    let cluster = support::start_pika(bin, 2, &dir).await;
     let [a, b] = <[String; 2]>::try_from(cluster.addrs()).unwrap();
     let table = CodisTable::new(&cluster.addrs(), MigrationMode::Sync).shared();
     let slot = 7;
@@ -423,9 +401,11 @@ async fn write_big(addr: &str, prefix: &str, slot: u16, count: usize) -> Vec<Str
 
 #[tokio::test]
 async fn a_new_async_migration_after_cancel_ends_bounded() {
-    let Some(bin) = binary() else { return };
+    let Some(bin) = support::pika_binary() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let cluster = start(bin, 2, &dir).await;
+    let cluster = support::start_pika(bin, 2, &dir).await;
     let [a, b] = <[String; 2]>::try_from(cluster.addrs()).unwrap();
     let table = CodisTable::new(&cluster.addrs(), MigrationMode::Sync).shared();
     let keys = write_big(&a, "cancel", 9, 400).await;

@@ -4,22 +4,9 @@
 //! `SLOTCHECK_PIKIWIDB_SERVER` set to a pika binary; otherwise each test says it was skipped.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-/// The binary from the environment; `None` (and a plain message) when unset.
-fn binary() -> Option<PathBuf> {
-    match std::env::var_os(slotcheck::pika::SERVER_ENV) {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            eprintln!(
-                "skipped: set {} to a PikiwiDB 4.0 binary",
-                slotcheck::pika::SERVER_ENV
-            );
-            None
-        }
-    }
-}
+mod support;
 
 /// What one run left: its exit code, its stdout, `results.json` and the history's text.
 struct Run {
@@ -46,7 +33,7 @@ impl Run {
 }
 
 fn slotcheck(bin: &Path, dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_slotcheck"))
+    let out = support::slotcheck()
         .args(["test", "--server", "pikiwidb", "--server-binary"])
         .arg(bin)
         .args(["--output"])
@@ -81,7 +68,9 @@ const SHORT: [&str; 12] = [
 ];
 
 fn plain_register(mode: &str, migrate_f: &str) {
-    let Some(bin) = binary() else { return };
+    let Some(bin) = support::pika_binary() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut args = SHORT.to_vec();
     args.extend([
@@ -111,7 +100,7 @@ fn register_through_semi_async_routing_finds_nothing() {
 }
 
 fn scenario(name: &str) -> Option<Run> {
-    let bin = binary()?;
+    let bin = support::pika_binary()?;
     let dir = tempfile::tempdir().unwrap();
     let mut args = SHORT.to_vec();
     args.extend(["--keys", "28", "--scenario", name]);

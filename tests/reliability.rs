@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn slotcheck() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_slotcheck"))
-}
+use support::slotcheck;
+
+mod support;
 
 fn show(out: &Output) -> String {
     format!(
@@ -287,16 +287,6 @@ fn verify_names_an_unreachable_node_and_checks_the_rest() {
     assert_eq!(v["slots_covered"], 16384);
 }
 
-/// Whether `pid` is a live process (not a zombie).
-fn pid_alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            let state = stat.rsplit(") ").next().unwrap_or("");
-            !state.starts_with('Z') && !state.starts_with('X')
-        })
-        .unwrap_or(false)
-}
-
 fn iptables_rules() -> String {
     let out = Command::new("iptables")
         .args(["-w", "5", "-S"])
@@ -397,24 +387,8 @@ fn sigterm_during_a_partition_stops_gracefully() {
     assert!(stdout.contains("(interrupted)"), "{stdout}");
     assert!(dir.join("results.json").is_file(), "results.json written");
     // No server of the run is left.
-    let header: serde_json::Value = serde_json::from_str(
-        std::fs::read_to_string(&history)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
-    let pids: Vec<u64> = header["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["pid"].as_u64().unwrap())
-        .collect();
-    assert_eq!(pids.len(), 3);
-    for p in pids {
-        assert!(!pid_alive(p), "server pid {p} left running");
-    }
+    assert_eq!(support::node_pids(&history).len(), 3);
+    support::assert_no_server_left(&history);
     let rules = iptables_rules();
     assert!(!rules.contains(&ours), "our chain is left: {rules}");
     assert!(

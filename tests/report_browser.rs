@@ -12,16 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use support::slotcheck;
+
+mod support;
 
 /// Longest a Chromium invocation may take (a report must open in well under 10 s).
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn artifacts() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-browser")
-}
-
-fn slotcheck() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_slotcheck"))
 }
 
 /// The shared run: `slotcheck test` on Valkey, 8 s of migrations and kills, and its stdout.
@@ -117,10 +116,6 @@ fn chromium_on(page: &Path, args: &[String]) -> (Output, Duration) {
     (output, start.elapsed())
 }
 
-fn pid_alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-}
-
 #[test]
 fn a_real_runs_report_opens_in_chromium_with_both_lanes() {
     let (dir, _, stdout) = run();
@@ -137,12 +132,7 @@ fn a_real_runs_report_opens_in_chromium_with_both_lanes() {
         stdout.contains(&format!("report: {}", report.display())),
         "the summary names the report: {stdout}"
     );
-    let history = History::read_file(&dir.join("history.jsonl")).unwrap();
-    let header = &history.header.as_ref().unwrap().run;
-    for node in header["nodes"].as_array().unwrap() {
-        let pid = node["pid"].as_u64().unwrap();
-        assert!(!pid_alive(pid), "server pid {pid} outlived the run");
-    }
+    support::assert_no_server_left(&dir.join("history.jsonl"));
 
     let logging = ["--enable-logging=stderr".to_string(), "--v=0".to_string()];
     let (out, took) = chromium_on(

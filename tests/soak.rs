@@ -4,12 +4,11 @@
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
+use support::slotcheck;
 
-fn slotcheck() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_slotcheck"))
-}
+mod support;
 
 fn show(out: &Output) -> String {
     format!(

@@ -5,11 +5,13 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{json, Map, Value};
-use slotcheck::harness::{Admin, Cluster, ClusterSpec, Role, ServerKind};
-use slotcheck::nemesis::migrate::{MigrateOptions, Peer};
+use slotcheck::harness::{Admin, Role, ServerKind};
+use slotcheck::nemesis::migrate::MigrateOptions;
 use slotcheck::nemesis::migrate_interrupt::migrate_then_abort;
 use slotcheck::verify::{verify, VerifyOptions};
-use workloads::{key_slot, Recorder};
+use workloads::Recorder;
+
+mod support;
 
 /// Slot on the first master (which owns 0-5460 at bring-up).
 const SLOT: u16 = 100;
@@ -17,14 +19,6 @@ const SLOT: u16 = 100;
 const KEYS: usize = 200;
 /// Deadline for the cluster to agree again after a change.
 const STABLE_TIMEOUT_MS: u64 = 10_000;
-
-/// A hash tag whose keys land in `slot`.
-fn tag_for(slot: u16) -> String {
-    (0u32..)
-        .map(|i| format!("t{i}"))
-        .find(|t| key_slot(t.as_bytes()) == slot)
-        .unwrap()
-}
 
 async fn admin(addr: &str) -> Admin {
     Admin::connect(addr).await.unwrap()
@@ -66,17 +60,8 @@ fn register_history(path: &Path, key: &str, values: &[i64]) -> checker::History 
 }
 
 async fn damage_is_found(kind: ServerKind) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = ClusterSpec::new(kind, 3, 1, dir.path().join("cluster"));
-    spec.die_with_parent = true;
-    let cluster = Cluster::start(spec).await.unwrap();
-    let masters: Vec<Peer> = cluster
-        .masters()
-        .map(|n| Peer {
-            addr: n.addr.clone(),
-            id: n.id.clone(),
-        })
-        .collect();
+    let cluster = support::start(kind, 3, 1).await;
+    let masters = cluster.peers();
     let (src, dst) = (&masters[0], &masters[1]);
     let seeds = vec![src.addr.clone()];
 
@@ -88,7 +73,7 @@ async fn damage_is_found(kind: ServerKind) {
 
     // Stranded: an aborted migration leaves the moved keys on the target, which does not own
     // the slot. Duplicated: one of them written again through the owner.
-    let tag = tag_for(SLOT);
+    let tag = support::tag_for(SLOT);
     let mut owner = admin(&src.addr).await;
     let mut pipe = redis::pipe();
     for i in 0..KEYS {
@@ -98,8 +83,7 @@ async fn damage_is_found(kind: ServerKind) {
             .ignore();
     }
     owner.pipe::<()>(&pipe).await.unwrap();
-    let history_path = dir.path().join("history.jsonl");
-    let recorder = Recorder::create(&history_path, checker::Header::new(Map::new())).unwrap();
+    let recorder = cluster.recorder();
     let fast = MigrateOptions {
         batch_keys: 20,
         step_pause_ms: 0,
@@ -133,13 +117,13 @@ async fn damage_is_found(kind: ServerKind) {
         replica.unwrap().addr.clone()
     };
     let third = masters[2].addr.clone();
-    let extra_tag = tag_for(16_000);
+    let extra_tag = support::tag_for(16_000);
     admin(&replica_of(&third))
         .await
         .run::<()>(&["DEBUG", "POPULATE", "1", &format!("{{{extra_tag}}}x"), "8"])
         .await
         .unwrap();
-    let value_tag = tag_for(5_000);
+    let value_tag = support::tag_for(5_000);
     let prefix = format!("{{{value_tag}}}v");
     owner
         .run::<()>(&["DEBUG", "POPULATE", "1", &prefix, "8"])
@@ -154,7 +138,7 @@ async fn damage_is_found(kind: ServerKind) {
     // Final state: the history says 2 was written last; the cluster holds 1.
     let fs_key = format!("{{{value_tag}}}fs");
     owner.run::<()>(&["SET", &fs_key, "1"]).await.unwrap();
-    let fs_history = register_history(&dir.path().join("fs.jsonl"), &fs_key, &[1, 2]);
+    let fs_history = register_history(&cluster.dir.path().join("fs.jsonl"), &fs_key, &[1, 2]);
 
     let check = cluster_check(&src.addr);
     assert!(check.contains("[OK] All 16384 slots covered"), "{check}");
@@ -163,7 +147,7 @@ async fn damage_is_found(kind: ServerKind) {
         "{check}"
     );
 
-    let history = checker::History::read_file(&history_path).unwrap();
+    let history = checker::History::read_file(&cluster.history_path()).unwrap();
     let found = verify(&seeds, Some(&history), &opts).await.unwrap();
     assert_eq!(
         classes(&found.anomalies),
@@ -247,7 +231,7 @@ async fn stranded_duplicated_diverged_and_final_state_are_found_valkey() {
 /// judges every key of the history and finds nothing.
 fn clean_run_verifies_clean(server: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_slotcheck"))
+    let out = support::slotcheck()
         .args([
             "test",
             "--server",

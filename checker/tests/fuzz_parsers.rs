@@ -4,9 +4,12 @@
 //! never panic. Bounded for CI: a fixed number of small cases, a few seconds.
 
 use checker::gen::{history_text, GenConfig};
-use checker::mutate::{mutate, Mutation, FIELDS, HUGE_NUMBERS, WRONG_VALUES};
+use checker::mutate::{mutate, Mutation};
 use checker::{import, CheckOptions, Format, History, ModelKind, Source};
 use proptest::prelude::*;
+
+#[path = "fuzz/mutations.rs"]
+mod mutations;
 
 /// The models histories are generated from.
 const GENERATED: [ModelKind; 7] = [
@@ -81,32 +84,9 @@ fn a_history_cut_at_any_byte_reads_with_at_most_a_warning() {
     }
 }
 
-/// Cases per run: 256 in CI; `FUZZ_CASES=100000` fuzzes longer.
-fn cases() -> u32 {
-    std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(256)
-}
-
-/// A mutation of any kind.
-fn mutation() -> impl Strategy<Value = Mutation> {
-    let n = 0usize..4096;
-    prop_oneof![
-        n.clone().prop_map(Mutation::Truncate),
-        (n.clone(), any::<u8>()).prop_map(|(i, m)| Mutation::Flip(i, m)),
-        n.clone().prop_map(Mutation::DuplicateLine),
-        n.clone().prop_map(Mutation::DropLine),
-        n.clone().prop_map(Mutation::SwapLines),
-        (n.clone(), 0..HUGE_NUMBERS.len()).prop_map(|(i, m)| Mutation::HugeNumber(i, m)),
-        (n, 0..FIELDS.len(), 0..WRONG_VALUES.len())
-            .prop_map(|(line, field, value)| { Mutation::WrongType { line, field, value } }),
-    ]
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(),
+        cases: mutations::cases(256),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
@@ -115,7 +95,7 @@ proptest! {
     fn mutated_histories_read_and_check_without_panicking(
         model in prop::sample::select(GENERATED.to_vec()),
         seed in 0u64..1000,
-        mutations in prop::collection::vec(mutation(), 1..4),
+        mutations in prop::collection::vec(mutations::mutation(), 1..4),
     ) {
         let mut bytes = base(model, seed).into_bytes();
         for m in &mutations {

@@ -4,7 +4,7 @@
 use crate::client::{Client, Completion, Operation};
 use crate::router::Execution;
 use crate::stats::{WorkloadError, WorkloadStats};
-use crate::workload::{epoch_key, run_processes, Process, Shared, WorkloadConfig};
+use crate::workload::{epoch_key, run_processes_with_values, Process, Shared, WorkloadConfig};
 use crate::Recorder;
 use checker::EventType;
 use rand::Rng;
@@ -89,12 +89,7 @@ pub async fn run_register(
     stop: CancellationToken,
 ) -> Result<WorkloadStats, WorkloadError> {
     // Written values are unique per key within a run: one counter for all keys.
-    let next_value = Arc::new(AtomicU64::new(1));
-    run_processes(cfg, seeds, recorder, stop, |shared, worker, stop| {
-        let next_value = next_value.clone();
-        async move { client_loop(shared, worker, next_value, stop).await }
-    })
-    .await
+    run_processes_with_values(cfg, seeds, recorder, stop, client_loop).await
 }
 
 async fn client_loop(

@@ -261,136 +261,162 @@ impl Router {
             // Best effort: if no node answers, route by the old map and let the op say why.
             let _ = self.refresh_slot_map().await;
         }
-        let mut redirects: Vec<Redirect> = Vec::new();
-        let mut next: Option<(String, Prefix)> = None; // (node, prefix) chosen by the last hop
-        let mut backoff_ms = self.config.backoff_ms_first;
-        let mut resent = 0; // times the request was resent after a loss (`retry-without-info`)
-        let finish = |result, node: String, redirects| Execution {
-            result,
-            node,
+        let mut trip = Trip {
             slot,
-            redirects,
-            gave_up: None,
+            redirects: Vec::new(),
+            backoff_ms: self.config.backoff_ms_first,
+            resent: 0,
+        };
+        let mut next = match self.first_hop(slot, cmd).await {
+            Ok(hop) => hop,
+            Err(e) => return trip.finish(Err(OpError::Fail(e)), String::new()),
         };
         loop {
-            let (addr, prefix) = match next.take() {
-                Some(hop) => hop,
-                None => {
-                    let misrouted = self.bugs.first_hop(slot, cmd, &read_map(&self.slots));
-                    match misrouted {
-                        Some(hop) => hop,
-                        None => match self.owner(slot).await {
-                            Ok(owner) => (owner, None),
-                            Err(e) => {
-                                return finish(Err(OpError::Fail(e)), String::new(), redirects)
-                            }
-                        },
-                    }
-                }
+            next = match self.step(&mut trip, cmd, next).await {
+                Next::Hop(hop) => hop,
+                Next::Done(done) => return done,
             };
-            let reply = match self.request(&addr, cmd, prefix).await {
-                Ok(reply) => reply,
-                Err(e) => {
-                    let text = format!("connect to {addr}: {e}");
-                    self.stale = true;
-                    return finish(Err(OpError::Fail(text)), addr, redirects);
-                }
-            };
-            let err = match reply {
-                Reply::Value(v) => return finish(Ok(v), addr, redirects),
-                Reply::Lost(text) => {
-                    self.stale = true;
-                    match self.bugs.after_lost(&mut resent, text) {
-                        Ok(()) => {
-                            next = Some((addr, prefix));
-                            continue;
-                        }
-                        Err(e) => return finish(Err(e), addr, redirects),
-                    }
-                }
-                Reply::Error(e) => e,
-            };
-            let text = error_text(&err);
-            let (kind, hop_slot, to) = match classify(&err) {
-                Action::Fail => {
-                    // A write to a demoted master, or a replica without its master: failover.
-                    self.stale |= matches!(
-                        err.kind(),
-                        ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
-                    );
-                    return finish(Err(OpError::Fail(text)), addr, redirects);
-                }
-                Action::Indeterminate => {
-                    self.stale = true;
-                    match self.bugs.after_lost(&mut resent, text) {
-                        Ok(()) => {
-                            next = Some((addr, prefix));
-                            continue;
-                        }
-                        Err(e) => return finish(Err(e), addr, redirects),
-                    }
-                }
-                Action::Moved { slot: s, addr: to } => {
-                    (RedirectKind::Moved, s, resolve(&to, &addr))
-                }
-                Action::Ask { slot: s, addr: to } => (RedirectKind::Ask, s, resolve(&to, &addr)),
-                Action::TryAgain => (RedirectKind::TryAgain, slot, String::new()),
-                Action::ClusterDown => (RedirectKind::ClusterDown, slot, String::new()),
-            };
-            if redirects.len() >= self.config.hops_max as usize {
-                let gave_up = GaveUp::new(kind, &text, redirects.len());
-                let text = format!("gave up after {} hops: {text}", redirects.len());
-                return Execution {
-                    gave_up: Some(gave_up),
-                    ..finish(Err(OpError::Fail(text)), addr, redirects)
-                };
+        }
+    }
+
+    /// Where an op goes first: its slot's owner, unless an injected bug sends it elsewhere.
+    async fn first_hop(&mut self, slot: u16, cmd: &Cmd) -> Result<Hop, String> {
+        let misrouted = self.bugs.first_hop(slot, cmd, &read_map(&self.slots));
+        match misrouted {
+            Some(hop) => Ok(hop),
+            None => Ok((self.owner(slot).await?, None)),
+        }
+    }
+
+    /// Sends `cmd` (after the hop's prefix) to the hop's node and decides from the reply: the
+    /// next hop, or the op's end.
+    async fn step(&mut self, trip: &mut Trip, cmd: &Cmd, (addr, prefix): Hop) -> Next {
+        let reply = match self.request(&addr, cmd, prefix).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                let text = format!("connect to {addr}: {e}");
+                self.stale = true;
+                return Next::Done(trip.finish(Err(OpError::Fail(text)), addr));
             }
-            let to = match kind {
-                RedirectKind::Moved => {
-                    let old = read_map(&self.slots).owner(hop_slot).map(str::to_string);
-                    write_map(&self.slots).update(hop_slot, &to);
-                    self.bugs.moved(hop_slot, old, &to);
-                    to
-                }
-                RedirectKind::Ask if self.bugs.ask_refreshes_map() => {
-                    // `ask-as-moved`: back to the owner a fresh map names, the source while the
-                    // slot migrates; the hop still records the target the reply named.
+        };
+        let err = match reply {
+            Reply::Value(v) => return Next::Done(trip.finish(Ok(v), addr)),
+            Reply::Lost(text) => return self.after_lost(trip, (addr, prefix), text),
+            Reply::Error(e) => e,
+        };
+        let text = error_text(&err);
+        let (kind, hop_slot, to) = match classify(&err) {
+            Action::Fail => {
+                // A write to a demoted master, or a replica without its master: failover.
+                self.stale |= matches!(
+                    err.kind(),
+                    ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+                );
+                return Next::Done(trip.finish(Err(OpError::Fail(text)), addr));
+            }
+            Action::Indeterminate => return self.after_lost(trip, (addr, prefix), text),
+            Action::Moved { slot: s, addr: to } => (RedirectKind::Moved, s, resolve(&to, &addr)),
+            Action::Ask { slot: s, addr: to } => (RedirectKind::Ask, s, resolve(&to, &addr)),
+            Action::TryAgain => (RedirectKind::TryAgain, trip.slot, String::new()),
+            Action::ClusterDown => (RedirectKind::ClusterDown, trip.slot, String::new()),
+        };
+        if trip.redirects.len() >= self.config.hops_max as usize {
+            return Next::Done(trip.give_up(kind, &text, addr));
+        }
+        let hop = Redirect {
+            kind,
+            slot: hop_slot,
+            from: addr,
+            to,
+        };
+        Next::Hop(self.follow(trip, hop).await)
+    }
+
+    /// A request that may have run and got no reply: the op's end (`info`), unless an injected
+    /// bug resends it to the same node.
+    fn after_lost(&mut self, trip: &mut Trip, hop: Hop, text: String) -> Next {
+        self.stale = true;
+        match self.bugs.after_lost(&mut trip.resent, text) {
+            Ok(()) => Next::Hop(hop),
+            Err(e) => Next::Done(trip.finish(Err(e), hop.0)),
+        }
+    }
+
+    /// Follows one redirect or retry and records it: `MOVED` updates the map, `ASK` keeps it,
+    /// `TRYAGAIN`/`CLUSTERDOWN` back off and go to the owner (the hop's `to`); returns the next
+    /// hop.
+    async fn follow(&mut self, trip: &mut Trip, mut hop: Redirect) -> Hop {
+        let next = match hop.kind {
+            RedirectKind::Moved => {
+                let old = read_map(&self.slots).owner(hop.slot).map(str::to_string);
+                write_map(&self.slots).update(hop.slot, &hop.to);
+                self.bugs.moved(hop.slot, old, &hop.to);
+                (hop.to.clone(), None)
+            }
+            RedirectKind::Ask if self.bugs.ask_refreshes_map() => {
+                // `ask-as-moved`: back to the owner a fresh map names, the source while the
+                // slot migrates; the hop still records the target the reply named.
+                let _ = self.refresh_slot_map().await;
+                let owner = read_map(&self.slots).owner(hop.slot).map(str::to_string);
+                (owner.unwrap_or_else(|| hop.from.clone()), None)
+            }
+            RedirectKind::Ask => (hop.to.clone(), self.bugs.ask_prefix()),
+            RedirectKind::TryAgain | RedirectKind::ClusterDown => {
+                tokio::time::sleep(Duration::from_millis(trip.backoff_ms)).await;
+                trip.backoff_ms = (trip.backoff_ms * 2).min(self.config.backoff_ms_max);
+                if hop.kind == RedirectKind::ClusterDown {
+                    // The slot may have a new owner by now (after a failover).
                     let _ = self.refresh_slot_map().await;
-                    let owner = read_map(&self.slots).owner(hop_slot).map(str::to_string);
-                    let source = owner.unwrap_or_else(|| addr.clone());
-                    next = Some((source, None));
-                    redirects.push(Redirect {
-                        kind,
-                        slot: hop_slot,
-                        from: addr,
-                        to,
-                    });
-                    continue;
                 }
-                RedirectKind::Ask => to,
-                RedirectKind::TryAgain | RedirectKind::ClusterDown => {
-                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
-                    backoff_ms = (backoff_ms * 2).min(self.config.backoff_ms_max);
-                    if kind == RedirectKind::ClusterDown {
-                        // The slot may have a new owner by now (after a failover).
-                        let _ = self.refresh_slot_map().await;
-                    }
-                    let owner = read_map(&self.slots).owner(slot).map(str::to_string);
-                    owner.unwrap_or_else(|| addr.clone())
-                }
-                codis => unreachable!("classify gives no {} hop", codis.name()),
-            };
-            let prefix = match kind {
-                RedirectKind::Ask => self.bugs.ask_prefix(),
-                _ => None,
-            };
-            next = Some((to.clone(), prefix));
-            redirects.push(Redirect {
-                kind,
-                slot: hop_slot,
-                from: addr,
-                to,
-            });
+                let owner = read_map(&self.slots).owner(trip.slot).map(str::to_string);
+                hop.to = owner.unwrap_or_else(|| hop.from.clone());
+                (hop.to.clone(), None)
+            }
+            codis => unreachable!("classify gives no {} hop", codis.name()),
+        };
+        trip.redirects.push(hop);
+        next
+    }
+}
+
+/// Where a request goes: the node, and what is sent before the command (`ASKING`).
+type Hop = (String, Prefix);
+
+/// What one reply leads to: the next hop, or the op's end.
+enum Next {
+    Hop(Hop),
+    Done(Execution),
+}
+
+/// One operation's way through the cluster: its key's slot, the hops it followed, its current
+/// back-off, and how often an injected bug resent it.
+struct Trip {
+    slot: u16,
+    redirects: Vec<Redirect>,
+    backoff_ms: u64,
+    resent: u32,
+}
+
+impl Trip {
+    /// The op's end at `node` with `result`.
+    fn finish(&mut self, result: Result<Value, OpError>, node: String) -> Execution {
+        Execution {
+            result,
+            node,
+            slot: self.slot,
+            redirects: std::mem::take(&mut self.redirects),
+            gave_up: None,
+        }
+    }
+
+    /// The op's end at its hop limit, on the redirect reply `text` of `kind` from `node`.
+    fn give_up(&mut self, kind: RedirectKind, text: &str, node: String) -> Execution {
+        let hops = self.redirects.len();
+        let gave_up = GaveUp::new(kind, text, hops);
+        let text = format!("gave up after {hops} hops: {text}");
+        Execution {
+            gave_up: Some(gave_up),
+            ..self.finish(Err(OpError::Fail(text)), node)
         }
     }
 }

@@ -8,9 +8,8 @@
 
 use crate::client::{Client, Completion, Operation};
 use crate::router::Execution;
-use crate::stats::{WorkloadError, WorkloadStats};
-use crate::workload::{run_processes, Process, Shared, WorkloadConfig};
-use crate::Recorder;
+use crate::stats::WorkloadStats;
+use crate::workload::{Process, Shared, WorkloadConfig};
 use checker::EventType;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -328,22 +327,9 @@ pub(crate) async fn read(client: &mut Client, key: &str) -> (EventType, Json, Ex
         .await
 }
 
-/// Runs `cfg.clients` processes of typed reads and writes until `stop` fires.
-pub async fn run_types(
-    cfg: &WorkloadConfig,
-    seeds: Vec<String>,
-    recorder: Recorder,
-    stop: CancellationToken,
-) -> Result<WorkloadStats, WorkloadError> {
-    let next_value = Arc::new(AtomicU64::new(1));
-    run_processes(cfg, seeds, recorder, stop, |shared, worker, stop| {
-        let next_value = next_value.clone();
-        async move { client_loop(shared, worker, next_value, stop).await }
-    })
-    .await
-}
-
-async fn client_loop(
+/// One process of the types workload: typed reads and writes until `stop` fires
+/// ([`crate::run_workload`] runs `cfg.clients` of them).
+pub(crate) async fn client_loop(
     shared: Arc<Shared>,
     worker: usize,
     next_value: Arc<AtomicU64>,

@@ -210,7 +210,8 @@ pub fn key_epoch(key: &str) -> Option<u64> {
 }
 
 /// Runs the workload `cfg.kind` names until `stop` fires: [`crate::run_register`],
-/// [`crate::run_counter`] or [`crate::types::run_types`].
+/// [`crate::run_counter`], or `cfg.clients` processes of the types workload (typed reads and
+/// writes).
 pub async fn run_workload(
     cfg: &WorkloadConfig,
     seeds: Vec<String>,
@@ -220,7 +221,10 @@ pub async fn run_workload(
     match cfg.kind {
         WorkloadKind::Register => crate::register::run_register(cfg, seeds, recorder, stop).await,
         WorkloadKind::Counter => crate::counter::run_counter(cfg, seeds, recorder, stop).await,
-        WorkloadKind::Types => crate::types::run_types(cfg, seeds, recorder, stop).await,
+        WorkloadKind::Types => {
+            let types = crate::types::client_loop;
+            run_processes_with_values(cfg, seeds, recorder, stop, types).await
+        }
     }
 }
 
@@ -287,6 +291,26 @@ where
         tasks.spawn(body(shared.clone(), worker, stop.clone()));
     }
     join_all(tasks).await
+}
+
+/// As [`run_processes`], each process also given the run's counter of values to write (one for
+/// all keys and processes, from 1), so that every written value is unique within the run.
+pub(crate) async fn run_processes_with_values<F, Fut>(
+    cfg: &WorkloadConfig,
+    seeds: Vec<String>,
+    recorder: Recorder,
+    stop: CancellationToken,
+    body: F,
+) -> Result<WorkloadStats, WorkloadError>
+where
+    F: Fn(Arc<Shared>, usize, Arc<AtomicU64>, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = WorkloadStats> + Send + 'static,
+{
+    let next_value = Arc::new(AtomicU64::new(1));
+    run_processes(cfg, seeds, recorder, stop, |shared, worker, stop| {
+        body(shared, worker, next_value.clone(), stop)
+    })
+    .await
 }
 
 /// One client process's loop state: its seeded choices, its client and its pacing.

@@ -136,122 +136,156 @@ impl CodisRouter {
     }
 
     /// Sends the command itself to `addr`: its reply is the op's.
-    async fn finish_at(
-        &mut self,
-        addr: String,
-        cmd: &Cmd,
-        slot: u16,
-        hops: Vec<Redirect>,
-    ) -> Execution {
-        let result = match self.request(&addr, cmd).await {
+    async fn finish_at(&mut self, addr: String, trip: &mut Trip<'_>) -> Execution {
+        let result = match self.request(&addr, trip.cmd).await {
             Err(e) => Err(OpError::Fail(e)),
             Ok(Reply::Value(v)) => Ok(v),
             Ok(Reply::Error(e)) => Err(outcome_of_error(&e)),
             Ok(Reply::Lost(text)) => Err(OpError::Info(text)),
         };
-        Execution {
-            result,
-            node: addr,
-            slot,
-            redirects: hops,
-            gave_up: None,
-        }
+        trip.end(result, addr)
     }
 
     /// Sends `cmd`, whose keys all share `key`'s tag, by the table; re-reads the table before
     /// each step, since the nemesis may flip the slot meanwhile.
     pub async fn execute(&mut self, key: &[u8], cmd: &Cmd) -> Execution {
-        let mut hops: Vec<Redirect> = Vec::new();
+        let mut trip = Trip {
+            key,
+            cmd,
+            slot: 0,
+            hops: Vec::new(),
+        };
         let mut backoff_ms = self.config.backoff_ms_first;
-        let name = String::from_utf8_lossy(key).into_owned();
         loop {
-            let (slot, route, mode) = {
+            let (route, mode) = {
                 let table = self.table.read().unwrap_or_else(|p| p.into_inner());
                 let (slot, route) = table.route_key(key);
-                (slot, route, table.mode())
-            };
-            let fail = |node: String, result: OpError, hops| Execution {
-                result: Err(result),
-                node,
-                slot,
-                redirects: hops,
-                gave_up: None,
+                trip.slot = slot;
+                (route, table.mode())
             };
             match plan(&route, mode) {
-                Step::Owner(addr) => return self.finish_at(addr, cmd, slot, hops).await,
-                Step::MgrtOne { from, to } => {
-                    let mgrt = mgrt_one_cmd(&to, self.config.timeout_ms, key);
-                    match self.request(&from, &mgrt).await {
-                        Err(e) => return fail(from, OpError::Fail(e), hops),
-                        Ok(Reply::Error(e)) => {
-                            let text = format!(
-                                "MGRT-ONE SLOTSMGRTTAGONE {name:?} (slot {slot}) on {from}: {}",
-                                error_text(&e)
-                            );
-                            let outcome = match outcome_of_error(&e) {
-                                OpError::Fail(_) => OpError::Fail(text),
-                                OpError::Info(_) => OpError::Info(text),
-                            };
-                            return fail(from, outcome, hops);
-                        }
-                        Ok(Reply::Lost(text)) => {
-                            let text = format!("MGRT-ONE {name:?} (slot {slot}) on {from}: {text}");
-                            return fail(from, OpError::Info(text), hops);
-                        }
-                        Ok(Reply::Value(_)) => {}
-                    }
-                    hops.push(hop(RedirectKind::MgrtOne, slot, &from, &to));
-                    return self.finish_at(to, cmd, slot, hops).await;
-                }
+                Step::Owner(addr) => return self.finish_at(addr, &mut trip).await,
+                Step::MgrtOne { from, to } => return self.mgrt_one(&mut trip, from, to).await,
                 Step::Wrapper { from, to } => {
-                    let wrapped = wrapper_cmd(key, cmd);
-                    let answer = match self.request(&from, &wrapped).await {
-                        Err(e) => return fail(from, OpError::Fail(e), hops),
-                        Ok(Reply::Error(e)) => return fail(from, outcome_of_error(&e), hops),
-                        // The wrapper runs nothing, but a reply that never came is unknown by
-                        // the outcome rule: stay on the safe side.
-                        Ok(Reply::Lost(text)) => return fail(from, OpError::Info(text), hops),
-                        Ok(Reply::Value(v)) => parse_wrapper(&v).ok_or(v),
-                    };
-                    match answer {
-                        Err(v) => {
-                            let text = format!("SLOTSMGRT-EXEC-WRAPPER answered {v:?}");
-                            return fail(from, OpError::Info(text), hops);
-                        }
-                        Ok(WrapperAnswer::NotHere) => {
-                            hops.push(hop(RedirectKind::WrapperMoved, slot, &from, &to));
-                            return self.finish_at(to, cmd, slot, hops).await;
-                        }
-                        Ok(WrapperAnswer::Error) => {
-                            hops.push(hop(RedirectKind::WrapperError, slot, &from, &from));
-                            let text = format!(
-                                "WRAPPER-ERROR SLOTSMGRT-EXEC-WRAPPER answered -1 on {from} for key \
-                                 {name:?} (slot {slot}, migrating to {to})"
-                            );
-                            return fail(from, OpError::Fail(text), hops);
-                        }
-                        Ok(WrapperAnswer::Migrating) => {
-                            hops.push(hop(RedirectKind::WrapperRetry, slot, &from, &from));
-                            if hops.len() >= self.config.hops_max as usize {
-                                let text = format!(
-                                    "gave up after {} hops: WRAPPER-RETRY key {name:?} (slot \
-                                     {slot}) still being migrated from {from} to {to}",
-                                    hops.len()
-                                );
-                                let reply = format!("SLOTSMGRT-EXEC-WRAPPER {name:?} answered 1");
-                                let gave_up =
-                                    GaveUp::new(RedirectKind::WrapperRetry, &reply, hops.len());
-                                return Execution {
-                                    gave_up: Some(gave_up),
-                                    ..fail(from, OpError::Fail(text), hops)
-                                };
-                            }
-                            tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
-                            backoff_ms = (backoff_ms * 2).min(self.config.backoff_ms_max);
-                        }
+                    if let Some(done) = self.wrapper(&mut trip, from, to).await {
+                        return done;
                     }
+                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                    backoff_ms = (backoff_ms * 2).min(self.config.backoff_ms_max);
                 }
             }
+        }
+    }
+
+    /// Sync crossing: `SLOTSMGRTTAGONE` moves the key's tag from `from` to `to` (a hop), then
+    /// the command goes to `to`.
+    async fn mgrt_one(&mut self, trip: &mut Trip<'_>, from: String, to: String) -> Execution {
+        let (name, slot) = (trip.name(), trip.slot);
+        let mgrt = mgrt_one_cmd(&to, self.config.timeout_ms, trip.key);
+        match self.request(&from, &mgrt).await {
+            Err(e) => return trip.end(Err(OpError::Fail(e)), from),
+            Ok(Reply::Error(e)) => {
+                let text = format!(
+                    "MGRT-ONE SLOTSMGRTTAGONE {name:?} (slot {slot}) on {from}: {}",
+                    error_text(&e)
+                );
+                let outcome = match outcome_of_error(&e) {
+                    OpError::Fail(_) => OpError::Fail(text),
+                    OpError::Info(_) => OpError::Info(text),
+                };
+                return trip.end(Err(outcome), from);
+            }
+            Ok(Reply::Lost(text)) => {
+                let text = format!("MGRT-ONE {name:?} (slot {slot}) on {from}: {text}");
+                return trip.end(Err(OpError::Info(text)), from);
+            }
+            Ok(Reply::Value(_)) => {}
+        }
+        trip.hops.push(hop(RedirectKind::MgrtOne, slot, &from, &to));
+        self.finish_at(to, trip).await
+    }
+
+    /// Semi-async crossing: `SLOTSMGRT-EXEC-WRAPPER` on `from` says where the key is. Returns
+    /// the op's end, or `None` when the key is still being migrated (a hop; ask again later).
+    async fn wrapper(
+        &mut self,
+        trip: &mut Trip<'_>,
+        from: String,
+        to: String,
+    ) -> Option<Execution> {
+        let (name, slot) = (trip.name(), trip.slot);
+        let wrapped = wrapper_cmd(trip.key, trip.cmd);
+        let answer = match self.request(&from, &wrapped).await {
+            Err(e) => return Some(trip.end(Err(OpError::Fail(e)), from)),
+            Ok(Reply::Error(e)) => return Some(trip.end(Err(outcome_of_error(&e)), from)),
+            // The wrapper runs nothing, but a reply that never came is unknown by the outcome
+            // rule: stay on the safe side.
+            Ok(Reply::Lost(text)) => return Some(trip.end(Err(OpError::Info(text)), from)),
+            Ok(Reply::Value(v)) => parse_wrapper(&v).ok_or(v),
+        };
+        match answer {
+            Err(v) => {
+                let text = format!("SLOTSMGRT-EXEC-WRAPPER answered {v:?}");
+                Some(trip.end(Err(OpError::Info(text)), from))
+            }
+            Ok(WrapperAnswer::NotHere) => {
+                trip.hops
+                    .push(hop(RedirectKind::WrapperMoved, slot, &from, &to));
+                Some(self.finish_at(to, trip).await)
+            }
+            Ok(WrapperAnswer::Error) => {
+                trip.hops
+                    .push(hop(RedirectKind::WrapperError, slot, &from, &from));
+                let text = format!(
+                    "WRAPPER-ERROR SLOTSMGRT-EXEC-WRAPPER answered -1 on {from} for key \
+                     {name:?} (slot {slot}, migrating to {to})"
+                );
+                Some(trip.end(Err(OpError::Fail(text)), from))
+            }
+            Ok(WrapperAnswer::Migrating) => {
+                trip.hops
+                    .push(hop(RedirectKind::WrapperRetry, slot, &from, &from));
+                let hops = trip.hops.len();
+                if hops < self.config.hops_max as usize {
+                    return None;
+                }
+                let text = format!(
+                    "gave up after {hops} hops: WRAPPER-RETRY key {name:?} (slot {slot}) still \
+                     being migrated from {from} to {to}"
+                );
+                let reply = format!("SLOTSMGRT-EXEC-WRAPPER {name:?} answered 1");
+                let gave_up = GaveUp::new(RedirectKind::WrapperRetry, &reply, hops);
+                Some(Execution {
+                    gave_up: Some(gave_up),
+                    ..trip.end(Err(OpError::Fail(text)), from)
+                })
+            }
+        }
+    }
+}
+
+/// One operation on its way: what it sends, its slot as the table last said, and its hops.
+struct Trip<'a> {
+    key: &'a [u8],
+    cmd: &'a Cmd,
+    slot: u16,
+    hops: Vec<Redirect>,
+}
+
+impl Trip<'_> {
+    /// The key as text, for error messages.
+    fn name(&self) -> String {
+        String::from_utf8_lossy(self.key).into_owned()
+    }
+
+    /// The op's end at `node` with `result`.
+    fn end(&mut self, result: Result<Value, OpError>, node: String) -> Execution {
+        Execution {
+            result,
+            node,
+            slot: self.slot,
+            redirects: std::mem::take(&mut self.hops),
+            gave_up: None,
         }
     }
 }
