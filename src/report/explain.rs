@@ -340,7 +340,7 @@ fn partial_linearization(out: &mut String, p: &Prepared, e: &Explanation) {
 pub fn anomalies(out: &mut String, p: &Prepared) {
     // By cause (unexplained and migration first), then by class.
     let mut by_class: BTreeMap<(CauseKind, &str), Vec<&Anomaly>> = BTreeMap::new();
-    for a in p.report.all_anomalies() {
+    for a in &p.report.anomalies {
         let cause = a.cause.as_ref().map_or(CauseKind::Unexplained, |c| c.kind);
         by_class
             .entry((cause, a.class.as_str()))

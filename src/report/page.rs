@@ -157,7 +157,7 @@ pub fn summary(out: &mut String, p: &Prepared) {
         for (class, n) in &a.stats.violations {
             *classes.entry(class.clone()).or_default() += *n as usize;
         }
-        let others = a.anomalies.iter();
+        let others = r.anomalies.iter().filter(|x| x.is_redirect());
         for a in others.filter(|x| !a.stats.violations.contains_key(&x.class)) {
             *classes.entry(a.class.clone()).or_default() += 1;
         }

@@ -252,7 +252,7 @@ impl Watcher {
             &CheckOptions::default(),
         )?;
         let ops = Ops::from_history(&history)?.ops;
-        let classes = crate::detect::classes_of(&report);
+        let classes = report.classes();
         let invalid_keys: Vec<String> = report
             .keys
             .iter()
