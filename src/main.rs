@@ -337,14 +337,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Cluster { action } => cluster(action),
         Command::Report { run_dir } => {
-            let done = slotcheck::report::regenerate(&run_dir)?;
-            print!(
-                "{}",
-                check_cmd::render(done.report.clone(), check_cmd::KEYS_SHOWN_MAX)
-            );
+            use slotcheck::{report, run, verify};
+            let saved = report::SavedRun::open(&run_dir)?;
+            let history = run::read_unless_large(&saved.history)?;
+            let model = run::model_of(saved.workload);
+            let mut checked = run::check_run(&saved.history, history.as_ref(), model)?;
+            verify::merge(
+                &mut checked,
+                &verify::read_findings(&run_dir)?,
+                history.as_ref(),
+            )?;
+            let done = report::rewrite(&saved, &checked, history.as_ref())?;
+            let valid = checked.valid;
+            print!("{}", check_cmd::render(checked, check_cmd::KEYS_SHOWN_MAX));
             println!("results: {}", done.results.display());
             println!("report: {}", done.html.display());
-            Ok(ExitCode::from(done.report.valid.exit_code()))
+            Ok(ExitCode::from(valid.exit_code()))
         }
         Command::Bench { what } => slotcheck::bench::cli::run(what),
         Command::Clients(args) => slotcheck::clients::cli::run(args),

@@ -210,35 +210,36 @@ pub fn write(dir: &Path, v: &Verification) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Adds `dir/verify.json`'s findings, if the file exists, to `report`: its anomalies and counts,
-/// and an invalid verdict if there is any; with the run's `history`, each finding gets a cause.
-pub fn merge_into(
-    dir: &Path,
-    report: &mut Report,
-    history: Option<&History>,
-) -> Result<Option<serde_json::Value>> {
+/// The findings of a saved run's `dir/verify.json` (for `slotcheck report`, which checks a run
+/// again): none when verify wrote no file.
+pub fn read_findings(dir: &Path) -> Result<Vec<Anomaly>> {
     let path = dir.join(VERIFY_FILE);
     if !path.is_file() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let value: serde_json::Value = serde_json::from_slice(&text)
         .with_context(|| format!("{}: not verify's JSON", path.display()))?;
-    let anomalies: Vec<Anomaly> = serde_json::from_value(value["anomalies"].clone())
-        .with_context(|| format!("{}: field `anomalies`", path.display()))?;
-    if anomalies.is_empty() {
+    serde_json::from_value(value["anomalies"].clone())
+        .with_context(|| format!("{}: field `anomalies`", path.display()))
+}
+
+/// Adds verify's `findings` (a [`Verification`]'s anomalies, or [`read_findings`]') to
+/// `report`: its anomalies and counts, and an invalid verdict if there is any; with the run's
+/// `history`, each finding gets a cause.
+pub fn merge(report: &mut Report, findings: &[Anomaly], history: Option<&History>) -> Result<()> {
+    if findings.is_empty() {
         // Nothing to attribute: the check already gave every anomaly its cause.
-        return Ok(Some(value));
+        return Ok(());
     }
-    for a in anomalies {
+    for a in findings {
         *report.anomaly_counts.entry(a.class.clone()).or_default() += 1;
-        report.anomalies.push(a);
+        report.anomalies.push(a.clone());
         report.valid = Validity::Invalid;
     }
     match history {
-        Some(h) => checker::attribute_causes(h, report)
-            .with_context(|| format!("attributing the findings of {}", path.display()))?,
+        Some(h) => checker::attribute_causes(h, report).context("attributing verify's findings")?,
         None => report.tally_causes(),
     }
-    Ok(Some(value))
+    Ok(())
 }
