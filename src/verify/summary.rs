@@ -93,11 +93,37 @@ pub(super) fn checks(v: &Verification, with_history: bool) -> Vec<CheckLine> {
         *by_class.entry(a.class.as_str()).or_default() += 1;
     }
     let n = |class: &str| by_class.get(class).copied().unwrap_or(0);
-    let line = |bad: usize, ok: String, err: String| CheckLine {
+    let mut lines = topology_checks(v, &n);
+    lines.extend(data_checks(v, &n));
+    if with_history {
+        lines.push(line(
+            n("final-state-mismatch"),
+            format!(
+                "{} keys of the history hold a value a last write could have left.",
+                v.history_keys_checked
+            ),
+            format!(
+                "{} of {} keys of the history hold a value no last write could have left.",
+                n("final-state-mismatch"),
+                v.history_keys_checked
+            ),
+        ));
+    }
+    lines
+}
+
+/// A check line: OK with `ok` when `bad` is 0, else failed with `err`.
+fn line(bad: usize, ok: String, err: String) -> CheckLine {
+    CheckLine {
         ok: bad == 0,
         text: if bad == 0 { ok } else { err },
-    };
-    let mut lines = vec![
+    }
+}
+
+/// The check lines of the cluster's shape: nodes, slot maps, open and uncovered slots (`n`
+/// counts the findings of a class).
+fn topology_checks(v: &Verification, n: &dyn Fn(&str) -> usize) -> Vec<CheckLine> {
+    vec![
         line(
             n("node-unreachable"),
             "Every node listed answered.".into(),
@@ -127,6 +153,13 @@ pub(super) fn checks(v: &Verification, with_history: bool) -> Vec<CheckLine> {
             format!("All {} slots covered.", crate::harness::SLOT_COUNT),
             format!("Only {} slots covered.", v.slots_covered),
         ),
+    ]
+}
+
+/// The check lines of the data: keys on the master that owns their slot, replicas like their
+/// masters (`n` counts the findings of a class).
+fn data_checks(v: &Verification, n: &dyn Fn(&str) -> usize) -> [CheckLine; 2] {
+    [
         line(
             n("stranded-key") + n("duplicated-key"),
             format!(
@@ -155,22 +188,7 @@ pub(super) fn checks(v: &Verification, with_history: bool) -> Vec<CheckLine> {
                 n("replica-divergence")
             ),
         ),
-    ];
-    if with_history {
-        lines.push(line(
-            n("final-state-mismatch"),
-            format!(
-                "{} keys of the history hold a value a last write could have left.",
-                v.history_keys_checked
-            ),
-            format!(
-                "{} of {} keys of the history hold a value no last write could have left.",
-                n("final-state-mismatch"),
-                v.history_keys_checked
-            ),
-        ));
-    }
-    lines
+    ]
 }
 
 /// Prints the summary: a line per node, a line per check, then each finding and warning.
