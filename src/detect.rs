@@ -6,7 +6,7 @@
 use crate::nemesis::proxy::bug::ServerBug;
 use crate::scenario::{Precondition, Scenario};
 use anyhow::{Context, Result};
-use checker::{History, Ops, Report, Validity};
+use checker::{History, Ops, Report};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -118,7 +118,7 @@ pub fn detect(
         _ => None,
     };
     Ok(Detection {
-        verdict: verdict(report.valid).to_string(),
+        verdict: report.valid.name().to_string(),
         detected: expected.map(|c| classes.contains_key(c)),
         classes,
         causes: report.causes.clone(),
@@ -129,13 +129,4 @@ pub fn detect(
         expected,
         precondition,
     })
-}
-
-/// The verdict's name in JSON and tables.
-pub fn verdict(v: Validity) -> &'static str {
-    match v {
-        Validity::Valid => "valid",
-        Validity::Invalid => "invalid",
-        Validity::Unknown => "unknown",
-    }
 }

@@ -26,15 +26,6 @@ pub fn secs(ns: u64) -> String {
     format!("{:.3} s", ns as f64 / 1e9)
 }
 
-/// A verdict as one word, for CSS classes and headings.
-pub fn verdict(v: Validity) -> &'static str {
-    match v {
-        Validity::Valid => "valid",
-        Validity::Invalid => "invalid",
-        Validity::Unknown => "unknown",
-    }
-}
-
 /// The page's title: workload, server and seed from the history's header.
 fn title(p: &Prepared) -> String {
     let run = p.history.header.as_ref().map(|h| &h.run);
@@ -73,7 +64,7 @@ fn title(p: &Prepared) -> String {
 /// Opens the document: head, styles, heading and the table of contents.
 pub fn head(out: &mut String, p: &Prepared) {
     let t = esc(&title(p));
-    let v = verdict(p.report.valid);
+    let v = p.report.valid.name();
     w!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -123,7 +114,7 @@ pub fn summary(out: &mut String, p: &Prepared) {
         count(Validity::Invalid),
         count(Validity::Unknown),
         esc(&p.sample_note()),
-        v = verdict(r.valid)
+        v = r.valid.name()
     );
     ops_table(out, r);
     table(out, "anomalies by class", &anomaly_rows(r));
