@@ -1,12 +1,12 @@
-//! What a run detected, in the terms of a detection matrix: the anomaly classes it found (each
-//! invalid key by the class the checker gave it, plus every other anomaly), the class its injected client or server bug or scenario must produce, whether it
-//! did, and whether the scenario's precondition occurred. Written as `detection.json` beside the
+//! What a run detected, in the terms of a detection matrix: the anomaly classes it found (as the
+//! checker counts them, [`Report::classes`]), the class its injected client or server bug or
+//! scenario must produce, whether it did, and whether the scenario's precondition occurred. Written as `detection.json` beside the
 //! history, so `scripts/matrix.sh` can tabulate runs.
 
 use crate::nemesis::proxy::bug::ServerBug;
 use crate::scenario::{Precondition, Scenario};
 use anyhow::{Context, Result};
-use checker::{History, Ops, Report, Validity};
+use checker::{History, Ops, Report};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -107,7 +107,7 @@ pub fn detect(
         Some(h) => Some((h, Ops::from_history(h)?.ops)),
         None => None,
     };
-    let classes = classes_of(report);
+    let classes = report.classes();
     let expected = match (scenario, client_bug) {
         (Some(s), _) => Some(s.expected()),
         (None, Some(bug)) => Some(bug.expected()),
@@ -118,7 +118,7 @@ pub fn detect(
         _ => None,
     };
     Ok(Detection {
-        verdict: verdict(report.valid).to_string(),
+        verdict: report.valid.name().to_string(),
         detected: expected.map(|c| classes.contains_key(c)),
         classes,
         causes: report.causes.clone(),
@@ -129,35 +129,4 @@ pub fn detect(
         expected,
         precondition,
     })
-}
-
-/// The anomaly classes of a report, with how often each occurs: each invalid key by the class
-/// the checker gave it (`non-linearizable` when it gave none), plus every anomaly of the graph,
-/// list, redirect, data and verify analyses.
-pub fn classes_of(report: &Report) -> BTreeMap<String, usize> {
-    let mut classes: BTreeMap<String, usize> = BTreeMap::new();
-    if !report.causes.is_empty() {
-        // Counted in full, past the anomalies listed.
-        for (class, n) in report.causes.values().flatten() {
-            *classes.entry(class.clone()).or_default() += n;
-        }
-        return classes;
-    }
-    for key in report.keys.iter().filter(|k| k.valid == Validity::Invalid) {
-        let class = key.class.as_deref().unwrap_or("non-linearizable");
-        *classes.entry(class.to_string()).or_default() += 1;
-    }
-    for a in report.all_anomalies() {
-        *classes.entry(a.class.clone()).or_default() += 1;
-    }
-    classes
-}
-
-/// The verdict's name in JSON and tables.
-pub fn verdict(v: Validity) -> &'static str {
-    match v {
-        Validity::Valid => "valid",
-        Validity::Invalid => "invalid",
-        Validity::Unknown => "unknown",
-    }
 }

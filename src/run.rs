@@ -123,8 +123,9 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         .close()
         .with_context(|| format!("writing {}", history_path.display()))?;
     let history = read_unless_large(&history_path)?;
+    let mut findings = Vec::new();
     if healed.is_ok() && !interrupted {
-        verify_nodes(&cluster, history.as_ref(), &cfg.output).await?;
+        findings = verify_nodes(&cluster, history.as_ref(), &cfg.output).await?;
     }
     let bring_up = cluster.bring_up;
     cluster.stop();
@@ -134,7 +135,7 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     let report = check_run(&history_path, history.as_ref(), model_of(cfg.workload));
     checking.finish_and_clear();
     let mut report = report?;
-    crate::verify::merge_into(&cfg.output, &mut report, history.as_ref())?;
+    crate::verify::merge(&mut report, &findings, history.as_ref())?;
     crate::report::write_results(&cfg.output, &report)?;
     let drawing = crate::term::spinner("writing report.html");
     let report_html = match &history {
@@ -159,8 +160,13 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
 
 /// Runs `slotcheck verify` on the healed cluster (by the nodes' own addresses, past any proxy),
 /// with the history when it was small enough to read whole; writes `verify.json` into `output`.
-/// A verify that cannot finish is a warning: the run's history is still checked.
-async fn verify_nodes(cluster: &Cluster, history: Option<&History>, output: &Path) -> Result<()> {
+/// A verify that cannot finish is a warning: the run's history is still checked. Returns the
+/// findings, to merge into the check's report.
+async fn verify_nodes(
+    cluster: &Cluster,
+    history: Option<&History>,
+    output: &Path,
+) -> Result<Vec<checker::Anomaly>> {
     status("Verifying what the nodes hold against the slot map and the history");
     if history.is_none() {
         warn("history too large to read whole: final values not judged by verify");
@@ -171,10 +177,13 @@ async fn verify_nodes(cluster: &Cluster, history: Option<&History>, output: &Pat
         Ok(v) => {
             crate::verify::print(&v);
             crate::verify::write(output, &v)?;
+            Ok(v.anomalies)
         }
-        Err(e) => warn(&format!("verify did not finish: {e}")),
+        Err(e) => {
+            warn(&format!("verify did not finish: {e}"));
+            Ok(Vec::new())
+        }
     }
-    Ok(())
 }
 
 /// Starts the cluster `cfg` asks for (with distinct hosts and an iptables chain when it

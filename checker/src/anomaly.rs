@@ -51,6 +51,24 @@ impl fmt::Display for Anomaly {
     }
 }
 
+/// The classes the redirect-aware analysis finds: the redirect-protocol checker's
+/// ([`crate::protocol`]), `stale-route` and `redirect-after-apply`. A report counts them in its
+/// redirect statistics, not in `anomaly_counts`, and its text lists a few of each.
+pub const REDIRECT_CLASSES: [&str; 5] = [
+    "ask-without-asking",
+    "ask-as-moved",
+    "redirect-loop",
+    "stale-route",
+    "redirect-after-apply",
+];
+
+impl Anomaly {
+    /// Whether the redirect-aware analysis found it (its class is one of [`REDIRECT_CLASSES`]).
+    pub fn is_redirect(&self) -> bool {
+        REDIRECT_CLASSES.contains(&self.class.as_str())
+    }
+}
+
 /// How many anomalies of each class a list holds (for the report's summary).
 pub fn counts_by_class(anomalies: &[Anomaly]) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();

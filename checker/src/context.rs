@@ -4,8 +4,9 @@
 //! the migration phase of that slot when the op was invoked (and when it completed, if that
 //! differs), the faults active while it ran, and the redirect hops it followed; faults on those
 //! nodes between the ops (a restart between a write and the read that lost it) are listed too.
-//! The analysis also counts redirects ([`RedirectStats`](crate::redirects::RedirectStats)), lists `redirect-loop`, `stale-route` and
-//! `redirect-after-apply` anomalies, and keeps the fault intervals, all in [`RedirectAnalysis`].
+//! The analysis also counts redirects ([`RedirectStats`](crate::redirects::RedirectStats)) and
+//! keeps the fault intervals in [`RedirectAnalysis`], and adds the redirect-protocol,
+//! `stale-route` and `redirect-after-apply` anomalies to the report's one list.
 
 use crate::after_apply::redirect_after_apply_cases;
 use crate::anomaly::Anomaly;
@@ -292,9 +293,9 @@ pub fn analyze(
     let mut stats = redirect_stats(history, &at.ops, &at.timeline);
     stats.violations = found.counts;
     stats.paths = found.paths;
+    report.anomalies.extend(anomalies);
     report.redirect_analysis = Some(RedirectAnalysis {
         stats,
-        anomalies,
         faults: at.faults.clone(),
         migrations: at.timeline.migrations.len(),
         unlisted: found.unlisted,
@@ -306,11 +307,7 @@ pub fn analyze(
 /// Gives every anomaly of `report` that has none a cause (anomalies added after the analysis,
 /// such as `verify`'s findings, included), then recounts the causes and the verdict.
 pub fn attribute(at: &Attribution<'_>, report: &mut Report) {
-    let redirect = report
-        .redirect_analysis
-        .iter_mut()
-        .flat_map(|r| r.anomalies.iter_mut());
-    for a in report.anomalies.iter_mut().chain(redirect) {
+    for a in &mut report.anomalies {
         if a.cause.is_some() {
             continue;
         }

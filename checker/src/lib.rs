@@ -103,7 +103,7 @@ mod validity;
 pub mod wgl;
 pub use model::zones;
 
-pub use anomaly::{Anomaly, AnomalyEvent, Cause, CauseKind};
+pub use anomaly::{Anomaly, AnomalyEvent, Cause, CauseKind, REDIRECT_CLASSES};
 pub use explanation::{Explanation, OpRef};
 pub use history::{
     Event, EventType, GaveUp, Header, History, HistoryError, Process, Redirect, RedirectKind,
@@ -122,9 +122,9 @@ pub use validity::Validity;
 
 /// Adds redirect-aware analysis to `report`, which `check(history, model, opts)` returned: each
 /// key that is not valid (and each of `report.anomalies`) gets a `context` (slot, migration phase,
-/// active faults, hops of the ops involved), and `report.redirect_analysis` gets redirect
-/// statistics, the fault intervals and the `redirect-loop`, `stale-route` and
-/// `redirect-after-apply` anomalies.
+/// active faults, hops of the ops involved), `report.redirect_analysis` gets redirect
+/// statistics and the fault intervals, and `report.anomalies` gets the redirect-protocol,
+/// `stale-route` and `redirect-after-apply` anomalies.
 pub fn analyze_redirects(
     history: &History,
     model: ModelKind,

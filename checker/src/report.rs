@@ -87,18 +87,20 @@ pub struct Report {
     pub nemesis_events: usize,
     /// Non-fatal problems met while reading the history.
     pub warnings: Vec<String>,
-    /// Anomalies found by list, lost-write and dependency-graph analysis (`elle`), at most
-    /// `elle::ANOMALIES_KEPT_PER_CLASS_MAX` per class.
+    /// Every anomaly found, in the order the analyses ran: list, lost-write and dependency-graph
+    /// analysis (`elle`, at most `elle::ANOMALIES_KEPT_PER_CLASS_MAX` per class), then the
+    /// redirect-aware analysis's (see [`Anomaly::is_redirect`]), then any added afterwards
+    /// (`verify`'s findings). Each has its class, cause and explanation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<Anomaly>,
-    /// How many anomalies of each class were found (all of them, kept or not).
+    /// How many anomalies of each class were found (all of them, kept or not), but for the
+    /// redirect anomalies, which `redirect_analysis` counts.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub anomaly_counts: BTreeMap<String, usize>,
     /// Acknowledged adds/appends by Jepsen set-full class, when that analysis ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_writes: Option<LostWriteCounts>,
-    /// Redirect statistics, faults, `redirect-loop` and `redirect-after-apply`, when that
-    /// analysis ran (`analyze_redirects`).
+    /// Redirect statistics, faults and migrations, when that analysis ran (`analyze_redirects`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_analysis: Option<RedirectAnalysis>,
     /// Every anomaly and invalid key, by cause (unexplained and migration first), then by class;
@@ -134,10 +136,26 @@ impl Report {
         }
     }
 
-    /// Every anomaly the report holds: its own, the redirect analysis's.
-    pub fn all_anomalies(&self) -> impl Iterator<Item = &Anomaly> {
-        let redirect = self.redirect_analysis.iter().flat_map(|r| &r.anomalies);
-        self.anomalies.iter().chain(redirect)
+    /// The anomaly classes of the report, with how often each occurs: each invalid key by the
+    /// class the checker gave it (`non-linearizable` when it gave none), plus every anomaly of
+    /// the graph, list, redirect, data and verify analyses; counted in full, past the anomalies
+    /// listed, once `causes` is tallied.
+    pub fn classes(&self) -> BTreeMap<String, usize> {
+        let mut classes: BTreeMap<String, usize> = BTreeMap::new();
+        if !self.causes.is_empty() {
+            for (class, n) in self.causes.values().flatten() {
+                *classes.entry(class.clone()).or_default() += n;
+            }
+            return classes;
+        }
+        for key in self.keys.iter().filter(|k| k.valid == Validity::Invalid) {
+            let class = key.class.as_deref().unwrap_or("non-linearizable");
+            *classes.entry(class.to_string()).or_default() += 1;
+        }
+        for a in &self.anomalies {
+            *classes.entry(a.class.clone()).or_default() += 1;
+        }
+        classes
     }
 
     /// Recounts `causes` from the invalid keys and every anomaly, and makes the verdict invalid
@@ -159,7 +177,7 @@ impl Report {
             );
         }
         let mut any = false;
-        for a in self.all_anomalies() {
+        for a in &self.anomalies {
             count(a.cause.as_ref(), &a.class);
             any = true;
         }
@@ -213,7 +231,7 @@ pub fn causes_line(causes: &BTreeMap<CauseKind, BTreeMap<String, usize>>) -> Str
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = |v: Validity| self.keys.iter().filter(|k| k.valid == v).count();
-        let others = self.all_anomalies().count();
+        let others = self.anomalies.len();
         writeln!(
             f,
             "{}: {} ({} keys: {} valid, {} invalid, {} unknown{})",
@@ -275,11 +293,13 @@ impl fmt::Display for Report {
                 .collect();
             writeln!(f, "anomalies: {}", counts.join(", "))?;
         }
-        for anomaly in &self.anomalies {
+        for anomaly in self.anomalies.iter().filter(|a| !a.is_redirect()) {
             writeln!(f, "{anomaly}")?;
         }
         if let Some(analysis) = &self.redirect_analysis {
             write!(f, "{analysis}")?;
+            let listed = self.anomalies.iter().filter(|a| a.is_redirect());
+            redirect::write_listed(f, listed)?;
         }
         for warning in &self.warnings {
             writeln!(f, "warning: {warning}")?;

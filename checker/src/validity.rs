@@ -26,6 +26,16 @@ impl Validity {
         }
     }
 
+    /// The verdict as one lowercase word (`valid`, `invalid`, `unknown`): its one spelling in
+    /// tables, CSS classes and `detection.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Validity::Valid => "valid",
+            Validity::Invalid => "invalid",
+            Validity::Unknown => "unknown",
+        }
+    }
+
     /// The verdict of a whole made of parts with verdicts `self` and `other`.
     pub fn combine(self, other: Validity) -> Validity {
         self.max(other)

@@ -15,9 +15,21 @@ pub struct ReportArgs {
 
 /// Runs `slotcheck report`; the exit code is the verdict's (0 valid, 1 invalid, 2 unknown).
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
-    let done = slotcheck::report::regenerate(&args.run_dir)?;
-    print!("{}", render(done.report.clone(), KEYS_SHOWN_MAX));
+    use slotcheck::{report, run, verify};
+    let run_dir = &args.run_dir;
+    let saved = report::SavedRun::open(run_dir)?;
+    let history = run::read_unless_large(&saved.history)?;
+    let model = run::model_of(saved.workload);
+    let mut checked = run::check_run(&saved.history, history.as_ref(), model)?;
+    verify::merge(
+        &mut checked,
+        &verify::read_findings(run_dir)?,
+        history.as_ref(),
+    )?;
+    let done = report::rewrite(&saved, &checked, history.as_ref())?;
+    let valid = checked.valid;
+    print!("{}", render(checked, KEYS_SHOWN_MAX));
     println!("results: {}", done.results.display());
     println!("report: {}", done.html.display());
-    Ok(ExitCode::from(done.report.valid.exit_code()))
+    Ok(ExitCode::from(valid.exit_code()))
 }

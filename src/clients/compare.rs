@@ -208,7 +208,7 @@ async fn cell(
             latency.record(us.clamp(1, 3_600_000_000))?;
             row.stalls += u64::from(us >= STALL_MS * 1_000);
         }
-        for (class, n) in crate::detect::classes_of(&outcome.report) {
+        for (class, n) in outcome.report.classes() {
             *row.classes.entry(class).or_default() += n;
         }
         row.invalid_runs += usize::from(outcome.report.valid == checker::Validity::Invalid);

@@ -215,7 +215,7 @@ async fn run_on(cfg: &PikaRunConfig, cluster: &Arc<PikaCluster>) -> Result<PikaR
         &CheckOptions::default(),
     )?;
     explain::annotate(&history, &ops, &mut report);
-    crate::verify::merge_into(&cfg.output, &mut report, Some(&history))?;
+    crate::verify::merge(&mut report, &anomalies, Some(&history))?;
     crate::report::write_results(&cfg.output, &report)?;
     let report_html = crate::report::write(&cfg.output, &history, &report)
         .map_err(|e| warn(&format!("no report.html: {e:#}")))

@@ -67,23 +67,12 @@ pub fn latency(
 ) -> Result<(), ReportError> {
     let name = format!("latency of {f}");
     let err = failed(&name);
-    let mut lo = f64::MAX;
-    let mut hi = 0f64;
-    for &(_, ms, _) in points {
-        lo = lo.min(ms);
-        hi = hi.max(ms);
-    }
-    for (_, _, q) in quantiles {
-        lo = lo.min(q[0]);
-        hi = hi.max(q[2]);
-    }
-    if hi <= 0.0 {
+    let Some((lo, hi)) = latency_range(points, quantiles) else {
         w!(out, "<p>{}: no completed ops.</p>", esc(&name));
         return Ok(());
-    }
-    let (lo, hi) = ((lo * 0.8).max(0.001), (hi * 1.25).max(lo * 2.0));
+    };
     let mut svg = String::new();
-    let mut paths: Vec<(Outcome, BTreeSet<(i32, i32)>)> = Vec::new();
+    let paths;
     {
         let root = SVGBackend::with_string(&mut svg, PLOT_PX).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
@@ -112,41 +101,8 @@ pub fn latency(
         // a 20,000-point plot ten times larger).
         let marker = Text::new(POINTS_MARKER, (0.0, lo), ("sans-serif", 1.0).into_font());
         chart.draw_series(std::iter::once(marker)).map_err(&err)?;
-        for o in OUTCOMES {
-            let px: BTreeSet<(i32, i32)> = points
-                .iter()
-                .filter(|pt| pt.2 == o)
-                .map(|pt| chart.backend_coord(&(pt.0, pt.1)))
-                .collect();
-            if px.is_empty() {
-                continue;
-            }
-            let c = outcome_color(o);
-            chart
-                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-                .map_err(&err)?
-                .label(o.name())
-                .legend(move |(x, y)| Circle::new((x + 8, y), 3, c.filled()));
-            paths.push((o, px));
-        }
-        let lines = [
-            ("p50", RGBColor(11, 83, 148)),
-            ("p95", RGBColor(230, 145, 56)),
-            ("p99", RGBColor(204, 0, 0)),
-        ];
-        for (i, (label, color)) in lines.into_iter().enumerate() {
-            // One line per run of consecutive buckets: no line across a bucket without ops.
-            for (n, run) in runs(quantiles).into_iter().enumerate() {
-                let pts = run.iter().map(|(_, x, q)| (*x, q[i].max(lo)));
-                let series = LineSeries::new(pts, color.stroke_width(2)).point_size(1);
-                let anno = chart.draw_series(series).map_err(&err)?;
-                if n == 0 {
-                    anno.label(format!("{label} of ok")).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                    });
-                }
-            }
-        }
+        paths = point_legends(&mut chart, points, &name)?;
+        quantile_lines(&mut chart, quantiles, lo, &name)?;
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -156,8 +112,99 @@ pub fn latency(
             .map_err(&err)?;
         root.present().map_err(&err)?;
     }
+    out.push_str(&replace_marker(&svg, &points_as_paths(&paths)));
+    Ok(())
+}
+
+/// The latency axis's range (ms): below the lowest and above the highest of the `points` and
+/// `quantiles`; `None` when no op completed.
+fn latency_range(points: &[(f64, f64, Outcome)], quantiles: &[Quantiles]) -> Option<(f64, f64)> {
+    let mut lo = f64::MAX;
+    let mut hi = 0f64;
+    for &(_, ms, _) in points {
+        lo = lo.min(ms);
+        hi = hi.max(ms);
+    }
+    for (_, _, q) in quantiles {
+        lo = lo.min(q[0]);
+        hi = hi.max(q[2]);
+    }
+    (hi > 0.0).then(|| ((lo * 0.8).max(0.001), (hi * 1.25).max(lo * 2.0)))
+}
+
+/// A latency plot: time (s) across, latency (ms, log scale) up.
+type LatencyChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, LogCoord<f64>>,
+>;
+
+/// The raw points of a latency plot in its pixels, by outcome.
+type PointPaths = Vec<(Outcome, BTreeSet<(i32, i32)>)>;
+
+/// Adds a legend entry per outcome that has `points`; returns those points in the plot's pixels,
+/// by outcome, for [`points_as_paths`].
+fn point_legends(
+    chart: &mut LatencyChart<'_, '_>,
+    points: &[(f64, f64, Outcome)],
+    name: &str,
+) -> Result<PointPaths, ReportError> {
+    let err = failed(name);
+    let mut paths = Vec::new();
+    for o in OUTCOMES {
+        let px: BTreeSet<(i32, i32)> = points
+            .iter()
+            .filter(|pt| pt.2 == o)
+            .map(|pt| chart.backend_coord(&(pt.0, pt.1)))
+            .collect();
+        if px.is_empty() {
+            continue;
+        }
+        let c = outcome_color(o);
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(&err)?
+            .label(o.name())
+            .legend(move |(x, y)| Circle::new((x + 8, y), 3, c.filled()));
+        paths.push((o, px));
+    }
+    Ok(paths)
+}
+
+/// Draws the p50, p95 and p99 lines of `ok` ops (not below `lo`), one line per run of
+/// consecutive buckets.
+fn quantile_lines(
+    chart: &mut LatencyChart<'_, '_>,
+    quantiles: &[Quantiles],
+    lo: f64,
+    name: &str,
+) -> Result<(), ReportError> {
+    let err = failed(name);
+    let lines = [
+        ("p50", RGBColor(11, 83, 148)),
+        ("p95", RGBColor(230, 145, 56)),
+        ("p99", RGBColor(204, 0, 0)),
+    ];
+    for (i, (label, color)) in lines.into_iter().enumerate() {
+        // One line per run of consecutive buckets: no line across a bucket without ops.
+        for (n, run) in runs(quantiles).into_iter().enumerate() {
+            let pts = run.iter().map(|(_, x, q)| (*x, q[i].max(lo)));
+            let series = LineSeries::new(pts, color.stroke_width(2)).point_size(1);
+            let anno = chart.draw_series(series).map_err(&err)?;
+            if n == 0 {
+                anno.label(format!("{label} of ok")).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The raw points, one SVG path per outcome (a dot per `M x y h0`).
+fn points_as_paths(paths: &PointPaths) -> String {
     let mut drawn = String::new();
-    for (o, px) in &paths {
+    for (o, px) in paths {
         let c = outcome_color(*o);
         w!(
             drawn,
@@ -174,8 +221,7 @@ pub fn latency(
         }
         drawn.push_str("\"/>");
     }
-    out.push_str(&replace_marker(&svg, &drawn));
-    Ok(())
+    drawn
 }
 
 /// `quantiles` cut into runs of consecutive buckets.

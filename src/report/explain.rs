@@ -205,8 +205,20 @@ fn partial_linearization(out: &mut String, p: &Prepared, e: &Explanation) {
     if let Some(s) = &e.stranded {
         drawn.push((s, "stranded", None));
     }
-    // The key's other ops next to the named ones (in invocation order), not linearized in the
-    // prefix shown: what the search had to order them against.
+    let named: BTreeSet<usize> = drawn.iter().map(|d| d.0.event).collect();
+    let others = neighbours(p, e, &named);
+    drawn.extend(others.iter().map(|r| (r, "other", None)));
+    porcupine_diagram(out, &drawn);
+    states_table(out, p, e, hidden);
+}
+
+/// An op drawn in the partial linearization: the op, its CSS class, its number in the order
+/// found (for the linearized ops).
+type Drawn<'a> = (&'a OpRef, &'static str, Option<usize>);
+
+/// The key's other ops next to the `named` ones (in invocation order), not linearized in the
+/// prefix shown: what the search had to order them against.
+fn neighbours(p: &Prepared, e: &Explanation, named: &BTreeSet<usize>) -> Vec<OpRef> {
     let key_ops: Vec<usize> = (0..p.at.ops.len())
         .filter(|&i| p.at.ops[i].key.as_deref() == Some(e.key.as_str()))
         .collect();
@@ -215,20 +227,22 @@ fn partial_linearization(out: &mut String, p: &Prepared, e: &Explanation) {
         .enumerate()
         .map(|(pos, &i)| (p.at.ops[i].invoke_event, pos))
         .collect();
-    let named: BTreeSet<usize> = drawn.iter().map(|d| d.0.event).collect();
     let mut near: BTreeSet<usize> = BTreeSet::new();
     for pos in named.iter().filter_map(|e| position.get(e)) {
         let last = (pos + NEIGHBOURS).min(key_ops.len().saturating_sub(1));
         near.extend(pos.saturating_sub(NEIGHBOURS)..=last);
     }
-    let others: Vec<OpRef> = near
-        .iter()
+    near.iter()
         .map(|&pos| &p.at.ops[key_ops[pos]])
         .filter(|op| !named.contains(&op.invoke_event))
         .take(OTHERS_SHOWN_MAX)
         .map(|op| OpRef::new(p.history, op))
-        .collect();
-    drawn.extend(others.iter().map(|r| (r, "other", None)));
+        .collect()
+}
+
+/// Draws the `drawn` ops as Porcupine does: a lane per process, x the order of the invocations
+/// and completions.
+fn porcupine_diagram(out: &mut String, drawn: &[Drawn<'_>]) {
     let mut processes: Vec<u64> = drawn.iter().map(|d| d.0.process).collect();
     processes.sort_unstable();
     processes.dedup();
@@ -261,7 +275,7 @@ fn partial_linearization(out: &mut String, p: &Prepared, e: &Explanation) {
             lane_px * i as f64 + 15.0
         );
     }
-    for (r, class, number) in &drawn {
+    for (r, class, number) in drawn {
         let (x0, x1) = (x(Some(r.invoke_ns)), x(r.complete_ns));
         let y = lane_px * lane(r.process) as f64 + 3.0;
         let w = (x1 - x0).max(2.0);
@@ -285,7 +299,11 @@ fn partial_linearization(out: &mut String, p: &Prepared, e: &Explanation) {
         out.push_str("</g>");
     }
     out.push_str("</svg>");
+}
 
+/// The table of the linearized ops (the last `hidden` of the prefix left out) with the model's
+/// state after each, then the op that could not be placed and the op it would strand.
+fn states_table(out: &mut String, p: &Prepared, e: &Explanation, hidden: usize) {
     let states = states_after(p, e);
     out.push_str(
         "<table class=\"lin\"><tr><th>#</th><th>op</th><th>model state after it</th></tr>",
@@ -340,7 +358,7 @@ fn partial_linearization(out: &mut String, p: &Prepared, e: &Explanation) {
 pub fn anomalies(out: &mut String, p: &Prepared) {
     // By cause (unexplained and migration first), then by class.
     let mut by_class: BTreeMap<(CauseKind, &str), Vec<&Anomaly>> = BTreeMap::new();
-    for a in p.report.all_anomalies() {
+    for a in &p.report.anomalies {
         let cause = a.cause.as_ref().map_or(CauseKind::Unexplained, |c| c.kind);
         by_class
             .entry((cause, a.class.as_str()))

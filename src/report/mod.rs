@@ -115,47 +115,59 @@ fn header_of(path: &Path) -> Option<serde_json::Value> {
     (value["type"] == "header").then_some(value)
 }
 
-/// What `slotcheck report DIR` rebuilt.
-pub struct Regenerated {
-    /// The checker's report.
-    pub report: Report,
+/// A saved run directory, as `slotcheck report DIR` finds it: its history and its workload.
+pub struct SavedRun {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// `DIR/history.jsonl`.
+    pub history: PathBuf,
+    /// The workload its header names (the default for a history without one).
+    pub workload: workloads::WorkloadKind,
+}
+
+impl SavedRun {
+    /// The run saved in `dir`; an error if `dir` has no history.
+    pub fn open(dir: &Path) -> Result<SavedRun> {
+        let history = dir.join(HISTORY_FILE);
+        if !history.is_file() {
+            anyhow::bail!(
+                "{} is not a run directory: it has no {HISTORY_FILE}",
+                dir.display()
+            );
+        }
+        let workload = header_of(&history)
+            .and_then(|h| {
+                h["workload"]
+                    .as_str()
+                    .and_then(workloads::WorkloadKind::parse)
+            })
+            .unwrap_or_default();
+        Ok(SavedRun {
+            dir: dir.to_path_buf(),
+            history,
+            workload,
+        })
+    }
+}
+
+/// What `slotcheck report DIR` rewrote.
+pub struct Rewritten {
     /// `DIR/results.json`.
     pub results: PathBuf,
     /// `DIR/report.html`.
     pub html: PathBuf,
 }
 
-/// Checks `dir/history.jsonl` again, as `slotcheck test` does, and rewrites `results.json` and
-/// `report.html` from it: the same bytes the run wrote.
-pub fn regenerate(dir: &Path) -> Result<Regenerated> {
-    let history_path = dir.join(HISTORY_FILE);
-    if !history_path.is_file() {
-        anyhow::bail!(
-            "{} is not a run directory: it has no {HISTORY_FILE}",
-            dir.display()
-        );
-    }
-    let workload = header_of(&history_path)
-        .and_then(|h| {
-            h["workload"]
-                .as_str()
-                .and_then(workloads::WorkloadKind::parse)
-        })
-        .unwrap_or_default();
-    let history = crate::run::read_unless_large(&history_path)?;
-    let model = crate::run::model_of(workload);
-    let mut report = crate::run::check_run(&history_path, history.as_ref(), model)?;
-    crate::verify::merge_into(dir, &mut report, history.as_ref())?;
-    let results = write_results(dir, &report)?;
-    let html = match &history {
-        Some(h) => write(dir, h, &report)?,
-        None => write_for_history(dir, &history_path, &report)?,
+/// Rewrites the saved run's `results.json` and `report.html` from `report`, the check of its
+/// history made again as `slotcheck test` made it (`history` is the history when it was read
+/// whole; else the page reads the file): the same bytes the run wrote.
+pub fn rewrite(run: &SavedRun, report: &Report, history: Option<&History>) -> Result<Rewritten> {
+    let results = write_results(&run.dir, report)?;
+    let html = match history {
+        Some(h) => write(&run.dir, h, report)?,
+        None => write_for_history(&run.dir, &run.history, report)?,
     };
-    Ok(Regenerated {
-        report,
-        results,
-        html,
-    })
+    Ok(Rewritten { results, html })
 }
 
 #[cfg(test)]

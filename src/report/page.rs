@@ -1,7 +1,7 @@
 //! The page around the sections: head, styles, the summary, and the script at the end.
 
 use super::prepare::Prepared;
-use checker::{RedirectCounts, Validity};
+use checker::{RedirectCounts, Report, Validity};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -24,15 +24,6 @@ pub fn esc(text: &str) -> String {
 /// Nanoseconds as seconds with millisecond precision (`12.345 s`).
 pub fn secs(ns: u64) -> String {
     format!("{:.3} s", ns as f64 / 1e9)
-}
-
-/// A verdict as one word, for CSS classes and headings.
-pub fn verdict(v: Validity) -> &'static str {
-    match v {
-        Validity::Valid => "valid",
-        Validity::Invalid => "invalid",
-        Validity::Unknown => "unknown",
-    }
 }
 
 /// The page's title: workload, server and seed from the history's header.
@@ -73,7 +64,7 @@ fn title(p: &Prepared) -> String {
 /// Opens the document: head, styles, heading and the table of contents.
 pub fn head(out: &mut String, p: &Prepared) {
     let t = esc(&title(p));
-    let v = verdict(p.report.valid);
+    let v = p.report.valid.name();
     w!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -123,8 +114,30 @@ pub fn summary(out: &mut String, p: &Prepared) {
         count(Validity::Invalid),
         count(Validity::Unknown),
         esc(&p.sample_note()),
-        v = verdict(r.valid)
+        v = r.valid.name()
     );
+    ops_table(out, r);
+    table(out, "anomalies by class", &anomaly_rows(r));
+    let causes: Vec<(String, String)> = r
+        .causes
+        .iter()
+        .map(|(cause, classes)| (cause.to_string(), checker::counts_text(classes)))
+        .collect();
+    if !causes.is_empty() {
+        table(out, "anomalies by cause", &causes);
+    }
+    table(out, "redirects by kind", &redirect_rows(r));
+    table(out, "nemesis actions", &nemesis_rows(p));
+    table(out, "run", &run_rows(p));
+    out.push_str("</div>");
+    for warning in &r.warnings {
+        w!(out, "<p class=\"warning\">warning: {}</p>", esc(warning));
+    }
+    out.push_str("</section>\n");
+}
+
+/// Ops by kind (`f`) and outcome, then all of them.
+fn ops_table(out: &mut String, r: &Report) {
     out.push_str("<table class=\"kv\" id=\"ops-table\"><caption>ops by outcome</caption>");
     out.push_str("<tr><th>f</th><th>ok</th><th>fail</th><th>info</th><th>total</th></tr>");
     let rows = r.ops_by_f.iter().map(|(f, c)| (f.as_str(), c));
@@ -140,7 +153,12 @@ pub fn summary(out: &mut String, p: &Prepared) {
         );
     }
     out.push_str("</table>");
+}
 
+/// Invalid and unknown keys, anomalies by class (the redirect-protocol ones counted in full, past
+/// the ones listed), and the acknowledged writes by fate.
+fn anomaly_rows(r: &Report) -> Vec<(String, String)> {
+    let count = |v: Validity| r.keys.iter().filter(|k| k.valid == v).count();
     let mut anomalies: Vec<(String, String)> = vec![
         (
             "nonlinearizable keys".into(),
@@ -157,7 +175,7 @@ pub fn summary(out: &mut String, p: &Prepared) {
         for (class, n) in &a.stats.violations {
             *classes.entry(class.clone()).or_default() += *n as usize;
         }
-        let others = a.anomalies.iter();
+        let others = r.anomalies.iter().filter(|x| x.is_redirect());
         for a in others.filter(|x| !a.stats.violations.contains_key(&x.class)) {
             *classes.entry(a.class.clone()).or_default() += 1;
         }
@@ -172,16 +190,11 @@ pub fn summary(out: &mut String, p: &Prepared) {
             ),
         ));
     }
-    table(out, "anomalies by class", &anomalies);
-    let causes: Vec<(String, String)> = r
-        .causes
-        .iter()
-        .map(|(cause, classes)| (cause.to_string(), checker::counts_text(classes)))
-        .collect();
-    if !causes.is_empty() {
-        table(out, "anomalies by cause", &causes);
-    }
+    anomalies
+}
 
+/// Redirect hops by kind, and the redirect analysis's statistics when it ran.
+fn redirect_rows(r: &Report) -> Vec<(String, String)> {
     let mut redirects = vec![("hops".to_string(), redirects_text(&r.redirects))];
     if let Some(a) = &r.redirect_analysis {
         let s = &a.stats;
@@ -198,14 +211,7 @@ pub fn summary(out: &mut String, p: &Prepared) {
             redirects.push((format!("during {phase}"), redirects_text(c)));
         }
     }
-    table(out, "redirects by kind", &redirects);
-    table(out, "nemesis actions", &nemesis_rows(p));
-    table(out, "run", &run_rows(p));
-    out.push_str("</div>");
-    for warning in &r.warnings {
-        w!(out, "<p class=\"warning\">warning: {}</p>", esc(warning));
-    }
-    out.push_str("</section>\n");
+    redirects
 }
 
 /// Migrations by how they ended, faults by verb.

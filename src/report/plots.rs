@@ -73,9 +73,55 @@ impl Kind {
 pub fn section(out: &mut String, p: &Prepared) -> Result<(), ReportError> {
     let bucket_ns = (nice_step(p.end_ns.max(1) as f64, BUCKETS_TARGET) as u64).max(1);
     let buckets = (p.end_ns / bucket_ns + 1) as usize;
+    let (kinds, hops) = tally(p, bucket_ns, buckets)?;
+    let shades = shades(p);
+    let ctx = Ctx {
+        end_s: (p.end_ns as f64 / 1e9).max(1e-6),
+        bucket_s: bucket_ns as f64 / 1e9,
+        shades: &shades,
+    };
+    w!(
+        out,
+        "<section id=\"plots\"><h2>Latency, throughput and redirects</h2><p>Shaded: faults \
+         (red) and migrations (blue). Quantiles from HdrHistograms of every op, per {} \
+         bucket; latency points: {}.</p>",
+        duration_text(bucket_ns),
+        esc(&p.sample_note())
+    );
+    quantile_table(out, &kinds);
+    for (f, kind) in kinds.iter().take(KINDS_PLOTTED_MAX) {
+        w!(out, "<div class=\"plot\" id=\"latency-{}\">", esc(f));
+        chart::latency(out, &ctx, f, &kind.points, &kind.quantiles(ctx.bucket_s))?;
+        out.push_str("</div>");
+    }
+    out.push_str("<div class=\"plot\" id=\"throughput\">");
+    let title = "throughput: ops completed per second, by kind; ok solid, fail dashed, info dotted";
+    chart::rates(out, &ctx, title, "ops/s", &throughput_series(&kinds))?;
+    out.push_str("</div><div class=\"plot\" id=\"redirects\">");
+    chart::rates(
+        out,
+        &ctx,
+        "redirect hops per second, by kind (at the op's invocation)",
+        "hops/s",
+        &redirect_series(&hops, buckets),
+    )?;
+    out.push_str("</div></section>\n");
+    Ok(())
+}
+
+/// Redirect hops per bucket (of the op's invocation), by kind.
+type Hops = BTreeMap<RedirectKind, Vec<u64>>;
+
+/// Every op's latency and completion, by kind (`f`), in `buckets` of `bucket_ns`; and the
+/// redirect hops per bucket.
+fn tally<'p>(
+    p: &'p Prepared<'_>,
+    bucket_ns: u64,
+    buckets: usize,
+) -> Result<(BTreeMap<&'p str, Kind>, Hops), ReportError> {
     let bucket = |ns: u64| ((ns / bucket_ns) as usize).min(buckets - 1);
     let mut kinds: BTreeMap<&str, Kind> = BTreeMap::new();
-    let mut hops: BTreeMap<RedirectKind, Vec<u64>> = BTreeMap::new();
+    let mut hops: Hops = BTreeMap::new();
     let shown: std::collections::HashSet<usize> = p.shown.iter().copied().collect();
     for (i, op) in p.at.ops.iter().enumerate() {
         if !kinds.contains_key(op.f.as_str()) {
@@ -112,27 +158,12 @@ pub fn section(out: &mut String, p: &Prepared) -> Result<(), ReportError> {
                 .push((op.invoke_ns as f64 / 1e9, ms, op.outcome));
         }
     }
-    let shades = shades(p);
-    let ctx = Ctx {
-        end_s: (p.end_ns as f64 / 1e9).max(1e-6),
-        bucket_s: bucket_ns as f64 / 1e9,
-        shades: &shades,
-    };
-    w!(
-        out,
-        "<section id=\"plots\"><h2>Latency, throughput and redirects</h2><p>Shaded: faults \
-         (red) and migrations (blue). Quantiles from HdrHistograms of every op, per {} \
-         bucket; latency points: {}.</p>",
-        duration_text(bucket_ns),
-        esc(&p.sample_note())
-    );
-    quantile_table(out, &kinds);
-    for (f, kind) in kinds.iter().take(KINDS_PLOTTED_MAX) {
-        w!(out, "<div class=\"plot\" id=\"latency-{}\">", esc(f));
-        chart::latency(out, &ctx, f, &kind.points, &kind.quantiles(ctx.bucket_s))?;
-        out.push_str("</div>");
-    }
-    out.push_str("<div class=\"plot\" id=\"throughput\">");
+    Ok((kinds, hops))
+}
+
+/// The throughput plot's lines: ops completed per bucket, by kind and outcome (ok solid, fail
+/// dashed, info dotted).
+fn throughput_series(kinds: &BTreeMap<&str, Kind>) -> Vec<Series> {
     let mut series: Vec<Series> = Vec::new();
     for (i, (f, kind)) in kinds.iter().enumerate() {
         for (o, counts) in OUTCOMES.iter().zip(&kind.done) {
@@ -150,11 +181,13 @@ pub fn section(out: &mut String, p: &Prepared) -> Result<(), ReportError> {
             }
         }
     }
-    let title = "throughput: ops completed per second, by kind; ok solid, fail dashed, info dotted";
-    chart::rates(out, &ctx, title, "ops/s", &series)?;
-    out.push_str("</div><div class=\"plot\" id=\"redirects\">");
-    // The Codis kinds only when a Codis router ran, so Redis Cluster runs plot as before.
-    let series: Vec<Series> = RedirectKind::ALL
+    series
+}
+
+/// The redirect plot's lines: hops per bucket, by kind; the Codis kinds only when a Codis
+/// router ran, so Redis Cluster runs plot as before.
+fn redirect_series(hops: &Hops, buckets: usize) -> Vec<Series> {
+    RedirectKind::ALL
         .iter()
         .filter(|k| !k.is_codis() || hops.contains_key(k))
         .map(|k| Series {
@@ -163,16 +196,7 @@ pub fn section(out: &mut String, p: &Prepared) -> Result<(), ReportError> {
             counts: hops.get(k).cloned().unwrap_or_else(|| vec![0; buckets]),
             dash: None,
         })
-        .collect();
-    chart::rates(
-        out,
-        &ctx,
-        "redirect hops per second, by kind (at the op's invocation)",
-        "hops/s",
-        &series,
-    )?;
-    out.push_str("</div></section>\n");
-    Ok(())
+        .collect()
 }
 
 /// A bucket's length in the largest unit that keeps it whole-ish: `250 ms`, `2 s`, `50 µs`.

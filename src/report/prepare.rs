@@ -117,8 +117,7 @@ fn flagged_events(report: &Report) -> Vec<usize> {
             events.extend(e.stranded.as_ref().map(|s| s.event));
         }
     }
-    let analysis = report.redirect_analysis.iter().flat_map(|a| &a.anomalies);
-    for anomaly in report.anomalies.iter().chain(analysis) {
+    for anomaly in &report.anomalies {
         events.extend(anomaly.events.iter().map(|e| e.event));
     }
     events

@@ -252,7 +252,7 @@ impl Watcher {
             &CheckOptions::default(),
         )?;
         let ops = Ops::from_history(&history)?.ops;
-        let classes = crate::detect::classes_of(&report);
+        let classes = report.classes();
         let invalid_keys: Vec<String> = report
             .keys
             .iter()
@@ -275,7 +275,7 @@ impl Watcher {
             to_ms: (w + 1) * self.window_ns / 1_000_000,
             ops: ops.len() as u64,
             keys: report.keys.len(),
-            verdict: crate::detect::verdict(report.valid),
+            verdict: report.valid.name(),
             classes,
             invalid_keys,
             check_ms: started.elapsed().as_millis() as u64,

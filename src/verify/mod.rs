@@ -26,7 +26,7 @@ use checker::{Anomaly, History};
 use serde::Serialize;
 
 use crate::harness::{HarnessError, SLOT_COUNT};
-pub use summary::{merge_into, print, write, NodeSummary, VERIFY_FILE};
+pub use summary::{merge, print, read_findings, write, NodeSummary, VERIFY_FILE};
 
 /// What verify looks at and how far.
 #[derive(Debug, Clone)]

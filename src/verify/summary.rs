@@ -93,11 +93,37 @@ pub(super) fn checks(v: &Verification, with_history: bool) -> Vec<CheckLine> {
         *by_class.entry(a.class.as_str()).or_default() += 1;
     }
     let n = |class: &str| by_class.get(class).copied().unwrap_or(0);
-    let line = |bad: usize, ok: String, err: String| CheckLine {
+    let mut lines = topology_checks(v, &n);
+    lines.extend(data_checks(v, &n));
+    if with_history {
+        lines.push(line(
+            n("final-state-mismatch"),
+            format!(
+                "{} keys of the history hold a value a last write could have left.",
+                v.history_keys_checked
+            ),
+            format!(
+                "{} of {} keys of the history hold a value no last write could have left.",
+                n("final-state-mismatch"),
+                v.history_keys_checked
+            ),
+        ));
+    }
+    lines
+}
+
+/// A check line: OK with `ok` when `bad` is 0, else failed with `err`.
+fn line(bad: usize, ok: String, err: String) -> CheckLine {
+    CheckLine {
         ok: bad == 0,
         text: if bad == 0 { ok } else { err },
-    };
-    let mut lines = vec![
+    }
+}
+
+/// The check lines of the cluster's shape: nodes, slot maps, open and uncovered slots (`n`
+/// counts the findings of a class).
+fn topology_checks(v: &Verification, n: &dyn Fn(&str) -> usize) -> Vec<CheckLine> {
+    vec![
         line(
             n("node-unreachable"),
             "Every node listed answered.".into(),
@@ -127,6 +153,13 @@ pub(super) fn checks(v: &Verification, with_history: bool) -> Vec<CheckLine> {
             format!("All {} slots covered.", crate::harness::SLOT_COUNT),
             format!("Only {} slots covered.", v.slots_covered),
         ),
+    ]
+}
+
+/// The check lines of the data: keys on the master that owns their slot, replicas like their
+/// masters (`n` counts the findings of a class).
+fn data_checks(v: &Verification, n: &dyn Fn(&str) -> usize) -> [CheckLine; 2] {
+    [
         line(
             n("stranded-key") + n("duplicated-key"),
             format!(
@@ -155,22 +188,7 @@ pub(super) fn checks(v: &Verification, with_history: bool) -> Vec<CheckLine> {
                 n("replica-divergence")
             ),
         ),
-    ];
-    if with_history {
-        lines.push(line(
-            n("final-state-mismatch"),
-            format!(
-                "{} keys of the history hold a value a last write could have left.",
-                v.history_keys_checked
-            ),
-            format!(
-                "{} of {} keys of the history hold a value no last write could have left.",
-                n("final-state-mismatch"),
-                v.history_keys_checked
-            ),
-        ));
-    }
-    lines
+    ]
 }
 
 /// Prints the summary: a line per node, a line per check, then each finding and warning.
@@ -210,35 +228,36 @@ pub fn write(dir: &Path, v: &Verification) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Adds `dir/verify.json`'s findings, if the file exists, to `report`: its anomalies and counts,
-/// and an invalid verdict if there is any; with the run's `history`, each finding gets a cause.
-pub fn merge_into(
-    dir: &Path,
-    report: &mut Report,
-    history: Option<&History>,
-) -> Result<Option<serde_json::Value>> {
+/// The findings of a saved run's `dir/verify.json` (for `slotcheck report`, which checks a run
+/// again): none when verify wrote no file.
+pub fn read_findings(dir: &Path) -> Result<Vec<Anomaly>> {
     let path = dir.join(VERIFY_FILE);
     if !path.is_file() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let value: serde_json::Value = serde_json::from_slice(&text)
         .with_context(|| format!("{}: not verify's JSON", path.display()))?;
-    let anomalies: Vec<Anomaly> = serde_json::from_value(value["anomalies"].clone())
-        .with_context(|| format!("{}: field `anomalies`", path.display()))?;
-    if anomalies.is_empty() {
+    serde_json::from_value(value["anomalies"].clone())
+        .with_context(|| format!("{}: field `anomalies`", path.display()))
+}
+
+/// Adds verify's `findings` (a [`Verification`]'s anomalies, or [`read_findings`]') to
+/// `report`: its anomalies and counts, and an invalid verdict if there is any; with the run's
+/// `history`, each finding gets a cause.
+pub fn merge(report: &mut Report, findings: &[Anomaly], history: Option<&History>) -> Result<()> {
+    if findings.is_empty() {
         // Nothing to attribute: the check already gave every anomaly its cause.
-        return Ok(Some(value));
+        return Ok(());
     }
-    for a in anomalies {
+    for a in findings {
         *report.anomaly_counts.entry(a.class.clone()).or_default() += 1;
-        report.anomalies.push(a);
+        report.anomalies.push(a.clone());
         report.valid = Validity::Invalid;
     }
     match history {
-        Some(h) => checker::attribute_causes(h, report)
-            .with_context(|| format!("attributing the findings of {}", path.display()))?,
+        Some(h) => checker::attribute_causes(h, report).context("attributing verify's findings")?,
         None => report.tally_causes(),
     }
-    Ok(Some(value))
+    Ok(())
 }

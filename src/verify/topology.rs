@@ -186,6 +186,17 @@ fn reference_owners(members: &[Member]) -> Vec<Option<String>> {
 /// Topology findings: nodes that did not answer, members that see another slot map, open
 /// slots, slots no one owns.
 pub fn findings(topology: &Topology) -> Vec<Finding> {
+    let mut found = unreachable(topology);
+    for m in &topology.members {
+        found.extend(disagreement(topology, m));
+        found.extend(open_slots(m));
+    }
+    found.extend(uncovered(topology));
+    found
+}
+
+/// A `node-unreachable` finding per listed node that did not answer.
+fn unreachable(topology: &Topology) -> Vec<Finding> {
     let mut found = Vec::new();
     for (addr, why) in &topology.unreachable {
         let id = topology
@@ -218,68 +229,81 @@ pub fn findings(topology: &Topology) -> Vec<Finding> {
             data: json!({"why": why, "slots_owned": owned}),
         });
     }
+    found
+}
+
+/// A `slot-map-disagreement` finding if member `m` sees another owner than the other nodes
+/// for some slot.
+fn disagreement(topology: &Topology, m: &Member) -> Option<Finding> {
     let reference: Vec<Option<&str>> = topology.reference.iter().map(|o| o.as_deref()).collect();
     let name = |id: Option<&str>| id.map_or("no node".to_string(), |id| topology.describe(id));
-    for m in &topology.members {
-        let theirs = owners_in_view(&m.view);
-        let differing: Vec<u16> = (0..SLOT_COUNT as usize)
-            .filter(|&s| theirs[s] != reference[s])
-            .map(|s| s as u16)
-            .collect();
-        if let Some(&first) = differing.first() {
-            found.push(Finding {
-                class: "slot-map-disagreement",
-                node: m.addr().to_string(),
-                slot: Some(first),
-                keys: Vec::new(),
-                text: format!(
-                    "{} sees another owner than the other nodes for {} slots (first: slot {first}, \
-                     which it gives to {} instead of {})",
-                    m.addr(),
-                    differing.len(),
-                    name(theirs[first as usize]),
-                    name(reference[first as usize])
-                ),
-                data: json!({"slots": differing.len(), "first": first}),
-            });
-        }
-        for open in &m.line.open_slots {
-            let slot = open
-                .trim_start_matches('[')
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|s| s.parse::<u16>().ok());
-            found.push(Finding {
-                class: "open-slot",
-                node: m.addr().to_string(),
-                slot,
-                keys: Vec::new(),
-                text: format!(
-                    "{} has slot {} open: {open} (a migration was started and never finished or \
-                     rolled back)",
-                    m.addr(),
-                    slot.map_or("?".to_string(), |s| s.to_string())
-                ),
-                data: json!({"entry": open}),
-            });
-        }
+    let theirs = owners_in_view(&m.view);
+    let differing: Vec<u16> = (0..SLOT_COUNT as usize)
+        .filter(|&s| theirs[s] != reference[s])
+        .map(|s| s as u16)
+        .collect();
+    if let Some(&first) = differing.first() {
+        return Some(Finding {
+            class: "slot-map-disagreement",
+            node: m.addr().to_string(),
+            slot: Some(first),
+            keys: Vec::new(),
+            text: format!(
+                "{} sees another owner than the other nodes for {} slots (first: slot {first}, \
+                 which it gives to {} instead of {})",
+                m.addr(),
+                differing.len(),
+                name(theirs[first as usize]),
+                name(reference[first as usize])
+            ),
+            data: json!({"slots": differing.len(), "first": first}),
+        });
     }
+    None
+}
+
+/// An `open-slot` finding per slot member `m` has open (migrating or importing).
+fn open_slots(m: &Member) -> Vec<Finding> {
+    let mut found = Vec::new();
+    for open in &m.line.open_slots {
+        let slot = open
+            .trim_start_matches('[')
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|s| s.parse::<u16>().ok());
+        found.push(Finding {
+            class: "open-slot",
+            node: m.addr().to_string(),
+            slot,
+            keys: Vec::new(),
+            text: format!(
+                "{} has slot {} open: {open} (a migration was started and never finished or \
+                 rolled back)",
+                m.addr(),
+                slot.map_or("?".to_string(), |s| s.to_string())
+            ),
+            data: json!({"entry": open}),
+        });
+    }
+    found
+}
+
+/// An `uncovered-slot` finding if some slot has no owner.
+fn uncovered(topology: &Topology) -> Option<Finding> {
     let uncovered: Vec<u16> = (0..SLOT_COUNT as usize)
         .filter(|&s| topology.reference[s].is_none())
         .map(|s| s as u16)
         .collect();
-    if let Some(&first) = uncovered.first() {
-        found.push(Finding {
-            class: "uncovered-slot",
-            node: "-".to_string(),
-            slot: Some(first),
-            keys: Vec::new(),
-            text: format!(
-                "{} slots have no owner (first: slot {first}): their keys cannot be served",
-                uncovered.len()
-            ),
-            data: json!({"slots": uncovered.len(), "first": first}),
-        });
-    }
-    found
+    let first = *uncovered.first()?;
+    Some(Finding {
+        class: "uncovered-slot",
+        node: "-".to_string(),
+        slot: Some(first),
+        keys: Vec::new(),
+        text: format!(
+            "{} slots have no owner (first: slot {first}): their keys cannot be served",
+            uncovered.len()
+        ),
+        data: json!({"slots": uncovered.len(), "first": first}),
+    })
 }

@@ -1,5 +1,5 @@
 //! What the redirect-aware analysis (`context`) adds to a report, as plain data: redirect
-//! statistics, the redirect anomalies, the fault intervals. The analysis that computes them is in
+//! statistics and the fault intervals (its anomalies join the report's one list). The analysis that computes them is in
 //! `context`, `redirects` and `protocol`.
 
 use super::counts::{counts_text, RedirectCounts};
@@ -16,10 +16,6 @@ const SHOWN_PER_CLASS_MAX: usize = 3;
 pub struct RedirectAnalysis {
     /// Hops by slot, phase and outcome.
     pub stats: RedirectStats,
-    /// Redirect-protocol (`ask-without-asking`, `ask-as-moved`, `redirect-loop`), `stale-route`
-    /// and `redirect-after-apply` anomalies, annotated.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub anomalies: Vec<Anomaly>,
     /// Every fault interval.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
@@ -43,30 +39,38 @@ impl fmt::Display for RedirectAnalysis {
             "migrations: {}; faults and repairs: {verbs}",
             self.migrations
         )?;
-        writeln!(f, "{}", self.stats)?;
-        let mut shown: std::collections::BTreeMap<&str, usize> = Default::default();
-        for a in &self.anomalies {
-            let n = shown.entry(a.class.as_str()).or_default();
-            *n += 1;
-            if *n > SHOWN_PER_CLASS_MAX {
-                continue;
-            }
-            writeln!(f, "{a}")?;
-            if let Some(summary) = a.context.as_ref().and_then(|c| c.get("summary")) {
-                for line in summary.as_array().into_iter().flatten() {
-                    writeln!(f, "  {}", line.as_str().unwrap_or(""))?;
-                }
-            }
-        }
-        for (class, n) in shown.iter().filter(|(_, &n)| n > SHOWN_PER_CLASS_MAX) {
-            writeln!(
-                f,
-                "... and {} more {class} listed in results.json",
-                n - SHOWN_PER_CLASS_MAX
-            )?;
-        }
-        Ok(())
+        writeln!(f, "{}", self.stats)
     }
+}
+
+/// Writes the redirect anomalies of a report's list, at most [`SHOWN_PER_CLASS_MAX`] of each
+/// class with the summary lines of their context, then how many more of each class there are.
+pub(crate) fn write_listed<'a>(
+    f: &mut fmt::Formatter<'_>,
+    anomalies: impl Iterator<Item = &'a Anomaly>,
+) -> fmt::Result {
+    let mut shown: std::collections::BTreeMap<&str, usize> = Default::default();
+    for a in anomalies {
+        let n = shown.entry(a.class.as_str()).or_default();
+        *n += 1;
+        if *n > SHOWN_PER_CLASS_MAX {
+            continue;
+        }
+        writeln!(f, "{a}")?;
+        if let Some(summary) = a.context.as_ref().and_then(|c| c.get("summary")) {
+            for line in summary.as_array().into_iter().flatten() {
+                writeln!(f, "  {}", line.as_str().unwrap_or(""))?;
+            }
+        }
+    }
+    for (class, n) in shown.iter().filter(|(_, &n)| n > SHOWN_PER_CLASS_MAX) {
+        writeln!(
+            f,
+            "... and {} more {class} listed in results.json",
+            n - SHOWN_PER_CLASS_MAX
+        )?;
+    }
+    Ok(())
 }
 
 /// Redirect hops by slot, by the slot's migration phase, and how ops that met them ended.
