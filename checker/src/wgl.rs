@@ -111,122 +111,204 @@ fn search<M: Model>(
         "too many ops for one partition"
     );
     let deadline = budget.time_limit.map(|t| Instant::now() + t);
-    let mut entries = Entries::new(intervals);
-    let mut obligations = Obligations::new(model, intervals);
-    let ordered = model.ordered();
-    let mut returns_left = entries.return_of.iter().filter(|&&r| r != NIL).count();
-    let mut linearized = Bitset::new(intervals.len());
-    let mut linearized_hash = 0u64;
-    let mut state = model.init();
-    let mut stack: Vec<Frame<M::State>> = Vec::new();
-    let mut cache = Cache::new(linearized.words.len());
-    let mut deepest: Option<Deepest<M::State>> = None;
-    let mut cursor = entries.first();
-    let mut steps = 0u64;
-
-    while returns_left > 0 {
-        if steps >= budget.steps_max {
+    let mut s = Searcher::new(model, intervals);
+    while s.returns_left > 0 {
+        if let Some(exhausted) = s.tick(budget, deadline) {
             return Search::Unknown {
-                steps,
-                exhausted: Exhausted::Steps,
+                steps: s.steps,
+                exhausted,
             };
-        }
-        steps += 1;
-        if steps & (STEPS_PER_CLOCK_CHECK - 1) == 0 {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Search::Unknown {
-                    steps,
-                    exhausted: Exhausted::Time,
-                };
-            }
-            if cache.bytes() > budget.cache_bytes_max {
-                return Search::Unknown {
-                    steps,
-                    exhausted: Exhausted::Memory,
-                };
-            }
         }
         // A return entry is left while returns_left > 0, and the cursor never passes one.
-        debug_assert!(cursor != NIL);
-        let entry = entries.nodes[cursor as usize];
+        debug_assert!(s.cursor != NIL);
+        let entry = s.entries.nodes[s.cursor as usize];
         let op = entry.op as usize;
         if !entry.is_return {
-            let input = &intervals[op].input;
-            let next = model.step(&state, input).filter(|next| {
-                let dead = obligations.strands(model, intervals, &linearized, op, &state, next)
-                    || (ordered && *next != state && obligations.unreachable(model, op, next));
-                !dead
-            });
-            let Some(next) = next else {
-                cursor = entry.next;
-                continue;
-            };
-            // Why committing is sound: an observer legal now could be moved to now in any
-            // linearization that places it later (it changes nothing, every op that must precede
-            // it is already linearized, or its return would stand before this call in the list).
-            let committed = matches!(model.effect(input), Effect::Observes);
-            linearized.set(op);
-            let hash = linearized_hash ^ op_key(op);
-            if cache.insert(hash ^ model.hash_state(&next), &linearized, &next) {
-                linearized_hash = hash;
-                obligations.remove(op);
-                stack.push(Frame {
-                    call: cursor,
-                    before: std::mem::replace(&mut state, next),
-                    committed,
-                });
-                entries.lift(cursor);
-                if entries.return_of[op] != NIL {
-                    returns_left -= 1;
+            match s.call(op) {
+                Call::Skipped => {
+                    s.cursor = entry.next;
+                    continue;
                 }
-                cursor = entries.first();
-                continue;
+                Call::Linearized => continue,
+                // A committed observer leads to an explored configuration: this one is dead too.
+                Call::DeadEnd => {}
             }
-            linearized.clear(op);
-            if !committed {
-                cursor = entry.next;
-                continue;
-            }
-            // A committed observer leads to an explored configuration: this one is dead too.
         } else {
             // A return no order of the ops so far can satisfy: remember the deepest such point as
             // evidence, then backtrack.
-            record_deepest(&mut deepest, &stack, &entries, op, &state);
+            record_deepest(&mut s.deepest, &s.stack, &s.entries, op, &s.state);
         }
-        loop {
-            let Some(frame) = stack.pop() else {
-                let d = deepest.expect("a return was met before the stack emptied");
-                let stranded = stranded(model, intervals, &d, &obligations);
-                return Search::Invalid {
-                    steps,
-                    op: d.op,
-                    prefix: d.prefix,
-                    state: d.state,
-                    stranded,
-                };
-            };
-            if let Some(d) = &mut deepest {
-                d.stable = d.stable.min(stack.len());
+        if let Some(invalid) = s.backtrack() {
+            return invalid;
+        }
+    }
+    debug_assert!(s.stack.iter().all(|f| s
+        .linearized
+        .get(s.entries.nodes[f.call as usize].op as usize)));
+    Search::Valid { steps: s.steps }
+}
+
+/// What trying to linearize an op at its call entry led to.
+enum Call {
+    /// It cannot go now: try the next entry.
+    Skipped,
+    /// It went: the search starts again from the front of the list.
+    Linearized,
+    /// A committed observer whose configuration was explored already: backtrack.
+    DeadEnd,
+}
+
+/// Where the search stands: the entry list, what is linearized, the model state and the stack.
+struct Searcher<'a, M: Model> {
+    model: &'a M,
+    intervals: &'a [Interval<M::Input>],
+    entries: Entries,
+    obligations: Obligations<M::State>,
+    ordered: bool,
+    /// Return entries still in the list: the search is done when none is left.
+    returns_left: usize,
+    linearized: Bitset,
+    linearized_hash: u64,
+    state: M::State,
+    stack: Vec<Frame<M::State>>,
+    cache: Cache<M::State>,
+    deepest: Option<Deepest<M::State>>,
+    cursor: u32,
+    steps: u64,
+}
+
+impl<'a, M: Model> Searcher<'a, M> {
+    fn new(model: &'a M, intervals: &'a [Interval<M::Input>]) -> Self {
+        let entries = Entries::new(intervals);
+        let returns_left = entries.return_of.iter().filter(|&&r| r != NIL).count();
+        let linearized = Bitset::new(intervals.len());
+        let cursor = entries.first();
+        Searcher {
+            model,
+            intervals,
+            obligations: Obligations::new(model, intervals),
+            ordered: model.ordered(),
+            returns_left,
+            cache: Cache::new(linearized.words.len()),
+            linearized,
+            linearized_hash: 0,
+            state: model.init(),
+            stack: Vec::new(),
+            deepest: None,
+            cursor,
+            entries,
+            steps: 0,
+        }
+    }
+
+    /// Counts one step; the budget that ran out, if one did (the clock and the cache's size are
+    /// looked at every [`STEPS_PER_CLOCK_CHECK`] steps).
+    fn tick(&mut self, budget: &Budget, deadline: Option<Instant>) -> Option<Exhausted> {
+        if self.steps >= budget.steps_max {
+            return Some(Exhausted::Steps);
+        }
+        self.steps += 1;
+        if self.steps & (STEPS_PER_CLOCK_CHECK - 1) == 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Some(Exhausted::Time);
             }
-            let undone = entries.nodes[frame.call as usize].op as usize;
-            linearized.clear(undone);
-            linearized_hash ^= op_key(undone);
-            obligations.restore(undone);
-            state = frame.before;
-            entries.unlift(frame.call);
-            if entries.return_of[undone] != NIL {
-                returns_left += 1;
+            if self.cache.bytes() > budget.cache_bytes_max {
+                return Some(Exhausted::Memory);
+            }
+        }
+        None
+    }
+
+    /// Tries to linearize `op`, whose call entry is at the cursor, now.
+    fn call(&mut self, op: usize) -> Call {
+        let Some(next) = self.legal_next(op) else {
+            return Call::Skipped;
+        };
+        // Why committing is sound: an observer legal now could be moved to now in any
+        // linearization that places it later (it changes nothing, every op that must precede
+        // it is already linearized, or its return would stand before this call in the list).
+        let committed = matches!(
+            self.model.effect(&self.intervals[op].input),
+            Effect::Observes
+        );
+        self.linearized.set(op);
+        let hash = self.linearized_hash ^ op_key(op);
+        let key = hash ^ self.model.hash_state(&next);
+        if self.cache.insert(key, &self.linearized, &next) {
+            self.linearized_hash = hash;
+            self.obligations.remove(op);
+            self.stack.push(Frame {
+                call: self.cursor,
+                before: std::mem::replace(&mut self.state, next),
+                committed,
+            });
+            self.entries.lift(self.cursor);
+            if self.entries.return_of[op] != NIL {
+                self.returns_left -= 1;
+            }
+            self.cursor = self.entries.first();
+            return Call::Linearized;
+        }
+        self.linearized.clear(op);
+        if committed {
+            Call::DeadEnd
+        } else {
+            Call::Skipped
+        }
+    }
+
+    /// The state after `op`, if the model accepts it now and it leaves no dead end behind.
+    fn legal_next(&mut self, op: usize) -> Option<M::State> {
+        let (model, intervals, state) = (self.model, self.intervals, &self.state);
+        let next = model.step(state, &intervals[op].input)?;
+        let dead = self
+            .obligations
+            .strands(model, intervals, &self.linearized, op, state, &next)
+            || (self.ordered && next != *state && self.obligations.unreachable(model, op, &next));
+        (!dead).then_some(next)
+    }
+
+    /// Undoes linearizations up to and including the latest that was not committed, and moves
+    /// the cursor past its call; the verdict `Invalid` when the stack runs empty first.
+    fn backtrack(&mut self) -> Option<Search<M::State>> {
+        loop {
+            let Some(frame) = self.stack.pop() else {
+                return Some(self.invalid());
+            };
+            if let Some(d) = &mut self.deepest {
+                d.stable = d.stable.min(self.stack.len());
+            }
+            let undone = self.entries.nodes[frame.call as usize].op as usize;
+            self.linearized.clear(undone);
+            self.linearized_hash ^= op_key(undone);
+            self.obligations.restore(undone);
+            self.state = frame.before;
+            self.entries.unlift(frame.call);
+            if self.entries.return_of[undone] != NIL {
+                self.returns_left += 1;
             }
             if !frame.committed {
-                cursor = entries.nodes[frame.call as usize].next;
-                break;
+                self.cursor = self.entries.nodes[frame.call as usize].next;
+                return None;
             }
         }
     }
-    debug_assert!(stack
-        .iter()
-        .all(|f| linearized.get(entries.nodes[f.call as usize].op as usize)));
-    Search::Valid { steps }
+
+    /// The verdict when no order works: the deepest point reached, as evidence.
+    fn invalid(&mut self) -> Search<M::State> {
+        let d = self
+            .deepest
+            .take()
+            .expect("a return was met before the stack emptied");
+        let stranded = stranded(self.model, self.intervals, &d, &self.obligations);
+        Search::Invalid {
+            steps: self.steps,
+            op: d.op,
+            prefix: d.prefix,
+            state: d.state,
+            stranded,
+        }
+    }
 }
 
 /// Records the search's position as the deepest so far, if it is deeper than the last one.
