@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::register::{Register, RegisterOp};
+use crate::testkit::linearizable;
 
 fn iv(input: RegisterOp, call_ns: u64, return_ns: Option<u64>) -> Interval<RegisterOp> {
     Interval {
@@ -97,35 +98,6 @@ fn step_budget_gives_unknown() {
     );
 }
 
-/// Exhaustive search straight from the definition: some order of the ops, each after every
-/// op that returned before its call, legal in turn, with every op that returned included.
-fn brute(m: &Register, ops: &[Interval<RegisterOp>], done: &mut Vec<bool>, s: Option<i64>) -> bool {
-    if ops
-        .iter()
-        .zip(done.iter())
-        .all(|(o, &d)| d || o.return_ns.is_none())
-    {
-        return true;
-    }
-    for i in 0..ops.len() {
-        let ready = !done[i]
-            && (0..ops.len())
-                .all(|j| done[j] || !matches!(ops[j].return_ns, Some(r) if r < ops[i].call_ns));
-        if !ready {
-            continue;
-        }
-        if let Some(next) = m.step(&s, &ops[i].input) {
-            done[i] = true;
-            let ok = brute(m, ops, done, next);
-            done[i] = false;
-            if ok {
-                return true;
-            }
-        }
-    }
-    false
-}
-
 #[test]
 fn pruned_search_agrees_with_plain_search_and_brute_force() {
     let mut seed = 0x1234_5678_9abc_def1_u64;
@@ -155,7 +127,7 @@ fn pruned_search_agrees_with_plain_search_and_brute_force() {
                 iv(input, call_ns, return_ns)
             })
             .collect();
-        let expected = brute(&m, &ops, &mut vec![false; n], m.init());
+        let expected = linearizable(&m, &ops);
         let pruned = check(&m, &ops, &Budget::default());
         let plain_budget = Budget {
             plain: true,
