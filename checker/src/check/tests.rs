@@ -326,64 +326,26 @@ fn fields_that_do_not_fit_name_line_and_field() {
         0  ok     write - 1 @20
     ");
     assert_eq!(e.to_string(), "line 1 (event 0): field `key`: the register model needs a key on every op; this write has none");
-    let e = err("
-        0  invoke incr k 1 @10
-    ");
-    assert!(
-        matches!(
-            e,
-            CheckError::Field {
-                line: 1,
-                field: "f",
-                ..
-            }
+    // The bad field's (line, name), for errors of the model's fields.
+    let field = |e: CheckError| match e {
+        CheckError::Field { line, field, .. } => (line, field),
+        other => panic!("{other}"),
+    };
+    let cases = [
+        ("0  invoke incr k 1 @10", (1, "f")),
+        (
+            "0  invoke read k null  @10\n0  ok     read k \"x\" @20",
+            (2, "value"),
         ),
-        "{e}"
-    );
-    let e = err("
-        0  invoke read k null  @10
-        0  ok     read k \"x\" @20
-    ");
-    assert!(
-        matches!(
-            e,
-            CheckError::Field {
-                line: 2,
-                field: "value",
-                ..
-            }
+        ("0  invoke cas  k 1  @10", (1, "value")),
+        (
+            "0  invoke write k 1 @10\n0  ok     write k 2 @20",
+            (2, "value"),
         ),
-        "{e}"
-    );
-    let e = err("
-        0  invoke cas  k 1  @10
-    ");
-    assert!(
-        matches!(
-            e,
-            CheckError::Field {
-                line: 1,
-                field: "value",
-                ..
-            }
-        ),
-        "{e}"
-    );
-    let e = err("
-        0  invoke write k 1 @10
-        0  ok     write k 2 @20
-    ");
-    assert!(
-        matches!(
-            e,
-            CheckError::Field {
-                line: 2,
-                field: "value",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    ];
+    for (table, expected) in cases {
+        assert_eq!(field(err(table)), expected, "{table}");
+    }
 }
 
 #[test]
