@@ -91,9 +91,10 @@ fn pika_migrations_open_between_begin_and_end() {
     assert_eq!(at(4), Phase::Migrating, "a stuck migration stays open");
 }
 
-#[test]
-fn abort_early_finalize_atomic_and_repair() {
-    let h = nemesis(&[
+/// An aborted migration (slot 1, later repaired), one finalized early that lost a key (slot 2)
+/// and a cancelled atomic migration (slots 10 and 20).
+fn aborts_and_repairs() -> History {
+    nemesis(&[
         /* 0 */
         (
             "migrate-start",
@@ -150,7 +151,12 @@ fn abort_early_finalize_atomic_and_repair() {
             "repair-step",
             json!({"slot": 1, "phase": "finished", "to": "b"}),
         ),
-    ]);
+    ])
+}
+
+#[test]
+fn abort_early_finalize_atomic_and_repair() {
+    let h = aborts_and_repairs();
     let t = Timeline::new(&h);
     let s = t.state_at(&h, 1, 4, Some("x"));
     assert_eq!(

@@ -21,18 +21,19 @@ fn simulate(seed: u64, clients: u64, ops_per_client: u64) -> History {
     simulate_with(seed, clients, ops_per_client, 50)
 }
 
+/// One simulated op: who, what, its interval, and when it took effect (if it did).
+struct Sim {
+    process: u64,
+    f: &'static str,
+    arg: i64,
+    start: u64,
+    end: u64,
+    effect: Option<u64>,
+    info: bool,
+}
+
 fn simulate_with(seed: u64, clients: u64, ops_per_client: u64, info_one_in: u64) -> History {
-    use crate::history::{Event, EventType, Process};
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    struct Sim {
-        process: u64,
-        f: &'static str,
-        arg: i64,
-        start: u64,
-        end: u64,
-        effect: Option<u64>,
-        info: bool,
-    }
     let mut sims = Vec::new();
     let mut next_value = 1;
     for c in 0..clients {
@@ -64,6 +65,12 @@ fn simulate_with(seed: u64, clients: u64, ops_per_client: u64, info_one_in: u64)
             t = end;
         }
     }
+    let results = results(&sims);
+    history(&sims, &results)
+}
+
+/// What each read returns when every op takes effect at its `effect` time, in turn.
+fn results(sims: &[Sim]) -> Vec<Value> {
     let mut order: Vec<usize> = (0..sims.len())
         .filter(|&i| sims[i].effect.is_some())
         .collect();
@@ -76,6 +83,12 @@ fn simulate_with(seed: u64, clients: u64, ops_per_client: u64, info_one_in: u64)
             _ => results[i] = state.map_or(Value::Null, Value::from),
         }
     }
+    results
+}
+
+/// The history of `sims`, reads returning `results`, as events sorted by time.
+fn history(sims: &[Sim], results: &[Value]) -> History {
+    use crate::history::{Event, EventType, Process};
     let mut events = Vec::new();
     for (i, s) in sims.iter().enumerate() {
         let arg = if s.f == "write" {
