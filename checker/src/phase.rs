@@ -17,8 +17,7 @@ mod timeline;
 pub use timeline::Timeline;
 
 /// How far a slot's migration had got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     /// No migration open: one owner everywhere (or none ever recorded).
     Stable,
@@ -57,6 +56,13 @@ impl Phase {
             Phase::Failed => "failed",
             Phase::Atomic => "atomic",
         }
+    }
+}
+
+/// Serialized as its [`name`](Phase::name), the one place a phase's name is spelled.
+impl Serialize for Phase {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 

@@ -185,3 +185,11 @@ fn abort_early_finalize_atomic_and_repair() {
         (Phase::Stable, Some("finished"))
     );
 }
+
+#[test]
+fn a_phase_serializes_as_its_name() {
+    for phase in [Phase::Stable, Phase::FinalizedEarly, Phase::Atomic] {
+        assert_eq!(serde_json::to_value(phase).unwrap(), json!(phase.name()));
+    }
+    assert_eq!(Phase::FinalizedEarly.name(), "finalized-early");
+}
