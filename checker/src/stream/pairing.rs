@@ -4,7 +4,10 @@
 //!
 //! Lines the scanner took arrive without JSON values; any other line is read as [`slow`] says.
 
+mod processes;
 mod slow;
+
+use processes::{Pending, Processes};
 
 use super::blocks::Line;
 use super::scan::Fast;
@@ -77,59 +80,6 @@ struct Invoked {
     value: Arg,
     time: u64,
     redirects: Vec<RedirectKind>,
-}
-
-#[derive(Default)]
-enum Pending {
-    #[default]
-    Idle,
-    Outstanding(Invoked),
-    Retired {
-        info_line: usize,
-    },
-}
-
-/// Processes below this are kept in a vector, the rest in a map.
-const DENSE_PROCESSES: u64 = 1 << 20;
-
-/// What each process is doing.
-#[derive(Default)]
-struct Processes {
-    dense: Vec<Pending>,
-    sparse: FxMap<u64, Pending>,
-}
-
-impl Processes {
-    /// The process's state, which the caller replaces.
-    fn get(&mut self, process: u64) -> &mut Pending {
-        if process < DENSE_PROCESSES {
-            let p = process as usize;
-            if self.dense.len() <= p {
-                self.dense.resize_with(p + 1, Pending::default);
-            }
-            &mut self.dense[p]
-        } else {
-            self.sparse.entry(process).or_default()
-        }
-    }
-
-    /// The invocations still outstanding, in the order they were invoked.
-    fn outstanding(self) -> Vec<(u64, Invoked)> {
-        let dense = self
-            .dense
-            .into_iter()
-            .enumerate()
-            .map(|(p, s)| (p as u64, s));
-        let mut open: Vec<(u64, Invoked)> = dense
-            .chain(self.sparse)
-            .filter_map(|(p, pending)| match pending {
-                Pending::Outstanding(inv) => Some((p, inv)),
-                _ => None,
-            })
-            .collect();
-        open.sort_by_key(|(_, inv)| inv.event);
-        open
-    }
 }
 
 /// One client event, however it was read.
