@@ -11,15 +11,15 @@
 //! the import (parsing), not reading the file. No assertions: numbers.
 
 use checker::{check, import, CheckOptions, Format, History, KeyReport, ModelKind, Validity};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Rounds over the corpus; the tables report the minimum and median of each history's times.
 const RUNS: usize = 3;
 
-fn corpora() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpora"))
-}
+#[path = "../tests/support/corpora.rs"]
+mod support;
+
+use support::{expected, per_key};
 
 /// One line of `expected.tsv`, with the history's text.
 struct Case {
@@ -33,26 +33,17 @@ struct Case {
 }
 
 fn cases(filter: &str) -> Vec<Case> {
-    let tsv = corpora().join("expected.tsv");
-    let text = std::fs::read_to_string(&tsv).unwrap_or_else(|e| panic!("{}: {e}", tsv.display()));
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty() && l.contains(filter))
-        .map(|line| {
-            let cols: Vec<&str> = line.split('\t').collect();
-            let path = cols[0].to_string();
-            let file = corpora().join(&path);
+    expected(filter)
+        .into_iter()
+        .map(|e| {
+            let file = support::corpora().join(&e.path);
             Case {
                 text: std::fs::read_to_string(&file)
                     .unwrap_or_else(|e| panic!("{}: {e}", file.display())),
-                path,
-                format: cols[1].parse().unwrap(),
-                model: cols[2].parse().unwrap(),
-                expected: if cols[3] == "valid" {
-                    Validity::Valid
-                } else {
-                    Validity::Invalid
-                },
+                path: e.path,
+                format: e.format,
+                model: e.model,
+                expected: e.expected,
                 runs: Default::default(),
             }
         })
@@ -142,31 +133,7 @@ struct PerKey {
 
 impl PerKey {
     fn new(path: &'static str) -> PerKey {
-        let text = std::fs::read_to_string(corpora().join(path)).unwrap();
-        let imported = import::import(&text, path, Some(Format::PorcupineKv)).unwrap();
-        let mut keys: Vec<String> = imported
-            .history
-            .events
-            .iter()
-            .filter_map(|e| e.key.clone())
-            .collect();
-        keys.sort();
-        keys.dedup();
-        let ones = keys
-            .into_iter()
-            .map(|key| {
-                let events = &imported.history.events;
-                let kept: Vec<usize> = (0..events.len())
-                    .filter(|&i| events[i].key.as_deref() == Some(key.as_str()))
-                    .collect();
-                let one = History {
-                    lines: kept.iter().map(|&i| imported.history.lines[i]).collect(),
-                    events: kept.iter().map(|&i| events[i].clone()).collect(),
-                    ..imported.history.clone()
-                };
-                (key, one)
-            })
-            .collect();
+        let (imported, ones) = per_key(path);
         PerKey {
             path,
             opts: ways(&imported),

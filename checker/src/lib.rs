@@ -47,15 +47,19 @@
 //! - data types: `validity`, [`anomaly`] (an `Anomaly` and the `Cause` it is attributed to),
 //!   `search` (a search's intervals, budget and verdict), [`slot`], [`echo`] (input quoted in
 //!   errors, bounded), `hash`;
-//! - histories: [`source`] (a file, pipe or stdin, read once), [`history`] (the format), [`op`]
-//!   (pairing), `explanation`, [`fault`] and [`phase`] (a history's faults and migrations), the
-//!   report types (`report`: `Report`, `KeyReport`, their counts, the redirect analysis's
-//!   results), [`edn`] (other tools' reader), [`mutate`] (hostile edits, for fuzz tests);
+//! - histories: [`source`] (a file, pipe or stdin, read once), [`history`] (the format: an
+//!   event's types, the header, the fields' checks, the errors), [`op`] (pairing),
+//!   `explanation`, [`fault`] and [`phase`] (a history's faults, and its migrations with their
+//!   per-slot `Timeline`), the report types (`report`: `Report`, `KeyReport`, their counts, the
+//!   redirect analysis's results), [`edn`] (other tools' reader), [`mutate`] (hostile edits, for
+//!   fuzz tests);
 //! - models, search and checks: [`model`] (sequential specifications, [`ModelKind`], and
-//!   [`zones`], the register's fast path), [`wgl`] (the general linearizability search),
-//!   `options` ([`CheckOptions`], [`CheckError`]), `partition` (every model's path: split by key,
-//!   search in parallel), `check` (single-object models), [`typed`], [`elle`] (Elle-style
-//!   anomalies), `kind` (the dispatch on [`ModelKind`]), `stream` (files too big to hold);
+//!   [`zones`], the register's fast path), [`wgl`] (the general linearizability search; its
+//!   entry list, cache and obligations in `wgl/`), `options` ([`CheckOptions`],
+//!   [`CheckError`]), `partition` (every model's path: split by key, search in parallel),
+//!   `check` (single-object models), [`typed`], [`elle`] (Elle-style anomalies; `elle/graph/`
+//!   holds the dependency graph and its cycle search), `kind` (the dispatch on [`ModelKind`]),
+//!   `stream` (files too big to hold);
 //! - other formats: [`import`] (Jepsen, Knossos, Porcupine), [`gen`] (histories from a model);
 //! - analyses: [`classify`] and [`classify_counter`] (the class of an invalid key: `lost-write`,
 //!   `stale-read`, ...), [`stale_route`] (clients that forgot a `MOVED`), [`protocol`] and

@@ -230,6 +230,46 @@ pub(crate) fn check_echo(op: &Op) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// The input of an op of a collection model (list-append, set): `adds` (an `f` such as `append`)
+/// adds the invoked integer, made an input by `add`; `read` observes the integers an `ok` read
+/// returned, made an input by `read`. A failed op did not happen, and a read that did not
+/// complete `ok` observed nothing: neither is an input. `names` is (model, `adds`, the `f`s it
+/// knows), for the error on any other `f`.
+pub(crate) fn collection_input<I>(
+    op: &Op,
+    names: (&str, &str, &str),
+    add: impl FnOnce(i64) -> I,
+    read: impl FnOnce(Vec<i64>) -> I,
+) -> Result<Option<I>, FieldError> {
+    let (model, adds, known) = names;
+    let input = match op.f.as_str() {
+        "read" => match ok_result(op, parse_ints)? {
+            Some(seen) => read(seen),
+            None => return Ok(None),
+        },
+        f if f == adds => {
+            let v = parse_int(&op.invoke_value).map_err(|m| FieldError::invoke("value", m))?;
+            check_echo(op)?;
+            add(v)
+        }
+        other => return Err(unknown_f(model, known, other)),
+    };
+    Ok((op.outcome != crate::op::Outcome::Fail).then_some(input))
+}
+
+/// What an `ok` op returned, read by `parse`; `None` for an op that did not complete `ok`.
+pub(crate) fn ok_result<T>(
+    op: &Op,
+    parse: impl FnOnce(&serde_json::Value) -> Result<T, String>,
+) -> Result<Option<T>, FieldError> {
+    if op.outcome != crate::op::Outcome::Ok {
+        return Ok(None);
+    }
+    parse(&op.complete_value)
+        .map(Some)
+        .map_err(|m| FieldError::completion("value", m))
+}
+
 /// A field of an op that does not fit the model, so the check stops with an error naming it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {

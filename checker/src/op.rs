@@ -439,39 +439,25 @@ mod tests {
 
     #[test]
     fn f_and_key_mismatch() {
-        let history = h("
-            0  invoke write k 1 @10
-            0  ok     read  k 1 @20
-        ");
-        let err = Ops::from_history(&history).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                OpError::Mismatch {
-                    event: 1,
-                    line: 2,
-                    field: "f",
-                    ..
-                }
+        // The completion's (event, line, mismatched field) for each pair of rows.
+        let cases = [
+            (
+                "0  invoke write k 1 @10\n0  ok     read  k 1 @20",
+                (1, 2, "f"),
             ),
-            "{err}"
-        );
-        let history = h("
-            0  invoke write k 1 @10
-            0  ok     write j 1 @20
-        ");
-        let err = Ops::from_history(&history).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                OpError::Mismatch {
-                    line: 2,
-                    field: "key",
-                    ..
-                }
+            (
+                "0  invoke write k 1 @10\n0  ok     write j 1 @20",
+                (1, 2, "key"),
             ),
-            "{err}"
-        );
+        ];
+        for (table, expected) in cases {
+            match Ops::from_history(&h(table)).unwrap_err() {
+                OpError::Mismatch {
+                    event, line, field, ..
+                } => assert_eq!((event, line, field), expected, "{table}"),
+                other => panic!("{other}"),
+            }
+        }
     }
 
     #[test]

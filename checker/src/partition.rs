@@ -13,7 +13,7 @@ use crate::op::{line_of, Op, Ops, Outcome};
 use crate::options::CheckError;
 use crate::report::{KeyReport, Report};
 use crate::validity::Validity;
-use crate::wgl::{self, Budget, Exhausted, Interval, Search};
+use crate::wgl::{self, Budget, Interval, Search};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
@@ -203,21 +203,33 @@ pub(crate) fn check_partition<M: OpModel>(
         })
         .unzip();
     let search = search(model, &intervals, budget);
-    let mut report = KeyReport::valid(key, ops.len(), intervals.len(), search.steps());
+    Ok(key_report(
+        key,
+        (ops.len(), intervals.len()),
+        search,
+        budget,
+        |i| OpRef::new(history, searched[i]),
+        |state| model.describe_state(state),
+    ))
+}
+
+/// The report on `key` from its `search`, the one way a search's verdict becomes a key's
+/// report: `ops` and `searched` count the key's ops and those searched, `op_ref(i)` names
+/// searched op `i` (the verdict's indexes), `describe` the model's state.
+pub(crate) fn key_report<S>(
+    key: &str,
+    (ops, searched): (usize, usize),
+    search: Search<S>,
+    budget: &Budget,
+    op_ref: impl Fn(usize) -> OpRef,
+    describe: impl FnOnce(&S) -> String,
+) -> KeyReport {
+    let mut report = KeyReport::valid(key, ops, searched, search.steps());
     match search {
         Search::Valid { .. } => {}
         Search::Unknown { exhausted, .. } => {
             report.valid = Validity::Unknown;
-            report.unknown = Some(match exhausted {
-                Exhausted::Steps => format!("step budget ({} steps) exhausted", budget.steps_max),
-                Exhausted::Time => format!(
-                    "time limit ({:?}) reached",
-                    budget.time_limit.unwrap_or_default()
-                ),
-                Exhausted::Memory => {
-                    format!("cache limit ({} bytes) reached", budget.cache_bytes_max)
-                }
-            });
+            report.unknown = Some(exhausted.reason(budget));
         }
         Search::Invalid {
             op,
@@ -229,17 +241,14 @@ pub(crate) fn check_partition<M: OpModel>(
             report.valid = Validity::Invalid;
             report.explanation = Some(Explanation {
                 key: key.to_string(),
-                op: OpRef::new(history, searched[op]),
-                prefix: prefix
-                    .iter()
-                    .map(|&i| OpRef::new(history, searched[i]))
-                    .collect(),
-                state: model.describe_state(&state),
-                stranded: stranded.map(|i| OpRef::new(history, searched[i])),
+                op: op_ref(op),
+                prefix: prefix.iter().map(|&i| op_ref(i)).collect(),
+                state: describe(&state),
+                stranded: stranded.map(op_ref),
             });
         }
     }
-    Ok(report)
+    report
 }
 
 #[cfg(test)]

@@ -57,6 +57,20 @@ pub enum Exhausted {
     Memory,
 }
 
+impl Exhausted {
+    /// Why a search of `budget` stopped here, as a key's report says it.
+    pub(crate) fn reason(self, budget: &Budget) -> String {
+        match self {
+            Exhausted::Steps => format!("step budget ({} steps) exhausted", budget.steps_max),
+            Exhausted::Time => format!(
+                "time limit ({:?}) reached",
+                budget.time_limit.unwrap_or_default()
+            ),
+            Exhausted::Memory => format!("cache limit ({} bytes) reached", budget.cache_bytes_max),
+        }
+    }
+}
+
 /// The verdict of one search.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Search<S> {

@@ -28,7 +28,6 @@ use crate::model::ModelKind;
 use crate::options::{CheckError, CheckOptions};
 use crate::report::Report;
 use crate::source::Source;
-use crate::wgl::{Budget, Exhausted};
 use pairing::{Pairing, Sink};
 use serde_json::Value;
 use std::path::Path;
@@ -134,18 +133,6 @@ fn read<S: Sink + Send>(
     let mut pairing = Pairing::new(name, checker);
     blocks::for_each_line(source.into_reader(), name, |line| pairing.line(line, sink))?;
     pairing.finish(sink)
-}
-
-/// Why a key's verdict is `unknown`, as reports say it.
-fn unknown_reason(exhausted: Exhausted, budget: &Budget) -> String {
-    match exhausted {
-        Exhausted::Steps => format!("step budget ({} steps) exhausted", budget.steps_max),
-        Exhausted::Time => format!(
-            "time limit ({:?}) reached",
-            budget.time_limit.unwrap_or_default()
-        ),
-        Exhausted::Memory => format!("cache limit ({} bytes) reached", budget.cache_bytes_max),
-    }
 }
 
 #[cfg(test)]

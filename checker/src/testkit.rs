@@ -1,4 +1,5 @@
-//! Test helper: histories written as aligned tables, one event per line.
+//! Test helpers: histories written as aligned tables, one event per line; and the brute-force
+//! linearizability oracle (`oracle`).
 //!
 //! ```text
 //! process  type    f      key  value   @time  [redirect kinds...]
@@ -10,6 +11,12 @@
 //! starting with `#` are skipped. No header, so event `i` is on line `i + 1`.
 
 use crate::history::{Event, EventType, History, Process, Redirect, RedirectKind};
+use crate::model::Model;
+use crate::search::Interval;
+
+mod oracle;
+
+pub(crate) use oracle::linearizable;
 
 /// Builds a [`History`] from the table in `text`; panics on a malformed row (tests only).
 pub(crate) fn h(text: &str) -> History {

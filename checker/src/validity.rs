@@ -16,14 +16,36 @@ pub enum Validity {
     Invalid,
 }
 
+/// Each verdict, in declaration order, with its name and process exit code: the one place
+/// either is spelled.
+const TABLE: [(Validity, &str, u8); 3] = [
+    (Validity::Valid, "valid", 0),
+    (Validity::Unknown, "unknown", 2),
+    (Validity::Invalid, "invalid", 1),
+];
+
 impl Validity {
+    /// This verdict's row of [`TABLE`].
+    fn row(self) -> (Validity, &'static str, u8) {
+        let row = TABLE[self as usize];
+        debug_assert_eq!(row.0, self);
+        row
+    }
+
+    /// The verdict as one lowercase word (`valid`, `invalid`, `unknown`), for reports, tables
+    /// and JSON, so that no caller spells it.
+    pub fn name(self) -> &'static str {
+        self.row().1
+    }
+
     /// The process exit code for this verdict: 0 valid, 1 invalid, 2 unknown.
     pub fn exit_code(self) -> u8 {
-        match self {
-            Validity::Valid => 0,
-            Validity::Invalid => 1,
-            Validity::Unknown => 2,
-        }
+        self.row().2
+    }
+
+    /// The verdict whose exit code is `code`, if any (a tally of verdicts kept as exit codes).
+    pub fn from_exit_code(code: u8) -> Option<Validity> {
+        TABLE.iter().find(|row| row.2 == code).map(|row| row.0)
     }
 
     /// The verdict as one lowercase word (`valid`, `invalid`, `unknown`): its one spelling in
@@ -48,18 +70,19 @@ impl Serialize for Validity {
         match self {
             Validity::Valid => s.serialize_bool(true),
             Validity::Invalid => s.serialize_bool(false),
-            Validity::Unknown => s.serialize_str("unknown"),
+            Validity::Unknown => s.serialize_str(self.name()),
         }
     }
 }
 
+/// The [`name`](Validity::name), with `INVALID` in capitals so that a violation stands out in a
+/// terminal.
 impl fmt::Display for Validity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Validity::Valid => "valid",
-            Validity::Invalid => "INVALID",
-            Validity::Unknown => "unknown",
-        })
+        match self {
+            Validity::Invalid => f.write_str(&self.name().to_ascii_uppercase()),
+            _ => f.write_str(self.name()),
+        }
     }
 }
 
@@ -75,5 +98,13 @@ mod tests {
         assert_eq!([Valid, Invalid, Unknown].map(|v| v.exit_code()), [0, 1, 2]);
         let json = serde_json::to_string(&[Valid, Invalid, Unknown]).unwrap();
         assert_eq!(json, r#"[true,false,"unknown"]"#);
+        assert_eq!(
+            [Valid, Invalid, Unknown].map(|v| v.to_string()),
+            ["valid", "INVALID", "unknown"]
+        );
+        for v in [Valid, Invalid, Unknown] {
+            assert_eq!(super::Validity::from_exit_code(v.exit_code()), Some(v));
+        }
+        assert_eq!(super::Validity::from_exit_code(3), None);
     }
 }

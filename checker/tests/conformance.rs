@@ -3,42 +3,15 @@
 //! The corpora are read in place, from `../shared` beside the workspace; none is copied here.
 
 use checker::{check, import, Format, ModelKind, Validity};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-fn corpora() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpora"))
-}
+#[path = "support/corpora.rs"]
+mod support;
 
-/// One line of `expected.tsv`.
-struct Case {
-    path: String,
-    format: Format,
-    model: ModelKind,
-    expected: Validity,
-}
+use support::{corpora, expected, per_key, Expected as Case};
 
 fn cases() -> Vec<Case> {
-    let tsv = corpora().join("expected.tsv");
-    let text = std::fs::read_to_string(&tsv).unwrap_or_else(|e| panic!("{}: {e}", tsv.display()));
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let cols: Vec<&str> = line.split('\t').collect();
-            assert_eq!(cols.len(), 4, "expected.tsv: {line:?}");
-            Case {
-                path: cols[0].to_string(),
-                format: cols[1].parse().unwrap(),
-                model: cols[2].parse().unwrap(),
-                expected: match cols[3] {
-                    "valid" => Validity::Valid,
-                    "invalid" => Validity::Invalid,
-                    other => panic!("expected.tsv: verdict {other:?}"),
-                },
-            }
-        })
-        .collect()
+    expected("")
 }
 
 /// Imports and checks one case, returning its verdict and how long it took.
@@ -131,23 +104,8 @@ fn corpus_times() {
 /// Checks each key of a kv log on its own, as Porcupine's per-key numbers are measured, and
 /// prints each key's verdict, search steps and time (target: every key decided in < 1 s).
 fn kv_keys_one_at_a_time(path: &str) {
-    let text = std::fs::read_to_string(corpora().join(path)).unwrap();
-    let imported = import::import(&text, path, Some(Format::PorcupineKv)).unwrap();
-    let mut keys: Vec<String> = imported
-        .history
-        .events
-        .iter()
-        .filter_map(|e| e.key.clone())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    for key in keys {
-        let mut one = imported.history.clone();
-        let kept: Vec<usize> = (0..one.events.len())
-            .filter(|&i| one.events[i].key.as_deref() == Some(key.as_str()))
-            .collect();
-        one.lines = kept.iter().map(|&i| one.lines[i]).collect();
-        one.events = kept.iter().map(|&i| one.events[i].clone()).collect();
+    let (imported, ones) = per_key(path);
+    for (key, one) in ones {
         let start = Instant::now();
         let report = check(&one, ModelKind::Kv, &imported.options()).unwrap();
         let k = &report.keys[0];

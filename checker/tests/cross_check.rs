@@ -13,54 +13,9 @@ use checker::Model;
 use proptest::prelude::*;
 use std::fmt::Debug;
 
-/// `M` without `requires`, `effect`, `may_produce` or `ordered`: the search with no pruning.
-struct Plain<'a, M>(&'a M);
-
-impl<M: Model> Model for Plain<'_, M> {
-    type State = M::State;
-    type Input = M::Input;
-    fn init(&self) -> M::State {
-        self.0.init()
-    }
-    fn step(&self, s: &M::State, i: &M::Input) -> Option<M::State> {
-        self.0.step(s, i)
-    }
-    fn describe_state(&self, s: &M::State) -> String {
-        self.0.describe_state(s)
-    }
-    fn describe_input(&self, i: &M::Input) -> String {
-        self.0.describe_input(i)
-    }
-}
-
-/// Some order of the ops, each after every op that returned before its call, legal in turn,
-/// with every op that returned included (ops of unknown outcome may be left out).
-fn brute<M: Model>(m: &M, ops: &[Interval<M::Input>], done: &mut Vec<bool>, s: M::State) -> bool {
-    if ops
-        .iter()
-        .zip(done.iter())
-        .all(|(o, &d)| d || o.return_ns.is_none())
-    {
-        return true;
-    }
-    for i in 0..ops.len() {
-        let ready = !done[i]
-            && (0..ops.len())
-                .all(|j| done[j] || !matches!(ops[j].return_ns, Some(r) if r < ops[i].call_ns));
-        if !ready {
-            continue;
-        }
-        if let Some(next) = m.step(&s, &ops[i].input) {
-            done[i] = true;
-            let ok = brute(m, ops, done, next);
-            done[i] = false;
-            if ok {
-                return true;
-            }
-        }
-    }
-    false
-}
+/// The brute-force oracle the unit tests use too.
+#[path = "../src/testkit/oracle.rs"]
+mod oracle;
 
 fn verdict<S>(s: &Search<S>) -> bool {
     match s {
@@ -82,9 +37,13 @@ where
             return_ns: len.map(|l| call_ns + l),
         })
         .collect();
-    let expected = brute(m, &ops, &mut vec![false; ops.len()], m.init());
+    let expected = oracle::linearizable(m, &ops);
     let pruned = wgl::check(m, &ops, &Budget::default());
-    let plain = wgl::check(&Plain(m), &ops, &Budget::default());
+    let plain_budget = Budget {
+        plain: true,
+        ..Budget::default()
+    };
+    let plain = wgl::check(m, &ops, &plain_budget);
     prop_assert_eq!(verdict(&pruned), expected, "pruned vs brute on {:?}", ops);
     prop_assert_eq!(verdict(&plain), expected, "plain vs brute on {:?}", ops);
     if let Search::Invalid { prefix, state, .. } = &pruned {

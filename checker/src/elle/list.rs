@@ -330,36 +330,41 @@ impl AnomalyBuilder<'_> {
     }
 
     fn aborted(&self, key: Key, read: ReadAt, element: i64, writer: u32) -> Anomaly {
-        let (r, w) = (self.txn(read.txn), self.txn(writer));
-        self.build(
-            "G1a",
-            key,
-            &[read.txn, writer],
+        self.read_of_write("G1a", key, read, element, writer, |r, w| {
             format!(
-                "key {:?}: the read at line {} saw {element}, written by the operation at line {}, which failed (an aborted read).",
-                self.key(key),
-                r.line,
-                w.line
-            ),
-            json!({"key": self.key(key), "element": element,
-                   "read": {"event": r.event, "line": r.line},
-                   "writer": {"event": w.event, "line": w.line}}),
-        )
+                "key {:?}: the read at line {r} saw {element}, written by the operation at line {w}, which failed (an aborted read).",
+                self.key(key)
+            )
+        })
     }
 
     fn intermediate(&self, key: Key, read: ReadAt, element: i64, writer: u32) -> Anomaly {
+        self.read_of_write("G1b", key, read, element, writer, |r, w| {
+            format!(
+                "key {:?}: the read at line {r} saw {element} as the latest value, but the transaction at line {w} that wrote it wrote {:?} again afterwards (an intermediate read).",
+                self.key(key),
+                self.key(key)
+            )
+        })
+    }
+
+    /// An anomaly of a read that saw `element`, written by `writer`: `why` says what is wrong,
+    /// from the read's and the writer's lines.
+    fn read_of_write(
+        &self,
+        class: &'static str,
+        key: Key,
+        read: ReadAt,
+        element: i64,
+        writer: u32,
+        why: impl FnOnce(usize, usize) -> String,
+    ) -> Anomaly {
         let (r, w) = (self.txn(read.txn), self.txn(writer));
         self.build(
-            "G1b",
+            class,
             key,
             &[read.txn, writer],
-            format!(
-                "key {:?}: the read at line {} saw {element} as the latest value, but the transaction at line {} that wrote it wrote {:?} again afterwards (an intermediate read).",
-                self.key(key),
-                r.line,
-                w.line,
-                self.key(key)
-            ),
+            why(r.line, w.line),
             json!({"key": self.key(key), "element": element,
                    "read": {"event": r.event, "line": r.line},
                    "writer": {"event": w.event, "line": w.line}}),

@@ -21,35 +21,8 @@ pub(crate) fn op_from_map(path: &str, line: usize, value: Value) -> Result<RawEv
             format!("expected an op map, got {}", crate::echo::Echo(value)),
         ));
     };
-    let kind = match map.get("type").and_then(Value::as_str) {
-        Some("invoke") => EventType::Invoke,
-        Some("ok") => EventType::Ok,
-        Some("fail") => EventType::Fail,
-        Some("info") => EventType::Info,
-        _ => {
-            let got = map.get("type").map_or("nothing".into(), Value::to_string);
-            return Err(field(
-                ":type",
-                format!(
-                    "expected :invoke, :ok, :fail or :info, got {}",
-                    crate::echo::Echo(got)
-                ),
-            ));
-        }
-    };
-    let process = match map.get("process") {
-        Some(Value::String(s)) if s == "nemesis" => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| {
-            field(
-                ":process",
-                format!(
-                    "expected a non-negative integer or :nemesis, got {}",
-                    crate::echo::Echo(v)
-                ),
-            )
-        })?),
-        None => return Err(field(":process", "missing".into())),
-    };
+    let kind = event_type(map.get("type")).map_err(|m| field(":type", m))?;
+    let process = process(map.get("process")).map_err(|m| field(":process", m))?;
     let f = match map.get("f") {
         Some(Value::String(s)) => s.clone(),
         Some(other) => {
@@ -60,20 +33,7 @@ pub(crate) fn op_from_map(path: &str, line: usize, value: Value) -> Result<RawEv
         }
         None => return Err(field(":f", "missing".into())),
     };
-    let key = match map.get("key") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(other) => {
-            return Err(field(
-                ":key",
-                format!(
-                    "expected a string or integer, got {}",
-                    crate::echo::Echo(other)
-                ),
-            ))
-        }
-    };
+    let key = key(map.get("key")).map_err(|m| field(":key", m))?;
     let value = map.remove("value").unwrap_or(Value::Null);
     let error = map.get("error").map(|e| match e {
         Value::String(s) => s.clone(),
@@ -88,6 +48,50 @@ pub(crate) fn op_from_map(path: &str, line: usize, value: Value) -> Result<RawEv
         value,
         error,
     })
+}
+
+/// `:type`: `:invoke`, `:ok`, `:fail` or `:info`.
+fn event_type(v: Option<&Value>) -> Result<EventType, String> {
+    match v.and_then(Value::as_str) {
+        Some("invoke") => Ok(EventType::Invoke),
+        Some("ok") => Ok(EventType::Ok),
+        Some("fail") => Ok(EventType::Fail),
+        Some("info") => Ok(EventType::Info),
+        _ => {
+            let got = v.map_or("nothing".into(), Value::to_string);
+            Err(format!(
+                "expected :invoke, :ok, :fail or :info, got {}",
+                crate::echo::Echo(got)
+            ))
+        }
+    }
+}
+
+/// `:process`: a client's number, or `:nemesis` (none).
+fn process(v: Option<&Value>) -> Result<Option<u64>, String> {
+    match v {
+        Some(Value::String(s)) if s == "nemesis" => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            format!(
+                "expected a non-negative integer or :nemesis, got {}",
+                crate::echo::Echo(v)
+            )
+        }),
+        None => Err("missing".into()),
+    }
+}
+
+/// `:key`, if any: a string, or an integer as its digits.
+fn key(v: Option<&Value>) -> Result<Option<String>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(format!(
+            "expected a string or integer, got {}",
+            crate::echo::Echo(other)
+        )),
+    }
 }
 
 /// Reads op maps from `text`: top-level maps one after another, or top-level vectors or lists

@@ -24,6 +24,7 @@ pub(crate) fn import(path: &str, text: &str) -> Result<History, ImportError> {
     Ok(builder::build(raw))
 }
 
+/// The event on line `line`, whose text is `text`.
 fn parse_line(path: &str, line: usize, text: &str) -> Result<RawEvent, ImportError> {
     let field = |field: &str, message: String| ImportError::Field {
         path: path.to_string(),
@@ -48,58 +49,10 @@ fn parse_line(path: &str, line: usize, text: &str) -> Result<RawEvent, ImportErr
             Ok(token)
         }
     };
-    let process = match next("process")? {
-        ":nemesis" => None,
-        p => Some(p.parse::<u64>().map_err(|_| {
-            field(
-                "process",
-                format!(
-                    "expected a non-negative integer, got {}",
-                    crate::echo::Echo(format_args!("{:?}", p))
-                ),
-            )
-        })?),
-    };
-    let kind = match next("type")? {
-        ":invoke" => EventType::Invoke,
-        ":ok" => EventType::Ok,
-        ":fail" => EventType::Fail,
-        ":info" => EventType::Info,
-        other => {
-            return Err(field(
-                "type",
-                format!(
-                    "expected :invoke, :ok, :fail or :info, got {}",
-                    crate::echo::Echo(format_args!("{:?}", other))
-                ),
-            ))
-        }
-    };
-    let f = next("f")?;
-    let Some(f) = f.strip_prefix(':') else {
-        return Err(field(
-            "f",
-            format!(
-                "expected a keyword, got {}",
-                crate::echo::Echo(format_args!("{:?}", f))
-            ),
-        ));
-    };
-    let f = f.to_string();
-    let value_text = rest.trim_end();
-    let value = match edn::parse_all(value_text) {
-        Ok(mut values) if values.len() == 1 => values.remove(0).1,
-        Ok(_) => {
-            return Err(field(
-                "value",
-                format!(
-                    "expected one value, got {}",
-                    crate::echo::Echo(format_args!("{:?}", value_text))
-                ),
-            ))
-        }
-        Err(e) => return Err(field("value", e.message)),
-    };
+    let process = process(next("process")?).map_err(|m| field("process", m))?;
+    let kind = event_type(next("type")?).map_err(|m| field("type", m))?;
+    let f = keyword(next("f")?).map_err(|m| field("f", m))?;
+    let value = value(rest.trim_end()).map_err(|m| field("value", m))?;
     Ok(RawEvent {
         line,
         process,
@@ -109,6 +62,56 @@ fn parse_line(path: &str, line: usize, text: &str) -> Result<RawEvent, ImportErr
         value,
         error: None,
     })
+}
+
+/// The process token: a client's number, or `:nemesis` (none).
+fn process(token: &str) -> Result<Option<u64>, String> {
+    match token {
+        ":nemesis" => Ok(None),
+        p => p.parse::<u64>().map(Some).map_err(|_| {
+            format!(
+                "expected a non-negative integer, got {}",
+                crate::echo::Echo(format_args!("{:?}", p))
+            )
+        }),
+    }
+}
+
+/// The type token: `:invoke`, `:ok`, `:fail` or `:info`.
+fn event_type(token: &str) -> Result<EventType, String> {
+    match token {
+        ":invoke" => Ok(EventType::Invoke),
+        ":ok" => Ok(EventType::Ok),
+        ":fail" => Ok(EventType::Fail),
+        ":info" => Ok(EventType::Info),
+        other => Err(format!(
+            "expected :invoke, :ok, :fail or :info, got {}",
+            crate::echo::Echo(format_args!("{:?}", other))
+        )),
+    }
+}
+
+/// The `f` token, a keyword, without its colon.
+fn keyword(token: &str) -> Result<String, String> {
+    match token.strip_prefix(':') {
+        Some(f) => Ok(f.to_string()),
+        None => Err(format!(
+            "expected a keyword, got {}",
+            crate::echo::Echo(format_args!("{:?}", token))
+        )),
+    }
+}
+
+/// The rest of the line: exactly one EDN value.
+fn value(text: &str) -> Result<serde_json::Value, String> {
+    match edn::parse_all(text) {
+        Ok(mut values) if values.len() == 1 => Ok(values.remove(0).1),
+        Ok(_) => Err(format!(
+            "expected one value, got {}",
+            crate::echo::Echo(format_args!("{:?}", text))
+        )),
+        Err(e) => Err(e.message),
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! counter's new value; `read` returns the value. Jepsen's `add` is an `incr` whose result is not
 //! reported. The counter starts at a configurable integer (0 by default).
 
-use super::{parse_int, unknown_f, Effect, FieldError, Model, OpModel};
+use super::{ok_result, parse_int, unknown_f, Effect, FieldError, Model, OpModel};
 use crate::op::{Op, Outcome};
 
 /// One counter operation as the model sees it.
@@ -89,25 +89,17 @@ impl OpModel for Counter {
                 } else {
                     parse_int(&op.invoke_value).map_err(|m| FieldError::invoke("value", m))?
                 };
-                let result = if op.f == "incr" && op.outcome == Outcome::Ok {
-                    Some(
-                        parse_int(&op.complete_value)
-                            .map_err(|m| FieldError::completion("value", m))?,
-                    )
+                let result = if op.f == "incr" {
+                    ok_result(op, parse_int)?
                 } else {
                     None
                 };
                 CounterOp::Incr { delta, result }
             }
-            "read" => {
-                if op.outcome != Outcome::Ok {
-                    return Ok(None);
-                }
-                CounterOp::Read(
-                    parse_int(&op.complete_value)
-                        .map_err(|m| FieldError::completion("value", m))?,
-                )
-            }
+            "read" => match ok_result(op, parse_int)? {
+                Some(v) => CounterOp::Read(v),
+                None => return Ok(None),
+            },
             other => return Err(unknown_f("counter", "incr, add and read", other)),
         };
         Ok((op.outcome != Outcome::Fail).then_some(input))

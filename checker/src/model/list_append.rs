@@ -1,8 +1,8 @@
 //! The list-append model: `append` adds an integer at the end; `read` returns the whole list.
 //! The list starts empty unless an initial array is given.
 
-use super::{parse_int, parse_ints, unknown_f, Effect, FieldError, Model, OpModel};
-use crate::op::{Op, Outcome};
+use super::{collection_input, Effect, FieldError, Model, OpModel};
+use crate::op::Op;
 
 /// One list operation as the model sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -83,24 +83,8 @@ impl Model for ListAppend {
 
 impl OpModel for ListAppend {
     fn input(&self, op: &Op) -> Result<Option<ListOp>, FieldError> {
-        let input = match op.f.as_str() {
-            "append" => {
-                let v = parse_int(&op.invoke_value).map_err(|m| FieldError::invoke("value", m))?;
-                crate::model::check_echo(op)?;
-                ListOp::Append(v)
-            }
-            "read" => {
-                if op.outcome != Outcome::Ok {
-                    return Ok(None);
-                }
-                ListOp::Read(
-                    parse_ints(&op.complete_value)
-                        .map_err(|m| FieldError::completion("value", m))?,
-                )
-            }
-            other => return Err(unknown_f("list-append", "append and read", other)),
-        };
-        Ok((op.outcome != Outcome::Fail).then_some(input))
+        let names = ("list-append", "append", "append and read");
+        collection_input(op, names, ListOp::Append, ListOp::Read)
     }
 }
 

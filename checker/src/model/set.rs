@@ -1,8 +1,8 @@
 //! The set model: `add` inserts an integer; `read` returns every member (an array, any order).
 //! The set starts empty unless an initial array is given.
 
-use super::{parse_int, parse_ints, unknown_f, Effect, FieldError, Model, OpModel};
-use crate::op::{Op, Outcome};
+use super::{collection_input, Effect, FieldError, Model, OpModel};
+use crate::op::Op;
 use std::collections::BTreeSet;
 
 /// One set operation as the model sees it.
@@ -83,23 +83,9 @@ impl Model for Set {
 
 impl OpModel for Set {
     fn input(&self, op: &Op) -> Result<Option<SetOp>, FieldError> {
-        let input = match op.f.as_str() {
-            "add" => {
-                let v = parse_int(&op.invoke_value).map_err(|m| FieldError::invoke("value", m))?;
-                crate::model::check_echo(op)?;
-                SetOp::Add(v)
-            }
-            "read" => {
-                if op.outcome != Outcome::Ok {
-                    return Ok(None);
-                }
-                let members = parse_ints(&op.complete_value)
-                    .map_err(|m| FieldError::completion("value", m))?;
-                SetOp::Read(members.into_iter().collect())
-            }
-            other => return Err(unknown_f("set", "add and read", other)),
-        };
-        Ok((op.outcome != Outcome::Fail).then_some(input))
+        collection_input(op, ("set", "add", "add and read"), SetOp::Add, |seen| {
+            SetOp::Read(seen.into_iter().collect())
+        })
     }
 }
 

@@ -11,13 +11,13 @@
 
 use super::pairing::{Arg, Paired, Sink};
 use super::scan::{Val, F_APPEND, F_READ};
-use crate::explanation::{Explanation, OpRef};
+use crate::explanation::OpRef;
 use crate::model::list_append::{ListAppend, ListOp};
 use crate::model::{Effect, Model, OpModel};
 use crate::op::{Op, Outcome};
 use crate::options::CheckError;
+use crate::partition;
 use crate::report::{KeyReport, Report};
-use crate::validity::Validity;
 use crate::wgl::{self, Budget, Interval, Search};
 use rayon::prelude::*;
 use serde_json::Value;
@@ -298,19 +298,12 @@ fn check_key(model: &ListAppend, key: &str, ops: &mut KeyOps, budget: &Budget) -
     // Ops arrive in completion order; the search numbers them in invocation order.
     kept.sort_unstable_by_key(|op| op.invoke_event);
     let reference = ops.reference.take();
-    // The list each kept read saw.
-    let seen = |input: &ChainOp| -> Vec<i64> {
-        match (input, &reference) {
-            (ChainOp::Prefix(n), Some(r)) => r[..*n as usize].to_vec(),
-            (ChainOp::Read(seen), _) => seen.clone(),
-            _ => unreachable!("a read as a prefix of no reference"),
-        }
-    };
+    let reference = reference.as_deref();
     let as_list_op = |input: &ChainOp| match input {
         ChainOp::Append(v) => ListOp::Append(*v),
-        read => ListOp::Read(seen(read)),
+        read => ListOp::Read(seen(read, reference)),
     };
-    let result: Search<()> = match &reference {
+    let result: Search<()> = match reference {
         Some(r) => {
             let chain = Chain {
                 reference: r,
@@ -330,67 +323,52 @@ fn check_key(model: &ListAppend, key: &str, ops: &mut KeyOps, budget: &Budget) -
             forget_state(wgl::check(model, &intervals, budget))
         }
     };
-    let mut report = KeyReport {
-        key: key.to_string(),
-        valid: Validity::Valid,
-        ops: ops.ops,
-        ops_searched: kept.len(),
-        steps: result.steps(),
-        unknown: None,
-        explanation: None,
-        context: None,
-        class: None,
-        cause: None,
+    // The state after an invalid verdict's prefix, replayed on the full model.
+    let replay = |prefix: &[usize]| {
+        prefix.iter().fold(model.init(), |s, &i| {
+            model
+                .step(&s, &as_list_op(&kept[i].input))
+                .expect("the prefix is a legal sequence")
+        })
     };
-    match result {
-        Search::Valid { .. } => {}
-        Search::Unknown { exhausted, .. } => {
-            report.valid = Validity::Unknown;
-            report.unknown = Some(super::unknown_reason(exhausted, budget));
-        }
-        Search::Invalid {
-            op,
-            prefix,
-            stranded,
-            ..
-        } => {
-            // The state after the prefix, replayed on the full model.
-            let state = prefix.iter().fold(model.init(), |s, &i| {
-                model
-                    .step(&s, &as_list_op(&kept[i].input))
-                    .expect("the prefix is a legal sequence")
-            });
-            let op_ref = |i: usize| {
-                let k = &kept[i];
-                OpRef {
-                    event: k.invoke_event,
-                    line: k.invoke_line,
-                    process: k.process,
-                    f: match k.input {
-                        ChainOp::Append(_) => "append".into(),
-                        _ => "read".into(),
-                    },
-                    value: k.value.clone(),
-                    result: k
-                        .result
-                        .clone()
-                        .unwrap_or_else(|| Value::from(seen(&k.input))),
-                    outcome: k.outcome,
-                    invoke_ns: k.invoke_ns,
-                    complete_ns: (k.outcome != Outcome::Info).then_some(k.complete_ns),
-                }
-            };
-            report.valid = Validity::Invalid;
-            report.explanation = Some(Explanation {
-                key: key.to_string(),
-                op: op_ref(op),
-                prefix: prefix.iter().map(|&i| op_ref(i)).collect(),
-                state: model.describe_state(&state),
-                stranded: stranded.map(op_ref),
-            });
-        }
+    partition::key_report(
+        key,
+        (ops.ops, kept.len()),
+        replayed(result, replay),
+        budget,
+        |i| op_ref(&kept[i], reference),
+        |state| model.describe_state(state),
+    )
+}
+
+/// The list a kept read saw, given the key's `reference`.
+fn seen(input: &ChainOp, reference: Option<&[i64]>) -> Vec<i64> {
+    match (input, reference) {
+        (ChainOp::Prefix(n), Some(r)) => r[..*n as usize].to_vec(),
+        (ChainOp::Read(seen), _) => seen.clone(),
+        _ => unreachable!("a read as a prefix of no reference"),
     }
-    report
+}
+
+/// The report's view of a kept op.
+fn op_ref(k: &Kept, reference: Option<&[i64]>) -> OpRef {
+    OpRef {
+        event: k.invoke_event,
+        line: k.invoke_line,
+        process: k.process,
+        f: match k.input {
+            ChainOp::Append(_) => "append".into(),
+            _ => "read".into(),
+        },
+        value: k.value.clone(),
+        result: k
+            .result
+            .clone()
+            .unwrap_or_else(|| Value::from(seen(&k.input, reference))),
+        outcome: k.outcome,
+        invoke_ns: k.invoke_ns,
+        complete_ns: (k.outcome != Outcome::Info).then_some(k.complete_ns),
+    }
 }
 
 /// The search's view of `op`, with `input` as the model reads it.
@@ -404,6 +382,11 @@ fn interval<I>(op: &Kept, input: I) -> Interval<I> {
 
 /// A search's verdict without the model's state (the caller replays it on the full model).
 fn forget_state<S>(s: Search<S>) -> Search<()> {
+    replayed(s, |_| ())
+}
+
+/// `s` with an invalid verdict's state replaced by `replay` of its prefix.
+fn replayed<S, T>(s: Search<S>, replay: impl FnOnce(&[usize]) -> T) -> Search<T> {
     match s {
         Search::Valid { steps } => Search::Valid { steps },
         Search::Invalid {
@@ -415,8 +398,8 @@ fn forget_state<S>(s: Search<S>) -> Search<()> {
         } => Search::Invalid {
             steps,
             op,
+            state: replay(&prefix),
             prefix,
-            state: (),
             stranded,
         },
         Search::Unknown { steps, exhausted } => Search::Unknown { steps, exhausted },

@@ -4,9 +4,13 @@
 //!
 //! Lines the scanner took arrive without JSON values; any other line is read as [`slow`] says.
 
+mod processes;
 mod slow;
 
+use processes::{Pending, Processes};
+
 use super::blocks::Line;
+use super::scan::Fast;
 use super::scan::Val;
 use super::scan::{f_code, key_hash, same, KNOWN_F, OTHER_F};
 use super::FileError;
@@ -78,59 +82,6 @@ struct Invoked {
     redirects: Vec<RedirectKind>,
 }
 
-#[derive(Default)]
-enum Pending {
-    #[default]
-    Idle,
-    Outstanding(Invoked),
-    Retired {
-        info_line: usize,
-    },
-}
-
-/// Processes below this are kept in a vector, the rest in a map.
-const DENSE_PROCESSES: u64 = 1 << 20;
-
-/// What each process is doing.
-#[derive(Default)]
-struct Processes {
-    dense: Vec<Pending>,
-    sparse: FxMap<u64, Pending>,
-}
-
-impl Processes {
-    /// The process's state, which the caller replaces.
-    fn get(&mut self, process: u64) -> &mut Pending {
-        if process < DENSE_PROCESSES {
-            let p = process as usize;
-            if self.dense.len() <= p {
-                self.dense.resize_with(p + 1, Pending::default);
-            }
-            &mut self.dense[p]
-        } else {
-            self.sparse.entry(process).or_default()
-        }
-    }
-
-    /// The invocations still outstanding, in the order they were invoked.
-    fn outstanding(self) -> Vec<(u64, Invoked)> {
-        let dense = self
-            .dense
-            .into_iter()
-            .enumerate()
-            .map(|(p, s)| (p as u64, s));
-        let mut open: Vec<(u64, Invoked)> = dense
-            .chain(self.sparse)
-            .filter_map(|(p, pending)| match pending {
-                Pending::Outstanding(inv) => Some((p, inv)),
-                _ => None,
-            })
-            .collect();
-        open.sort_by_key(|(_, inv)| inv.event);
-        open
-    }
-}
-
 /// One client event, however it was read.
 struct Ev<'a> {
     kind: EventType,
@@ -180,6 +131,46 @@ impl<'a> Ev<'a> {
 /// Bytes that came from a `str` (or were scanned as ASCII), as text.
 fn text(bytes: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes)
+}
+
+/// The event the scanner read from `text`.
+fn fast_ev(fast: Fast, text: &[u8]) -> Ev<'_> {
+    let bytes = |r: &std::ops::Range<u32>| &text[r.start as usize..r.end as usize];
+    Ev {
+        kind: fast.kind,
+        process: fast.process,
+        f: Cow::Borrowed(bytes(&fast.f)),
+        f_code: fast.f_code,
+        key: fast.key.as_ref().map(|k| Cow::Borrowed(bytes(k))),
+        key_hash: fast.key_hash,
+        value: Arg::Fast(fast.value),
+        time: fast.time,
+        redirects: Vec::new(),
+    }
+}
+
+/// The error for event `this` of `process`, on line `line_no`, that came out of turn: after the
+/// process's `info`, a completion with no invocation, or an invocation while one is outstanding.
+fn out_of_turn(pending: Pending, this: usize, line_no: usize, process: u64) -> OpError {
+    match pending {
+        Pending::Retired { info_line } => OpError::IssuedAfterInfo {
+            event: this,
+            line: line_no,
+            process,
+            info_line,
+        },
+        Pending::Idle => OpError::CompletionWithoutInvoke {
+            event: this,
+            line: line_no,
+            process,
+        },
+        Pending::Outstanding(inv) => OpError::InvokeWhileOutstanding {
+            event: this,
+            line: line_no,
+            process,
+            outstanding_line: inv.line,
+        },
+    }
 }
 
 /// The pairing's state between lines.
@@ -275,20 +266,7 @@ impl Pairing {
             return Ok(());
         }
         let ev = match line.fast.take() {
-            Some(fast) => {
-                let bytes = |r: &std::ops::Range<u32>| &line.text[r.start as usize..r.end as usize];
-                Ev {
-                    kind: fast.kind,
-                    process: fast.process,
-                    f: Cow::Borrowed(bytes(&fast.f)),
-                    f_code: fast.f_code,
-                    key: fast.key.as_ref().map(|k| Cow::Borrowed(bytes(k))),
-                    key_hash: fast.key_hash,
-                    value: Arg::Fast(fast.value),
-                    time: fast.time,
-                    redirects: Vec::new(),
-                }
-            }
+            Some(fast) => fast_ev(fast, line.text),
             None => match self.slow(&line)? {
                 Some(ev) => ev,
                 None => return Ok(()),
@@ -300,81 +278,18 @@ impl Pairing {
         let process = ev.process;
         let pending = std::mem::take(self.processes.get(process));
         let invoked = match (pending, ev.kind) {
-            (Pending::Retired { info_line }, _) => {
-                let e = OpError::IssuedAfterInfo {
-                    event: this,
-                    line: line_no,
-                    process,
-                    info_line,
-                };
-                return Err(self.check_err(e.into()));
-            }
             (Pending::Idle, EventType::Invoke) => {
-                let invoked = Invoked {
-                    event: this,
-                    line: line_no,
-                    f: self.f_index(&ev.f, ev.f_code),
-                    f_code: ev.f_code,
-                    key: ev.key.as_ref().map(|k| self.key_index(k, ev.key_hash)),
-                    value: ev.value,
-                    time: ev.time,
-                    redirects: ev.redirects,
-                };
-                *self.processes.get(process) = Pending::Outstanding(invoked);
+                self.invoke(ev, this, line_no);
                 return Ok(());
             }
-            (Pending::Idle, _) => {
-                let e = OpError::CompletionWithoutInvoke {
-                    event: this,
-                    line: line_no,
-                    process,
-                };
+            (Pending::Outstanding(inv), kind) if kind != EventType::Invoke => inv,
+            (pending, _) => {
+                let e = out_of_turn(pending, this, line_no, process);
                 return Err(self.check_err(e.into()));
             }
-            (Pending::Outstanding(inv), EventType::Invoke) => {
-                let e = OpError::InvokeWhileOutstanding {
-                    event: this,
-                    line: line_no,
-                    process,
-                    outstanding_line: inv.line,
-                };
-                return Err(self.check_err(e.into()));
-            }
-            (Pending::Outstanding(inv), _) => inv,
         };
-        let mismatch = |field, invocation: String, completion: String| OpError::Mismatch {
-            event: this,
-            line: line_no,
-            field,
-            invoke_line: invoked.line,
-            invocation,
-            completion,
-        };
-        if self.f_index(&ev.f, ev.f_code) != invoked.f {
-            let invoked_f = &self.fs[invoked.f as usize];
-            let e = mismatch("f", format!("{invoked_f:?}"), format!("{:?}", text(&ev.f)));
-            return Err(self.check_err(e.into()));
-        }
-        let invoked_key = invoked.key.map(|k| self.keys[k as usize].as_bytes());
-        let same_key = match (ev.key.as_deref(), invoked_key) {
-            (Some(a), Some(b)) => same(a, b),
-            (a, b) => a.is_none() && b.is_none(),
-        };
-        if !same_key {
-            let show = |k: Option<&[u8]>| k.map_or("no key".into(), |k| format!("{:?}", text(k)));
-            let e = mismatch("key", show(invoked_key), show(ev.key.as_deref()));
-            return Err(self.check_err(e.into()));
-        }
-        if ev.time < invoked.time {
-            let e = OpError::TimeReversed {
-                event: this,
-                line: line_no,
-                invoke_line: invoked.line,
-                invoke_ns: invoked.time,
-                complete_ns: ev.time,
-            };
-            return Err(self.check_err(e.into()));
-        }
+        self.matches(&invoked, &ev, this, line_no)
+            .map_err(|e| self.check_err(e.into()))?;
         if ev.kind == EventType::Info {
             *self.processes.get(process) = Pending::Retired { info_line: line_no };
         }
@@ -385,6 +300,67 @@ impl Pairing {
         };
         let complete = Some((this, line_no, ev.time, ev.value));
         self.finish_op(process, invoked, outcome, complete, &ev.redirects, sink)
+    }
+
+    /// Holds the invocation `ev` (event `this`, on line `line_no`) until its completion.
+    fn invoke(&mut self, ev: Ev<'_>, this: usize, line_no: usize) {
+        let invoked = Invoked {
+            event: this,
+            line: line_no,
+            f: self.f_index(&ev.f, ev.f_code),
+            f_code: ev.f_code,
+            key: ev.key.as_ref().map(|k| self.key_index(k, ev.key_hash)),
+            value: ev.value,
+            time: ev.time,
+            redirects: ev.redirects,
+        };
+        *self.processes.get(ev.process) = Pending::Outstanding(invoked);
+    }
+
+    /// Whether the completion `ev` (event `this`, on line `line_no`) has its invocation's `f`
+    /// and key and does not precede it.
+    fn matches(
+        &mut self,
+        invoked: &Invoked,
+        ev: &Ev<'_>,
+        this: usize,
+        line_no: usize,
+    ) -> Result<(), OpError> {
+        let mismatch = |field, invocation: String, completion: String| OpError::Mismatch {
+            event: this,
+            line: line_no,
+            field,
+            invoke_line: invoked.line,
+            invocation,
+            completion,
+        };
+        if self.f_index(&ev.f, ev.f_code) != invoked.f {
+            let invoked_f = &self.fs[invoked.f as usize];
+            return Err(mismatch(
+                "f",
+                format!("{invoked_f:?}"),
+                format!("{:?}", text(&ev.f)),
+            ));
+        }
+        let invoked_key = invoked.key.map(|k| self.keys[k as usize].as_bytes());
+        let same_key = match (ev.key.as_deref(), invoked_key) {
+            (Some(a), Some(b)) => same(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same_key {
+            let show = |k: Option<&[u8]>| k.map_or("no key".into(), |k| format!("{:?}", text(k)));
+            return Err(mismatch("key", show(invoked_key), show(ev.key.as_deref())));
+        }
+        if ev.time < invoked.time {
+            return Err(OpError::TimeReversed {
+                event: this,
+                line: line_no,
+                invoke_line: invoked.line,
+                invoke_ns: invoked.time,
+                complete_ns: ev.time,
+            });
+        }
+        Ok(())
     }
 
     /// Counts a finished op and hands it to `sink`.

@@ -7,15 +7,14 @@ mod spill;
 
 use super::pairing::{Arg, Paired, Sink};
 use super::scan::{Val, F_READ, F_WRITE, KNOWN_F};
-use crate::explanation::{Explanation, OpRef};
+use crate::explanation::OpRef;
 use crate::model::register::{prune_keep, Register, RegisterOp};
 use crate::model::{Model, OpModel};
 use crate::op::{Op, Outcome};
 use crate::options::CheckError;
-use crate::partition::search;
+use crate::partition::{self, search};
 use crate::report::{KeyReport, Report};
-use crate::validity::Validity;
-use crate::wgl::{Budget, Interval, Search};
+use crate::wgl::{Budget, Interval};
 use rayon::prelude::*;
 use serde_json::Value;
 use spill::Spill;
@@ -319,58 +318,15 @@ fn check_key(
         .collect();
     let result = search(model, &intervals, budget);
     drop(intervals);
-    key_report(key, ops, kept, &searched, model, budget, result)
-}
-
-/// The key's report; `searched` indexes `kept` in the search's order.
-fn key_report(
-    key: &str,
-    ops: usize,
-    kept: &[Compact],
-    searched: &[u32],
-    model: &Register,
-    budget: &Budget,
-    result: Search<Option<i64>>,
-) -> KeyReport {
-    let mut report = KeyReport {
-        key: key.to_string(),
-        valid: Validity::Valid,
-        ops,
-        ops_searched: searched.len(),
-        steps: result.steps(),
-        unknown: None,
-        explanation: None,
-        context: None,
-        class: None,
-        cause: None,
-    };
-    match result {
-        Search::Valid { .. } => {}
-        Search::Unknown { exhausted, .. } => {
-            report.valid = Validity::Unknown;
-            report.unknown = Some(super::unknown_reason(exhausted, budget));
-        }
-        Search::Invalid {
-            op,
-            prefix,
-            state,
-            stranded,
-            ..
-        } => {
-            report.valid = Validity::Invalid;
-            report.explanation = Some(Explanation {
-                key: key.to_string(),
-                op: op_ref(&kept[searched[op] as usize]),
-                prefix: prefix
-                    .iter()
-                    .map(|&i| op_ref(&kept[searched[i] as usize]))
-                    .collect(),
-                state: model.describe_state(&state),
-                stranded: stranded.map(|i| op_ref(&kept[searched[i] as usize])),
-            });
-        }
-    }
-    report
+    // `searched` indexes `kept` in the search's order.
+    partition::key_report(
+        key,
+        (ops, searched.len()),
+        result,
+        budget,
+        |i| op_ref(&kept[searched[i] as usize]),
+        |state| model.describe_state(state),
+    )
 }
 
 /// The report's view of a compact op (values rebuilt from the model's input).
