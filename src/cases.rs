@@ -3,7 +3,7 @@
 
 use crate::config::RunConfig;
 use crate::detect::{detect, Detection};
-use crate::nemesis::proxy::bug::ServerBug;
+use crate::harness::proxy::bug::ServerBug;
 use crate::nemesis::schedule::FaultKind;
 use crate::run::RunOutcome;
 use crate::scenario::Scenario;

@@ -15,9 +15,9 @@ use super::error::HarnessError;
 use super::health::{self, Planned};
 use super::ports::{self, PortLease};
 use super::process;
+use super::proxy::Proxy;
 use super::server::{self, ServerBinary};
 use super::view;
-use crate::nemesis::proxy::Proxy;
 
 /// How many times we pick new ports after a server lost a race for its port.
 const PORT_ATTEMPTS_MAX: usize = 3;

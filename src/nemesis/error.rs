@@ -12,15 +12,7 @@ pub enum NemesisError {
         /// Why, e.g. `not running as root`.
         why: String,
     },
-    /// An external command (iptables, ...) failed or could not be started.
-    #[error("`{cmd}` failed: {stderr}")]
-    Command {
-        /// The command line as run.
-        cmd: String,
-        /// Its stderr (or why it could not run).
-        stderr: String,
-    },
-    /// The fault makes no sense for this cluster (unknown node, nodes sharing an address).
+    /// The fault makes no sense for this cluster (a node it does not have).
     #[error("invalid fault: {0}")]
     Invalid(String),
     /// A migration or repair step failed (its own error names the slot and the step).

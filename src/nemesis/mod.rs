@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod failover;
+pub mod link;
 pub mod migrate;
 pub mod migrate_atomic;
 pub mod migrate_interrupt;
@@ -17,7 +18,6 @@ pub mod migrate_window;
 pub mod net;
 pub mod plan;
 pub mod process;
-pub mod proxy;
 pub mod runner;
 pub mod schedule;
 

@@ -4,6 +4,7 @@
 
 use super::error::NemesisError;
 use super::failover::{self, FailoverChoice};
+use super::link;
 use super::migrate::{migrate_slot, MigrateOptions, Peer};
 use super::migrate_atomic::{cancel_atomic, migrate_atomic, AtomicOptions};
 use super::migrate_interrupt::{migrate_then_abort, migrate_then_finalize_early};
@@ -11,7 +12,6 @@ use super::migrate_repair::repair;
 use super::migrate_strike::{migrate_then_failover, migrate_then_strike, repair_settled, Strike};
 use super::net::{Partition, Partitioner};
 use super::process;
-use super::proxy;
 use super::schedule::{FaultKind, Planned, Schedule};
 use super::Ctx;
 use crate::harness::{NodeLine, ProcessState};
@@ -486,10 +486,10 @@ async fn fault(
             }
             masters.sort_by(|a, b| a.addr.cmp(&b.addr));
             let master = masters[p.target as usize % masters.len()].addr.clone();
-            let faults = proxy::Faults::planned(p);
-            proxy::slow(ctx, &master, &faults)?;
+            let faults = link::planned(p);
+            link::slow(ctx, &master, &faults)?;
             hold().await;
-            proxy::fast(ctx, &master)?;
+            link::fast(ctx, &master)?;
             target = format!("{master} ({faults})");
         }
         other => unreachable!("{other} is not a node fault"),
