@@ -43,6 +43,16 @@ impl Default for MigrateOptions {
     }
 }
 
+/// Slack on top of `MIGRATE`'s own timeout for the response of a connection that sends it.
+pub(crate) const MIGRATE_SLACK_MS: u64 = 5000;
+
+impl MigrateOptions {
+    /// The response timeout of a connection that sends `MIGRATE`: its timeout plus the slack.
+    pub(crate) fn response_timeout_ms(&self) -> u64 {
+        self.migrate_timeout_ms + MIGRATE_SLACK_MS
+    }
+}
+
 /// What one finished migration did, for the run log and the summary.
 #[derive(Debug, Clone)]
 pub struct Migration {
@@ -200,7 +210,7 @@ pub async fn open_slot(
 ) -> Result<OpenSlot, MigrateError> {
     let started = Instant::now();
     let step_err = |step| move |source| MigrateError::Step { slot, step, source };
-    let timeout_ms = opts.migrate_timeout_ms + 5000;
+    let timeout_ms = opts.response_timeout_ms();
     let mut src = Admin::connect_with_timeout(&source.addr, timeout_ms)
         .await
         .map_err(step_err("connect"))?;
@@ -360,7 +370,7 @@ pub(crate) async fn tell_others(
 ) -> Result<(), MigrateError> {
     let step_err = |step| move |source| MigrateError::Step { slot, step, source };
     for other in others {
-        let mut admin = Admin::connect_with_timeout(&other.addr, opts.migrate_timeout_ms + 5000)
+        let mut admin = Admin::connect_with_timeout(&other.addr, opts.response_timeout_ms())
             .await
             .map_err(step_err("connect"))?;
         admin

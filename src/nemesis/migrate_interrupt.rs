@@ -23,8 +23,6 @@ use workloads::Recorder;
 pub const LISTED_KEYS_MAX: usize = 10_000;
 /// The most keys written into one event, so histories stay readable.
 const EVENT_KEYS_MAX: usize = 100;
-/// How often `finalize_early` looks at the source while waiting for it to drop the slot.
-const POLL_MS: u64 = 20;
 
 /// What an aborted classic migration left behind.
 #[derive(Debug, Clone)]
@@ -200,7 +198,7 @@ pub async fn finalize_early(
         if Instant::now() >= deadline {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+        tokio::time::sleep(Duration::from_millis(super::POLL_MS)).await;
     }
     let remaining = keys_in_slot(&mut open.src, slot, LISTED_KEYS_MAX)
         .await

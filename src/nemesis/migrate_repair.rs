@@ -27,6 +27,7 @@
 
 use super::migrate::{
     count_keys_in_slot, keys_in_slot, migrate_cmd, setslot, split_addr, MigrateError, Peer,
+    MIGRATE_SLACK_MS,
 };
 use crate::harness::{parse_nodes, Admin, HarnessError, NodeLine, SLOT_COUNT};
 use serde_json::json;
@@ -44,8 +45,6 @@ const REPAIR_MIGRATE_TIMEOUT_MS: u64 = 5000;
 const SCAN_PIPELINE_SLOTS: u16 = 1024;
 /// Sample keys listed per stranded slot.
 const STRANDED_SAMPLE_KEYS: usize = 20;
-/// Poll interval of `wait_no_open_slots`.
-const OPEN_POLL_MS: u64 = 20;
 
 /// What repair did to one open slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,9 +135,10 @@ fn err(slot: u16, step: &'static str) -> impl Fn(HarnessError) -> MigrateError {
 async fn connect_all(masters: &[Peer]) -> Result<Vec<Master>, MigrateError> {
     let mut out = Vec::with_capacity(masters.len());
     for peer in masters {
-        let mut admin = Admin::connect_with_timeout(&peer.addr, REPAIR_MIGRATE_TIMEOUT_MS + 5000)
-            .await
-            .map_err(err(0, "connect"))?;
+        let mut admin =
+            Admin::connect_with_timeout(&peer.addr, REPAIR_MIGRATE_TIMEOUT_MS + MIGRATE_SLACK_MS)
+                .await
+                .map_err(err(0, "connect"))?;
         let me = myself(&mut admin).await?;
         out.push(Master {
             peer: peer.clone(),
@@ -194,7 +194,7 @@ pub async fn wait_no_open_slots(masters: &[Peer], timeout_ms: u64) -> Result<(),
                 last_seen: open.join("; "),
             });
         }
-        tokio::time::sleep(Duration::from_millis(OPEN_POLL_MS)).await;
+        tokio::time::sleep(Duration::from_millis(super::POLL_MS)).await;
     }
 }
 

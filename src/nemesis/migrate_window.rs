@@ -52,7 +52,7 @@ pub async fn migrate_slots(
     let Some(&first) = slots.first() else {
         return Ok(Vec::new());
     };
-    let timeout_ms = opts.migrate_timeout_ms + 5000;
+    let timeout_ms = opts.response_timeout_ms();
     let connect = |addr: String| async move {
         Admin::connect_with_timeout(&addr, timeout_ms)
             .await

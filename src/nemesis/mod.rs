@@ -22,6 +22,10 @@ pub mod runner;
 pub mod schedule;
 
 use crate::harness::Cluster;
+/// How often a verb that waits for the cluster (a failover agreed, an open slot closed, a source
+/// emptied) looks at it again.
+pub(crate) const POLL_MS: u64 = 20;
+
 use std::sync::Arc;
 use workloads::Recorder;
 
