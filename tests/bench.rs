@@ -10,8 +10,8 @@ use slotcheck::bench::suite::{self, MigrateBenchConfig};
 use slotcheck::bench::traffic::TrafficConfig;
 use slotcheck::bench::{page, usage};
 use slotcheck::harness::{Cluster, ClusterSpec, ServerKind};
+use slotcheck::nemesis::migrate::window::migrate_slots;
 use slotcheck::nemesis::migrate::{MigrateOptions, Peer};
-use slotcheck::nemesis::migrate_window::migrate_slots;
 use workloads::{key_slot, Recorder};
 
 /// Keys of the small migration benchmark.

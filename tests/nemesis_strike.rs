@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Map;
 use slotcheck::harness::{Admin, Cluster, ClusterSpec, ServerKind};
+use slotcheck::nemesis::migrate::repair::wait_no_open_slots;
+use slotcheck::nemesis::migrate::strike::{migrate_then_strike, Strike};
 use slotcheck::nemesis::migrate::{MigrateOptions, Peer};
-use slotcheck::nemesis::migrate_repair::wait_no_open_slots;
-use slotcheck::nemesis::migrate_strike::{migrate_then_strike, Strike};
 use slotcheck::nemesis::Ctx;
 use workloads::{key_slot, Recorder};
 

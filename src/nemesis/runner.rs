@@ -5,11 +5,11 @@
 use super::error::NemesisError;
 use super::failover::{self, FailoverChoice};
 use super::link;
-use super::migrate::{migrate_slot, MigrateOptions, Peer};
-use super::migrate_atomic::{cancel_atomic, migrate_atomic, AtomicOptions};
-use super::migrate_interrupt::{migrate_then_abort, migrate_then_finalize_early};
-use super::migrate_repair::repair;
-use super::migrate_strike::{migrate_then_failover, migrate_then_strike, repair_settled, Strike};
+use super::migrate::atomic::{cancel_atomic, migrate_atomic, AtomicOptions};
+use super::migrate::interrupt::{migrate_then_abort, migrate_then_finalize_early};
+use super::migrate::repair::repair;
+use super::migrate::strike::{migrate_then_failover, migrate_then_strike, repair_settled, Strike};
+use super::migrate::{migrate_slot, MigrateError, MigrateOptions, Peer};
 use super::net::{Partition, Partitioner};
 use super::process;
 use super::schedule::{FaultKind, Planned, Schedule};
@@ -233,7 +233,7 @@ async fn migration(
         .cloned()
         .collect();
     let rec = &ctx.recorder;
-    let err = |e: super::migrate::MigrateError| NemesisError::Migration(e.to_string());
+    let err = |e: MigrateError| NemesisError::Migration(e.to_string());
     let began = Instant::now();
     let (keys, outcome) = match p.kind {
         FaultKind::Migrate => {

@@ -14,7 +14,7 @@
 //! job ends `failed`, "Connection lost to source"). Redis 7.0 answers `unknown subcommand`, which
 //! becomes [`MigrateError::Unsupported`].
 
-use super::migrate::{MigrateError, Notes, Peer};
+use super::{MigrateError, Notes, Peer};
 use crate::harness::{Admin, HarnessError};
 use redis::Value;
 use serde_json::json;

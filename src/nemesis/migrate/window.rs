@@ -1,6 +1,6 @@
 //! Classic migration of many slots, a window of them at a time, over one connection per node.
 //!
-//! The steps and the events are those of [`super::migrate::migrate_slot`] for every slot
+//! The steps and the events are those of [`super::migrate_slot`] for every slot
 //! (`migrate-start`, `importing`, `migrating`, `keys-moved` per batch, `finalized` on the target
 //! and the source, `migrate-end`), but each step goes out for every slot of the window in one
 //! pipeline: `SETSLOT IMPORTING` for all of them to the target, `SETSLOT MIGRATING` for all to
@@ -17,8 +17,8 @@
 //! master, so for slots holding few keys the saves are most of the time. Pipelined, a window of
 //! W slots costs each node one save per step instead of W.
 
-use super::migrate::{keys_in_slot_cmd, migrate_cmd, setslot, split_addr, MigrateError};
-use super::migrate::{MigrateOptions, Migration, Notes, Peer};
+use super::commands::{keys_in_slot_cmd, migrate_cmd, setslot, split_addr};
+use super::{MigrateError, MigrateOptions, Migration, Notes, Peer};
 use crate::harness::{Admin, HarnessError};
 use serde_json::json;
 use std::time::Instant;
@@ -37,7 +37,7 @@ struct Open {
 /// Moves `slots` from `source` to `target`, `window` slots at a time (in the order given), and
 /// tells `others` the new owner; returns one [`Migration`] per slot. A slot that still holds keys
 /// after `opts.batches_max` batches fails the run with [`MigrateError::NotDraining`]; any failure
-/// leaves the window's slots open, as a crashed `redis-cli` would (`migrate_repair` closes them).
+/// leaves the window's slots open, as a crashed `redis-cli` would (`repair` closes them).
 /// `opts.step_pause_ms` is not used: this driver is for moving slots fast.
 pub async fn migrate_slots(
     recorder: &Recorder,

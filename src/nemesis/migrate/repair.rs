@@ -25,10 +25,8 @@
 //! newer values; `redis-cli --cluster check` does not see them at all. Keys are moved with
 //! `MIGRATE ... REPLACE`, as redis-cli's fix mode does on `BUSYKEY`.
 
-use super::migrate::{
-    count_keys_in_slot, keys_in_slot, migrate_cmd, setslot, split_addr, MigrateError, Peer,
-    MIGRATE_SLACK_MS,
-};
+use super::commands::{count_keys_in_slot, keys_in_slot, migrate_cmd, setslot, split_addr};
+use super::{MigrateError, Peer, MIGRATE_SLACK_MS};
 use crate::harness::{parse_nodes, Admin, HarnessError, NodeLine, SLOT_COUNT};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -194,7 +192,7 @@ pub async fn wait_no_open_slots(masters: &[Peer], timeout_ms: u64) -> Result<(),
                 last_seen: open.join("; "),
             });
         }
-        tokio::time::sleep(Duration::from_millis(super::POLL_MS)).await;
+        tokio::time::sleep(Duration::from_millis(crate::nemesis::POLL_MS)).await;
     }
 }
 

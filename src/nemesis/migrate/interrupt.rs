@@ -10,10 +10,8 @@
 //!   while the source still holds keys. The target bumps its config epoch; when the source hears
 //!   of it, it deletes the keys of the slot it lost ("dirty slot"): those keys are *lost*.
 
-use super::migrate::{
-    count_keys_in_slot, keys_in_slot, open_slot, setslot, tell_others, MigrateError,
-    MigrateOptions, OpenSlot, Peer,
-};
+use super::commands::{count_keys_in_slot, keys_in_slot, setslot, tell_others};
+use super::{open_slot, MigrateError, MigrateOptions, OpenSlot, Peer};
 use crate::harness::{parse_nodes, Admin};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -198,7 +196,7 @@ pub async fn finalize_early(
         if Instant::now() >= deadline {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(super::POLL_MS)).await;
+        tokio::time::sleep(Duration::from_millis(crate::nemesis::POLL_MS)).await;
     }
     let remaining = keys_in_slot(&mut open.src, slot, LISTED_KEYS_MAX)
         .await
