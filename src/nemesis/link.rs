@@ -17,6 +17,7 @@ use super::error::NemesisError;
 use super::schedule::Planned;
 use super::Ctx;
 use crate::harness::proxy::{Faults, Proxy, ProxyStats, RTO_MS_DEFAULT};
+use crate::harness::HarnessError;
 
 /// The faults a scheduled `slow` applies, chosen by its `variant` (delay 10, 30, 60 or 100 ms
 /// with a quarter of it as jitter; loss 0, 2 or 10 %; resets 0 or 0.2 %) and seeded by its
@@ -67,15 +68,15 @@ pub fn fast(ctx: &Ctx, addr: &str) -> Result<ProxyStats, NemesisError> {
 }
 
 /// The proxy in front of the node at `addr`, or why `slow` cannot apply to it.
-fn proxy_of<'a>(ctx: &'a Ctx, addr: &str) -> Result<&'a Proxy, NemesisError> {
+fn proxy_of<'a>(ctx: &'a Ctx, addr: &str) -> Result<&'a Proxy, HarnessError> {
     if ctx.cluster.node(addr).is_none() {
-        return Err(NemesisError::Invalid(format!(
+        return Err(HarnessError::InvalidFault(format!(
             "{addr} is not a node of this cluster"
         )));
     }
     ctx.cluster
         .proxy(addr)
-        .ok_or_else(|| NemesisError::Unavailable {
+        .ok_or_else(|| HarnessError::Unavailable {
             what: "client latency and loss".to_string(),
             why: "the cluster was started without proxies (ClusterSpec::proxy)".to_string(),
         })

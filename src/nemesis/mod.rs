@@ -5,6 +5,11 @@
 //! events with what it targeted and when it began and ended, so that the checker can attribute
 //! an anomaly to the phase its slot was in. [`schedule`] plans a run from its seed;
 //! [`runner`] carries the plan out and heals everything at the end.
+//!
+//! The verbs: [`migrate`] (one file per kind of slot migration, and `repair`), [`process`]
+//! (`kill`/`restart`, `pause`/`resume`), [`failover`], [`net`] (`partition`/`heal`) and [`link`]
+//! (`slow`/`fast`). What they act through (processes, iptables, the fault proxies) is the
+//! harness's; the nemesis only decides and records.
 
 pub mod error;
 pub mod failover;
