@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::server::ServerKind;
 
-/// Why the harness could not find, start, inspect or stop a cluster.
+/// Why the harness could not find, start, inspect or stop a cluster, or make a network fault.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     /// No server binary of this kind was found by any lookup; `hint` says what to install.
