@@ -45,7 +45,7 @@ declare -A ARGS=(
   [clean:migrate]="$migrations"
   [clean:pause]="--nemesis migrate,pause --migrate-interval 1500ms $pauses"
   [clean:atomic]="--nemesis atomic --migrate-interval 1500ms"
-  # Server-side bugs injected by the fault proxy in front of every node (src/nemesis/proxy/bug.rs).
+  # Server-side bugs injected by the fault proxy in front of every node (src/harness/proxy/bug.rs).
   [server:lost-write]="--server-bug lost-write $migrations"
   [server:stale-read]="--server-bug stale-read $migrations"
   [server:duplicate-write]="--server-bug duplicate-write $migrations"

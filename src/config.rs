@@ -1,10 +1,10 @@
 //! The validated configuration of one test run, built by the command line before any server
 //! starts; the run pipeline, scenarios and soaks read it.
 
+use crate::harness::proxy::bug::ServerBug;
 use crate::harness::{Persistence, ServerKind};
 use crate::nemesis::failover::FailoverChoice;
 use crate::nemesis::migrate::MigrateOptions;
-use crate::nemesis::proxy::bug::ServerBug;
 use crate::nemesis::schedule::{FaultKind, Pacing, Schedule};
 use crate::scenario::Scenario;
 use anyhow::{bail, Result};

@@ -3,7 +3,7 @@
 //! scenario must produce, whether it did, and whether the scenario's precondition occurred. Written as `detection.json` beside the
 //! history, so `scripts/matrix.sh` can tabulate runs.
 
-use crate::nemesis::proxy::bug::ServerBug;
+use crate::harness::proxy::bug::ServerBug;
 use crate::scenario::{Precondition, Scenario};
 use anyhow::{Context, Result};
 use checker::{History, Ops, Report};

@@ -1,8 +1,8 @@
 //! One test run: start a cluster, run the workload under the nemesis, heal, read back, check.
 
 use crate::config::RunConfig;
+use crate::harness::proxy::bug::{BugConfig, ServerBug, P_DEFAULT};
 use crate::harness::{Cluster, ClusterSpec};
-use crate::nemesis::proxy::bug::{BugConfig, ServerBug, P_DEFAULT};
 use crate::nemesis::runner::{self, NemesisSummary};
 use crate::nemesis::schedule::{FaultKind, Schedule};
 use crate::nemesis::{net, Ctx};

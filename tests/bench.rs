@@ -10,8 +10,8 @@ use slotcheck::bench::suite::{self, MigrateBenchConfig};
 use slotcheck::bench::traffic::TrafficConfig;
 use slotcheck::bench::{page, usage};
 use slotcheck::harness::ServerKind;
+use slotcheck::nemesis::migrate::window::migrate_slots;
 use slotcheck::nemesis::migrate::MigrateOptions;
-use slotcheck::nemesis::migrate_window::migrate_slots;
 use workloads::key_slot;
 
 mod support;

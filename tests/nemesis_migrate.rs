@@ -5,12 +5,12 @@
 use std::time::{Duration, Instant};
 
 use slotcheck::harness::{Admin, ServerKind};
-use slotcheck::nemesis::migrate::{migrate_slot, open_slot, MigrateError, MigrateOptions, Peer};
-use slotcheck::nemesis::migrate_atomic::{
+use slotcheck::nemesis::migrate::atomic::{
     cancel_atomic, migrate_atomic, slot_migrations, AtomicOptions,
 };
-use slotcheck::nemesis::migrate_interrupt::{migrate_then_abort, migrate_then_finalize_early};
-use slotcheck::nemesis::migrate_repair::{repair, wait_no_open_slots};
+use slotcheck::nemesis::migrate::interrupt::{migrate_then_abort, migrate_then_finalize_early};
+use slotcheck::nemesis::migrate::repair::{repair, wait_no_open_slots};
+use slotcheck::nemesis::migrate::{migrate_slot, open_slot, MigrateError, MigrateOptions, Peer};
 use slotcheck::nemesis::plan::{move_slots, ownership, rebalance, Owned};
 use workloads::Recorder;
 

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use checker::EventType;
 use redis::aio::MultiplexedConnection;
 use serde_json::{json, Value};
+use slotcheck::harness::proxy::Faults;
 use slotcheck::harness::{parse_nodes, pid_alive, Admin, Role, ServerKind};
-use slotcheck::nemesis::proxy::{self, Faults};
+use slotcheck::nemesis::link;
 use workloads::{Client, Completion, Operation, Router, RouterConfig, SlotMap};
 
 mod support;
@@ -203,9 +204,9 @@ async fn slow_adds_latency_and_fast_takes_it_off() {
             seed: 3,
             ..Faults::NONE
         };
-        proxy::slow(&setup.ctx, &node, &faults).unwrap();
+        link::slow(&setup.ctx, &node, &faults).unwrap();
         let during = rtts(&mut proxied, PINGS).await;
-        let stats = proxy::fast(&setup.ctx, &node).unwrap();
+        let stats = link::fast(&setup.ctx, &node).unwrap();
         let after = rtts(&mut proxied, PINGS).await;
         eprintln!(
             "{kind} PING median: direct {direct_ms:.2} ms, proxy {:.2} ms before, {:.1} ms \
@@ -267,9 +268,9 @@ async fn loss_holds_some_requests_for_the_rto() {
             seed: 11,
             ..Faults::NONE
         };
-        proxy::slow(&setup.ctx, &node, &faults).unwrap();
+        link::slow(&setup.ctx, &node, &faults).unwrap();
         let during = rtts(&mut proxied, 2 * PINGS).await;
-        let stats = proxy::fast(&setup.ctx, &node).unwrap();
+        let stats = link::fast(&setup.ctx, &node).unwrap();
         let late = during
             .iter()
             .filter(|d| **d >= Duration::from_millis(200))
@@ -331,9 +332,9 @@ async fn reset_loses_the_connection_and_the_operation_is_info() {
             reset: 1.0,
             ..Faults::NONE
         };
-        proxy::slow(&setup.ctx, &node, &faults).unwrap();
+        link::slow(&setup.ctx, &node, &faults).unwrap();
         let (outcome, _, execution) = client.perform(write(2), ok).await;
-        let stats = proxy::fast(&setup.ctx, &node).unwrap();
+        let stats = link::fast(&setup.ctx, &node).unwrap();
         eprintln!("{kind} reset: {outcome:?} {:?}", execution.result);
         assert_eq!(outcome, EventType::Info, "{execution:?}");
         assert_eq!(execution.node, setup.cluster().seeds()[0]);

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use slotcheck::harness::{Admin, ServerKind};
+use slotcheck::nemesis::migrate::repair::wait_no_open_slots;
+use slotcheck::nemesis::migrate::strike::{migrate_then_strike, Strike};
 use slotcheck::nemesis::migrate::{MigrateOptions, Peer};
-use slotcheck::nemesis::migrate_repair::wait_no_open_slots;
-use slotcheck::nemesis::migrate_strike::{migrate_then_strike, Strike};
 
 mod support;
 

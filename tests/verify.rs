@@ -6,8 +6,8 @@ use std::process::Command;
 
 use serde_json::{json, Map, Value};
 use slotcheck::harness::{Admin, Role, ServerKind};
+use slotcheck::nemesis::migrate::interrupt::migrate_then_abort;
 use slotcheck::nemesis::migrate::MigrateOptions;
-use slotcheck::nemesis::migrate_interrupt::migrate_then_abort;
 use slotcheck::verify::{verify, VerifyOptions};
 use workloads::Recorder;
 

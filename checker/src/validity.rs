@@ -32,8 +32,8 @@ impl Validity {
         row
     }
 
-    /// The verdict as one lowercase word (`valid`, `invalid`, `unknown`), for reports, tables
-    /// and JSON, so that no caller spells it.
+    /// The verdict as one lowercase word (`valid`, `invalid`, `unknown`): its one spelling in
+    /// tables, CSS classes, JSON and `detection.json`.
     pub fn name(self) -> &'static str {
         self.row().1
     }
@@ -46,16 +46,6 @@ impl Validity {
     /// The verdict whose exit code is `code`, if any (a tally of verdicts kept as exit codes).
     pub fn from_exit_code(code: u8) -> Option<Validity> {
         TABLE.iter().find(|row| row.2 == code).map(|row| row.0)
-    }
-
-    /// The verdict as one lowercase word (`valid`, `invalid`, `unknown`): its one spelling in
-    /// tables, CSS classes and `detection.json`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Validity::Valid => "valid",
-            Validity::Invalid => "invalid",
-            Validity::Unknown => "unknown",
-        }
     }
 
     /// The verdict of a whole made of parts with verdicts `self` and `other`.

@@ -26,10 +26,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use workloads::slot::SLOT_COUNT as SLOTS;
 use workloads::{key_slot, SlotMap};
 
-/// Number of hash slots.
-const SLOTS: usize = 16384;
 /// `SET`s per pipeline: large enough to amortize round trips, small enough to stream.
 const PIPELINE_KEYS: usize = 1000;
 /// Pipelines in flight per master: keeps the server busy while the next one is built.

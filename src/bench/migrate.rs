@@ -12,9 +12,9 @@ use super::dataset::{self, DatasetSpec, Layout};
 use super::traffic::{Phase, Traffic, TrafficConfig, TrafficReport};
 use super::usage::{self, Usage};
 use crate::harness::{find_cli, Cluster, ClusterSpec, Node, ServerKind};
+use crate::nemesis::migrate::atomic::{migrate_atomic, AtomicOptions};
+use crate::nemesis::migrate::window::migrate_slots;
 use crate::nemesis::migrate::{MigrateOptions, Peer};
-use crate::nemesis::migrate_atomic::{migrate_atomic, AtomicOptions};
-use crate::nemesis::migrate_window::migrate_slots;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,7 @@ const MIGRATE_TIMEOUT_MS: u64 = 60_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Method {
-    /// slotcheck's classic driver (`nemesis::migrate_window`), `batch` keys per `MIGRATE`,
+    /// slotcheck's classic driver (`nemesis::migrate::window`), `batch` keys per `MIGRATE`,
     /// `window` slots per pipelined step (1: one slot after another, as `redis-cli`).
     Classic {
         /// Keys per `MIGRATE`.
@@ -47,7 +47,7 @@ pub enum Method {
         /// Keys per `MIGRATE`.
         batch: usize,
     },
-    /// Valkey 9's `CLUSTER MIGRATESLOTS` (`nemesis::migrate_atomic`).
+    /// Valkey 9's `CLUSTER MIGRATESLOTS` (`nemesis::migrate::atomic`).
     Atomic,
 }
 

@@ -5,6 +5,7 @@
 use super::client::ClientBench;
 use super::migrate::{CaseResult, Method};
 use super::suite::MigrateBench;
+use super::traffic::TrafficReport;
 use crate::report::chart::{self, Ctx, Series};
 use crate::report::page::esc;
 use crate::report::ReportError;
@@ -135,19 +136,100 @@ fn baseline<'a>(all: &'a [CaseResult], r: &CaseResult) -> Option<&'a CaseResult>
 
 /// The migration tables: speed, server cost, and what clients saw under traffic.
 pub fn migrate_tables(bench: &MigrateBench) -> Vec<Table> {
-    let machine = bench.machine.label();
-    let mut speed = Table::new(
+    let mut speed = speed_table(&bench.machine.label());
+    let mut cost = cost_table();
+    let mut load = load_table();
+    for r in &bench.cases {
+        speed.rows.push(speed_row(&bench.cases, r));
+        cost.rows.push(cost_row(r));
+        if let Some(t) = &r.traffic {
+            load.rows.push(load_row(r, t));
+        }
+    }
+    let mut tables = vec![speed, cost];
+    if !load.rows.is_empty() {
+        tables.push(load);
+    }
+    tables
+}
+
+/// How the case loaded the cluster while it migrated.
+fn load_label(r: &CaseResult) -> &'static str {
+    if r.loaded {
+        "traffic"
+    } else {
+        "idle"
+    }
+}
+
+/// The speed table, empty.
+fn speed_table(machine: &str) -> Table {
+    Table::new(
         &format!("Migration speed ({machine}); x cli = our keys/s over redis-cli's at the same batch size"),
         &["server", "group", "layout", "load", "data", "slots", "method", "keys moved", "s", "keys/s", "MB/s", "ms/slot", "x cli", "settle s", "error"],
-    );
-    let mut cost = Table::new(
+    )
+}
+
+/// One case's row of the speed table; `x cli` compares it with redis-cli's case among `all`.
+fn speed_row(all: &[CaseResult], r: &CaseResult) -> Vec<String> {
+    let vs = baseline(all, r).map_or(String::new(), |b| {
+        format!("{:.2}", r.keys_per_s / b.keys_per_s.max(1e-9))
+    });
+    vec![
+        format!("{} {}", r.server, r.version),
+        r.group.clone(),
+        r.layout.clone(),
+        load_label(r).into(),
+        size(r.keys_total, r.value_bytes),
+        r.slots.to_string(),
+        r.method.clone(),
+        r.keys_moved.to_string(),
+        format!("{:.3}", r.duration_s),
+        format!("{:.0}", r.keys_per_s),
+        format!("{:.1}", r.mb_per_s),
+        format!("{:.2}", r.ms_per_slot),
+        vs,
+        format!("{:.3}", r.settle_s),
+        r.error
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .take(60)
+            .collect(),
+    ]
+}
+
+/// The server cost table, empty.
+fn cost_table() -> Table {
+    Table::new(
         "Server cost during the migration (CPU s; peak RSS MB since the migration began)",
         &[
             "server", "group", "layout", "load", "data", "method", "src CPU", "dst CPU",
             "tool CPU", "src peak", "dst peak",
         ],
-    );
-    let mut load = Table::new(
+    )
+}
+
+/// One case's row of the server cost table.
+fn cost_row(r: &CaseResult) -> Vec<String> {
+    vec![
+        r.server.clone(),
+        r.group.clone(),
+        r.layout.clone(),
+        load_label(r).into(),
+        size(r.keys_total, r.value_bytes),
+        r.method.clone(),
+        format!("{:.2}", r.source.cpu_s),
+        format!("{:.2}", r.target.cpu_s),
+        format!("{:.2}", r.tool_cpu_s),
+        mb(r.source.peak_rss_bytes),
+        mb(r.target.peak_rss_bytes),
+    ]
+}
+
+/// The clients-under-traffic table, empty.
+fn load_table() -> Table {
+    Table::new(
         "Clients under traffic: ops/s and latency (ms) before / during / after the migration",
         &[
             "server",
@@ -166,75 +248,30 @@ pub fn migrate_tables(bench: &MigrateBench) -> Vec<Table> {
             "tryagain",
             "errors",
         ],
-    );
-    for r in &bench.cases {
-        let vs = baseline(&bench.cases, r).map_or(String::new(), |b| {
-            format!("{:.2}", r.keys_per_s / b.keys_per_s.max(1e-9))
-        });
-        let load_label = if r.loaded { "traffic" } else { "idle" };
-        let data = size(r.keys_total, r.value_bytes);
-        speed.rows.push(vec![
-            format!("{} {}", r.server, r.version),
-            r.group.clone(),
-            r.layout.clone(),
-            load_label.into(),
-            data.clone(),
-            r.slots.to_string(),
-            r.method.clone(),
-            r.keys_moved.to_string(),
-            format!("{:.3}", r.duration_s),
-            format!("{:.0}", r.keys_per_s),
-            format!("{:.1}", r.mb_per_s),
-            format!("{:.2}", r.ms_per_slot),
-            vs,
-            format!("{:.3}", r.settle_s),
-            r.error
-                .clone()
-                .unwrap_or_default()
-                .chars()
-                .take(60)
-                .collect(),
-        ]);
-        cost.rows.push(vec![
-            r.server.clone(),
-            r.group.clone(),
-            r.layout.clone(),
-            load_label.into(),
-            data,
-            r.method.clone(),
-            format!("{:.2}", r.source.cpu_s),
-            format!("{:.2}", r.target.cpu_s),
-            format!("{:.2}", r.tool_cpu_s),
-            mb(r.source.peak_rss_bytes),
-            mb(r.target.peak_rss_bytes),
-        ]);
-        if let Some(t) = &r.traffic {
-            let n = |k: &str| t.redirects.get(k).copied().unwrap_or(0).to_string();
-            let errors = t.before.errors + t.during.errors + t.after.errors;
-            load.rows.push(vec![
-                r.server.clone(),
-                r.layout.clone(),
-                r.method.clone(),
-                format!("{:.0}", t.before.ops_per_s),
-                format!("{:.0}", t.during.ops_per_s),
-                format!("{:.0}", t.after.ops_per_s),
-                format!("{:.2}", t.during.p50_ms),
-                format!("{:.2}", t.before.p99_ms),
-                format!("{:.2}", t.during.p99_ms),
-                format!("{:.1}", t.during.max_ms),
-                format!("{:.1}", t.after.max_ms),
-                n("ask"),
-                n("moved"),
-                n("tryagain"),
-                errors.to_string(),
-            ]);
-        }
-    }
-    let mut tables = vec![speed, cost];
-    if !load.rows.is_empty() {
-        tables.push(load);
-    }
-    tables
+    )
+}
+
+/// One case's row of the clients-under-traffic table.
+fn load_row(r: &CaseResult, t: &TrafficReport) -> Vec<String> {
+    let n = |k: &str| t.redirects.get(k).copied().unwrap_or(0).to_string();
+    let errors = t.before.errors + t.during.errors + t.after.errors;
+    vec![
+        r.server.clone(),
+        r.layout.clone(),
+        r.method.clone(),
+        format!("{:.0}", t.before.ops_per_s),
+        format!("{:.0}", t.during.ops_per_s),
+        format!("{:.0}", t.after.ops_per_s),
+        format!("{:.2}", t.during.p50_ms),
+        format!("{:.2}", t.before.p99_ms),
+        format!("{:.2}", t.during.p99_ms),
+        format!("{:.1}", t.during.max_ms),
+        format!("{:.1}", t.after.max_ms),
+        n("ask"),
+        n("moved"),
+        n("tryagain"),
+        errors.to_string(),
+    ]
 }
 
 /// The client comparison table.

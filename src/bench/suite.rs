@@ -72,7 +72,7 @@ impl MigrateBenchConfig {
             "--windows needs at least one window of at least 1 slot"
         );
         // The first master owns 0..16384/masters; every moved slot must be one of its.
-        let first = (16384 / self.masters) as u16;
+        let first = (workloads::slot::SLOT_COUNT / self.masters) as u16;
         for (what, n) in [
             ("--dense-slots", self.dense_slots),
             ("--sparse-slots", self.sparse_slots),

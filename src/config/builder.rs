@@ -5,10 +5,10 @@
 //! [`listing`] is what `list` in place of a scenario's or a bug's name prints.
 
 use super::RunConfig;
+use crate::harness::proxy::bug::ServerBug;
 use crate::harness::{self, ClusterSpec, HarnessError, Persistence, ServerKind};
 use crate::nemesis::failover::FailoverChoice;
 use crate::nemesis::migrate::MigrateOptions;
-use crate::nemesis::proxy::bug::ServerBug;
 use crate::nemesis::schedule::{parse_kinds, FaultKind};
 use crate::scenario::Scenario;
 use crate::term::warn;

@@ -11,6 +11,8 @@ use super::error::HarnessError;
 const CONNECT_TIMEOUT_MS: u64 = 1000;
 /// How long one admin command may take; local admin commands answer in well under a millisecond.
 const RESPONSE_TIMEOUT_MS: u64 = 2000;
+/// Response timeout of a probe: a paused or cut-off node must not stall a poll for long.
+const PROBE_TIMEOUT_MS: u64 = 500;
 /// The longest command label we put into an error.
 const LABEL_CHARS_MAX: usize = 120;
 
@@ -25,6 +27,12 @@ impl Admin {
     /// Connects to `addr` (`host:port`) with the default response timeout.
     pub async fn connect(addr: &str) -> Result<Admin, HarnessError> {
         Admin::connect_with_timeout(addr, RESPONSE_TIMEOUT_MS).await
+    }
+
+    /// Connects with the short response timeout of a probe, for nodes that may be paused or cut
+    /// off (a paused server never answers).
+    pub async fn probe(addr: &str) -> Result<Admin, HarnessError> {
+        Admin::connect_with_timeout(addr, PROBE_TIMEOUT_MS).await
     }
 
     /// Connects with a chosen response timeout: `MIGRATE` of a large batch can take seconds.

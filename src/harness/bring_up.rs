@@ -15,9 +15,9 @@ use super::error::HarnessError;
 use super::health::{self, Planned};
 use super::ports::{self, PortLease};
 use super::process;
+use super::proxy::Proxy;
 use super::server::{self, ServerBinary};
 use super::view;
-use crate::nemesis::proxy::Proxy;
 
 /// How many times we pick new ports after a server lost a race for its port.
 const PORT_ATTEMPTS_MAX: usize = 3;
@@ -117,6 +117,8 @@ impl Drop for Fleet {
     }
 }
 
+/// One bring-up on the leased ports: proxies, servers, slots and epochs, the mesh, replicas; the
+/// fleet is stopped if any step fails.
 async fn attempt_start(
     spec: &ClusterSpec,
     binary: &ServerBinary,
@@ -126,39 +128,99 @@ async fn attempt_start(
     let total = spec.masters * (1 + spec.replicas);
     let (ports, proxy_ports) = lease.ports().split_at(total);
     let (ports, proxy_ports) = (ports.to_vec(), proxy_ports.to_vec());
-    let mut fleet = Fleet {
-        children: Vec::with_capacity(total),
-        addrs: ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{}:{p}", node_host(spec, i)))
-            .collect(),
-        logs: Vec::with_capacity(total),
-    };
-    let mut dirs = Vec::with_capacity(total);
-    for (i, port) in ports.iter().enumerate() {
-        let dir = root.join(format!("node-{i:02}"));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| HarnessError::io(format!("create {}", dir.display()), e))?;
-        fleet
-            .logs
-            .push((dir.join("server.log"), dir.join("stdout.log")));
-        dirs.push((dir, *port));
-    }
+    let (mut fleet, dirs) = Fleet::prepare(spec, root, &ports)?;
     let timeout_ms = BRING_UP_TIMEOUT_MS_BASE + BRING_UP_TIMEOUT_MS_PER_NODE * total as u64;
     let start = Instant::now();
     let deadline = start + Duration::from_millis(timeout_ms);
     // Proxies listen before any server starts: a replica's first sync already goes through one.
+    let proxies = start_proxies(spec, &proxy_ports, &fleet.addrs).await?;
+    let launches = spawn_all(spec, binary, &mut fleet, &dirs, &proxy_ports)?;
+
+    let mut admins = Vec::with_capacity(total);
+    for i in 0..total {
+        admins.push(wait_answering(&mut fleet, i, start, deadline).await?);
+    }
+    tracing::debug!(
+        elapsed_ms = start.elapsed().as_millis() as u64,
+        "all servers answer"
+    );
+    let plan = plan(spec, &mut fleet, &mut admins).await?;
+    let clock = (start, deadline);
+    form(spec, &mut fleet, &mut admins, &plan, &ports, clock).await?;
+    let bring_up = start.elapsed();
+    tracing::debug!(elapsed_ms = bring_up.as_millis() as u64, "cluster ready");
+
+    Ok(Cluster {
+        kind: binary.kind,
+        version: binary.version.clone(),
+        nodes: nodes(spec, &plan, &fleet, &dirs),
+        bring_up,
+        dir: root.to_path_buf(),
+        procs: Procs::new(std::mem::take(&mut fleet.children), launches),
+        proxies,
+        _ports: lease,
+    })
+}
+
+impl Fleet {
+    /// Makes every node's directory under `root` and names its address and logs; nothing runs
+    /// yet. Returns the fleet and each node's directory and port.
+    fn prepare(
+        spec: &ClusterSpec,
+        root: &Path,
+        ports: &[u16],
+    ) -> Result<(Fleet, Vec<(PathBuf, u16)>), HarnessError> {
+        let mut fleet = Fleet {
+            children: Vec::with_capacity(ports.len()),
+            addrs: ports
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("{}:{p}", node_host(spec, i)))
+                .collect(),
+            logs: Vec::with_capacity(ports.len()),
+        };
+        let mut dirs = Vec::with_capacity(ports.len());
+        for (i, port) in ports.iter().enumerate() {
+            let dir = root.join(format!("node-{i:02}"));
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| HarnessError::io(format!("create {}", dir.display()), e))?;
+            fleet
+                .logs
+                .push((dir.join("server.log"), dir.join("stdout.log")));
+            dirs.push((dir, *port));
+        }
+        Ok((fleet, dirs))
+    }
+}
+
+/// Starts one proxy per node on `proxy_ports` (none without `ClusterSpec::proxy`), in front of
+/// the node at the same index of `addrs`.
+async fn start_proxies(
+    spec: &ClusterSpec,
+    proxy_ports: &[u16],
+    addrs: &[String],
+) -> Result<Vec<Proxy>, HarnessError> {
     let mut proxies = Vec::with_capacity(proxy_ports.len());
     for (i, proxy_port) in proxy_ports.iter().enumerate() {
         let host = node_host(spec, i);
-        let proxy = Proxy::start(&host, *proxy_port, &fleet.addrs[i])
+        let proxy = Proxy::start(&host, *proxy_port, &addrs[i])
             .await
             .map_err(|e| HarnessError::io(format!("start a proxy on {host}:{proxy_port}"), e))?;
         proxies.push(proxy);
     }
-    // How each node was started, so `Cluster::restart` can start it again the same way.
-    let mut launches = Vec::with_capacity(total);
+    Ok(proxies)
+}
+
+/// Spawns every server into `fleet`; returns how each was started, so `Cluster::restart` can
+/// start it again the same way.
+fn spawn_all(
+    spec: &ClusterSpec,
+    binary: &ServerBinary,
+    fleet: &mut Fleet,
+    dirs: &[(PathBuf, u16)],
+    proxy_ports: &[u16],
+) -> Result<Vec<Launch>, HarnessError> {
+    let mut launches = Vec::with_capacity(dirs.len());
     for (i, (dir, port)) in dirs.iter().enumerate() {
         let host = node_host(spec, i);
         let proxy_port = proxy_ports.get(i).copied();
@@ -175,58 +237,61 @@ async fn attempt_start(
             die_with_parent: spec.die_with_parent,
         });
     }
+    Ok(launches)
+}
 
-    let mut admins = Vec::with_capacity(total);
-    for i in 0..total {
-        admins.push(wait_answering(&mut fleet, i, start, deadline).await?);
-    }
-    tracing::debug!(
-        elapsed_ms = start.elapsed().as_millis() as u64,
-        "all servers answer"
-    );
-
-    let plan = plan(spec, &mut fleet, &mut admins).await?;
-    let map = health::planned_map(&plan);
-    for (i, (admin, planned)) in admins.iter_mut().zip(&plan).enumerate() {
+/// Forms the cluster `plan` describes from answering servers: slots and distinct config epochs,
+/// a `CLUSTER MEET` per pair, the full mesh known, `CLUSTER REPLICATE`, then every node seeing
+/// the planned cluster. `clock` is the bring-up's start and deadline.
+async fn form(
+    spec: &ClusterSpec,
+    fleet: &mut Fleet,
+    admins: &mut [Admin],
+    plan: &[Planned],
+    ports: &[u16],
+    (start, deadline): (Instant, Instant),
+) -> Result<(), HarnessError> {
+    let map = health::planned_map(plan);
+    for (i, (admin, planned)) in admins.iter_mut().zip(plan).enumerate() {
         if let Some((first, last)) = planned.slots {
             let (first, last) = (first.to_string(), last.to_string());
-            run_ok(
-                &mut fleet,
-                admin,
-                &["CLUSTER", "ADDSLOTSRANGE", &first, &last],
-            )
-            .await?;
+            run_ok(fleet, admin, &["CLUSTER", "ADDSLOTSRANGE", &first, &last]).await?;
         }
         let epoch = (i + 1).to_string();
-        run_ok(&mut fleet, admin, &["CLUSTER", "SET-CONFIG-EPOCH", &epoch]).await?;
+        run_ok(fleet, admin, &["CLUSTER", "SET-CONFIG-EPOCH", &epoch]).await?;
     }
     // Every pair meets once: node i introduces itself to every later node.
     for (i, admin) in admins.iter_mut().enumerate() {
         for (j, port) in ports.iter().enumerate().skip(i + 1) {
             let (host, port) = (node_host(spec, j), port.to_string());
-            run_ok(&mut fleet, admin, &["CLUSTER", "MEET", &host, &port]).await?;
+            run_ok(fleet, admin, &["CLUSTER", "MEET", &host, &port]).await?;
         }
     }
     for admin in admins.iter_mut() {
-        wait_known(&mut fleet, admin, &plan, start, deadline).await?;
+        wait_known(fleet, admin, plan, start, deadline).await?;
     }
     tracing::debug!(
         elapsed_ms = start.elapsed().as_millis() as u64,
         "full mesh known"
     );
-    for (admin, planned) in admins.iter_mut().zip(&plan) {
+    for (admin, planned) in admins.iter_mut().zip(plan) {
         if let Role::Replica { master_id } = &planned.role {
-            run_ok(&mut fleet, admin, &["CLUSTER", "REPLICATE", master_id]).await?;
+            run_ok(fleet, admin, &["CLUSTER", "REPLICATE", master_id]).await?;
         }
     }
-    wait_ready(&mut fleet, &mut admins, &plan, &map, start, deadline).await?;
-    let bring_up = start.elapsed();
-    tracing::debug!(elapsed_ms = bring_up.as_millis() as u64, "cluster ready");
+    wait_ready(fleet, admins, plan, &map, start, deadline).await
+}
 
-    let nodes = plan
-        .iter()
+/// The nodes of a formed cluster, as `Cluster` lists them.
+fn nodes(
+    spec: &ClusterSpec,
+    plan: &[Planned],
+    fleet: &Fleet,
+    dirs: &[(PathBuf, u16)],
+) -> Vec<Node> {
+    plan.iter()
         .zip(&fleet.children)
-        .zip(&dirs)
+        .zip(dirs)
         .enumerate()
         .map(|(i, ((planned, child), (dir, port)))| Node {
             addr: planned.addr.clone(),
@@ -238,17 +303,7 @@ async fn attempt_start(
             dir: dir.clone(),
             log: dir.join("server.log"),
         })
-        .collect();
-    Ok(Cluster {
-        kind: binary.kind,
-        version: binary.version.clone(),
-        nodes,
-        bring_up,
-        dir: root.to_path_buf(),
-        procs: Procs::new(std::mem::take(&mut fleet.children), launches),
-        proxies,
-        _ports: lease,
-    })
+        .collect()
 }
 
 /// Waits until server `i` answers `INFO server` as *our* process: the port might belong to someone else's

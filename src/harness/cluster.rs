@@ -11,10 +11,10 @@ use super::error::HarnessError;
 use super::health;
 use super::ports::PortLease;
 use super::process;
+use super::proxy::Proxy;
 use super::server::ServerKind;
 use super::state::{ClusterState, DetachedNode};
 use super::view::SlotMap;
-use crate::nemesis::proxy::Proxy;
 
 /// Default `cluster-node-timeout`: short, so failover tests are quick, long enough for a loaded 2-core box.
 pub const NODE_TIMEOUT_MS_DEFAULT: u64 = 2000;
@@ -44,7 +44,7 @@ pub struct ClusterSpec {
     /// Node i binds (and connects from) `127.0.0.(10+i)` instead of `127.0.0.1`, so iptables can tell
     /// node-to-node traffic apart from client traffic (which comes from 127.0.0.1); needed by partitions.
     pub distinct_hosts: bool,
-    /// Put a `nemesis::proxy::Proxy` of ours in front of every node (same host, another port) and have
+    /// Put a `proxy::Proxy` of ours in front of every node (same host, another port) and have
     /// the node announce it (`cluster-announce-port`; the bus port stays `port + 10000`), so clients
     /// and replication links go through it while admin connections use `Node::addr`; needed by
     /// `slow`. The proxies live in this process: a `detach`ed cluster loses them.

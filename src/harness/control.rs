@@ -28,8 +28,6 @@ const RESTART_TIMEOUT_MS: u64 = 20_000;
 const SIGNAL_TIMEOUT_MS: u64 = 2_000;
 /// How often we look at a process we wait for.
 const POLL_MS: u64 = 5;
-/// Response timeout of the probe that asks a restarted server who it is.
-const PROBE_TIMEOUT_MS: u64 = 500;
 
 /// What the harness knows about a node's process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,7 +376,7 @@ fn control(addr: &str, verb: &'static str, reason: &str) -> HarnessError {
 
 /// The `process_id` the server at `addr` reports, with a short timeout (a paused server never answers).
 async fn answering_pid(addr: &str) -> Result<Option<String>, HarnessError> {
-    let mut admin = Admin::connect_with_timeout(addr, PROBE_TIMEOUT_MS).await?;
+    let mut admin = Admin::probe(addr).await?;
     let text = admin.text(&["INFO", "server"]).await?;
     Ok(view::parse_info(&text).get("process_id").cloned())
 }

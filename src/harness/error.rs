@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::server::ServerKind;
 
-/// Why the harness could not find, start, inspect or stop a cluster.
+/// Why the harness could not find, start, inspect or stop a cluster, or make a network fault.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     /// No server binary of this kind was found by any lookup; `hint` says what to install.
@@ -103,6 +103,26 @@ pub enum HarnessError {
         /// Why not.
         reason: String,
     },
+    /// This machine cannot make the network fault at all (not root, a tool missing).
+    #[error("{what} is unavailable: {why}")]
+    Unavailable {
+        /// The fault, e.g. `network partitions`.
+        what: String,
+        /// Why, e.g. `not running as root`.
+        why: String,
+    },
+    /// An external tool (iptables, ...) failed or could not be started.
+    #[error("`{cmd}` failed: {stderr}")]
+    Tool {
+        /// The command line as run.
+        cmd: String,
+        /// Its stderr (or why it could not run).
+        stderr: String,
+    },
+    /// The network fault makes no sense for this cluster (unknown node, nodes sharing an address,
+    /// proxy faults outside their limits).
+    #[error("invalid fault: {0}")]
+    InvalidFault(String),
     /// A cluster state file could not be read or written.
     #[error("cluster state file {path}: {source}")]
     State {

@@ -1,5 +1,7 @@
 //! Local clusters of real servers: find a binary, start N masters with R replicas each on 127.0.0.1,
-//! wait until they agree, and stop every process when done (also on panic).
+//! wait until they agree, and stop every process when done (also on panic). The harness also owns
+//! what faults are made with, for the nemesis to drive: the fault proxy in front of each node
+//! ([`proxy`]) and the network cut with iptables ([`net`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), slotcheck::harness::HarnessError> {
@@ -19,8 +21,10 @@ mod config;
 mod control;
 mod error;
 mod health;
+pub mod net;
 mod ports;
 pub(crate) mod process;
+pub mod proxy;
 mod server;
 mod state;
 mod view;

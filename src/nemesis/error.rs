@@ -1,32 +1,14 @@
 //! Why a nemesis verb could not inject or remove a fault.
 
-/// A fault that could not be injected or removed; faults this machine cannot do at all are
-/// `Unavailable`, so a run can skip them and keep the others.
+/// A fault that could not be injected or removed. Faults this machine or cluster cannot make at
+/// all are the harness's `HarnessError::Unavailable`, so a run can skip them and keep the others.
 #[derive(Debug, thiserror::Error)]
 pub enum NemesisError {
-    /// This machine cannot inject the fault at all (not root, a tool missing).
-    #[error("{what} is unavailable: {why}")]
-    Unavailable {
-        /// The fault, e.g. `network partitions`.
-        what: String,
-        /// Why, e.g. `not running as root`.
-        why: String,
-    },
-    /// An external command (iptables, ...) failed or could not be started.
-    #[error("`{cmd}` failed: {stderr}")]
-    Command {
-        /// The command line as run.
-        cmd: String,
-        /// Its stderr (or why it could not run).
-        stderr: String,
-    },
-    /// The fault makes no sense for this cluster (unknown node, nodes sharing an address).
-    #[error("invalid fault: {0}")]
-    Invalid(String),
     /// A migration or repair step failed (its own error names the slot and the step).
     #[error("{0}")]
     Migration(String),
-    /// The harness could not do what the verb asked of it (signal, restart, connect, command).
+    /// The harness could not do what the verb asked of it (signal, restart, connect, command, a
+    /// network cut or proxy fault it cannot make).
     #[error(transparent)]
     Harness(#[from] crate::harness::HarnessError),
     /// The cluster did not reach the awaited state before the deadline.

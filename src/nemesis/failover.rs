@@ -20,10 +20,6 @@ use crate::harness::{parse_nodes, Admin, HarnessError, NodeLine, ProcessState};
 /// How long a manual failover may take to be agreed by every reachable node (a default failover
 /// gives up by itself after 5 s; the rest is gossip).
 const FAILOVER_TIMEOUT_MS: u64 = 20_000;
-/// Response timeout of the probes: a paused or cut-off node must not stall a poll for long.
-const PROBE_TIMEOUT_MS: u64 = 500;
-/// How often the waits look at the cluster again.
-const POLL_MS: u64 = 20;
 
 /// Which `CLUSTER FAILOVER` a replica is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,7 +363,7 @@ pub(crate) async fn wait_until(
                 waited_ms,
             });
         }
-        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+        tokio::time::sleep(Duration::from_millis(super::POLL_MS)).await;
     }
 }
 
@@ -387,7 +383,7 @@ async fn reachable(ctx: &Ctx) -> Vec<Seen> {
 
 /// `cluster_state` and `CLUSTER NODES` of one node.
 async fn look(addr: &str) -> Result<(String, Vec<NodeLine>), HarnessError> {
-    let mut admin = Admin::connect_with_timeout(addr, PROBE_TIMEOUT_MS).await?;
+    let mut admin = Admin::probe(addr).await?;
     let info = admin.text(&["CLUSTER", "INFO"]).await?;
     let state = info
         .lines()

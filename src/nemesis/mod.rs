@@ -5,23 +5,27 @@
 //! events with what it targeted and when it began and ended, so that the checker can attribute
 //! an anomaly to the phase its slot was in. [`schedule`] plans a run from its seed;
 //! [`runner`] carries the plan out and heals everything at the end.
+//!
+//! The verbs: [`migrate`] (one file per kind of slot migration, and `repair`), [`process`]
+//! (`kill`/`restart`, `pause`/`resume`), [`failover`], [`net`] (`partition`/`heal`) and [`link`]
+//! (`slow`/`fast`). What they act through (processes, iptables, the fault proxies) is the
+//! harness's; the nemesis only decides and records.
 
 pub mod error;
 pub mod failover;
+pub mod link;
 pub mod migrate;
-pub mod migrate_atomic;
-pub mod migrate_interrupt;
-pub mod migrate_repair;
-pub mod migrate_strike;
-pub mod migrate_window;
 pub mod net;
 pub mod plan;
 pub mod process;
-pub mod proxy;
 pub mod runner;
 pub mod schedule;
 
 use crate::harness::Cluster;
+/// How often a verb that waits for the cluster (a failover agreed, an open slot closed, a source
+/// emptied) looks at it again.
+pub(crate) const POLL_MS: u64 = 20;
+
 use std::sync::Arc;
 use workloads::Recorder;
 

@@ -1,14 +1,8 @@
-//! Network partitions on loopback, made with iptables: `partition` / `heal`.
+//! Network partitions on loopback: `partition` / `heal`, recorded, over the harness's iptables
+//! chain (`harness::net`).
 //!
-//! Needs a cluster started with `ClusterSpec::distinct_hosts`: node i then listens on, and connects
-//! from, its own `127.0.0.(10+i)`, while clients connect from 127.0.0.1, so a rule can tell
-//! node-to-node traffic (cluster bus and replication) from client traffic by address. Every rule also
-//! names the nodes' ports, so two clusters on the same addresses (parallel tests) never cut each other.
-//!
-//! A `Partitioner` owns one chain, `SLOTCHECK-<pid>-<n>`, hooked into INPUT for loopback packets; it
-//! removes chain and hook when dropped (also on panic). A run that died without dropping it (SIGKILL,
-//! a second Ctrl-C) leaves a chain whose pid is dead: the next `Partitioner::new` (or `cleanup_stale`)
-//! removes it.
+//! Needs a cluster started with `ClusterSpec::distinct_hosts` (see `harness::net` for why). A
+//! `Partitioner` owns one chain; dropping it removes every rule it made.
 //!
 //! ```no_run
 //! # fn demo(ctx: &slotcheck::nemesis::Ctx) -> Result<(), slotcheck::nemesis::error::NemesisError> {
@@ -20,141 +14,21 @@
 //! # Ok(()) }
 //! ```
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
-use serde::Serialize;
 use serde_json::json;
 
 use super::error::NemesisError;
 use super::Ctx;
-use crate::harness::{pid_alive, Node};
-
-/// Our chains are named `SLOTCHECK-<pid>-<n>`: the pid tells a later run whether the owner is gone.
-const CHAIN_PREFIX: &str = "SLOTCHECK-";
-/// Seconds iptables may wait for the xtables lock (`-w`), so a stuck holder cannot hang us.
-const LOCK_WAIT_S: &str = "5";
-/// Cluster bus port = client port + this (as in the harness).
-const BUS_PORT_OFFSET: u16 = 10000;
-/// Where clients connect from.
-const CLIENT_HOST: &str = "127.0.0.1";
-/// Numbers the chains of one process, so several partitioners (parallel tests) never share one.
-static NEXT_CHAIN: AtomicU32 = AtomicU32::new(0);
-
-/// Who cannot reach whom. Nodes are named by `Node::addr`. `one_way` cuts only the packets *from* the
-/// first party (`a`, `node`, the clients) to the second; note that TCP needs both directions, so a
-/// one-way cut also stalls connections the second party opens (its SYN-ACKs or ACKs get lost).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Partition {
-    /// Nodes in `a` and nodes in `b` cannot reach each other: cluster bus and data ports.
-    Nodes {
-        /// One side.
-        a: Vec<String>,
-        /// The other side.
-        b: Vec<String>,
-        /// Cut only packets from `a` to `b`.
-        one_way: bool,
-    },
-    /// `node` and every other node of the cluster cannot reach each other.
-    Isolate {
-        /// The node cut off.
-        node: String,
-        /// Cut only packets from `node` to the others.
-        one_way: bool,
-    },
-    /// Clients (at 127.0.0.1) cannot reach `node`'s data port; nodes still can.
-    ClientsFrom {
-        /// The node clients lose.
-        node: String,
-        /// Cut only packets from clients to `node` (its replies would still flow).
-        one_way: bool,
-    },
-}
-
-/// What [`Partition::sides`] calls the clients (at 127.0.0.1).
-pub const CLIENTS: &str = "clients";
-
-impl Partition {
-    /// The side cut off and what it is cut off from, as node addresses (or [`CLIENTS`]): for
-    /// `nodes`, `a` and `b`; for `isolate`, the node and every other node of `nodes`; for
-    /// `clients_from`, the node and the clients.
-    pub fn sides(&self, nodes: &[Node]) -> (Vec<String>, Vec<String>) {
-        match self {
-            Partition::Nodes { a, b, .. } => (a.clone(), b.clone()),
-            Partition::Isolate { node, .. } => {
-                let rest = nodes.iter().map(|n| n.addr.clone());
-                (vec![node.clone()], rest.filter(|a| a != node).collect())
-            }
-            Partition::ClientsFrom { node, .. } => (vec![node.clone()], vec![CLIENTS.to_string()]),
-        }
-    }
-}
-
-/// Whether this machine can make partitions: root, and a working `iptables` / `iptables-restore`.
-pub fn available() -> Result<(), NemesisError> {
-    let unavailable = |why: String| NemesisError::Unavailable {
-        what: "network partitions (iptables)".to_string(),
-        why,
-    };
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        return Err(unavailable(format!("not running as root (euid {euid})")));
-    }
-    iptables(&["-S", "INPUT"]).map_err(|e| unavailable(e.to_string()))?;
-    run("iptables-restore", &["--version"], None).map_err(|e| unavailable(e.to_string()))?;
-    Ok(())
-}
-
-/// Removes `SLOTCHECK-<pid>-*` chains (and their hooks) whose process is gone; returns how many.
-/// Chains of live processes, this one included, are left alone.
-pub fn cleanup_stale() -> Result<usize, NemesisError> {
-    let rules = iptables(&["-S"])?;
-    let stale: Vec<&str> = rules
-        .lines()
-        .filter_map(|line| line.strip_prefix("-N "))
-        .map(str::trim)
-        .filter(|chain| chain_pid(chain).is_some_and(|pid| !pid_alive(pid)))
-        .collect();
-    for chain in &stale {
-        tracing::warn!(
-            chain,
-            "removing an iptables chain left by a dead slotcheck run"
-        );
-        remove_chain(chain, &rules)?;
-    }
-    Ok(stale.len())
-}
-
-/// The pid in a chain name of ours, `SLOTCHECK-<pid>-<n>` (or `SLOTCHECK-<pid>`).
-fn chain_pid(chain: &str) -> Option<u32> {
-    let rest = chain.strip_prefix(CHAIN_PREFIX)?;
-    rest.split('-').next()?.parse().ok()
-}
-
-/// Unhooks (every `-A <builtin> ... -j chain` line of `rules`), flushes and deletes `chain`.
-fn remove_chain(chain: &str, rules: &str) -> Result<(), NemesisError> {
-    let jump = format!("-j {chain}");
-    for line in rules
-        .lines()
-        .filter(|l| l.starts_with("-A ") && l.ends_with(&jump))
-    {
-        let mut words: Vec<&str> = line.split_whitespace().collect();
-        words[0] = "-D";
-        iptables(&words)?;
-    }
-    iptables(&["-F", chain])?;
-    iptables(&["-X", chain])?;
-    Ok(())
-}
+use crate::harness::net::Chain;
+/// The shapes of a partition and whether this machine can make them, re-exported for the run and
+/// the command line, which ask the nemesis whether it can partition.
+pub use crate::harness::net::{available, cleanup_stale, Partition};
 
 /// Makes and heals partitions through its own iptables chain; dropping it removes every rule it made.
 #[derive(Debug)]
 pub struct Partitioner {
-    chain: String,
+    chain: Chain,
     /// The partitions in force, as recorded, for the `heal` event.
     active: Mutex<Vec<serde_json::Value>>,
 }
@@ -162,34 +36,19 @@ pub struct Partitioner {
 impl Partitioner {
     /// Checks `available`, removes stale chains of dead runs, and creates and hooks our chain.
     pub fn new() -> Result<Partitioner, NemesisError> {
-        available()?;
-        // A failed cleanup (say, another run removing the same chain) must not stop this run.
-        if let Err(e) = cleanup_stale() {
-            tracing::warn!(error = %e, "could not remove stale iptables chains");
-        }
-        let n = NEXT_CHAIN.fetch_add(1, Ordering::Relaxed);
-        let chain = format!("{CHAIN_PREFIX}{}-{n}", std::process::id());
-        iptables(&["-N", &chain])?;
-        // From here on Drop removes the chain, also if hooking fails.
-        let partitioner = Partitioner {
-            chain,
+        Ok(Partitioner {
+            chain: Chain::new()?,
             active: Mutex::new(Vec::new()),
-        };
-        // Only INPUT: on loopback every packet passes OUTPUT and then INPUT, so either hook sees it.
-        // A DROP in OUTPUT fails the sender's send/connect at once with EPERM, which no real network
-        // does; a DROP in INPUT loses the packet after it was "sent", so the sender sees what a real
-        // partition looks like: silence, retransmissions, a timeout.
-        iptables(&["-I", "INPUT", "1", "-i", "lo", "-j", &partitioner.chain])?;
-        Ok(partitioner)
+        })
     }
 
     /// The name of our iptables chain.
     pub fn chain(&self) -> &str {
-        &self.chain
+        self.chain.name()
     }
 
     /// Cuts the network as `p` says, in addition to partitions already in force; all rules of one
-    /// partition go in at once (`iptables-restore --noflush`), so no half-made partition is seen.
+    /// partition go in at once, so no half-made partition is seen.
     /// Recorded as `partition` with the shape's own fields (`kind`, `node` or `a`/`b`, `one_way`)
     /// plus `isolated` (the node or nodes cut off) and `from` (what they are cut off from: node
     /// addresses, or `clients`), spelled out for every shape.
@@ -199,327 +58,30 @@ impl Partitioner {
         value["isolated"] = json!(isolated);
         value["from"] = json!(from);
         ctx.begin("partition", value.clone());
-        let result = rules(&ctx.cluster.nodes, &p).and_then(|rules| self.append(&rules));
+        let result = self.chain.cut(&ctx.cluster.nodes, &p);
         let error = result.as_ref().err().map(ToString::to_string);
         ctx.end("partition", value.clone(), error.as_deref());
         if result.is_ok() {
             lock(&self.active).push(value);
         }
-        result
+        Ok(result?)
     }
 
     /// Removes every partition in force (flushes our chain); the chain stays, ready for the next.
     pub fn heal(&self, ctx: &Ctx) -> Result<(), NemesisError> {
         let value = json!({ "partitions": lock(&self.active).clone() });
         ctx.begin("heal", value.clone());
-        let result = iptables(&["-F", &self.chain]).map(drop);
+        let result = self.chain.flush();
         let error = result.as_ref().err().map(ToString::to_string);
         ctx.end("heal", value, error.as_deref());
         if result.is_ok() {
             lock(&self.active).clear();
         }
-        result
-    }
-
-    /// Appends rules (argument lists after `-A <chain>`) to our chain in one transaction.
-    fn append(&self, rules: &[Vec<String>]) -> Result<(), NemesisError> {
-        let mut input = String::from("*filter\n");
-        for rule in rules {
-            input.push_str(&format!("-A {} {}\n", self.chain, rule.join(" ")));
-        }
-        input.push_str("COMMIT\n");
-        run(
-            "iptables-restore",
-            &["-w", LOCK_WAIT_S, "--noflush"],
-            Some(&input),
-        )
-        .map(drop)
+        Ok(result?)
     }
 }
 
-impl Drop for Partitioner {
-    fn drop(&mut self) {
-        let result = iptables(&["-S"]).and_then(|rules| remove_chain(&self.chain, &rules));
-        if let Err(e) = result {
-            tracing::error!(chain = %self.chain, error = %e, "could not remove our iptables chain");
-            eprintln!(
-                "[ERR] could not remove iptables chain {}: {e}; the next run removes it",
-                self.chain
-            );
-        }
-    }
-}
-
+/// Locks `m`, also after a panic elsewhere poisoned it (the list stays usable).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The DROP rules for `p`, each as the words after `-A <chain>`.
-fn rules(nodes: &[Node], p: &Partition) -> Result<Vec<Vec<String>>, NemesisError> {
-    let find = |addr: &String| {
-        nodes
-            .iter()
-            .find(|n| &n.addr == addr)
-            .ok_or_else(|| NemesisError::Invalid(format!("{addr} is not a node of this cluster")))
-    };
-    let (from, to, one_way) = match p {
-        Partition::Nodes { a, b, one_way } => {
-            let a = a.iter().map(find).collect::<Result<Vec<_>, _>>()?;
-            let b = b.iter().map(find).collect::<Result<Vec<_>, _>>()?;
-            (a, b, *one_way)
-        }
-        Partition::Isolate { node, one_way } => {
-            let node = find(node)?;
-            let rest = nodes.iter().filter(|n| n.addr != node.addr).collect();
-            (vec![node], rest, *one_way)
-        }
-        Partition::ClientsFrom { node, one_way } => {
-            return clients_rules(find(node)?, *one_way);
-        }
-    };
-    if from.is_empty() || to.is_empty() {
-        return Err(NemesisError::Invalid(format!("{p:?} has an empty side")));
-    }
-    let mut out = Vec::new();
-    for x in &from {
-        for y in &to {
-            if x.host == y.host {
-                return Err(NemesisError::Invalid(format!(
-                    "{} and {} share the address {}: start the cluster with distinct_hosts",
-                    x.addr, y.addr, x.host
-                )));
-            }
-            out.extend(drop_rules(x, y));
-            if !one_way {
-                out.extend(drop_rules(y, x));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Drops every packet from node `x` to node `y`: on connections `x` opened to `y`'s ports, and on
-/// connections `y` opened to `x`'s ports (`x`'s replies).
-fn drop_rules(x: &Node, y: &Node) -> [Vec<String>; 2] {
-    let ports = |n: &Node| format!("{},{}", n.port, n.port + BUS_PORT_OFFSET);
-    let rule = |dir: &str, ports: String| -> Vec<String> {
-        let words = [
-            "-s",
-            &x.host,
-            "-d",
-            &y.host,
-            "-p",
-            "tcp",
-            "-m",
-            "multiport",
-            dir,
-            &ports,
-            "-j",
-            "DROP",
-        ];
-        words.iter().map(|w| w.to_string()).collect()
-    };
-    [rule("--dports", ports(y)), rule("--sports", ports(x))]
-}
-
-/// Drops client packets to `node`'s data port and, unless `one_way`, its replies to clients.
-fn clients_rules(node: &Node, one_way: bool) -> Result<Vec<Vec<String>>, NemesisError> {
-    if node.host == CLIENT_HOST {
-        return Err(NemesisError::Invalid(format!(
-            "{} listens on the clients' address {CLIENT_HOST}, so its peers would be cut too: \
-             start the cluster with distinct_hosts",
-            node.addr
-        )));
-    }
-    let port = node.port.to_string();
-    let words = |s: &str, d: &str, dir: &str| -> Vec<String> {
-        ["-s", s, "-d", d, "-p", "tcp", dir, &port, "-j", "DROP"]
-            .iter()
-            .map(|w| w.to_string())
-            .collect()
-    };
-    let mut out = vec![words(CLIENT_HOST, &node.host, "--dport")];
-    if !one_way {
-        out.push(words(&node.host, CLIENT_HOST, "--sport"));
-    }
-    Ok(out)
-}
-
-/// Runs `iptables -w <LOCK_WAIT_S> <args>` and returns its stdout.
-fn iptables(args: &[&str]) -> Result<String, NemesisError> {
-    let mut all = vec!["-w", LOCK_WAIT_S];
-    all.extend_from_slice(args);
-    run("iptables", &all, None)
-}
-
-/// Runs a command to completion (iptables is bounded by its `-w` lock wait), feeding `stdin` if
-/// given; a non-zero exit becomes `NemesisError::Command` with its stderr.
-fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, NemesisError> {
-    let cmd = format!("{program} {}", args.join(" "));
-    let failed = |stderr: String| NemesisError::Command {
-        cmd: cmd.clone(),
-        stderr,
-    };
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(format!("cannot start: {e}")))?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())
-            .map_err(|e| failed(format!("writing stdin: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| failed(format!("waiting: {e}")))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(failed(format!("{}: {stderr}", out.status)));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::harness::Role;
-
-    fn node(i: u8, host: &str) -> Node {
-        Node {
-            addr: format!("{host}:2000{i}"),
-            host: host.to_string(),
-            port: 20000 + u16::from(i),
-            id: format!("{i:040}"),
-            pid: 1,
-            role: Role::Master,
-            dir: "/tmp".into(),
-            log: "/tmp/log".into(),
-        }
-    }
-
-    fn lines(rules: &[Vec<String>]) -> Vec<String> {
-        rules.iter().map(|r| r.join(" ")).collect()
-    }
-
-    #[test]
-    fn sides_name_the_cut_off_nodes_and_what_they_lose() {
-        let nodes = [
-            node(1, "127.0.0.11"),
-            node(2, "127.0.0.12"),
-            node(3, "127.0.0.13"),
-        ];
-        let addr = |i: usize| nodes[i].addr.clone();
-        let isolate = Partition::Isolate {
-            node: addr(1),
-            one_way: false,
-        };
-        assert_eq!(
-            isolate.sides(&nodes),
-            (vec![addr(1)], vec![addr(0), addr(2)])
-        );
-        let clients = Partition::ClientsFrom {
-            node: addr(0),
-            one_way: true,
-        };
-        assert_eq!(
-            clients.sides(&nodes),
-            (vec![addr(0)], vec![CLIENTS.to_string()])
-        );
-        let halves = Partition::Nodes {
-            a: vec![addr(0), addr(1)],
-            b: vec![addr(2)],
-            one_way: false,
-        };
-        assert_eq!(
-            halves.sides(&nodes),
-            (vec![addr(0), addr(1)], vec![addr(2)])
-        );
-    }
-
-    #[test]
-    fn one_way_cuts_only_packets_from_a_to_b() {
-        let nodes = [node(1, "127.0.0.11"), node(2, "127.0.0.12")];
-        let p = Partition::Nodes {
-            a: vec![nodes[0].addr.clone()],
-            b: vec![nodes[1].addr.clone()],
-            one_way: true,
-        };
-        assert_eq!(
-            lines(&rules(&nodes, &p).unwrap()),
-            [
-                "-s 127.0.0.11 -d 127.0.0.12 -p tcp -m multiport --dports 20002,30002 -j DROP",
-                "-s 127.0.0.11 -d 127.0.0.12 -p tcp -m multiport --sports 20001,30001 -j DROP",
-            ]
-        );
-    }
-
-    #[test]
-    fn isolate_cuts_both_ways_to_every_other_node() {
-        let nodes = [
-            node(1, "127.0.0.11"),
-            node(2, "127.0.0.12"),
-            node(3, "127.0.0.13"),
-        ];
-        let p = Partition::Isolate {
-            node: nodes[0].addr.clone(),
-            one_way: false,
-        };
-        let rules = lines(&rules(&nodes, &p).unwrap());
-        assert_eq!(rules.len(), 8);
-        assert!(rules.iter().all(|r| r.contains("127.0.0.11")));
-    }
-
-    #[test]
-    fn clients_rules_name_the_data_port_only() {
-        let n = node(1, "127.0.0.11");
-        assert_eq!(
-            lines(&clients_rules(&n, false).unwrap()),
-            [
-                "-s 127.0.0.1 -d 127.0.0.11 -p tcp --dport 20001 -j DROP",
-                "-s 127.0.0.11 -d 127.0.0.1 -p tcp --sport 20001 -j DROP",
-            ]
-        );
-    }
-
-    #[test]
-    fn shared_addresses_and_unknown_nodes_are_refused() {
-        let nodes = [node(1, "127.0.0.1"), node(2, "127.0.0.1")];
-        let isolate = Partition::Isolate {
-            node: nodes[0].addr.clone(),
-            one_way: false,
-        };
-        assert!(matches!(
-            rules(&nodes, &isolate),
-            Err(NemesisError::Invalid(_))
-        ));
-        let clients = Partition::ClientsFrom {
-            node: nodes[0].addr.clone(),
-            one_way: false,
-        };
-        assert!(matches!(
-            rules(&nodes, &clients),
-            Err(NemesisError::Invalid(_))
-        ));
-        let unknown = Partition::ClientsFrom {
-            node: "127.0.0.9:1".to_string(),
-            one_way: true,
-        };
-        assert!(matches!(
-            rules(&nodes, &unknown),
-            Err(NemesisError::Invalid(_))
-        ));
-    }
-
-    #[test]
-    fn chain_names_carry_the_pid() {
-        assert_eq!(chain_pid("SLOTCHECK-1234-0"), Some(1234));
-        assert_eq!(chain_pid("SLOTCHECK-1234"), Some(1234));
-        assert_eq!(chain_pid("DOCKER-USER"), None);
-    }
 }

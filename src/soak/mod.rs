@@ -198,7 +198,7 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
             tokio::select! {
                 _ = stop.cancelled() => {}
                 _ = tokio::time::sleep(Duration::from_millis(after)) => {
-                    let p = crate::nemesis::proxy::bug::P_DEFAULT;
+                    let p = crate::harness::proxy::bug::P_DEFAULT;
                     crate::run::set_server_bug(&cluster, bug, seed, p);
                     rec.nemesis("server-bug", serde_json::json!({"bug": bug, "p": p}));
                     warn(&format!("server bug {bug} injected from now on"));

@@ -9,12 +9,12 @@
 //! master answers `MOVED` back to the source, which still sends `ASK` to the demoted target.
 //! Valkey 8+ replicates the state and points the other side at the new master.
 
-use super::error::NemesisError;
-use super::failover::{self, FailoverMode};
-use super::migrate::{open_slot, MigrateOptions, OpenSlot, Peer};
-use super::migrate_repair::{open_slots, repair, RepairReport};
-use super::{process, Ctx};
+use super::repair::{open_slots, repair, RepairReport};
+use super::{open_slot, MigrateError, MigrateOptions, OpenSlot, Peer};
 use crate::harness::{parse_nodes, Admin};
+use crate::nemesis::error::NemesisError;
+use crate::nemesis::failover::{self, FailoverMode};
+use crate::nemesis::{process, Ctx};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -65,7 +65,7 @@ impl Strike<'_> {
         &self,
         ctx: &Ctx,
     ) -> Result<(OpenSlot, usize, &'static str, String), NemesisError> {
-        let err = |e: super::migrate::MigrateError| NemesisError::Migration(e.to_string());
+        let err = |e: MigrateError| NemesisError::Migration(e.to_string());
         let mut open = open_slot(
             &ctx.recorder,
             self.slot,

@@ -9,11 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::bug::{BugConfig, Request, ServerBug};
-use super::relay::Shared;
+use super::relay::{Shared, CHUNK_BYTES_MAX};
 use super::resp;
-
-/// Bytes read at once from either side.
-const READ_BYTES: usize = 16 * 1024;
 
 /// Both ends of one relayed connection and what was read from each but not yet used.
 struct Conn {
@@ -30,7 +27,7 @@ fn malformed(e: resp::RespError) -> io::Error {
 impl Conn {
     /// The client's next complete command, or `None` once it closed.
     async fn command(&mut self) -> io::Result<Option<Vec<u8>>> {
-        let mut buf = vec![0u8; READ_BYTES];
+        let mut buf = vec![0u8; CHUNK_BYTES_MAX];
         loop {
             if let Some(n) = resp::frame_len(&self.from_client).map_err(malformed)? {
                 return Ok(Some(self.from_client.drain(..n).collect()));
@@ -53,7 +50,7 @@ impl Conn {
             from_client,
             from_node,
         } = self;
-        let (mut a, mut b) = (vec![0u8; READ_BYTES], vec![0u8; READ_BYTES]);
+        let (mut a, mut b) = (vec![0u8; CHUNK_BYTES_MAX], vec![0u8; CHUNK_BYTES_MAX]);
         loop {
             if let Some(n) = resp::frame_len(from_node).map_err(malformed)? {
                 return Ok(from_node.drain(..n).collect());

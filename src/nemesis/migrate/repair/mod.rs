@@ -25,27 +25,23 @@
 //! newer values; `redis-cli --cluster check` does not see them at all. Keys are moved with
 //! `MIGRATE ... REPLACE`, as redis-cli's fix mode does on `BUSYKEY`.
 
-use super::migrate::{
-    count_keys_in_slot, keys_in_slot, migrate_cmd, setslot, split_addr, MigrateError, Peer,
-};
+mod fix;
+
+use super::commands::keys_in_slot;
+use super::{MigrateError, Peer, MIGRATE_SLACK_MS};
 use crate::harness::{parse_nodes, Admin, HarnessError, NodeLine, SLOT_COUNT};
+use fix::fix_slot;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use workloads::Recorder;
 
-/// Keys per `MIGRATE` batch when repairing.
-const REPAIR_BATCH_KEYS: usize = 100;
-/// The most batches repair sends for one slot from one node.
-const REPAIR_BATCHES_MAX: usize = 100_000;
 /// `MIGRATE` timeout when repairing.
 const REPAIR_MIGRATE_TIMEOUT_MS: u64 = 5000;
 /// `COUNTKEYSINSLOT` commands per pipeline when scanning for stranded keys.
 const SCAN_PIPELINE_SLOTS: u16 = 1024;
 /// Sample keys listed per stranded slot.
 const STRANDED_SAMPLE_KEYS: usize = 20;
-/// Poll interval of `wait_no_open_slots`.
-const OPEN_POLL_MS: u64 = 20;
 
 /// What repair did to one open slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,9 +132,10 @@ fn err(slot: u16, step: &'static str) -> impl Fn(HarnessError) -> MigrateError {
 async fn connect_all(masters: &[Peer]) -> Result<Vec<Master>, MigrateError> {
     let mut out = Vec::with_capacity(masters.len());
     for peer in masters {
-        let mut admin = Admin::connect_with_timeout(&peer.addr, REPAIR_MIGRATE_TIMEOUT_MS + 5000)
-            .await
-            .map_err(err(0, "connect"))?;
+        let mut admin =
+            Admin::connect_with_timeout(&peer.addr, REPAIR_MIGRATE_TIMEOUT_MS + MIGRATE_SLACK_MS)
+                .await
+                .map_err(err(0, "connect"))?;
         let me = myself(&mut admin).await?;
         out.push(Master {
             peer: peer.clone(),
@@ -194,7 +191,7 @@ pub async fn wait_no_open_slots(masters: &[Peer], timeout_ms: u64) -> Result<(),
                 last_seen: open.join("; "),
             });
         }
-        tokio::time::sleep(Duration::from_millis(OPEN_POLL_MS)).await;
+        tokio::time::sleep(Duration::from_millis(crate::nemesis::POLL_MS)).await;
     }
 }
 
@@ -309,175 +306,6 @@ fn command_error(addr: &str, source: redis::RedisError) -> HarnessError {
         command: "CLUSTER COUNTKEYSINSLOT (pipelined)".to_string(),
         source,
     }
-}
-
-/// Fixes one open slot; the inner `Err` is a reason not to touch it.
-async fn fix_slot(
-    nodes: &mut [Master],
-    slot: u16,
-) -> Result<Result<SlotFix, String>, MigrateError> {
-    let owners: Vec<usize> = (0..nodes.len())
-        .filter(|&i| nodes[i].me.owns(slot))
-        .collect();
-    let [owner] = owners[..] else {
-        return Ok(Err(format!("{} masters claim the slot", owners.len())));
-    };
-    let mut counts = Vec::with_capacity(nodes.len());
-    for n in nodes.iter_mut() {
-        counts.push(
-            count_keys_in_slot(&mut n.admin, slot)
-                .await
-                .map_err(err(slot, "countkeysinslot"))?,
-        );
-    }
-    let mut closed = Vec::new();
-    // A migrating non-owner has nothing to hand over: close it first.
-    for (i, n) in nodes.iter_mut().enumerate() {
-        if i != owner && n.migrating(slot).is_some() {
-            stable(n, slot).await?;
-            closed.push(n.peer.addr.clone());
-        }
-    }
-    let migrating = nodes[owner].migrating(slot);
-    let importing: Vec<usize> = (0..nodes.len())
-        .filter(|&i| i != owner && (nodes[i].importing(slot).is_some() || counts[i] > 0))
-        .collect();
-    let mut moved = 0;
-    let finish_to = match &migrating {
-        Some(target_id) => importing
-            .iter()
-            .copied()
-            .find(|&i| &nodes[i].me.id == target_id),
-        None => {
-            let with_keys: Vec<usize> = importing
-                .iter()
-                .copied()
-                .filter(|&i| counts[i] > 0)
-                .collect();
-            match with_keys[..] {
-                [only] if counts[owner] == 0 => Some(only),
-                _ => None,
-            }
-        }
-    };
-    match finish_to {
-        Some(to) => {
-            // Close the other importing nodes; then hand the owner's keys to `to`.
-            for &i in importing.iter().filter(|&&i| i != to) {
-                stable(&mut nodes[i], slot).await?;
-                closed.push(nodes[i].peer.addr.clone());
-            }
-            if nodes[to].importing(slot).is_none() {
-                let source_id = nodes[owner].me.id.clone();
-                nodes[to]
-                    .admin
-                    .query::<()>(&setslot(slot, "IMPORTING", Some(&source_id)))
-                    .await
-                    .map_err(err(slot, "importing"))?;
-            }
-            let to_addr = nodes[to].peer.addr.clone();
-            moved += move_all(&mut nodes[owner], &to_addr, slot).await?;
-            let to_id = nodes[to].me.id.clone();
-            let node = setslot(slot, "NODE", Some(&to_id));
-            let order = std::iter::once(to)
-                .chain(std::iter::once(owner))
-                .chain((0..nodes.len()).filter(|&i| i != to && i != owner));
-            for i in order {
-                nodes[i]
-                    .admin
-                    .query::<()>(&node)
-                    .await
-                    .map_err(err(slot, "node"))?;
-            }
-            closed.push(nodes[owner].peer.addr.clone());
-            closed.push(to_addr.clone());
-            Ok(Ok(SlotFix {
-                slot,
-                action: "finished",
-                owner: to_addr,
-                keys_moved: moved,
-                closed,
-            }))
-        }
-        None => {
-            let owner_addr = nodes[owner].peer.addr.clone();
-            let owner_id = nodes[owner].me.id.clone();
-            if migrating.is_some() {
-                // A migrating owner answers the RESTORE of a key it lacks with ASK: close it
-                // before the keys come back.
-                stable(&mut nodes[owner], slot).await?;
-                closed.push(owner_addr.clone());
-            }
-            for &i in &importing {
-                if counts[i] > 0 && nodes[i].importing(slot).as_ref() != Some(&owner_id) {
-                    // After a failover mid-migration on Redis 7.0 (redis/redis#6339) a node can
-                    // hold keys of a slot it has not open (the new target master: MIGRATE gets
-                    // MOVED) or imports from a demoted master (the old target: it ignored the new
-                    // owner's claim while importing, MIGRATE gets CLUSTERDOWN). Teach it the
-                    // owner, then open it importing from the owner, so MIGRATE runs there.
-                    for (state, id) in [("NODE", &owner_id), ("IMPORTING", &owner_id)] {
-                        nodes[i]
-                            .admin
-                            .query::<()>(&setslot(slot, state, Some(id)))
-                            .await
-                            .map_err(err(slot, "reopen"))?;
-                    }
-                }
-                moved += move_all(&mut nodes[i], &owner_addr, slot).await?;
-                stable(&mut nodes[i], slot).await?;
-                closed.push(nodes[i].peer.addr.clone());
-            }
-            // Nothing was importing or migrating on the owner: only stale states were closed.
-            let action = if importing.is_empty() && migrating.is_none() {
-                "closed"
-            } else {
-                "rolled-back"
-            };
-            Ok(Ok(SlotFix {
-                slot,
-                action,
-                owner: owner_addr,
-                keys_moved: moved,
-                closed,
-            }))
-        }
-    }
-}
-
-async fn stable(n: &mut Master, slot: u16) -> Result<(), MigrateError> {
-    n.admin
-        .query::<()>(&setslot(slot, "STABLE", None))
-        .await
-        .map_err(err(slot, "stable"))
-}
-
-/// Moves every key of `slot` from `from` to `to_addr` with `MIGRATE ... REPLACE`.
-async fn move_all(from: &mut Master, to_addr: &str, slot: u16) -> Result<usize, MigrateError> {
-    let (host, port) = split_addr(to_addr);
-    let mut moved = 0;
-    for _ in 0..REPAIR_BATCHES_MAX {
-        let keys = keys_in_slot(&mut from.admin, slot, REPAIR_BATCH_KEYS)
-            .await
-            .map_err(err(slot, "getkeysinslot"))?;
-        if keys.is_empty() {
-            return Ok(moved);
-        }
-        from.admin
-            .query::<()>(&migrate_cmd(
-                host,
-                port,
-                REPAIR_MIGRATE_TIMEOUT_MS,
-                true,
-                &keys,
-            ))
-            .await
-            .map_err(err(slot, "migrate"))?;
-        moved += keys.len();
-    }
-    Err(MigrateError::NotDraining {
-        slot,
-        batches: REPAIR_BATCHES_MAX,
-    })
 }
 
 /// Masters as `addr -> id`, read from one node's view, for callers that only know addresses.

@@ -1,6 +1,6 @@
 //! Classic migration of many slots, a window of them at a time, over one connection per node.
 //!
-//! The steps and the events are those of [`super::migrate::migrate_slot`] for every slot
+//! The steps and the events are those of [`super::migrate_slot`] for every slot
 //! (`migrate-start`, `importing`, `migrating`, `keys-moved` per batch, `finalized` on the target
 //! and the source, `migrate-end`), but each step goes out for every slot of the window in one
 //! pipeline: `SETSLOT IMPORTING` for all of them to the target, `SETSLOT MIGRATING` for all to
@@ -17,8 +17,8 @@
 //! master, so for slots holding few keys the saves are most of the time. Pipelined, a window of
 //! W slots costs each node one save per step instead of W.
 
-use super::migrate::{keys_in_slot_cmd, migrate_cmd, setslot, split_addr, MigrateError};
-use super::migrate::{MigrateOptions, Migration, Notes, Peer};
+use super::commands::{keys_in_slot_cmd, migrate_cmd, setslot, split_addr};
+use super::{MigrateError, MigrateOptions, Migration, Notes, Peer};
 use crate::harness::{Admin, HarnessError};
 use serde_json::json;
 use std::time::Instant;
@@ -37,7 +37,7 @@ struct Open {
 /// Moves `slots` from `source` to `target`, `window` slots at a time (in the order given), and
 /// tells `others` the new owner; returns one [`Migration`] per slot. A slot that still holds keys
 /// after `opts.batches_max` batches fails the run with [`MigrateError::NotDraining`]; any failure
-/// leaves the window's slots open, as a crashed `redis-cli` would (`migrate_repair` closes them).
+/// leaves the window's slots open, as a crashed `redis-cli` would (`repair` closes them).
 /// `opts.step_pause_ms` is not used: this driver is for moving slots fast.
 pub async fn migrate_slots(
     recorder: &Recorder,
@@ -52,18 +52,7 @@ pub async fn migrate_slots(
     let Some(&first) = slots.first() else {
         return Ok(Vec::new());
     };
-    let timeout_ms = opts.migrate_timeout_ms + 5000;
-    let connect = |addr: String| async move {
-        Admin::connect_with_timeout(&addr, timeout_ms)
-            .await
-            .map_err(step_err(first, "connect"))
-    };
-    let mut src = connect(source.addr.clone()).await?;
-    let mut dst = connect(target.addr.clone()).await?;
-    let mut rest = Vec::with_capacity(others.len());
-    for other in others {
-        rest.push(connect(other.addr.clone()).await?);
-    }
+    let mut conns = Conns::connect(first, source, target, others, opts).await?;
     let mut done = Vec::with_capacity(slots.len());
     for chunk in slots.chunks(window) {
         let started = Instant::now();
@@ -77,36 +66,9 @@ pub async fn migrate_slots(
                 batches: 0,
             })
             .collect();
-        for o in &open {
-            o.notes.note("migrate-start", "stable", json!({}));
-        }
-        let importing = |s| setslot(s, "IMPORTING", Some(&source.id));
-        all(&mut dst, &open, importing, "importing").await?;
-        for o in &open {
-            o.notes
-                .note("migrate-step", "importing", json!({"node": target.addr}));
-        }
-        let migrating = |s| setslot(s, "MIGRATING", Some(&target.id));
-        all(&mut src, &open, migrating, "migrating").await?;
-        for o in &open {
-            o.notes
-                .note("migrate-step", "migrating", json!({"node": source.addr}));
-        }
-        drain(&mut src, &mut open, &target.addr, opts).await?;
-        let node = |s| setslot(s, "NODE", Some(&target.id));
-        all(&mut dst, &open, node, "node-target").await?;
-        for o in &open {
-            o.notes
-                .note("migrate-step", "finalized", json!({"node": target.addr}));
-        }
-        all(&mut src, &open, node, "node-source").await?;
-        for o in &open {
-            o.notes
-                .note("migrate-step", "finalized", json!({"node": source.addr}));
-        }
-        for admin in rest.iter_mut() {
-            all(admin, &open, node, "node-other").await?;
-        }
+        conns.open(&open, source, target).await?;
+        drain(&mut conns.src, &mut open, &target.addr, opts).await?;
+        conns.close(&open, source, target).await?;
         let duration = started.elapsed();
         for o in &open {
             let ms = duration.as_millis() as u64;
@@ -127,6 +89,104 @@ pub async fn migrate_slots(
     Ok(done)
 }
 
+/// One connection to each node a window migration talks to.
+struct Conns {
+    src: Admin,
+    dst: Admin,
+    /// The other masters.
+    rest: Vec<Admin>,
+}
+
+impl Conns {
+    /// Connects to source, target and `others`; a failure is a `connect` step of slot `first`.
+    async fn connect(
+        first: u16,
+        source: &Peer,
+        target: &Peer,
+        others: &[Peer],
+        opts: &MigrateOptions,
+    ) -> Result<Conns, MigrateError> {
+        let timeout_ms = opts.response_timeout_ms();
+        let connect = |addr: String| async move {
+            Admin::connect_with_timeout(&addr, timeout_ms)
+                .await
+                .map_err(step_err(first, "connect"))
+        };
+        let src = connect(source.addr.clone()).await?;
+        let dst = connect(target.addr.clone()).await?;
+        let mut rest = Vec::with_capacity(others.len());
+        for other in others {
+            rest.push(connect(other.addr.clone()).await?);
+        }
+        Ok(Conns { src, dst, rest })
+    }
+
+    /// Opens the window's slots: `migrate-start`, `IMPORTING` on the target, `MIGRATING` on the
+    /// source, each recorded for every slot.
+    async fn open(
+        &mut self,
+        open: &[Open],
+        source: &Peer,
+        target: &Peer,
+    ) -> Result<(), MigrateError> {
+        note_all(open, "migrate-start", "stable", json!({}));
+        let importing = |s| setslot(s, "IMPORTING", Some(&source.id));
+        all(&mut self.dst, open, importing, "importing").await?;
+        note_all(
+            open,
+            "migrate-step",
+            "importing",
+            json!({"node": target.addr}),
+        );
+        let migrating = |s| setslot(s, "MIGRATING", Some(&target.id));
+        all(&mut self.src, open, migrating, "migrating").await?;
+        note_all(
+            open,
+            "migrate-step",
+            "migrating",
+            json!({"node": source.addr}),
+        );
+        Ok(())
+    }
+
+    /// Sets the target the owner of the window's slots on the target, the source (each
+    /// recorded) and the other masters.
+    async fn close(
+        &mut self,
+        open: &[Open],
+        source: &Peer,
+        target: &Peer,
+    ) -> Result<(), MigrateError> {
+        let node = |s| setslot(s, "NODE", Some(&target.id));
+        all(&mut self.dst, open, node, "node-target").await?;
+        note_all(
+            open,
+            "migrate-step",
+            "finalized",
+            json!({"node": target.addr}),
+        );
+        all(&mut self.src, open, node, "node-source").await?;
+        note_all(
+            open,
+            "migrate-step",
+            "finalized",
+            json!({"node": source.addr}),
+        );
+        for admin in self.rest.iter_mut() {
+            all(admin, open, node, "node-other").await?;
+        }
+        Ok(())
+    }
+}
+
+/// Records event `f` in `phase` with `extra` for every slot of the window.
+fn note_all(open: &[Open], f: &str, phase: &str, extra: serde_json::Value) {
+    for o in open {
+        o.notes.note(f, phase, extra.clone());
+    }
+}
+
+/// Maps a node's error to a failed `step` of `slot`.
 fn step_err(slot: u16, step: &'static str) -> impl Fn(HarnessError) -> MigrateError {
     move |source| MigrateError::Step { slot, step, source }
 }

@@ -14,7 +14,7 @@
 //! job ends `failed`, "Connection lost to source"). Redis 7.0 answers `unknown subcommand`, which
 //! becomes [`MigrateError::Unsupported`].
 
-use super::migrate::{MigrateError, Notes, Peer};
+use super::{MigrateError, Notes, Peer};
 use crate::harness::{Admin, HarnessError};
 use redis::Value;
 use serde_json::json;
@@ -214,130 +214,183 @@ pub async fn migrate_atomic(
     opts: &AtomicOptions,
 ) -> Result<AtomicMigration, MigrateError> {
     assert!(start <= end, "slot range {start}-{end} is reversed");
-    let began = Instant::now();
-    let slot = start;
-    let mut src = Admin::connect(&source.addr)
-        .await
-        .map_err(|e| classify(&source.addr, "connect", slot, e))?;
-    let mut dst = Admin::connect(&target.addr)
-        .await
-        .map_err(|e| classify(&target.addr, "connect", slot, e))?;
-    let known: Vec<String> = jobs_of(&mut src, slot)
-        .await?
-        .into_iter()
-        .map(|j| j.name)
-        .collect();
-    let notes = Notes::new(recorder, slot, &source.addr, &target.addr);
-    let range = json!([start, end]);
-    notes.note(
-        "migrate-start",
-        "stable",
-        json!({"mode": "atomic", "slots": range}),
-    );
-    let (s, e) = (start.to_string(), end.to_string());
-    let what = "CLUSTER MIGRATESLOTS";
-    let cmd = [
-        "CLUSTER",
-        "MIGRATESLOTS",
-        "SLOTSRANGE",
-        &s,
-        &e,
-        "NODE",
-        &target.id,
-    ];
-    if let Err(err) = src.run::<()>(&cmd).await {
-        let err = classify(&source.addr, what, slot, err);
-        notes.note(
-            "migrate-end",
-            "atomic-failed",
-            json!({"mode": "atomic", "slots": range, "error": err.to_string()}),
-        );
-        return Err(err);
+    let mut watch = Watch::connect(recorder, (start, end), source, target).await?;
+    watch.request().await?;
+    watch.wait(opts).await
+}
+
+/// One atomic migration and what has been seen of it: its two nodes, its events, its job (once
+/// the source lists it) and the states the job went through.
+struct Watch<'a> {
+    slots: (u16, u16),
+    source: &'a Peer,
+    target: &'a Peer,
+    src: Admin,
+    dst: Admin,
+    notes: Notes,
+    /// `[start, end]`, as every event carries it.
+    range: serde_json::Value,
+    /// Jobs the source listed before ours, so an old job with the same slots is not taken for it.
+    known: Vec<String>,
+    job_name: Option<String>,
+    states: Vec<String>,
+    last_progress: Instant,
+    began: Instant,
+}
+
+impl<'a> Watch<'a> {
+    /// Connects to both nodes and notes the jobs the source already lists.
+    async fn connect(
+        recorder: &Recorder,
+        slots: (u16, u16),
+        source: &'a Peer,
+        target: &'a Peer,
+    ) -> Result<Watch<'a>, MigrateError> {
+        let began = Instant::now();
+        let slot = slots.0;
+        let mut src = Admin::connect(&source.addr)
+            .await
+            .map_err(|e| classify(&source.addr, "connect", slot, e))?;
+        let dst = Admin::connect(&target.addr)
+            .await
+            .map_err(|e| classify(&target.addr, "connect", slot, e))?;
+        let known = jobs_of(&mut src, slot).await?;
+        Ok(Watch {
+            slots,
+            source,
+            target,
+            src,
+            dst,
+            notes: Notes::new(recorder, slot, &source.addr, &target.addr),
+            range: json!([slots.0, slots.1]),
+            known: known.into_iter().map(|j| j.name).collect(),
+            job_name: None,
+            states: Vec::new(),
+            last_progress: Instant::now(),
+            began,
+        })
     }
 
-    let deadline = began + Duration::from_millis(opts.timeout_ms);
-    let mut job_name = None;
-    let mut states: Vec<String> = Vec::new();
-    let mut last_progress = Instant::now();
-    loop {
-        let jobs = jobs_of(&mut src, slot).await?;
-        let job = jobs.into_iter().find(|j| match &job_name {
+    /// Records `migrate-start` and sends `CLUSTER MIGRATESLOTS` to the source.
+    async fn request(&mut self) -> Result<(), MigrateError> {
+        let range = &self.range;
+        let note = json!({"mode": "atomic", "slots": range});
+        self.notes.note("migrate-start", "stable", note);
+        let (s, e) = (self.slots.0.to_string(), self.slots.1.to_string());
+        let id = &self.target.id;
+        let cmd = ["CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", &s, &e, "NODE", id];
+        if let Err(err) = self.src.run::<()>(&cmd).await {
+            let what = "CLUSTER MIGRATESLOTS";
+            return Err(self.failed(classify(&self.source.addr, what, self.slots.0, err)));
+        }
+        Ok(())
+    }
+
+    /// Records `migrate-end` with phase `atomic-failed` and returns `err`.
+    fn failed(&self, err: MigrateError) -> MigrateError {
+        let note = json!({"mode": "atomic", "slots": self.range, "error": err.to_string()});
+        self.notes.note("migrate-end", "atomic-failed", note);
+        err
+    }
+
+    /// Polls the source until the job ends or the deadline passes.
+    async fn wait(mut self, opts: &AtomicOptions) -> Result<AtomicMigration, MigrateError> {
+        let deadline = self.began + Duration::from_millis(opts.timeout_ms);
+        self.last_progress = Instant::now();
+        loop {
+            if let Some(job) = self.find().await? {
+                self.progress(&job, opts).await;
+                if job.is_terminal() {
+                    return Ok(self.finish(job).await);
+                }
+            }
+            if Instant::now() >= deadline {
+                let (start, end) = self.slots;
+                let err = MigrateError::Timeout {
+                    waiting_for: format!("atomic migration of slots {start}-{end} to end"),
+                    elapsed_ms: self.began.elapsed().as_millis() as u64,
+                    last_seen: format!("job {:?}, states {:?}", self.job_name, self.states),
+                };
+                return Err(self.failed(err));
+            }
+            tokio::time::sleep(Duration::from_millis(opts.poll_ms)).await;
+        }
+    }
+
+    /// Our job as the source lists it now: the one found before, or a new export of our slots to
+    /// our target (recorded as `atomic-started`).
+    async fn find(&mut self) -> Result<Option<SlotMigrationJob>, MigrateError> {
+        let jobs = jobs_of(&mut self.src, self.slots.0).await?;
+        let job = jobs.into_iter().find(|j| match &self.job_name {
             Some(name) => &j.name == name,
             None => {
-                !known.contains(&j.name)
+                !self.known.contains(&j.name)
                     && j.operation.eq_ignore_ascii_case("export")
-                    && j.target_node == target.id
-                    && j.slot_ranges.contains(&(start, end))
+                    && j.target_node == self.target.id
+                    && j.slot_ranges.contains(&self.slots)
             }
         });
-        if let Some(job) = job {
-            if job_name.is_none() {
-                notes.note(
-                    "migrate-step",
-                    "atomic-started",
-                    json!({"mode": "atomic", "slots": range, "job": job.name, "node": source.addr}),
-                );
-                job_name = Some(job.name.clone());
-            }
-            let changed = states.last() != Some(&job.state);
-            if changed || last_progress.elapsed().as_millis() as u64 >= opts.progress_every_ms {
-                if changed {
-                    states.push(job.state.clone());
-                }
-                let keys_on_target = keys_on(&mut dst, start, end).await;
-                notes.note(
-                    "migrate-step",
-                    "atomic-progress",
-                    json!({
-                        "mode": "atomic", "slots": range, "job": job.name, "state": job.state,
-                        "remaining_repl_size": job.remaining_repl_size,
-                        "keys_on_target": keys_on_target,
-                    }),
-                );
-                last_progress = Instant::now();
-            }
-            if job.is_terminal() {
-                let phase = match job.state.as_str() {
-                    "success" => "atomic-done",
-                    "cancelled" => "atomic-cancelled",
-                    _ => "atomic-failed",
-                };
-                let duration = began.elapsed();
-                notes.note(
-                    "migrate-end",
-                    phase,
-                    json!({
-                        "mode": "atomic", "slots": range, "job": job.name, "state": job.state,
-                        "message": job.message, "duration_ms": duration.as_millis() as u64,
-                        "keys_on_target": keys_on(&mut dst, start, end).await,
-                    }),
-                );
-                return Ok(AtomicMigration {
-                    slots: (start, end),
-                    source: source.addr.clone(),
-                    target: target.addr.clone(),
-                    job: job.name,
-                    state: job.state,
-                    message: job.message,
-                    states,
-                    duration,
-                });
-            }
-        }
-        if Instant::now() >= deadline {
-            let err = MigrateError::Timeout {
-                waiting_for: format!("atomic migration of slots {start}-{end} to end"),
-                elapsed_ms: began.elapsed().as_millis() as u64,
-                last_seen: format!("job {job_name:?}, states {states:?}"),
-            };
-            notes.note(
-                "migrate-end",
-                "atomic-failed",
-                json!({"mode": "atomic", "slots": range, "error": err.to_string()}),
+        if let Some(job) = job.as_ref().filter(|_| self.job_name.is_none()) {
+            self.notes.note(
+                "migrate-step",
+                "atomic-started",
+                json!({"mode": "atomic", "slots": self.range, "job": job.name, "node": self.source.addr}),
             );
-            return Err(err);
+            self.job_name = Some(job.name.clone());
         }
-        tokio::time::sleep(Duration::from_millis(opts.poll_ms)).await;
+        Ok(job)
+    }
+
+    /// Records `atomic-progress` when the job's state changed or `progress_every_ms` passed.
+    async fn progress(&mut self, job: &SlotMigrationJob, opts: &AtomicOptions) {
+        let changed = self.states.last() != Some(&job.state);
+        let due = self.last_progress.elapsed().as_millis() as u64 >= opts.progress_every_ms;
+        if !changed && !due {
+            return;
+        }
+        if changed {
+            self.states.push(job.state.clone());
+        }
+        let keys_on_target = keys_on(&mut self.dst, self.slots.0, self.slots.1).await;
+        self.notes.note(
+            "migrate-step",
+            "atomic-progress",
+            json!({
+                "mode": "atomic", "slots": self.range, "job": job.name, "state": job.state,
+                "remaining_repl_size": job.remaining_repl_size,
+                "keys_on_target": keys_on_target,
+            }),
+        );
+        self.last_progress = Instant::now();
+    }
+
+    /// Records `migrate-end` for a job that ended and says how it ended.
+    async fn finish(mut self, job: SlotMigrationJob) -> AtomicMigration {
+        let phase = match job.state.as_str() {
+            "success" => "atomic-done",
+            "cancelled" => "atomic-cancelled",
+            _ => "atomic-failed",
+        };
+        let duration = self.began.elapsed();
+        self.notes.note(
+            "migrate-end",
+            phase,
+            json!({
+                "mode": "atomic", "slots": self.range, "job": job.name, "state": job.state,
+                "message": job.message, "duration_ms": duration.as_millis() as u64,
+                "keys_on_target": keys_on(&mut self.dst, self.slots.0, self.slots.1).await,
+            }),
+        );
+        AtomicMigration {
+            slots: self.slots,
+            source: self.source.addr.clone(),
+            target: self.target.addr.clone(),
+            job: job.name,
+            state: job.state,
+            message: job.message,
+            states: self.states,
+            duration,
+        }
     }
 }
 

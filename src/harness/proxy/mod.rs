@@ -1,5 +1,5 @@
-//! Latency, loss and resets between clients and a node, made by a userspace TCP proxy of ours:
-//! `slow` / `fast`.
+//! Latency, loss and resets between clients and a node, made by a userspace TCP proxy of ours
+//! (the harness's side of the nemesis's `slow` / `fast`).
 //!
 //! `tc netem` is not available in this kernel, so with `ClusterSpec::proxy` the harness starts one
 //! [`Proxy`] per node, on the node's own address and another port, and the node announces it with
@@ -29,12 +29,15 @@
 //! client or node addresses cut proxied traffic as they cut direct traffic. Dropping a `Proxy` (or
 //! stopping its `Cluster`) aborts its listener and every connection: nothing outlives the run.
 //!
+//! The nemesis's `slow` / `fast` verbs (`nemesis::link`) set and clear a node's faults:
+//!
 //! ```no_run
-//! # fn demo(ctx: &slotcheck::nemesis::Ctx) -> Result<(), slotcheck::nemesis::error::NemesisError> {
-//! use slotcheck::nemesis::proxy::{self, Faults};
-//! let node = ctx.cluster.nodes[0].addr.clone();
-//! proxy::slow(ctx, &node, &Faults { delay_ms: 50, jitter_ms: 10, ..Faults::NONE })?;
-//! let stats = proxy::fast(ctx, &node)?;
+//! # fn demo(cluster: &slotcheck::harness::Cluster) -> Result<(), slotcheck::harness::HarnessError> {
+//! use slotcheck::harness::proxy::Faults;
+//! let proxy = cluster.proxy(&cluster.nodes[0].addr).expect("started with proxies");
+//! proxy.set_faults(Faults { delay_ms: 50, jitter_ms: 10, ..Faults::NONE })?;
+//! proxy.set_faults(Faults::NONE)?;
+//! eprintln!("relayed {:?}", proxy.take_stats());
 //! # Ok(()) }
 //! ```
 
@@ -49,13 +52,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::error::NemesisError;
-use super::schedule::Planned;
-use super::Ctx;
+use super::error::HarnessError;
 use bug::BugConfig;
 use relay::Shared;
 
@@ -92,27 +92,8 @@ impl Faults {
         seed: 0,
     };
 
-    /// The faults a scheduled `slow` applies, chosen by its `variant` (delay 10, 30, 60 or 100 ms
-    /// with a quarter of it as jitter; loss 0, 2 or 10 %; resets 0 or 0.2 %) and seeded by its
-    /// indexes, so the same schedule gives the same faults.
-    pub fn planned(p: &Planned) -> Faults {
-        const DELAYS_MS: [u64; 4] = [10, 30, 60, 100];
-        const LOSSES: [f64; 3] = [0.0, 0.02, 0.1];
-        const RESETS: [f64; 2] = [0.0, 0.002];
-        let v = p.variant as usize;
-        let delay_ms = DELAYS_MS[v % DELAYS_MS.len()];
-        Faults {
-            delay_ms,
-            jitter_ms: delay_ms / 4,
-            loss: LOSSES[v / DELAYS_MS.len() % LOSSES.len()],
-            rto_ms: RTO_MS_DEFAULT,
-            reset: RESETS[v / (DELAYS_MS.len() * LOSSES.len()) % RESETS.len()],
-            seed: u64::from(p.target) << 32 | u64::from(p.variant),
-        }
-    }
-
     /// Refuses faults outside our limits (probabilities outside 0..=1, delays past 10 s).
-    pub fn validate(&self) -> Result<(), NemesisError> {
+    pub fn validate(&self) -> Result<(), HarnessError> {
         let problem = if self.delay_ms > DELAY_MS_MAX || self.rto_ms > DELAY_MS_MAX {
             Some(format!(
                 "delay_ms and rto_ms must be at most {DELAY_MS_MAX}"
@@ -125,7 +106,7 @@ impl Faults {
             None
         };
         match problem {
-            Some(p) => Err(NemesisError::Invalid(format!("{self:?}: {p}"))),
+            Some(p) => Err(HarnessError::InvalidFault(format!("{self:?}: {p}"))),
             None => Ok(()),
         }
     }
@@ -199,7 +180,7 @@ impl Proxy {
     }
 
     /// Applies `faults` to every chunk read from now on (chunks already queued keep their time).
-    pub fn set_faults(&self, faults: Faults) -> Result<(), NemesisError> {
+    pub fn set_faults(&self, faults: Faults) -> Result<(), HarnessError> {
         faults.validate()?;
         self.shared.set_faults(faults);
         Ok(())
@@ -232,49 +213,6 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Sets `faults` on the proxy of the node at `addr`, recorded as `slow` with `phase` `begin` and
-/// `end`: `node`, `proxy`, `delay_ms`, `jitter_ms`, `loss`, `rto_ms`, `reset`, `seed`.
-pub fn slow(ctx: &Ctx, addr: &str, faults: &Faults) -> Result<(), NemesisError> {
-    let proxy = proxy_of(ctx, addr)?;
-    let mut value = serde_json::to_value(faults).expect("faults serialize");
-    value["node"] = json!(addr);
-    value["proxy"] = json!(proxy.addr());
-    ctx.begin("slow", value.clone());
-    proxy.take_stats();
-    let result = proxy.set_faults(*faults);
-    let error = result.as_ref().err().map(|e| e.to_string());
-    ctx.end("slow", value, error.as_deref());
-    result
-}
-
-/// Takes every fault off the proxy of the node at `addr`, the inverse of `slow`; recorded as
-/// `fast` (`node`, `proxy`), whose `end` carries what the proxy did since `slow`.
-pub fn fast(ctx: &Ctx, addr: &str) -> Result<ProxyStats, NemesisError> {
-    let proxy = proxy_of(ctx, addr)?;
-    let value = json!({"node": addr, "proxy": proxy.addr()});
-    ctx.begin("fast", value.clone());
-    proxy.set_faults(Faults::NONE)?;
-    let stats = proxy.take_stats();
-    let mut end = value;
-    end["stats"] = json!(stats);
-    ctx.end("fast", end, None);
-    Ok(stats)
-}
-
-fn proxy_of<'a>(ctx: &'a Ctx, addr: &str) -> Result<&'a Proxy, NemesisError> {
-    if ctx.cluster.node(addr).is_none() {
-        return Err(NemesisError::Invalid(format!(
-            "{addr} is not a node of this cluster"
-        )));
-    }
-    ctx.cluster
-        .proxy(addr)
-        .ok_or_else(|| NemesisError::Unavailable {
-            what: "client latency and loss".to_string(),
-            why: "the cluster was started without proxies (ClusterSpec::proxy)".to_string(),
-        })
 }
 
 #[cfg(test)]
@@ -314,24 +252,6 @@ mod tests {
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn planned_faults_are_valid_and_follow_the_schedule() {
-        let p = |variant| Planned {
-            at_ms: 0,
-            kind: super::super::schedule::FaultKind::Kill,
-            target: 9,
-            variant,
-            hold_ms: 0,
-        };
-        for variant in 0..100 {
-            let f = Faults::planned(&p(variant));
-            assert!(f.validate().is_ok() && f.delay_ms > 0, "{f:?}");
-            assert_eq!(f, Faults::planned(&p(variant)));
-        }
-        assert!((0..24).any(|v| Faults::planned(&p(v)).loss > 0.0));
-        assert!((0..24).any(|v| Faults::planned(&p(v)).reset > 0.0));
     }
 
     /// An echo server behind a jittery proxy still gets every byte back, in order.

@@ -10,10 +10,8 @@
 //!   while the source still holds keys. The target bumps its config epoch; when the source hears
 //!   of it, it deletes the keys of the slot it lost ("dirty slot"): those keys are *lost*.
 
-use super::migrate::{
-    count_keys_in_slot, keys_in_slot, open_slot, setslot, tell_others, MigrateError,
-    MigrateOptions, OpenSlot, Peer,
-};
+use super::commands::{count_keys_in_slot, keys_in_slot, setslot, tell_others};
+use super::{open_slot, MigrateError, MigrateOptions, OpenSlot, Peer};
 use crate::harness::{parse_nodes, Admin};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -23,8 +21,6 @@ use workloads::Recorder;
 pub const LISTED_KEYS_MAX: usize = 10_000;
 /// The most keys written into one event, so histories stay readable.
 const EVENT_KEYS_MAX: usize = 100;
-/// How often `finalize_early` looks at the source while waiting for it to drop the slot.
-const POLL_MS: u64 = 20;
 
 /// What an aborted classic migration left behind.
 #[derive(Debug, Clone)]
@@ -160,62 +156,9 @@ pub async fn finalize_early(
     wait_ms: u64,
 ) -> Result<EarlyFinalizeReport, MigrateError> {
     let slot = open.slot;
-    let left_behind = keys_in_slot(&mut open.src, slot, LISTED_KEYS_MAX)
-        .await
-        .map_err(open.step_err("getkeysinslot"))?;
-    open.dst
-        .query::<()>(&setslot(slot, "NODE", Some(&open.target.id)))
-        .await
-        .map_err(open.step_err("node-target"))?;
-    let finalized_at = Instant::now();
-    open.notes.note(
-        "migrate-step",
-        "finalized",
-        json!({
-            "node": open.target.addr, "early": true, "left_behind": left_behind.len(),
-            "left_behind_keys": &left_behind[..left_behind.len().min(EVENT_KEYS_MAX)],
-        }),
-    );
-    tell_others(slot, &open.target.id, others, &open.opts).await?;
-    for other in others {
-        open.notes.note(
-            "migrate-step",
-            "finalized",
-            json!({"node": other.addr, "early": true}),
-        );
-    }
-
-    // The source learns the new owner by gossip; it then deletes the slot's keys.
-    let deadline = finalized_at + Duration::from_millis(wait_ms);
-    let mut drop_ms = None;
-    let mut still_on_source;
-    loop {
-        still_on_source = count_keys_in_slot(&mut open.src, slot)
-            .await
-            .map_err(open.step_err("countkeysinslot"))?;
-        if still_on_source == 0 {
-            drop_ms = Some(finalized_at.elapsed().as_millis() as u64);
-            break;
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
-    }
-    let remaining = keys_in_slot(&mut open.src, slot, LISTED_KEYS_MAX)
-        .await
-        .map_err(open.step_err("getkeysinslot"))?;
-    let mut lost = Vec::new();
-    for key in left_behind.iter().filter(|k| !remaining.contains(k)) {
-        let on_target: usize = open
-            .dst
-            .query(redis::cmd("EXISTS").arg(key))
-            .await
-            .map_err(open.step_err("exists"))?;
-        if on_target == 0 {
-            lost.push(key.clone());
-        }
-    }
+    let (left_behind, finalized_at) = claim_for_target(&mut open, others).await?;
+    let (still_on_source, drop_ms) = wait_source_drop(&mut open, finalized_at, wait_ms).await?;
+    let lost = lost_keys(&mut open, &left_behind).await?;
     let (source_still_owns, source_still_migrating) = source_state(&mut open.src, slot)
         .await
         .unwrap_or((true, true));
@@ -253,6 +196,85 @@ pub async fn finalize_early(
         drop_ms,
         source_still_migrating,
     })
+}
+
+/// Lists the keys still on the source, then sets the target the owner on the target and on
+/// `others`, recorded; returns the keys left behind and when the target took the slot.
+async fn claim_for_target(
+    open: &mut OpenSlot,
+    others: &[Peer],
+) -> Result<(Vec<String>, Instant), MigrateError> {
+    let slot = open.slot;
+    let left_behind = keys_in_slot(&mut open.src, slot, LISTED_KEYS_MAX)
+        .await
+        .map_err(open.step_err("getkeysinslot"))?;
+    open.dst
+        .query::<()>(&setslot(slot, "NODE", Some(&open.target.id)))
+        .await
+        .map_err(open.step_err("node-target"))?;
+    let finalized_at = Instant::now();
+    open.notes.note(
+        "migrate-step",
+        "finalized",
+        json!({
+            "node": open.target.addr, "early": true, "left_behind": left_behind.len(),
+            "left_behind_keys": &left_behind[..left_behind.len().min(EVENT_KEYS_MAX)],
+        }),
+    );
+    tell_others(slot, &open.target.id, others, &open.opts).await?;
+    for other in others {
+        open.notes.note(
+            "migrate-step",
+            "finalized",
+            json!({"node": other.addr, "early": true}),
+        );
+    }
+    Ok((left_behind, finalized_at))
+}
+
+/// Waits up to `wait_ms` after `finalized_at` for the source to drop the slot's keys (it learns
+/// the new owner by gossip, then deletes them); returns the keys still there and, if it dropped
+/// them, after how long.
+async fn wait_source_drop(
+    open: &mut OpenSlot,
+    finalized_at: Instant,
+    wait_ms: u64,
+) -> Result<(usize, Option<u64>), MigrateError> {
+    let deadline = finalized_at + Duration::from_millis(wait_ms);
+    loop {
+        let still_on_source = count_keys_in_slot(&mut open.src, open.slot)
+            .await
+            .map_err(open.step_err("countkeysinslot"))?;
+        if still_on_source == 0 {
+            return Ok((0, Some(finalized_at.elapsed().as_millis() as u64)));
+        }
+        if Instant::now() >= deadline {
+            return Ok((still_on_source, None));
+        }
+        tokio::time::sleep(Duration::from_millis(crate::nemesis::POLL_MS)).await;
+    }
+}
+
+/// The keys of `left_behind` that are neither on the source any more nor on the target.
+async fn lost_keys(
+    open: &mut OpenSlot,
+    left_behind: &[String],
+) -> Result<Vec<String>, MigrateError> {
+    let remaining = keys_in_slot(&mut open.src, open.slot, LISTED_KEYS_MAX)
+        .await
+        .map_err(open.step_err("getkeysinslot"))?;
+    let mut lost = Vec::new();
+    for key in left_behind.iter().filter(|k| !remaining.contains(k)) {
+        let on_target: usize = open
+            .dst
+            .query(redis::cmd("EXISTS").arg(key))
+            .await
+            .map_err(open.step_err("exists"))?;
+        if on_target == 0 {
+            lost.push(key.clone());
+        }
+    }
+    Ok(lost)
 }
 
 /// Whether the node behind `admin` still serves `slot`, and whether it still has it migrating.

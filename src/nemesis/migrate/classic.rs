@@ -1,115 +1,19 @@
-//! Classic slot migration, one step at a time, every step written to the history.
+//! Classic migration of one slot, one step at a time, every step written to the history.
 //!
 //! The steps are those of `redis-cli --cluster reshard`: `SETSLOT IMPORTING` on the target,
 //! `SETSLOT MIGRATING` on the source, `GETKEYSINSLOT` + `MIGRATE ... KEYS` in batches, then
 //! `SETSLOT NODE` on the target, the source and every other master. Pauses between steps make
 //! the half-migrated states last long enough for clients to meet `ASK` and `TRYAGAIN`.
 
+use super::commands::{
+    count_keys_in_slot, keys_in_slot, keys_in_slot_cmd, migrate_cmd, setslot, split_addr,
+    tell_others,
+};
+use super::{MigrateError, MigrateOptions, Migration, Notes, Peer};
 use crate::harness::{Admin, HarnessError};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use workloads::Recorder;
-
-/// A master as the migration needs it: where to reach it and its cluster id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    /// `host:port`.
-    pub addr: String,
-    /// Cluster node id.
-    pub id: String,
-}
-
-/// How a classic migration paces itself.
-#[derive(Debug, Clone)]
-pub struct MigrateOptions {
-    /// Keys per `MIGRATE ... KEYS` batch.
-    pub batch_keys: usize,
-    /// Pause after each step, so that clients hit the intermediate state.
-    pub step_pause_ms: u64,
-    /// The `MIGRATE` timeout argument.
-    pub migrate_timeout_ms: u64,
-    /// Upper bound on batches, so a slot that keeps refilling cannot loop forever.
-    pub batches_max: usize,
-}
-
-impl Default for MigrateOptions {
-    fn default() -> Self {
-        MigrateOptions {
-            batch_keys: 10,
-            step_pause_ms: 250,
-            migrate_timeout_ms: 5000,
-            batches_max: 10_000,
-        }
-    }
-}
-
-/// What one finished migration did, for the run log and the summary.
-#[derive(Debug, Clone)]
-pub struct Migration {
-    /// The slot moved.
-    pub slot: u16,
-    /// Where it was.
-    pub source: String,
-    /// Where it went.
-    pub target: String,
-    /// Keys moved by `MIGRATE`.
-    pub keys_moved: usize,
-    /// From the first step to the last.
-    pub duration: Duration,
-}
-
-/// Why a migration stopped half-way.
-#[derive(Debug, thiserror::Error)]
-pub enum MigrateError {
-    /// A node refused or failed a step.
-    #[error("migrating slot {slot} at step {step}: {source}")]
-    Step {
-        /// The slot being moved.
-        slot: u16,
-        /// The step that failed.
-        step: &'static str,
-        /// The node's error.
-        source: HarnessError,
-    },
-    /// The slot kept receiving keys for more than `batches_max` batches.
-    #[error("migrating slot {slot}: still not empty after {batches} batches")]
-    NotDraining {
-        /// The slot being moved.
-        slot: u16,
-        /// Batches sent.
-        batches: usize,
-    },
-    /// The server does not know the command (atomic migration on Redis 7.0).
-    #[error("{what} is unsupported by this server ({addr}): {detail}")]
-    Unsupported {
-        /// The node that refused.
-        addr: String,
-        /// The feature, e.g. `CLUSTER MIGRATESLOTS`.
-        what: &'static str,
-        /// The server's error text.
-        detail: String,
-    },
-    /// A wait ran past its deadline.
-    #[error("waiting for {waiting_for}: gave up after {elapsed_ms} ms; last seen: {last_seen}")]
-    Timeout {
-        /// What we waited for.
-        waiting_for: String,
-        /// How long we waited.
-        elapsed_ms: u64,
-        /// The last state observed.
-        last_seen: String,
-    },
-    /// A node answered something we could not parse.
-    #[error("unexpected reply from {addr} to {command}: {detail}")]
-    Reply {
-        /// The node.
-        addr: String,
-        /// The command sent.
-        command: &'static str,
-        /// What was wrong with it.
-        detail: String,
-    },
-}
 
 /// Moves `slot` from `source` to `target` with the classic protocol, recording each step.
 ///
@@ -135,8 +39,8 @@ pub async fn migrate_slot(
 
 /// A classic migration under way: the slot is `IMPORTING` on the target and `MIGRATING` on the
 /// source. Finish it with [`OpenSlot::finalize`], or interrupt it with `abort` / `finalize_early`
-/// (see `migrate_interrupt`). Dropping it leaves the slot open, as a crashed `redis-cli` would;
-/// `migrate_repair::repair` closes it.
+/// (see [`super::interrupt`]). Dropping it leaves the slot open, as a crashed `redis-cli` would;
+/// [`super::repair::repair`] closes it.
 pub struct OpenSlot {
     pub(crate) slot: u16,
     pub(crate) source: Peer,
@@ -152,43 +56,6 @@ pub struct OpenSlot {
     pub(crate) started: Instant,
 }
 
-/// Writes one slot's migration events, each carrying `slot`, `from` and `to`.
-#[derive(Clone)]
-pub(crate) struct Notes {
-    recorder: Recorder,
-    base: serde_json::Value,
-}
-
-impl Notes {
-    /// Events about `slot` moving from `from` to `to`.
-    pub(crate) fn new(recorder: &Recorder, slot: u16, from: &str, to: &str) -> Notes {
-        Notes {
-            recorder: recorder.clone(),
-            base: json!({"slot": slot, "from": from, "to": to}),
-        }
-    }
-
-    /// Records event `f` in `phase`, with the fields of `extra` added.
-    pub(crate) fn note(&self, f: &str, phase: &str, extra: serde_json::Value) {
-        let mut value = self.base.clone();
-        value["phase"] = json!(phase);
-        if let (Some(v), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
-            v.extend(extra.clone());
-        }
-        self.recorder.nemesis(f, value);
-    }
-}
-
-/// The `CLUSTER SETSLOT <slot> <state> [<id>]` command.
-pub(crate) fn setslot(slot: u16, state: &str, id: Option<&str>) -> redis::Cmd {
-    let mut c = redis::cmd("CLUSTER");
-    c.arg("SETSLOT").arg(slot).arg(state);
-    if let Some(id) = id {
-        c.arg(id);
-    }
-    c
-}
-
 /// Opens `slot` for a classic migration: `migrate-start`, then `IMPORTING` on the target and
 /// `MIGRATING` on the source, each recorded, then one pause.
 pub async fn open_slot(
@@ -200,7 +67,7 @@ pub async fn open_slot(
 ) -> Result<OpenSlot, MigrateError> {
     let started = Instant::now();
     let step_err = |step| move |source| MigrateError::Step { slot, step, source };
-    let timeout_ms = opts.migrate_timeout_ms + 5000;
+    let timeout_ms = opts.response_timeout_ms();
     let mut src = Admin::connect_with_timeout(&source.addr, timeout_ms)
         .await
         .map_err(step_err("connect"))?;
@@ -349,72 +216,4 @@ impl OpenSlot {
             duration,
         })
     }
-}
-
-/// Tells every peer in `others` that `owner_id` now owns `slot`.
-pub(crate) async fn tell_others(
-    slot: u16,
-    owner_id: &str,
-    others: &[Peer],
-    opts: &MigrateOptions,
-) -> Result<(), MigrateError> {
-    let step_err = |step| move |source| MigrateError::Step { slot, step, source };
-    for other in others {
-        let mut admin = Admin::connect_with_timeout(&other.addr, opts.migrate_timeout_ms + 5000)
-            .await
-            .map_err(step_err("connect"))?;
-        admin
-            .query::<()>(&setslot(slot, "NODE", Some(owner_id)))
-            .await
-            .map_err(step_err("node-other"))?;
-    }
-    Ok(())
-}
-
-/// `CLUSTER GETKEYSINSLOT slot count`.
-pub(crate) async fn keys_in_slot(
-    admin: &mut Admin,
-    slot: u16,
-    count: usize,
-) -> Result<Vec<String>, HarnessError> {
-    admin.query(&keys_in_slot_cmd(slot, count)).await
-}
-
-/// The `CLUSTER GETKEYSINSLOT slot count` command.
-pub(crate) fn keys_in_slot_cmd(slot: u16, count: usize) -> redis::Cmd {
-    let mut c = redis::cmd("CLUSTER");
-    c.arg("GETKEYSINSLOT").arg(slot).arg(count);
-    c
-}
-
-/// `CLUSTER COUNTKEYSINSLOT slot`.
-pub(crate) async fn count_keys_in_slot(
-    admin: &mut Admin,
-    slot: u16,
-) -> Result<usize, HarnessError> {
-    admin
-        .query(redis::cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot))
-        .await
-}
-
-/// `MIGRATE host port "" 0 timeout [REPLACE] KEYS k...`.
-pub(crate) fn migrate_cmd(
-    host: &str,
-    port: &str,
-    timeout_ms: u64,
-    replace: bool,
-    keys: &[String],
-) -> redis::Cmd {
-    let mut migrate = redis::cmd("MIGRATE");
-    migrate.arg(host).arg(port).arg("").arg(0).arg(timeout_ms);
-    if replace {
-        migrate.arg("REPLACE");
-    }
-    migrate.arg("KEYS").arg(keys);
-    migrate
-}
-
-/// Splits `host:port`; the port is kept as text since it only goes back on the wire.
-pub(crate) fn split_addr(addr: &str) -> (&str, &str) {
-    addr.rsplit_once(':').unwrap_or((addr, "6379"))
 }

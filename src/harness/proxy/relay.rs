@@ -22,7 +22,7 @@ use super::bug::{BugConfig, BugState};
 use super::{Faults, ProxyStats};
 
 /// Largest chunk read at once.
-const CHUNK_BYTES_MAX: usize = 16 * 1024;
+pub(super) const CHUNK_BYTES_MAX: usize = 16 * 1024;
 /// Chunks in flight per direction before the reader stops reading (TCP backpressure takes over).
 const QUEUE_CHUNKS_MAX: usize = 1024;
 /// Connections one proxy relays at once; more are closed at accept.

@@ -1,0 +1,271 @@
+//! The migration stream's actions: one slot move per planned migration, of the kind the plan
+//! says (classic, atomic, abort, finalize early, cancel, strike), resolved against the masters as
+//! they are when it fires.
+
+use super::super::error::NemesisError;
+use super::super::failover;
+use super::super::migrate::atomic::{cancel_atomic, migrate_atomic, AtomicOptions};
+use super::super::migrate::interrupt::{migrate_then_abort, migrate_then_finalize_early};
+use super::super::migrate::repair::repair;
+use super::super::migrate::strike::{migrate_then_failover, migrate_then_strike, Strike};
+use super::super::migrate::{migrate_slot, MigrateError, MigrateOptions, Peer};
+use super::super::schedule::{FaultKind, Planned};
+use super::super::Ctx;
+use super::SETTLE_TIMEOUT_MS;
+use crate::harness::NodeLine;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Batches moved before an `abort`: the slot's first batch lands on the target, then stranded.
+const ABORT_AFTER_BATCHES: usize = 1;
+/// How long the source has to drop its keys after an early finalize before we look.
+const FINALIZE_EARLY_WAIT_MS: u64 = 200;
+/// `rdb-key-save-delay` (µs per key) while an atomic migration is cancelled, so that the
+/// cancel lands while the snapshot is still being sent.
+const CANCEL_SAVE_DELAY_US: u64 = 20_000;
+/// How long a struck migration's source or target stays down (or paused).
+const STRIKE_HOLD_MS: u64 = 1500;
+/// How long after `MIGRATESLOTS` the cancel is sent.
+const CANCEL_AFTER_MS: u64 = 30;
+
+/// A slot move as the plan resolved it against the masters of the moment.
+struct Move {
+    slot: u16,
+    source: Peer,
+    target: Peer,
+    /// The masters other than source and target.
+    rest: Vec<Peer>,
+    /// Every master.
+    masters: Vec<Peer>,
+}
+
+fn peer(line: &NodeLine) -> Peer {
+    Peer {
+        addr: line.addr.clone(),
+        id: line.id.clone(),
+    }
+}
+
+/// One slot move of the migration stream; `Ok((false, 0))` when no move fits right now.
+pub(super) async fn migration(
+    ctx: &Ctx,
+    p: &Planned,
+    slots: &[u16],
+    opts: &MigrateOptions,
+    killing: &Mutex<BTreeSet<String>>,
+) -> Result<(bool, usize), NemesisError> {
+    let Some(mv) = pick(ctx, p, slots).await? else {
+        return Ok((false, 0));
+    };
+    let began = Instant::now();
+    let (keys, outcome) = drive(ctx, p, &mv, opts, killing).await?;
+    tracing::info!(
+        kind = %p.kind,
+        slot = mv.slot,
+        source = %mv.source.addr,
+        target = %mv.target.addr,
+        keys_moved = keys,
+        duration_ms = began.elapsed().as_millis() as u64,
+        "migration: {outcome}"
+    );
+    Ok((true, keys))
+}
+
+/// The slot `p` moves, from the master owning it to another chosen by `p.variant`; `None` if
+/// no master owns it or there is no other master.
+async fn pick(ctx: &Ctx, p: &Planned, slots: &[u16]) -> Result<Option<Move>, NemesisError> {
+    let mut masters = failover::masters_now(ctx).await?;
+    masters.sort_by(|a, b| a.addr.cmp(&b.addr));
+    let slot = slots[p.target as usize % slots.len()];
+    let Some(source) = masters.iter().find(|m| m.owns(slot)).map(peer) else {
+        return Ok(None);
+    };
+    let others: Vec<Peer> = masters
+        .iter()
+        .filter(|m| m.id != source.id)
+        .map(peer)
+        .collect();
+    if others.is_empty() {
+        return Ok(None);
+    }
+    let target = others[p.variant as usize % others.len()].clone();
+    let rest = others.into_iter().filter(|m| m.id != target.id).collect();
+    Ok(Some(Move {
+        slot,
+        source,
+        target,
+        rest,
+        masters: masters.iter().map(peer).collect(),
+    }))
+}
+
+/// Carries out the move the way `p.kind` says; returns the keys moved and a line for the run log.
+async fn drive(
+    ctx: &Ctx,
+    p: &Planned,
+    mv: &Move,
+    opts: &MigrateOptions,
+    killing: &Mutex<BTreeSet<String>>,
+) -> Result<(usize, String), NemesisError> {
+    let (rec, slot, source, target) = (&ctx.recorder, mv.slot, &mv.source, &mv.target);
+    match p.kind {
+        FaultKind::Migrate => {
+            let m = migrate_slot(rec, slot, source, target, &mv.rest, opts)
+                .await
+                .map_err(migration_error)?;
+            Ok((m.keys_moved, "completed".to_string()))
+        }
+        FaultKind::Atomic => {
+            let m = migrate_atomic(rec, slot, slot, source, target, &AtomicOptions::default())
+                .await
+                .map_err(migration_error)?;
+            Ok((0, format!("atomic job ended {}", m.state)))
+        }
+        FaultKind::Abort => {
+            let r = migrate_then_abort(rec, slot, source, target, opts, ABORT_AFTER_BATCHES)
+                .await
+                .map_err(migration_error)?;
+            let outcome = format!(
+                "aborted: {} keys stranded on the target ({:?}), {} left on the source",
+                r.stranded, r.stranded_keys, r.left
+            );
+            Ok((r.moved.len(), outcome))
+        }
+        FaultKind::FinalizeEarly => finalize_early(ctx, mv, opts).await,
+        FaultKind::Cancel => Ok((0, cancel_midway(ctx, slot, source, target).await?)),
+        FaultKind::Strike | FaultKind::StrikeFailover => strike(ctx, p, mv, opts, killing).await,
+        other => unreachable!("{other} is not a migration"),
+    }
+}
+
+/// A migration's own error, as the nemesis reports it.
+fn migration_error(e: MigrateError) -> NemesisError {
+    NemesisError::Migration(e.to_string())
+}
+
+/// Finalizes the move early (keys left on the source are lost), then repairs what Redis 7.0
+/// leaves open.
+async fn finalize_early(
+    ctx: &Ctx,
+    mv: &Move,
+    opts: &MigrateOptions,
+) -> Result<(usize, String), NemesisError> {
+    let rec = &ctx.recorder;
+    let (source, target, rest) = (&mv.source, &mv.target, &mv.rest);
+    let wait_ms = FINALIZE_EARLY_WAIT_MS;
+    let r = migrate_then_finalize_early(rec, mv.slot, source, target, rest, opts, 0, wait_ms)
+        .await
+        .map_err(migration_error)?;
+    // Redis 7.0 leaves the old owner `MIGRATING` a slot it no longer owns: close it.
+    repair(rec, &mv.masters).await.map_err(migration_error)?;
+    let outcome = format!(
+        "finalized early: {} keys left behind and lost ({:?})",
+        r.lost.len(),
+        r.lost
+    );
+    Ok((r.moved.len(), outcome))
+}
+
+/// Strikes the move's source or target (kill or pause, or a failover), then reports what the
+/// repair had to do.
+async fn strike(
+    ctx: &Ctx,
+    p: &Planned,
+    mv: &Move,
+    opts: &MigrateOptions,
+    killing: &Mutex<BTreeSet<String>>,
+) -> Result<(usize, String), NemesisError> {
+    let strike = Strike {
+        slot: mv.slot,
+        source: &mv.source,
+        target: &mv.target,
+        opts,
+        variant: p.variant,
+        hold_ms: STRIKE_HOLD_MS,
+        settle_ms: SETTLE_TIMEOUT_MS,
+    };
+    let r = if p.kind == FaultKind::Strike {
+        migrate_then_strike(ctx, &strike, killing).await?
+    } else {
+        migrate_then_failover(ctx, &strike).await?
+    };
+    let fixed: Vec<String> = r
+        .repair
+        .fixed
+        .iter()
+        .map(|f| format!("slot {} {} to {}", f.slot, f.action, f.owner))
+        .collect();
+    let outcome = format!(
+        "{} the {} {} mid-migration; repair moved {} keys ({}), {} stranded",
+        r.how,
+        r.role,
+        r.node,
+        r.repair.keys_moved,
+        if fixed.is_empty() {
+            "nothing open".to_string()
+        } else {
+            fixed.join(", ")
+        },
+        r.repair.stranded.iter().map(|s| s.keys).sum::<usize>()
+    );
+    Ok((r.moved + r.repair.keys_moved, outcome))
+}
+
+/// Repairs open slots once, best effort: a failure here is logged, the next action goes on.
+pub(super) async fn repair_now(ctx: &Ctx) {
+    let masters = match failover::masters_now(ctx).await {
+        Ok(m) => m.iter().map(peer).collect::<Vec<Peer>>(),
+        Err(e) => return tracing::warn!(error = %e, "no view of the masters for a repair"),
+    };
+    if let Err(e) = repair(&ctx.recorder, &masters).await {
+        tracing::warn!(error = %e, "repair after a failed migration failed");
+    }
+}
+
+/// Starts an atomic migration with a slowed snapshot and cancels it while it runs.
+/// Returns what happened, for the run log.
+async fn cancel_midway(
+    ctx: &Ctx,
+    slot: u16,
+    source: &Peer,
+    target: &Peer,
+) -> Result<String, NemesisError> {
+    let mut admin = crate::harness::Admin::connect(&source.addr).await?;
+    let delay = CANCEL_SAVE_DELAY_US.to_string();
+    admin
+        .run::<()>(&["CONFIG", "SET", "rdb-key-save-delay", &delay])
+        .await?;
+    let job = {
+        let (rec, source, target) = (ctx.recorder.clone(), source.clone(), target.clone());
+        tokio::spawn(async move {
+            migrate_atomic(
+                &rec,
+                slot,
+                slot,
+                &source,
+                &target,
+                &AtomicOptions::default(),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(CANCEL_AFTER_MS)).await;
+    let cancelled = cancel_atomic(&ctx.recorder, source).await;
+    let finished = job.await;
+    admin
+        .run::<()>(&["CONFIG", "SET", "rdb-key-save-delay", "0"])
+        .await?;
+    let cancelled = cancelled.map_err(|e| NemesisError::Migration(e.to_string()))?;
+    let state = match finished {
+        Ok(Ok(m)) => m.state,
+        Ok(Err(e)) => return Err(NemesisError::Migration(e.to_string())),
+        Err(e) => return Err(NemesisError::Migration(e.to_string())),
+    };
+    Ok(if cancelled {
+        format!("cancel sent while running; job ended {state}")
+    } else {
+        format!("nothing to cancel: job had ended {state}")
+    })
+}
