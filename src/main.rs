@@ -97,7 +97,7 @@ struct TestArgs {
     /// Server to test: redis, valkey, or pikiwidb (needs --server-binary or
     /// SLOTCHECK_PIKIWIDB_SERVER; slotcheck routes as a Codis proxy).
     #[arg(long, default_value = "redis", value_parser = parse_server)]
-    server: ServerArg,
+    server: ServerKind,
     /// The server binary (PikiwiDB's `pika`).
     #[arg(long)]
     server_binary: Option<PathBuf>,
@@ -256,7 +256,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(args) => check_cmd::run(args),
         Command::Verify(args) => verify_cmd::run(args),
         Command::Soak(args) => soak_cmd::run(*args),
-        Command::Test(args) if args.server == ServerArg::Pikiwidb => {
+        Command::Test(args) if args.server == ServerKind::Pikiwidb => {
             if args.scenario.as_deref() == Some("list") {
                 print!("{}", slotcheck::pika::scenario::list());
                 return Ok(ExitCode::SUCCESS);
@@ -363,20 +363,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `--server`: a Redis Cluster server, or PikiwiDB behind slotcheck's Codis routing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ServerArg {
-    Cluster(ServerKind),
-    Pikiwidb,
-}
-
-fn parse_server(text: &str) -> Result<ServerArg, String> {
-    match text {
-        "pikiwidb" | "pika" => Ok(ServerArg::Pikiwidb),
-        other => other
-            .parse()
-            .map(ServerArg::Cluster)
-            .map_err(|e: slotcheck::harness::HarnessError| e.to_string()),
-    }
+fn parse_server(text: &str) -> Result<ServerKind, String> {
+    text.parse()
+        .map_err(|e: slotcheck::harness::HarnessError| e.to_string())
 }
 
 /// The flags a PikiwiDB run takes; the Redis Cluster ones it cannot honour are refused.
@@ -430,9 +419,10 @@ const KEYS_MAX: usize = 100_000;
 /// Validates `slotcheck test` flags into a [`RunConfig`] before anything is created or started:
 /// flag values, the cluster's shape, the nemesis, scenario and bugs, and the server binary.
 fn test_config(a: TestArgs) -> Result<RunConfig> {
-    let ServerArg::Cluster(server) = a.server else {
+    let server = a.server;
+    if server == ServerKind::Pikiwidb {
         refuse!("--server pikiwidb runs through slotcheck::pika");
-    };
+    }
     if a.masters == 0 {
         refuse!("--masters must be at least 1");
     }

@@ -15,24 +15,24 @@ use serde_json::{json, Value};
 
 use super::error::NemesisError;
 use super::Ctx;
-use crate::harness::HarnessError;
+use crate::harness::ServerFamily;
 
 /// SIGKILLs the node at `addr` and reaps it: no save, no goodbye; its port refuses connections.
 pub async fn kill(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
-    let pid = ctx.cluster.pid(addr);
-    let value = json!({"node": addr, "pid": pid, "signal": "KILL"});
+    let servers = &*ctx.cluster;
+    let value = json!({"node": addr, "pid": servers.pid(addr), "signal": "KILL"});
     act(ctx, "kill", value, async {
-        ctx.cluster.kill(addr).await.map(|()| None)
+        ServerFamily::kill(servers, addr).await.map(|()| None)
     })
     .await
 }
 
 /// Stops the node at `addr` gracefully (SIGTERM: the AOF is flushed), the polite twin of `kill`.
 pub async fn shutdown(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
-    let pid = ctx.cluster.pid(addr);
-    let value = json!({"node": addr, "pid": pid, "signal": "TERM"});
+    let servers = &*ctx.cluster;
+    let value = json!({"node": addr, "pid": servers.pid(addr), "signal": "TERM"});
     act(ctx, "shutdown", value, async {
-        ctx.cluster.shutdown(addr).await.map(|()| None)
+        ServerFamily::shutdown(servers, addr).await.map(|()| None)
     })
     .await
 }
@@ -41,39 +41,45 @@ pub async fn shutdown(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
 /// waits until it answers; `end` carries the new `pid`. Rejoining the cluster takes longer: see
 /// `failover::wait_rejoined`.
 pub async fn restart(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
+    let servers = &*ctx.cluster;
     act(ctx, "restart", json!({"node": addr}), async {
-        ctx.cluster.restart(addr).await.map(Some)
+        ServerFamily::restart(servers, addr).await.map(Some)
     })
     .await
 }
 
 /// Freezes the node at `addr` with SIGSTOP: clients and peers get no answer until `resume`.
 pub async fn pause(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
-    let pid = ctx.cluster.pid(addr);
-    let value = json!({"node": addr, "pid": pid, "signal": "STOP"});
+    let servers = &*ctx.cluster;
+    let value = json!({"node": addr, "pid": servers.pid(addr), "signal": "STOP"});
     act(ctx, "pause", value, async {
-        ctx.cluster.pause(addr).await.map(|()| None)
+        ServerFamily::pause(servers, addr).await.map(|()| None)
     })
     .await
 }
 
 /// Lets a paused node at `addr` run again with SIGCONT; the inverse of `pause`.
 pub async fn resume(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
-    let pid = ctx.cluster.pid(addr);
-    let value = json!({"node": addr, "pid": pid, "signal": "CONT"});
+    let servers = &*ctx.cluster;
+    let value = json!({"node": addr, "pid": servers.pid(addr), "signal": "CONT"});
     act(ctx, "resume", value, async {
-        ctx.cluster.resume(addr).await.map(|()| None)
+        ServerFamily::resume(servers, addr).await.map(|()| None)
     })
     .await
 }
 
-/// Records `begin`, runs the harness call, records `end` with the pid it returned (if any) or its error.
-async fn act(
+/// Records `begin`, runs the family's process verb, records `end` with the pid it returned (if
+/// any) or its error.
+async fn act<E>(
     ctx: &Ctx,
     f: &str,
     value: Value,
-    call: impl Future<Output = Result<Option<u32>, HarnessError>>,
-) -> Result<(), NemesisError> {
+    call: impl Future<Output = Result<Option<u32>, E>>,
+) -> Result<(), NemesisError>
+where
+    E: std::error::Error,
+    NemesisError: From<E>,
+{
     ctx.begin(f, value.clone());
     match call.await {
         Ok(pid) => {
