@@ -479,6 +479,9 @@ fn test_config(a: TestArgs) -> Result<RunConfig> {
         client_bug: None,
         server_bug: None,
         scenario: None,
+        server_binary: None,
+        pika_mode: workloads::codis::MigrationMode::Sync,
+        pika_scenario: None,
     };
     slotcheck::cases::configure(
         &mut cfg,

@@ -1,8 +1,10 @@
 //! `slotcheck test --server pikiwidb`: the flags a PikiwiDB run takes, turned into a
-//! [`PikaRunConfig`], the run, and its summary on the terminal.
+//! [`RunConfig`], the run, and its summary on the terminal.
 
-use super::run::{run, PikaRunConfig};
 use super::scenario::PikaScenario;
+use crate::config::RunConfig;
+use crate::harness::ServerKind;
+use crate::run::pika::run_pika;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,8 +52,9 @@ pub fn parse_mode(text: &str) -> Result<MigrationMode> {
     }
 }
 
-/// Validates the flags into a run configuration; the scenario's preset wins over flags.
-pub fn config(a: PikaArgs) -> Result<PikaRunConfig> {
+/// Validates the flags into a run configuration (`--server pikiwidb`, one run pipeline); the
+/// scenario's preset wins over flags.
+pub fn config(a: PikaArgs) -> Result<RunConfig> {
     let binary = super::find_binary(a.binary.as_deref())?;
     if a.servers < 2 {
         bail!("--masters must be at least 2 for PikiwiDB: migrations need a target");
@@ -78,21 +81,32 @@ pub fn config(a: PikaArgs) -> Result<PikaRunConfig> {
             .join(format!("{}-pikiwidb", workload.name()))
             .join(stamp.to_string())
     });
-    Ok(PikaRunConfig {
-        binary,
-        servers: a.servers,
+    Ok(RunConfig {
+        server: ServerKind::Pikiwidb,
+        masters: a.servers,
+        replicas: 0,
         workload,
+        client: workloads::ClientChoice::Slotcheck,
         clients: a.clients,
         keys: a.keys,
         rate_per_s: a.rate_per_s,
         duration: a.duration,
         seed,
         output,
-        mode,
-        migrate_interval: a.migrate_interval,
+        nemesis: Vec::new(),
+        migrate_interval_ms: a.migrate_interval.as_millis() as u64,
+        fault_interval_ms: 0,
+        hold_ms_max: 0,
+        migrate: Default::default(),
         timeout_ms: a.timeout.as_millis().max(1) as u64,
-        scenario,
-        mixed_case: scenario.is_some_and(|s| s.mixed_case()),
+        persistence: Default::default(),
+        failover: Default::default(),
+        client_bug: None,
+        server_bug: None,
+        scenario: None,
+        server_binary: Some(binary),
+        pika_mode: mode,
+        pika_scenario: scenario,
     })
 }
 
@@ -100,11 +114,11 @@ pub fn config(a: PikaArgs) -> Result<PikaRunConfig> {
 /// 2 unknown), or 1 when a scenario did not produce its anomaly.
 /// `render` prints the report as `slotcheck check` does.
 pub fn run_test(
-    cfg: &PikaRunConfig,
+    cfg: &RunConfig,
     runtime: &tokio::runtime::Runtime,
     render: impl Fn(&checker::Report) -> String,
 ) -> Result<ExitCode> {
-    let outcome = runtime.block_on(run(cfg))?;
+    let outcome = runtime.block_on(run_pika(cfg))?;
     let r = &outcome.report;
     print!("{}", render(r));
     println!(
@@ -118,7 +132,7 @@ pub fn run_test(
     if let Some(html) = &outcome.report_html {
         println!("report: {}", html.display());
     }
-    if let Some(s) = cfg.scenario {
+    if let Some(s) = cfg.pika_scenario {
         let found: Vec<&str> = s
             .expected()
             .iter()

@@ -87,7 +87,7 @@ pub fn check_run(path: &Path, history: Option<&History>, model: ModelKind) -> Re
 
 /// The check stage of `run`: its history (as [`read_unless_large`] read it) against its
 /// workload's model, under a spinner.
-pub fn check(run: &Run, history: Option<&History>) -> Result<Report> {
+pub fn check<S, F>(run: &Run<S, F>, history: Option<&History>) -> Result<Report> {
     crate::term::status("Checking history");
     let checking = crate::term::spinner("checking the history");
     let report = check_run(&run.history_path, history, model_of(run.cfg.workload));

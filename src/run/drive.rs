@@ -1,6 +1,7 @@
 //! The drive stage: the workload and the nemesis run concurrently until the run's time is up
 //! (or Ctrl-C), then both are stopped and what the nemesis did is shown.
 
+use crate::harness::ServerFamily;
 use crate::nemesis::runner::{self, NemesisSummary};
 use crate::nemesis::schedule::FaultKind;
 use crate::nemesis::Ctx;
@@ -26,8 +27,8 @@ pub fn announce(run: &Run) {
     status(&format!(
         "Running {} workload through {} {}: {} clients, {} keys, {}, seed {}; nemesis: {}",
         cfg.workload.name(),
-        run.client.name,
-        run.client.version,
+        run.family.client.name,
+        run.family.client.version,
         cfg.clients,
         cfg.keys,
         humantime::format_duration(cfg.duration),
@@ -39,22 +40,14 @@ pub fn announce(run: &Run) {
 /// Starts the workload and the nemesis (with the run's schedule over the workload's slots).
 pub fn spawn(run: &Run) -> Driving {
     let stop = CancellationToken::new();
-    let workload = tokio::spawn({
-        let (cfg, seeds, rec, stop) = (
-            run.workload.clone(),
-            run.cluster.seeds(),
-            run.recorder.clone(),
-            stop.clone(),
-        );
-        async move { run_workload(&cfg, seeds, rec, stop).await }
-    });
+    let workload = spawn_workload(run, &stop);
     let nemesis = tokio::spawn(runner::run(
         run.nemesis_ctx(),
-        run.schedule.clone(),
+        run.family.schedule.clone(),
         workload_slots(&run.workload),
         run.cfg.migrate.clone(),
         run.cfg.failover,
-        run.partitioner.clone(),
+        run.family.partitioner.clone(),
         stop.clone(),
     ));
     Driving {
@@ -64,12 +57,26 @@ pub fn spawn(run: &Run) -> Driving {
     }
 }
 
+/// The workload task of `run`, routed as its server family routes, until `stop` fires.
+pub fn spawn_workload<S: ServerFamily, F>(
+    run: &Run<S, F>,
+    stop: &CancellationToken,
+) -> JoinHandle<Result<WorkloadStats, workloads::WorkloadError>> {
+    let (cfg, seeds, rec, stop) = (
+        run.workload.clone(),
+        ServerFamily::seeds(&*run.cluster),
+        run.recorder.clone(),
+        stop.clone(),
+    );
+    tokio::spawn(async move { run_workload(&cfg, seeds, rec, stop).await })
+}
+
 /// Stops the workload and nemesis and waits for both; keeps what the nemesis did in `run`.
 pub async fn finish(run: &mut Run, driving: Driving) -> Result<()> {
     driving.stop.cancel();
-    run.nemesis = driving.nemesis.await.context("nemesis task")?;
+    run.family.nemesis = driving.nemesis.await.context("nemesis task")?;
     let stats = driving.workload.await.context("workload task")??;
-    report_nemesis(&run.nemesis);
+    report_nemesis(&run.family.nemesis);
     tracing::info!(?stats, "workload done");
     Ok(())
 }
@@ -83,7 +90,7 @@ pub async fn drive(run: &mut Run) -> Result<()> {
 
 /// Takes the server bug off every proxy and keeps how many requests it hit.
 pub fn end_server_bug(run: &mut Run) {
-    run.server_bug_injected = run.cfg.server_bug.map(|bug| {
+    run.family.server_bug_injected = run.cfg.server_bug.map(|bug| {
         let n: u64 = run.cluster.proxies.iter().map(|p| p.take_injected()).sum();
         for proxy in &run.cluster.proxies {
             proxy.set_bug(None);

@@ -15,6 +15,7 @@
 pub mod check;
 pub mod drive;
 pub mod heal;
+pub mod pika;
 pub mod record;
 pub mod report;
 pub mod start;
@@ -39,32 +40,39 @@ pub use check::{
     check_history, check_loaded, check_run, model_of, read_unless_large, STREAM_BYTES_MIN,
 };
 
-/// The state that flows between the stages of one run.
-pub struct Run {
+/// The state that flows between the stages of one run, over any server family `S` (a Redis
+/// Cluster by default), with what only that family's runs carry in `family` (`F`).
+pub struct Run<S = Cluster, F = ClusterRun> {
     /// The run's configuration.
     pub cfg: RunConfig,
     /// Fires on Ctrl-C.
     pub interrupt: CancellationToken,
-    /// The cluster under test; stopped when the last handle is dropped.
-    pub cluster: Arc<Cluster>,
-    /// The iptables chain while the run partitions (dropped once healed).
-    pub partitioner: Option<Arc<net::Partitioner>>,
-    /// The seeded plan of every nemesis action.
-    pub schedule: Schedule,
-    /// What the client under test says it is.
-    pub client: ClientInfo,
+    /// The servers under test; stopped when the last handle is dropped.
+    pub cluster: Arc<S>,
     /// The workload the clients drive.
     pub workload: WorkloadConfig,
     /// Where every event goes.
     pub recorder: Recorder,
     /// The history file (a soak: its segments directory).
     pub history_path: PathBuf,
-    /// What the nemesis did (after [`drive`]).
-    pub nemesis: NemesisSummary,
     /// Whether Ctrl-C ended the drive.
     pub interrupted: bool,
     /// Whether every fault was healed and the cluster settled (after [`heal`]).
     pub healed: bool,
+    /// What only this family's runs carry.
+    pub family: F,
+}
+
+/// What a Redis Cluster run carries beyond the common stages: its faults.
+pub struct ClusterRun {
+    /// The iptables chain while the run partitions (dropped once healed).
+    pub partitioner: Option<Arc<net::Partitioner>>,
+    /// The seeded plan of every nemesis action.
+    pub schedule: Schedule,
+    /// What the client under test says it is.
+    pub client: ClientInfo,
+    /// What the nemesis did (after [`drive`]).
+    pub nemesis: NemesisSummary,
     /// With a server bug, how many requests it hit during the workload.
     pub server_bug_injected: Option<u64>,
 }
@@ -81,16 +89,18 @@ impl Run {
             cfg: started.cfg,
             interrupt: started.interrupt,
             cluster: started.cluster,
-            partitioner: started.partitioner,
-            schedule: started.schedule,
-            client: started.client,
             workload,
             recorder,
             history_path,
-            nemesis: NemesisSummary::default(),
             interrupted: false,
             healed: false,
-            server_bug_injected: None,
+            family: ClusterRun {
+                partitioner: started.partitioner,
+                schedule: started.schedule,
+                client: started.client,
+                nemesis: NemesisSummary::default(),
+                server_bug_injected: None,
+            },
         }
     }
 }
@@ -153,9 +163,9 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
         history: run.history_path,
         loaded: history,
         bring_up: run.cluster.bring_up,
-        nemesis: run.nemesis,
+        nemesis: run.family.nemesis,
         interrupted: run.interrupted,
-        server_bug_injected: run.server_bug_injected,
+        server_bug_injected: run.family.server_bug_injected,
         report_html,
     })
 }

@@ -32,6 +32,16 @@ pub async fn verify_test(run: &Run, history: Option<&History>) -> Result<()> {
     verify(run, history).await
 }
 
+/// Writes `anomalies` as the run's `verify.json` (a family whose verify is its own, PikiwiDB's
+/// placement check, reports through the same file).
+pub fn write_findings(dir: &std::path::Path, anomalies: &[checker::Anomaly]) -> Result<()> {
+    std::fs::write(
+        dir.join(crate::verify::VERIFY_FILE),
+        serde_json::to_vec_pretty(&serde_json::json!({ "anomalies": anomalies }))?,
+    )?;
+    Ok(())
+}
+
 /// Merges the verify findings of the run in `dir` into `report` (every run's one way in).
 pub fn merge(dir: &std::path::Path, report: &mut Report, history: Option<&History>) -> Result<()> {
     crate::verify::merge_into(dir, report, history)?;

@@ -145,7 +145,7 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
     }
     Ok(SoakOutcome {
         totals,
-        nemesis: run.nemesis,
+        nemesis: run.family.nemesis,
         first_alarm,
         elapsed: started.elapsed(),
         interrupted: run.interrupted,
