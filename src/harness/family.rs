@@ -1,6 +1,6 @@
 //! One interface over the server families under test: Redis and Valkey (Redis Cluster protocol,
 //! [`super::Cluster`]) and PikiwiDB (standalone servers behind slotcheck's Codis routing,
-//! `crate::pika::PikaCluster`). The run pipeline and the nemesis's process faults speak only this.
+//! `PikaCluster` in the `pika` module). The run pipeline and the nemesis's process faults speak only this.
 
 use std::future::Future;
 use std::time::Duration;

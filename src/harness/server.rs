@@ -18,7 +18,7 @@ const VERSION_OUTPUT_BYTES_MAX: usize = 4096;
 
 /// Which server family a run tests; the name is the CLI spelling (`redis`, `valkey`,
 /// `pikiwidb`). Redis and Valkey speak the Redis Cluster protocol (`harness::Cluster`); PikiwiDB
-/// runs standalone servers that slotcheck routes to as a Codis proxy (`crate::pika`).
+/// runs standalone servers that slotcheck routes to as a Codis proxy (the `pika` module).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerKind {

@@ -9,8 +9,9 @@
 //! - [`check`]: the history against the workload's model;
 //! - [`report`]: `results.json` and `report.html`.
 //!
-//! [`run_test`] is `slotcheck test`; the soak (`crate::soak`) drives the same stages with a
-//! segmented history and a rolling checker.
+//! [`run_test`] is `slotcheck test`, [`pika::run_pika`] is `slotcheck test --server pikiwidb`
+//! (over `Run<PikaCluster, PikaRun>`), and the soak (the `soak` module) drives the same stages
+//! with a segmented history and a rolling checker.
 
 pub mod check;
 pub mod drive;
