@@ -19,22 +19,14 @@ use crate::harness::ServerFamily;
 
 /// SIGKILLs the node at `addr` and reaps it: no save, no goodbye; its port refuses connections.
 pub async fn kill(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
-    let servers = &*ctx.cluster;
-    let value = json!({"node": addr, "pid": servers.pid(addr), "signal": "KILL"});
-    act(ctx, "kill", value, async {
-        ServerFamily::kill(servers, addr).await.map(|()| None)
-    })
-    .await
+    let call = ServerFamily::kill(&*ctx.cluster, addr);
+    signalled(ctx, "kill", addr, "KILL", call).await
 }
 
 /// Stops the node at `addr` gracefully (SIGTERM: the AOF is flushed), the polite twin of `kill`.
 pub async fn shutdown(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
-    let servers = &*ctx.cluster;
-    let value = json!({"node": addr, "pid": servers.pid(addr), "signal": "TERM"});
-    act(ctx, "shutdown", value, async {
-        ServerFamily::shutdown(servers, addr).await.map(|()| None)
-    })
-    .await
+    let call = ServerFamily::shutdown(&*ctx.cluster, addr);
+    signalled(ctx, "shutdown", addr, "TERM", call).await
 }
 
 /// Starts the node at `addr` again (same port, data dir and `nodes.conf`, so the same node id) and
@@ -50,22 +42,32 @@ pub async fn restart(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
 
 /// Freezes the node at `addr` with SIGSTOP: clients and peers get no answer until `resume`.
 pub async fn pause(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
-    let servers = &*ctx.cluster;
-    let value = json!({"node": addr, "pid": servers.pid(addr), "signal": "STOP"});
-    act(ctx, "pause", value, async {
-        ServerFamily::pause(servers, addr).await.map(|()| None)
-    })
-    .await
+    let call = ServerFamily::pause(&*ctx.cluster, addr);
+    signalled(ctx, "pause", addr, "STOP", call).await
 }
 
 /// Lets a paused node at `addr` run again with SIGCONT; the inverse of `pause`.
 pub async fn resume(ctx: &Ctx, addr: &str) -> Result<(), NemesisError> {
-    let servers = &*ctx.cluster;
-    let value = json!({"node": addr, "pid": servers.pid(addr), "signal": "CONT"});
-    act(ctx, "resume", value, async {
-        ServerFamily::resume(servers, addr).await.map(|()| None)
-    })
-    .await
+    let call = ServerFamily::resume(&*ctx.cluster, addr);
+    signalled(ctx, "resume", addr, "CONT", call).await
+}
+
+/// Records verb `f` on `addr` by `signal` (with the pid it hits, read before `call` runs) around
+/// the family's `call`.
+async fn signalled<E>(
+    ctx: &Ctx,
+    f: &str,
+    addr: &str,
+    signal: &str,
+    call: impl Future<Output = Result<(), E>>,
+) -> Result<(), NemesisError>
+where
+    E: std::error::Error,
+    NemesisError: From<E>,
+{
+    let pid = ServerFamily::pid(&*ctx.cluster, addr);
+    let value = json!({"node": addr, "pid": pid, "signal": signal});
+    act(ctx, f, value, async { call.await.map(|()| None) }).await
 }
 
 /// Records `begin`, runs the family's process verb, records `end` with the pid it returned (if
