@@ -60,6 +60,8 @@ pub struct Run<S = Cluster, F = ClusterRun> {
     pub interrupted: bool,
     /// Whether every fault was healed and the cluster settled (after [`heal`]).
     pub healed: bool,
+    /// What verify found on the healed servers (after [`verify`]; `None` when it did not run).
+    pub verified: Option<Vec<checker::Anomaly>>,
     /// What only this family's runs carry.
     pub family: F,
 }
@@ -95,6 +97,7 @@ impl Run {
             history_path,
             interrupted: false,
             healed: false,
+            verified: None,
             family: ClusterRun {
                 partitioner: started.partitioner,
                 schedule: started.schedule,
@@ -148,11 +151,11 @@ pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
     record::close(&run)?;
     let history = read_unless_large(&run.history_path)?;
     if run.healed && !run.interrupted {
-        verify::verify_test(&run, history.as_ref()).await?;
+        verify::verify_test(&mut run, history.as_ref()).await?;
     }
     run.cluster.stop();
     let mut report = check::check(&run, history.as_ref())?;
-    verify::merge(&run.cfg.output, &mut report, history.as_ref())?;
+    verify::merge(&run, &mut report, history.as_ref())?;
     let report_html = report::report(
         &run.cfg.output,
         &report,

@@ -94,10 +94,10 @@ async fn stages(cfg: &RunConfig, cluster: &Arc<PikaCluster>) -> Result<PikaRunOu
         .with_context(|| format!("pairing the ops of {}", run.history_path.display()))?;
     let mut anomalies = placement(&run, &history, &ops).await;
     anomalies.extend(schedule::anomalies(&run.family.nemesis, &history));
-    verify::write_findings(&run.cfg.output, &anomalies)?;
+    verify::keep_findings(&mut run, anomalies)?;
     let mut report = check::check(&run, Some(&history))?;
     explain::annotate(&history, &ops, &mut report);
-    verify::merge(&run.cfg.output, &mut report, Some(&history))?;
+    verify::merge(&run, &mut report, Some(&history))?;
     let output = &run.cfg.output;
     let report_html = report::report(output, &report, Some(&history), &run.history_path)?;
     ok(&format!("history: {}", run.history_path.display()));
@@ -133,6 +133,7 @@ fn record(cfg: &RunConfig, cluster: &Arc<PikaCluster>) -> Result<Run<PikaCluster
         history_path,
         interrupted: false,
         healed: true,
+        verified: None,
         family: PikaRun {
             table,
             plan,
