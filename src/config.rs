@@ -6,10 +6,12 @@ use crate::harness::{Persistence, ServerKind};
 use crate::nemesis::failover::FailoverChoice;
 use crate::nemesis::migrate::MigrateOptions;
 use crate::nemesis::schedule::{FaultKind, Pacing, Schedule};
+use crate::pika::scenario::PikaScenario;
 use crate::scenario::Scenario;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 use std::time::Duration;
+use workloads::codis::{CodisRouting, MigrationMode, SharedCodisTable};
 use workloads::{ClientBug, ClientChoice, WorkloadConfig, WorkloadKind};
 
 mod builder;
@@ -64,6 +66,13 @@ pub struct RunConfig {
     pub server_bug: Option<ServerBug>,
     /// The named scenario this run is (its preset is already applied; it fixes the schedule).
     pub scenario: Option<Scenario>,
+    /// The PikiwiDB binary (`--server-binary`, already found), for `--server pikiwidb`.
+    pub server_binary: Option<PathBuf>,
+    /// How slotcheck's Codis routing crosses a migrating PikiwiDB slot, and which migration
+    /// command the nemesis uses (sync: `SLOTSMGRTTAGSLOT`; semi-async: `SLOTSMGRTTAGSLOT-ASYNC`).
+    pub pika_mode: MigrationMode,
+    /// The named PikiwiDB scenario this run is, if any (its preset is already applied).
+    pub pika_scenario: Option<PikaScenario>,
 }
 
 impl RunConfig {
@@ -81,6 +90,29 @@ impl RunConfig {
             client_bug: self.client_bug,
             ..WorkloadConfig::default()
         }
+    }
+
+    /// The workload of a PikiwiDB run, routed through `table` as a Codis proxy: no
+    /// compare-and-set, since PikiwiDB has no `EVAL`, so the register workload is plain `SET`/`GET`.
+    pub fn codis_workload_config(&self, table: SharedCodisTable) -> WorkloadConfig {
+        WorkloadConfig {
+            kind: self.workload,
+            key_prefix: format!("{}:", self.workload.name()),
+            clients: self.clients,
+            keys: self.keys,
+            rate_per_s: self.rate_per_s,
+            seed: self.seed,
+            timeout_ms: self.timeout_ms,
+            codis: Some(CodisRouting(table)),
+            mixed_case: self.mixed_case(),
+            cas_weight: 0,
+            ..WorkloadConfig::default()
+        }
+    }
+
+    /// Whether key names have capitals (the PikiwiDB scenario of the `types` workload).
+    pub fn mixed_case(&self) -> bool {
+        self.pika_scenario.is_some_and(|s| s.mixed_case())
     }
 
     /// Sets the cluster shape, nemesis, pacing and length to `scenario`'s, and
@@ -153,6 +185,9 @@ mod tests {
             client_bug: None,
             server_bug: None,
             scenario: None,
+            server_binary: None,
+            pika_mode: MigrationMode::Sync,
+            pika_scenario: None,
         };
         cfg.apply_scenario(Scenario::FailoverMidMigration).unwrap();
         assert_eq!((cfg.masters, cfg.replicas), (3, 1));

@@ -1,14 +1,16 @@
 //! `slotcheck test --server pikiwidb`: the flags of `test` a PikiwiDB run takes (the Redis
-//! Cluster ones it cannot honour are refused), turned into a [`PikaRunConfig`], the run, and its
+//! Cluster ones it cannot honour are refused), turned into a [`RunConfig`], the run, and its
 //! summary on the terminal.
 
 use super::render::{render, KEYS_SHOWN_MAX};
 use super::test::TestArgs;
 use anyhow::{bail, Context, Result};
+use slotcheck::config::RunConfig;
 use slotcheck::config::KEYS_MAX;
+use slotcheck::harness::ServerKind;
 use slotcheck::input::BadInput;
-use slotcheck::pika::run::{run as run_pika, PikaRunConfig};
 use slotcheck::pika::scenario::{self, PikaScenario};
+use slotcheck::run::pika::run_pika;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use workloads::codis::MigrationMode;
@@ -73,8 +75,9 @@ fn parse_mode(text: &str) -> Result<MigrationMode> {
     }
 }
 
-/// Validates the flags into a run configuration; the scenario's preset wins over flags.
-fn config(a: &TestArgs) -> Result<PikaRunConfig> {
+/// Validates the flags into a run configuration (`--server pikiwidb`, one run pipeline); the
+/// scenario's preset wins over flags.
+fn config(a: &TestArgs) -> Result<RunConfig> {
     let binary = slotcheck::pika::server::find_binary(a.server_binary.as_deref())?;
     if a.masters < 2 {
         bail!("--masters must be at least 2 for PikiwiDB: migrations need a target");
@@ -98,27 +101,38 @@ fn config(a: &TestArgs) -> Result<PikaRunConfig> {
             .join(format!("{}-pikiwidb", workload.name()))
             .join(stamp.to_string())
     });
-    Ok(PikaRunConfig {
-        binary,
-        servers: a.masters,
+    Ok(RunConfig {
+        server: ServerKind::Pikiwidb,
+        masters: a.masters,
+        replicas: 0,
         workload,
+        client: workloads::ClientChoice::Slotcheck,
         clients: a.clients,
         keys: a.keys,
         rate_per_s: a.rate,
         duration: a.duration,
         seed,
         output,
-        mode,
-        migrate_interval: a.migrate_interval,
+        nemesis: Vec::new(),
+        migrate_interval_ms: a.migrate_interval.as_millis() as u64,
+        fault_interval_ms: 0,
+        hold_ms_max: 0,
+        migrate: Default::default(),
         timeout_ms: a.timeout.as_millis().max(1) as u64,
-        scenario,
-        mixed_case: scenario.is_some_and(|s| s.mixed_case()),
+        persistence: Default::default(),
+        failover: Default::default(),
+        client_bug: None,
+        server_bug: None,
+        scenario: None,
+        server_binary: Some(binary),
+        pika_mode: mode,
+        pika_scenario: scenario,
     })
 }
 
 /// Runs the test and prints its summary; the exit code is the verdict's (0 valid, 1 invalid,
 /// 2 unknown), or 1 when a scenario did not produce its anomaly.
-fn run_test(cfg: &PikaRunConfig, runtime: &tokio::runtime::Runtime) -> Result<ExitCode> {
+fn run_test(cfg: &RunConfig, runtime: &tokio::runtime::Runtime) -> Result<ExitCode> {
     let outcome = runtime.block_on(run_pika(cfg))?;
     let r = &outcome.report;
     print!("{}", render(r.clone(), KEYS_SHOWN_MAX));
@@ -133,7 +147,7 @@ fn run_test(cfg: &PikaRunConfig, runtime: &tokio::runtime::Runtime) -> Result<Ex
     if let Some(html) = &outcome.report_html {
         println!("report: {}", html.display());
     }
-    if let Some(s) = cfg.scenario {
+    if let Some(s) = cfg.pika_scenario {
         let found: Vec<&str> = s
             .expected()
             .iter()

@@ -23,7 +23,7 @@ pub struct TestArgs {
     /// Server to test: redis, valkey, or pikiwidb (needs --server-binary or
     /// SLOTCHECK_PIKIWIDB_SERVER; slotcheck routes as a Codis proxy).
     #[arg(long, default_value = "redis", value_parser = parse_server)]
-    pub server: ServerArg,
+    pub server: ServerKind,
     /// The server binary (PikiwiDB's `pika`).
     #[arg(long)]
     pub server_binary: Option<PathBuf>,
@@ -123,30 +123,17 @@ pub struct TestArgs {
 }
 
 /// `--server`: a Redis Cluster server, or PikiwiDB behind slotcheck's Codis routing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerArg {
-    /// Redis or Valkey, as a Redis Cluster.
-    Cluster(ServerKind),
-    /// PikiwiDB, routed by slotcheck as a Codis proxy.
-    Pikiwidb,
-}
-
-fn parse_server(text: &str) -> Result<ServerArg, String> {
-    match text {
-        "pikiwidb" | "pika" => Ok(ServerArg::Pikiwidb),
-        other => other
-            .parse()
-            .map(ServerArg::Cluster)
-            .map_err(|e: HarnessError| e.to_string()),
-    }
+fn parse_server(text: &str) -> Result<ServerKind, String> {
+    text.parse().map_err(|e: HarnessError| e.to_string())
 }
 
 /// Validates the flags into a [`RunConfig`] before anything is created or started: flag
 /// values, the cluster's shape, the nemesis, scenario and bugs, and the server binary.
 pub fn config(a: &TestArgs) -> Result<RunConfig> {
-    let ServerArg::Cluster(server) = a.server else {
+    let server = a.server;
+    if server == ServerKind::Pikiwidb {
         return Err(BadInput::flag("--server pikiwidb runs through slotcheck::pika").into());
-    };
+    }
     let cfg = RunConfigBuilder::new()
         .server(server)
         .masters(a.masters)
@@ -178,7 +165,7 @@ pub fn config(a: &TestArgs) -> Result<RunConfig> {
 /// Runs `slotcheck test`: a list (`--scenario list`, ...), the plan, or the run; the exit code
 /// is the verdict's (0 valid, 1 invalid, 2 unknown).
 pub fn run(args: TestArgs) -> Result<ExitCode> {
-    if args.server == ServerArg::Pikiwidb {
+    if args.server == ServerKind::Pikiwidb {
         return super::pika::run(&args);
     }
     let lists = listing(

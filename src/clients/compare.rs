@@ -259,6 +259,9 @@ fn run_config(
         client_bug: None,
         server_bug: None,
         scenario: None,
+        server_binary: None,
+        pika_mode: workloads::codis::MigrationMode::Sync,
+        pika_scenario: None,
     }
 }
 

@@ -212,6 +212,9 @@ impl RunConfigBuilder {
             client_bug: None,
             server_bug: None,
             scenario: None,
+            server_binary: None,
+            pika_mode: workloads::codis::MigrationMode::Sync,
+            pika_scenario: None,
         };
         self.apply_cases(&mut cfg)?;
         // The scenario may have changed the shape: check it again, then find the server.

@@ -405,3 +405,48 @@ async fn wait_proc_state(addr: &str, pid: u32, stopped: bool) -> Result<(), Harn
         tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
     }
 }
+
+/// Redis and Valkey: a Redis Cluster of our own processes, keys in CRC16 slots.
+impl super::family::ServerFamily for Cluster {
+    type Error = HarnessError;
+
+    fn kind(&self) -> super::ServerKind {
+        self.kind
+    }
+    fn version(&self) -> &str {
+        &self.version
+    }
+    fn bring_up(&self) -> Duration {
+        self.bring_up
+    }
+    fn addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.addr.clone()).collect()
+    }
+    fn pid(&self, addr: &str) -> Option<u32> {
+        Cluster::pid(self, addr)
+    }
+    fn slot_function(&self) -> &'static dyn checker::SlotFunction {
+        &checker::ClusterSlots
+    }
+    fn seeds(&self) -> Vec<String> {
+        Cluster::seeds(self)
+    }
+    async fn kill(&self, addr: &str) -> Result<(), HarnessError> {
+        Cluster::kill(self, addr).await
+    }
+    async fn shutdown(&self, addr: &str) -> Result<(), HarnessError> {
+        Cluster::shutdown(self, addr).await
+    }
+    async fn restart(&self, addr: &str) -> Result<u32, HarnessError> {
+        Cluster::restart(self, addr).await
+    }
+    async fn pause(&self, addr: &str) -> Result<(), HarnessError> {
+        Cluster::pause(self, addr).await
+    }
+    async fn resume(&self, addr: &str) -> Result<(), HarnessError> {
+        Cluster::resume(self, addr).await
+    }
+    fn stop(&self) {
+        Cluster::stop(self)
+    }
+}

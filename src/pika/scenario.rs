@@ -1,8 +1,10 @@
 //! Named PikiwiDB scenarios: each aims the workload and the migration nemesis at one known
 //! PikiwiDB 4.0 bug and says which anomaly it must produce.
 
-use workloads::codis::MigrationMode;
-use workloads::WorkloadKind;
+use anyhow::{Context, Result};
+use std::time::Duration;
+use workloads::codis::{MigrationMode, SharedCodisTable};
+use workloads::{workload_keys, WorkloadConfig, WorkloadKind};
 
 /// A PikiwiDB scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +141,60 @@ pub fn list() -> String {
         text.push_str(&format!("  {:<16} {}\n", s.name(), s.describe()));
     }
     text
+}
+
+/// Writes `per_slot` keys in the slot of each workload key (`<key>:fill:<j>` when the key has a
+/// hash tag, else `{<key>}:fill:<j>`), pipelined to the slot's owner; returns how many.
+pub async fn fill_slots(
+    cfg: &WorkloadConfig,
+    table: &SharedCodisTable,
+    per_slot: usize,
+) -> Result<usize> {
+    const BATCH: usize = 500;
+    let mut written = 0;
+    // One link per owner, made on first use.
+    let mut links: std::collections::HashMap<String, super::link::Link> = Default::default();
+    for key in workload_keys(cfg) {
+        let owner = table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .route_key(key.as_bytes())
+            .1
+            .owner
+            .to_string();
+        let link = links
+            .entry(owner.clone())
+            .or_insert_with(|| super::link::Link::new(&owner, Duration::from_secs(10)));
+        for start in (0..per_slot).step_by(BATCH) {
+            let mut pipe = redis::pipe();
+            for j in start..(start + BATCH).min(per_slot) {
+                pipe.cmd("SET").arg(filler(&key, j)).arg(j).ignore();
+            }
+            link.pipe::<()>(&pipe, "SET (filler pipeline)")
+                .await
+                .with_context(|| format!("writing filler keys for {key} to {owner}"))?;
+            written += (start + BATCH).min(per_slot) - start;
+        }
+    }
+    Ok(written)
+}
+
+/// Filler key `j` in `key`'s slot.
+fn filler(key: &str, j: usize) -> String {
+    let tagged = format!("{key}:fill:{j}");
+    match checker::codis_slot(tagged.as_bytes()) == checker::codis_slot(key.as_bytes()) {
+        true if key.contains('{') => tagged,
+        _ => format!("{{{key}}}:fill:{j}"),
+    }
+}
+
+/// The Codis slots of the workload's keys that the scenario migrates: the ones worth moving.
+pub fn slots_of(cfg: &WorkloadConfig, scenario: Option<PikaScenario>) -> Vec<u16> {
+    let keys: Vec<String> = workload_keys(cfg)
+        .into_iter()
+        .filter(|k| scenario.is_none_or(|s| s.migrates(k)))
+        .collect();
+    workloads::slots_of(&keys, checker::codis_slot)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::config::write_config;
 use super::error::PikaError;
 use super::link::Link;
 use crate::harness::process::{log_tail, pid_alive, send_signal, spawn_server, stop_pid};
+use crate::harness::{ServerFamily, ServerKind};
 
 /// The environment variable naming the pika binary when `--server-binary` is not given.
 pub const SERVER_ENV: &str = "SLOTCHECK_PIKIWIDB_SERVER";
@@ -274,6 +275,69 @@ impl PikaCluster {
         for pid in pids {
             stop_pid(pid);
         }
+    }
+}
+
+/// PikiwiDB: standalone servers behind slotcheck's Codis routing, keys in Codis slots; routers
+/// take the slot table, not seeds.
+impl ServerFamily for PikaCluster {
+    type Error = PikaError;
+
+    fn kind(&self) -> ServerKind {
+        ServerKind::Pikiwidb
+    }
+    fn version(&self) -> &str {
+        &self.version
+    }
+    fn bring_up(&self) -> Duration {
+        self.bring_up
+    }
+    fn addrs(&self) -> Vec<String> {
+        PikaCluster::addrs(self)
+    }
+    fn pid(&self, addr: &str) -> Option<u32> {
+        PikaCluster::pid(self, addr)
+    }
+    fn slot_function(&self) -> &'static dyn checker::SlotFunction {
+        &checker::CodisSlots
+    }
+    fn seeds(&self) -> Vec<String> {
+        Vec::new()
+    }
+    async fn kill(&self, addr: &str) -> Result<(), PikaError> {
+        PikaCluster::kill(self, addr).map(|_| ())
+    }
+    async fn shutdown(&self, addr: &str) -> Result<(), PikaError> {
+        let i = self.index(addr)?;
+        let pid = self.lock()[i].pid.take();
+        if let Some(pid) = pid {
+            send_signal(pid, libc::SIGTERM);
+            stop_pid(pid);
+        }
+        Ok(())
+    }
+    async fn restart(&self, addr: &str) -> Result<u32, PikaError> {
+        PikaCluster::restart(self, addr).await
+    }
+    async fn pause(&self, addr: &str) -> Result<(), PikaError> {
+        self.signal(addr, libc::SIGSTOP)
+    }
+    async fn resume(&self, addr: &str) -> Result<(), PikaError> {
+        self.signal(addr, libc::SIGCONT)
+    }
+    fn stop(&self) {
+        PikaCluster::stop(self)
+    }
+}
+
+impl PikaCluster {
+    /// Sends `signal` to the server at `addr`, if it runs.
+    fn signal(&self, addr: &str, signal: i32) -> Result<(), PikaError> {
+        let i = self.index(addr)?;
+        if let Some(pid) = self.lock()[i].pid {
+            send_signal(pid, signal);
+        }
+        Ok(())
     }
 }
 

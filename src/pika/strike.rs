@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::nemesis::PikaNemesis;
 use super::step::{Outcome, Step};
+use crate::harness::ServerFamily;
 
 /// Which end of the migration dies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +43,9 @@ impl PikaNemesis {
     /// SIGKILLs the server at `addr` (`f: "kill"`, with its `pid`).
     pub async fn kill(&self, addr: &str) -> Step {
         let step = self.open("kill", "SIGKILL", None, Some(addr), None);
-        match self.cluster.kill(addr) {
-            Ok(pid) => self.close(step, Outcome::Done { keys_moved: 0 }, json!({"pid": pid})),
+        let pid = self.cluster.pid(addr);
+        match ServerFamily::kill(&*self.cluster, addr).await {
+            Ok(()) => self.close(step, Outcome::Done { keys_moved: 0 }, json!({"pid": pid})),
             Err(e) => self.close(step, Outcome::Failed(e.to_string()), json!({})),
         }
     }
@@ -51,7 +53,7 @@ impl PikaNemesis {
     /// Starts the server at `addr` again, same port and data (`f: "restart"`, with the new `pid`).
     pub async fn restart(&self, addr: &str) -> Step {
         let step = self.open("restart", "start", None, Some(addr), None);
-        match self.cluster.restart(addr).await {
+        match ServerFamily::restart(&*self.cluster, addr).await {
             Ok(pid) => self.close(step, Outcome::Done { keys_moved: 0 }, json!({"pid": pid})),
             Err(e) => self.close(step, Outcome::Failed(e.to_string()), json!({})),
         }

@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 use workloads::{SegmentSpec, WorkloadConfig};
 
 use crate::config::RunConfig;
-use crate::nemesis::runner::{self, NemesisSummary};
+use crate::nemesis::runner::NemesisSummary;
+use crate::run::{drive, heal, start, verify, Run};
 use crate::term::{status, warn};
 use watch::{Totals, Watcher, WindowResult};
 
@@ -91,19 +92,79 @@ fn continuation(seg_dir: &Path) -> Result<(u64, u64, u64)> {
     Ok((last + 1, max_time, max_process + 1_000))
 }
 
-/// Runs a soak end to end. Servers are stopped and faults healed when it returns, also on error.
+/// Runs a soak end to end: the run pipeline's stages with a segmented history, a sweeper of old
+/// windows' keys and the rolling checker while it drives. Servers are stopped and faults healed
+/// when it returns, also on error.
 pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
     let run = &cfg.run;
-    let interrupt = crate::interrupt::install();
     let seg_dir = run.output.join(segments::SEGMENTS_DIR);
+    let resumed = resume_point(cfg, &seg_dir)?;
+    let started = start::start(run, |_| {}).await?;
+    let mut run = record(cfg, started, &seg_dir, resumed)?;
+    announce(cfg);
+    let driving = drive::spawn(&run);
+    let sweeper = tokio::spawn(sweep(
+        run.cluster.seeds(),
+        run.workload.clone(),
+        run.recorder.clone(),
+        driving.stop.clone(),
+    ));
+    let bug = spawn_bug(cfg, &run, &driving.stop);
+    let checker = Checker::start(Watcher::new(
+        &run.cfg.output,
+        cfg.window_ms,
+        cfg.margin_ms(),
+        WINDOWS_FILE,
+        cfg.resume,
+    )?)?;
+    let started = Instant::now();
+    let mut first_alarm: Option<WindowResult> = None;
+    run.interrupted = watch(cfg, &run, &checker, &mut first_alarm).await?;
+    driving.stop.cancel();
+    if let Some(bug) = bug {
+        let _ = bug.await;
+    }
+    let _ = sweeper.await;
+    drive::finish(&mut run, driving).await?;
+    match heal::heal(&mut run).await {
+        // What the nodes hold (placement, replicas); the history is too long to judge here.
+        Ok(()) => verify::verify(&mut run, None).await?,
+        Err(e) => warn(&format!("the cluster did not settle: {e}")),
+    }
+    run.recorder
+        .close()
+        .with_context(|| format!("writing segments in {}", seg_dir.display()))?;
+    run.cluster.stop();
+    status("Checking the last windows");
+    let (results, totals) = checker.poll(true).await?;
+    for r in results {
+        if r.alarm.is_some() {
+            alarm(&r);
+            first_alarm.get_or_insert(r);
+        }
+    }
+    Ok(SoakOutcome {
+        totals,
+        nemesis: run.family.nemesis,
+        first_alarm,
+        elapsed: started.elapsed(),
+        interrupted: run.interrupted,
+    })
+}
+
+/// Where a soak starts: segment number, history time offset and process base (a resumed soak
+/// continues its segments, at the next window); refuses to start over an old soak or resume one
+/// with other windows.
+fn resume_point(cfg: &SoakConfig, seg_dir: &Path) -> Result<(u64, u64, u64)> {
+    let output = &cfg.run.output;
     if !cfg.resume && seg_dir.exists() {
         anyhow::bail!(
             "{} already holds a soak: use --resume to continue it, or another --output",
-            run.output.display()
+            output.display()
         );
     }
-    std::fs::create_dir_all(&seg_dir).with_context(|| format!("creating {}", seg_dir.display()))?;
-    let (first, last_time, process_base) = continuation(&seg_dir)?;
+    std::fs::create_dir_all(seg_dir).with_context(|| format!("creating {}", seg_dir.display()))?;
+    let (first, last_time, process_base) = continuation(seg_dir)?;
     // A resumed soak starts at the next window: its keys are new, unlike those of the window
     // the old soak died in, which the old cluster took with it.
     let window_ns = cfg.window_ms * 1_000_000;
@@ -113,12 +174,12 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
         0
     };
     if first > 1 {
-        let (_, h) = segments::read(&seg_dir, 1)?;
+        let (_, h) = segments::read(seg_dir, 1)?;
         let window = h.header.as_ref().and_then(|h| h.run.get("soak_window_ms"));
         if window.and_then(|w| w.as_u64()) != Some(cfg.window_ms) {
             anyhow::bail!(
                 "the soak in {} has windows of {} ms, not {} ms: resume it with its own --window",
-                run.output.display(),
+                output.display(),
                 window.map_or("unknown".to_string(), |w| w.to_string()),
                 cfg.window_ms
             );
@@ -128,17 +189,24 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
             offset_ns as f64 / 1e9
         ));
     }
-    let (cluster, partitioner) = crate::run::start_cluster(run).await?;
+    Ok((first, offset_ns, process_base))
+}
 
-    let schedule = run.schedule();
-    let client = crate::run::client_info(run, &cluster).await?;
-    let mut header = crate::run::header(run, &cluster, &schedule, &client);
+/// The soak's record stage: segment files from `first` (at `offset_ns`), the header with the
+/// window length, and a workload whose keys live one window, numbered from `process_base`.
+fn record(
+    cfg: &SoakConfig,
+    started: start::Started,
+    seg_dir: &Path,
+    (first, offset_ns, process_base): (u64, u64, u64),
+) -> Result<Run> {
+    let mut header = start::header(&started);
     header
         .run
         .insert("soak_window_ms".into(), cfg.window_ms.into());
     let recorder = workloads::Recorder::create_segmented(
         SegmentSpec {
-            dir: seg_dir.clone(),
+            dir: seg_dir.to_path_buf(),
             segment_ms: cfg.segment_ms(),
             first,
             time_offset_ns: offset_ns,
@@ -146,12 +214,17 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
         Some(header),
     )
     .with_context(|| format!("creating segments in {}", seg_dir.display()))?;
-    let workload_cfg = WorkloadConfig {
+    let workload = WorkloadConfig {
         epoch_ms: cfg.window_ms,
         process_base,
-        ..run.workload_config()
+        ..cfg.run.workload_config()
     };
-    let slots = workloads::workload_slots(&workload_cfg);
+    Ok(Run::new(started, recorder, seg_dir.to_path_buf(), workload))
+}
+
+/// Prints what the soak is about to run.
+fn announce(cfg: &SoakConfig) {
+    let run = &cfg.run;
     status(&format!(
         "Soaking for {}: {} clients, {} keys renewed every {}, seed {}; nemesis: {}",
         humantime::format_duration(run.duration),
@@ -159,73 +232,53 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
         run.keys,
         humantime::format_duration(Duration::from_millis(cfg.window_ms)),
         run.seed,
-        crate::run::nemesis_names(&run.nemesis)
+        drive::nemesis_names(&run.nemesis)
     ));
-    let stop = CancellationToken::new();
-    let workload = tokio::spawn({
-        let (wc, seeds, rec, stop) = (
-            workload_cfg.clone(),
-            cluster.seeds(),
-            recorder.clone(),
-            stop.clone(),
-        );
-        async move { workloads::run_workload(&wc, seeds, rec, stop).await }
-    });
-    let sweeper = tokio::spawn(sweep(
-        cluster.seeds(),
-        workload_cfg.clone(),
-        recorder.clone(),
-        stop.clone(),
-    ));
-    let (ctx, nemesis) = crate::run::spawn_nemesis(
-        run,
-        &cluster,
-        &recorder,
-        schedule,
-        slots,
-        &partitioner,
-        &stop,
-    );
-    // Connections relay RESP-aware from the start (the mode is fixed when a connection is
-    // accepted), and the bug hits requests from `bug_after` on.
-    if let Some(bug) = run.server_bug {
-        crate::run::set_server_bug(&cluster, bug, run.seed, 0.0);
-    }
-    let bug = run.server_bug.map(|bug| {
-        let (cluster, stop, rec) = (cluster.clone(), stop.clone(), recorder.clone());
-        let (seed, after) = (run.seed, cfg.bug_after_ms);
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = tokio::time::sleep(Duration::from_millis(after)) => {
-                    let p = crate::harness::proxy::bug::P_DEFAULT;
-                    crate::run::set_server_bug(&cluster, bug, seed, p);
-                    rec.nemesis("server-bug", serde_json::json!({"bug": bug, "p": p}));
-                    warn(&format!("server bug {bug} injected from now on"));
-                }
-            }
-        })
-    });
+}
 
-    let checker = Checker::start(Watcher::new(
-        &run.output,
-        cfg.window_ms,
-        cfg.margin_ms(),
-        WINDOWS_FILE,
-        cfg.resume,
-    )?)?;
+/// Puts the server bug (if any) on the proxies: connections relay RESP-aware from the start (the
+/// mode is fixed when a connection is accepted), and the bug hits requests from `bug_after` on.
+fn spawn_bug(
+    cfg: &SoakConfig,
+    run: &Run,
+    stop: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let bug = cfg.run.server_bug?;
+    start::set_server_bug(&run.cluster, bug, cfg.run.seed, 0.0);
+    let (cluster, stop, rec) = (run.cluster.clone(), stop.clone(), run.recorder.clone());
+    let (seed, after) = (cfg.run.seed, cfg.bug_after_ms);
+    Some(tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_millis(after)) => {
+                let p = crate::harness::proxy::bug::P_DEFAULT;
+                start::set_server_bug(&cluster, bug, seed, p);
+                rec.nemesis("server-bug", serde_json::json!({"bug": bug, "p": p}));
+                warn(&format!("server bug {bug} injected from now on"));
+            }
+        }
+    }))
+}
+
+/// Polls the rolling checker until the soak's time is up, Ctrl-C (returns true) or, with
+/// `--until-anomaly`, the first alarm (kept in `first_alarm`), with a progress line.
+async fn watch(
+    cfg: &SoakConfig,
+    run: &Run,
+    checker: &Checker,
+    first_alarm: &mut Option<WindowResult>,
+) -> Result<bool> {
     let started = Instant::now();
     let progress = crate::term::spinner("soaking");
-    let mut first_alarm: Option<WindowResult> = None;
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut last_line = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(POLL_MS));
-    let deadline = tokio::time::sleep(run.duration);
+    let deadline = tokio::time::sleep(run.cfg.duration);
     tokio::pin!(deadline);
     let interrupted = loop {
         tokio::select! {
             _ = &mut deadline => break false,
-            _ = interrupt.cancelled() => break true,
+            _ = run.interrupt.cancelled() => break true,
             _ = tick.tick() => {}
         }
         let (results, totals) = checker.poll(false).await?;
@@ -235,7 +288,12 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
                 first_alarm.get_or_insert_with(|| r.clone());
             }
         }
-        let line = progress_line(started.elapsed(), run.duration, recorder.events(), &totals);
+        let line = progress_line(
+            started.elapsed(),
+            run.cfg.duration,
+            run.recorder.events(),
+            &totals,
+        );
         // Without a terminal there is no spinner: a plain line every minute instead.
         if !terminal && last_line.elapsed() >= Duration::from_secs(PLAIN_PROGRESS_S) {
             status(&line);
@@ -247,50 +305,7 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
         }
     };
     progress.finish_and_clear();
-    stop.cancel();
-    if let Some(bug) = bug {
-        let _ = bug.await;
-    }
-    let _ = sweeper.await;
-    let nemesis = nemesis.await.context("nemesis task")?;
-    workload.await.context("workload task")??;
-    crate::run::report_nemesis(&nemesis);
-    status("Healing every fault and waiting for the cluster to settle");
-    match runner::heal_all(&ctx, partitioner.as_deref()).await {
-        Ok(()) => {
-            // What the nodes hold (placement, replicas); the history is too long to judge here.
-            let seeds: Vec<String> = cluster.nodes.iter().map(|n| n.addr.clone()).collect();
-            let opts = crate::verify::VerifyOptions::default();
-            match crate::verify::verify(&seeds, None, &opts).await {
-                Ok(v) => {
-                    crate::verify::print(&v);
-                    crate::verify::write(&run.output, &v)?;
-                }
-                Err(e) => warn(&format!("verify did not finish: {e}")),
-            }
-        }
-        Err(e) => warn(&format!("the cluster did not settle: {e}")),
-    }
-    drop(partitioner);
-    recorder
-        .close()
-        .with_context(|| format!("writing segments in {}", seg_dir.display()))?;
-    cluster.stop();
-    status("Checking the last windows");
-    let (results, totals) = checker.poll(true).await?;
-    for r in results {
-        if r.alarm.is_some() {
-            alarm(&r);
-            first_alarm.get_or_insert(r);
-        }
-    }
-    Ok(SoakOutcome {
-        totals,
-        nemesis,
-        first_alarm,
-        elapsed: started.elapsed(),
-        interrupted,
-    })
+    Ok(interrupted)
 }
 
 /// Deletes the keys of windows long over (unrecorded `DEL`s through a router of its own), so

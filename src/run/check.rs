@@ -1,0 +1,96 @@
+//! The check stage: a run's history against its workload's model, read whole when it is small
+//! enough (with the redirect-aware context) and streamed when it is not.
+
+use crate::term::warn;
+use anyhow::{Context, Result};
+use checker::{analyze_redirects, CheckOptions, History, ModelKind, Report};
+use std::path::Path;
+use workloads::WorkloadKind;
+
+use super::Run;
+
+/// Histories at least this large are checked streaming, so that memory grows with the ops rather
+/// than with the text; their reports then lack the redirect-aware context.
+pub const STREAM_BYTES_MIN: u64 = 256 << 20;
+
+/// Checks the slotcheck history at `path` against `model`. Below `stream_bytes_min` bytes (or for
+/// models other than the register) the whole history is read and the report gets redirect-aware
+/// context: slot, migration phase, faults and hops of each explained op (`analyze_redirects`).
+pub fn check_history(
+    path: &Path,
+    model: ModelKind,
+    opts: &CheckOptions,
+    stream_bytes_min: u64,
+) -> Result<Report> {
+    let name = path.display().to_string();
+    let bytes = std::fs::metadata(path)
+        .map_err(|source| checker::HistoryError::Io {
+            path: name.clone(),
+            source,
+        })?
+        .len();
+    if bytes >= stream_bytes_min && model == ModelKind::Register {
+        return Ok(checker::check_file(path, model, opts)?);
+    }
+    let history = History::read_file(path)?;
+    check_loaded(&history, path, model, opts)
+}
+
+/// Checks a history already read from `path` against `model`, with the redirect-aware context.
+pub fn check_loaded(
+    history: &History,
+    path: &Path,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<Report> {
+    let name = path.display();
+    let mut report = checker::check(history, model, opts)
+        .with_context(|| format!("checking {name} as {model}"))?;
+    analyze_redirects(history, model, opts, &mut report)
+        .with_context(|| format!("analysing the redirects of {name}"))?;
+    Ok(report)
+}
+
+/// The model a workload's history is checked against.
+pub fn model_of(workload: WorkloadKind) -> ModelKind {
+    match workload {
+        WorkloadKind::Register => ModelKind::Register,
+        WorkloadKind::Counter => ModelKind::Counter,
+        WorkloadKind::Types => ModelKind::Types,
+    }
+}
+
+/// Reads a run's history at `path` whole, once, for verify, the check and the report; `None`
+/// when it is [`STREAM_BYTES_MIN`] or more, to be checked streaming.
+pub fn read_unless_large(path: &Path) -> Result<Option<History>> {
+    let small = std::fs::metadata(path).is_ok_and(|m| m.len() < STREAM_BYTES_MIN);
+    Ok(if small {
+        Some(History::read_file(path)?)
+    } else {
+        None
+    })
+}
+
+/// `slotcheck test`'s (and `report`'s) check of a run's history at `path` with `model`: the
+/// `history` [`read_unless_large`] read, else the file, streaming; warnings are shown.
+pub fn check_run(path: &Path, history: Option<&History>, model: ModelKind) -> Result<Report> {
+    let opts = CheckOptions::default();
+    let report = match history {
+        Some(h) => check_loaded(h, path, model, &opts)?,
+        None => check_history(path, model, &opts, STREAM_BYTES_MIN)?,
+    };
+    for w in &report.warnings {
+        warn(w);
+    }
+    Ok(report)
+}
+
+/// The check stage of `run`: its history (as [`read_unless_large`] read it) against its
+/// workload's model, under a spinner.
+pub fn check<S, F>(run: &Run<S, F>, history: Option<&History>) -> Result<Report> {
+    crate::term::status("Checking history");
+    let checking = crate::term::spinner("checking the history");
+    let report = check_run(&run.history_path, history, model_of(run.cfg.workload));
+    checking.finish_and_clear();
+    report
+}

@@ -1,0 +1,37 @@
+//! The heal and final-reads stages: every fault healed and the cluster settled, then every key
+//! read once more so that the check sees what the cluster ended up holding.
+
+use crate::harness::ServerFamily;
+use crate::nemesis::error::NemesisError;
+use crate::nemesis::runner;
+use crate::term::status;
+use anyhow::{Context, Result};
+use workloads::final_reads;
+
+use super::Run;
+
+/// Heals every fault, waits for the cluster to settle, and drops the run's iptables chain; keeps
+/// whether it settled in `run.healed`.
+pub async fn heal(run: &mut Run) -> Result<(), NemesisError> {
+    status("Healing every fault and waiting for the cluster to settle");
+    let healed = runner::heal_all(&run.nemesis_ctx(), run.family.partitioner.as_deref()).await;
+    run.family.partitioner = None;
+    run.healed = healed.is_ok();
+    healed
+}
+
+/// Reads every key of the workload once more, recorded like any other op.
+pub async fn read_back<S: ServerFamily, F>(run: &Run<S, F>) -> Result<()> {
+    let keys = run.cfg.keys;
+    status(&format!("Reading every key once more ({keys} keys)"));
+    let reading = crate::term::spinner(&format!("final reads of {keys} keys"));
+    let read = final_reads(
+        &run.workload,
+        ServerFamily::seeds(&*run.cluster),
+        run.recorder.clone(),
+    )
+    .await;
+    reading.finish_and_clear();
+    read.context("final reads")?;
+    Ok(())
+}

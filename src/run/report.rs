@@ -1,0 +1,27 @@
+//! The report stage: `results.json` and `report.html` in the run's output directory.
+
+use crate::term::warn;
+use anyhow::Result;
+use checker::{History, Report};
+use std::path::{Path, PathBuf};
+
+/// Writes `results.json`, then `report.html` from `history` (or, when it was too large to read
+/// whole, from the file at `history_path`); returns the page, unless it could not be written (a
+/// warning says why).
+pub fn report(
+    output: &Path,
+    report: &Report,
+    history: Option<&History>,
+    history_path: &Path,
+) -> Result<Option<PathBuf>> {
+    crate::report::write_results(output, report)?;
+    let drawing = crate::term::spinner("writing report.html");
+    let html = match history {
+        Some(h) => crate::report::write(output, h, report),
+        None => crate::report::write_for_history(output, history_path, report),
+    };
+    drawing.finish_and_clear();
+    Ok(html
+        .map_err(|e| warn(&format!("no report.html: {e:#}")))
+        .ok())
+}
