@@ -194,17 +194,9 @@ impl Watcher {
         Ok(results)
     }
 
-    /// Checks window `w`; `None` when one of its ops is still open and the soak goes on.
-    fn check_window(
-        &mut self,
-        w: u64,
-        finished: bool,
-        closed_until: u64,
-    ) -> Result<Option<WindowResult>> {
-        let (from, to) = (
-            w * self.window_ns,
-            (w + 1) * self.window_ns + self.margin_ns,
-        );
+    /// The events of window `w` (its clients' ops by key epoch, and nemesis events from one
+    /// window before `from` up to `to`), in time order, and whether an op of it is still open.
+    fn window_history(&self, w: u64, from: u64, to: u64) -> Result<(History, bool)> {
         let mut history = History {
             header: self.header.clone(),
             ..History::default()
@@ -240,6 +232,21 @@ impl Watcher {
             still_open = open.values().any(|&o| o);
         }
         history.events.sort_by_key(|e| e.time);
+        Ok((history, still_open))
+    }
+
+    /// Checks window `w`; `None` when one of its ops is still open and the soak goes on.
+    fn check_window(
+        &mut self,
+        w: u64,
+        finished: bool,
+        closed_until: u64,
+    ) -> Result<Option<WindowResult>> {
+        let (from, to) = (
+            w * self.window_ns,
+            (w + 1) * self.window_ns + self.margin_ns,
+        );
+        let (history, still_open) = self.window_history(w, from, to)?;
         if !finished && still_open {
             return Ok(None);
         }
