@@ -186,16 +186,7 @@ impl fmt::Display for Scenario {
 impl FromStr for Scenario {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Scenario::ALL
-            .into_iter()
-            .find(|x| x.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Scenario::ALL.iter().map(|x| x.name()).collect();
-                format!(
-                    "unknown scenario `{s}`: expected list, {}",
-                    names.join(", ")
-                )
-            })
+        workloads::named::parse_name(&Scenario::ALL, Scenario::name, s, "scenario", "list, ")
     }
 }
 

@@ -112,16 +112,13 @@ impl fmt::Display for FaultKind {
 impl FromStr for FaultKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        FaultKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
-                format!(
-                    "unknown nemesis `{s}`: expected all, none, or {}",
-                    names.join(", ")
-                )
-            })
+        workloads::named::parse_name(
+            &FaultKind::ALL,
+            FaultKind::name,
+            s,
+            "nemesis",
+            "all, none, or ",
+        )
     }
 }
 

@@ -130,13 +130,7 @@ impl fmt::Display for ClientBug {
 impl FromStr for ClientBug {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        ClientBug::ALL
-            .into_iter()
-            .find(|b| b.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = ClientBug::ALL.iter().map(|b| b.name()).collect();
-                format!("unknown client bug `{s}`: expected {}", names.join(", "))
-            })
+        crate::named::parse_name(&ClientBug::ALL, ClientBug::name, s, "client bug", "")
     }
 }
 

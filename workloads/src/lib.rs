@@ -44,6 +44,7 @@ mod conn;
 pub mod counter;
 pub mod executor;
 pub mod external;
+pub mod named;
 pub mod recorder;
 pub mod redis_rs;
 pub mod register;
