@@ -33,7 +33,8 @@
 //! client library run as a child process), [`recorder`] (the history writer), [`workload`] (what
 //! workloads share), [`register`] and [`counter`] (the workloads), [`stats`] (counters and
 //! errors), [`bugs`] (client bugs injected on purpose, as test aids: off unless
-//! `WorkloadConfig::client_bug` names one).
+//! `WorkloadConfig::client_bug` names one), [`named`] (reading a value named on the command line
+//! back, one way for every enum of names).
 
 #![warn(missing_docs)]
 
