@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod failover;
+pub mod family;
 pub mod link;
 pub mod migrate;
 pub mod net;
@@ -20,6 +21,8 @@ pub mod plan;
 pub mod process;
 pub mod runner;
 pub mod schedule;
+
+pub use family::{ClusterNemesis, Nemesis};
 
 use crate::harness::Cluster;
 /// How often a verb that waits for the cluster (a failover agreed, an open slot closed, a source

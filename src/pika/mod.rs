@@ -28,9 +28,11 @@ pub mod schedule;
 pub mod server;
 pub mod step;
 pub mod strike;
+pub mod verify;
 
 pub use error::PikaError;
 pub use nemesis::PikaNemesis;
 pub use placement::{check_placement, Finding, FindingKind, PlacementReport};
 pub use server::{find_binary, PikaCluster, PikaSpec, SERVER_ENV};
 pub use step::{MigrateOptions, Outcome, Step, Stuck};
+pub use verify::PikaPlacement;

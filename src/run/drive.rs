@@ -2,10 +2,10 @@
 //! (or Ctrl-C), then both are stopped and what the nemesis did is shown.
 
 use crate::harness::ServerFamily;
-use crate::nemesis::runner::{self, NemesisSummary};
+use crate::nemesis::runner::NemesisSummary;
 use crate::nemesis::schedule::FaultKind;
-use crate::nemesis::Ctx;
-use crate::term::{error, ok, status, warn};
+use crate::nemesis::{ClusterNemesis, Ctx, Nemesis};
+use crate::term::{ok, status};
 use anyhow::{Context, Result};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -41,15 +41,8 @@ pub fn announce(run: &Run) {
 pub fn spawn(run: &Run) -> Driving {
     let stop = CancellationToken::new();
     let workload = spawn_workload(run, &stop);
-    let nemesis = tokio::spawn(runner::run(
-        run.nemesis_ctx(),
-        run.family.schedule.clone(),
-        workload_slots(&run.workload),
-        run.cfg.migrate.clone(),
-        run.cfg.failover,
-        run.family.partitioner.clone(),
-        stop.clone(),
-    ));
+    let deadline = std::time::Instant::now() + run.cfg.duration;
+    let nemesis = tokio::spawn(run.cluster_nemesis().run(stop.clone(), deadline));
     Driving {
         stop,
         workload,
@@ -76,7 +69,7 @@ pub async fn finish(run: &mut Run, driving: Driving) -> Result<()> {
     driving.stop.cancel();
     run.family.nemesis = driving.nemesis.await.context("nemesis task")?;
     let stats = driving.workload.await.context("workload task")??;
-    report_nemesis(&run.family.nemesis);
+    ClusterNemesis::report(&run.family.nemesis);
     tracing::info!(?stats, "workload done");
     Ok(())
 }
@@ -109,41 +102,24 @@ pub(crate) fn nemesis_names(kinds: &[FaultKind]) -> String {
     names.join(",")
 }
 
-/// Prints what the nemesis did, skipped and failed, and every server crash it saw.
-pub(crate) fn report_nemesis(summary: &NemesisSummary) {
-    let done: Vec<String> = summary
-        .done
-        .iter()
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect();
-    ok(&format!(
-        "nemesis: {} ({} keys moved by migrations)",
-        if done.is_empty() {
-            "nothing".to_string()
-        } else {
-            done.join(", ")
-        },
-        summary.keys_moved
-    ));
-    for (kind, n) in &summary.skipped {
-        warn(&format!(
-            "{kind}: {n} skipped (no fitting target at the time)"
-        ));
-    }
-    for failure in &summary.failures {
-        warn(failure);
-    }
-    for crash in &summary.crashes {
-        error(&format!("server crash: {crash}"));
-    }
-}
-
 impl Run {
     /// What the nemesis verbs act on: this run's cluster and recorder.
     pub fn nemesis_ctx(&self) -> Ctx {
         Ctx {
             cluster: self.cluster.clone(),
             recorder: self.recorder.clone(),
+        }
+    }
+
+    /// The Redis Cluster family's nemesis over this run: its schedule over the workload's slots.
+    pub fn cluster_nemesis(&self) -> ClusterNemesis {
+        ClusterNemesis {
+            ctx: self.nemesis_ctx(),
+            schedule: self.family.schedule.clone(),
+            slots: workload_slots(&self.workload),
+            migrate: self.cfg.migrate.clone(),
+            failover: self.cfg.failover,
+            partitioner: self.family.partitioner.clone(),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! (`DEBUG DIGEST-VALUE`) only where counts differ, or everywhere with `deep`.
 
 mod counts;
+mod family;
 mod finals;
 mod finding;
 mod placement;
@@ -26,6 +27,7 @@ use checker::{Anomaly, History};
 use serde::Serialize;
 
 use crate::harness::{HarnessError, SLOT_COUNT};
+pub use family::{ClusterPlacement, Placement};
 pub use summary::{merge, print, read_findings, write, NodeSummary, VERIFY_FILE};
 
 /// What verify looks at and how far.
