@@ -4,7 +4,9 @@
 //! `partition`/`heal`, `migrate`/`abort`), written to the history as `process: "nemesis"`
 //! events with what it targeted and when it began and ended, so that the checker can attribute
 //! an anomaly to the phase its slot was in. [`schedule`] plans a run from its seed;
-//! [`runner`] carries the plan out and heals everything at the end.
+//! [`runner`] carries the plan out and heals everything at the end. [`family`]'s [`Nemesis`] is
+//! the one interface the run pipeline drives any server family's nemesis through
+//! ([`ClusterNemesis`] here, PikiwiDB's in the `pika` module).
 //!
 //! The verbs: [`migrate`] (one file per kind of slot migration, and `repair`), [`process`]
 //! (`kill`/`restart`, `pause`/`resume`), [`failover`], [`net`] (`partition`/`heal`) and [`link`]

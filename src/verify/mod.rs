@@ -10,6 +10,9 @@
 //! keys whose value no last write could have left (`final-state-mismatch`). Counts come first
 //! (`CLUSTER COUNTKEYSINSLOT`, pipelined, all nodes in parallel); keys and value digests
 //! (`DEBUG DIGEST-VALUE`) only where counts differ, or everywhere with `deep`.
+//!
+//! [`Placement`] is the one interface the run pipeline asks any server family's placement check
+//! through: [`ClusterPlacement`] is this verify; PikiwiDB's is in the `pika` module.
 
 mod counts;
 mod family;
