@@ -122,12 +122,15 @@ pub struct Scheduled {
     pub plan: Plan,
     /// The servers, the slot table and the history the migrations act on.
     pub nemesis: PikaNemesis,
+    /// Fires when the schedule has ended (also when it panicked), for whoever waits for it.
+    pub done: CancellationToken,
 }
 
 impl crate::nemesis::Nemesis for Scheduled {
     type Summary = Summary;
 
     async fn run(self, _stop: CancellationToken, deadline: Instant) -> Summary {
+        let _done = self.done.clone().drop_guard();
         run(&self.plan, &self.nemesis, deadline).await
     }
 

@@ -35,11 +35,13 @@ impl Family for ClusterRun {
         run.cluster_nemesis()
     }
 
-    async fn drive(run: &mut Run) -> Result<()> {
+    async fn prepare(run: &mut Run) -> Result<()> {
         drive::announce(run);
-        drive::drive(run).await?;
-        drive::end_server_bug(run);
         Ok(())
+    }
+
+    fn driven(run: &mut Run) {
+        drive::end_server_bug(run);
     }
 
     async fn heal(run: &mut Run) -> Result<()> {
@@ -62,8 +64,8 @@ impl Family for ClusterRun {
         Ok(Some(verify::cluster_placement(run)))
     }
 
-    fn take_summary(&mut self) -> NemesisSummary {
-        std::mem::take(&mut self.nemesis)
+    fn summary(&mut self) -> &mut NemesisSummary {
+        &mut self.nemesis
     }
 
     fn server_bug_injected(&self) -> Option<u64> {

@@ -8,12 +8,12 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use checker::{History, Report};
 
-use super::{check, record, report, verify, Run};
+use super::{check, drive, record, report, verify, Run};
 use crate::config::RunConfig;
 use crate::harness::ServerFamily;
 use crate::nemesis::Nemesis;
@@ -38,9 +38,16 @@ pub trait Family: Sized {
     fn open(cfg: &RunConfig) -> impl Future<Output = Result<Run<Self::Servers, Self>>>;
     /// The family's nemesis over `run`'s servers, recording to its history.
     fn nemesis(run: &Run<Self::Servers, Self>) -> Self::Nemesis;
-    /// The drive stage: the workload and [`Self::nemesis`] for the run's time (or Ctrl-C, kept
-    /// in `run.interrupted`); what the nemesis did is kept in the run.
-    fn drive(run: &mut Run<Self::Servers, Self>) -> impl Future<Output = Result<()>>;
+    /// The drive stage's start: what the run is about to do, and anything written before the
+    /// workload and the nemesis start.
+    fn prepare(run: &mut Run<Self::Servers, Self>) -> impl Future<Output = Result<()>>;
+    /// Holds the run's time while the workload and [`Self::nemesis`] run, until `deadline` or
+    /// Ctrl-C; returns whether Ctrl-C ended it.
+    fn hold(run: &mut Run<Self::Servers, Self>, _deadline: Instant) -> impl Future<Output = bool> {
+        crate::term::wait(run.cfg.duration, &run.interrupt, "running")
+    }
+    /// The drive stage's end, once the workload and the nemesis stopped (nothing by default).
+    fn driven(_run: &mut Run<Self::Servers, Self>) {}
     /// The heal and final-reads stages, as the family heals.
     fn heal(run: &mut Run<Self::Servers, Self>) -> impl Future<Output = Result<()>>;
     /// The history as the later stages read it: whole, unless too large to (then `None`).
@@ -58,8 +65,8 @@ pub trait Family: Sized {
     }
     /// What the family says once the report is written (nothing by default).
     fn reported(_run: &Run<Self::Servers, Self>) {}
-    /// What the nemesis did, taken out of the run for its outcome.
-    fn take_summary(&mut self) -> SummaryOf<Self>;
+    /// What the nemesis did (kept by the drive, taken out for the run's outcome).
+    fn summary(&mut self) -> &mut SummaryOf<Self>;
     /// With a server bug, how many requests it hit during the workload.
     fn server_bug_injected(&self) -> Option<u64> {
         None
@@ -100,7 +107,7 @@ pub async fn run_family<F: Family>(cfg: &RunConfig) -> Result<RunOutcome<Summary
         loaded,
         report_html,
         bring_up: run.cluster.bring_up(),
-        nemesis: run.family.take_summary(),
+        nemesis: std::mem::take(run.family.summary()),
         interrupted: run.interrupted,
         server_bug_injected: run.family.server_bug_injected(),
         history: run.history_path,
@@ -112,7 +119,7 @@ type Staged = (Report, Option<History>, Option<PathBuf>);
 
 /// Every stage after the start, on the running servers of `run`.
 async fn stages<F: Family>(run: &mut Run<F::Servers, F>) -> Result<Staged> {
-    F::drive(run).await?;
+    drive::drive(run).await?;
     F::heal(run).await?;
     record::close(run)?;
     let history = F::read(run)?;

@@ -5,7 +5,6 @@
 
 use crate::config::RunConfig;
 use crate::harness::ServerFamily;
-use crate::nemesis::Nemesis;
 use crate::pika::explain;
 use crate::pika::scenario::{fill_slots, slots_of};
 use crate::pika::schedule::{Plan, Scheduled, Summary};
@@ -22,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use workloads::codis::{CodisTable, SharedCodisTable};
 
 use super::family::{run_family, Family, RunOutcome};
-use super::{drive, heal, record, Run};
+use super::{heal, record, Run};
 
 /// How long one migration may run before it is reported stuck (a run's slots hold few keys:
 /// pika moves them in milliseconds).
@@ -39,6 +38,8 @@ pub struct PikaRun {
     pub nemesis: Summary,
     /// The history's operations (after the verify stage paired them).
     pub ops: Option<Ops>,
+    /// Fires when the migration schedule has ended.
+    pub scheduled: CancellationToken,
 }
 
 /// What a PikiwiDB run produced, for the terminal summary and the exit code.
@@ -69,11 +70,21 @@ impl Family for PikaRun {
         Scheduled {
             plan: run.family.plan.clone(),
             nemesis,
+            done: run.family.scheduled.clone(),
         }
     }
 
-    fn drive(run: &mut Run<PikaCluster, PikaRun>) -> impl Future<Output = Result<()>> {
-        drive_migrations(run)
+    fn prepare(run: &mut Run<PikaCluster, PikaRun>) -> impl Future<Output = Result<()>> {
+        prepare(run)
+    }
+
+    /// The migrations (which do not watch Ctrl-C) run to the deadline first; Ctrl-C is taken
+    /// over for the rest of the run's time.
+    async fn hold(run: &mut Run<PikaCluster, PikaRun>, deadline: Instant) -> bool {
+        run.family.scheduled.cancelled().await;
+        run.interrupt = crate::interrupt::install();
+        let left = deadline.saturating_duration_since(Instant::now());
+        crate::term::wait(left, &run.interrupt, "running").await
     }
 
     async fn heal(run: &mut Run<PikaCluster, PikaRun>) -> Result<()> {
@@ -119,8 +130,8 @@ impl Family for PikaRun {
         ok(&format!("history: {}", run.history_path.display()));
     }
 
-    fn take_summary(&mut self) -> Summary {
-        std::mem::take(&mut self.nemesis)
+    fn summary(&mut self) -> &mut Summary {
+        &mut self.nemesis
     }
 }
 
@@ -175,13 +186,13 @@ fn record(cfg: &RunConfig, cluster: &Arc<PikaCluster>) -> Result<Run<PikaCluster
             plan,
             nemesis: Summary::default(),
             ops: None,
+            scheduled: CancellationToken::new(),
         },
     })
 }
 
-/// The drive stage: the scenario's filler keys, then the workload while the migration plan runs
-/// (to the run's deadline, in the foreground), then the rest of the run's time.
-async fn drive_migrations(run: &mut Run<PikaCluster, PikaRun>) -> Result<()> {
+/// The drive stage's start: what the run is about to do, then the scenario's filler keys.
+async fn prepare(run: &mut Run<PikaCluster, PikaRun>) -> Result<()> {
     announce(run);
     let fill = run.cfg.pika_scenario.map_or(0, |s| s.fill_per_slot());
     if fill > 0 {
@@ -192,18 +203,6 @@ async fn drive_migrations(run: &mut Run<PikaCluster, PikaRun>) -> Result<()> {
             started.elapsed().as_secs_f64()
         ));
     }
-    let stop = CancellationToken::new();
-    let workload = drive::spawn_workload(run, &stop);
-    let deadline = Instant::now() + run.cfg.duration;
-    let nemesis = PikaRun::nemesis(run);
-    run.family.nemesis = nemesis.run(stop.clone(), deadline).await;
-    run.interrupt = crate::interrupt::install();
-    let left = deadline.saturating_duration_since(Instant::now());
-    run.interrupted = crate::term::wait(left, &run.interrupt, "running").await;
-    stop.cancel();
-    let stats = workload.await.context("workload task")??;
-    tracing::info!(?stats, "workload done");
-    Scheduled::report(&run.family.nemesis);
     Ok(())
 }
 
