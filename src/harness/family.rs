@@ -1,6 +1,9 @@
 //! One interface over the server families under test: Redis and Valkey (Redis Cluster protocol,
 //! [`super::Cluster`]) and PikiwiDB (standalone servers behind slotcheck's Codis routing,
-//! `PikaCluster` in the `pika` module). The run pipeline and the nemesis's process faults speak only this.
+//! `PikaCluster` in the `pika` module): processes and routing. The run pipeline and the nemesis's
+//! process faults speak only this; a family's migration verbs and placement check are the floor
+//! above's (`nemesis::Nemesis`, `verify::Placement`), and the run pipeline ties the three
+//! together per family (`run::family::Family`).
 
 use std::future::Future;
 use std::time::Duration;

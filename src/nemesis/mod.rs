@@ -4,7 +4,9 @@
 //! `partition`/`heal`, `migrate`/`abort`), written to the history as `process: "nemesis"`
 //! events with what it targeted and when it began and ended, so that the checker can attribute
 //! an anomaly to the phase its slot was in. [`schedule`] plans a run from its seed;
-//! [`runner`] carries the plan out and heals everything at the end.
+//! [`runner`] carries the plan out and heals everything at the end. [`family`]'s [`Nemesis`] is
+//! the one interface the run pipeline drives any server family's nemesis through
+//! ([`ClusterNemesis`] here, PikiwiDB's in the `pika` module).
 //!
 //! The verbs: [`migrate`] (one file per kind of slot migration, and `repair`), [`process`]
 //! (`kill`/`restart`, `pause`/`resume`), [`failover`], [`net`] (`partition`/`heal`) and [`link`]
@@ -13,6 +15,7 @@
 
 pub mod error;
 pub mod failover;
+pub mod family;
 pub mod link;
 pub mod migrate;
 pub mod net;
@@ -20,6 +23,8 @@ pub mod plan;
 pub mod process;
 pub mod runner;
 pub mod schedule;
+
+pub use family::{ClusterNemesis, Nemesis};
 
 use crate::harness::Cluster;
 /// How often a verb that waits for the cluster (a failover agreed, an open slot closed, a source

@@ -12,8 +12,10 @@
 //!   (`stranded`) or held twice (`duplicated`), with each copy's type, and [`explain`] turns
 //!   those into anomalies naming the command that created the key and the migration;
 //! - [`schedule`] moves slots under the workload, with [`scenario`]'s presets (and filler keys)
-//!   aimed at PikiwiDB 4.0's known bugs; `crate::run::pika` composes the run pipeline's stages
-//!   into `slotcheck test --server pikiwidb` (its flags are the binary's `src/cli/pika.rs`);
+//!   aimed at PikiwiDB 4.0's known bugs; its `Scheduled` is PikiwiDB's `nemesis::Nemesis`, and
+//!   [`verify`]'s [`PikaPlacement`] (placement and explain, with the stuck migrations) its
+//!   `verify::Placement`; the run pipeline's `run::pika` is PikiwiDB's family of stages
+//!   (`slotcheck test --server pikiwidb`; its flags are the binary's `src/cli/pika.rs`);
 //! - [`server`]'s `PikaCluster` is PikiwiDB's `harness::ServerFamily`.
 
 mod config;
@@ -28,9 +30,11 @@ pub mod schedule;
 pub mod server;
 pub mod step;
 pub mod strike;
+pub mod verify;
 
 pub use error::PikaError;
 pub use nemesis::PikaNemesis;
 pub use placement::{check_placement, Finding, FindingKind, PlacementReport};
 pub use server::{find_binary, PikaCluster, PikaSpec, SERVER_ENV};
 pub use step::{MigrateOptions, Outcome, Step, Stuck};
+pub use verify::PikaPlacement;

@@ -9,6 +9,7 @@ use super::nemesis::PikaNemesis;
 use super::scenario::PikaScenario;
 use super::step::{Outcome, Step};
 use super::strike::{Mode, Victim};
+use crate::nemesis::error::NemesisError;
 use crate::term::{ok, warn};
 use checker::{Anomaly, AnomalyEvent, History, Process};
 use rand::seq::IndexedRandom;
@@ -16,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use workloads::codis::MigrationMode;
 
 /// How long after a migration starts the kill scenario SIGKILLs the source or the target.
@@ -110,6 +112,35 @@ pub async fn run(plan: &Plan, nemesis: &PikaNemesis, deadline: Instant) -> Summa
         }
     }
     summary
+}
+
+/// PikiwiDB's nemesis as the run pipeline drives it ([`crate::nemesis::Nemesis`]): the `plan`
+/// carried out by `nemesis` until the run's deadline (its verbs do not watch the stop token; a
+/// killed server is restarted within its own strike, so nothing is left to heal).
+pub struct Scheduled {
+    /// Which slots migrate, how and how often.
+    pub plan: Plan,
+    /// The servers, the slot table and the history the migrations act on.
+    pub nemesis: PikaNemesis,
+    /// Fires when the schedule has ended (also when it panicked), for whoever waits for it.
+    pub done: CancellationToken,
+}
+
+impl crate::nemesis::Nemesis for Scheduled {
+    type Summary = Summary;
+
+    async fn run(self, _stop: CancellationToken, deadline: Instant) -> Summary {
+        let _done = self.done.clone().drop_guard();
+        run(&self.plan, &self.nemesis, deadline).await
+    }
+
+    async fn heal(&self) -> Result<(), NemesisError> {
+        Ok(())
+    }
+
+    fn report(summary: &Summary) {
+        report(summary);
+    }
 }
 
 /// Whether a stuck step is a command that never answered.

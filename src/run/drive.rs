@@ -1,24 +1,28 @@
-//! The drive stage: the workload and the nemesis run concurrently until the run's time is up
-//! (or Ctrl-C), then both are stopped and what the nemesis did is shown.
+//! The drive stage of any server family: the workload and the family's nemesis run
+//! concurrently until the run's time is up (as the family holds it, or Ctrl-C), then both are
+//! stopped and what the nemesis did is shown.
 
 use crate::harness::ServerFamily;
-use crate::nemesis::runner::{self, NemesisSummary};
 use crate::nemesis::schedule::FaultKind;
-use crate::nemesis::Ctx;
-use crate::term::{error, ok, status, warn};
+use crate::nemesis::{ClusterNemesis, Ctx, Nemesis};
+use crate::term::{ok, status};
 use anyhow::{Context, Result};
+use std::time::Instant;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use workloads::{run_workload, workload_slots, WorkloadStats};
 
+use super::family::Family;
 use super::Run;
 
-/// The workload and nemesis tasks of a run while they run.
-pub struct Driving {
+/// The workload and nemesis tasks of a run while they run, `N` its family's nemesis.
+pub struct Driving<N: Nemesis> {
     /// Stops both (and whatever else the caller tied to it).
     pub stop: CancellationToken,
+    /// When the run's time is up.
+    pub deadline: Instant,
     workload: JoinHandle<Result<WorkloadStats, workloads::WorkloadError>>,
-    nemesis: JoinHandle<NemesisSummary>,
+    nemesis: JoinHandle<N::Summary>,
 }
 
 /// Prints what `slotcheck test` is about to run.
@@ -37,21 +41,15 @@ pub fn announce(run: &Run) {
     ));
 }
 
-/// Starts the workload and the nemesis (with the run's schedule over the workload's slots).
-pub fn spawn(run: &Run) -> Driving {
+/// Starts the workload and the family's nemesis (its schedule, to the run's deadline).
+pub fn spawn<F: Family>(run: &Run<F::Servers, F>) -> Driving<F::Nemesis> {
     let stop = CancellationToken::new();
     let workload = spawn_workload(run, &stop);
-    let nemesis = tokio::spawn(runner::run(
-        run.nemesis_ctx(),
-        run.family.schedule.clone(),
-        workload_slots(&run.workload),
-        run.cfg.migrate.clone(),
-        run.cfg.failover,
-        run.family.partitioner.clone(),
-        stop.clone(),
-    ));
+    let deadline = Instant::now() + run.cfg.duration;
+    let nemesis = tokio::spawn(F::nemesis(run).run(stop.clone(), deadline));
     Driving {
         stop,
+        deadline,
         workload,
         nemesis,
     }
@@ -71,21 +69,30 @@ pub fn spawn_workload<S: ServerFamily, F>(
     tokio::spawn(async move { run_workload(&cfg, seeds, rec, stop).await })
 }
 
-/// Stops the workload and nemesis and waits for both; keeps what the nemesis did in `run`.
-pub async fn finish(run: &mut Run, driving: Driving) -> Result<()> {
+/// Stops the workload and nemesis and waits for both; shows what the nemesis did and keeps it
+/// in `run`.
+pub async fn finish<F: Family>(
+    run: &mut Run<F::Servers, F>,
+    driving: Driving<F::Nemesis>,
+) -> Result<()> {
     driving.stop.cancel();
-    run.family.nemesis = driving.nemesis.await.context("nemesis task")?;
+    let summary = driving.nemesis.await.context("nemesis task")?;
     let stats = driving.workload.await.context("workload task")??;
-    report_nemesis(&run.family.nemesis);
+    F::Nemesis::report(&summary);
     tracing::info!(?stats, "workload done");
+    *run.family.summary() = summary;
     Ok(())
 }
 
-/// Drives `run` for its duration (or until Ctrl-C, kept in `run.interrupted`).
-pub async fn drive(run: &mut Run) -> Result<()> {
+/// The drive stage of any family: what it prepares, then the workload and its nemesis for the
+/// run's time as the family holds it (or until Ctrl-C, kept in `run.interrupted`).
+pub async fn drive<F: Family>(run: &mut Run<F::Servers, F>) -> Result<()> {
+    F::prepare(run).await?;
     let driving = spawn(run);
-    run.interrupted = crate::term::wait(run.cfg.duration, &run.interrupt, "running").await;
-    finish(run, driving).await
+    run.interrupted = F::hold(run, driving.deadline).await;
+    finish(run, driving).await?;
+    F::driven(run);
+    Ok(())
 }
 
 /// Takes the server bug off every proxy and keeps how many requests it hit.
@@ -109,41 +116,24 @@ pub(crate) fn nemesis_names(kinds: &[FaultKind]) -> String {
     names.join(",")
 }
 
-/// Prints what the nemesis did, skipped and failed, and every server crash it saw.
-pub(crate) fn report_nemesis(summary: &NemesisSummary) {
-    let done: Vec<String> = summary
-        .done
-        .iter()
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect();
-    ok(&format!(
-        "nemesis: {} ({} keys moved by migrations)",
-        if done.is_empty() {
-            "nothing".to_string()
-        } else {
-            done.join(", ")
-        },
-        summary.keys_moved
-    ));
-    for (kind, n) in &summary.skipped {
-        warn(&format!(
-            "{kind}: {n} skipped (no fitting target at the time)"
-        ));
-    }
-    for failure in &summary.failures {
-        warn(failure);
-    }
-    for crash in &summary.crashes {
-        error(&format!("server crash: {crash}"));
-    }
-}
-
 impl Run {
     /// What the nemesis verbs act on: this run's cluster and recorder.
     pub fn nemesis_ctx(&self) -> Ctx {
         Ctx {
             cluster: self.cluster.clone(),
             recorder: self.recorder.clone(),
+        }
+    }
+
+    /// The Redis Cluster family's nemesis over this run: its schedule over the workload's slots.
+    pub fn cluster_nemesis(&self) -> ClusterNemesis {
+        ClusterNemesis {
+            ctx: self.nemesis_ctx(),
+            schedule: self.family.schedule.clone(),
+            slots: workload_slots(&self.workload),
+            migrate: self.cfg.migrate.clone(),
+            failover: self.cfg.failover,
+            partitioner: self.family.partitioner.clone(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::harness::ServerFamily;
 use crate::nemesis::error::NemesisError;
-use crate::nemesis::runner;
+use crate::nemesis::Nemesis;
 use crate::term::status;
 use anyhow::{Context, Result};
 use workloads::final_reads;
@@ -14,7 +14,7 @@ use super::Run;
 /// whether it settled in `run.healed`.
 pub async fn heal(run: &mut Run) -> Result<(), NemesisError> {
     status("Healing every fault and waiting for the cluster to settle");
-    let healed = runner::heal_all(&run.nemesis_ctx(), run.family.partitioner.as_deref()).await;
+    let healed = run.cluster_nemesis().heal().await;
     run.family.partitioner = None;
     run.healed = healed.is_ok();
     healed

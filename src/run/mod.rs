@@ -1,5 +1,8 @@
 //! The one run pipeline: a test, a soak and a PikiwiDB run are compositions of the same stages,
-//! each a function over one [`Run`] value that carries what flows between them.
+//! each a function over one [`Run`] value that carries what flows between them. A server family
+//! plugs in through [`family::Family`], and [`family::run_family`] is the one sequence of stages
+//! over any family (its nemesis and placement check behind `nemesis::Nemesis` and
+//! `verify::Placement`).
 //!
 //! - [`start`]: the cluster up, the client asked what it is, the history header;
 //! - [`record`]: the history opened with that header, giving the [`Run`];
@@ -9,12 +12,15 @@
 //! - [`check`]: the history against the workload's model;
 //! - [`report`]: `results.json` and `report.html`.
 //!
-//! [`run_test`] is `slotcheck test`, [`pika::run_pika`] is `slotcheck test --server pikiwidb`
-//! (over `Run<PikaCluster, PikaRun>`), and the soak (the `soak` module) drives the same stages
-//! with a segmented history and a rolling checker.
+//! [`run_test`] is `slotcheck test` (the Redis Cluster family, [`ClusterRun`], in `cluster.rs`),
+//! [`pika::run_pika`] is `slotcheck test --server pikiwidb` (over `Run<PikaCluster, PikaRun>`),
+//! both `run_family`; the soak (the `soak` module) drives the same stages with a segmented
+//! history and a rolling checker.
 
 pub mod check;
+mod cluster;
 pub mod drive;
+pub mod family;
 pub mod heal;
 pub mod pika;
 pub mod record;
@@ -23,17 +29,13 @@ pub mod start;
 pub mod verify;
 
 use crate::config::RunConfig;
-use crate::harness::proxy::bug::P_DEFAULT;
 use crate::harness::Cluster;
 use crate::nemesis::net;
 use crate::nemesis::runner::NemesisSummary;
 use crate::nemesis::schedule::Schedule;
-use crate::term::warn;
 use anyhow::Result;
-use checker::{History, Report};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use workloads::{ClientInfo, Recorder, WorkloadConfig};
 
@@ -109,67 +111,11 @@ impl Run {
     }
 }
 
-/// What a run produced, for the terminal summary and the exit code.
-pub struct RunOutcome {
-    /// The checker's verdict and statistics.
-    pub report: Report,
-    /// The recorded history.
-    pub history: PathBuf,
-    /// The history as read for verify, the check and the report (`None` past
-    /// [`STREAM_BYTES_MIN`], where it was checked streaming).
-    pub loaded: Option<History>,
-    /// Fresh-process bring-up time of the cluster.
-    pub bring_up: Duration,
-    /// What the nemesis did.
-    pub nemesis: NemesisSummary,
-    /// Whether the user interrupted the run with Ctrl-C.
-    pub interrupted: bool,
-    /// With a server bug, how many requests it hit during the workload.
-    pub server_bug_injected: Option<u64>,
-    /// The run's `report.html`, unless it could not be written (a warning says why).
-    pub report_html: Option<PathBuf>,
-}
+/// What a `slotcheck test` run produced, for the terminal summary and the exit code.
+pub type RunOutcome = family::RunOutcome<NemesisSummary>;
 
-/// Runs one test end to end: start, record, drive, heal, final reads, verify, check, report.
-/// Servers are stopped and faults healed when this returns, also on error.
+/// Runs one Redis Cluster test end to end: start, record, drive, heal, final reads, verify,
+/// check, report. Servers are stopped and faults healed when this returns, also on error.
 pub async fn run_test(cfg: &RunConfig) -> Result<RunOutcome> {
-    let started = start::start(cfg, |cluster| {
-        if let Some(bug) = cfg.server_bug {
-            start::set_server_bug(cluster, bug, cfg.seed, P_DEFAULT);
-        }
-    })
-    .await?;
-    let mut run = record::to_file(started)?;
-    drive::announce(&run);
-    drive::drive(&mut run).await?;
-    drive::end_server_bug(&mut run);
-    match heal::heal(&mut run).await {
-        Ok(()) if !run.interrupted => heal::read_back(&run).await?,
-        Ok(()) => {}
-        Err(e) => warn(&format!("the cluster did not settle, no final reads: {e}")),
-    }
-    record::close(&run)?;
-    let history = read_unless_large(&run.history_path)?;
-    if run.healed && !run.interrupted {
-        verify::verify_test(&mut run, history.as_ref()).await?;
-    }
-    run.cluster.stop();
-    let mut report = check::check(&run, history.as_ref())?;
-    verify::merge(&run, &mut report, history.as_ref())?;
-    let report_html = report::report(
-        &run.cfg.output,
-        &report,
-        history.as_ref(),
-        &run.history_path,
-    )?;
-    Ok(RunOutcome {
-        report,
-        history: run.history_path,
-        loaded: history,
-        bring_up: run.cluster.bring_up,
-        nemesis: run.family.nemesis,
-        interrupted: run.interrupted,
-        server_bug_injected: run.family.server_bug_injected,
-        report_html,
-    })
+    family::run_family::<ClusterRun>(cfg).await
 }

@@ -1,33 +1,34 @@
-//! `slotcheck test --server pikiwidb` as a composition of the run pipeline's stages: PikiwiDB
-//! servers up, slotcheck as their Codis proxy, slots migrating under the workload, then the
-//! final reads, the placement check (PikiwiDB's verify), the history check and the report.
+//! The PikiwiDB family in the run pipeline: `slotcheck test --server pikiwidb`'s [`Family`]
+//! hooks over [`PikaRun`]: PikiwiDB servers up, slotcheck as their Codis proxy, slots migrating
+//! under the workload (the nemesis [`Scheduled`]), the final reads, the placement check
+//! ([`PikaPlacement`]) and PikiwiDB's own findings explained in the checked report.
 
 use crate::config::RunConfig;
 use crate::harness::ServerFamily;
 use crate::pika::explain;
-use crate::pika::placement::check_placement;
 use crate::pika::scenario::{fill_slots, slots_of};
-use crate::pika::schedule::{self, Plan, Summary};
-use crate::pika::{PikaCluster, PikaNemesis, PikaSpec};
+use crate::pika::schedule::{Plan, Scheduled, Summary};
+use crate::pika::{PikaCluster, PikaNemesis, PikaPlacement, PikaSpec};
 use crate::term::{ok, status, warn};
 use anyhow::{Context, Result};
 use checker::op::Ops;
-use checker::{Anomaly, History, Report};
+use checker::{History, Report};
 use serde_json::{json, Map};
-use std::path::PathBuf;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use workloads::codis::{CodisTable, SharedCodisTable};
 
-use super::{check, drive, heal, record, report, verify, Run};
+use super::family::{run_family, Family, RunOutcome};
+use super::{heal, record, Run};
 
 /// How long one migration may run before it is reported stuck (a run's slots hold few keys:
 /// pika moves them in milliseconds).
 const MIGRATION_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What a PikiwiDB run carries beyond the common stages: the slot table slotcheck routes by,
-/// the migration plan and what the nemesis did.
+/// the migration plan, what the nemesis did and the history's ops.
 pub struct PikaRun {
     /// The Codis slot table the workload routes by and the nemesis flips.
     pub table: SharedCodisTable,
@@ -35,28 +36,103 @@ pub struct PikaRun {
     pub plan: Plan,
     /// What the nemesis did (after the drive).
     pub nemesis: Summary,
+    /// The history's operations (after the verify stage paired them).
+    pub ops: Option<Ops>,
+    /// Fires when the migration schedule has ended.
+    pub scheduled: CancellationToken,
 }
 
 /// What a PikiwiDB run produced, for the terminal summary and the exit code.
-pub struct PikaRunOutcome {
-    /// The verdict: the history check with the placement and type findings merged in.
-    pub report: Report,
-    /// The recorded history.
-    pub history: PathBuf,
-    /// Start-up time of the servers.
-    pub bring_up: Duration,
-    /// What the nemesis did.
-    pub nemesis: Summary,
-    /// The run's `report.html`, unless it could not be written (a warning says why).
-    pub report_html: Option<PathBuf>,
-}
+pub type PikaRunOutcome = RunOutcome<Summary>;
 
 /// Runs one PikiwiDB test end to end; servers are stopped when this returns, also on error.
 pub async fn run_pika(cfg: &RunConfig) -> Result<PikaRunOutcome> {
-    let cluster = start(cfg).await?;
-    let result = stages(cfg, &cluster).await;
-    cluster.stop();
-    result
+    run_family::<PikaRun>(cfg).await
+}
+
+impl Family for PikaRun {
+    type Servers = PikaCluster;
+    type Nemesis = Scheduled;
+    type Placement<'a> = PikaPlacement<'a>;
+
+    async fn open(cfg: &RunConfig) -> Result<Run<PikaCluster, PikaRun>> {
+        let cluster = start(cfg).await?;
+        record(cfg, &cluster)
+    }
+
+    fn nemesis(run: &Run<PikaCluster, PikaRun>) -> Scheduled {
+        let mut nemesis = PikaNemesis::new(
+            run.cluster.clone(),
+            run.family.table.clone(),
+            Some(run.recorder.clone()),
+        );
+        nemesis.options.deadline = MIGRATION_DEADLINE;
+        Scheduled {
+            plan: run.family.plan.clone(),
+            nemesis,
+            done: run.family.scheduled.clone(),
+        }
+    }
+
+    fn prepare(run: &mut Run<PikaCluster, PikaRun>) -> impl Future<Output = Result<()>> {
+        prepare(run)
+    }
+
+    /// The migrations (which do not watch Ctrl-C) run to the deadline first; Ctrl-C is taken
+    /// over for the rest of the run's time.
+    async fn hold(run: &mut Run<PikaCluster, PikaRun>, deadline: Instant) -> bool {
+        run.family.scheduled.cancelled().await;
+        run.interrupt = crate::interrupt::install();
+        let left = deadline.saturating_duration_since(Instant::now());
+        crate::term::wait(left, &run.interrupt, "running").await
+    }
+
+    async fn heal(run: &mut Run<PikaCluster, PikaRun>) -> Result<()> {
+        // Nothing to heal (a struck server is restarted within its strike): the final reads.
+        if let Err(e) = heal::read_back(run).await {
+            warn(&format!("{e:#}"));
+        }
+        Ok(())
+    }
+
+    fn read(run: &Run<PikaCluster, PikaRun>) -> Result<Option<History>> {
+        Ok(Some(History::read_file(&run.history_path)?))
+    }
+
+    fn placement<'a>(
+        run: &'a mut Run<PikaCluster, PikaRun>,
+        history: Option<&History>,
+    ) -> Result<Option<PikaPlacement<'a>>> {
+        let Some(history) = history else {
+            return Ok(None);
+        };
+        let ops = Ops::from_history(history)
+            .with_context(|| format!("pairing the ops of {}", run.history_path.display()))?;
+        let table = (run.family.table.read())
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Ok(Some(PikaPlacement {
+            addrs: run.cluster.addrs(),
+            table,
+            ops: run.family.ops.insert(ops),
+            nemesis: &run.family.nemesis,
+            output: run.cfg.output.clone(),
+        }))
+    }
+
+    fn annotate(run: &Run<PikaCluster, PikaRun>, history: Option<&History>, report: &mut Report) {
+        if let (Some(history), Some(ops)) = (history, &run.family.ops) {
+            explain::annotate(history, ops, report);
+        }
+    }
+
+    fn reported(run: &Run<PikaCluster, PikaRun>) {
+        ok(&format!("history: {}", run.history_path.display()));
+    }
+
+    fn summary(&mut self) -> &mut Summary {
+        &mut self.nemesis
+    }
 }
 
 /// The start stage: the output directory and the PikiwiDB servers.
@@ -79,35 +155,6 @@ async fn start(cfg: &RunConfig) -> Result<Arc<PikaCluster>> {
             .await
             .context("starting PikiwiDB")?,
     ))
-}
-
-/// Every stage after the start, on the running `cluster`.
-async fn stages(cfg: &RunConfig, cluster: &Arc<PikaCluster>) -> Result<PikaRunOutcome> {
-    let mut run = record(cfg, cluster)?;
-    drive(&mut run).await?;
-    if let Err(e) = heal::read_back(&run).await {
-        warn(&format!("{e:#}"));
-    }
-    record::close(&run)?;
-    let history = History::read_file(&run.history_path)?;
-    let ops = Ops::from_history(&history)
-        .with_context(|| format!("pairing the ops of {}", run.history_path.display()))?;
-    let mut anomalies = placement(&run, &history, &ops).await;
-    anomalies.extend(schedule::anomalies(&run.family.nemesis, &history));
-    verify::keep_findings(&mut run, anomalies)?;
-    let mut report = check::check(&run, Some(&history))?;
-    explain::annotate(&history, &ops, &mut report);
-    verify::merge(&run, &mut report, Some(&history))?;
-    let output = &run.cfg.output;
-    let report_html = report::report(output, &report, Some(&history), &run.history_path)?;
-    ok(&format!("history: {}", run.history_path.display()));
-    Ok(PikaRunOutcome {
-        report,
-        history: run.history_path,
-        bring_up: cluster.bring_up,
-        nemesis: run.family.nemesis,
-        report_html,
-    })
 }
 
 /// The record stage: the slot table, the workload routed by it, the history with its header,
@@ -138,13 +185,14 @@ fn record(cfg: &RunConfig, cluster: &Arc<PikaCluster>) -> Result<Run<PikaCluster
             table,
             plan,
             nemesis: Summary::default(),
+            ops: None,
+            scheduled: CancellationToken::new(),
         },
     })
 }
 
-/// The drive stage: the scenario's filler keys, then the workload while the migration plan runs,
-/// until the run's time is up.
-async fn drive(run: &mut Run<PikaCluster, PikaRun>) -> Result<()> {
+/// The drive stage's start: what the run is about to do, then the scenario's filler keys.
+async fn prepare(run: &mut Run<PikaCluster, PikaRun>) -> Result<()> {
     announce(run);
     let fill = run.cfg.pika_scenario.map_or(0, |s| s.fill_per_slot());
     if fill > 0 {
@@ -155,23 +203,6 @@ async fn drive(run: &mut Run<PikaCluster, PikaRun>) -> Result<()> {
             started.elapsed().as_secs_f64()
         ));
     }
-    let stop = CancellationToken::new();
-    let workload = drive::spawn_workload(run, &stop);
-    let mut nemesis = PikaNemesis::new(
-        run.cluster.clone(),
-        run.family.table.clone(),
-        Some(run.recorder.clone()),
-    );
-    nemesis.options.deadline = MIGRATION_DEADLINE;
-    let deadline = Instant::now() + run.cfg.duration;
-    run.family.nemesis = schedule::run(&run.family.plan, &nemesis, deadline).await;
-    run.interrupt = crate::interrupt::install();
-    let left = deadline.saturating_duration_since(Instant::now());
-    run.interrupted = crate::term::wait(left, &run.interrupt, "running").await;
-    stop.cancel();
-    let stats = workload.await.context("workload task")??;
-    tracing::info!(?stats, "workload done");
-    schedule::report(&run.family.nemesis);
     Ok(())
 }
 
@@ -192,37 +223,6 @@ fn announce(run: &Run<PikaCluster, PikaRun>) {
             .map(|s| format!(", scenario {}", s.name()))
             .unwrap_or_default()
     ));
-}
-
-/// PikiwiDB's verify stage: where every key lives against the slot table, each misplaced key
-/// explained from the history.
-async fn placement(run: &Run<PikaCluster, PikaRun>, history: &History, ops: &Ops) -> Vec<Anomaly> {
-    status("Checking where every key lives");
-    let addrs = run.cluster.addrs();
-    let snapshot = run
-        .family
-        .table
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    match check_placement(&addrs, &snapshot).await {
-        Ok(p) => {
-            ok(&format!(
-                "{} keys on {} servers, {} misplaced",
-                p.keys.len(),
-                addrs.len(),
-                p.findings.len()
-            ));
-            p.findings
-                .iter()
-                .map(|f| explain::placement(f, history, ops))
-                .collect()
-        }
-        Err(e) => {
-            warn(&format!("placement check: {e}"));
-            Vec::new()
-        }
-    }
 }
 
 /// The history header of a PikiwiDB run.

@@ -1,47 +1,46 @@
-//! The verify stage: what the healed nodes hold, against the slot map and the history, and the
-//! one place where its findings enter the run's report.
+//! The verify stage: the family's placement check of what the healed servers hold, and the one
+//! place where its findings enter the run's report.
 
 use crate::harness::Cluster;
-use crate::term::{status, warn};
+use crate::verify::{ClusterPlacement, Placement};
 use anyhow::Result;
-use checker::{Anomaly, History, Report};
+use checker::{History, Report};
 
+use super::family::Family;
 use super::Run;
 
-/// Runs `slotcheck verify` on the healed cluster (by the nodes' own addresses, past any proxy),
-/// with the history when there is one to judge final values by; writes `verify.json` into the
-/// run's output. A verify that cannot finish is a warning: the run's history is still checked.
-pub async fn verify<F>(run: &mut Run<Cluster, F>, history: Option<&History>) -> Result<()> {
-    let seeds: Vec<String> = run.cluster.nodes.iter().map(|n| n.addr.clone()).collect();
-    let opts = crate::verify::VerifyOptions::default();
-    match crate::verify::verify(&seeds, history, &opts).await {
-        Ok(v) => {
-            crate::verify::print(&v);
-            crate::verify::write(&run.cfg.output, &v)?;
-            run.verified = Some(v.anomalies);
-        }
-        Err(e) => warn(&format!("verify did not finish: {e}")),
+/// Runs the family's placement check on the healed `run` (with the history when there is one to
+/// judge by); its findings, when it finished, are the run's. A check that cannot finish is a
+/// warning: the run's history is still checked.
+pub async fn verify<F: Family>(
+    run: &mut Run<F::Servers, F>,
+    history: Option<&History>,
+) -> Result<()> {
+    let found = match F::placement(run, history)? {
+        Some(placement) => placement.check(history).await?,
+        None => None,
+    };
+    if found.is_some() {
+        run.verified = found;
     }
     Ok(())
 }
 
-/// `slotcheck test`'s verify: announced, with the history when it was small enough to read whole.
-pub async fn verify_test(run: &mut Run, history: Option<&History>) -> Result<()> {
-    status("Verifying what the nodes hold against the slot map and the history");
-    if history.is_none() {
-        warn("history too large to read whole: final values not judged by verify");
+/// The Redis Cluster family's placement check over the nodes' own addresses (past any proxy),
+/// writing `verify.json` into the run's output.
+pub fn cluster_placement<F>(run: &Run<Cluster, F>) -> ClusterPlacement {
+    ClusterPlacement {
+        seeds: run.cluster.nodes.iter().map(|n| n.addr.clone()).collect(),
+        output: run.cfg.output.clone(),
     }
-    verify(run, history).await
 }
 
-/// Keeps `anomalies` as the run's verify findings and writes them as its `verify.json` (a family
-/// whose verify is its own, PikiwiDB's placement check, reports the same way).
-pub fn keep_findings<S, F>(run: &mut Run<S, F>, anomalies: Vec<Anomaly>) -> Result<()> {
-    std::fs::write(
-        run.cfg.output.join(crate::verify::VERIFY_FILE),
-        serde_json::to_vec_pretty(&serde_json::json!({ "anomalies": anomalies }))?,
-    )?;
-    run.verified = Some(anomalies);
+/// A soak's verify: the Redis Cluster placement check, unannounced, with the history when given.
+pub async fn cluster<F>(run: &mut Run<Cluster, F>, history: Option<&History>) -> Result<()> {
+    let found = cluster_placement(run).check(history).await?;
+    if found.is_some() {
+        run.verified = found;
+    }
     Ok(())
 }
 

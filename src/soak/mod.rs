@@ -128,7 +128,7 @@ pub async fn run_soak(cfg: &SoakConfig) -> Result<SoakOutcome> {
     drive::finish(&mut run, driving).await?;
     match heal::heal(&mut run).await {
         // What the nodes hold (placement, replicas); the history is too long to judge here.
-        Ok(()) => verify::verify(&mut run, None).await?,
+        Ok(()) => verify::cluster(&mut run, None).await?,
         Err(e) => warn(&format!("the cluster did not settle: {e}")),
     }
     run.recorder

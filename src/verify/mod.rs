@@ -10,8 +10,12 @@
 //! keys whose value no last write could have left (`final-state-mismatch`). Counts come first
 //! (`CLUSTER COUNTKEYSINSLOT`, pipelined, all nodes in parallel); keys and value digests
 //! (`DEBUG DIGEST-VALUE`) only where counts differ, or everywhere with `deep`.
+//!
+//! [`Placement`] is the one interface the run pipeline asks any server family's placement check
+//! through: [`ClusterPlacement`] is this verify; PikiwiDB's is in the `pika` module.
 
 mod counts;
+mod family;
 mod finals;
 mod finding;
 mod placement;
@@ -26,6 +30,7 @@ use checker::{Anomaly, History};
 use serde::Serialize;
 
 use crate::harness::{HarnessError, SLOT_COUNT};
+pub use family::{ClusterPlacement, Placement};
 pub use summary::{merge, print, read_findings, write, NodeSummary, VERIFY_FILE};
 
 /// What verify looks at and how far.
