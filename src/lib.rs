@@ -1,18 +1,23 @@
 //! slotcheck: start real Redis Cluster / Valkey clusters, migrate slots under concurrent
 //! self-routing clients, record a history and check it.
 //!
-//! The binary (`src/main.rs`) is a thin layer over this crate, [`workloads`] and [`checker`]:
-//! - [`harness`] starts and stops local clusters of real server processes;
-//! - [`input`] says which errors are bad input (exit 254) and prepares the output directory;
-//! - [`nemesis`] migrates slots while clients run, recording every step;
-//! - [`run`] ties a test run together: cluster, workload, nemesis, final reads, check;
-//! - [`pika`] runs PikiwiDB servers, migrates their slots as a Codis dashboard does and checks
-//!   where every key ended up;
-//! - [`report`] turns a run's history and results into `report.html`, [`export`] into
-//!   Jepsen's `history.edn`, and [`term`] draws status lines and progress bars;
-//! - [`config`] is a run's validated configuration, made by a [`config::RunConfigBuilder`];
-//! - [`scenario`] names end-to-end scenarios that must lose data, and [`detect`] says what a run
-//!   found, as a detection matrix needs it.
+//! The binary (`src/main.rs`) is a thin layer over this crate, [`workloads`] and [`checker`].
+//! The modules sit in floors; each imports only from lower floors (or its own, without a cycle),
+//! which `tests/layout.rs` holds:
+//! - 0: [`term`] draws status lines and progress bars; [`interrupt`] catches Ctrl-C and signals;
+//! - 1: [`harness`] runs real server processes, ports, proxies and the network, and names the
+//!   [`harness::ServerFamily`] every family of servers implements;
+//! - 2: [`nemesis`] migrates slots and strikes faults while clients run, recording every step
+//!   ([`nemesis::Nemesis`] per family); [`verify`] checks what the nodes hold
+//!   ([`verify::Placement`] per family);
+//! - 3: [`pika`] is PikiwiDB's own (servers, Codis slot migration, placement, scenarios);
+//!   [`scenario`] names end-to-end scenarios that must lose data; [`config`] is a run's validated
+//!   configuration, made by a [`config::RunConfigBuilder`];
+//! - 4: [`report`] turns a checked history into `results.json` and `report.html`, [`export`]
+//!   into Jepsen's `history.edn`; [`detect`] says what a run found, as a detection matrix needs
+//!   it; [`input`] says which errors are bad input (exit 254) and prepares the output directory;
+//! - 5: [`run`] is the one run pipeline, its stages composed for any server family;
+//! - 6: [`soak`], [`bench`](mod@bench) and [`clients`] compose the run's stages into longer jobs.
 //!
 //! The command line (flags, their validation into configs, what each command prints) lives in
 //! the binary, `src/main.rs` and `src/cli/`.
