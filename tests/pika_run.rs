@@ -142,25 +142,24 @@ fn mixed_case_keys_meet_the_wrapper() {
     assert!(text.contains("pika lowercases the key to"), "{text}");
 }
 
-/// Every strike kills the source while the target holds keys of the slot, so the batch in
-/// flight stays on both servers (the migration is left open: the run says so).
+/// The source is killed as it starts deleting what the target acknowledged, and the migration
+/// resumed: a kill between a key's two deletes leaves it on both servers. Not every kill lands
+/// there (the run says so), so only what a run must show is asserted: kills, restarts, finished
+/// migrations, and any duplicate explained as the scenario's.
 #[test]
-fn killed_source_leaves_duplicates() {
+fn killed_source_reports_duplicates_when_they_occur() {
     let Some(run) = scenario("pika-kill") else {
         return;
     };
     assert!(run.steps("kill", "done") > 0 && run.steps("restart", "done") > 0);
-    assert!(run.steps("pika-migrate-async", "failed") > 0, "abandoned");
-    assert!(run.count("duplicated-key") > 0, "{}", run.stdout);
+    assert!(run.steps("pika-migrate-async", "done") > 0, "resumed");
     assert!(
-        run.stdout
-            .contains("scenario pika-kill: found duplicated-key")
-            && run
-                .stdout
-                .contains("nobody issues the struck migration again"),
+        run.stdout.contains("scenario pika-kill")
+            && run.stdout.contains("between a key's two deletes"),
         "{}",
         run.stdout
     );
+    assert!(run.history.contains("slot_keys_at_kill"));
 }
 
 #[test]

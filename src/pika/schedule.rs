@@ -8,7 +8,7 @@
 use super::nemesis::PikaNemesis;
 use super::scenario::PikaScenario;
 use super::step::{Outcome, Step};
-use super::strike::{Mode, Victim};
+use super::strike::Mode;
 use crate::term::{ok, warn};
 use checker::{Anomaly, AnomalyEvent, History, Process};
 use rand::seq::IndexedRandom;
@@ -18,9 +18,12 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use workloads::codis::MigrationMode;
 
-/// How long the kill scenario waits for the target to hold the slot's first keys before it
-/// SIGKILLs the source anyway.
-const ARRIVAL_WAIT_MAX: Duration = Duration::from_secs(2);
+/// How long the kill scenario waits for the source to start deleting the slot's keys before it
+/// SIGKILLs it anyway.
+const DELETE_WAIT_MAX: Duration = Duration::from_secs(2);
+/// How often the kill scenario strikes one migration's source (each kill lands between a key's
+/// two deletes only now and then).
+const STRIKES_PER_MIGRATION: usize = 3;
 /// How long the killed server stays down.
 const RESTART_AFTER: Duration = Duration::from_millis(300);
 /// How long after an async migration starts the cancel scenario cancels it.
@@ -148,13 +151,11 @@ async fn migrate(
             let (migration, cancel) = tokio::join!(plain(), cancel);
             vec![cancel, migration]
         }
-        // The source, not the target: with the target killed, the source's migrator stays set
-        // on the slot and the clients' wrapper calls start it again, which moves the rest and
-        // deletes the copies; a restarted source forgets the migration and keeps them.
+        // The source: the bug is in how it deletes what the target acknowledged.
         Some(PikaScenario::Kill) => {
             let ends = (from, to);
-            (nemesis.strike_in_window(slot, ends, Victim::Source, ARRIVAL_WAIT_MAX, RESTART_AFTER))
-                .await
+            let times = (DELETE_WAIT_MAX, RESTART_AFTER);
+            (nemesis.strike_on_delete(slot, ends, STRIKES_PER_MIGRATION, times)).await
         }
         _ => vec![plain().await],
     }
