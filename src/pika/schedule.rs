@@ -1,9 +1,9 @@
 //! The migration schedule of a PikiwiDB run: slots of the workload's keys move between servers
 //! (sync or async by the run's mode) at random intervals, each with its scenario's twist
-//! (`SLOTSRELOAD` first, a cancel in the middle, a killed and restarted target). A command that
-//! stops answering ends the schedule (pika has one migrator per server, and a hung one blocks the
-//! next); a migration that keeps failing until its deadline stays open, and the schedule goes on
-//! with the other slots.
+//! (`SLOTSRELOAD` first, a cancel in the middle, the source killed as it deletes and restarted).
+//! A command that stops answering ends the schedule (pika has one migrator per server, and a hung
+//! one blocks the next); a migration that keeps failing until its deadline stays open, and the
+//! schedule goes on with the other slots.
 
 use super::nemesis::PikaNemesis;
 use super::scenario::PikaScenario;
