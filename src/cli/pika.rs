@@ -154,6 +154,9 @@ fn run_test(cfg: &RunConfig, runtime: &tokio::runtime::Runtime) -> Result<ExitCo
             .copied()
             .filter(|c| r.anomaly_counts.contains_key(*c))
             .collect();
+        if let Some(needs) = s.precondition() {
+            println!("scenario {}: {needs}", s.name());
+        }
         let hung = !outcome.nemesis.stuck.is_empty();
         match (s, found.is_empty()) {
             (_, false) => println!("scenario {}: found {}", s.name(), found.join(", ")),
@@ -165,7 +168,8 @@ fn run_test(cfg: &RunConfig, runtime: &tokio::runtime::Runtime) -> Result<ExitCo
             }
             (PikaScenario::Kill, true) => {
                 println!(
-                    "scenario {}: no key was left on two servers this time",
+                    "scenario {}: no key was left on two servers this time (no kill landed \
+                     while the target held keys of the slot)",
                     s.name()
                 );
             }

@@ -140,26 +140,8 @@ impl PikaNemesis {
     /// more round of `keys_per_round` keys; `SLOTSMGRT-ASYNC-STATUS` is polled between calls.
     /// Done when the source's `SLOTSINFO` shows the slot empty and the thread stopped; then flips.
     pub async fn migrate_async(&self, slot: u16, from: &str, to: &str) -> Step {
-        let o = &self.options;
-        let (host, port) = split(to);
-        let args = [
-            o.pika_timeout_ms,
-            o.max_bulks,
-            o.max_bytes,
-            u64::from(slot),
-            o.keys_per_round,
-        ]
-        .map(|n| n.to_string());
-        let words = [
-            "SLOTSMGRTTAGSLOT-ASYNC",
-            host,
-            port,
-            &args[0],
-            &args[1],
-            &args[2],
-            &args[3],
-            &args[4],
-        ];
+        let owned = self.async_words(slot, to);
+        let words = owned.each_ref().map(String::as_str);
         let (step, started, mut src) = self.begin("pika-migrate-async", &words, slot, from, to);
         let mut p = Progress::default();
         let result = self
@@ -184,6 +166,23 @@ impl PikaNemesis {
                 )
             }
         }
+    }
+
+    /// `SLOTSMGRTTAGSLOT-ASYNC host port timeout maxbulks maxbytes slot numkeys` towards `to`,
+    /// with this nemesis's options.
+    pub(crate) fn async_words(&self, slot: u16, to: &str) -> [String; 8] {
+        let o = &self.options;
+        let (host, port) = split(to);
+        [
+            "SLOTSMGRTTAGSLOT-ASYNC".to_string(),
+            host.to_string(),
+            port.to_string(),
+            o.pika_timeout_ms.to_string(),
+            o.max_bulks.to_string(),
+            o.max_bytes.to_string(),
+            slot.to_string(),
+            o.keys_per_round.to_string(),
+        ]
     }
 
     /// Calls `SLOTSMGRTTAGSLOT-ASYNC` (`words`) and polls the migrate thread until the slot is

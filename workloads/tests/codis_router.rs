@@ -7,6 +7,7 @@ use checker::RedirectKind;
 use std::collections::BTreeMap;
 use std::process::{Child, Command};
 use std::time::Duration;
+use workloads::codis::pika_conf::write_pika_config;
 use workloads::codis::{CodisRouter, CodisTable, MigrationMode};
 use workloads::RouterConfig;
 
@@ -24,48 +25,7 @@ impl Drop for Pika {
 }
 
 fn spawn(bin: &str, dir: &std::path::Path, port: u16) -> Pika {
-    std::fs::create_dir_all(dir).unwrap();
-    let stock = std::fs::read_to_string("/work/pika-build/src/conf/pika.conf").unwrap_or_default();
-    let d = dir.display();
-    let mut conf: Vec<String> = stock
-        .lines()
-        .filter(|l| {
-            let k = l
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .trim_start_matches('#');
-            !matches!(
-                k.trim(),
-                "port"
-                    | "daemonize"
-                    | "slotmigrate"
-                    | "maxclients"
-                    | "log-path"
-                    | "db-path"
-                    | "dump-path"
-                    | "db-sync-path"
-                    | "pidfile"
-                    | "network-interface"
-            )
-        })
-        .map(str::to_string)
-        .collect();
-    conf.extend([
-        format!("port : {port}"),
-        "daemonize : no".into(),
-        "slotmigrate : yes".into(),
-        "maxclients : 10000".into(),
-        "network-interface : lo".into(),
-        format!("log-path : {d}/log/"),
-        format!("db-path : {d}/db/"),
-        format!("dump-path : {d}/dump/"),
-        format!("db-sync-path : {d}/dbsync/"),
-        format!("pidfile : {d}/pika.pid"),
-    ]);
-    let path = dir.join("pika.conf");
-    std::fs::write(&path, conf.join("\n") + "\n").unwrap();
+    let path = write_pika_config(dir, port).unwrap();
     let out = std::fs::File::create(dir.join("stdout.log")).unwrap();
     let child = Command::new(bin)
         .arg("-c")
@@ -79,6 +39,28 @@ fn spawn(bin: &str, dir: &std::path::Path, port: u16) -> Pika {
         child,
         addr: format!("127.0.0.1:{port}"),
     }
+}
+
+/// Bases a run may use, 20 ports apart: the servers sit at base, +3, +10 and +13.
+const BASES: u16 = 38;
+/// The lowest base; the highest server's rsync port (+10001) stays below the kernel's ephemeral
+/// range (32768).
+const BASE_MIN: u16 = 22000;
+
+/// A base whose servers' ports are all free now (each binds its port and port+10001 on
+/// 127.0.0.1, and port+2000 on 0.0.0.0), scanning from one picked by the process id.
+fn free_base() -> u16 {
+    let bindable = |host: &str, p: u16| std::net::TcpListener::bind((host, p)).is_ok();
+    let free = |p: u16| {
+        bindable("127.0.0.1", p)
+            && bindable("0.0.0.0", p + 2000)
+            && bindable("127.0.0.1", p + 10001)
+    };
+    let start = (std::process::id() % u32::from(BASES)) as u16;
+    (0..BASES)
+        .map(|i| BASE_MIN + (start + i) % BASES * 20)
+        .find(|&b| [0, 3, 10, 13].iter().all(|o| free(b + o)))
+        .expect("no free ports for two pika servers")
 }
 
 async fn conn(addr: &str) -> redis::aio::MultiplexedConnection {
@@ -236,7 +218,7 @@ async fn codis_router_crosses_migrating_slots() {
         println!("skipped: set SLOTCHECK_PIKIWIDB_SERVER to a pika binary to run against PikiwiDB");
         return;
     };
-    let base = 30000 + (std::process::id() % 400) as u16 * 20;
+    let base = free_base();
     let sync = run(&bin, MigrationMode::Sync, base).await;
     assert!(
         sync.get(&RedirectKind::MgrtOne).copied().unwrap_or(0) > 0,

@@ -1,6 +1,8 @@
 //! Routing as a Codis proxy does, for servers that do not speak Redis Cluster (PikiwiDB): a slot
-//! table kept by slotcheck, forwarding by it, and the two ways of crossing a migrating slot.
+//! table kept by slotcheck, forwarding by it, and the two ways of crossing a migrating slot; and
+//! [`pika_conf`], the configuration every pika server under test is started with.
 
+pub mod pika_conf;
 pub mod router;
 pub mod table;
 
