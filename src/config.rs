@@ -96,17 +96,10 @@ impl RunConfig {
     /// compare-and-set, since PikiwiDB has no `EVAL`, so the register workload is plain `SET`/`GET`.
     pub fn codis_workload_config(&self, table: SharedCodisTable) -> WorkloadConfig {
         WorkloadConfig {
-            kind: self.workload,
-            key_prefix: format!("{}:", self.workload.name()),
-            clients: self.clients,
-            keys: self.keys,
-            rate_per_s: self.rate_per_s,
-            seed: self.seed,
-            timeout_ms: self.timeout_ms,
             codis: Some(CodisRouting(table)),
             mixed_case: self.mixed_case(),
             cas_weight: 0,
-            ..WorkloadConfig::default()
+            ..self.workload_config()
         }
     }
 

@@ -49,7 +49,11 @@ impl Timeline {
                 {
                     t.start(slot, step);
                 }
-                ("migrate-step" | "migrate-end" | PIKA_SYNC | PIKA_ASYNC, Some(slot)) => {
+                (
+                    "migrate-step" | "migrate-end" | "repair-step" | PIKA_SYNC | PIKA_ASYNC,
+                    Some(slot),
+                ) => {
+                    // A repair step joins the slot's latest migration and never ends it.
                     let end = e.f == "migrate-end" || e.f.starts_with("pika-migrate");
                     let i = match latest(&t.by_slot, slot) {
                         Some(i) => i,
@@ -61,16 +65,6 @@ impl Timeline {
                     }
                     if end {
                         m.end_event = Some(event);
-                    }
-                }
-                ("repair-step", Some(slot)) => {
-                    let i = match latest(&t.by_slot, slot) {
-                        Some(i) => i,
-                        None => t.start(slot, step.clone()),
-                    };
-                    let m = &mut t.migrations[i];
-                    if m.steps[0].event != event {
-                        m.steps.push(step);
                     }
                 }
                 ("migrate-cancel", _) => {
