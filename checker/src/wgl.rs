@@ -165,6 +165,8 @@ struct Searcher<'a, M: Model> {
     entries: Entries,
     obligations: Obligations<M::State>,
     ordered: bool,
+    /// Whether each op only observes (its model effect, computed once, not on every attempt).
+    observes: Vec<bool>,
     /// Return entries still in the list: the search is done when none is left.
     returns_left: usize,
     linearized: Bitset,
@@ -188,6 +190,10 @@ impl<'a, M: Model> Searcher<'a, M> {
             intervals,
             obligations: Obligations::new(model, intervals),
             ordered: model.ordered(),
+            observes: intervals
+                .iter()
+                .map(|i| matches!(model.effect(&i.input), Effect::Observes))
+                .collect(),
             returns_left,
             cache: Cache::new(linearized.words.len()),
             linearized,
@@ -227,10 +233,7 @@ impl<'a, M: Model> Searcher<'a, M> {
         // Why committing is sound: an observer legal now could be moved to now in any
         // linearization that places it later (it changes nothing, every op that must precede
         // it is already linearized, or its return would stand before this call in the list).
-        let committed = matches!(
-            self.model.effect(&self.intervals[op].input),
-            Effect::Observes
-        );
+        let committed = self.observes[op];
         self.linearized.set(op);
         let hash = self.linearized_hash ^ op_key(op);
         let key = hash ^ self.model.hash_state(&next);

@@ -21,6 +21,9 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let history = run::read_unless_large(&saved.history)?;
     let model = run::model_of(saved.workload);
     let mut checked = run::check_run(&saved.history, history.as_ref(), model)?;
+    if let Some(history) = &history {
+        slotcheck::pika::explain::annotate_saved(history, &mut checked)?;
+    }
     verify::merge(
         &mut checked,
         &verify::read_findings(run_dir)?,

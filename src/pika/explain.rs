@@ -123,6 +123,18 @@ pub fn is_pika_run(header: &Value) -> bool {
     header.get("server").and_then(Value::as_str) == Some("pikiwidb")
 }
 
+/// Adds PikiwiDB's own findings to `report` when `history` is a PikiwiDB run's, as the run
+/// itself did: `slotcheck check` and `slotcheck report` on a saved run reach the same verdict.
+pub fn annotate_saved(history: &History, report: &mut Report) -> anyhow::Result<()> {
+    let server = history.header.as_ref().and_then(|h| h.run.get("server"));
+    if server.and_then(Value::as_str) != Some("pikiwidb") {
+        return Ok(());
+    }
+    let ops = Ops::from_history(history)?;
+    annotate(history, &ops, report);
+    Ok(())
+}
+
 /// Adds to each `type-changed` anomaly the last migration of its slot before the first op that
 /// met `WRONGTYPE` (the migration that rewrote the key), with the `SLOTSRELOAD` before it.
 pub fn type_changed_migrations(history: &History, anomalies: &mut [Anomaly]) {

@@ -20,9 +20,7 @@ pub async fn verify<F: Family>(
         Some(placement) => placement.check(history).await?,
         None => None,
     };
-    if found.is_some() {
-        run.verified = found;
-    }
+    run.verified = found;
     Ok(())
 }
 
@@ -37,10 +35,7 @@ pub fn cluster_placement<F>(run: &Run<Cluster, F>) -> ClusterPlacement {
 
 /// A soak's verify: the Redis Cluster placement check, unannounced, with the history when given.
 pub async fn cluster<F>(run: &mut Run<Cluster, F>, history: Option<&History>) -> Result<()> {
-    let found = cluster_placement(run).check(history).await?;
-    if found.is_some() {
-        run.verified = found;
-    }
+    run.verified = cluster_placement(run).check(history).await?;
     Ok(())
 }
 

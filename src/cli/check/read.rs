@@ -78,9 +78,8 @@ fn check_own(
     // A PikiwiDB history is read once, for the check and for its own findings.
     let history = checker::History::read(source).map_err(|e| reading(e.into()))?;
     let mut report = check_loaded(&history, Path::new(&name), model, &opts)?;
-    let ops = checker::Ops::from_history(&history)
+    slotcheck::pika::explain::annotate_saved(&history, &mut report)
         .with_context(|| format!("pairing the ops of {name}"))?;
-    slotcheck::pika::explain::annotate(&history, &ops, &mut report);
     Ok(report)
 }
 

@@ -180,13 +180,14 @@ impl CodisRouter {
     /// Sync crossing: `SLOTSMGRTTAGONE` moves the key's tag from `from` to `to` (a hop), then
     /// the command goes to `to`.
     async fn mgrt_one(&mut self, trip: &mut Trip<'_>, from: String, to: String) -> Execution {
-        let (name, slot) = (trip.name(), trip.slot);
+        let slot = trip.slot;
         let mgrt = mgrt_one_cmd(&to, self.config.timeout_ms, trip.key);
         match self.request(&from, &mgrt).await {
             Err(e) => return trip.end(Err(OpError::Fail(e)), from),
             Ok(Reply::Error(e)) => {
                 let text = format!(
-                    "MGRT-ONE SLOTSMGRTTAGONE {name:?} (slot {slot}) on {from}: {}",
+                    "MGRT-ONE SLOTSMGRTTAGONE {:?} (slot {slot}) on {from}: {}",
+                    trip.name(),
                     error_text(&e)
                 );
                 let outcome = match outcome_of_error(&e) {
@@ -196,7 +197,7 @@ impl CodisRouter {
                 return trip.end(Err(outcome), from);
             }
             Ok(Reply::Lost(text)) => {
-                let text = format!("MGRT-ONE {name:?} (slot {slot}) on {from}: {text}");
+                let text = format!("MGRT-ONE {:?} (slot {slot}) on {from}: {text}", trip.name());
                 return trip.end(Err(OpError::Info(text)), from);
             }
             Ok(Reply::Value(_)) => {}
@@ -213,7 +214,7 @@ impl CodisRouter {
         from: String,
         to: String,
     ) -> Option<Execution> {
-        let (name, slot) = (trip.name(), trip.slot);
+        let slot = trip.slot;
         let wrapped = wrapper_cmd(trip.key, trip.cmd);
         let answer = match self.request(&from, &wrapped).await {
             Err(e) => return Some(trip.end(Err(OpError::Fail(e)), from)),
@@ -236,6 +237,7 @@ impl CodisRouter {
             Ok(WrapperAnswer::Error) => {
                 trip.hops
                     .push(hop(RedirectKind::WrapperError, slot, &from, &from));
+                let name = trip.name();
                 let text = format!(
                     "WRAPPER-ERROR SLOTSMGRT-EXEC-WRAPPER answered -1 on {from} for key \
                      {name:?} (slot {slot}, migrating to {to})"
@@ -249,6 +251,7 @@ impl CodisRouter {
                 if hops < self.config.hops_max as usize {
                     return None;
                 }
+                let name = trip.name();
                 let text = format!(
                     "gave up after {hops} hops: WRAPPER-RETRY key {name:?} (slot {slot}) still \
                      being migrated from {from} to {to}"
