@@ -99,6 +99,46 @@ pub(crate) async fn send(
     }
 }
 
+/// Sends every command of `cmds` in one write (a pipeline), preceded by `prefix` if given, and
+/// reads one reply per command, in order, within `timeout` for the whole batch. `Err` means the
+/// batch as a whole got no usable answer (a timeout, an I/O or parse error): any of its commands
+/// may have run, and the connection must be dropped. Error replies are per command, in the vector.
+#[allow(dead_code)] // The pipeline and transaction paths (issue 19) call it.
+pub(crate) async fn send_pipeline(
+    conn: &mut Conn,
+    cmds: &[&Cmd],
+    prefix: Option<&str>,
+    timeout: Duration,
+) -> Result<Vec<Result<Value, RedisError>>, String> {
+    conn.request.clear();
+    if let Some(prefix) = prefix {
+        redis::cmd(prefix).write_packed_command(&mut conn.request);
+    }
+    for cmd in cmds {
+        cmd.write_packed_command(&mut conn.request);
+    }
+    let request = async {
+        conn.stream.get_mut().write_all(&conn.request).await?;
+        if prefix.is_some() {
+            read_frame(&mut conn.stream, &mut conn.frame).await?;
+        }
+        let mut replies = Vec::with_capacity(cmds.len());
+        for _ in cmds {
+            read_frame(&mut conn.stream, &mut conn.frame).await?;
+            replies.push(match redis::parse_redis_value(&conn.frame)? {
+                Value::ServerError(e) => Err(e.into()),
+                value => Ok(value),
+            });
+        }
+        Ok::<_, RedisError>(replies)
+    };
+    match tokio::time::timeout(timeout, request).await {
+        Err(_) => Err(format!("timeout after {} ms", timeout.as_millis())),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(replies)) => Ok(replies),
+    }
+}
+
 /// Reads the raw bytes of one whole RESP2 or RESP3 value into `frame` (cleared first).
 async fn read_frame(
     stream: &mut BufReader<TcpStream>,
