@@ -19,7 +19,7 @@ mod header;
 
 pub use error::HistoryError;
 pub use event::{
-    Event, EventType, GaveUp, Process, Redirect, RedirectKind, GAVE_UP_REPLY_BYTES_MAX,
+    Batch, Event, EventType, GaveUp, Process, Redirect, RedirectKind, GAVE_UP_REPLY_BYTES_MAX,
 };
 pub use header::Header;
 

@@ -110,7 +110,7 @@ pub use model::zones;
 pub use anomaly::{Anomaly, AnomalyEvent, Cause, CauseKind, REDIRECT_CLASSES};
 pub use explanation::{Explanation, OpRef};
 pub use history::{
-    Event, EventType, GaveUp, Header, History, HistoryError, Process, Redirect, RedirectKind,
+    Batch, Event, EventType, GaveUp, Header, History, HistoryError, Process, Redirect, RedirectKind,
 };
 pub use import::{Format, ImportError, Imported};
 pub use model::register::{Register, RegisterOp};

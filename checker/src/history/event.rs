@@ -219,6 +219,21 @@ pub struct Event {
     /// On `fail` / `info`: the client gave up following redirects (see [`GaveUp`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gave_up: Option<GaveUp>,
+    /// The op was sent with others as one request: in a pipeline, a `MULTI`/`EXEC` or a script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
+}
+
+/// How an op was sent with other commands, so that coverage can count the redirects batches met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Batch {
+    /// One of several commands written at once on one connection (`--pipeline K`).
+    Pipeline,
+    /// A transaction: `MULTI`, its commands, `EXEC`.
+    Multi,
+    /// A transaction as one Lua script (`EVAL`).
+    Lua,
 }
 
 impl Event {
@@ -238,6 +253,7 @@ impl Event {
             redirects: Vec::new(),
             error: None,
             gave_up: None,
+            batch: None,
         }
     }
 }

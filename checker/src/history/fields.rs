@@ -25,6 +25,10 @@ pub(super) fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldErr
     };
     let error = opt_str(&mut obj, "error")?;
     let gave_up = gave_up(&mut obj, kind)?;
+    let batch = match obj.remove("batch") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(serde_json::from_value(v).map_err(|e| ("batch", e.to_string()))?),
+    };
     Ok(Event {
         kind,
         process,
@@ -39,6 +43,7 @@ pub(super) fn parse_event(mut obj: Map<String, Value>) -> Result<Event, FieldErr
         redirects,
         error,
         gave_up,
+        batch,
     })
 }
 

@@ -36,6 +36,19 @@ fn round_trips_an_event() {
 }
 
 #[test]
+fn batch_round_trips_and_is_checked() {
+    let line =
+        r#"{"type":"ok","process":1,"f":"txn","value":[["r","{a}x",1]],"time":5,"batch":"multi"}"#;
+    let h = parse(&format!("{line}\n")).unwrap();
+    assert_eq!(h.events[0].batch, Some(Batch::Multi));
+    let back = serde_json::to_string(&h.events[0]).unwrap();
+    assert!(back.contains(r#""batch":"multi""#), "{back}");
+    let bad = line.replace(r#""multi""#, r#""queue""#);
+    let err = parse(&format!("{bad}\n")).unwrap_err().to_string();
+    assert!(err.starts_with("h.jsonl:1: field `batch`: "), "{err}");
+}
+
+#[test]
 fn gave_up_round_trips_and_is_checked() {
     let line = r#"{"type":"fail","process":2,"f":"write","key":"k","value":3,"time":9,"error":"Too many Cluster redirections?","gave_up":{"kind":"ask","reply":"ASK 12 127.0.0.1:30002","hops":16}}"#;
     let h = parse(&format!("{line}\n")).unwrap();
