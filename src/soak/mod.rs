@@ -4,7 +4,7 @@
 //!
 //! The history goes to segment files (`segments/NNNNNN.jsonl`, only the first with the header, so
 //! joined in order they are one history); each workload key lives for one window
-//! (`workloads::epoch_key`), so a window's keys are checked once their segments are closed
+//! (`workloads::KeyNames::epoch_name`), so a window's keys are checked once their segments are closed
 //! ([`watch`]). Memory holds one window's events at a time. A soak killed in any way can be
 //! checked afterwards from its segments (`slotcheck soak --check DIR`) and resumed
 //! (`--resume`): a new cluster, segment numbers, time line and process numbers continuing.
@@ -330,7 +330,7 @@ async fn sweep(
         }
         while next + lag <= epoch_now() {
             for i in 0..cfg.keys {
-                let key = workloads::epoch_key(&cfg.key_prefix, i, next);
+                let key = cfg.key_names().epoch_name(i, next);
                 let del = redis::cmd("DEL").arg(&key).clone();
                 let _ = router.execute(key.as_bytes(), &del).await;
             }

@@ -1,5 +1,5 @@
 //! The rolling checker of a soak: each window's keys (the workload's keys live for one window,
-//! `workloads::epoch_key`) are checked as soon as the segments that can hold their events are
+//! `workloads::KeyNames::epoch_name`) are checked as soon as the segments that can hold their events are
 //! closed, and an alarm with that window's report is raised when one is invalid.
 //!
 //! Window `w` covers history time `[w, w + 1) × window`; its keys are invoked only then, and

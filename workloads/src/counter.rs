@@ -86,7 +86,7 @@ async fn client_loop(shared: Arc<Shared>, worker: usize, stop: CancellationToken
     let mut p = Process::new(&shared, worker);
     let total = cfg.read_weight + cfg.write_weight;
     while p.next(&stop).await {
-        let key = &shared.keys[p.rng.random_range(0..shared.keys.len())];
+        let key = &shared.keys[shared.cfg.key_dist.pick(&mut p.rng, shared.keys.len())];
         let op = match p.rng.random_range(0..total) < cfg.read_weight {
             true => CounterOp::Read,
             false => CounterOp::Incr,

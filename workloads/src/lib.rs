@@ -45,6 +45,7 @@ mod conn;
 pub mod counter;
 pub mod executor;
 pub mod external;
+pub mod keys;
 pub mod named;
 pub mod recorder;
 pub mod redis_rs;
@@ -61,6 +62,7 @@ pub use client::{Client, Completion, Operation};
 pub use counter::run_counter;
 pub use executor::{ClientChoice, ClientFactory, ClientInfo, Executor, RedirectVisibility};
 pub use external::{External, ExternalSpec};
+pub use keys::{key_epoch, KeyDist, KeyNames};
 pub use recorder::{segment_path, Recorder, SegmentSpec};
 pub use redis_rs::RedisRs;
 pub use register::run_register;
@@ -69,6 +71,6 @@ pub use slot::key_slot;
 pub use slotmap::{SharedSlotMap, SlotMap};
 pub use stats::{WorkloadError, WorkloadStats};
 pub use workload::{
-    epoch_key, final_reads, key_epoch, run_workload, slots_of, workload_keys, workload_slots,
-    WorkloadConfig, WorkloadKind, FINAL_READ_PROCESS_BASE,
+    final_reads, run_workload, slots_of, workload_keys, workload_slots, WorkloadConfig,
+    WorkloadKind, FINAL_READ_PROCESS_BASE,
 };

@@ -4,7 +4,7 @@
 use crate::client::{Client, Completion, Operation};
 use crate::router::Execution;
 use crate::stats::{WorkloadError, WorkloadStats};
-use crate::workload::{epoch_key, run_processes_with_values, Process, Shared, WorkloadConfig};
+use crate::workload::{run_processes_with_values, Process, Shared, WorkloadConfig};
 use crate::Recorder;
 use checker::EventType;
 use rand::Rng;
@@ -105,7 +105,7 @@ async fn client_loop(
     let mut epoch = 0;
     let total = cfg.read_weight + cfg.write_weight + cfg.cas_weight;
     while p.next(&stop).await {
-        let k = p.rng.random_range(0..shared.keys.len());
+        let k = cfg.key_dist.pick(&mut p.rng, shared.keys.len());
         let pick = p.rng.random_range(0..total);
         let fresh = || next_value.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let op = if pick < cfg.read_weight {
@@ -123,7 +123,7 @@ async fn client_loop(
                 epoch = now;
                 seen.iter_mut().for_each(|s| *s = None);
             }
-            epoch_name = epoch_key(&cfg.key_prefix, k, epoch);
+            epoch_name = cfg.key_names().epoch_name(k, epoch);
             &epoch_name
         } else {
             &shared.keys[k]

@@ -5,6 +5,7 @@
 use crate::bugs::ClientBug;
 use crate::client::Client;
 use crate::executor::{ClientChoice, ClientFactory};
+use crate::keys::{KeyDist, KeyNames};
 use crate::recorder::Recorder;
 use crate::router::{Router, RouterConfig};
 use crate::slotmap::SlotMap;
@@ -90,7 +91,7 @@ pub struct WorkloadConfig {
     /// reads never do.
     pub client_bug: Option<ClientBug>,
     /// With a value above 0, each key lives for one epoch of this many ms of history time
-    /// ([`epoch_key`]), so a soak can check each epoch's keys as soon as the epoch is over; the
+    /// ([`KeyNames::epoch_name`](crate::KeyNames::epoch_name)), so a soak can check each epoch's keys as soon as the epoch is over; the
     /// key's slot stays the same from epoch to epoch.
     pub epoch_ms: u64,
     /// First process number (a resumed soak continues above the numbers it already used).
@@ -100,6 +101,12 @@ pub struct WorkloadConfig {
     pub codis: Option<crate::codis::CodisRouting>,
     /// Key names with capitals (the `types` workload; the others' keys follow `key_prefix`).
     pub mixed_case: bool,
+    /// The keys fall in this many hash-tag groups, one slot each (key `i` in group `i % slots`),
+    /// so that a migrating slot holds several keys while clients use them; 0: no tags, every key
+    /// hashes on its own name (see [`crate::keys`]).
+    pub slots: usize,
+    /// How an op picks its key.
+    pub key_dist: KeyDist,
 }
 
 impl Default for WorkloadConfig {
@@ -122,6 +129,8 @@ impl Default for WorkloadConfig {
             process_base: 0,
             codis: None,
             mixed_case: false,
+            slots: 0,
+            key_dist: KeyDist::Uniform,
         }
     }
 }
@@ -148,6 +157,14 @@ impl WorkloadConfig {
             return bad("read/write/cas weights must sum to between 1 and u32::MAX");
         }
         Ok(())
+    }
+
+    /// How this configuration names its keys.
+    pub fn key_names(&self) -> KeyNames<'_> {
+        KeyNames {
+            prefix: &self.key_prefix,
+            groups: self.slots,
+        }
     }
 
     /// The routing bounds this configuration implies.
@@ -178,9 +195,8 @@ pub fn workload_keys(cfg: &WorkloadConfig) -> Vec<String> {
     if cfg.kind == WorkloadKind::Types {
         return crate::types::typed_keys(cfg);
     }
-    (0..cfg.keys)
-        .map(|i| format!("{}{i}", cfg.key_prefix))
-        .collect()
+    let names = cfg.key_names();
+    (0..cfg.keys).map(|i| names.name(i)).collect()
 }
 
 /// The slots of the workload's keys, sorted, once each: what the nemesis migrates (with epochs
@@ -196,17 +212,6 @@ pub fn slots_of(keys: &[String], slot: impl Fn(&[u8]) -> u16) -> Vec<u16> {
     slots.sort_unstable();
     slots.dedup();
     slots
-}
-
-/// Key `i`'s name in `epoch`: `{prefix i}:e<epoch>`, hash-tagged so that it has the slot of
-/// `{prefix}{i}` in every epoch (and the nemesis keeps migrating the same slots).
-pub fn epoch_key(prefix: &str, i: usize, epoch: u64) -> String {
-    format!("{{{prefix}{i}}}:e{epoch}")
-}
-
-/// The epoch of an epoch key (`None` for a key without one).
-pub fn key_epoch(key: &str) -> Option<u64> {
-    key.rsplit_once(":e")?.1.parse().ok()
 }
 
 /// Runs the workload `cfg.kind` names until `stop` fires: [`crate::run_register`],
@@ -437,19 +442,6 @@ mod tests {
         slots.sort();
         slots.dedup();
         assert_eq!(slots.len(), 16);
-    }
-
-    #[test]
-    fn epoch_keys_keep_their_slot_and_name_their_epoch() {
-        for i in [0, 7, 99] {
-            let plain = key_slot(format!("register:{i}").as_bytes());
-            for epoch in [0, 1, 12345] {
-                let key = epoch_key("register:", i, epoch);
-                assert_eq!(key_slot(key.as_bytes()), plain, "{key}");
-                assert_eq!(key_epoch(&key), Some(epoch));
-            }
-        }
-        assert_eq!(key_epoch("register:3"), None);
     }
 
     #[test]
