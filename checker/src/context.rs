@@ -298,6 +298,7 @@ pub fn analyze(
         stats,
         faults: at.faults.clone(),
         migrations: at.timeline.migrations.len(),
+        coverage: crate::coverage::coverage(history, &at.ops, &at.timeline),
         unlisted: found.unlisted,
     });
     attribute(&at, report);

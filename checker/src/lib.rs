@@ -64,7 +64,8 @@
 //! - analyses: [`classify`] and [`classify_counter`] (the class of an invalid key: `lost-write`,
 //!   `stale-read`, ...), [`stale_route`] (clients that forgot a `MOVED`), [`protocol`] and
 //!   [`redirects`] (redirect anomalies and statistics), `after_apply`, [`cause`] (the rules that
-//!   attribute an anomaly), [`final_state`];
+//!   attribute an anomaly), [`final_state`], [`coverage`] (what a run's ops met: migrating
+//!   slots, hops, batches);
 //! - the report's redirect-aware pass: [`context`] (where each anomaly happened, and why), and
 //!   the entry points below.
 
@@ -75,6 +76,7 @@ mod check;
 pub mod classify;
 pub mod classify_counter;
 pub mod context;
+pub mod coverage;
 pub mod echo;
 pub mod edn;
 pub mod elle;
@@ -108,6 +110,7 @@ pub mod wgl;
 pub use model::zones;
 
 pub use anomaly::{Anomaly, AnomalyEvent, Cause, CauseKind, REDIRECT_CLASSES};
+pub use coverage::Coverage;
 pub use explanation::{Explanation, OpRef};
 pub use history::{
     Batch, Event, EventType, GaveUp, Header, History, HistoryError, Process, Redirect, RedirectKind,

@@ -6,7 +6,7 @@
 //! `info`. A completion must name the same `f` and `key` as its invocation and must not be earlier
 //! than it. Nemesis events are annotations, not operations: they are kept aside by event index.
 
-use crate::history::{Event, EventType, GaveUp, History, Process, Redirect};
+use crate::history::{Batch, Event, EventType, GaveUp, History, Process, Redirect};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -67,6 +67,9 @@ pub struct Op {
     pub error: Option<String>,
     /// Whether and where the client gave up following redirects (from the completion).
     pub gave_up: Option<GaveUp>,
+    /// How it was sent with other commands (pipeline, MULTI/EXEC, Lua), from the completion,
+    /// else the invocation; `None` for an op sent alone.
+    pub batch: Option<Batch>,
 }
 
 /// A history's client operations in invocation order, plus its nemesis events set aside.
@@ -251,6 +254,7 @@ impl Op {
             redirects: e.redirects.clone(),
             error: None,
             gave_up: None,
+            batch: e.batch,
         }
     }
 
@@ -315,6 +319,9 @@ impl Op {
         }
         self.error = e.error.clone();
         self.gave_up = e.gave_up.clone();
+        if e.batch.is_some() {
+            self.batch = e.batch;
+        }
         Ok(())
     }
 }

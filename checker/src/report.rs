@@ -6,9 +6,11 @@
 //! analyses that fill them in.
 
 mod counts;
+mod coverage;
 mod redirect;
 
 pub use counts::{counts_text, LostWriteCounts, OutcomeCounts, RedirectCounts};
+pub use coverage::{BatchCoverage, Coverage, TxnCoverage};
 pub use redirect::{PathCounts, RedirectAnalysis, RedirectStats};
 
 use crate::anomaly::{Anomaly, Cause, CauseKind};

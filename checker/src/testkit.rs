@@ -6,9 +6,11 @@
 //! 0        invoke  write  k    1       @10
 //! 0        ok      write  k    1       @20    moved ask
 //! nemesis  info    kill   -    {}      @15
+//! 1        ok      txn    -    []      @30    slot=7 batch=multi ask
 //! ```
 //! `-` as the key means none; the value is one JSON token without spaces; blank lines and lines
-//! starting with `#` are skipped. No header, so event `i` is on line `i + 1`.
+//! starting with `#` are skipped. After the time, `slot=N` sets the event's slot, `batch=KIND`
+//! its batch, and any other word is a redirect kind. No header, so event `i` is on line `i + 1`.
 
 use crate::history::{Event, EventType, History, Process, Redirect, RedirectKind};
 use crate::model::Model;
@@ -47,6 +49,14 @@ pub(crate) fn h(text: &str) -> History {
         let mut event = Event::new(kind, process, cols[2], value, time);
         event.key = (cols[3] != "-").then(|| cols[3].to_string());
         for kind in &cols[6..] {
+            if let Some(slot) = kind.strip_prefix("slot=") {
+                event.slot = Some(slot.parse().expect("slot=N"));
+                continue;
+            }
+            if let Some(batch) = kind.strip_prefix("batch=") {
+                event.batch = Some(serde_json::from_value(batch.into()).expect("batch=KIND"));
+                continue;
+            }
             let kind = *RedirectKind::ALL
                 .iter()
                 .find(|k| k.name() == *kind)

@@ -1,5 +1,5 @@
-//! A checker report on a terminal: every count, but only the first few invalid and unknown
-//! keys explained in full (`--json` has all).
+//! A checker report on a terminal: the verdict with the run's coverage under it, every count,
+//! but only the first few invalid and unknown keys explained in full (`--json` has all).
 
 use checker::{Report, Validity};
 use std::fmt::{self, Write as _};
@@ -7,9 +7,27 @@ use std::fmt::{self, Write as _};
 /// Invalid keys (and, separately, unknown keys) explained in full on a terminal; `--json` has all.
 pub const KEYS_SHOWN_MAX: usize = 10;
 
+// The checker counts final reads apart by the process numbers the workloads give them.
+const _: () =
+    assert!(checker::coverage::FINAL_READ_PROCESS_BASE == workloads::FINAL_READ_PROCESS_BASE);
+
+/// `report` as [`render_keys`] writes it, with the coverage of the redirect-aware analysis (when
+/// it ran) on the lines after the verdict.
+pub fn render(report: Report, keys_max: usize) -> String {
+    let coverage = report
+        .redirect_analysis
+        .as_ref()
+        .map(|a| a.coverage.to_string());
+    let text = render_keys(report, keys_max);
+    match (coverage, text.split_once('\n')) {
+        (Some(c), Some((verdict, rest))) => format!("{verdict}\n{c}\n{rest}"),
+        _ => text,
+    }
+}
+
 /// `report` as text for a terminal: the verdict and every count, but at most `keys_max` invalid
 /// and `keys_max` unknown keys explained; a last line says how many more `--json` has.
-pub fn render(mut report: Report, keys_max: usize) -> String {
+fn render_keys(mut report: Report, keys_max: usize) -> String {
     let count = |v: Validity| report.keys.iter().filter(|k| k.valid == v).count();
     let (invalid, unknown) = (count(Validity::Invalid), count(Validity::Unknown));
     if invalid <= keys_max && unknown <= keys_max {

@@ -207,6 +207,19 @@ mod tests {
     }
 
     #[test]
+    fn the_coverage_sits_beside_the_verdict() {
+        let html = page("register-lost-write-bad.jsonl");
+        let verdict = html.find("id=\"verdict\"").unwrap();
+        let coverage = html.find("<p class=\"coverage\" id=\"coverage\"").unwrap();
+        assert!(verdict < coverage && coverage < html.find("</header>").unwrap());
+        // Six ops; write 2 was invoked between migrate-start and migrate-end, after an ASK.
+        assert!(html.contains(
+            "<b>coverage</b> 6 client ops, 16.7% invoked in a migrating slot (1), 2 redirected \
+             (33.3%) with 2 hops (moved 1, ask 1, tryagain 0, clusterdown 0)<br>txn ops 0"
+        ));
+    }
+
+    #[test]
     fn the_page_is_deterministic_and_self_contained() {
         let a = page("register-ok.jsonl");
         assert_eq!(a, page("register-ok.jsonl"));

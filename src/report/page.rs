@@ -70,11 +70,27 @@ pub fn head(out: &mut String, p: &Prepared) {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title>\
          <style>{STYLE}</style></head>\n<body>\n<header><h1>{t}</h1>\
-         <p class=\"verdict {v}\" id=\"verdict\">{v}</p><nav><a href=\"#summary\">summary</a> \
+         <p class=\"verdict {v}\" id=\"verdict\">{v}</p>{}<nav><a href=\"#summary\">summary</a> \
          <a href=\"#timeline\">timeline</a> <a href=\"#keys\">invalid keys</a> \
          <a href=\"#anomalies\">anomalies</a> <a href=\"#plots\">latency and throughput</a>\
-         </nav></header>\n"
+         </nav></header>\n",
+        coverage(p.report)
     );
+}
+
+/// The coverage beside the verdict: what the client ops met (migrating slots, hops by kind,
+/// transactions and batches), or nothing when the redirect-aware analysis did not run.
+fn coverage(r: &Report) -> String {
+    let Some(c) = r.redirect_analysis.as_ref().map(|a| &a.coverage) else {
+        return String::new();
+    };
+    format!(
+        "<p class=\"coverage\" id=\"coverage\" title=\"client ops (final reads apart); \
+         invoked in a migrating slot: between its migrate-start and migrate-end\">\
+         <b>coverage</b> {}<br>{}</p>",
+        esc(&c.ops_line()),
+        esc(&c.batch_line())
+    )
 }
 
 /// Closes the document with the timeline's script.

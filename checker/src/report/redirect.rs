@@ -3,6 +3,7 @@
 //! `context`, `redirects` and `protocol`.
 
 use super::counts::{counts_text, RedirectCounts};
+use super::coverage::Coverage;
 use crate::anomaly::{Anomaly, CauseKind};
 use crate::fault::Fault;
 use serde::Serialize;
@@ -21,6 +22,8 @@ pub struct RedirectAnalysis {
     pub faults: Vec<Fault>,
     /// Migrations recorded (classic, atomic, or repairs of slots no migration opened).
     pub migrations: usize,
+    /// What the client ops met: migrating slots, hops by kind, batches (see `crate::coverage`).
+    pub coverage: Coverage,
     /// Redirect-protocol anomalies found past the listed ones, by cause and class: counted in
     /// the verdict and `causes`, not listed.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]

@@ -79,6 +79,7 @@ pub(crate) fn scratch_op() -> Op {
         redirects: Vec::new(),
         error: None,
         gave_up: None,
+        batch: None,
     }
 }
 
