@@ -80,3 +80,43 @@ impl fmt::Write for FirstLine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checker::{CheckOptions, History, ModelKind};
+
+    /// The checked fixture `name`, with the redirect-aware analysis.
+    fn report(name: &str) -> Report {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("histories")
+            .join(name);
+        let h = History::read_file(&path).unwrap();
+        let opts = CheckOptions::default();
+        let mut r = checker::check(&h, ModelKind::Register, &opts).unwrap();
+        checker::analyze_redirects(&h, ModelKind::Register, &opts, &mut r).unwrap();
+        r
+    }
+
+    #[test]
+    fn coverage_follows_the_verdict_whether_keys_are_cut_or_not() {
+        let r = report("register-lost-write-bad.jsonl");
+        for keys_max in [KEYS_SHOWN_MAX, 0] {
+            let text = render(r.clone(), keys_max);
+            let lines: Vec<&str> = text.lines().collect();
+            assert!(
+                lines[0].starts_with("register-linearizable: INVALID"),
+                "{text}"
+            );
+            assert!(
+                lines[1].starts_with("coverage: 5 client ops, 20.0% invoked in a migrating"),
+                "{text}"
+            );
+            assert!(lines[2].starts_with("coverage: txn ops 0"), "{text}");
+            assert_eq!(text.matches("coverage:").count(), 2, "{text}");
+        }
+        let mut without = r;
+        without.redirect_analysis = None;
+        assert!(!render(without, KEYS_SHOWN_MAX).contains("coverage:"));
+    }
+}

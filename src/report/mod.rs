@@ -212,10 +212,10 @@ mod tests {
         let verdict = html.find("id=\"verdict\"").unwrap();
         let coverage = html.find("<p class=\"coverage\" id=\"coverage\"").unwrap();
         assert!(verdict < coverage && coverage < html.find("</header>").unwrap());
-        // Six ops; write 2 was invoked between migrate-start and migrate-end, after an ASK.
+        // Five ops; write 2 was invoked between migrate-start and migrate-end, after an ASK.
         assert!(html.contains(
-            "<b>coverage</b> 6 client ops, 16.7% invoked in a migrating slot (1), 2 redirected \
-             (33.3%) with 2 hops (moved 1, ask 1, tryagain 0, clusterdown 0)<br>txn ops 0"
+            "<b>coverage</b> 5 client ops, 20.0% invoked in a migrating slot (1), 2 redirected \
+             (40.0%) with 2 hops (moved 1, ask 1, tryagain 0, clusterdown 0)<br>txn ops 0"
         ));
     }
 
