@@ -146,7 +146,21 @@ fn json_carries_jepsen_valid_and_per_file_lines() {
     assert!(report["redirect_analysis"].is_object(), "{out}");
     let (code, out, _) = check(&[&"--json", &fixture("register-ok.jsonl")]);
     assert_eq!(code, 0);
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["valid"], true);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["valid"], true);
+    // Eight ops, three invoked while slot 7629 migrated, two of them redirected (moved, ask).
+    let coverage = &report["redirect_analysis"]["coverage"];
+    assert_eq!(
+        (
+            &coverage["ops"],
+            &coverage["in_migration"],
+            &coverage["redirected"]
+        ),
+        (&Value::from(8), &Value::from(3), &Value::from(2)),
+        "{out}"
+    );
+    assert_eq!(coverage["hops"]["ask"], 1, "{out}");
+    assert!(coverage.get("batches").is_none(), "no batch: left out");
 
     let files = [
         fixture("register-ok.jsonl"),
