@@ -219,7 +219,12 @@ impl RunConfigBuilder {
             client: self.client.clone(),
             clients: self.clients,
             keys: self.keys,
-            slots: self.slots,
+            // The types workload names its own keys (the type is the name's first segment), one
+            // slot each: no groups, recorded as such.
+            slots: match self.workload {
+                WorkloadKind::Types => 0,
+                _ => self.slots,
+            },
             key_dist: self.key_dist,
             spare_masters: self.spare_masters,
             migrate_target: self.migrate_target,
