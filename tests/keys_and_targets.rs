@@ -6,6 +6,10 @@
 //! Run with `-- --test-threads=1`: each case starts a cluster and keeps both cores busy.
 
 use serde_json::Value;
+use slotcheck::harness::{parse_nodes, Admin, NodeLine, ServerKind};
+use slotcheck::nemesis::migrate::interrupt::migrate_then_finalize_early;
+use slotcheck::nemesis::migrate::repair::repair;
+use slotcheck::nemesis::migrate::{migrate_slot, MigrateOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -116,6 +120,107 @@ fn migrations_to_empty_masters_redis() {
 #[test]
 fn migrations_to_empty_masters_valkey() {
     empty_targets("valkey");
+}
+
+/// `CLUSTER NODES` as the node at `addr` sees it.
+async fn cluster_nodes(addr: &str) -> Vec<NodeLine> {
+    let mut admin = Admin::connect(addr).await.unwrap();
+    parse_nodes(&admin.text(&["CLUSTER", "NODES"]).await.unwrap()).unwrap()
+}
+
+/// A spare master joins as a master without slots; a slot with keys moved to it and back again
+/// (the spare learning of its loss by gossip) leaves it a master without slots in every node's
+/// `CLUSTER NODES`, not a replica of the slot's new owner as `cluster-allow-replica-migration
+/// yes` would make it.
+async fn spare_master_stays_a_master(kind: ServerKind) {
+    let c = support::start_with(kind, 3, 0, |spec| spec.spare_masters = 1).await;
+    let spare = c.nodes[3].addr.clone();
+    let masters = |lines: &[NodeLine]| -> Vec<(String, usize)> {
+        let mut m: Vec<(String, usize)> = lines
+            .iter()
+            .filter(|l| l.has_flag("master"))
+            .map(|l| {
+                let owned = l.slots.iter().map(|&(a, b)| usize::from(b - a) + 1);
+                (l.addr.clone(), owned.sum())
+            })
+            .collect();
+        m.sort();
+        m
+    };
+    let before = masters(&cluster_nodes(&c.nodes[0].addr).await);
+    assert_eq!(before.len(), 4, "{before:?}");
+    let empty: Vec<&String> = before.iter().filter(|m| m.1 == 0).map(|m| &m.0).collect();
+    assert_eq!(empty, [&spare], "{before:?}");
+
+    let (slot, keys) = (100, support::keys_for(100, 30));
+    let client = redis::Client::open(format!("redis://{}/", c.nodes[0].addr)).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for k in &keys {
+        redis::cmd("SET")
+            .arg(k)
+            .arg(k)
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+    }
+    let peers = c.peers();
+    assert_eq!(peers.len(), 4);
+    let (owner, spare_peer) = (&peers[0], &peers[3]);
+    let rest = &peers[1..3];
+    let opts = MigrateOptions {
+        batch_keys: 10,
+        step_pause_ms: 0,
+        ..MigrateOptions::default()
+    };
+    let rec = c.recorder();
+    let there = migrate_slot(&rec, slot, owner, spare_peer, rest, &opts)
+        .await
+        .unwrap();
+    assert_eq!(there.keys_moved, keys.len());
+    c.wait_stable(10_000).await.unwrap();
+    let line = cluster_nodes(&spare)
+        .await
+        .into_iter()
+        .find(|l| l.addr == spare)
+        .unwrap();
+    assert!(line.owns(slot) && line.has_flag("master"), "{line:?}");
+    // Back again, finalized on every master but the spare: the spare learns that it lost its
+    // last slot by gossip, where `cluster-allow-replica-migration yes` would make it a replica.
+    let back = migrate_then_finalize_early(&rec, slot, spare_peer, owner, rest, &opts, 10, 200);
+    let back = back.await.unwrap();
+    assert_eq!((back.moved.len(), back.lost.len()), (keys.len(), 0));
+    let learned = std::time::Instant::now();
+    loop {
+        let me = cluster_nodes(&spare)
+            .await
+            .into_iter()
+            .find(|l| l.addr == spare)
+            .unwrap();
+        if !me.owns(slot) {
+            break;
+        }
+        assert!(
+            learned.elapsed().as_secs() < 20,
+            "the spare never learned: {me:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    repair(&rec, &peers).await.unwrap();
+    c.wait_stable(10_000).await.unwrap();
+    for node in &c.nodes {
+        let after = masters(&cluster_nodes(&node.addr).await);
+        assert_eq!(after, before, "as {} sees it", node.addr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spare_master_stays_a_master_redis() {
+    spare_master_stays_a_master(ServerKind::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spare_master_stays_a_master_valkey() {
+    spare_master_stays_a_master(ServerKind::Valkey).await;
 }
 
 /// `--migrate-target empty` without a spare master is refused before anything starts.
