@@ -39,8 +39,9 @@ pub struct TestArgs {
     /// Replicas per master.
     #[arg(long, default_value_t = 0)]
     pub replicas: usize,
-    /// Workload: register (GET, SET, CAS by EVAL), counter (INCR, GET) or types (every data
-    /// type, each key checked with its type's model).
+    /// Workload: register (GET, SET, CAS by EVAL, unique values), counter (INCR, GET), types
+    /// (every data type, each key checked with its type's model) or cas-register (as register,
+    /// values 0 to 4: Jepsen's cas-register).
     #[arg(long, default_value = "register", value_parser = parse_workload)]
     pub workload: WorkloadKind,
     /// Client that carries the workload's commands: slotcheck (its own router, every redirect
