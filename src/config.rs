@@ -5,17 +5,17 @@ use crate::harness::proxy::bug::ServerBug;
 use crate::harness::{Persistence, ServerKind};
 use crate::nemesis::failover::FailoverChoice;
 use crate::nemesis::migrate::MigrateOptions;
-use crate::nemesis::schedule::{FaultKind, Pacing, Schedule};
+use crate::nemesis::schedule::{FaultKind, MigrateTarget, Pacing, Schedule};
 use crate::pika::scenario::PikaScenario;
 use crate::scenario::Scenario;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 use std::time::Duration;
 use workloads::codis::{CodisRouting, MigrationMode, SharedCodisTable};
-use workloads::{ClientBug, ClientChoice, WorkloadConfig, WorkloadKind};
+use workloads::{ClientBug, ClientChoice, KeyDist, WorkloadConfig, WorkloadKind};
 
 mod builder;
-pub use builder::{listing, ConfigError, RunConfigBuilder, KEYS_MAX};
+pub use builder::{listing, ConfigError, RunConfigBuilder, KEYS_MAX, SLOTS_DEFAULT};
 
 /// Everything a test run needs, validated before any server starts.
 #[derive(Debug, Clone)]
@@ -34,6 +34,14 @@ pub struct RunConfig {
     pub clients: usize,
     /// Keys the register workload spreads over.
     pub keys: usize,
+    /// Hash-tag groups the keys fall in, one slot each (`--slots`; 0: one slot per key).
+    pub slots: usize,
+    /// How an op picks its key (`--key-dist`).
+    pub key_dist: KeyDist,
+    /// Masters that own no slots when the run starts (`--spare-masters`), beyond `masters`.
+    pub spare_masters: usize,
+    /// Where migrations move a slot (`--migrate-target`): any other master, or one owning none.
+    pub migrate_target: MigrateTarget,
     /// Target operations per second over all clients; 0 for unpaced.
     pub rate_per_s: u64,
     /// How long the workload and nemesis run.
@@ -88,6 +96,8 @@ impl RunConfig {
             seed: self.seed,
             timeout_ms: self.timeout_ms,
             client_bug: self.client_bug,
+            slots: self.slots,
+            key_dist: self.key_dist,
             ..WorkloadConfig::default()
         }
     }
@@ -163,6 +173,10 @@ mod tests {
             client: workloads::ClientChoice::Slotcheck,
             clients: 1,
             keys: 1,
+            slots: 0,
+            key_dist: KeyDist::Uniform,
+            spare_masters: 0,
+            migrate_target: MigrateTarget::Any,
             rate_per_s: 0,
             duration: Duration::from_secs(1),
             seed: 1,

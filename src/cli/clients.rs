@@ -29,7 +29,7 @@ pub struct ClientsArgs {
     /// Length of each run.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// Workload: register or counter.
+    /// Workload: register, counter or cas-register.
     #[arg(long, default_value = "register", value_parser = parse_workload)]
     workload: workloads::WorkloadKind,
     /// First seed; run i of every cell uses seed + i.

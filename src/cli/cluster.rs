@@ -27,6 +27,9 @@ enum ClusterAction {
         /// Replicas per master.
         #[arg(long, default_value_t = 0)]
         replicas: usize,
+        /// Masters beyond --masters that own no slots (no replicas), as `slotcheck test` has them.
+        #[arg(long, default_value_t = 0)]
+        spare_masters: usize,
         /// Directory for data, logs and cluster.json.
         #[arg(long, default_value = "store/cluster")]
         dir: PathBuf,
@@ -46,11 +49,13 @@ pub fn run(args: ClusterArgs) -> Result<ExitCode> {
             server,
             masters,
             replicas,
+            spare_masters,
             dir,
-        } => up(
-            ClusterSpec::new(server, masters, replicas, dir.join("nodes")),
-            &dir,
-        ),
+        } => {
+            let mut spec = ClusterSpec::new(server, masters, replicas, dir.join("nodes"));
+            spec.spare_masters = spare_masters;
+            up(spec, &dir)
+        }
         ClusterAction::Down { dir } => down(&dir),
     }
 }
@@ -65,8 +70,12 @@ fn up(spec: ClusterSpec, dir: &Path) -> Result<ExitCode> {
             dir.display()
         );
     }
+    let spare = match spec.spare_masters {
+        0 => String::new(),
+        n => format!(", {n} spare masters without slots"),
+    };
     status(&format!(
-        "Starting {} masters, {} replicas per master ({})",
+        "Starting {} masters, {} replicas per master{spare} ({})",
         spec.masters, spec.replicas, spec.kind
     ));
     let cluster = super::runtime()?.block_on(Cluster::start(spec))?;

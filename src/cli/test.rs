@@ -10,12 +10,13 @@ use slotcheck::detect::{detect, Detection};
 use slotcheck::harness::{HarnessError, Persistence, ServerKind};
 use slotcheck::input::BadInput;
 use slotcheck::nemesis::failover::FailoverChoice;
+use slotcheck::nemesis::schedule::MigrateTarget;
 use slotcheck::run::{run_test, RunOutcome};
 use slotcheck::term::warn;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use workloads::{ClientChoice, WorkloadKind};
+use workloads::{ClientChoice, KeyDist, WorkloadKind};
 
 /// The flags of `slotcheck test` (and, flattened, of `slotcheck soak`).
 #[derive(clap::Args, Debug)]
@@ -38,8 +39,9 @@ pub struct TestArgs {
     /// Replicas per master.
     #[arg(long, default_value_t = 0)]
     pub replicas: usize,
-    /// Workload: register (GET, SET, CAS by EVAL), counter (INCR, GET) or types (every data
-    /// type, each key checked with its type's model).
+    /// Workload: register (GET, SET, CAS by EVAL, unique values), counter (INCR, GET), types
+    /// (every data type, each key checked with its type's model) or cas-register (as register,
+    /// values 0 to 4: Jepsen's cas-register).
     #[arg(long, default_value = "register", value_parser = parse_workload)]
     pub workload: WorkloadKind,
     /// Client that carries the workload's commands: slotcheck (its own router, every redirect
@@ -52,6 +54,13 @@ pub struct TestArgs {
     /// Keys the workload spreads over.
     #[arg(long, default_value_t = 100)]
     pub keys: usize,
+    /// Hash-tag groups the keys fall in, one slot each, so that a migrating slot holds many keys
+    /// while clients use them (key i in group i mod N); 0: one slot per key.
+    #[arg(long, default_value_t = slotcheck::config::SLOTS_DEFAULT)]
+    pub slots: usize,
+    /// How an op picks its key: uniform, or hot (90 % of ops on 10 % of the keys).
+    #[arg(long, default_value = "uniform", value_parser = parse_key_dist)]
+    pub key_dist: KeyDist,
     /// Target operations per second over all clients (0: as fast as the servers answer).
     #[arg(long, default_value_t = 5000)]
     pub rate: u64,
@@ -98,6 +107,14 @@ pub struct TestArgs {
     /// Pause after each migration step, to keep half-migrated states alive (e.g. 250ms).
     #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
     pub migrate_pause: Duration,
+    /// Masters beyond --masters that own no slots at start (no replicas), migration targets no
+    /// client's slot map has named yet.
+    #[arg(long, default_value_t = 0)]
+    pub spare_masters: usize,
+    /// Where migrations move a slot: any (another master) or empty (a master owning no slots;
+    /// needs --spare-masters; when none is empty the next migration empties one).
+    #[arg(long, default_value = "any")]
+    pub migrate_target: MigrateTarget,
     /// Print the validated run configuration and the nemesis schedule as JSON, start nothing.
     #[arg(long)]
     pub plan_only: bool,
@@ -127,6 +144,12 @@ fn parse_server(text: &str) -> Result<ServerKind, String> {
     text.parse().map_err(|e: HarnessError| e.to_string())
 }
 
+/// `--key-dist`: uniform or hot.
+fn parse_key_dist(text: &str) -> Result<KeyDist, String> {
+    KeyDist::parse(text)
+        .ok_or_else(|| format!("unknown key distribution {text:?}; expected uniform or hot"))
+}
+
 /// Validates the flags into a [`RunConfig`] before anything is created or started: flag
 /// values, the cluster's shape, the nemesis, scenario and bugs, and the server binary.
 pub fn config(a: &TestArgs) -> Result<RunConfig> {
@@ -142,6 +165,10 @@ pub fn config(a: &TestArgs) -> Result<RunConfig> {
         .client(a.client.clone())
         .clients(a.clients)
         .keys(a.keys)
+        .slots(a.slots)
+        .key_dist(a.key_dist)
+        .spare_masters(a.spare_masters)
+        .migrate_target(a.migrate_target)
         .rate_per_s(a.rate)
         .duration(a.duration)
         .seed(a.seed)
@@ -202,6 +229,13 @@ fn print_plan(cfg: &RunConfig) -> Result<()> {
     let plan = serde_json::json!({
         "seed": cfg.seed,
         "server": cfg.server.to_string(),
+        "workload": cfg.workload.name(),
+        "masters": cfg.masters,
+        "spare_masters": cfg.spare_masters,
+        "keys": cfg.keys,
+        "slots": cfg.slots,
+        "key_dist": cfg.key_dist.name(),
+        "migrate_target": cfg.migrate_target.name(),
         "persistence": cfg.persistence.name(),
         "failover": cfg.failover.name(),
         "nemesis": cfg.nemesis,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::admin::Admin;
 use super::cluster::{Cluster, ClusterSpec, Node, Role};
-use super::config::{node_host, server_args, validate};
+use super::config::{node_count, node_host, server_args, validate};
 use super::control::{Launch, Procs};
 use super::error::HarnessError;
 use super::health::{self, Planned};
@@ -37,7 +37,7 @@ pub(crate) async fn start(spec: ClusterSpec) -> Result<Cluster, HarnessError> {
         .dir
         .canonicalize()
         .map_err(|e| HarnessError::io(format!("resolve {}", spec.dir.display()), e))?;
-    let total = spec.masters * (1 + spec.replicas);
+    let total = node_count(&spec);
     let mut attempt = 1;
     loop {
         wipe_node_dirs(&root)?;
@@ -125,7 +125,7 @@ async fn attempt_start(
     root: &Path,
     lease: PortLease,
 ) -> Result<Cluster, HarnessError> {
-    let total = spec.masters * (1 + spec.replicas);
+    let total = node_count(spec);
     let (ports, proxy_ports) = lease.ports().split_at(total);
     let (ports, proxy_ports) = (ports.to_vec(), proxy_ports.to_vec());
     let (mut fleet, dirs) = Fleet::prepare(spec, root, &ports)?;
@@ -154,6 +154,7 @@ async fn attempt_start(
         kind: binary.kind,
         version: binary.version.clone(),
         nodes: nodes(spec, &plan, &fleet, &dirs),
+        spare_masters: spec.spare_masters,
         bring_up,
         dir: root.to_path_buf(),
         procs: Procs::new(std::mem::take(&mut fleet.children), launches),
@@ -361,8 +362,12 @@ async fn plan(
         .iter()
         .enumerate()
         .map(|(i, admin)| {
+            let replicas_end = spec.masters * (1 + spec.replicas);
             let (role, slots) = if i < spec.masters {
                 (Role::Master, Some(ranges[i]))
+            } else if i >= replicas_end {
+                // A spare master: no slots, no replicas.
+                (Role::Master, None)
             } else {
                 let master = (i - spec.masters) / spec.replicas;
                 (

@@ -30,6 +30,11 @@ pub struct ClusterSpec {
     pub masters: usize,
     /// Replicas per master.
     pub replicas: usize,
+    /// Masters beyond `masters` that own no slots and have no replicas when the cluster starts
+    /// (migration targets no client's slot map has named yet); with any, the nodes run with
+    /// `cluster-allow-replica-migration no`, so a master whose last slot moves away stays a
+    /// master instead of turning into a replica of the slot's new owner.
+    pub spare_masters: usize,
     /// Root dir; each node gets a fresh `node-NN` subdirectory (old `node-*` subdirectories are wiped).
     pub dir: PathBuf,
     /// `cluster-node-timeout` in milliseconds.
@@ -64,6 +69,7 @@ impl ClusterSpec {
             kind,
             masters,
             replicas,
+            spare_masters: 0,
             dir: dir.into(),
             node_timeout_ms: NODE_TIMEOUT_MS_DEFAULT,
             die_with_parent: false,
@@ -179,8 +185,10 @@ pub struct Cluster {
     pub kind: ServerKind,
     /// Server version, e.g. `7.0.15`.
     pub version: String,
-    /// Masters first (in slot order), then replicas.
+    /// Masters first (in slot order), then replicas, then the spare masters.
     pub nodes: Vec<Node>,
+    /// Masters that owned no slots at bring-up (`ClusterSpec::spare_masters`), the last nodes.
+    pub spare_masters: usize,
     /// From the first process start to every node ready.
     pub bring_up: Duration,
     /// The root dir holding the `node-NN` dirs.

@@ -29,9 +29,16 @@ const RESERVED_CONFIG: &[&str] = &[
     "logfile",
 ];
 
+/// Every node of `spec`: each master with its replicas, then the spare masters.
+pub(crate) fn node_count(spec: &ClusterSpec) -> usize {
+    spec.masters
+        .saturating_mul(1 + spec.replicas)
+        .saturating_add(spec.spare_masters)
+}
+
 /// Refuses specs outside our limits before any server starts.
 pub(crate) fn validate(spec: &ClusterSpec) -> Result<(), HarnessError> {
-    let total = spec.masters.saturating_mul(1 + spec.replicas);
+    let total = node_count(spec);
     let problem = if spec.masters == 0 {
         Some("need at least one master".to_string())
     } else if spec.replicas > REPLICAS_PER_MASTER_MAX {
@@ -117,6 +124,9 @@ pub(crate) fn server_args(
         // also keys stranded on a node that no longer owns their slot (no redirect applies).
         ("enable-debug-command", "local".to_string()),
     ];
+    // A master emptied of slots stays a master (see `ClusterSpec::spare_masters`).
+    let keep_empty =
+        (spec.spare_masters > 0).then(|| ("cluster-allow-replica-migration", "no".to_string()));
     let announce = proxy_port.into_iter().flat_map(|proxy| {
         [
             ("cluster-announce-port", proxy.to_string()),
@@ -127,6 +137,7 @@ pub(crate) fn server_args(
         ]
     });
     ours.into_iter()
+        .chain(keep_empty)
         .chain(announce)
         .map(|(name, value)| (name.to_string(), value))
         .chain(spec.extra_config.iter().cloned())

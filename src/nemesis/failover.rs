@@ -276,6 +276,20 @@ pub async fn masters_now(ctx: &Ctx) -> Result<Vec<NodeLine>, NemesisError> {
         .collect())
 }
 
+/// The masters migrations and repairs work with: [`masters_now`], and in a cluster started
+/// with spare masters also every master that owns no slots and is not troubled (a spare, or one
+/// a migration emptied), since those are migration targets there.
+pub async fn masters_for_moves(ctx: &Ctx) -> Result<Vec<NodeLine>, NemesisError> {
+    if ctx.cluster.spare_masters == 0 {
+        return masters_now(ctx).await;
+    }
+    let lines = view(ctx).await?;
+    Ok(lines
+        .into_iter()
+        .filter(|l| l.has_flag("master") && !l.troubled())
+        .collect())
+}
+
 /// The replicas of the node at `master_addr` that are not flagged `fail`, as a reachable node sees
 /// them (the master itself may be down).
 pub async fn replicas_of(ctx: &Ctx, master_addr: &str) -> Result<Vec<NodeLine>, NemesisError> {

@@ -14,7 +14,7 @@ use super::failover::FailoverChoice;
 use super::migrate::MigrateOptions;
 use super::net::Partitioner;
 use super::runner::{self, NemesisSummary};
-use super::schedule::Schedule;
+use super::schedule::{MigrateTarget, Schedule};
 use super::Ctx;
 use crate::term::{error, ok, warn};
 
@@ -49,6 +49,8 @@ pub struct ClusterNemesis {
     pub slots: Vec<u16>,
     /// How migrations run.
     pub migrate: MigrateOptions,
+    /// Where migrations move a slot.
+    pub target: MigrateTarget,
     /// Which `CLUSTER FAILOVER` the failover faults send.
     pub failover: FailoverChoice,
     /// The iptables chain, when the run partitions.
@@ -63,15 +65,7 @@ impl Nemesis for ClusterNemesis {
         stop: CancellationToken,
         _deadline: Instant,
     ) -> impl Future<Output = NemesisSummary> + Send + 'static {
-        runner::run(
-            self.ctx,
-            self.schedule,
-            self.slots,
-            self.migrate,
-            self.failover,
-            self.partitioner,
-            stop,
-        )
+        runner::run(self, stop)
     }
 
     fn heal(&self) -> impl Future<Output = Result<(), NemesisError>> + Send {

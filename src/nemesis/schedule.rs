@@ -122,6 +122,52 @@ impl FromStr for FaultKind {
     }
 }
 
+/// Where a migration moves its slot (`--migrate-target`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MigrateTarget {
+    /// Any master but the slot's owner, as the plan's `variant` picks.
+    #[default]
+    Any,
+    /// A master that owns no slots (a spare master, one the clients' slot maps never named:
+    /// redis-py #2432's case). When none is empty, the migration empties one instead: it moves a
+    /// slot off the master owning the fewest slots, all of them the workload's, to another
+    /// master; so about every other migration targets an empty master.
+    Empty,
+}
+
+impl MigrateTarget {
+    /// Every choice, in a fixed order.
+    pub const ALL: [MigrateTarget; 2] = [MigrateTarget::Any, MigrateTarget::Empty];
+
+    /// The command-line name, also in the history header.
+    pub fn name(self) -> &'static str {
+        match self {
+            MigrateTarget::Any => "any",
+            MigrateTarget::Empty => "empty",
+        }
+    }
+}
+
+impl fmt::Display for MigrateTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for MigrateTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        workloads::named::parse_name(
+            &MigrateTarget::ALL,
+            MigrateTarget::name,
+            s,
+            "migrate target",
+            "",
+        )
+    }
+}
+
 /// Parses `--nemesis` (`all`, `none`, or a comma-separated list), sorted and deduplicated.
 pub fn parse_kinds(text: &str) -> Result<Vec<FaultKind>, String> {
     let mut kinds = Vec::new();

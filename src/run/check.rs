@@ -57,6 +57,7 @@ pub fn model_of(workload: WorkloadKind) -> ModelKind {
         WorkloadKind::Register => ModelKind::Register,
         WorkloadKind::Counter => ModelKind::Counter,
         WorkloadKind::Types => ModelKind::Types,
+        WorkloadKind::CasRegister => ModelKind::CasRegister,
     }
 }
 

@@ -132,6 +132,7 @@ impl Run {
             schedule: self.family.schedule.clone(),
             slots: workload_slots(&self.workload),
             migrate: self.cfg.migrate.clone(),
+            target: self.cfg.migrate_target,
             failover: self.cfg.failover,
             partitioner: self.family.partitioner.clone(),
         }

@@ -90,11 +90,16 @@ pub(crate) async fn start_cluster(
         cfg.output.join("cluster"),
     );
     spec.die_with_parent = true;
+    spec.spare_masters = cfg.spare_masters;
     spec.persistence = cfg.persistence;
     spec.distinct_hosts = cfg.nemesis.contains(&FaultKind::Partition);
     spec.proxy = cfg.nemesis.contains(&FaultKind::Slow) || cfg.server_bug.is_some();
+    let spare = match cfg.spare_masters {
+        0 => String::new(),
+        n => format!(", {n} spare masters without slots"),
+    };
     status(&format!(
-        "Starting {} masters, {} replicas per master ({}, persistence {})",
+        "Starting {} masters, {} replicas per master{spare} ({}, persistence {})",
         cfg.masters, cfg.replicas, cfg.server, cfg.persistence
     ));
     let starting = crate::term::spinner("starting the cluster");
@@ -162,6 +167,10 @@ pub fn header(s: &Started) -> checker::Header {
     run.insert("replicas".into(), json!(cfg.replicas));
     run.insert("clients".into(), json!(cfg.clients));
     run.insert("keys".into(), json!(cfg.keys));
+    run.insert("slots".into(), json!(cfg.slots));
+    run.insert("key_dist".into(), json!(cfg.key_dist.name()));
+    run.insert("spare_masters".into(), json!(cfg.spare_masters));
+    run.insert("migrate_target".into(), json!(cfg.migrate_target.name()));
     run.insert("rate_per_s".into(), json!(cfg.rate_per_s));
     run.insert("duration_ms".into(), json!(cfg.duration.as_millis() as u64));
     run.insert("nodes".into(), Value::Array(nodes(cluster)));

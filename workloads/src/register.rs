@@ -1,10 +1,17 @@
 //! The register workload: concurrent reads, writes and compare-and-sets of a few integer keys,
 //! for a linearizability check per key.
+//!
+//! Two value policies. `register` writes values unique within the run (one counter for all
+//! keys): a read names the write it saw, which the checker's fast path, the lost-write analysis
+//! of the final reads and the attribution of aborted reads to client bugs rely on; a CAS then
+//! succeeds only when its client saw the latest write. `cas-register` is Jepsen's: writes and
+//! CAS draw values from `0..=`[`CAS_VALUES_MAX`], so a CAS whose client saw an older write of
+//! the same value still succeeds, and the checker's general search decides the history.
 
 use crate::client::{Client, Completion, Operation};
 use crate::router::Execution;
 use crate::stats::{WorkloadError, WorkloadStats};
-use crate::workload::{run_processes_with_values, Process, Shared, WorkloadConfig};
+use crate::workload::{run_processes_with_values, Process, Shared, WorkloadConfig, WorkloadKind};
 use crate::Recorder;
 use checker::EventType;
 use rand::Rng;
@@ -20,6 +27,9 @@ const CAS_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 /// Sets the key to `ARGV[1]` if it is absent; 1 if it was, 0 if not.
 const CAS_ABSENT_SCRIPT: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then \
      redis.call('SET', KEYS[1], ARGV[1]) return 1 else return 0 end";
+
+/// Largest value a cas-register writes or expects (Jepsen's cas-register draws from 0 to 4).
+pub const CAS_VALUES_MAX: u64 = 4;
 
 /// One register operation with its arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +98,8 @@ pub async fn run_register(
     recorder: Recorder,
     stop: CancellationToken,
 ) -> Result<WorkloadStats, WorkloadError> {
-    // Written values are unique per key within a run: one counter for all keys.
+    // Register: written values are unique per key within a run, one counter for all keys;
+    // cas-register: drawn from a small range (see the module's guide).
     run_processes_with_values(cfg, seeds, recorder, stop, client_loop).await
 }
 
@@ -104,10 +115,15 @@ async fn client_loop(
     let mut seen: Vec<Option<u64>> = vec![None; shared.keys.len()];
     let mut epoch = 0;
     let total = cfg.read_weight + cfg.write_weight + cfg.cas_weight;
+    let small = cfg.kind == WorkloadKind::CasRegister;
     while p.next(&stop).await {
         let k = cfg.key_dist.pick(&mut p.rng, shared.keys.len());
         let pick = p.rng.random_range(0..total);
-        let fresh = || next_value.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Only the cas-register draws, so a register run's choices stay what its seed gave.
+        let drawn = small.then(|| p.rng.random_range(0..=CAS_VALUES_MAX));
+        let fresh = || {
+            drawn.unwrap_or_else(|| next_value.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        };
         let op = if pick < cfg.read_weight {
             RegisterOp::Read
         } else if pick < cfg.read_weight + cfg.write_weight {

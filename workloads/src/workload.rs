@@ -30,6 +30,10 @@ pub enum WorkloadKind {
     /// Every data type, each key written by its own commands ([`crate::types`]): PikiwiDB's
     /// migrations lose or retype some of them.
     Types,
+    /// Jepsen's cas-register: the register's reads, writes and compare-and-sets, with values
+    /// drawn from `0..=`[`CAS_VALUES_MAX`](crate::register::CAS_VALUES_MAX), so that many
+    /// compare-and-sets succeed; checked by the general search (values repeat).
+    CasRegister,
 }
 
 impl WorkloadKind {
@@ -39,15 +43,17 @@ impl WorkloadKind {
             WorkloadKind::Register => "register",
             WorkloadKind::Counter => "counter",
             WorkloadKind::Types => "types",
+            WorkloadKind::CasRegister => "cas-register",
         }
     }
 
-    /// Reads `register`, `counter` or `types`.
+    /// Reads `register`, `counter`, `types` or `cas-register`.
     pub fn parse(text: &str) -> Option<WorkloadKind> {
         match text {
             "register" => Some(WorkloadKind::Register),
             "counter" => Some(WorkloadKind::Counter),
             "types" => Some(WorkloadKind::Types),
+            "cas-register" => Some(WorkloadKind::CasRegister),
             _ => None,
         }
     }
@@ -149,7 +155,7 @@ impl WorkloadConfig {
             return bad("timeout_ms must be at least 1");
         }
         let cas = match self.kind {
-            WorkloadKind::Register => self.cas_weight as u64,
+            WorkloadKind::Register | WorkloadKind::CasRegister => self.cas_weight as u64,
             WorkloadKind::Counter | WorkloadKind::Types => 0,
         };
         let total = self.read_weight as u64 + self.write_weight as u64 + cas;
@@ -214,8 +220,8 @@ pub fn slots_of(keys: &[String], slot: impl Fn(&[u8]) -> u16) -> Vec<u16> {
     slots
 }
 
-/// Runs the workload `cfg.kind` names until `stop` fires: [`crate::run_register`],
-/// [`crate::run_counter`], or `cfg.clients` processes of the types workload (typed reads and
+/// Runs the workload `cfg.kind` names until `stop` fires: [`crate::run_register`] (register and
+/// cas-register), [`crate::run_counter`], or `cfg.clients` processes of the types workload (typed reads and
 /// writes).
 pub async fn run_workload(
     cfg: &WorkloadConfig,
@@ -224,7 +230,9 @@ pub async fn run_workload(
     stop: CancellationToken,
 ) -> Result<WorkloadStats, WorkloadError> {
     match cfg.kind {
-        WorkloadKind::Register => crate::register::run_register(cfg, seeds, recorder, stop).await,
+        WorkloadKind::Register | WorkloadKind::CasRegister => {
+            crate::register::run_register(cfg, seeds, recorder, stop).await
+        }
         WorkloadKind::Counter => crate::counter::run_counter(cfg, seeds, recorder, stop).await,
         WorkloadKind::Types => {
             let types = crate::types::client_loop;
@@ -390,7 +398,9 @@ pub async fn final_reads(
             for key in shared.keys.iter().skip(reader).step_by(readers) {
                 for attempt in 1..=FINAL_READ_ATTEMPTS_MAX {
                     let (kind, _, _) = match shared.cfg.kind {
-                        WorkloadKind::Register => crate::register::read(&mut client, key).await,
+                        WorkloadKind::Register | WorkloadKind::CasRegister => {
+                            crate::register::read(&mut client, key).await
+                        }
                         WorkloadKind::Counter => crate::counter::read(&mut client, key).await,
                         WorkloadKind::Types => crate::types::read(&mut client, key).await,
                     };

@@ -189,7 +189,7 @@ pub async fn repair_settled(ctx: &Ctx, timeout_ms: u64) -> Result<RepairReport, 
         // Asked again on every try: right after a failover a view may still list the demoted
         // master as one (it then refuses `SETSLOT`: "use SETSLOT only with masters").
         let masters = loop {
-            match failover::masters_now(ctx).await {
+            match failover::masters_for_moves(ctx).await {
                 Ok(m) if !m.is_empty() => break m,
                 Ok(_) | Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -9,7 +9,7 @@ use super::super::migrate::interrupt::{migrate_then_abort, migrate_then_finalize
 use super::super::migrate::repair::repair;
 use super::super::migrate::strike::{migrate_then_failover, migrate_then_strike, Strike};
 use super::super::migrate::{migrate_slot, MigrateError, MigrateOptions, Peer};
-use super::super::schedule::{FaultKind, Planned};
+use super::super::schedule::{FaultKind, MigrateTarget, Planned};
 use super::super::Ctx;
 use super::SETTLE_TIMEOUT_MS;
 use crate::harness::NodeLine;
@@ -35,6 +35,8 @@ struct Move {
     slot: u16,
     source: Peer,
     target: Peer,
+    /// Whether the target owned no slots when the move was picked.
+    target_was_empty: bool,
     /// The masters other than source and target.
     rest: Vec<Peer>,
     /// Every master.
@@ -48,15 +50,16 @@ fn peer(line: &NodeLine) -> Peer {
     }
 }
 
-/// One slot move of the migration stream; `Ok((false, 0))` when no move fits right now.
+/// One slot move of the migration stream over the workload's `slots`, to a master `target`
+/// allows; `Ok((false, 0))` when no move fits right now.
 pub(super) async fn migration(
     ctx: &Ctx,
     p: &Planned,
-    slots: &[u16],
+    (slots, target): (&[u16], MigrateTarget),
     opts: &MigrateOptions,
     killing: &Mutex<BTreeSet<String>>,
 ) -> Result<(bool, usize), NemesisError> {
-    let Some(mv) = pick(ctx, p, slots).await? else {
+    let Some(mv) = pick(ctx, p, slots, target).await? else {
         return Ok((false, 0));
     };
     let began = Instant::now();
@@ -66,6 +69,7 @@ pub(super) async fn migration(
         slot = mv.slot,
         source = %mv.source.addr,
         target = %mv.target.addr,
+        target_was_empty = mv.target_was_empty,
         keys_moved = keys,
         duration_ms = began.elapsed().as_millis() as u64,
         "migration: {outcome}"
@@ -73,32 +77,84 @@ pub(super) async fn migration(
     Ok((true, keys))
 }
 
-/// The slot `p` moves, from the master owning it to another chosen by `p.variant`; `None` if
-/// no master owns it or there is no other master.
-async fn pick(ctx: &Ctx, p: &Planned, slots: &[u16]) -> Result<Option<Move>, NemesisError> {
-    let mut masters = failover::masters_now(ctx).await?;
+/// The slot `p` moves, from the master owning it to another, as [`choose`] decides over the
+/// masters of the moment; `None` if no move fits.
+async fn pick(
+    ctx: &Ctx,
+    p: &Planned,
+    slots: &[u16],
+    target: MigrateTarget,
+) -> Result<Option<Move>, NemesisError> {
+    let mut masters = failover::masters_for_moves(ctx).await?;
     masters.sort_by(|a, b| a.addr.cmp(&b.addr));
+    Ok(choose(&masters, p, slots, target))
+}
+
+/// The move `p` makes among `masters` (in address order): the `p.target`-th workload slot, from
+/// its owner to the `p.variant`-th other master; `None` if no master owns it or there is no
+/// other. With [`MigrateTarget::Empty`] only masters owning no slots are targets; when none is
+/// empty the move empties one ([`emptying`]), and when none can be emptied (every master owns
+/// slots beyond the workload's) any other master is the target.
+fn choose(masters: &[NodeLine], p: &Planned, slots: &[u16], target: MigrateTarget) -> Option<Move> {
+    let empty_exists = masters.iter().any(|m| m.slots.is_empty());
+    if target == MigrateTarget::Empty && !empty_exists {
+        if let Some((slot, source)) = emptying(masters, p, slots) {
+            let others = masters.iter().filter(|m| m.id != source.id);
+            return resolve(masters, slot, source, others.collect(), p.variant);
+        }
+    }
+    let only_empty = target == MigrateTarget::Empty && empty_exists;
     let slot = slots[p.target as usize % slots.len()];
-    let Some(source) = masters.iter().find(|m| m.owns(slot)).map(peer) else {
-        return Ok(None);
-    };
-    let others: Vec<Peer> = masters
+    let source = masters.iter().find(|m| m.owns(slot))?;
+    let others: Vec<&NodeLine> = masters
         .iter()
         .filter(|m| m.id != source.id)
+        .filter(|m| !only_empty || m.slots.is_empty())
+        .collect();
+    resolve(masters, slot, source, others, p.variant)
+}
+
+/// When no master is empty under [`MigrateTarget::Empty`]: the slot that empties a master, and
+/// that master. The master is the one owning the fewest slots, all of them the workload's (so
+/// it owned none before migrations brought them: a spare); the slot is its `p.target`-th.
+/// `None` when every master owns slots beyond the workload's.
+fn emptying<'m>(
+    masters: &'m [NodeLine],
+    p: &Planned,
+    slots: &[u16],
+) -> Option<(u16, &'m NodeLine)> {
+    let owned = |m: &NodeLine| -> Vec<u16> { m.slots.iter().flat_map(|&(a, b)| a..=b).collect() };
+    let source = masters
+        .iter()
+        .filter(|m| !m.slots.is_empty())
+        .filter(|m| owned(m).iter().all(|s| slots.binary_search(s).is_ok()))
+        .min_by_key(|m| owned(m).len())?;
+    let mine = owned(source);
+    Some((mine[p.target as usize % mine.len()], source))
+}
+
+/// The move of `slot` from `source` to `others[variant % len]`; `None` without others.
+fn resolve(
+    masters: &[NodeLine],
+    slot: u16,
+    source: &NodeLine,
+    others: Vec<&NodeLine>,
+    variant: u32,
+) -> Option<Move> {
+    let target = *others.get(variant as usize % others.len().max(1))?;
+    let rest = masters
+        .iter()
+        .filter(|m| m.id != source.id && m.id != target.id)
         .map(peer)
         .collect();
-    if others.is_empty() {
-        return Ok(None);
-    }
-    let target = others[p.variant as usize % others.len()].clone();
-    let rest = others.into_iter().filter(|m| m.id != target.id).collect();
-    Ok(Some(Move {
+    Some(Move {
         slot,
-        source,
-        target,
+        source: peer(source),
+        target: peer(target),
+        target_was_empty: target.slots.is_empty(),
         rest,
         masters: masters.iter().map(peer).collect(),
-    }))
+    })
 }
 
 /// Carries out the move the way `p.kind` says; returns the keys moved and a line for the run log.
@@ -215,7 +271,7 @@ async fn strike(
 
 /// Repairs open slots once, best effort: a failure here is logged, the next action goes on.
 pub(super) async fn repair_now(ctx: &Ctx) {
-    let masters = match failover::masters_now(ctx).await {
+    let masters = match failover::masters_for_moves(ctx).await {
         Ok(m) => m.iter().map(peer).collect::<Vec<Peer>>(),
         Err(e) => return tracing::warn!(error = %e, "no view of the masters for a repair"),
     };
@@ -268,4 +324,79 @@ async fn cancel_midway(
     } else {
         format!("nothing to cancel: job had ended {state}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::parse_nodes;
+
+    /// Three masters: `a` owns 0-99, `b` 100-200 but 150, `c` what its line says.
+    fn masters(c_slots: &str) -> Vec<NodeLine> {
+        let text = format!(
+            "a 127.0.0.1:1@10001 master - 0 0 1 connected 0-99\n\
+             b 127.0.0.1:2@10002 master - 0 0 2 connected 100-149 151-200\n\
+             c 127.0.0.1:3@10003 master - 0 0 3 connected {c_slots}\n"
+        );
+        parse_nodes(&text).unwrap()
+    }
+
+    fn planned(target: u32, variant: u32) -> Planned {
+        Planned {
+            at_ms: 0,
+            kind: FaultKind::Migrate,
+            target,
+            variant,
+            hold_ms: 0,
+        }
+    }
+
+    #[test]
+    fn empty_targets_the_master_without_slots_then_empties_it_again() {
+        let workload = [5, 150, 160];
+        for variant in 0..4 {
+            // Slot 5 is `a`'s; `c` is the only empty master.
+            let mv = choose(
+                &masters(""),
+                &planned(0, variant),
+                &workload,
+                MigrateTarget::Empty,
+            )
+            .unwrap();
+            assert_eq!((mv.slot, mv.target.id.as_str()), (5, "c"));
+            assert!(mv.target_was_empty);
+            assert_eq!(mv.rest.len(), 1);
+        }
+        // No master is empty: `c` holds only workload slots, so one of them goes back.
+        let mv = choose(
+            &masters("150"),
+            &planned(0, 1),
+            &workload,
+            MigrateTarget::Empty,
+        )
+        .unwrap();
+        assert_eq!((mv.slot, mv.source.id.as_str()), (150, "c"));
+        assert_eq!(mv.target.id, "b");
+        assert!(!mv.target_was_empty);
+        // Every master owns slots beyond the workload's: a move to any other master.
+        let mv = choose(
+            &masters("150 300"),
+            &planned(2, 0),
+            &workload,
+            MigrateTarget::Empty,
+        );
+        let mv = mv.unwrap();
+        assert_eq!((mv.slot, mv.source.id.as_str()), (160, "b"));
+        assert_eq!(mv.target.id, "a");
+    }
+
+    #[test]
+    fn any_targets_every_other_master_empty_or_not() {
+        let targets: BTreeSet<String> = (0..6)
+            .map(|v| choose(&masters(""), &planned(0, v), &[5], MigrateTarget::Any).unwrap())
+            .map(|mv| mv.target.id)
+            .collect();
+        assert_eq!(targets, BTreeSet::from(["b".to_string(), "c".to_string()]));
+        assert!(choose(&masters(""), &planned(0, 0), &[9999], MigrateTarget::Any).is_none());
+    }
 }

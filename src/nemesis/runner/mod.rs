@@ -6,12 +6,11 @@ mod fault;
 mod migration;
 
 use super::error::NemesisError;
-use super::failover::FailoverChoice;
+use super::family::ClusterNemesis;
 use super::migrate::strike::repair_settled;
-use super::migrate::MigrateOptions;
 use super::net::Partitioner;
 use super::process;
-use super::schedule::{FaultKind, Schedule};
+use super::schedule::FaultKind;
 use super::Ctx;
 use crate::harness::ProcessState;
 use fault::fault;
@@ -51,17 +50,19 @@ impl NemesisSummary {
     }
 }
 
-/// Runs the schedule until it is exhausted or `stop` fires; a fault in force is undone first.
-/// `failover` decides which `CLUSTER FAILOVER` the `failover` faults send.
-pub async fn run(
-    ctx: Ctx,
-    schedule: Schedule,
-    slots: Vec<u16>,
-    opts: MigrateOptions,
-    failover: FailoverChoice,
-    partitioner: Option<Arc<Partitioner>>,
-    stop: CancellationToken,
-) -> NemesisSummary {
+/// Runs `nemesis`'s schedule until it is exhausted or `stop` fires; a fault in force is undone
+/// first. Its `failover` decides which `CLUSTER FAILOVER` the `failover` faults send, its
+/// `target` where migrations move their slot.
+pub async fn run(nemesis: ClusterNemesis, stop: CancellationToken) -> NemesisSummary {
+    let ClusterNemesis {
+        ctx,
+        schedule,
+        slots,
+        migrate: opts,
+        target,
+        failover,
+        partitioner,
+    } = nemesis;
     assert!(!slots.is_empty(), "no slots to migrate");
     let start = Instant::now();
     let killing = Arc::new(Mutex::new(BTreeSet::new()));
@@ -78,7 +79,7 @@ pub async fn run(
                 if !wait_until(start, p.at_ms, &stop).await {
                     break;
                 }
-                let result = migration(&ctx, p, &slots, &opts, &killing).await;
+                let result = migration(&ctx, p, (&slots, target), &opts, &killing).await;
                 let failed = result.is_err();
                 tally(&mut summary, p.kind, result);
                 if failed {
