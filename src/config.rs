@@ -34,6 +34,9 @@ pub struct RunConfig {
     pub clients: usize,
     /// Keys the register workload spreads over.
     pub keys: usize,
+    /// Logical processes per client worker whose ops go out as one pipeline (`--pipeline`);
+    /// 1: no pipelines.
+    pub pipeline: usize,
     /// Target operations per second over all clients; 0 for unpaced.
     pub rate_per_s: u64,
     /// How long the workload and nemesis run.
@@ -88,6 +91,7 @@ impl RunConfig {
             seed: self.seed,
             timeout_ms: self.timeout_ms,
             client_bug: self.client_bug,
+            pipeline: self.pipeline,
             ..WorkloadConfig::default()
         }
     }
@@ -163,6 +167,7 @@ mod tests {
             client: workloads::ClientChoice::Slotcheck,
             clients: 1,
             keys: 1,
+            pipeline: 1,
             rate_per_s: 0,
             duration: Duration::from_secs(1),
             seed: 1,

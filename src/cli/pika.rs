@@ -109,6 +109,7 @@ fn config(a: &TestArgs) -> Result<RunConfig> {
         client: workloads::ClientChoice::Slotcheck,
         clients: a.clients,
         keys: a.keys,
+        pipeline: 1,
         rate_per_s: a.rate,
         duration: a.duration,
         seed,

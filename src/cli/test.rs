@@ -52,6 +52,10 @@ pub struct TestArgs {
     /// Keys the workload spreads over.
     #[arg(long, default_value_t = 100)]
     pub keys: usize,
+    /// Logical processes per client, whose ops go out together as one pipeline on one
+    /// connection per node (register and counter; slotcheck's client and the adapters); 1: none.
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
     /// Target operations per second over all clients (0: as fast as the servers answer).
     #[arg(long, default_value_t = 5000)]
     pub rate: u64,
@@ -142,6 +146,7 @@ pub fn config(a: &TestArgs) -> Result<RunConfig> {
         .client(a.client.clone())
         .clients(a.clients)
         .keys(a.keys)
+        .pipeline(a.pipeline)
         .rate_per_s(a.rate)
         .duration(a.duration)
         .seed(a.seed)

@@ -50,6 +50,7 @@ pub struct RunConfigBuilder {
     client: ClientChoice,
     clients: usize,
     keys: usize,
+    pipeline: usize,
     rate_per_s: u64,
     duration: Duration,
     seed: Option<u64>,
@@ -78,6 +79,7 @@ impl Default for RunConfigBuilder {
             client: ClientChoice::Slotcheck,
             clients: 20,
             keys: 100,
+            pipeline: 1,
             rate_per_s: 5000,
             duration: Duration::from_secs(30),
             seed: None,
@@ -119,6 +121,8 @@ impl RunConfigBuilder {
         clients: usize;
         /// Keys the workload spreads over (1 to [`KEYS_MAX`]).
         keys: usize;
+        /// Logical processes per client worker, their ops sent as one pipeline (1: none).
+        pipeline: usize;
         /// Operations per second over all clients; 0 for unpaced.
         rate_per_s: u64;
         /// How long the workload and nemesis run.
@@ -193,6 +197,7 @@ impl RunConfigBuilder {
             client: self.client.clone(),
             clients: self.clients,
             keys: self.keys,
+            pipeline: self.pipeline,
             rate_per_s: self.rate_per_s,
             duration: self.duration,
             seed: self.seed.unwrap_or_else(rand::random),
@@ -217,6 +222,9 @@ impl RunConfigBuilder {
             pika_scenario: None,
         };
         self.apply_cases(&mut cfg)?;
+        if let Some(why) = cfg.workload_config().pipeline_refused() {
+            refuse!("--pipeline {}: {why}", self.pipeline);
+        }
         // The scenario may have changed the shape: check it again, then find the server.
         ClusterSpec::new(server, cfg.masters, cfg.replicas, "store/cluster").validate()?;
         harness::find_server(server)?;

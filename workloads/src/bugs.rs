@@ -21,7 +21,7 @@
 
 use crate::router::OpError;
 use crate::slotmap::SlotMap;
-use redis::{Arg, Cmd};
+use redis::{Arg, Cmd, RedisError, Value};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -50,16 +50,20 @@ pub enum ClientBug {
     StaleMoved,
     /// Sends writes for a slot to a replica of its master, after `READONLY`.
     WriteToReplica,
+    /// Takes an `ASK` answered to a command inside a pipeline for the command's empty success
+    /// (`OK` for a write, nil for a read) instead of resending it with `ASKING`.
+    PipelineAskDrop,
 }
 
 impl ClientBug {
     /// Every bug, in a fixed order.
-    pub const ALL: [ClientBug; 5] = [
+    pub const ALL: [ClientBug; 6] = [
         ClientBug::AskWithoutAsking,
         ClientBug::AskAsMoved,
         ClientBug::RetryWithoutInfo,
         ClientBug::StaleMoved,
         ClientBug::WriteToReplica,
+        ClientBug::PipelineAskDrop,
     ];
 
     /// The command-line name.
@@ -70,6 +74,7 @@ impl ClientBug {
             ClientBug::RetryWithoutInfo => "retry-without-info",
             ClientBug::StaleMoved => "stale-moved",
             ClientBug::WriteToReplica => "write-to-replica",
+            ClientBug::PipelineAskDrop => "pipeline-ask-drop",
         }
     }
 
@@ -90,6 +95,10 @@ impl ClientBug {
             ClientBug::WriteToReplica => {
                 "sends writes to a replica of the slot's master (READONLY)"
             }
+            ClientBug::PipelineAskDrop => {
+                "takes an ASK inside a pipeline for the command's empty success (OK for a write, \
+                 nil for a read) and never resends it (needs --pipeline 2 or more)"
+            }
         }
     }
 
@@ -100,6 +109,7 @@ impl ClientBug {
             ClientBug::AskAsMoved => "ask-as-moved",
             ClientBug::RetryWithoutInfo => "aborted-read",
             ClientBug::StaleMoved | ClientBug::WriteToReplica => "stale-route",
+            ClientBug::PipelineAskDrop => "lost-write",
         }
     }
 
@@ -107,7 +117,15 @@ impl ClientBug {
     /// requests that a correct server refuses (see the module doc): their anomalies are in the
     /// recorded hops, and make the verdict invalid all the same.
     pub fn breaks_linearizability(self) -> bool {
-        self == ClientBug::RetryWithoutInfo
+        matches!(
+            self,
+            ClientBug::RetryWithoutInfo | ClientBug::PipelineAskDrop
+        )
+    }
+
+    /// Whether the bug only shows when commands are pipelined (`--pipeline` of 2 or more).
+    pub fn needs_pipeline(self) -> bool {
+        self == ClientBug::PipelineAskDrop
     }
 
     /// Whether the bug needs replicas in the cluster to do anything.
@@ -212,6 +230,24 @@ impl BugState {
     /// (the source) instead of following the `ASK` to its target.
     pub(crate) fn ask_refreshes_map(&self) -> bool {
         self.bug == Some(ClientBug::AskAsMoved)
+    }
+
+    /// `pipeline-ask-drop`: the reply the client makes up for `cmd` when the server answered
+    /// it `err` inside a pipeline and `err` is an `ASK` (`OK` for a write, nil for a read);
+    /// `None` (follow the reply) for every other error and for a correct client.
+    pub(crate) fn dropped_ask(&self, err: &RedisError, cmd: &Cmd) -> Option<Value> {
+        let ask = matches!(
+            crate::router::classify(err),
+            crate::router::Action::Ask { .. }
+        );
+        if self.bug != Some(ClientBug::PipelineAskDrop) || !ask {
+            return None;
+        }
+        Some(if is_write(cmd) {
+            Value::Okay
+        } else {
+            Value::Nil
+        })
     }
 
     /// What to do after the request may have been lost (`text` says how): `Ok` to resend it to

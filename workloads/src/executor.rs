@@ -95,6 +95,23 @@ impl Executor {
             Executor::Codis(router) => router.execute(key, cmd).await,
         }
     }
+
+    /// Sends every `(key, command)` of `items` at once (a pipeline) and reports each one's end,
+    /// in order. redis-rs and Codis routing have no pipelines: [`crate::WorkloadConfig::validate`]
+    /// refuses them, and here each command fails unsent.
+    pub async fn execute_pipeline(&mut self, items: &[(Vec<u8>, Cmd)]) -> Vec<Execution> {
+        let unsupported = |name: &str| {
+            let text = format!("{name} does not support pipelines; nothing sent");
+            let fail = |(key, _): &(Vec<u8>, Cmd)| Execution::failed(key, &text);
+            items.iter().map(fail).collect()
+        };
+        match self {
+            Executor::Router(router) => router.execute_pipeline(items).await,
+            Executor::External(client) => client.pipeline(items).await,
+            Executor::RedisRs(_) => unsupported("redis-rs"),
+            Executor::Codis(_) => unsupported("Codis routing"),
+        }
+    }
 }
 
 /// How to open a workload process's executor: kept by a client so that it can open a fresh one
