@@ -40,14 +40,17 @@
 // command's outcome (a MOVED/ASK/TRYAGAIN/CLUSTERDOWN it did not follow is a give-up, as above),
 // and every command of a larger group is info (which of them ran is unknown). A "transaction"
 // request is cluster.multi(key) with its commands and exec(): one reply, EXEC's replies, an error
-// among them as {"error": text}.
+// among them as {"error": text} (node-redis reads EXEC's replies as strings without the type
+// mapping, so the command tells a status OK from a bulk string; see execItem).
 
 import { createRequire } from 'node:module';
 import diagnostics from 'node:diagnostics_channel';
 import readline from 'node:readline';
 import redis from 'redis';
 
-const { createCluster, CHANNELS, RESP_TYPES, ErrorReply, ClientClosedError, TimeoutError } = redis;
+const {
+  createCluster, CHANNELS, RESP_TYPES, ErrorReply, MultiErrorReply, ClientClosedError, TimeoutError,
+} = redis;
 const require = createRequire(import.meta.url);
 const VERSION = require('redis/package.json').version;
 // The key-slot function node-redis itself routes by (a dependency of @redis/client).
@@ -254,6 +257,20 @@ async function pipeline(cluster, request, timeout) {
   return { id: request.id, replies };
 }
 
+// Commands whose reply is the status +OK. node-redis reads EXEC's replies without the type
+// mapping, so a status and a bulk string both come back as a JS string: the command tells them
+// apart.
+const STATUS_COMMANDS = new Set(['SET', 'MSET', 'SETEX', 'PSETEX', 'RENAME', 'LSET', 'LTRIM']);
+
+// One of EXEC's replies as the protocol writes it.
+function execItem(args, v) {
+  if (v instanceof ErrorReply) return { error: v.message };
+  if (typeof v === 'string') {
+    return v === 'OK' && STATUS_COMMANDS.has(String(args[0]).toUpperCase()) ? { status: 'OK' } : v;
+  }
+  return toJson(v);
+}
+
 async function transaction(cluster, request, timeout) {
   const t = request.transaction;
   resetProbe('EXEC');
@@ -264,9 +281,14 @@ async function transaction(cluster, request, timeout) {
       multi.addCommand(t.key, READ_COMMANDS.has(String(args[0]).toUpperCase()), args);
     }
     const values = await within(multi.exec(), timeout + REPLY_GRACE_MS);
-    reply.value = values.map((v) => (v instanceof ErrorReply ? { error: v.message } : toJson(v)));
+    reply.value = values.map((v, i) => execItem(t.commands[i], v));
   } catch (err) {
-    Object.assign(reply, err instanceof TypeError ? { outcome: 'info', error: err.message } : failedPart(err));
+    if (err instanceof MultiErrorReply) {
+      // EXEC ran; some of its commands answered with an error.
+      reply.value = err.replies.map((v, i) => execItem(t.commands[i], v));
+    } else {
+      Object.assign(reply, err instanceof TypeError ? { outcome: 'info', error: err.message } : failedPart(err));
+    }
   }
   reply.node = probe.node;
   reply.redirects = probe.redirects;

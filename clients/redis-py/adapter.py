@@ -37,7 +37,9 @@ its connection (redis-py then marks every command of that node failed, also thos
 answered, and resends them all), every command of that node is info, whatever its resend
 returned. A "transaction" request runs through RedisCluster.pipeline(transaction=True) (MULTI,
 the commands, EXEC on the key's node, redis-py 8.1.0's cluster transactions); it has one probe,
-and its value is EXEC's replies, an error among them as {"error": text}.
+and its value is EXEC's replies, an error among them as {"error": text}. redis-py returns a status
+reply inside EXEC as bytes (b"OK", no response callback); the adapter reads b"OK" as the status OK
+for the commands whose reply is one (SET, MSET, ...).
 """
 
 import json
@@ -348,12 +350,7 @@ def transaction(client, request):
         for args in t["commands"]:
             pipe.execute_command(*args)
         values = pipe.execute(raise_on_error=False)
-        # The last reply read is EXEC's: its raw items tell +OK from an integer 1.
-        raws = p.raw if isinstance(p.raw, list) and len(p.raw) == len(values) else [None] * len(values)
-        reply["value"] = [
-            {"error": error_text(v)} if isinstance(v, Exception) else to_json(v, raw)
-            for v, raw in zip(values, raws)
-        ]
+        reply["value"] = [exec_item(args, v) for args, v in zip(t["commands"], values)]
     except Exception as e:  # noqa: BLE001 - every library error becomes an outcome
         failed(reply, p, e)
     finally:
@@ -361,6 +358,20 @@ def transaction(client, request):
     reply["node"] = p.node
     reply["redirects"] = p.redirects
     return reply
+
+
+# Commands whose reply is the status +OK; redis-py's cluster transaction hands it back as b"OK",
+# which is all a bulk string "OK" would be too, so the command tells them apart.
+STATUS_COMMANDS = {"SET", "MSET", "SETEX", "PSETEX", "RENAME", "LSET", "LTRIM"}
+
+
+def exec_item(args, value):
+    """One of EXEC's replies as the protocol writes it."""
+    if isinstance(value, Exception):
+        return {"error": error_text(value)}
+    if value == b"OK" and str(args[0]).upper() in STATUS_COMMANDS:
+        return {"status": "OK"}
+    return to_json(value, None)
 
 
 def handle(client, request):

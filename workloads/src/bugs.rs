@@ -12,12 +12,13 @@
 //! | `retry-without-info` | after a timeout, resends the op and records the last reply as its outcome, or `fail` when none came: never `info` | the first attempt is applied when the node answers again | `aborted-read` (a read of a value whose write was recorded `fail`): invalid |
 //! | `stale-moved` | after a `MOVED` updated the map, sends its next op on that slot to the old owner once more | the old owner answers `MOVED` again: no wrong value | `stale-route`, cause `client`: invalid |
 //! | `write-to-replica` | sends writes to a replica of the slot's master, after `READONLY` | the replica answers `MOVED` to `SET` and refuses the CAS script's write (`READONLY` on Redis 7.0, a non-local-key error on Valkey 9.1): no write lands on a replica, no value is wrong | `stale-route` (every write goes back to the replica that already redirected it), cause `client`: invalid |
+//! | `pipeline-ask-drop` | inside a pipeline (`--pipeline 2` or more), takes a command's `ASK` for its empty success (`OK` for a write, nil for a read) and never resends it | nothing: the target never sees the command, the source never applied it | `lost-write` (an acknowledged `SET` is gone), with `stale-read` beside it (measured: both on every seed of 4, on Redis 7.0 and Valkey 9.1; cause `migration`, since no hop is recorded); a CAS answered `OK` is `info` |
 //!
-//! Four of the five cannot produce a wrong value against a correct server, by the protocol's
+//! Four of the first five cannot produce a wrong value against a correct server, by the protocol's
 //! design: a node serves a slot only if it owns it (or imports it and was sent `ASKING`), and a
 //! replica never applies a client's write. The checker still sees them, in the hops the history
-//! records, as the redirect anomalies above; only `retry-without-info` breaks linearizability,
-//! and every anomaly makes the verdict invalid, whatever its cause.
+//! records, as the redirect anomalies above; `retry-without-info` and `pipeline-ask-drop` break
+//! linearizability, and every anomaly makes the verdict invalid, whatever its cause.
 
 use crate::router::OpError;
 use crate::slotmap::SlotMap;
@@ -341,6 +342,27 @@ mod tests {
             s.after_lost(&mut resent, "t".into()),
             Err(OpError::Fail("t (resent 2 times)".into()))
         );
+    }
+
+    #[test]
+    fn pipeline_ask_drop_takes_ask_for_success() {
+        let error = |line: &str| -> RedisError {
+            match redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap() {
+                Value::ServerError(e) => e.into(),
+                other => panic!("not an error: {other:?}"),
+            }
+        };
+        let ask = error("ASK 12 127.0.0.1:30002");
+        let moved = error("MOVED 12 127.0.0.1:30002");
+        let set = redis::cmd("SET").arg("k").arg(1).clone();
+        let get = redis::cmd("GET").arg("k").clone();
+        let s = BugState::new(Some(ClientBug::PipelineAskDrop));
+        assert_eq!(s.dropped_ask(&ask, &set), Some(Value::Okay));
+        assert_eq!(s.dropped_ask(&ask, &get), Some(Value::Nil));
+        assert_eq!(s.dropped_ask(&moved, &set), None, "only ASK is dropped");
+        assert_eq!(BugState::new(None).dropped_ask(&ask, &set), None);
+        assert!(ClientBug::PipelineAskDrop.needs_pipeline());
+        assert_eq!(ClientBug::PipelineAskDrop.expected(), "lost-write");
     }
 
     #[test]

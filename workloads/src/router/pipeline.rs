@@ -156,3 +156,29 @@ fn group(states: &[Next]) -> Vec<Group> {
     }
     groups
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_keep_pipeline_order_by_first_hop() {
+        let hop = |addr: &str, prefix| Next::Hop((addr.to_string(), prefix));
+        let done = || Next::Done(Execution::failed(b"k", "no owner"));
+        let states = [
+            hop("a:1", None),
+            hop("b:1", None),
+            done(),
+            hop("a:1", None),
+            hop("a:1", Some("READONLY")),
+            hop("b:1", None),
+        ];
+        let groups = group(&states);
+        let want: Vec<Group> = vec![
+            (("a:1".into(), None), vec![0, 3]),
+            (("b:1".into(), None), vec![1, 5]),
+            (("a:1".into(), Some("READONLY")), vec![4]),
+        ];
+        assert_eq!(groups, want);
+    }
+}
