@@ -516,4 +516,38 @@ mod tests {
         };
         assert!(none.validate().is_err());
     }
+
+    #[test]
+    fn pipelines_are_refused_where_they_cannot_run() {
+        let with = |pipeline, client, kind, bug| WorkloadConfig {
+            pipeline,
+            client,
+            kind,
+            client_bug: bug,
+            ..WorkloadConfig::default()
+        };
+        use ClientChoice::{RedisRs, Slotcheck};
+        use WorkloadKind::{Counter, Register, Types};
+        let drop = Some(ClientBug::PipelineAskDrop);
+        let table = [
+            (with(1, Slotcheck, Register, None), None),
+            (with(8, Slotcheck, Register, None), None),
+            (with(8, Slotcheck, Counter, drop), None),
+            (with(0, Slotcheck, Register, None), Some("at least 1")),
+            (with(8, RedisRs, Register, None), Some("redis-rs")),
+            (with(8, Slotcheck, Types, None), Some("not types")),
+            (
+                with(1, Slotcheck, Register, drop),
+                Some("needs --pipeline 2"),
+            ),
+        ];
+        for (cfg, want) in table {
+            let got = cfg.pipeline_refused();
+            match want {
+                None => assert_eq!(got, None, "{cfg:?}"),
+                Some(text) => assert!(got.as_deref().is_some_and(|g| g.contains(text)), "{got:?}"),
+            }
+            assert_eq!(cfg.validate().is_err(), want.is_some());
+        }
+    }
 }

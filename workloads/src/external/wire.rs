@@ -275,7 +275,13 @@ mod tests {
         for (json, want) in table {
             assert_eq!(to_value(&json), Ok(want), "{json}");
         }
+        let err = to_value(&json!([{"error": "WRONGTYPE wrong kind"}])).unwrap();
+        let Value::Array(items) = err else {
+            panic!("{err:?}")
+        };
+        assert!(matches!(&items[0], Value::ServerError(e) if e.code() == "WRONGTYPE"));
         for bad in [
+            json!({"error": 1}),
             json!({"status": 1}),
             json!({"ok": "OK"}),
             json!({"status": "OK", "x": 1}),
@@ -307,6 +313,13 @@ mod tests {
                 Err("no seed answered"),
             ),
         ];
+        let two = r#"{"type":"hello","client":"x","version":"1","redirects":"seen","protocol":2}"#;
+        assert_eq!(parse_hello(two).map(|h| h.protocol), Ok(2));
+        assert_eq!(
+            parse_hello(table[0].0).map(|h| h.protocol),
+            Ok(1),
+            "no field: 1"
+        );
         for (line, want) in table {
             let got = parse_hello(line).map(|h| h.info);
             assert_eq!(got, want.map_err(str::to_string), "{line}");
