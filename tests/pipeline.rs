@@ -94,3 +94,63 @@ fn clean_pipelines_record_redirects_and_are_valid() {
         assert_eq!(header["pipeline"], 8, "{header:#}");
     }
 }
+
+/// What cannot run pipelined is refused before anything starts (exit 254, as every bad
+/// argument), saying why.
+#[test]
+fn pipelines_are_refused_where_they_cannot_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "test",
+                "--pipeline",
+                "8",
+                "--client",
+                "redis-rs",
+                "--plan-only",
+            ],
+            "not supported with --client redis-rs",
+        ),
+        (
+            &[
+                "test",
+                "--pipeline",
+                "8",
+                "--workload",
+                "types",
+                "--plan-only",
+            ],
+            "register and counter workloads, not types",
+        ),
+        (
+            &["test", "--client-bug", "pipeline-ask-drop", "--plan-only"],
+            "needs --pipeline 2 or more",
+        ),
+        (
+            &["test", "--pipeline", "0", "--plan-only"],
+            "pipeline must be at least 1",
+        ),
+        (
+            &[
+                "clients",
+                "--pipeline",
+                "8",
+                "--client",
+                "redis-rs,redis-py",
+            ],
+            "not supported with --client redis-rs",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = support::slotcheck()
+            .args(*args)
+            .arg("--output")
+            .arg(tmp.path().join("out"))
+            .output()
+            .expect("run slotcheck");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(254), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+}

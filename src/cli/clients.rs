@@ -86,7 +86,8 @@ pub fn run(args: ClientsArgs) -> Result<ExitCode> {
             ..Default::default()
         };
         if let Some(why) = cfg.pipeline_refused() {
-            bail!("--pipeline {}: {why}", args.pipeline);
+            let why = format!("--pipeline {}: {why}", args.pipeline);
+            return Err(slotcheck::input::BadInput::flag(why).into());
         }
     }
     let scenarios = list(
