@@ -198,7 +198,7 @@ impl Client {
         &mut self,
         processes: &mut [u64],
         ops: Vec<Operation<'_>>,
-        interpret: impl Fn(usize, Value) -> Completion,
+        interpret: impl Fn(usize, Value) -> Completion + Sync,
     ) -> Vec<(EventType, Json, Execution)> {
         debug_assert_eq!(processes.len(), ops.len(), "one op per logical process");
         for (&p, op) in processes.iter().zip(&ops) {
@@ -206,23 +206,17 @@ impl Client {
             invoke.batch = Some(Batch::Pipeline);
             self.recorder.record(invoke);
         }
+        let opening = self.opened().await.map(|_| ());
         let items: Vec<(Vec<u8>, Cmd)> = ops
             .iter()
             .map(|op| (op.key.as_bytes().to_vec(), op.cmd.clone()))
             .collect();
-        let executions = match self.opened().await {
-            Ok(executor) => executor.execute_pipeline(&items).await,
-            Err(e) => {
-                let text = format!("opening the client: {e}");
-                items
-                    .iter()
-                    .map(|(key, _)| Execution::failed(key, &text))
-                    .collect()
-            }
-        };
-        let mut done = Vec::with_capacity(ops.len());
+        let mut ops: Vec<Option<Operation<'_>>> = ops.into_iter().map(Some).collect();
+        let mut done: Vec<Option<(EventType, Json, Execution)>> = vec![None; ops.len()];
         let mut retired = false;
-        for (i, (op, execution)) in ops.into_iter().zip(executions).enumerate() {
+        // Each completion is recorded as soon as the executor knows how its command ended.
+        let mut complete = |i: usize, execution: Execution| {
+            let Some(op) = ops[i].take() else { return };
             let process = Process::Client(processes[i]);
             let (kind, value, mut event) = completion(process, op, &execution, |v| interpret(i, v));
             event.batch = Some(Batch::Pipeline);
@@ -232,8 +226,23 @@ impl Client {
                 processes[i] = self.next_process.fetch_add(1, Ordering::Relaxed);
                 retired = true;
             }
-            done.push((kind, value, execution));
+            done[i] = Some((kind, value, execution));
+        };
+        match self.executor.as_mut() {
+            Some(executor) => executor.execute_pipeline_each(&items, &mut complete).await,
+            None => {
+                let why = opening.err().unwrap_or_default();
+                let text = format!("opening the client: {why}");
+                for (i, (key, _)) in items.iter().enumerate() {
+                    complete(i, Execution::failed(key, &text));
+                }
+            }
         }
+        // Every op ends in the history: one the executor did not report may have happened.
+        for (i, (key, _)) in items.iter().enumerate() {
+            complete(i, Execution::unknown(key, "the client reported no end"));
+        }
+        let done = done.into_iter().flatten().collect();
         if retired {
             self.reset_executor();
         }

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 mod pipeline;
 
+pub use pipeline::OnDone;
+
 /// What the router does about an error: the single table-tested decision point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -113,6 +115,14 @@ impl Execution {
             slot: key_slot(key),
             redirects: Vec::new(),
             gave_up: None,
+        }
+    }
+
+    /// An op on `key` whose end nobody reported (`text` says why): it may have happened.
+    pub fn unknown(key: &[u8], text: &str) -> Execution {
+        Execution {
+            result: Err(OpError::Info(text.to_string())),
+            ..Execution::failed(key, text)
         }
     }
 }

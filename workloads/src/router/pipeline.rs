@@ -10,16 +10,36 @@
 use super::{Execution, Hop, Next, OpError, Router, Trip};
 use crate::conn::{self, Reply};
 use crate::slot::key_slot;
-use redis::Cmd;
+use redis::{Cmd, RedisError};
 use tokio::task::JoinSet;
 
 /// The commands of one pipeline that go to one node first: the hop and the items' indexes.
 type Group = (Hop, Vec<usize>);
 
+/// Where each command of a pipeline stands: on its way (`Some`), or ended and reported (`None`).
+type States = Vec<Option<Next>>;
+
+/// Told each command's end as it comes: its index in the pipeline and how it ended.
+pub type OnDone<'a> = &'a mut (dyn FnMut(usize, Execution) + Send);
+
 impl Router {
     /// Sends every `(key, command)` of `items` as one pipeline per node and returns one
     /// [`Execution`] per item, in order; a redirected command is followed on its own.
     pub async fn execute_pipeline(&mut self, items: &[(Vec<u8>, Cmd)]) -> Vec<Execution> {
+        let mut done: Vec<Option<Execution>> = vec![None; items.len()];
+        self.execute_pipeline_each(items, &mut |i, e| done[i] = Some(e))
+            .await;
+        let text = "the pipeline ended without this command";
+        let lost = |(e, (key, _)): (Option<Execution>, &(Vec<u8>, Cmd))| {
+            e.unwrap_or_else(|| Execution::unknown(key, text))
+        };
+        done.into_iter().zip(items).map(lost).collect()
+    }
+
+    /// As [`Router::execute_pipeline`], telling `on_done` each command's end as soon as it is
+    /// known: those answered in their node's batch when that batch's replies are read, the
+    /// redirected ones when their own trips end.
+    pub async fn execute_pipeline_each(&mut self, items: &[(Vec<u8>, Cmd)], on_done: OnDone<'_>) {
         let mut learn = false;
         for (key, cmd) in items {
             learn |= self
@@ -31,18 +51,24 @@ impl Router {
             let _ = self.refresh_slot_map().await;
         }
         let mut trips = Vec::with_capacity(items.len());
-        let mut states = Vec::with_capacity(items.len());
+        let mut states: States = Vec::with_capacity(items.len());
         for (key, cmd) in items {
             let mut trip = Trip::new(key_slot(key), self.config.backoff_ms_first);
-            states.push(match self.first_hop(trip.slot, cmd).await {
+            states.push(Some(match self.first_hop(trip.slot, cmd).await {
                 Ok(hop) => Next::Hop(hop),
                 Err(e) => Next::Done(trip.finish(Err(OpError::Fail(e)), String::new())),
-            });
+            }));
             trips.push(trip);
         }
-        self.send_groups(items, &mut trips, &mut states).await;
-        let mut done = Vec::with_capacity(items.len());
-        for ((mut next, trip), (_, cmd)) in states.into_iter().zip(&mut trips).zip(items) {
+        for i in 0..states.len() {
+            report(&mut states, i, on_done);
+        }
+        self.send_groups(items, &mut trips, &mut states, on_done)
+            .await;
+        for (i, ((state, trip), (_, cmd))) in
+            states.into_iter().zip(&mut trips).zip(items).enumerate()
+        {
+            let Some(mut next) = state else { continue };
             // A command a redirect sent elsewhere continues its trip on its own.
             let execution = loop {
                 next = match next {
@@ -50,18 +76,19 @@ impl Router {
                     Next::Hop(hop) => self.step(trip, cmd, hop).await,
                 };
             };
-            done.push(execution);
+            on_done(i, execution);
         }
-        done
     }
 
     /// Sends each group of the items still at their first hop as one pipeline to its node, all
-    /// groups at once, and decides every command of a group from its reply.
+    /// groups at once, and decides every command of a group from its reply, reporting those
+    /// that ended.
     async fn send_groups(
         &mut self,
         items: &[(Vec<u8>, Cmd)],
         trips: &mut [Trip],
-        states: &mut [Next],
+        states: &mut States,
+        on_done: OnDone<'_>,
     ) {
         let groups = group(states);
         let timeout = self.timeout();
@@ -78,8 +105,9 @@ impl Router {
                     self.stale = true;
                     for &i in members {
                         let text = format!("connect to {addr}: {e}");
-                        states[i] =
-                            Next::Done(trips[i].finish(Err(OpError::Fail(text)), addr.clone()));
+                        let failed = trips[i].finish(Err(OpError::Fail(text)), addr.clone());
+                        states[i] = Some(Next::Done(failed));
+                        report(states, i, on_done);
                     }
                     continue;
                 }
@@ -100,55 +128,68 @@ impl Router {
             answered[g] = true;
             let (hop, members) = &groups[g];
             let replies = match replies {
-                Ok(replies) => replies,
-                Err(text) => {
-                    // The connection is out of step (it was not put back): any command may have run.
-                    for &i in members {
-                        states[i] = self.after_lost(&mut trips[i], hop.clone(), text.clone());
-                    }
-                    continue;
+                Ok(replies) => {
+                    self.conns.insert(hop.0.clone(), conn);
+                    replies.into_iter().map(Ok).collect()
                 }
+                // The connection is out of step (it was not put back): any command may have run.
+                Err(text) => vec![Err(text); members.len()],
             };
-            self.conns.insert(hop.0.clone(), conn);
             for (&i, reply) in members.iter().zip(replies) {
-                let reply = match reply {
-                    Ok(value) => Reply::Value(value),
-                    Err(e) => Reply::Error(e),
+                let next = match reply {
+                    Ok(Ok(value)) => {
+                        self.decide(&mut trips[i], hop.clone(), Reply::Value(value))
+                            .await
+                    }
+                    Ok(Err(e)) => {
+                        self.pipelined(&mut trips[i], &items[i].1, hop.clone(), e)
+                            .await
+                    }
+                    Err(text) => self.after_lost(&mut trips[i], hop.clone(), text),
                 };
-                states[i] = self
-                    .pipelined(&mut trips[i], &items[i].1, hop.clone(), reply)
-                    .await;
+                states[i] = Some(next);
+                report(states, i, on_done);
             }
         }
         for (g, (hop, members)) in groups.iter().enumerate() {
             if !answered[g] {
                 for &i in members {
                     let text = "the pipeline's task ended without a reply".to_string();
-                    states[i] =
-                        Next::Done(trips[i].finish(Err(OpError::Info(text)), hop.0.clone()));
+                    let lost = trips[i].finish(Err(OpError::Info(text)), hop.0.clone());
+                    states[i] = Some(Next::Done(lost));
+                    report(states, i, on_done);
                 }
             }
         }
     }
 
-    /// Decides one command from its reply inside a pipeline: as a single command's reply,
+    /// Decides one command from its error reply inside a pipeline: as a single command's,
     /// unless an injected bug (`pipeline-ask-drop`) takes an `ASK` for a success.
-    async fn pipelined(&mut self, trip: &mut Trip, cmd: &Cmd, hop: Hop, reply: Reply) -> Next {
-        if let Reply::Error(e) = &reply {
-            if let Some(value) = self.bugs.dropped_ask(e, cmd) {
-                return Next::Done(trip.finish(Ok(value), hop.0));
-            }
+    async fn pipelined(&mut self, trip: &mut Trip, cmd: &Cmd, hop: Hop, err: RedisError) -> Next {
+        if let Some(value) = self.bugs.dropped_ask(&err, cmd) {
+            return Next::Done(trip.finish(Ok(value), hop.0));
         }
-        self.decide(trip, hop, reply).await
+        self.decide(trip, hop, Reply::Error(err)).await
+    }
+}
+
+/// Tells `on_done` of command `i` if it has ended, and marks it reported.
+fn report(states: &mut [Option<Next>], i: usize, on_done: OnDone<'_>) {
+    if let Some(Next::Done(_)) = &states[i] {
+        if let Some(Next::Done(execution)) = states[i].take() {
+            on_done(i, execution);
+        }
     }
 }
 
 /// The items still at their first hop, grouped by that hop (node and prefix), in order of first
 /// appearance; each group keeps its items in pipeline order.
-fn group(states: &[Next]) -> Vec<Group> {
+fn group(states: &[Option<Next>]) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     for (i, state) in states.iter().enumerate() {
-        let Next::Hop(hop) = state else { continue };
+        let Some(Next::Hop(hop)) = state else {
+            continue;
+        };
         match groups.iter_mut().find(|(h, _)| h == hop) {
             Some((_, members)) => members.push(i),
             None => groups.push((hop.clone(), vec![i])),
@@ -163,8 +204,8 @@ mod tests {
 
     #[test]
     fn groups_keep_pipeline_order_by_first_hop() {
-        let hop = |addr: &str, prefix| Next::Hop((addr.to_string(), prefix));
-        let done = || Next::Done(Execution::failed(b"k", "no owner"));
+        let hop = |addr: &str, prefix| Some(Next::Hop((addr.to_string(), prefix)));
+        let done = || Some(Next::Done(Execution::failed(b"k", "no owner")));
         let states = [
             hop("a:1", None),
             hop("b:1", None),
@@ -172,6 +213,7 @@ mod tests {
             hop("a:1", None),
             hop("a:1", Some("READONLY")),
             hop("b:1", None),
+            None,
         ];
         let groups = group(&states);
         let want: Vec<Group> = vec![
