@@ -190,8 +190,8 @@ fn completion(
 // Pipelines (`--pipeline K`): several logical processes over one client.
 impl Client {
     /// Runs `ops[i]` as logical process `processes[i]`, all in one pipeline: records every
-    /// invocation before anything is written, executes them at once, records each completion
-    /// (each marked `batch: pipeline`), and returns them in order. A process whose op ended
+    /// invocation before anything is written, executes them at once, records each completion as
+    /// soon as the executor knows it (each marked `batch: pipeline`), and returns them in order. A process whose op ended
     /// `info` continues under a new number (written back into `processes`), and the client
     /// opens fresh connections, as after a single op's `info`.
     pub async fn perform_pipeline(
