@@ -42,6 +42,9 @@ pub struct RunConfig {
     pub spare_masters: usize,
     /// Where migrations move a slot (`--migrate-target`): any other master, or one owning none.
     pub migrate_target: MigrateTarget,
+    /// Logical processes per client worker whose ops go out as one pipeline (`--pipeline`);
+    /// 1: no pipelines.
+    pub pipeline: usize,
     /// Target operations per second over all clients; 0 for unpaced.
     pub rate_per_s: u64,
     /// How long the workload and nemesis run.
@@ -98,6 +101,7 @@ impl RunConfig {
             client_bug: self.client_bug,
             slots: self.slots,
             key_dist: self.key_dist,
+            pipeline: self.pipeline,
             ..WorkloadConfig::default()
         }
     }
@@ -177,6 +181,7 @@ mod tests {
             key_dist: KeyDist::Uniform,
             spare_masters: 0,
             migrate_target: MigrateTarget::Any,
+            pipeline: 1,
             rate_per_s: 0,
             duration: Duration::from_secs(1),
             seed: 1,

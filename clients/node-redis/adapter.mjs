@@ -29,16 +29,37 @@
 //   - "Cannot find node X" after an ASK to a node its slot map does not know: that ASK;
 //   - a TRYAGAIN or CLUSTERDOWN reply, which node-redis never retries: that reply.
 // The reply given up on is not a hop: it leaves "redirects".
+//
+// Batches (protocol 2). node-redis's cluster client pipelines and runs transactions per routing
+// key: cluster.multi(key) sends every command it holds to the node of that key's slot, as a
+// pipeline (execAsPipeline) or as MULTI/EXEC (exec), and follows no MOVED or ASK. So a
+// "pipeline" request becomes one cluster.multi(key).execAsPipeline() per slot among its commands,
+// all issued at once (node-redis writes what is queued for one node together). A group answered
+// whole gives each command its value. A group rejected: node-redis rejects the whole pipeline
+// with the first error reply and drops the other replies, so a group of one command gets that
+// command's outcome (a MOVED/ASK/TRYAGAIN/CLUSTERDOWN it did not follow is a give-up, as above),
+// and every command of a larger group is info (which of them ran is unknown). A "transaction"
+// request is cluster.multi(key) with its commands and exec(): one reply, EXEC's replies, an error
+// among them as {"error": text} (node-redis reads EXEC's replies as strings without the type
+// mapping, so the command tells a status OK from a bulk string; see execItem).
 
 import { createRequire } from 'node:module';
 import diagnostics from 'node:diagnostics_channel';
 import readline from 'node:readline';
 import redis from 'redis';
 
-const { createCluster, CHANNELS, RESP_TYPES, ErrorReply, ClientClosedError, TimeoutError } = redis;
-const VERSION = createRequire(import.meta.url)('redis/package.json').version;
+const {
+  createCluster, CHANNELS, RESP_TYPES, ErrorReply, MultiErrorReply, ClientClosedError, TimeoutError,
+} = redis;
+const require = createRequire(import.meta.url);
+const VERSION = require('redis/package.json').version;
+// The key-slot function node-redis itself routes by (a dependency of @redis/client).
+const keySlot = require('cluster-key-slot');
 const READ_COMMANDS = new Set(['GET', 'MGET', 'EXISTS', 'STRLEN', 'GETRANGE', 'TTL', 'PTTL', 'TYPE',
   'LRANGE', 'LLEN', 'HGET', 'HGETALL', 'SMEMBERS', 'SCARD', 'ZRANGE', 'ZCARD', 'EVAL_RO']);
+
+// Bulk strings as Buffers, so that toJson tells them from simple strings (+OK).
+const TYPES = { [RESP_TYPES.BLOB_STRING]: Buffer };
 
 // How much longer than the library's own timeout the adapter waits for a reply.
 const REPLY_GRACE_MS = 100;
@@ -165,6 +186,121 @@ async function execute(cluster, request, timeout) {
   return reply;
 }
 
+function resetProbe(command) {
+  probe.command = command;
+  probe.redirects = [];
+  probe.replies = [];
+  probe.node = null;
+}
+
+// A reply part for an operation that ended with `err` (the probe holds what it met).
+function failedPart(err) {
+  const part = { outcome: outcome(err), value: null, error: null };
+  part.error = err instanceof ErrorReply ? err.message : describe(err);
+  const gaveUp = givenUp(err);
+  if (gaveUp) part.gave_up = gaveUp;
+  return part;
+}
+
+function okPart(value) {
+  try {
+    return { outcome: 'ok', value: toJson(value), error: null };
+  } catch (err) {
+    return { outcome: 'info', value: null, error: err.message }; // it happened; its result is unknown
+  }
+}
+
+// What a command of a pipeline gave up on: node-redis follows no redirect in a pipeline, so a
+// MOVED/ASK/TRYAGAIN/CLUSTERDOWN reply ends it after 0 hops; else null.
+function pipelineGaveUp(err) {
+  const match = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/.exec(String(err?.message ?? ''));
+  if (!(err instanceof ErrorReply) || !match) return null;
+  return { kind: match[1].toLowerCase(), reply: cut(err.message), hops: 0 };
+}
+
+// One slot's commands as one node-redis pipeline; a part per command.
+async function pipelineGroup(cluster, commands, timeout) {
+  const multi = cluster.multi(commands[0].key);
+  for (const c of commands) {
+    multi.addCommand(c.key, READ_COMMANDS.has(String(c.args[0]).toUpperCase()), c.args);
+  }
+  try {
+    const values = await within(multi.execAsPipeline(), timeout + REPLY_GRACE_MS);
+    return values.map((v) => ({ ...okPart(v), node: null, redirects: [] }));
+  } catch (err) {
+    if (commands.length === 1) {
+      const part = { outcome: outcome(err), value: null, node: null, redirects: [] };
+      part.error = err instanceof ErrorReply ? err.message : describe(err);
+      const gaveUp = pipelineGaveUp(err);
+      if (gaveUp) part.gave_up = gaveUp;
+      return [part];
+    }
+    const error = `node-redis rejected the whole pipeline of ${commands.length} commands on one ` +
+      `error, dropping the other replies (which ran is unknown): ${describe(err)}`;
+    return commands.map(() => ({ outcome: 'info', value: null, error, node: null, redirects: [] }));
+  }
+}
+
+async function pipeline(cluster, request, timeout) {
+  const groups = new Map();
+  request.pipeline.forEach((c, i) => {
+    const slot = keySlot(c.key);
+    if (!groups.has(slot)) groups.set(slot, []);
+    groups.get(slot).push({ ...c, i });
+  });
+  const replies = new Array(request.pipeline.length);
+  const sent = [...groups.values()].map(async (commands) => {
+    const parts = await pipelineGroup(cluster, commands, timeout);
+    commands.forEach((c, j) => { replies[c.i] = parts[j]; });
+  });
+  await Promise.all(sent);
+  return { id: request.id, replies };
+}
+
+// Commands whose reply is the status +OK. node-redis reads EXEC's replies without the type
+// mapping, so a status and a bulk string both come back as a JS string: the command tells them
+// apart.
+const STATUS_COMMANDS = new Set(['SET', 'MSET', 'SETEX', 'PSETEX', 'RENAME', 'LSET', 'LTRIM']);
+
+// One of EXEC's replies as the protocol writes it.
+function execItem(args, v) {
+  if (v instanceof ErrorReply) return { error: v.message };
+  if (typeof v === 'string') {
+    return v === 'OK' && STATUS_COMMANDS.has(String(args[0]).toUpperCase()) ? { status: 'OK' } : v;
+  }
+  return toJson(v);
+}
+
+async function transaction(cluster, request, timeout) {
+  const t = request.transaction;
+  resetProbe('EXEC');
+  const reply = { id: request.id, outcome: 'ok', value: null, error: null };
+  try {
+    const multi = cluster.multi(t.key);
+    for (const args of t.commands) {
+      multi.addCommand(t.key, READ_COMMANDS.has(String(args[0]).toUpperCase()), args);
+    }
+    const values = await within(multi.exec(), timeout + REPLY_GRACE_MS);
+    reply.value = values.map((v, i) => execItem(t.commands[i], v));
+  } catch (err) {
+    if (err instanceof MultiErrorReply) {
+      // EXEC ran; some of its commands answered with an error.
+      reply.value = err.replies.map((v, i) => execItem(t.commands[i], v));
+    } else {
+      Object.assign(reply, err instanceof TypeError ? { outcome: 'info', error: err.message } : failedPart(err));
+    }
+  }
+  reply.node = probe.node;
+  reply.redirects = probe.redirects;
+  return reply;
+}
+
+function handle(cluster, request, timeout) {
+  if (request.pipeline) return pipeline(cluster, request, timeout);
+  if (request.transaction) return transaction(cluster, request, timeout);
+  return execute(cluster, request, timeout);
+}
+
 function write(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
 }
@@ -183,7 +319,10 @@ async function main() {
       const at = seed.lastIndexOf(':');
       return { socket: { host: seed.slice(0, at), port: Number(seed.slice(at + 1)) } };
     });
-    cluster = createCluster({ rootNodes, defaults: { socket: { connectTimeout: timeout } } });
+    // Bulk strings as Buffers on every node client too: a pipeline or transaction reads its
+    // replies with the node client's own type mapping.
+    const defaults = { socket: { connectTimeout: timeout }, commandOptions: { typeMapping: TYPES } };
+    cluster = createCluster({ rootNodes, defaults });
     // Without a listener an 'error' event (a node's socket failing) would end the process.
     cluster.on('error', (err) => process.stderr.write(`node-redis: ${err?.message}\n`));
     await cluster.connect();
@@ -191,9 +330,9 @@ async function main() {
     write({ type: 'error', error: `${err?.name}: ${err?.message}` });
     return 1;
   }
-  write({ type: 'hello', client: 'node-redis', version: VERSION, redirects: 'seen' });
+  write({ type: 'hello', client: 'node-redis', version: VERSION, redirects: 'seen', protocol: 2 });
   for (let line = await lines.next(); !line.done; line = await lines.next()) {
-    write(await execute(cluster, JSON.parse(line.value), timeout));
+    write(await handle(cluster, JSON.parse(line.value), timeout));
   }
   await cluster.close().catch(() => {});
   return 0;

@@ -10,6 +10,7 @@ use slotcheck::nemesis::failover::FailoverChoice;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use workloads::ClientChoice;
 
 /// Flags of `slotcheck clients`.
 #[derive(clap::Args, Debug)]
@@ -46,6 +47,10 @@ pub struct ClientsArgs {
     /// or mixed (the seeded mix of the three).
     #[arg(long, default_value = "default")]
     failover: FailoverChoice,
+    /// Logical processes per client whose ops go out together as one pipeline (1: none); the
+    /// default client list then leaves out redis-rs, whose pipelines are not under test.
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
 }
 
 fn list<T>(text: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>> {
@@ -66,11 +71,25 @@ pub fn run(args: ClientsArgs) -> Result<ExitCode> {
         s.parse::<ServerKind>().map_err(|e| e.to_string())
     })
     .context("--server")?;
-    let clients = list(
+    let named = args.client.is_some();
+    let mut clients = list(
         &args.client.unwrap_or_else(|| CLIENT_NAMES.join(",")),
         parse_client,
     )
     .context("--client")?;
+    clients.retain(|c| named || args.pipeline <= 1 || *c != ClientChoice::RedisRs);
+    for client in &clients {
+        let cfg = workloads::WorkloadConfig {
+            kind: args.workload,
+            client: client.clone(),
+            pipeline: args.pipeline,
+            ..Default::default()
+        };
+        if let Some(why) = cfg.pipeline_refused() {
+            let why = format!("--pipeline {}: {why}", args.pipeline);
+            return Err(slotcheck::input::BadInput::flag(why).into());
+        }
+    }
     let scenarios = list(
         &args
             .scenario
@@ -89,6 +108,7 @@ pub fn run(args: ClientsArgs) -> Result<ExitCode> {
         .output(Some(output))
         .persistence(args.persistence)
         .failover(args.failover)
+        .pipeline(args.pipeline)
         .build();
     let rows = super::runtime()?.block_on(compare::run(&cfg))?;
     println!("{}", compare::table(&rows, &cfg).text());

@@ -113,6 +113,7 @@ fn config(a: &TestArgs) -> Result<RunConfig> {
         key_dist: Default::default(),
         spare_masters: 0,
         migrate_target: Default::default(),
+        pipeline: 1,
         rate_per_s: a.rate,
         duration: a.duration,
         seed,

@@ -61,6 +61,10 @@ pub struct TestArgs {
     /// How an op picks its key: uniform, or hot (90 % of ops on 10 % of the keys).
     #[arg(long, default_value = "uniform", value_parser = parse_key_dist)]
     pub key_dist: KeyDist,
+    /// Logical processes per client, whose ops go out together as one pipeline on one
+    /// connection per node (register and counter; slotcheck's client and the adapters); 1: none.
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
     /// Target operations per second over all clients (0: as fast as the servers answer).
     #[arg(long, default_value_t = 5000)]
     pub rate: u64,
@@ -169,6 +173,7 @@ pub fn config(a: &TestArgs) -> Result<RunConfig> {
         .key_dist(a.key_dist)
         .spare_masters(a.spare_masters)
         .migrate_target(a.migrate_target)
+        .pipeline(a.pipeline)
         .rate_per_s(a.rate)
         .duration(a.duration)
         .seed(a.seed)

@@ -22,6 +22,7 @@ pub struct CompareBuilder {
     output: Option<PathBuf>,
     persistence: Persistence,
     failover: FailoverChoice,
+    pipeline: usize,
 }
 
 impl Default for CompareBuilder {
@@ -40,6 +41,7 @@ impl Default for CompareBuilder {
             output: None,
             persistence: Persistence::Aof,
             failover: FailoverChoice::default(),
+            pipeline: 1,
         }
     }
 }
@@ -71,6 +73,8 @@ impl CompareBuilder {
         persistence: Persistence;
         /// Which failovers the `failover` scenario sends.
         failover: FailoverChoice;
+        /// Logical processes per client worker, their ops sent as one pipeline (1: none).
+        pipeline: usize;
     }
 
     /// The configuration; a run count of 0 is taken as 1.
@@ -86,6 +90,7 @@ impl CompareBuilder {
             output: self.output.clone().unwrap_or_else(default_output),
             persistence: self.persistence,
             failover: self.failover,
+            pipeline: self.pipeline.max(1),
         }
     }
 }

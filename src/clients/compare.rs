@@ -95,6 +95,8 @@ pub struct CompareConfig {
     pub persistence: crate::harness::Persistence,
     /// Which failovers the `failover` scenario sends (`--failover`, as `slotcheck test`'s).
     pub failover: crate::nemesis::failover::FailoverChoice,
+    /// Logical processes per client worker whose ops go out as one pipeline (`--pipeline`).
+    pub pipeline: usize,
 }
 
 /// One cell of the table: one client under one scenario on one server, over its runs.
@@ -239,6 +241,7 @@ fn run_config(
         key_dist: Default::default(),
         spare_masters: 0,
         migrate_target: Default::default(),
+        pipeline: cfg.pipeline,
         rate_per_s: 1000,
         duration: cfg.duration,
         seed: cfg.seed + i as u64,

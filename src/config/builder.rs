@@ -64,6 +64,7 @@ pub struct RunConfigBuilder {
     key_dist: KeyDist,
     spare_masters: usize,
     migrate_target: MigrateTarget,
+    pipeline: usize,
     rate_per_s: u64,
     duration: Duration,
     seed: Option<u64>,
@@ -96,6 +97,7 @@ impl Default for RunConfigBuilder {
             key_dist: KeyDist::Uniform,
             spare_masters: 0,
             migrate_target: MigrateTarget::Any,
+            pipeline: 1,
             rate_per_s: 5000,
             duration: Duration::from_secs(30),
             seed: None,
@@ -145,6 +147,8 @@ impl RunConfigBuilder {
         spare_masters: usize;
         /// Where migrations move a slot (`empty` needs spare masters).
         migrate_target: MigrateTarget;
+        /// Logical processes per client worker, their ops sent as one pipeline (1: none).
+        pipeline: usize;
         /// Operations per second over all clients; 0 for unpaced.
         rate_per_s: u64;
         /// How long the workload and nemesis run.
@@ -228,6 +232,7 @@ impl RunConfigBuilder {
             key_dist: self.key_dist,
             spare_masters: self.spare_masters,
             migrate_target: self.migrate_target,
+            pipeline: self.pipeline,
             rate_per_s: self.rate_per_s,
             duration: self.duration,
             seed: self.seed.unwrap_or_else(rand::random),
@@ -252,6 +257,9 @@ impl RunConfigBuilder {
             pika_scenario: None,
         };
         self.apply_cases(&mut cfg)?;
+        if let Some(why) = cfg.workload_config().pipeline_refused() {
+            refuse!("--pipeline {}: {why}", self.pipeline);
+        }
         // The scenario may have changed the shape: check it again, then find the server.
         shape(server, cfg.masters, cfg.replicas, cfg.spare_masters).validate()?;
         harness::find_server(server)?;
@@ -412,8 +420,13 @@ pub fn listing(
     }
     if client_bug == Some("list") {
         for b in ClientBug::ALL {
+            // A bug that breaks linearizability leaves no hop to blame the client by.
+            let cause = match b.breaks_linearizability() {
+                true => "",
+                false => ", cause client",
+            };
             out.push_str(&format!(
-                "{b}\n    {}; expected: {} (verdict invalid, cause client)\n",
+                "{b}\n    {}; expected: {} (verdict invalid{cause})\n",
                 b.description(),
                 b.expected()
             ));

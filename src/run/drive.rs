@@ -29,11 +29,15 @@ pub struct Driving<N: Nemesis> {
 pub fn announce(run: &Run) {
     let cfg = &run.cfg;
     status(&format!(
-        "Running {} workload through {} {}: {} clients, {} keys, {}, seed {}; nemesis: {}",
+        "Running {} workload through {} {}: {} clients{}, {} keys, {}, seed {}; nemesis: {}",
         cfg.workload.name(),
         run.family.client.name,
         run.family.client.version,
         cfg.clients,
+        match cfg.pipeline {
+            0 | 1 => String::new(),
+            k => format!(" (pipelines of {k} processes each)"),
+        },
         cfg.keys,
         humantime::format_duration(cfg.duration),
         cfg.seed,

@@ -182,6 +182,9 @@ pub fn header(s: &Started) -> checker::Header {
         json!(crate::harness::NODE_TIMEOUT_MS_DEFAULT),
     );
     run.insert("nemesis_schedule".into(), json!(s.schedule));
+    if cfg.pipeline > 1 {
+        run.insert("pipeline".into(), json!(cfg.pipeline));
+    }
     if let Some(bug) = cfg.client_bug {
         run.insert("client_bug".into(), json!(bug));
     }

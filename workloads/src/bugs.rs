@@ -12,16 +12,17 @@
 //! | `retry-without-info` | after a timeout, resends the op and records the last reply as its outcome, or `fail` when none came: never `info` | the first attempt is applied when the node answers again | `aborted-read` (a read of a value whose write was recorded `fail`): invalid |
 //! | `stale-moved` | after a `MOVED` updated the map, sends its next op on that slot to the old owner once more | the old owner answers `MOVED` again: no wrong value | `stale-route`, cause `client`: invalid |
 //! | `write-to-replica` | sends writes to a replica of the slot's master, after `READONLY` | the replica answers `MOVED` to `SET` and refuses the CAS script's write (`READONLY` on Redis 7.0, a non-local-key error on Valkey 9.1): no write lands on a replica, no value is wrong | `stale-route` (every write goes back to the replica that already redirected it), cause `client`: invalid |
+//! | `pipeline-ask-drop` | inside a pipeline (`--pipeline 2` or more), takes a command's `ASK` for its empty success (`OK` for a write, nil for a read) and never resends it | nothing: the target never sees the command, the source never applied it | `lost-write` (an acknowledged `SET` is gone), with `stale-read` beside it (measured: both on every seed of 4, on Redis 7.0 and Valkey 9.1; cause `migration`, since no hop is recorded); a CAS answered `OK` is `info` |
 //!
-//! Four of the five cannot produce a wrong value against a correct server, by the protocol's
+//! Four of the first five cannot produce a wrong value against a correct server, by the protocol's
 //! design: a node serves a slot only if it owns it (or imports it and was sent `ASKING`), and a
 //! replica never applies a client's write. The checker still sees them, in the hops the history
-//! records, as the redirect anomalies above; only `retry-without-info` breaks linearizability,
-//! and every anomaly makes the verdict invalid, whatever its cause.
+//! records, as the redirect anomalies above; `retry-without-info` and `pipeline-ask-drop` break
+//! linearizability, and every anomaly makes the verdict invalid, whatever its cause.
 
 use crate::router::OpError;
 use crate::slotmap::SlotMap;
-use redis::{Arg, Cmd};
+use redis::{Arg, Cmd, RedisError, Value};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -50,16 +51,20 @@ pub enum ClientBug {
     StaleMoved,
     /// Sends writes for a slot to a replica of its master, after `READONLY`.
     WriteToReplica,
+    /// Takes an `ASK` answered to a command inside a pipeline for the command's empty success
+    /// (`OK` for a write, nil for a read) instead of resending it with `ASKING`.
+    PipelineAskDrop,
 }
 
 impl ClientBug {
     /// Every bug, in a fixed order.
-    pub const ALL: [ClientBug; 5] = [
+    pub const ALL: [ClientBug; 6] = [
         ClientBug::AskWithoutAsking,
         ClientBug::AskAsMoved,
         ClientBug::RetryWithoutInfo,
         ClientBug::StaleMoved,
         ClientBug::WriteToReplica,
+        ClientBug::PipelineAskDrop,
     ];
 
     /// The command-line name.
@@ -70,6 +75,7 @@ impl ClientBug {
             ClientBug::RetryWithoutInfo => "retry-without-info",
             ClientBug::StaleMoved => "stale-moved",
             ClientBug::WriteToReplica => "write-to-replica",
+            ClientBug::PipelineAskDrop => "pipeline-ask-drop",
         }
     }
 
@@ -90,6 +96,10 @@ impl ClientBug {
             ClientBug::WriteToReplica => {
                 "sends writes to a replica of the slot's master (READONLY)"
             }
+            ClientBug::PipelineAskDrop => {
+                "takes an ASK inside a pipeline for the command's empty success (OK for a write, \
+                 nil for a read) and never resends it (needs --pipeline 2 or more)"
+            }
         }
     }
 
@@ -100,6 +110,7 @@ impl ClientBug {
             ClientBug::AskAsMoved => "ask-as-moved",
             ClientBug::RetryWithoutInfo => "aborted-read",
             ClientBug::StaleMoved | ClientBug::WriteToReplica => "stale-route",
+            ClientBug::PipelineAskDrop => "lost-write",
         }
     }
 
@@ -107,7 +118,15 @@ impl ClientBug {
     /// requests that a correct server refuses (see the module doc): their anomalies are in the
     /// recorded hops, and make the verdict invalid all the same.
     pub fn breaks_linearizability(self) -> bool {
-        self == ClientBug::RetryWithoutInfo
+        matches!(
+            self,
+            ClientBug::RetryWithoutInfo | ClientBug::PipelineAskDrop
+        )
+    }
+
+    /// Whether the bug only shows when commands are pipelined (`--pipeline` of 2 or more).
+    pub fn needs_pipeline(self) -> bool {
+        self == ClientBug::PipelineAskDrop
     }
 
     /// Whether the bug needs replicas in the cluster to do anything.
@@ -214,6 +233,24 @@ impl BugState {
         self.bug == Some(ClientBug::AskAsMoved)
     }
 
+    /// `pipeline-ask-drop`: the reply the client makes up for `cmd` when the server answered
+    /// it `err` inside a pipeline and `err` is an `ASK` (`OK` for a write, nil for a read);
+    /// `None` (follow the reply) for every other error and for a correct client.
+    pub(crate) fn dropped_ask(&self, err: &RedisError, cmd: &Cmd) -> Option<Value> {
+        let ask = matches!(
+            crate::router::classify(err),
+            crate::router::Action::Ask { .. }
+        );
+        if self.bug != Some(ClientBug::PipelineAskDrop) || !ask {
+            return None;
+        }
+        Some(if is_write(cmd) {
+            Value::Okay
+        } else {
+            Value::Nil
+        })
+    }
+
     /// What to do after the request may have been lost (`text` says how): `Ok` to resend it to
     /// the same node, else the op's error. A correct client says `info`; `retry-without-info`
     /// resends up to [`RETRIES_MAX`] times and then says `fail`.
@@ -305,6 +342,27 @@ mod tests {
             s.after_lost(&mut resent, "t".into()),
             Err(OpError::Fail("t (resent 2 times)".into()))
         );
+    }
+
+    #[test]
+    fn pipeline_ask_drop_takes_ask_for_success() {
+        let error = |line: &str| -> RedisError {
+            match redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap() {
+                Value::ServerError(e) => e.into(),
+                other => panic!("not an error: {other:?}"),
+            }
+        };
+        let ask = error("ASK 12 127.0.0.1:30002");
+        let moved = error("MOVED 12 127.0.0.1:30002");
+        let set = redis::cmd("SET").arg("k").arg(1).clone();
+        let get = redis::cmd("GET").arg("k").clone();
+        let s = BugState::new(Some(ClientBug::PipelineAskDrop));
+        assert_eq!(s.dropped_ask(&ask, &set), Some(Value::Okay));
+        assert_eq!(s.dropped_ask(&ask, &get), Some(Value::Nil));
+        assert_eq!(s.dropped_ask(&moved, &set), None, "only ASK is dropped");
+        assert_eq!(BugState::new(None).dropped_ask(&ask, &set), None);
+        assert!(ClientBug::PipelineAskDrop.needs_pipeline());
+        assert_eq!(ClientBug::PipelineAskDrop.expected(), "lost-write");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::executor::{ClientFactory, Executor};
 use crate::recorder::Recorder;
 use crate::router::{Execution, OpError, Router};
 use crate::stats::WorkloadStats;
-use checker::{Event, EventType, Process};
+use checker::{Batch, Event, EventType, Process};
 use redis::{Cmd, Value};
 use serde_json::Value as Json;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,28 +100,9 @@ impl Client {
         interpret: impl FnOnce(Value) -> Completion,
     ) -> (EventType, Json, Execution) {
         let process = Process::Client(self.process);
-        let mut invoke = Event::new(EventType::Invoke, process, op.f, op.value.clone(), 0);
-        invoke.key = Some(op.key.to_string());
-        self.recorder.record(invoke);
+        self.recorder.record(invocation(process, &op));
         let execution = self.execute(op.key.as_bytes(), &op.cmd).await;
-        let (kind, value, error) = match execution.result.clone() {
-            Ok(reply) => match interpret(reply) {
-                Completion::Ok(v) => (EventType::Ok, v, None),
-                Completion::Fail(e) => (EventType::Fail, op.value, Some(e)),
-                Completion::Info(e) => (EventType::Info, op.value, Some(e)),
-            },
-            Err(OpError::Fail(e)) => (EventType::Fail, op.value, Some(e)),
-            Err(OpError::Info(e)) => (EventType::Info, op.value, Some(e)),
-        };
-        let mut done = Event::new(kind, process, op.f, value.clone(), 0);
-        done.key = Some(op.key.to_string());
-        done.node = (!execution.node.is_empty()).then(|| execution.node.clone());
-        done.slot = Some(execution.slot);
-        done.redirects = execution.redirects.clone();
-        done.error = error;
-        if kind != EventType::Ok {
-            done.gave_up = execution.gave_up.clone();
-        }
+        let (kind, value, done) = completion(process, op, &execution, interpret);
         self.recorder.record(done);
         self.stats.count(kind, &execution.redirects);
         if kind == EventType::Info {
@@ -133,38 +114,138 @@ impl Client {
     /// Executes on the executor, opening it first if need be; a client that cannot be opened
     /// sent nothing, so the op fails.
     async fn execute(&mut self, key: &[u8], cmd: &Cmd) -> Execution {
+        match self.opened().await {
+            Ok(executor) => executor.execute(key, cmd).await,
+            Err(e) => Execution::failed(key, &format!("opening the client: {e}")),
+        }
+    }
+
+    /// The executor, opened first if there is none.
+    async fn opened(&mut self) -> Result<&mut Executor, String> {
         if self.executor.is_none() {
             let opened = match &self.factory {
                 Some(factory) => factory.open().await,
                 None => Err("no client to open".to_string()),
             };
-            match opened {
-                Ok(executor) => self.executor = Some(executor),
-                Err(e) => {
-                    return Execution {
-                        result: Err(OpError::Fail(format!("opening the client: {e}"))),
-                        node: String::new(),
-                        slot: crate::slot::key_slot(key),
-                        redirects: Vec::new(),
-                        gave_up: None,
-                    }
-                }
-            }
+            self.executor = Some(opened?);
         }
-        let executor = self.executor.as_mut().expect("opened above");
-        executor.execute(key, cmd).await
+        Ok(self.executor.as_mut().expect("opened above"))
     }
 
     /// After an `info` the process may still have an operation in flight: continue as a new
     /// process with fresh connections (a fresh library instance, when the factory can open one).
     fn retire(&mut self) {
         self.process = self.next_process.fetch_add(1, Ordering::Relaxed);
-        // slotcheck's router keeps its state (a lost connection marks the slot map stale) and
-        // opens new connections; a library is dropped whole and opened afresh.
+        self.reset_executor();
+    }
+
+    /// Fresh connections for what comes next: slotcheck's router keeps its state (a lost
+    /// connection marks the slot map stale) and opens new connections; a library is dropped
+    /// whole and opened afresh.
+    fn reset_executor(&mut self) {
         match self.executor.as_mut() {
             Some(Executor::Router(router)) => router.reset_connections(),
             Some(Executor::Codis(router)) => router.reset_connections(),
             _ => self.executor = None,
         }
+    }
+}
+
+/// An operation's invocation event.
+fn invocation(process: Process, op: &Operation<'_>) -> Event {
+    let mut invoke = Event::new(EventType::Invoke, process, op.f, op.value.clone(), 0);
+    invoke.key = Some(op.key.to_string());
+    invoke
+}
+
+/// An operation's completion from how it was executed and how `interpret` reads the reply: the
+/// outcome, the value, and the event to record.
+fn completion(
+    process: Process,
+    op: Operation<'_>,
+    execution: &Execution,
+    interpret: impl FnOnce(Value) -> Completion,
+) -> (EventType, Json, Event) {
+    let (kind, value, error) = match execution.result.clone() {
+        Ok(reply) => match interpret(reply) {
+            Completion::Ok(v) => (EventType::Ok, v, None),
+            Completion::Fail(e) => (EventType::Fail, op.value, Some(e)),
+            Completion::Info(e) => (EventType::Info, op.value, Some(e)),
+        },
+        Err(OpError::Fail(e)) => (EventType::Fail, op.value, Some(e)),
+        Err(OpError::Info(e)) => (EventType::Info, op.value, Some(e)),
+    };
+    let mut done = Event::new(kind, process, op.f, value.clone(), 0);
+    done.key = Some(op.key.to_string());
+    done.node = (!execution.node.is_empty()).then(|| execution.node.clone());
+    done.slot = Some(execution.slot);
+    done.redirects = execution.redirects.clone();
+    done.error = error;
+    if kind != EventType::Ok {
+        done.gave_up = execution.gave_up.clone();
+    }
+    (kind, value, done)
+}
+
+// Pipelines (`--pipeline K`): several logical processes over one client.
+impl Client {
+    /// Runs `ops[i]` as logical process `processes[i]`, all in one pipeline: records every
+    /// invocation before anything is written, executes them at once, records each completion as
+    /// soon as the executor knows it (each marked `batch: pipeline`), and returns them in order. A process whose op ended
+    /// `info` continues under a new number (written back into `processes`), and the client
+    /// opens fresh connections, as after a single op's `info`.
+    pub async fn perform_pipeline(
+        &mut self,
+        processes: &mut [u64],
+        ops: Vec<Operation<'_>>,
+        interpret: impl Fn(usize, Value) -> Completion + Sync,
+    ) -> Vec<(EventType, Json, Execution)> {
+        debug_assert_eq!(processes.len(), ops.len(), "one op per logical process");
+        for (&p, op) in processes.iter().zip(&ops) {
+            let mut invoke = invocation(Process::Client(p), op);
+            invoke.batch = Some(Batch::Pipeline);
+            self.recorder.record(invoke);
+        }
+        let opening = self.opened().await.map(|_| ());
+        let items: Vec<(Vec<u8>, Cmd)> = ops
+            .iter()
+            .map(|op| (op.key.as_bytes().to_vec(), op.cmd.clone()))
+            .collect();
+        let mut ops: Vec<Option<Operation<'_>>> = ops.into_iter().map(Some).collect();
+        let mut done: Vec<Option<(EventType, Json, Execution)>> = vec![None; ops.len()];
+        let mut retired = false;
+        // Each completion is recorded as soon as the executor knows how its command ended.
+        let mut complete = |i: usize, execution: Execution| {
+            let Some(op) = ops[i].take() else { return };
+            let process = Process::Client(processes[i]);
+            let (kind, value, mut event) = completion(process, op, &execution, |v| interpret(i, v));
+            event.batch = Some(Batch::Pipeline);
+            self.recorder.record(event);
+            self.stats.count(kind, &execution.redirects);
+            if kind == EventType::Info {
+                processes[i] = self.next_process.fetch_add(1, Ordering::Relaxed);
+                retired = true;
+            }
+            done[i] = Some((kind, value, execution));
+        };
+        match self.executor.as_mut() {
+            Some(executor) => executor.execute_pipeline_each(&items, &mut complete).await,
+            None => {
+                let why = opening.err().unwrap_or_default();
+                let text = format!("opening the client: {why}");
+                for (i, (key, _)) in items.iter().enumerate() {
+                    complete(i, Execution::failed(key, &text));
+                }
+            }
+        }
+        // Every op ends in the history: one the executor did not report may have happened.
+        for (i, (key, _)) in items.iter().enumerate() {
+            complete(i, Execution::unknown(key, "the client reported no end"));
+        }
+        let done = done.into_iter().flatten().collect();
+        if retired {
+            self.reset_executor();
+        }
+        done
     }
 }

@@ -10,6 +10,7 @@ use crate::workload::{run_processes, Process, Shared, WorkloadConfig};
 use crate::Recorder;
 use checker::EventType;
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use redis::Value;
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
@@ -85,15 +86,27 @@ async fn client_loop(shared: Arc<Shared>, worker: usize, stop: CancellationToken
     let cfg = &shared.cfg;
     let mut p = Process::new(&shared, worker);
     let total = cfg.read_weight + cfg.write_weight;
-    while p.next(&stop).await {
-        let key = &shared.keys[shared.cfg.key_dist.pick(&mut p.rng, shared.keys.len())];
-        let op = match p.rng.random_range(0..total) < cfg.read_weight {
+    let choose = |rng: &mut ChaCha8Rng| {
+        let key = &shared.keys[shared.cfg.key_dist.pick(rng, shared.keys.len())];
+        let op = match rng.random_range(0..total) < cfg.read_weight {
             true => CounterOp::Read,
             false => CounterOp::Incr,
         };
-        p.client
-            .perform(op.operation(key), |reply| op.complete(reply))
-            .await;
+        (op, key)
+    };
+    while p.next(&stop).await {
+        if p.lanes.is_empty() {
+            let (op, key) = choose(&mut p.rng);
+            p.client
+                .perform(op.operation(key), |reply| op.complete(reply))
+                .await;
+        } else {
+            let picks: Vec<_> = p.lanes.iter().map(|_| choose(&mut p.rng)).collect();
+            let ops = picks.iter().map(|(op, key)| op.operation(key)).collect();
+            p.client
+                .perform_pipeline(&mut p.lanes, ops, |i, reply| picks[i].0.complete(reply))
+                .await;
+        }
         tokio::task::yield_now().await;
     }
     p.client.stats().clone()

@@ -24,7 +24,7 @@ use crate::executor::{ClientInfo, RedirectVisibility};
 use crate::router::{Execution, OpError, RouterConfig};
 use crate::slot::key_slot;
 use checker::GaveUp;
-use redis::Cmd;
+use redis::{Cmd, Value};
 use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -65,6 +65,8 @@ pub struct External {
     gone: String,
     /// The last request's id.
     id: u64,
+    /// The protocol version the child's hello named (1: no batch requests).
+    protocol: u32,
     /// The bound on one operation's reply; past it the child is killed and the op is `info`.
     pub deadline: Duration,
     stderr: Arc<Mutex<VecDeque<String>>>,
@@ -127,6 +129,7 @@ impl External {
             }),
             gone: String::new(),
             id: 0,
+            protocol: 1,
             deadline: REPLY_DEADLINE,
             stderr: tail.clone(),
             stderr_task: Some(tokio::spawn(keep_tail(stderr, tail))),
@@ -139,8 +142,9 @@ impl External {
         let line = serde_json::to_string(&open).map_err(|e| e.to_string())?;
         let why = match external.exchange(line, open_deadline).await {
             Ok(line) => match wire::parse_hello(&line) {
-                Ok(info) => {
-                    external.info = info;
+                Ok(hello) => {
+                    external.info = hello.info;
+                    external.protocol = hello.protocol;
                     return Ok(external);
                 }
                 Err(e) => e,
@@ -159,58 +163,155 @@ impl External {
     /// that was killed (no reply in time, garbage, death), every later call fails without sending.
     pub async fn execute(&mut self, key: &[u8], cmd: &Cmd) -> Execution {
         let slot = key_slot(key);
-        let done = |result, node: Option<String>, redirects| Execution {
-            result,
-            node: node.unwrap_or_default(),
-            slot,
-            redirects,
-            gave_up: None,
+        let request = self.words(key, cmd).map(|(key, args)| wire::Request {
+            id: self.id + 1,
+            key,
+            args,
+        });
+        match self.send(request).await {
+            Ok(line) => self.single_reply(slot, &line).await,
+            Err(result) => unsent(slot, result),
+        }
+    }
+
+    /// Sends `cmds` as one transaction on `key`'s slot (`MULTI`, the commands, `EXEC`, by the
+    /// library's own transaction API); `Ok(Value::Array)` holds `EXEC`'s replies, one a command.
+    /// An adapter of protocol 1 is sent nothing.
+    pub async fn transaction(&mut self, key: &[u8], cmds: &[Cmd]) -> Execution {
+        let slot = key_slot(key);
+        let request = self.batches().and_then(|()| {
+            let commands = cmds
+                .iter()
+                .map(|cmd| self.words(key, cmd).map(|(_, args)| args));
+            let commands = commands.collect::<Result<Vec<_>, String>>()?;
+            let key = self.key_text(key)?;
+            let transaction = wire::Transaction { key, commands };
+            Ok(wire::TransactionRequest {
+                id: self.id + 1,
+                transaction,
+            })
+        });
+        match self.send(request).await {
+            Ok(line) => self.single_reply(slot, &line).await,
+            Err(result) => unsent(slot, result),
+        }
+    }
+
+    /// Sends every `(key, command)` of `items` as one pipeline (the library's own pipeline API)
+    /// and reads one outcome per command, in order. A pipeline lost as a whole (no reply in time,
+    /// garbage, death) leaves every command `info`; an adapter of protocol 1 is sent nothing.
+    pub async fn pipeline(&mut self, items: &[(Vec<u8>, Cmd)]) -> Vec<Execution> {
+        let slots: Vec<u16> = items.iter().map(|(key, _)| key_slot(key)).collect();
+        let request = self.batches().and_then(|()| {
+            let commands = items.iter().map(|(key, cmd)| {
+                let (key, args) = self.words(key, cmd)?;
+                Ok(wire::Command { key, args })
+            });
+            let pipeline = commands.collect::<Result<Vec<_>, String>>()?;
+            Ok(wire::PipelineRequest {
+                id: self.id + 1,
+                pipeline,
+            })
+        });
+        let line = match self.send(request).await {
+            Ok(line) => line,
+            Err(result) => return slots.iter().map(|&s| unsent(s, result.clone())).collect(),
         };
-        let fail = |text: String| done(Err(OpError::Fail(text)), None, Vec::new());
-        let key = match std::str::from_utf8(key) {
-            Ok(key) => key,
-            Err(_) => return fail(format!("{}: the key is not UTF-8", self.name)),
+        let id = self.id;
+        let why = match wire::parse_pipeline_reply(&line) {
+            Ok(reply) if reply.id == id && reply.replies.len() == items.len() => {
+                let parts = reply.replies.into_iter().zip(&slots);
+                return parts
+                    .map(|(part, &slot)| self.execution(slot, part))
+                    .collect();
+            }
+            Ok(reply) if reply.id != id => format!("the reply is for request {}", reply.id),
+            Ok(reply) => format!(
+                "{} replies to {} commands",
+                reply.replies.len(),
+                items.len()
+            ),
+            Err(e) => e,
         };
-        let args = match wire::command_args(cmd) {
-            Ok(args) => args,
-            Err(e) => return fail(format!("{}: {e}", self.name)),
-        };
+        let text = self.bury(format!("request {id}: {why}")).await;
+        let lost = |&slot| unsent(slot, Err(OpError::Info(text.clone())));
+        slots.iter().map(lost).collect()
+    }
+
+    /// `key` and `cmd`'s words as the protocol's text, or why they cannot be sent.
+    fn words<'a>(&self, key: &'a [u8], cmd: &'a Cmd) -> Result<(&'a str, Vec<&'a str>), String> {
+        let args = wire::command_args(cmd).map_err(|e| format!("{}: {e}", self.name))?;
+        Ok((self.key_text(key)?, args))
+    }
+
+    /// `key` as the protocol's text, or why it cannot be sent.
+    fn key_text<'a>(&self, key: &'a [u8]) -> Result<&'a str, String> {
+        std::str::from_utf8(key).map_err(|_| format!("{}: the key is not UTF-8", self.name))
+    }
+
+    /// Whether the child takes batch requests (protocol 2); else why nothing is sent.
+    fn batches(&self) -> Result<(), String> {
+        if self.protocol >= wire::PROTOCOL_BATCHES {
+            return Ok(());
+        }
+        Err(format!(
+            "{}: the adapter speaks protocol {} (no pipelines or transactions; they need {}): \
+             nothing sent",
+            self.name,
+            self.protocol,
+            wire::PROTOCOL_BATCHES
+        ))
+    }
+
+    /// Writes `request` (or fails unsent with its error) and reads the reply line. `Err` holds
+    /// the op's result: `fail` when nothing was sent, `info` when the child is gone after the
+    /// write (it is buried).
+    async fn send<T: serde::Serialize>(
+        &mut self,
+        request: Result<T, String>,
+    ) -> Result<String, Result<Value, OpError>> {
+        let request = request.map_err(|e| Err(OpError::Fail(e)))?;
         if self.io.is_none() {
             let text = format!("client process gone, nothing sent: {}", self.gone);
-            return fail(text);
+            return Err(Err(OpError::Fail(text)));
         }
+        let line =
+            serde_json::to_string(&request).map_err(|e| Err(OpError::Fail(e.to_string())))?;
         self.id += 1;
         let id = self.id;
-        let request = wire::Request { id, key, args };
-        let line = match serde_json::to_string(&request) {
-            Ok(line) => line,
-            Err(e) => return fail(e.to_string()),
+        match self.exchange(line, self.deadline).await {
+            Ok(line) => Ok(line),
+            Err(why) => Err(Err(OpError::Info(
+                self.bury(format!("request {id}: {why}")).await,
+            ))),
+        }
+    }
+
+    /// Reads the reply line to the last single request or transaction.
+    async fn single_reply(&mut self, slot: u16, line: &str) -> Execution {
+        let id = self.id;
+        let why = match wire::parse_reply(line) {
+            Ok(reply) if reply.id == id => return self.execution(slot, reply.part),
+            Ok(reply) => format!("request {id}: the reply is for request {}", reply.id),
+            Err(e) => format!("request {id}: {e}"),
         };
-        let info = |text: String| done(Err(OpError::Info(text)), None, Vec::new());
-        let line = match self.exchange(line, self.deadline).await {
-            Ok(line) => line,
-            Err(why) => return info(self.bury(format!("request {id}: {why}")).await),
-        };
-        let reply = match wire::parse_reply(&line) {
-            Ok(reply) if reply.id == id => reply,
-            Ok(reply) => {
-                let why = format!("request {id}: the reply is for request {}", reply.id);
-                return info(self.bury(why).await);
-            }
-            Err(e) => return info(self.bury(format!("request {id}: {e}")).await),
-        };
+        unsent(slot, Err(OpError::Info(self.bury(why).await)))
+    }
+
+    /// One command's (or transaction's) end as the child reported it.
+    fn execution(&self, slot: u16, part: wire::Part) -> Execution {
         let text = |kind: &str| {
-            let error = reply.error.clone();
+            let error = part.error.clone();
             error.unwrap_or_else(|| format!("{kind} without an error text"))
         };
-        let result = match reply.outcome {
-            wire::Outcome::Ok => wire::to_value(&reply.value)
+        let result = match part.outcome {
+            wire::Outcome::Ok => wire::to_value(&part.value)
                 .map_err(|e| OpError::Info(format!("{}: unreadable value ({e})", self.name))),
             wire::Outcome::Fail => Err(OpError::Fail(text("fail"))),
             wire::Outcome::Info => Err(OpError::Info(text("info"))),
         };
         // A reply text the child did not cut is cut here, as the history format asks.
-        let gave_up = reply
+        let gave_up = part
             .gave_up
             .filter(|_| result.is_err())
             .map(|g| match g.reply {
@@ -218,8 +319,11 @@ impl External {
                 None => g,
             });
         Execution {
+            result,
+            node: part.node.unwrap_or_default(),
+            slot,
+            redirects: part.redirects,
             gave_up,
-            ..done(result, reply.node, reply.redirects)
         }
     }
 
@@ -277,6 +381,17 @@ impl External {
         }
         self.gone = text.clone();
         text
+    }
+}
+
+/// An op on `slot` that ended with `result` before any reply: no node, no hops.
+fn unsent(slot: u16, result: Result<Value, OpError>) -> Execution {
+    Execution {
+        result,
+        node: String::new(),
+        slot,
+        redirects: Vec::new(),
+        gave_up: None,
     }
 }
 

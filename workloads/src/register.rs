@@ -15,6 +15,7 @@ use crate::workload::{run_processes_with_values, Process, Shared, WorkloadConfig
 use crate::Recorder;
 use checker::EventType;
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use redis::Value;
 use serde_json::{json, Value as Json};
 use std::sync::atomic::AtomicU64;
@@ -109,58 +110,98 @@ async fn client_loop(
     next_value: Arc<AtomicU64>,
     stop: CancellationToken,
 ) -> WorkloadStats {
-    let cfg = &shared.cfg;
     let mut p = Process::new(&shared, worker);
-    // The last value this client saw in each key: the expected value of its next CAS there.
-    let mut seen: Vec<Option<u64>> = vec![None; shared.keys.len()];
-    let mut epoch = 0;
-    let total = cfg.read_weight + cfg.write_weight + cfg.cas_weight;
-    let small = cfg.kind == WorkloadKind::CasRegister;
+    let mut chooser = Chooser {
+        shared: &shared,
+        next_value: &next_value,
+        seen: vec![None; shared.keys.len()],
+        epoch: 0,
+    };
     while p.next(&stop).await {
-        let k = cfg.key_dist.pick(&mut p.rng, shared.keys.len());
-        let pick = p.rng.random_range(0..total);
+        if p.lanes.is_empty() {
+            let (op, k, key) = chooser.choose(&mut p.rng);
+            let (kind, value, _) = p
+                .client
+                .perform(op.operation(&key), |reply| op.complete(reply))
+                .await;
+            chooser.observe(k, op, kind, &value);
+        } else {
+            let picks: Vec<_> = p.lanes.iter().map(|_| chooser.choose(&mut p.rng)).collect();
+            let ops = picks.iter().map(|(op, _, key)| op.operation(key)).collect();
+            let done = p
+                .client
+                .perform_pipeline(&mut p.lanes, ops, |i, reply| picks[i].0.complete(reply))
+                .await;
+            for ((op, k, _), (kind, value, _)) in picks.iter().zip(done) {
+                chooser.observe(*k, *op, kind, &value);
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    p.client.stats().clone()
+}
+
+/// One worker's choice of register ops: the run's shared state and the last value the worker
+/// saw in each key, the expected value of its next CAS there.
+struct Chooser<'a> {
+    shared: &'a Shared,
+    next_value: &'a AtomicU64,
+    seen: Vec<Option<u64>>,
+    /// The key epoch the worker is in (with `epoch_ms`).
+    epoch: u64,
+}
+
+impl Chooser<'_> {
+    /// The next op, its key's index and the key's name.
+    fn choose(&mut self, rng: &mut ChaCha8Rng) -> (RegisterOp, usize, String) {
+        let cfg = &self.shared.cfg;
+        let total = cfg.read_weight + cfg.write_weight + cfg.cas_weight;
+        let k = cfg.key_dist.pick(rng, self.shared.keys.len());
+        let pick = rng.random_range(0..total);
         // Only the cas-register draws, so a register run's choices stay what its seed gave.
-        let drawn = small.then(|| p.rng.random_range(0..=CAS_VALUES_MAX));
+        let small = cfg.kind == WorkloadKind::CasRegister;
+        let drawn = small.then(|| rng.random_range(0..=CAS_VALUES_MAX));
         let fresh = || {
-            drawn.unwrap_or_else(|| next_value.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+            drawn.unwrap_or_else(|| {
+                self.next_value
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            })
         };
         let op = if pick < cfg.read_weight {
             RegisterOp::Read
         } else if pick < cfg.read_weight + cfg.write_weight {
             RegisterOp::Write(fresh())
         } else {
-            RegisterOp::Cas(seen[k], fresh())
+            RegisterOp::Cas(None, fresh())
         };
-        let epoch_name;
-        let now = (shared.recorder.now_ns() / 1_000_000).checked_div(cfg.epoch_ms);
-        let key = if let Some(now) = now {
-            if now != epoch {
-                // A new epoch's keys start absent.
-                epoch = now;
-                seen.iter_mut().for_each(|s| *s = None);
+        let now = (self.shared.recorder.now_ns() / 1_000_000).checked_div(cfg.epoch_ms);
+        let key = match now {
+            Some(now) => {
+                if now != self.epoch {
+                    // A new epoch's keys start absent.
+                    self.epoch = now;
+                    self.seen.iter_mut().for_each(|s| *s = None);
+                }
+                cfg.key_names().epoch_name(k, self.epoch)
             }
-            epoch_name = cfg.key_names().epoch_name(k, epoch);
-            &epoch_name
-        } else {
-            &shared.keys[k]
+            None => self.shared.keys[k].clone(),
         };
         let op = match op {
-            RegisterOp::Cas(_, new) => RegisterOp::Cas(seen[k], new),
+            RegisterOp::Cas(_, new) => RegisterOp::Cas(self.seen[k], new),
             other => other,
         };
-        let (kind, value, _) = p
-            .client
-            .perform(op.operation(key), |reply| op.complete(reply))
-            .await;
+        (op, k, key)
+    }
+
+    /// Notes what an op on key `k` ended with: an `ok` op shows the key's value.
+    fn observe(&mut self, k: usize, op: RegisterOp, kind: EventType, value: &Json) {
         if kind == EventType::Ok {
-            seen[k] = match op {
+            self.seen[k] = match op {
                 RegisterOp::Read => value.as_u64(),
                 RegisterOp::Write(v) | RegisterOp::Cas(_, v) => Some(v),
             };
         }
-        tokio::task::yield_now().await;
     }
-    p.client.stats().clone()
 }
 
 #[cfg(test)]

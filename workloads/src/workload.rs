@@ -113,6 +113,9 @@ pub struct WorkloadConfig {
     pub slots: usize,
     /// How an op picks its key.
     pub key_dist: KeyDist,
+    /// Logical processes per client worker, whose ops go out together as one pipeline on one
+    /// connection per node (`--pipeline K`); 1: one op at a time, no pipeline.
+    pub pipeline: usize,
 }
 
 impl Default for WorkloadConfig {
@@ -137,6 +140,7 @@ impl Default for WorkloadConfig {
             mixed_case: false,
             slots: 0,
             key_dist: KeyDist::Uniform,
+            pipeline: 1,
         }
     }
 }
@@ -154,6 +158,9 @@ impl WorkloadConfig {
         if self.timeout_ms == 0 {
             return bad("timeout_ms must be at least 1");
         }
+        if let Some(why) = self.pipeline_refused() {
+            return bad(&why);
+        }
         let cas = match self.kind {
             WorkloadKind::Register | WorkloadKind::CasRegister => self.cas_weight as u64,
             WorkloadKind::Counter | WorkloadKind::Types => 0,
@@ -163,6 +170,41 @@ impl WorkloadConfig {
             return bad("read/write/cas weights must sum to between 1 and u32::MAX");
         }
         Ok(())
+    }
+
+    /// Why `--pipeline` cannot run as configured: 0, a workload or client without pipelines
+    /// (redis-rs's and Codis routing's pipelines are not under test), or a pipeline bug
+    /// without a pipeline; `None` when it can.
+    pub fn pipeline_refused(&self) -> Option<String> {
+        if self.pipeline == 0 {
+            return Some("pipeline must be at least 1".into());
+        }
+        if self.pipeline == 1 {
+            return match self.client_bug {
+                Some(bug) if bug.needs_pipeline() => {
+                    Some(format!("client bug {bug} needs --pipeline 2 or more"))
+                }
+                _ => None,
+            };
+        }
+        if !matches!(
+            self.kind,
+            WorkloadKind::Register | WorkloadKind::CasRegister | WorkloadKind::Counter
+        ) {
+            let kind = self.kind.name();
+            return Some(format!(
+                "--pipeline runs the register, cas-register and counter workloads, not {kind}"
+            ));
+        }
+        if self.codis.is_some() {
+            return Some("--pipeline is not supported with Codis routing (PikiwiDB)".into());
+        }
+        match self.client {
+            ClientChoice::RedisRs => {
+                Some("--pipeline is not supported with --client redis-rs (only slotcheck and the adapters)".into())
+            }
+            _ => None,
+        }
     }
 
     /// How this configuration names its keys.
@@ -297,7 +339,7 @@ where
     F: Fn(Arc<Shared>, usize, CancellationToken) -> Fut,
     Fut: std::future::Future<Output = WorkloadStats> + Send + 'static,
 {
-    let first_free = cfg.process_base + cfg.clients as u64;
+    let first_free = cfg.process_base + (cfg.clients * cfg.pipeline.max(1)) as u64;
     let shared = Arc::new(Shared::new(cfg, seeds, recorder, first_free).await?);
     let mut tasks = JoinSet::new();
     for worker in 0..cfg.clients {
@@ -326,23 +368,38 @@ where
     .await
 }
 
-/// One client process's loop state: its seeded choices, its client and its pacing.
+/// One client worker's loop state: its seeded choices, its client and its pacing.
 pub(crate) struct Process {
     /// Seeded by the run's seed and the worker number.
     pub(crate) rng: ChaCha8Rng,
     /// The process's client (its number changes on `info`).
     pub(crate) client: Client,
+    /// With `--pipeline K` above 1, the numbers of the worker's K logical processes, whose ops
+    /// go out as one pipeline (each changes on its own `info`); empty otherwise.
+    pub(crate) lanes: Vec<u64>,
     pace: Option<tokio::time::Interval>,
 }
 
 impl Process {
-    /// Worker `worker`'s process of `shared`'s run.
+    /// Worker `worker`'s process of `shared`'s run (its first logical process is numbered
+    /// `process_base + worker * K` for a pipeline of K).
     pub(crate) fn new(shared: &Shared, worker: usize) -> Process {
         let cfg = &shared.cfg;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(worker as u64));
-        let client = shared.client(cfg.process_base + worker as u64);
+        let k = cfg.pipeline.max(1);
+        let first = cfg.process_base + (worker * k) as u64;
+        let client = shared.client(first);
+        let lanes = match k {
+            1 => Vec::new(),
+            k => (first..first + k as u64).collect(),
+        };
         let pace = pacer(cfg, &mut rng);
-        Process { rng, client, pace }
+        Process {
+            rng,
+            client,
+            lanes,
+            pace,
+        }
     }
 
     /// Waits for the next operation's turn; `false` once `stop` fires.
@@ -366,7 +423,9 @@ fn pacer(cfg: &WorkloadConfig, rng: &mut ChaCha8Rng) -> Option<tokio::time::Inte
     if cfg.rate_per_s == 0 {
         return None;
     }
-    let period = Duration::from_secs_f64(cfg.clients as f64 / cfg.rate_per_s as f64);
+    // A worker's turn sends one op per logical process (K with `--pipeline K`).
+    let ops_per_turn = (cfg.clients * cfg.pipeline.max(1)) as f64;
+    let period = Duration::from_secs_f64(ops_per_turn / cfg.rate_per_s as f64);
     let phase = period.mul_f64(rng.random_range(0.0..1.0));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -469,5 +528,39 @@ mod tests {
             ..WorkloadConfig::default()
         };
         assert!(none.validate().is_err());
+    }
+
+    #[test]
+    fn pipelines_are_refused_where_they_cannot_run() {
+        let with = |pipeline, client, kind, bug| WorkloadConfig {
+            pipeline,
+            client,
+            kind,
+            client_bug: bug,
+            ..WorkloadConfig::default()
+        };
+        use ClientChoice::{RedisRs, Slotcheck};
+        use WorkloadKind::{Counter, Register, Types};
+        let drop = Some(ClientBug::PipelineAskDrop);
+        let table = [
+            (with(1, Slotcheck, Register, None), None),
+            (with(8, Slotcheck, Register, None), None),
+            (with(8, Slotcheck, Counter, drop), None),
+            (with(0, Slotcheck, Register, None), Some("at least 1")),
+            (with(8, RedisRs, Register, None), Some("redis-rs")),
+            (with(8, Slotcheck, Types, None), Some("not types")),
+            (
+                with(1, Slotcheck, Register, drop),
+                Some("needs --pipeline 2"),
+            ),
+        ];
+        for (cfg, want) in table {
+            let got = cfg.pipeline_refused();
+            match want {
+                None => assert_eq!(got, None, "{cfg:?}"),
+                Some(text) => assert!(got.as_deref().is_some_and(|g| g.contains(text)), "{got:?}"),
+            }
+            assert_eq!(cfg.validate().is_err(), want.is_some());
+        }
     }
 }

@@ -216,3 +216,95 @@ async fn what_cannot_be_sent_fails_without_sending() {
     let got = client.execute(b"k", &set("k", 1)).await;
     assert_eq!(got.result, Ok(Value::Int(1)));
 }
+
+/// A `sh` child of protocol 2 that says hello, then runs `body` with each request in `$req`.
+fn sh2(body: &str) -> ExternalSpec {
+    let hello =
+        r#"{"type":"hello","client":"canned","version":"1.0","redirects":"seen","protocol":2}"#;
+    let script = format!("read open; echo '{hello}'; while read req; do {body}; done");
+    spec(&["sh", "-c", &script])
+}
+
+#[tokio::test]
+async fn pipelines_send_every_command_and_read_a_part_each() {
+    // Replies with the request line it read as the first part's value, then a fail and an info.
+    let echo = r#"
+import json, sys
+sys.stdin.readline()
+print(json.dumps({"type": "hello", "client": "echo", "version": "2", "redirects": "seen",
+                  "protocol": 2}), flush=True)
+for line in sys.stdin:
+    req = json.loads(line)
+    hop = {"kind": "ask", "slot": 3, "from": "127.0.0.1:30001", "to": "127.0.0.1:30002"}
+    print(json.dumps({"id": req["id"], "replies": [
+        {"outcome": "ok", "value": line.strip(), "node": "127.0.0.1:30002", "redirects": [hop]},
+        {"outcome": "fail", "error": "ASK 3 127.0.0.1:30002",
+         "gave_up": {"kind": "ask", "hops": 0}},
+        {"outcome": "info", "error": "Timeout"}]}), flush=True)
+"#;
+    let mut client = open(&spec(&["python3", "-c", echo])).await;
+    let items = vec![
+        (b"a".to_vec(), set("a", 1)),
+        (b"b".to_vec(), redis::cmd("GET").arg("b").clone()),
+        (b"c".to_vec(), set("c", 3)),
+    ];
+    let done = client.pipeline(&items).await;
+    let request = r#"{"id":1,"pipeline":[{"key":"a","args":["SET","a","1"]},{"key":"b","args":["GET","b"]},{"key":"c","args":["SET","c","3"]}]}"#;
+    assert_eq!(done[0].result, Ok(Value::BulkString(request.into())));
+    assert_eq!(done[0].redirects.len(), 1);
+    assert_eq!(done[0].node, "127.0.0.1:30002");
+    assert_eq!(fail_text(&done[1]), "ASK 3 127.0.0.1:30002");
+    assert_eq!(done[1].gave_up.as_ref().map(|g| g.hops), Some(0));
+    assert_eq!(info_text(&done[2]), "Timeout");
+    let slots: Vec<u16> = done.iter().map(|e| e.slot).collect();
+    assert_eq!(slots, [key_slot(b"a"), key_slot(b"b"), key_slot(b"c")]);
+}
+
+#[tokio::test]
+async fn a_pipeline_reply_of_the_wrong_size_leaves_every_command_info() {
+    let mut client = open(&sh2(
+        r#"echo '{"id":1,"replies":[{"outcome":"ok","value":1}]}'"#,
+    ))
+    .await;
+    let items = vec![(b"a".to_vec(), set("a", 1)), (b"b".to_vec(), set("b", 2))];
+    let done = client.pipeline(&items).await;
+    for e in &done {
+        assert!(info_text(e).contains("1 replies to 2 commands"), "{e:?}");
+    }
+    let after = client.execute(b"a", &set("a", 3)).await;
+    assert!(fail_text(&after).starts_with("client process gone, nothing sent"));
+}
+
+#[tokio::test]
+async fn transactions_read_exec_replies_and_their_errors() {
+    let reply = r#"echo '{"id":1,"outcome":"ok","value":[{"status":"OK"},{"error":"WRONGTYPE Operation against a key holding the wrong kind of value"},"5"]}'"#;
+    let mut client = open(&sh2(reply)).await;
+    let cmds = [set("{t}:1", 5), redis::cmd("INCR").arg("{t}:2").clone()];
+    let exec = client.transaction(b"{t}:1", &cmds).await;
+    let Ok(Value::Array(values)) = &exec.result else {
+        panic!("{exec:?}")
+    };
+    assert_eq!(values[0], Value::Okay);
+    assert!(
+        matches!(&values[1], Value::ServerError(e) if e.code() == "WRONGTYPE"),
+        "{values:?}"
+    );
+    assert_eq!(values[2], Value::BulkString(b"5".to_vec()));
+    assert_eq!(exec.slot, key_slot(b"{t}:1"));
+}
+
+#[tokio::test]
+async fn an_adapter_of_protocol_one_is_sent_no_batch() {
+    let mut client = open(&sh(r#"echo '{"id":1,"outcome":"ok","value":1}'"#)).await;
+    let items = vec![(b"a".to_vec(), set("a", 1))];
+    let done = client.pipeline(&items).await;
+    assert!(
+        fail_text(&done[0]).contains("speaks protocol 1"),
+        "{done:?}"
+    );
+    let exec = client.transaction(b"a", &[set("a", 1)]).await;
+    assert!(fail_text(&exec).contains("speaks protocol 1"), "{exec:?}");
+    // Nothing was sent: a single request is still number 1.
+    let got = client.execute(b"a", &set("a", 1)).await;
+    assert_eq!(got.result, Ok(Value::Int(1)));
+}

@@ -1,5 +1,8 @@
 //! The adapter protocol's lines, as slotcheck writes and reads them (one JSON object a line; see
 //! README.md, "Adding a client"): `open` → `hello` (or `error`), then one request → one reply.
+//! Protocol 2 adds batch requests: a `pipeline` (one reply part per command, in order) and a
+//! `transaction` (one reply whose value holds `EXEC`'s replies); an adapter's hello says which
+//! protocol it speaks (no `protocol` field: 1, single requests only).
 
 use crate::executor::{ClientInfo, RedirectVisibility};
 use checker::{GaveUp, Redirect};
@@ -32,6 +35,8 @@ enum Greeting {
         client: String,
         version: String,
         redirects: Visibility,
+        #[serde(default = "protocol_one")]
+        protocol: u32,
     },
     Error {
         error: String,
@@ -47,11 +52,57 @@ pub(crate) enum Outcome {
     Info,
 }
 
-/// The child's answer to one request.
+/// The first protocol version with batch requests (`pipeline`, `transaction`).
+pub(crate) const PROTOCOL_BATCHES: u32 = 2;
+
+/// One command of a batch: the key it routes by and its words (name first).
+#[derive(Debug, Serialize)]
+pub(crate) struct Command<'a> {
+    pub key: &'a str,
+    pub args: Vec<&'a str>,
+}
+
+/// Several commands sent at once; the reply has one part per command, in order.
+#[derive(Debug, Serialize)]
+pub(crate) struct PipelineRequest<'a> {
+    pub id: u64,
+    pub pipeline: Vec<Command<'a>>,
+}
+
+/// `MULTI`, the commands (all on the key's slot), `EXEC`: one reply, its value `EXEC`'s array.
+#[derive(Debug, Serialize)]
+pub(crate) struct TransactionRequest<'a> {
+    pub id: u64,
+    pub transaction: Transaction<'a>,
+}
+
+/// A transaction's key and its commands' words.
+#[derive(Debug, Serialize)]
+pub(crate) struct Transaction<'a> {
+    pub key: &'a str,
+    pub commands: Vec<Vec<&'a str>>,
+}
+
+/// The child's answer to a pipeline: one part per command, in the pipeline's order.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct PipelineReply {
+    pub id: u64,
+    pub replies: Vec<Part>,
+}
+
+/// The child's answer to one request (or a transaction): its id and how it ended.
+#[derive(Debug)]
 pub(crate) struct Reply {
     pub id: u64,
+    pub part: Part,
+}
+
+/// How one command (or transaction) ended: a reply line without its id, or one entry of a
+/// pipeline's `replies`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Part {
     pub outcome: Outcome,
     #[serde(default)]
     pub value: Json,
@@ -74,29 +125,62 @@ enum Visibility {
     Hidden,
 }
 
+/// A hello without `protocol` is from an adapter of protocol 1.
+fn protocol_one() -> u32 {
+    1
+}
+
+/// What the child's hello says: the client and the protocol version it speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hello {
+    pub info: ClientInfo,
+    pub protocol: u32,
+}
+
 /// Reads the answer to `open`: the client it names, or the child's reason for not starting.
-pub(crate) fn parse_hello(line: &str) -> Result<ClientInfo, String> {
+pub(crate) fn parse_hello(line: &str) -> Result<Hello, String> {
     match serde_json::from_str::<Greeting>(line) {
         Ok(Greeting::Hello {
             client,
             version,
             redirects,
-        }) => Ok(ClientInfo {
-            name: client,
-            version,
-            redirects: match redirects {
-                Visibility::Seen => RedirectVisibility::Seen,
-                Visibility::Hidden => RedirectVisibility::Hidden,
+            protocol,
+        }) => Ok(Hello {
+            info: ClientInfo {
+                name: client,
+                version,
+                redirects: match redirects {
+                    Visibility::Seen => RedirectVisibility::Seen,
+                    Visibility::Hidden => RedirectVisibility::Hidden,
+                },
             },
+            protocol,
         }),
         Ok(Greeting::Error { error }) => Err(error),
         Err(e) => Err(format!("not a hello line ({e}): {}", excerpt(line))),
     }
 }
 
-/// Reads one reply line.
+/// Reads one reply line: an `id` and the fields of a [`Part`].
 pub(crate) fn parse_reply(line: &str) -> Result<Reply, String> {
-    serde_json::from_str(line).map_err(|e| format!("not a reply line ({e}): {}", excerpt(line)))
+    let bad = |e: &dyn std::fmt::Display| format!("not a reply line ({e}): {}", excerpt(line));
+    let mut fields = match serde_json::from_str::<Json>(line) {
+        Ok(Json::Object(fields)) => fields,
+        Ok(_) => return Err(bad(&"not an object")),
+        Err(e) => return Err(bad(&e)),
+    };
+    let id = match fields.remove("id").as_ref().and_then(Json::as_u64) {
+        Some(id) => id,
+        None => return Err(bad(&"no integer id")),
+    };
+    let part = serde_json::from_value(Json::Object(fields)).map_err(|e| bad(&e))?;
+    Ok(Reply { id, part })
+}
+
+/// Reads the reply line to a pipeline.
+pub(crate) fn parse_pipeline_reply(line: &str) -> Result<PipelineReply, String> {
+    serde_json::from_str(line)
+        .map_err(|e| format!("not a pipeline reply line ({e}): {}", excerpt(line)))
 }
 
 /// A command's words as strings; the protocol carries UTF-8 text only.
@@ -112,7 +196,8 @@ pub(crate) fn command_args(cmd: &Cmd) -> Result<Vec<&str>, String> {
 
 /// A reply value as the library would have returned it: `null` → nil, an integer → integer, a
 /// string → bulk string, `{"status": "OK"}` → OK (another status → simple string), an array →
-/// array, a non-integral number → double, a boolean → boolean.
+/// array, a non-integral number → double, a boolean → boolean, `{"error": text}` → an error
+/// reply (one command's error among a transaction's replies).
 pub(crate) fn to_value(json: &Json) -> Result<Value, String> {
     Ok(match json {
         Json::Null => Value::Nil,
@@ -127,9 +212,22 @@ pub(crate) fn to_value(json: &Json) -> Result<Value, String> {
         Json::Object(map) => match (map.len(), map.get("status")) {
             (1, Some(Json::String(s))) if s == "OK" => Value::Okay,
             (1, Some(Json::String(s))) => Value::SimpleString(s.clone()),
+            (1, None) => match map.get("error") {
+                Some(Json::String(text)) => error_reply(text)?,
+                _ => return Err(format!("an object must be {{\"status\": text}}: {json}")),
+            },
             _ => return Err(format!("an object must be {{\"status\": text}}: {json}")),
         },
     })
+}
+
+/// An error reply with the server's text (`WRONGTYPE Operation against ...`).
+fn error_reply(text: &str) -> Result<Value, String> {
+    let line = text.replace(['\r', '\n'], " ");
+    match redis::parse_redis_value(format!("-{line}\r\n").as_bytes()) {
+        Ok(value @ Value::ServerError(_)) => Ok(value),
+        _ => Err(format!("not an error text: {text:?}")),
+    }
 }
 
 /// At most 200 characters of a line, for error messages.
@@ -177,7 +275,13 @@ mod tests {
         for (json, want) in table {
             assert_eq!(to_value(&json), Ok(want), "{json}");
         }
+        let err = to_value(&json!([{"error": "WRONGTYPE wrong kind"}])).unwrap();
+        let Value::Array(items) = err else {
+            panic!("{err:?}")
+        };
+        assert!(matches!(&items[0], Value::ServerError(e) if e.code() == "WRONGTYPE"));
         for bad in [
+            json!({"error": 1}),
             json!({"status": 1}),
             json!({"ok": "OK"}),
             json!({"status": "OK", "x": 1}),
@@ -209,8 +313,16 @@ mod tests {
                 Err("no seed answered"),
             ),
         ];
+        let two = r#"{"type":"hello","client":"x","version":"1","redirects":"seen","protocol":2}"#;
+        assert_eq!(parse_hello(two).map(|h| h.protocol), Ok(2));
+        assert_eq!(
+            parse_hello(table[0].0).map(|h| h.protocol),
+            Ok(1),
+            "no field: 1"
+        );
         for (line, want) in table {
-            assert_eq!(parse_hello(line), want.map_err(str::to_string), "{line}");
+            let got = parse_hello(line).map(|h| h.info);
+            assert_eq!(got, want.map_err(str::to_string), "{line}");
         }
         for bad in [
             r#"{"type":"hello","client":"x","version":"1","redirects":"some"}"#,
@@ -228,10 +340,10 @@ mod tests {
             "node":"127.0.0.1:30002","redirects":[{"kind":"ask","slot":12,
             "from":"127.0.0.1:30001","to":"127.0.0.1:30002"}]}"#;
         let reply = parse_reply(&line.replace('\n', "")).unwrap();
-        assert_eq!((reply.id, reply.outcome), (7, Outcome::Ok));
-        assert_eq!(reply.node.as_deref(), Some("127.0.0.1:30002"));
+        assert_eq!((reply.id, reply.part.outcome), (7, Outcome::Ok));
+        assert_eq!(reply.part.node.as_deref(), Some("127.0.0.1:30002"));
         assert_eq!(
-            reply.redirects,
+            reply.part.redirects,
             vec![Redirect {
                 kind: RedirectKind::Ask,
                 slot: 12,
@@ -266,7 +378,11 @@ mod tests {
             ("Traceback (most recent call last):", None),
         ];
         for (line, want) in table {
-            assert_eq!(parse_reply(line).ok().map(|r| r.outcome), want, "{line}");
+            assert_eq!(
+                parse_reply(line).ok().map(|r| r.part.outcome),
+                want,
+                "{line}"
+            );
         }
         let gave_up =
             r#"{"id":2,"outcome":"info","error":"x","gave_up":{"kind":"tryagain","hops":3}}"#;
@@ -276,7 +392,7 @@ mod tests {
             reply: None,
             hops: 3,
         };
-        assert_eq!(reply.gave_up, Some(want));
+        assert_eq!(reply.part.gave_up, Some(want));
     }
 
     #[test]

@@ -11,6 +11,10 @@ use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 
+mod pipeline;
+
+pub use pipeline::OnDone;
+
 /// What the router does about an error: the single table-tested decision point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -100,6 +104,27 @@ pub struct Execution {
     /// Set when the op failed because the client stopped following redirects (its hop limit,
     /// or a library's TTL or retry budget): the last redirect reply, which is not a hop.
     pub gave_up: Option<GaveUp>,
+}
+
+impl Execution {
+    /// An op on `key` that certainly did not happen, for `text`, before any hop.
+    pub fn failed(key: &[u8], text: &str) -> Execution {
+        Execution {
+            result: Err(OpError::Fail(text.to_string())),
+            node: String::new(),
+            slot: key_slot(key),
+            redirects: Vec::new(),
+            gave_up: None,
+        }
+    }
+
+    /// An op on `key` whose end nobody reported (`text` says why): it may have happened.
+    pub fn unknown(key: &[u8], text: &str) -> Execution {
+        Execution {
+            result: Err(OpError::Info(text.to_string())),
+            ..Execution::failed(key, text)
+        }
+    }
 }
 
 /// Why the router could not learn the cluster's slot map.
@@ -261,12 +286,7 @@ impl Router {
             // Best effort: if no node answers, route by the old map and let the op say why.
             let _ = self.refresh_slot_map().await;
         }
-        let mut trip = Trip {
-            slot,
-            redirects: Vec::new(),
-            backoff_ms: self.config.backoff_ms_first,
-            resent: 0,
-        };
+        let mut trip = Trip::new(slot, self.config.backoff_ms_first);
         let mut next = match self.first_hop(slot, cmd).await {
             Ok(hop) => hop,
             Err(e) => return trip.finish(Err(OpError::Fail(e)), String::new()),
@@ -299,6 +319,12 @@ impl Router {
                 return Next::Done(trip.finish(Err(OpError::Fail(text)), addr));
             }
         };
+        self.decide(trip, (addr, prefix), reply).await
+    }
+
+    /// Decides from the reply `hop`'s node gave: the next hop (a redirect followed and
+    /// recorded), or the op's end.
+    async fn decide(&mut self, trip: &mut Trip, (addr, prefix): Hop, reply: Reply) -> Next {
         let err = match reply {
             Reply::Value(v) => return Next::Done(trip.finish(Ok(v), addr)),
             Reply::Lost(text) => return self.after_lost(trip, (addr, prefix), text),
@@ -398,6 +424,16 @@ struct Trip {
 }
 
 impl Trip {
+    /// A trip for an op on `slot` that has not been sent yet.
+    fn new(slot: u16, backoff_ms: u64) -> Trip {
+        Trip {
+            slot,
+            redirects: Vec::new(),
+            backoff_ms,
+            resent: 0,
+        }
+    }
+
     /// The op's end at `node` with `result`.
     fn finish(&mut self, result: Result<Value, OpError>, node: String) -> Execution {
         Execution {
