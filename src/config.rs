@@ -34,6 +34,11 @@ pub struct RunConfig {
     pub clients: usize,
     /// Keys the register workload spreads over.
     pub keys: usize,
+    /// Hash-tag groups the keys fall in, one slot each (0: one slot per key). MERGE: h-keys owns
+    /// `--slots`; this is the minimal form the transaction workloads need.
+    pub slots: usize,
+    /// How the Elle workloads send a transaction (`--txn multi|lua`).
+    pub txn: workloads::TxnMode,
     /// Target operations per second over all clients; 0 for unpaced.
     pub rate_per_s: u64,
     /// How long the workload and nemesis run.
@@ -84,6 +89,8 @@ impl RunConfig {
             key_prefix: format!("{}:", self.workload.name()),
             clients: self.clients,
             keys: self.keys,
+            slots: self.slots,
+            txn: self.txn,
             rate_per_s: self.rate_per_s,
             seed: self.seed,
             timeout_ms: self.timeout_ms,
@@ -163,6 +170,8 @@ mod tests {
             client: workloads::ClientChoice::Slotcheck,
             clients: 1,
             keys: 1,
+            slots: 0,
+            txn: workloads::TxnMode::Multi,
             rate_per_s: 0,
             duration: Duration::from_secs(1),
             seed: 1,

@@ -109,6 +109,8 @@ fn config(a: &TestArgs) -> Result<RunConfig> {
         client: workloads::ClientChoice::Slotcheck,
         clients: a.clients,
         keys: a.keys,
+        slots: 0,
+        txn: workloads::TxnMode::Multi,
         rate_per_s: a.rate,
         duration: a.duration,
         seed,

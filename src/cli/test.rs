@@ -38,8 +38,10 @@ pub struct TestArgs {
     /// Replicas per master.
     #[arg(long, default_value_t = 0)]
     pub replicas: usize,
-    /// Workload: register (GET, SET, CAS by EVAL), counter (INCR, GET) or types (every data
-    /// type, each key checked with its type's model).
+    /// Workload: register (GET, SET, CAS by EVAL; MSET, MGET, DEL with --slots), counter (INCR,
+    /// GET), types (every data type, each key checked with its type's model), list-append (RPUSH,
+    /// LRANGE and transactions of them) or rw-register (transactions of GET and SET); the last
+    /// two are checked by Elle's analysis.
     #[arg(long, default_value = "register", value_parser = parse_workload)]
     pub workload: WorkloadKind,
     /// Client that carries the workload's commands: slotcheck (its own router, every redirect
@@ -52,6 +54,13 @@ pub struct TestArgs {
     /// Keys the workload spreads over.
     #[arg(long, default_value_t = 100)]
     pub keys: usize,
+    /// Hash-tag groups the keys fall in, one slot each, several keys a slot (0: one slot per
+    /// key). MERGE: h-keys owns this flag.
+    #[arg(long, default_value_t = 0)]
+    pub slots: usize,
+    /// How list-append and rw-register send a transaction: multi (MULTI/EXEC) or lua (one EVAL).
+    #[arg(long, default_value = "multi", value_parser = parse_txn)]
+    pub txn: workloads::TxnMode,
     /// Target operations per second over all clients (0: as fast as the servers answer).
     #[arg(long, default_value_t = 5000)]
     pub rate: u64,
@@ -122,6 +131,12 @@ pub struct TestArgs {
     pub server_bug: Option<String>,
 }
 
+/// `--txn`: `multi` or `lua`.
+fn parse_txn(text: &str) -> Result<workloads::TxnMode, String> {
+    workloads::TxnMode::parse(text)
+        .ok_or_else(|| format!("unknown transaction mode {text:?}; expected multi or lua"))
+}
+
 /// `--server`: a Redis Cluster server, or PikiwiDB behind slotcheck's Codis routing.
 fn parse_server(text: &str) -> Result<ServerKind, String> {
     text.parse().map_err(|e: HarnessError| e.to_string())
@@ -142,6 +157,8 @@ pub fn config(a: &TestArgs) -> Result<RunConfig> {
         .client(a.client.clone())
         .clients(a.clients)
         .keys(a.keys)
+        .slots(a.slots)
+        .txn(a.txn)
         .rate_per_s(a.rate)
         .duration(a.duration)
         .seed(a.seed)

@@ -235,6 +235,8 @@ fn run_config(
         client: client.clone(),
         clients: 10,
         keys: 20,
+        slots: 0,
+        txn: workloads::TxnMode::Multi,
         rate_per_s: 1000,
         duration: cfg.duration,
         seed: cfg.seed + i as u64,

@@ -75,6 +75,9 @@ pub fn adapter(name: &str) -> Result<ExternalSpec, String> {
 
 /// Reads a `--workload` value.
 pub fn parse_workload(text: &str) -> Result<WorkloadKind, String> {
-    WorkloadKind::parse(text)
-        .ok_or_else(|| format!("unknown workload {text:?}; expected register, counter or types"))
+    WorkloadKind::parse(text).ok_or_else(|| {
+        format!(
+        "unknown workload {text:?}; expected register, counter, types, list-append or rw-register"
+    )
+    })
 }

@@ -50,6 +50,8 @@ pub struct RunConfigBuilder {
     client: ClientChoice,
     clients: usize,
     keys: usize,
+    slots: usize,
+    txn: workloads::TxnMode,
     rate_per_s: u64,
     duration: Duration,
     seed: Option<u64>,
@@ -78,6 +80,8 @@ impl Default for RunConfigBuilder {
             client: ClientChoice::Slotcheck,
             clients: 20,
             keys: 100,
+            slots: 0,
+            txn: workloads::TxnMode::Multi,
             rate_per_s: 5000,
             duration: Duration::from_secs(30),
             seed: None,
@@ -119,6 +123,10 @@ impl RunConfigBuilder {
         clients: usize;
         /// Keys the workload spreads over (1 to [`KEYS_MAX`]).
         keys: usize;
+        /// Hash-tag groups of the keys, one slot each (0: one slot per key). MERGE: h-keys.
+        slots: usize;
+        /// How the Elle workloads send a transaction.
+        txn: workloads::TxnMode;
         /// Operations per second over all clients; 0 for unpaced.
         rate_per_s: u64;
         /// How long the workload and nemesis run.
@@ -193,6 +201,8 @@ impl RunConfigBuilder {
             client: self.client.clone(),
             clients: self.clients,
             keys: self.keys,
+            slots: self.slots,
+            txn: self.txn,
             rate_per_s: self.rate_per_s,
             duration: self.duration,
             seed: self.seed.unwrap_or_else(rand::random),
@@ -217,6 +227,9 @@ impl RunConfigBuilder {
             pika_scenario: None,
         };
         self.apply_cases(&mut cfg)?;
+        cfg.workload_config()
+            .validate()
+            .map_err(|e| ConfigError::Flag(e.to_string()))?;
         // The scenario may have changed the shape: check it again, then find the server.
         ClusterSpec::new(server, cfg.masters, cfg.replicas, "store/cluster").validate()?;
         harness::find_server(server)?;

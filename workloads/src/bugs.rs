@@ -11,6 +11,8 @@
 //! | `ask-as-moved` | on `ASK`, refreshes the slot map (`CLUSTER SLOTS`) and resends to the slot's owner per the map, the source, never visiting the `ASK` target (old redis-rs) | the source answers `ASK` again until the migration ends: the op fails at the hop limit (path `ASK A→B`, `ASK A→B`, ..., each from A again) | `ask-as-moved`, cause `client`: invalid |
 //! | `retry-without-info` | after a timeout, resends the op and records the last reply as its outcome, or `fail` when none came: never `info` | the first attempt is applied when the node answers again | `aborted-read` (a read of a value whose write was recorded `fail`): invalid |
 //! | `stale-moved` | after a `MOVED` updated the map, sends its next op on that slot to the old owner once more | the old owner answers `MOVED` again: no wrong value | `stale-route`, cause `client`: invalid |
+//! | `no-asking-in-multi` | follows `ASK` for a `MULTI`/`EXEC` transaction by resending it to the target without `ASKING` | the target answers `MOVED` back to the source for each queued command and `EXECABORT` for `EXEC`; the source answers `ASK` again: no wrong value, the transaction fails at the hop limit | `ask-without-asking`, cause `client`: invalid |
+//! | `tryagain-as-fail-after-apply` | after a `TRYAGAIN` hop, the retry is applied and answered, but the client records the op as `fail` with the `TRYAGAIN` text | the retry ran: a later read sees the value of a write recorded `fail` | MEASURED |
 //! | `write-to-replica` | sends writes to a replica of the slot's master, after `READONLY` | the replica answers `MOVED` to `SET` and refuses the CAS script's write (`READONLY` on Redis 7.0, a non-local-key error on Valkey 9.1): no write lands on a replica, no value is wrong | `stale-route` (every write goes back to the replica that already redirected it), cause `client`: invalid |
 //!
 //! Four of the five cannot produce a wrong value against a correct server, by the protocol's
@@ -19,8 +21,9 @@
 //! records, as the redirect anomalies above; only `retry-without-info` breaks linearizability,
 //! and every anomaly makes the verdict invalid, whatever its cause.
 
-use crate::router::OpError;
+use crate::router::{Execution, OpError};
 use crate::slotmap::SlotMap;
+use checker::RedirectKind;
 use redis::{Arg, Cmd};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -28,6 +31,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+/// The error `tryagain-as-fail-after-apply` records: the reply Redis gives to a multi-key command
+/// on a slot whose keys are split between source and target.
+const TRYAGAIN_TEXT: &str = "TRYAGAIN Multiple keys request during rehashing of slot";
 /// How many times `retry-without-info` resends an op after a timeout before recording `fail`.
 pub const RETRIES_MAX: u32 = 2;
 /// Least time between two slot-map refreshes `write-to-replica` asks for while it knows no
@@ -50,16 +56,22 @@ pub enum ClientBug {
     StaleMoved,
     /// Sends writes for a slot to a replica of its master, after `READONLY`.
     WriteToReplica,
+    /// Follows `ASK` for a transaction without `ASKING` before `MULTI`.
+    NoAskingInMulti,
+    /// Records an op that succeeded after a `TRYAGAIN` hop as `fail`, with the `TRYAGAIN` text.
+    TryagainAsFailAfterApply,
 }
 
 impl ClientBug {
     /// Every bug, in a fixed order.
-    pub const ALL: [ClientBug; 5] = [
+    pub const ALL: [ClientBug; 7] = [
         ClientBug::AskWithoutAsking,
         ClientBug::AskAsMoved,
         ClientBug::RetryWithoutInfo,
         ClientBug::StaleMoved,
         ClientBug::WriteToReplica,
+        ClientBug::NoAskingInMulti,
+        ClientBug::TryagainAsFailAfterApply,
     ];
 
     /// The command-line name.
@@ -70,6 +82,8 @@ impl ClientBug {
             ClientBug::RetryWithoutInfo => "retry-without-info",
             ClientBug::StaleMoved => "stale-moved",
             ClientBug::WriteToReplica => "write-to-replica",
+            ClientBug::NoAskingInMulti => "no-asking-in-multi",
+            ClientBug::TryagainAsFailAfterApply => "tryagain-as-fail-after-apply",
         }
     }
 
@@ -90,15 +104,22 @@ impl ClientBug {
             ClientBug::WriteToReplica => {
                 "sends writes to a replica of the slot's master (READONLY)"
             }
+            ClientBug::NoAskingInMulti => {
+                "follows ASK for a MULTI/EXEC transaction by resending it to the target without \
+                 ASKING"
+            }
+            ClientBug::TryagainAsFailAfterApply => {
+                "records an op whose retry after TRYAGAIN succeeded as fail, with the TRYAGAIN text"
+            }
         }
     }
 
     /// The anomaly class the checker reports when this bug is on.
     pub fn expected(self) -> &'static str {
         match self {
-            ClientBug::AskWithoutAsking => "ask-without-asking",
+            ClientBug::AskWithoutAsking | ClientBug::NoAskingInMulti => "ask-without-asking",
             ClientBug::AskAsMoved => "ask-as-moved",
-            ClientBug::RetryWithoutInfo => "aborted-read",
+            ClientBug::RetryWithoutInfo | ClientBug::TryagainAsFailAfterApply => "aborted-read",
             ClientBug::StaleMoved | ClientBug::WriteToReplica => "stale-route",
         }
     }
@@ -107,7 +128,10 @@ impl ClientBug {
     /// requests that a correct server refuses (see the module doc): their anomalies are in the
     /// recorded hops, and make the verdict invalid all the same.
     pub fn breaks_linearizability(self) -> bool {
-        self == ClientBug::RetryWithoutInfo
+        matches!(
+            self,
+            ClientBug::RetryWithoutInfo | ClientBug::TryagainAsFailAfterApply
+        )
     }
 
     /// Whether the bug needs replicas in the cluster to do anything.
@@ -208,6 +232,24 @@ impl BugState {
         }
     }
 
+    /// Whether the router follows an `ASK` for a transaction without `ASKING`.
+    pub(crate) fn txn_drops_asking(&self) -> bool {
+        self.bug == Some(ClientBug::NoAskingInMulti)
+    }
+
+    /// The op's execution as the client reports it: as it ended, unless
+    /// `tryagain-as-fail-after-apply` turns a success after a `TRYAGAIN` hop into a `fail`.
+    pub(crate) fn finished(&self, mut done: Execution) -> Execution {
+        let retried = done
+            .redirects
+            .iter()
+            .any(|h| h.kind == RedirectKind::TryAgain);
+        if self.bug == Some(ClientBug::TryagainAsFailAfterApply) && retried && done.result.is_ok() {
+            done.result = Err(OpError::Fail(TRYAGAIN_TEXT.into()));
+        }
+        done
+    }
+
     /// Whether an `ASK` makes the router refresh its slot map and resend to the owner it names
     /// (the source) instead of following the `ASK` to its target.
     pub(crate) fn ask_refreshes_map(&self) -> bool {
@@ -229,10 +271,12 @@ impl BugState {
     }
 }
 
-/// Whether `cmd` writes: anything but `GET` (the register workload's `SET` and CAS script).
+/// Whether `cmd` writes: anything but `GET`, `MGET` and `LRANGE` (the workloads' reads).
 pub(crate) fn is_write(cmd: &Cmd) -> bool {
     match cmd.args_iter().next() {
-        Some(Arg::Simple(name)) => !name.eq_ignore_ascii_case(b"GET"),
+        Some(Arg::Simple(name)) => !["GET", "MGET", "LRANGE"]
+            .iter()
+            .any(|read| name.eq_ignore_ascii_case(read.as_bytes())),
         _ => true,
     }
 }
@@ -308,9 +352,42 @@ mod tests {
     }
 
     #[test]
+    fn txn_bugs() {
+        let exec = |kinds: &[RedirectKind]| Execution {
+            result: Ok(redis::Value::Okay),
+            node: "a:1".into(),
+            slot: 3,
+            redirects: kinds
+                .iter()
+                .map(|&kind| checker::Redirect {
+                    kind,
+                    slot: 3,
+                    from: "a:1".into(),
+                    to: "a:1".into(),
+                })
+                .collect(),
+            gave_up: None,
+        };
+        let correct = BugState::new(None);
+        assert!(!correct.txn_drops_asking());
+        let retried = exec(&[RedirectKind::TryAgain]);
+        assert_eq!(correct.finished(retried.clone()), retried);
+        let s = BugState::new(Some(ClientBug::TryagainAsFailAfterApply));
+        assert_eq!(
+            s.finished(retried).result,
+            Err(OpError::Fail(TRYAGAIN_TEXT.into()))
+        );
+        let asked = exec(&[RedirectKind::Ask]);
+        assert_eq!(s.finished(asked.clone()), asked, "only after TRYAGAIN");
+        assert!(BugState::new(Some(ClientBug::NoAskingInMulti)).txn_drops_asking());
+    }
+
+    #[test]
     fn writes_are_everything_but_get() {
         assert!(!is_write(redis::cmd("GET").arg("k")));
         assert!(!is_write(redis::cmd("get").arg("k")));
+        assert!(!is_write(redis::cmd("MGET").arg("k").arg("j")));
+        assert!(is_write(redis::cmd("MSET").arg("k").arg(1)));
         assert!(is_write(redis::cmd("SET").arg("k").arg(1)));
         assert!(is_write(redis::cmd("EVAL").arg("script").arg(1).arg("k")));
     }

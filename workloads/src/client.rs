@@ -168,3 +168,95 @@ impl Client {
         }
     }
 }
+
+/// What a multi-key op sends: one command (`MSET`, `MGET`, `DEL`, a Lua script) or a
+/// `MULTI`/`EXEC` transaction of several.
+pub enum TxnRequest {
+    /// One command with several keys of one slot, sent with [`Executor::execute`].
+    Command(Cmd),
+    /// Commands sent as one transaction, with [`Executor::execute_txn`].
+    Multi(Vec<Cmd>),
+}
+
+/// A multi-key op for [`Client::perform_txn`]: recorded as one `txn` op without a key, its
+/// value the micro-ops (see the history format).
+pub struct TxnOperation<'a> {
+    /// A key of the op's slot, to route by.
+    pub route_key: &'a str,
+    /// The invocation's micro-ops.
+    pub value: Json,
+    /// What to send.
+    pub request: TxnRequest,
+    /// How it was batched (`multi`, `lua`), or `None` for a single multi-key command.
+    pub batch: Option<checker::Batch>,
+}
+
+impl Client {
+    /// As [`Client::perform`], for a multi-key op recorded as one `txn` op.
+    pub async fn perform_txn(
+        &mut self,
+        op: TxnOperation<'_>,
+        interpret: impl FnOnce(Value) -> Completion,
+    ) -> (EventType, Json, Execution) {
+        let process = Process::Client(self.process);
+        let mut invoke = Event::new(EventType::Invoke, process, "txn", op.value.clone(), 0);
+        invoke.batch = op.batch;
+        self.recorder.record(invoke);
+        let key = op.route_key.as_bytes();
+        let execution = match &op.request {
+            TxnRequest::Command(cmd) => self.execute(key, cmd).await,
+            TxnRequest::Multi(cmds) => match self.open_executor(key).await {
+                Err(failed) => failed,
+                Ok(executor) => executor.execute_txn(key, cmds).await,
+            },
+        };
+        let (kind, value, error) = match execution.result.clone() {
+            Ok(reply) => match interpret(reply) {
+                Completion::Ok(v) => (EventType::Ok, v, None),
+                Completion::Fail(e) => (EventType::Fail, op.value, Some(e)),
+                Completion::Info(e) => (EventType::Info, op.value, Some(e)),
+            },
+            Err(OpError::Fail(e)) => (EventType::Fail, op.value, Some(e)),
+            Err(OpError::Info(e)) => (EventType::Info, op.value, Some(e)),
+        };
+        let mut done = Event::new(kind, process, "txn", value.clone(), 0);
+        done.batch = op.batch;
+        done.node = (!execution.node.is_empty()).then(|| execution.node.clone());
+        done.slot = Some(execution.slot);
+        done.redirects = execution.redirects.clone();
+        done.error = error;
+        if kind != EventType::Ok {
+            done.gave_up = execution.gave_up.clone();
+        }
+        self.recorder.record(done);
+        self.stats.count(kind, &execution.redirects);
+        if kind == EventType::Info {
+            self.retire();
+        }
+        (kind, value, execution)
+    }
+
+    /// The executor, opened first if need be; `Err` is the failed execution of an op on `key`
+    /// when it cannot be opened (nothing was sent).
+    async fn open_executor(&mut self, key: &[u8]) -> Result<&mut Executor, Execution> {
+        if self.executor.is_none() {
+            let opened = match &self.factory {
+                Some(factory) => factory.open().await,
+                None => Err("no client to open".to_string()),
+            };
+            match opened {
+                Ok(executor) => self.executor = Some(executor),
+                Err(e) => {
+                    return Err(Execution {
+                        result: Err(OpError::Fail(format!("opening the client: {e}"))),
+                        node: String::new(),
+                        slot: crate::slot::key_slot(key),
+                        redirects: Vec::new(),
+                        gave_up: None,
+                    })
+                }
+            }
+        }
+        Ok(self.executor.as_mut().expect("opened above"))
+    }
+}

@@ -103,7 +103,6 @@ pub(crate) async fn send(
 /// reads one reply per command, in order, within `timeout` for the whole batch. `Err` means the
 /// batch as a whole got no usable answer (a timeout, an I/O or parse error): any of its commands
 /// may have run, and the connection must be dropped. Error replies are per command, in the vector.
-#[allow(dead_code)] // The pipeline and transaction paths (issue 19) call it.
 pub(crate) async fn send_pipeline(
     conn: &mut Conn,
     cmds: &[&Cmd],
