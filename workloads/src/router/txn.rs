@@ -7,7 +7,7 @@
 //! `EXECABORT`; `EXEC` itself may answer `-ASK`, `-TRYAGAIN` or `-MOVED` when keys moved after
 //! they were queued. Either way nothing ran, and the router follows the redirect with the whole
 //! transaction, as for a single command: `ASK` → the target, `ASKING` first (its flag lasts
-//! through `MULTI` until `EXEC` on Redis and Valkey: `workloads/tests/real_cluster.rs` sends a
+//! through `MULTI` until `EXEC` on Redis 7.0 and Valkey 9.1: `tests/txn.rs` sends a
 //! transaction to an importing node with and without it); `TRYAGAIN` → back off, resend to the
 //! owner; `MOVED` → update the map, resend. Every hop is recorded. `EXECABORT` for any other
 //! reason is a `fail` with the queued command's error; no usable answer (a timeout, a lost
