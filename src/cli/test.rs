@@ -122,7 +122,8 @@ pub struct TestArgs {
     #[arg(long)]
     pub scenario: Option<String>,
     /// Inject a client bug, a test aid: ask-without-asking, ask-as-moved, retry-without-info,
-    /// stale-moved, write-to-replica; or `list` to print what each does and should show.
+    /// stale-moved, write-to-replica, no-asking-in-multi, tryagain-as-fail-after-apply; or `list`
+    /// to print what each does and should show.
     #[arg(long)]
     pub client_bug: Option<String>,
     /// Inject a server bug through a proxy in front of every node, a test aid: lost-write,

@@ -333,6 +333,9 @@ impl RunConfigBuilder {
                      makes them (--nemesis pause, kill, partition or slow)"
                 ));
             }
+            if let Some(needs) = bug.needs_workload(&cfg.workload_config()) {
+                warn(&format!("--client-bug {bug} only shows with {needs}"));
+            }
             cfg.client_bug = Some(bug);
         }
         if let Some(name) = &self.server_bug {
