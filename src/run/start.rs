@@ -162,6 +162,9 @@ pub fn header(s: &Started) -> checker::Header {
     run.insert("replicas".into(), json!(cfg.replicas));
     run.insert("clients".into(), json!(cfg.clients));
     run.insert("keys".into(), json!(cfg.keys));
+    if cfg.workload.has_transactions() {
+        run.insert("txn".into(), json!(cfg.txn.name()));
+    }
     run.insert("rate_per_s".into(), json!(cfg.rate_per_s));
     run.insert("duration_ms".into(), json!(cfg.duration.as_millis() as u64));
     run.insert("nodes".into(), Value::Array(nodes(cluster)));
