@@ -36,6 +36,8 @@ declare -A ARGS=(
   [bug:retry-without-info]="--client-bug retry-without-info --nemesis pause $pauses --timeout 250ms"
   [bug:stale-moved]="--client-bug stale-moved $migrations"
   [bug:write-to-replica]="--client-bug write-to-replica --replicas 1 $migrations"
+  [bug:no-asking-in-multi]="--client-bug no-asking-in-multi --workload rw-register --slots 4 $migrations"
+  [bug:tryagain-as-fail-after-apply]="--client-bug tryagain-as-fail-after-apply --slots 4 $migrations"
   [scenario:partitioned-master]="--scenario partitioned-master"
   [scenario:restart-empty]="--scenario restart-empty"
   [scenario:abort-strands]="--scenario abort-strands"
@@ -52,7 +54,7 @@ declare -A ARGS=(
   [server:moved-after-apply]="--server-bug moved-after-apply $migrations"
 )
 ORDER="bug:ask-without-asking bug:ask-as-moved bug:retry-without-info bug:stale-moved
-  bug:write-to-replica server:lost-write server:stale-read server:duplicate-write
+  bug:write-to-replica bug:no-asking-in-multi bug:tryagain-as-fail-after-apply server:lost-write server:stale-read server:duplicate-write
   server:moved-after-apply scenario:partitioned-master scenario:restart-empty scenario:abort-strands
   scenario:finalize-early scenario:failover-mid-migration clean:migrate clean:pause clean:atomic"
 CASES=${CASES:-$ORDER}

@@ -45,6 +45,8 @@ pub struct RunConfig {
     /// Logical processes per client worker whose ops go out as one pipeline (`--pipeline`);
     /// 1: no pipelines.
     pub pipeline: usize,
+    /// How the Elle workloads send a transaction (`--txn multi|lua`).
+    pub txn: workloads::TxnMode,
     /// Target operations per second over all clients; 0 for unpaced.
     pub rate_per_s: u64,
     /// How long the workload and nemesis run.
@@ -95,11 +97,12 @@ impl RunConfig {
             key_prefix: format!("{}:", self.workload.name()),
             clients: self.clients,
             keys: self.keys,
+            slots: self.slots,
+            txn: self.txn,
             rate_per_s: self.rate_per_s,
             seed: self.seed,
             timeout_ms: self.timeout_ms,
             client_bug: self.client_bug,
-            slots: self.slots,
             key_dist: self.key_dist,
             pipeline: self.pipeline,
             ..WorkloadConfig::default()
@@ -182,6 +185,7 @@ mod tests {
             spare_masters: 0,
             migrate_target: MigrateTarget::Any,
             pipeline: 1,
+            txn: workloads::TxnMode::Multi,
             rate_per_s: 0,
             duration: Duration::from_secs(1),
             seed: 1,

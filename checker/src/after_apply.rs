@@ -36,7 +36,12 @@ pub fn failed_on_redirect(op: &Op) -> bool {
 
 /// Whether `op` belongs to the partition named `key` under `model`.
 fn in_partition(model: ModelKind, op: &Op, key: &str) -> bool {
-    model == ModelKind::MultiRegister || op.key.as_deref().unwrap_or("") == key
+    match model {
+        ModelKind::MultiRegister => true,
+        // A multi-key op is in the partition of each key it touches (see `per_key`).
+        ModelKind::Register | ModelKind::CasRegister => crate::per_key::touches(op, key),
+        _ => op.key.as_deref().unwrap_or("") == key,
+    }
 }
 
 /// The events of the ops in `part`, with the completions in `relax` turned into `info` and the
@@ -103,7 +108,13 @@ pub fn redirect_after_apply_cases(
         let valid_with = |relax: &[&Op]| -> Result<bool, CheckError> {
             let set: HashSet<usize> = relax.iter().filter_map(|op| op.complete_event).collect();
             let sub = relaxed(history, &part, &set);
-            Ok(kind::check(&sub, model, opts)?.valid == Validity::Valid)
+            // Only this key: a multi-key op brings its other keys without their other ops.
+            let checked = kind::check(&sub, model, opts)?;
+            let valid = match checked.keys.iter().find(|k| k.key == key.key) {
+                Some(k) => k.valid,
+                None => checked.valid,
+            };
+            Ok(valid == Validity::Valid)
         };
         let mut named: Vec<&Op> = Vec::new();
         for op in suspects.iter().take(SINGLES_MAX) {

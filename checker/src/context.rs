@@ -16,6 +16,7 @@ use crate::history::{History, Redirect};
 use crate::model::ModelKind;
 use crate::op::{line_of, Op, OpError, Ops, Outcome};
 use crate::options::{CheckError, CheckOptions};
+use crate::per_key;
 use crate::phase::{SlotState, Timeline};
 use crate::protocol;
 use crate::redirects::{op_slot, redirect_stats};
@@ -350,8 +351,15 @@ impl Attribution<'_> {
             .filter(|k| k.valid == Validity::Invalid)
             .map(|k| (k.key.as_str(), k))
             .collect();
+        // A register's multi-key ops (`txn`) count as one op per key, as the check read them.
+        let has_txn = !invalid.is_empty() && self.ops.iter().any(|op| op.f == per_key::TXN);
+        let expanded = match has_txn {
+            true => per_key::expand(&self.ops).ok(),
+            false => None,
+        };
+        let all = expanded.as_deref().unwrap_or(&self.ops);
         let mut of_key: HashMap<&str, Vec<&Op>> = HashMap::new();
-        for op in &self.ops {
+        for op in all {
             if let Some(k) = op.key.as_deref().filter(|k| invalid.contains_key(k)) {
                 of_key.entry(k).or_default().push(op);
             }
@@ -364,7 +372,7 @@ impl Attribution<'_> {
                     _ if crate::classify_counter::is_counter(ops) => {
                         crate::classify_counter::counter_class(ops)
                     }
-                    Some(e) => crate::classify::register_class(&self.ops, e),
+                    Some(e) => crate::classify::register_class(all, e),
                     None => "non-linearizable",
                 };
                 (name.to_string(), class)

@@ -49,9 +49,16 @@ pub fn check_register(
     history: &History,
     finals: &BTreeMap<String, FinalValue>,
 ) -> Result<Vec<Anomaly>, OpError> {
-    let ops = Ops::from_history(history)?;
+    let ops = Ops::from_history(history)?.ops;
+    // A multi-key op writes each of its keys (`MSET`; a `DEL` writes `null`): read per key. One
+    // that does not parse writes nothing here; the check reports it.
+    let expanded = match ops.iter().any(|op| op.f == crate::per_key::TXN) {
+        true => crate::per_key::expand(&ops).ok(),
+        false => None,
+    };
+    let ops = expanded.unwrap_or(ops);
     let mut by_key: HashMap<&str, Vec<Mutation>> = HashMap::new();
-    for op in &ops.ops {
+    for op in &ops {
         let (Some(key), Some(value)) = (op.key.as_deref(), written(op)) else {
             continue;
         };

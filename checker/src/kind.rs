@@ -29,7 +29,7 @@ pub(crate) fn check(
             Split::ByKeyRequired,
         ),
         ModelKind::CasRegister => {
-            partition::check(history, &opts.register()?, &budget, name, Split::ByKey)
+            partition::check(history, &opts.register()?, &budget, name, Split::ByKeyOrTxn)
         }
         ModelKind::Counter => {
             let initial = match &opts.initial {

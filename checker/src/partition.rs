@@ -20,10 +20,14 @@ use std::collections::BTreeMap;
 /// How ops are grouped into independently checked partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Split {
-    /// One partition per key; every op must name one (slotcheck's register).
+    /// One partition per key; every op must name one, or be a `txn` op of register micro-ops,
+    /// read as one op per key it touches (slotcheck's register, see [`crate::per_key`]).
     ByKeyRequired,
     /// One partition per key; ops without a key form the partition named "".
     ByKey,
+    /// As `ByKey`, with `txn` ops of register micro-ops read per key as for `ByKeyRequired`
+    /// (a CAS register).
+    ByKeyOrTxn,
     /// One partition for the whole history (multi-key transactions).
     Whole,
 }
@@ -60,11 +64,23 @@ where
 {
     let mut report = counted(history, paired, checker);
     let mut parts: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
-    for op in &paired.ops {
+    let split_txns = matches!(split, Split::ByKeyRequired | Split::ByKeyOrTxn);
+    let per_key = if split_txns && paired.ops.iter().any(|op| op.f == crate::per_key::TXN) {
+        crate::per_key::expand(&paired.ops)
+            .map_err(|(i, e)| field_error(history, &paired.ops[i], e))?
+    } else {
+        Vec::new()
+    };
+    let ops = if per_key.is_empty() {
+        &paired.ops
+    } else {
+        &per_key
+    };
+    for op in ops {
         let key = match (split, op.key.as_deref()) {
             (Split::Whole, _) => "",
             (_, Some(key)) => key,
-            (Split::ByKey, None) => "",
+            (Split::ByKey | Split::ByKeyOrTxn, None) => "",
             (Split::ByKeyRequired, None) => {
                 return Err(CheckError::Field {
                     event: op.invoke_event,

@@ -130,6 +130,15 @@ impl Shape {
                 chain_start = i;
                 shape.broke = true;
             }
+            // After `TRYAGAIN` (or `CLUSTERDOWN`) the client retries at the owner its map names:
+            // no node sent it there, so the redirects start a new chain (a multi-key op on a
+            // slot whose keys are split goes `ASK A -> B`, `TRYAGAIN` at B, `ASK A -> B` again).
+            if matches!(
+                prev.kind,
+                RedirectKind::TryAgain | RedirectKind::ClusterDown
+            ) {
+                chain_start = i;
+            }
             if prev.kind == RedirectKind::Ask {
                 if followed && cur.kind == RedirectKind::Moved && cur.to == prev.from {
                     shape.ask_moved.get_or_insert(i);
@@ -418,6 +427,12 @@ mod tests {
         assert_eq!(
             shape("moved a p; moved b p; moved a p"),
             (None, None, None, true)
+        );
+        // A multi-key op on a half-moved slot: the importing node says TRYAGAIN, the retry at
+        // the owner is ASKed there again. No node sent it back: no loop.
+        assert_eq!(
+            shape("ask a b; tryagain b a; ask a b; tryagain b a; ask a b"),
+            (None, None, None, false)
         );
         // One bounce that resolves: a sends away twice, but the chain never returns to a again.
         assert_eq!(

@@ -32,7 +32,7 @@ use pairing::{Pairing, Sink};
 use serde_json::Value;
 use std::path::Path;
 
-pub use register::HELD_BYTES_MAX;
+pub use register::{HELD_BYTES_MAX, TXN_NOT_STREAMED};
 
 /// Why a history file could not be checked.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,15 @@ pub enum FileError {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+impl FileError {
+    /// Whether the streaming register check refused the history for its `txn` ops
+    /// ([`TXN_NOT_STREAMED`]): it is checkable in memory.
+    pub fn refused_txn(&self) -> bool {
+        matches!(self, FileError::Check { source: CheckError::Field { message, .. }, .. }
+            if message == TXN_NOT_STREAMED)
+    }
 }
 
 /// Checks the history at `path` against `model`: registers and list-append histories streaming
@@ -174,6 +183,26 @@ mod tests {
         let (s, h) = both(text, ModelKind::Register);
         assert_eq!(s, h);
         assert_eq!(s.valid, Validity::Invalid);
+    }
+
+    #[test]
+    fn a_register_history_with_txn_ops_is_refused_for_the_in_memory_check() {
+        let text = "{\"type\":\"invoke\",\"process\":0,\"f\":\"write\",\"key\":\"a\",\"value\":1,\"time\":1}\n\
+                    {\"type\":\"ok\",\"process\":0,\"f\":\"write\",\"key\":\"a\",\"value\":1,\"time\":2}\n\
+                    {\"type\":\"invoke\",\"process\":0,\"f\":\"txn\",\"value\":[[\"r\",\"a\",null]],\"time\":3}\n\
+                    {\"type\":\"ok\",\"process\":0,\"f\":\"txn\",\"value\":[[\"r\",\"a\",1]],\"time\":4}\n";
+        let source = Source::from_reader("h", std::io::Cursor::new(text.as_bytes().to_vec()));
+        let err = check_source_bounded(
+            source,
+            ModelKind::Register,
+            &CheckOptions::default(),
+            1 << 20,
+        )
+        .unwrap_err();
+        assert!(err.refused_txn(), "{err}");
+        let history = History::parse(text.as_bytes(), "h").unwrap();
+        let held = crate::check(&history, ModelKind::Register, &CheckOptions::default()).unwrap();
+        assert_eq!(held.valid, Validity::Valid, "the in-memory check reads it");
     }
 
     /// A list-append history of `ops` ops over `keys` keys, with one read changed by `corrupt`.

@@ -100,3 +100,24 @@ fn reports_serialize_jepsen_style() {
     assert_eq!(json["valid"], serde_json::Value::Bool(false));
     assert_eq!(json["keys"][0]["explanation"]["op"]["line"], 6);
 }
+
+#[test]
+fn register_mset_ok() {
+    let report = check("register-mset-ok.jsonl");
+    assert_eq!(report.valid, Validity::Valid, "{report}");
+    // Three multi-key ops and two reads, over the two keys the ops are read per key on.
+    assert_eq!(report.keys.len(), 2);
+    assert_eq!((report.ops.ok, report.ops.total()), (5, 5));
+    assert_eq!(report.redirects.tryagain, 1);
+}
+
+#[test]
+fn register_mset_lost_bad() {
+    let report = check("register-mset-lost-bad.jsonl");
+    assert_eq!(report.valid, Validity::Invalid, "{report}");
+    // Only {m}:b: the MGET (line 7) reads it absent after the MSET (line 2) set it to 2.
+    let want = [("{m}:b".to_string(), 7, None)];
+    assert_eq!(explained(&report), want, "{report}");
+    let e = report.keys[1].explanation.as_ref().unwrap();
+    assert_eq!(e.prefix.iter().map(|op| op.line).collect::<Vec<_>>(), [2]);
+}

@@ -114,6 +114,7 @@ fn config(a: &TestArgs) -> Result<RunConfig> {
         spare_masters: 0,
         migrate_target: Default::default(),
         pipeline: 1,
+        txn: workloads::TxnMode::Multi,
         rate_per_s: a.rate,
         duration: a.duration,
         seed,

@@ -39,9 +39,11 @@ pub struct TestArgs {
     /// Replicas per master.
     #[arg(long, default_value_t = 0)]
     pub replicas: usize,
-    /// Workload: register (GET, SET, CAS by EVAL, unique values), counter (INCR, GET), types
-    /// (every data type, each key checked with its type's model) or cas-register (as register,
-    /// values 0 to 4: Jepsen's cas-register).
+    /// Workload: register (GET, SET, CAS by EVAL, unique values; MSET, MGET, DEL with --slots),
+    /// counter (INCR, GET), types (every data type, each key checked with its type's model),
+    /// cas-register (as register, values 0 to 4: Jepsen's cas-register), list-append (RPUSH,
+    /// LRANGE and transactions of them) or rw-register (transactions of GET and SET); the last
+    /// two are checked by Elle's analysis.
     #[arg(long, default_value = "register", value_parser = parse_workload)]
     pub workload: WorkloadKind,
     /// Client that carries the workload's commands: slotcheck (its own router, every redirect
@@ -65,6 +67,9 @@ pub struct TestArgs {
     /// connection per node (register and counter; slotcheck's client and the adapters); 1: none.
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
+    /// How list-append and rw-register send a transaction: multi (MULTI/EXEC) or lua (one EVAL).
+    #[arg(long, default_value = "multi", value_parser = parse_txn)]
+    pub txn: workloads::TxnMode,
     /// Target operations per second over all clients (0: as fast as the servers answer).
     #[arg(long, default_value_t = 5000)]
     pub rate: u64,
@@ -134,13 +139,20 @@ pub struct TestArgs {
     #[arg(long)]
     pub scenario: Option<String>,
     /// Inject a client bug, a test aid: ask-without-asking, ask-as-moved, retry-without-info,
-    /// stale-moved, write-to-replica; or `list` to print what each does and should show.
+    /// stale-moved, write-to-replica, no-asking-in-multi, tryagain-as-fail-after-apply; or `list`
+    /// to print what each does and should show.
     #[arg(long)]
     pub client_bug: Option<String>,
     /// Inject a server bug through a proxy in front of every node, a test aid: lost-write,
     /// stale-read, duplicate-write, moved-after-apply; or `list` to print what each does.
     #[arg(long)]
     pub server_bug: Option<String>,
+}
+
+/// `--txn`: `multi` or `lua`.
+fn parse_txn(text: &str) -> Result<workloads::TxnMode, String> {
+    workloads::TxnMode::parse(text)
+        .ok_or_else(|| format!("unknown transaction mode {text:?}; expected multi or lua"))
 }
 
 /// `--server`: a Redis Cluster server, or PikiwiDB behind slotcheck's Codis routing.
@@ -174,6 +186,7 @@ pub fn config(a: &TestArgs) -> Result<RunConfig> {
         .spare_masters(a.spare_masters)
         .migrate_target(a.migrate_target)
         .pipeline(a.pipeline)
+        .txn(a.txn)
         .rate_per_s(a.rate)
         .duration(a.duration)
         .seed(a.seed)

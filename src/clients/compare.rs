@@ -242,6 +242,7 @@ fn run_config(
         spare_masters: 0,
         migrate_target: Default::default(),
         pipeline: cfg.pipeline,
+        txn: workloads::TxnMode::Multi,
         rate_per_s: 1000,
         duration: cfg.duration,
         seed: cfg.seed + i as u64,

@@ -76,6 +76,6 @@ pub fn adapter(name: &str) -> Result<ExternalSpec, String> {
 /// Reads a `--workload` value.
 pub fn parse_workload(text: &str) -> Result<WorkloadKind, String> {
     WorkloadKind::parse(text).ok_or_else(|| {
-        format!("unknown workload {text:?}; expected register, counter, types or cas-register")
+        format!("unknown workload {text:?}; expected register, counter, types, cas-register, list-append or rw-register")
     })
 }

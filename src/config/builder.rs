@@ -65,6 +65,7 @@ pub struct RunConfigBuilder {
     spare_masters: usize,
     migrate_target: MigrateTarget,
     pipeline: usize,
+    txn: workloads::TxnMode,
     rate_per_s: u64,
     duration: Duration,
     seed: Option<u64>,
@@ -98,6 +99,7 @@ impl Default for RunConfigBuilder {
             spare_masters: 0,
             migrate_target: MigrateTarget::Any,
             pipeline: 1,
+            txn: workloads::TxnMode::Multi,
             rate_per_s: 5000,
             duration: Duration::from_secs(30),
             seed: None,
@@ -149,6 +151,8 @@ impl RunConfigBuilder {
         migrate_target: MigrateTarget;
         /// Logical processes per client worker, their ops sent as one pipeline (1: none).
         pipeline: usize;
+        /// How the Elle workloads send a transaction.
+        txn: workloads::TxnMode;
         /// Operations per second over all clients; 0 for unpaced.
         rate_per_s: u64;
         /// How long the workload and nemesis run.
@@ -233,6 +237,7 @@ impl RunConfigBuilder {
             spare_masters: self.spare_masters,
             migrate_target: self.migrate_target,
             pipeline: self.pipeline,
+            txn: self.txn,
             rate_per_s: self.rate_per_s,
             duration: self.duration,
             seed: self.seed.unwrap_or_else(rand::random),
@@ -260,6 +265,9 @@ impl RunConfigBuilder {
         if let Some(why) = cfg.workload_config().pipeline_refused() {
             refuse!("--pipeline {}: {why}", self.pipeline);
         }
+        cfg.workload_config()
+            .validate()
+            .map_err(|e| ConfigError::Flag(e.to_string()))?;
         // The scenario may have changed the shape: check it again, then find the server.
         shape(server, cfg.masters, cfg.replicas, cfg.spare_masters).validate()?;
         harness::find_server(server)?;
@@ -381,6 +389,9 @@ impl RunConfigBuilder {
                     "--client-bug {bug} only shows when requests time out: add a fault that \
                      makes them (--nemesis pause, kill, partition or slow)"
                 ));
+            }
+            if let Some(needs) = bug.needs_workload(&cfg.workload_config()) {
+                warn(&format!("--client-bug {bug} only shows with {needs}"));
             }
             cfg.client_bug = Some(bug);
         }

@@ -171,6 +171,9 @@ pub fn header(s: &Started) -> checker::Header {
     run.insert("key_dist".into(), json!(cfg.key_dist.name()));
     run.insert("spare_masters".into(), json!(cfg.spare_masters));
     run.insert("migrate_target".into(), json!(cfg.migrate_target.name()));
+    if cfg.workload.has_transactions() {
+        run.insert("txn".into(), json!(cfg.txn.name()));
+    }
     run.insert("rate_per_s".into(), json!(cfg.rate_per_s));
     run.insert("duration_ms".into(), json!(cfg.duration.as_millis() as u64));
     run.insert("nodes".into(), Value::Array(nodes(cluster)));

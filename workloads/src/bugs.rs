@@ -11,17 +11,21 @@
 //! | `ask-as-moved` | on `ASK`, refreshes the slot map (`CLUSTER SLOTS`) and resends to the slot's owner per the map, the source, never visiting the `ASK` target (old redis-rs) | the source answers `ASK` again until the migration ends: the op fails at the hop limit (path `ASK A→B`, `ASK A→B`, ..., each from A again) | `ask-as-moved`, cause `client`: invalid |
 //! | `retry-without-info` | after a timeout, resends the op and records the last reply as its outcome, or `fail` when none came: never `info` | the first attempt is applied when the node answers again | `aborted-read` (a read of a value whose write was recorded `fail`): invalid |
 //! | `stale-moved` | after a `MOVED` updated the map, sends its next op on that slot to the old owner once more | the old owner answers `MOVED` again: no wrong value | `stale-route`, cause `client`: invalid |
+//! | `no-asking-in-multi` | follows `ASK` for a `MULTI`/`EXEC` transaction by resending it to the target without `ASKING` | the target answers `MOVED` back to the source for each queued command and `EXECABORT` for `EXEC`; the source answers `ASK` again: no wrong value, the transaction fails at the hop limit | `ask-without-asking`, cause `client`: invalid |
+//! | `tryagain-as-fail-after-apply` | after a `TRYAGAIN` hop, the retry is applied and answered, but the client records the op as `fail` with the `TRYAGAIN` text | the retry ran: a later read sees the value of a write recorded `fail` | `aborted-read`, cause `server`, with `redirect-after-apply` (server) beside it: the recorded `fail` carries the server's `TRYAGAIN` text, so the history cannot tell this client from a server that applied and then answered `TRYAGAIN`; `final-state-mismatch` where the applied value stayed last: invalid (measured 3/3 seeds on Redis 7.0 and Valkey 9.1, `tests/txn.rs`) |
 //! | `write-to-replica` | sends writes to a replica of the slot's master, after `READONLY` | the replica answers `MOVED` to `SET` and refuses the CAS script's write (`READONLY` on Redis 7.0, a non-local-key error on Valkey 9.1): no write lands on a replica, no value is wrong | `stale-route` (every write goes back to the replica that already redirected it), cause `client`: invalid |
 //! | `pipeline-ask-drop` | inside a pipeline (`--pipeline 2` or more), takes a command's `ASK` for its empty success (`OK` for a write, nil for a read) and never resends it | nothing: the target never sees the command, the source never applied it | `lost-write` (an acknowledged `SET` is gone), with `stale-read` beside it (measured: both on every seed of 4, on Redis 7.0 and Valkey 9.1; cause `migration`, since no hop is recorded); a CAS answered `OK` is `info` |
 //!
-//! Four of the first five cannot produce a wrong value against a correct server, by the protocol's
+//! Five of the eight cannot produce a wrong value against a correct server, by the protocol's
 //! design: a node serves a slot only if it owns it (or imports it and was sent `ASKING`), and a
 //! replica never applies a client's write. The checker still sees them, in the hops the history
-//! records, as the redirect anomalies above; `retry-without-info` and `pipeline-ask-drop` break
-//! linearizability, and every anomaly makes the verdict invalid, whatever its cause.
+//! records, as the redirect anomalies above; `retry-without-info`, `pipeline-ask-drop` and
+//! `tryagain-as-fail-after-apply` break linearizability, and every anomaly makes the verdict
+//! invalid, whatever its cause.
 
-use crate::router::OpError;
+use crate::router::{Execution, OpError};
 use crate::slotmap::SlotMap;
+use checker::RedirectKind;
 use redis::{Arg, Cmd, RedisError, Value};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -29,6 +33,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+/// The error `tryagain-as-fail-after-apply` records: the reply Redis gives to a multi-key command
+/// on a slot whose keys are split between source and target.
+const TRYAGAIN_TEXT: &str = "TRYAGAIN Multiple keys request during rehashing of slot";
 /// How many times `retry-without-info` resends an op after a timeout before recording `fail`.
 pub const RETRIES_MAX: u32 = 2;
 /// Least time between two slot-map refreshes `write-to-replica` asks for while it knows no
@@ -54,17 +61,23 @@ pub enum ClientBug {
     /// Takes an `ASK` answered to a command inside a pipeline for the command's empty success
     /// (`OK` for a write, nil for a read) instead of resending it with `ASKING`.
     PipelineAskDrop,
+    /// Follows `ASK` for a transaction without `ASKING` before `MULTI`.
+    NoAskingInMulti,
+    /// Records an op that succeeded after a `TRYAGAIN` hop as `fail`, with the `TRYAGAIN` text.
+    TryagainAsFailAfterApply,
 }
 
 impl ClientBug {
     /// Every bug, in a fixed order.
-    pub const ALL: [ClientBug; 6] = [
+    pub const ALL: [ClientBug; 8] = [
         ClientBug::AskWithoutAsking,
         ClientBug::AskAsMoved,
         ClientBug::RetryWithoutInfo,
         ClientBug::StaleMoved,
         ClientBug::WriteToReplica,
         ClientBug::PipelineAskDrop,
+        ClientBug::NoAskingInMulti,
+        ClientBug::TryagainAsFailAfterApply,
     ];
 
     /// The command-line name.
@@ -76,6 +89,8 @@ impl ClientBug {
             ClientBug::StaleMoved => "stale-moved",
             ClientBug::WriteToReplica => "write-to-replica",
             ClientBug::PipelineAskDrop => "pipeline-ask-drop",
+            ClientBug::NoAskingInMulti => "no-asking-in-multi",
+            ClientBug::TryagainAsFailAfterApply => "tryagain-as-fail-after-apply",
         }
     }
 
@@ -100,15 +115,22 @@ impl ClientBug {
                 "takes an ASK inside a pipeline for the command's empty success (OK for a write, \
                  nil for a read) and never resends it (needs --pipeline 2 or more)"
             }
+            ClientBug::NoAskingInMulti => {
+                "follows ASK for a MULTI/EXEC transaction by resending it to the target without \
+                 ASKING"
+            }
+            ClientBug::TryagainAsFailAfterApply => {
+                "records an op whose retry after TRYAGAIN succeeded as fail, with the TRYAGAIN text"
+            }
         }
     }
 
     /// The anomaly class the checker reports when this bug is on.
     pub fn expected(self) -> &'static str {
         match self {
-            ClientBug::AskWithoutAsking => "ask-without-asking",
+            ClientBug::AskWithoutAsking | ClientBug::NoAskingInMulti => "ask-without-asking",
             ClientBug::AskAsMoved => "ask-as-moved",
-            ClientBug::RetryWithoutInfo => "aborted-read",
+            ClientBug::RetryWithoutInfo | ClientBug::TryagainAsFailAfterApply => "aborted-read",
             ClientBug::StaleMoved | ClientBug::WriteToReplica => "stale-route",
             ClientBug::PipelineAskDrop => "lost-write",
         }
@@ -120,7 +142,9 @@ impl ClientBug {
     pub fn breaks_linearizability(self) -> bool {
         matches!(
             self,
-            ClientBug::RetryWithoutInfo | ClientBug::PipelineAskDrop
+            ClientBug::RetryWithoutInfo
+                | ClientBug::PipelineAskDrop
+                | ClientBug::TryagainAsFailAfterApply
         )
     }
 
@@ -132,6 +156,25 @@ impl ClientBug {
     /// Whether the bug needs replicas in the cluster to do anything.
     pub fn needs_replicas(self) -> bool {
         self == ClientBug::WriteToReplica
+    }
+
+    /// What the workload `cfg` lacks for the bug to show, if anything: transactions sent as
+    /// `MULTI`/`EXEC` (`no-asking-in-multi`), or multi-key ops that can meet `TRYAGAIN`
+    /// (`tryagain-as-fail-after-apply`).
+    pub fn needs_workload(self, cfg: &crate::WorkloadConfig) -> Option<&'static str> {
+        let multi = cfg.kind.has_transactions() && cfg.txn == crate::TxnMode::Multi;
+        let register_multi = cfg.kind == crate::WorkloadKind::Register && cfg.multi_weight > 0;
+        let multi_key = cfg.slots > 0 && (cfg.kind.has_transactions() || register_multi);
+        match self {
+            ClientBug::NoAskingInMulti if !multi => {
+                Some("MULTI/EXEC transactions: --workload list-append or rw-register, --txn multi")
+            }
+            ClientBug::TryagainAsFailAfterApply if !multi_key => Some(
+                "multi-key ops: --slots 1 or more with the register workload, or a transaction \
+                 workload",
+            ),
+            _ => None,
+        }
     }
 
     /// Whether the bug only shows when requests time out (a fault must make them).
@@ -227,6 +270,24 @@ impl BugState {
         }
     }
 
+    /// Whether the router follows an `ASK` for a transaction without `ASKING`.
+    pub(crate) fn txn_drops_asking(&self) -> bool {
+        self.bug == Some(ClientBug::NoAskingInMulti)
+    }
+
+    /// The op's execution as the client reports it: as it ended, unless
+    /// `tryagain-as-fail-after-apply` turns a success after a `TRYAGAIN` hop into a `fail`.
+    pub(crate) fn finished(&self, mut done: Execution) -> Execution {
+        let retried = done
+            .redirects
+            .iter()
+            .any(|h| h.kind == RedirectKind::TryAgain);
+        if self.bug == Some(ClientBug::TryagainAsFailAfterApply) && retried && done.result.is_ok() {
+            done.result = Err(OpError::Fail(TRYAGAIN_TEXT.into()));
+        }
+        done
+    }
+
     /// Whether an `ASK` makes the router refresh its slot map and resend to the owner it names
     /// (the source) instead of following the `ASK` to its target.
     pub(crate) fn ask_refreshes_map(&self) -> bool {
@@ -266,10 +327,12 @@ impl BugState {
     }
 }
 
-/// Whether `cmd` writes: anything but `GET` (the register workload's `SET` and CAS script).
+/// Whether `cmd` writes: anything but `GET`, `MGET` and `LRANGE` (the workloads' reads).
 pub(crate) fn is_write(cmd: &Cmd) -> bool {
     match cmd.args_iter().next() {
-        Some(Arg::Simple(name)) => !name.eq_ignore_ascii_case(b"GET"),
+        Some(Arg::Simple(name)) => !["GET", "MGET", "LRANGE"]
+            .iter()
+            .any(|read| name.eq_ignore_ascii_case(read.as_bytes())),
         _ => true,
     }
 }
@@ -366,9 +429,42 @@ mod tests {
     }
 
     #[test]
+    fn txn_bugs() {
+        let exec = |kinds: &[RedirectKind]| Execution {
+            result: Ok(redis::Value::Okay),
+            node: "a:1".into(),
+            slot: 3,
+            redirects: kinds
+                .iter()
+                .map(|&kind| checker::Redirect {
+                    kind,
+                    slot: 3,
+                    from: "a:1".into(),
+                    to: "a:1".into(),
+                })
+                .collect(),
+            gave_up: None,
+        };
+        let correct = BugState::new(None);
+        assert!(!correct.txn_drops_asking());
+        let retried = exec(&[RedirectKind::TryAgain]);
+        assert_eq!(correct.finished(retried.clone()), retried);
+        let s = BugState::new(Some(ClientBug::TryagainAsFailAfterApply));
+        assert_eq!(
+            s.finished(retried).result,
+            Err(OpError::Fail(TRYAGAIN_TEXT.into()))
+        );
+        let asked = exec(&[RedirectKind::Ask]);
+        assert_eq!(s.finished(asked.clone()), asked, "only after TRYAGAIN");
+        assert!(BugState::new(Some(ClientBug::NoAskingInMulti)).txn_drops_asking());
+    }
+
+    #[test]
     fn writes_are_everything_but_get() {
         assert!(!is_write(redis::cmd("GET").arg("k")));
         assert!(!is_write(redis::cmd("get").arg("k")));
+        assert!(!is_write(redis::cmd("MGET").arg("k").arg("j")));
+        assert!(is_write(redis::cmd("MSET").arg("k").arg(1)));
         assert!(is_write(redis::cmd("SET").arg("k").arg(1)));
         assert!(is_write(redis::cmd("EVAL").arg("script").arg(1).arg("k")));
     }

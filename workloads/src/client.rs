@@ -166,17 +166,28 @@ fn completion(
     execution: &Execution,
     interpret: impl FnOnce(Value) -> Completion,
 ) -> (EventType, Json, Event) {
+    let head = (op.f, Some(op.key), op.value);
+    completion_of(process, head, execution, interpret)
+}
+
+/// As [`completion`], for an op given by its `f`, key (none for a `txn` op) and invocation value.
+fn completion_of(
+    process: Process,
+    (f, key, invoked): (&str, Option<&str>, Json),
+    execution: &Execution,
+    interpret: impl FnOnce(Value) -> Completion,
+) -> (EventType, Json, Event) {
     let (kind, value, error) = match execution.result.clone() {
         Ok(reply) => match interpret(reply) {
             Completion::Ok(v) => (EventType::Ok, v, None),
-            Completion::Fail(e) => (EventType::Fail, op.value, Some(e)),
-            Completion::Info(e) => (EventType::Info, op.value, Some(e)),
+            Completion::Fail(e) => (EventType::Fail, invoked, Some(e)),
+            Completion::Info(e) => (EventType::Info, invoked, Some(e)),
         },
-        Err(OpError::Fail(e)) => (EventType::Fail, op.value, Some(e)),
-        Err(OpError::Info(e)) => (EventType::Info, op.value, Some(e)),
+        Err(OpError::Fail(e)) => (EventType::Fail, invoked, Some(e)),
+        Err(OpError::Info(e)) => (EventType::Info, invoked, Some(e)),
     };
-    let mut done = Event::new(kind, process, op.f, value.clone(), 0);
-    done.key = Some(op.key.to_string());
+    let mut done = Event::new(kind, process, f, value.clone(), 0);
+    done.key = key.map(str::to_string);
     done.node = (!execution.node.is_empty()).then(|| execution.node.clone());
     done.slot = Some(execution.slot);
     done.redirects = execution.redirects.clone();
@@ -247,5 +258,58 @@ impl Client {
             self.reset_executor();
         }
         done
+    }
+}
+
+/// What a multi-key op sends: one command (`MSET`, `MGET`, `DEL`, a Lua script) or a
+/// `MULTI`/`EXEC` transaction of several.
+pub enum TxnRequest {
+    /// One command with several keys of one slot, sent with [`Executor::execute`].
+    Command(Cmd),
+    /// Commands sent as one transaction, with [`Executor::execute_txn`].
+    Multi(Vec<Cmd>),
+}
+
+/// A multi-key op for [`Client::perform_txn`]: recorded as one `txn` op without a key, its
+/// value the micro-ops (see the history format).
+pub struct TxnOperation<'a> {
+    /// A key of the op's slot, to route by.
+    pub route_key: &'a str,
+    /// The invocation's micro-ops.
+    pub value: Json,
+    /// What to send.
+    pub request: TxnRequest,
+    /// How it was batched (`multi`, `lua`), or `None` for a single multi-key command.
+    pub batch: Option<checker::Batch>,
+}
+
+impl Client {
+    /// As [`Client::perform`], for a multi-key op recorded as one `txn` op.
+    pub async fn perform_txn(
+        &mut self,
+        op: TxnOperation<'_>,
+        interpret: impl FnOnce(Value) -> Completion,
+    ) -> (EventType, Json, Execution) {
+        let process = Process::Client(self.process);
+        let mut invoke = Event::new(EventType::Invoke, process, "txn", op.value.clone(), 0);
+        invoke.batch = op.batch;
+        self.recorder.record(invoke);
+        let key = op.route_key.as_bytes();
+        let execution = match &op.request {
+            TxnRequest::Command(cmd) => self.execute(key, cmd).await,
+            TxnRequest::Multi(cmds) => match self.opened().await {
+                Ok(executor) => executor.execute_txn(key, cmds).await,
+                Err(e) => Execution::failed(key, &format!("opening the client: {e}")),
+            },
+        };
+        let head = ("txn", None, op.value);
+        let (kind, value, mut done) = completion_of(process, head, &execution, interpret);
+        done.batch = op.batch;
+        self.recorder.record(done);
+        self.stats.count(kind, &execution.redirects);
+        if kind == EventType::Info {
+            self.retire();
+        }
+        (kind, value, execution)
     }
 }

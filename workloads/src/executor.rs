@@ -131,6 +131,26 @@ impl Executor {
             on_done(i, Execution::failed(key, &text));
         }
     }
+
+    /// Sends `cmds`, whose keys are all in `key`'s slot, as one `MULTI`/`EXEC` transaction; `Ok`
+    /// is `EXEC`'s reply, one value per command. Clients that cannot run one are refused when the
+    /// workload is configured ([`crate::WorkloadConfig::validate`]); here they fail, sending
+    /// nothing.
+    pub async fn execute_txn(&mut self, key: &[u8], cmds: &[Cmd]) -> Execution {
+        let refused = |why: &str| Execution {
+            result: Err(crate::router::OpError::Fail(why.to_string())),
+            node: String::new(),
+            slot: crate::slot::key_slot(key),
+            redirects: Vec::new(),
+            gave_up: None,
+        };
+        match self {
+            Executor::Router(router) => router.execute_txn(key, cmds).await,
+            Executor::RedisRs(_) => refused("the redis-rs client does not run MULTI/EXEC"),
+            Executor::External(client) => client.transaction(key, cmds).await,
+            Executor::Codis(_) => refused("the Codis router does not run MULTI/EXEC"),
+        }
+    }
 }
 
 /// How to open a workload process's executor: kept by a client so that it can open a fresh one

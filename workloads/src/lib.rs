@@ -31,7 +31,8 @@
 //! [`client`] (a logical process), [`executor`] (which client runs it: slotcheck's router,
 //! [`redis_rs`] the `redis` crate's cluster client with its redirects observed, or [`external`] a
 //! client library run as a child process), [`recorder`] (the history writer), [`workload`] (what
-//! workloads share), [`register`] and [`counter`] (the workloads), [`stats`] (counters and
+//! workloads share), [`register`], [`counter`], [`list_append`] and [`rw_register`] (the
+//! workloads; [`txn`] builds the last two's transactions), [`stats`] (counters and
 //! errors), [`bugs`] (client bugs injected on purpose, as test aids: off unless
 //! `WorkloadConfig::client_bug` names one), [`named`] (reading a value named on the command line
 //! back, one way for every enum of names).
@@ -46,14 +47,17 @@ pub mod counter;
 pub mod executor;
 pub mod external;
 pub mod keys;
+pub mod list_append;
 pub mod named;
 pub mod recorder;
 pub mod redis_rs;
 pub mod register;
 pub mod router;
+pub mod rw_register;
 pub mod slot;
 pub mod slotmap;
 pub mod stats;
+pub mod txn;
 pub mod types;
 pub mod workload;
 
@@ -70,6 +74,7 @@ pub use router::{classify, Action, Execution, OpError, Router, RouterConfig, Rou
 pub use slot::key_slot;
 pub use slotmap::{SharedSlotMap, SlotMap};
 pub use stats::{WorkloadError, WorkloadStats};
+pub use txn::TxnMode;
 pub use workload::{
     final_reads, run_workload, slots_of, workload_keys, workload_slots, WorkloadConfig,
     WorkloadKind, FINAL_READ_PROCESS_BASE,

@@ -7,8 +7,15 @@
 //! succeeds only when its client saw the latest write. `cas-register` is Jepsen's: writes and
 //! CAS draw values from `0..=`[`CAS_VALUES_MAX`], so a CAS whose client saw an older write of
 //! the same value still succeeds, and the checker's general search decides the history.
+//!
+//! With keys in groups (`slots` > 0), `register` also sends multi-key commands on 2 to
+//! [`MULTI_KEYS_MAX`] keys of one group (`MSET`, `MGET`, `DEL`), each recorded as one `txn` op
+//! that the checker reads as one op per key (a `DEL` writes `null`). While their slot migrates
+//! with its keys split between source and target, the server answers them `TRYAGAIN`: a
+//! recorded hop, with back-off. Pipelined workers (`--pipeline`) and `cas-register` send single
+//! commands only.
 
-use crate::client::{Client, Completion, Operation};
+use crate::client::{Client, Completion, Operation, TxnOperation, TxnRequest};
 use crate::router::Execution;
 use crate::stats::{WorkloadError, WorkloadStats};
 use crate::workload::{run_processes_with_values, Process, Shared, WorkloadConfig, WorkloadKind};
@@ -83,6 +90,146 @@ fn parse_u64(bytes: &[u8]) -> Option<u64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
+/// Most keys in one multi-key op.
+pub const MULTI_KEYS_MAX: usize = 4;
+
+/// A multi-key command on keys of one slot, recorded as one `txn` op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MultiOp {
+    /// `MSET k1 v1 k2 v2 ...`: a write of each key.
+    Set(Vec<(String, u64)>),
+    /// `MGET k1 k2 ...`: a read of each key.
+    Get(Vec<String>),
+    /// `DEL k1 k2 ...`: a write of `null` (absent) to each key.
+    Del(Vec<String>),
+}
+
+impl MultiOp {
+    /// The op's keys, in order.
+    fn keys(&self) -> Vec<&str> {
+        match self {
+            MultiOp::Set(pairs) => pairs.iter().map(|(k, _)| k.as_str()).collect(),
+            MultiOp::Get(keys) | MultiOp::Del(keys) => keys.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// The micro-ops as the invocation records them.
+    fn micro_ops(&self) -> Json {
+        match self {
+            MultiOp::Set(pairs) => pairs.iter().map(|(k, v)| json!(["w", k, v])).collect(),
+            MultiOp::Get(keys) => keys.iter().map(|k| json!(["r", k, null])).collect(),
+            MultiOp::Del(keys) => keys.iter().map(|k| json!(["w", k, null])).collect(),
+        }
+    }
+
+    fn operation(&self) -> TxnOperation<'_> {
+        let cmd = match self {
+            MultiOp::Set(pairs) => {
+                let mut cmd = redis::cmd("MSET");
+                for (k, v) in pairs {
+                    cmd.arg(k).arg(v);
+                }
+                cmd
+            }
+            MultiOp::Get(keys) => redis::cmd("MGET").arg(keys).clone(),
+            MultiOp::Del(keys) => redis::cmd("DEL").arg(keys).clone(),
+        };
+        TxnOperation {
+            route_key: self.keys()[0],
+            value: self.micro_ops(),
+            request: TxnRequest::Command(cmd),
+            batch: None,
+        }
+    }
+
+    /// Reads the server's reply as this operation's completion.
+    fn complete(&self, reply: Value) -> Completion {
+        match (self, reply) {
+            (MultiOp::Set(_), Value::Okay) | (MultiOp::Del(_), Value::Int(_)) => {
+                Completion::Ok(self.micro_ops())
+            }
+            (MultiOp::Get(keys), Value::Array(values)) if values.len() == keys.len() => {
+                let mut read = Vec::with_capacity(keys.len());
+                for (k, v) in keys.iter().zip(values) {
+                    match RegisterOp::Read.complete(v) {
+                        Completion::Ok(v) => read.push(json!(["r", k, v])),
+                        other => return other,
+                    }
+                }
+                Completion::Ok(Json::Array(read))
+            }
+            (_, other) => Completion::Info(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// 2 to [`MULTI_KEYS_MAX`] keys of `group` (`first` among them), as `MSET` (45 %), `MGET`
+    /// (45 %) or `DEL` (10 %), with the indices of its keys; `None` when the group has one key.
+    fn pick(
+        rng: &mut impl Rng,
+        group: &[usize],
+        name: impl Fn(usize) -> String,
+        fresh: impl Fn() -> u64,
+    ) -> Option<(MultiOp, Vec<usize>)> {
+        if group.len() < 2 {
+            return None;
+        }
+        let n = rng.random_range(2..=MULTI_KEYS_MAX.min(group.len()));
+        let mut chosen = group.to_vec();
+        rand::seq::SliceRandom::shuffle(&mut chosen[1..], rng);
+        chosen.truncate(n);
+        let keys: Vec<String> = chosen.iter().map(|&i| name(i)).collect();
+        let op = match rng.random_range(0..100) {
+            0..45 => MultiOp::Set(keys.into_iter().map(|k| (k, fresh())).collect()),
+            45..90 => MultiOp::Get(keys),
+            _ => MultiOp::Del(keys),
+        };
+        Some((op, chosen))
+    }
+
+    /// What each key held after the op (for the next CAS's expected value), by key index.
+    fn seen(&self, chosen: &[usize], value: &Json) -> Vec<(usize, Option<u64>)> {
+        let values = value.as_array().map(Vec::as_slice).unwrap_or(&[]);
+        chosen
+            .iter()
+            .zip(values)
+            .map(|(&i, m)| (i, m[2].as_u64()))
+            .collect()
+    }
+}
+
+/// One multi-key op on 2 to [`MULTI_KEYS_MAX`] keys of `k`'s group (nothing if it has one
+/// key), named in the current epoch like single ops; `seen` learns what an `ok` op left.
+async fn multi_key(
+    shared: &Shared,
+    p: &mut Process,
+    k: usize,
+    seen: &mut [Option<u64>],
+    fresh: &impl Fn() -> u64,
+) {
+    let cfg = &shared.cfg;
+    let names = cfg.key_names();
+    let group = names.same_slot(k, shared.keys.len());
+    let epoch = (shared.recorder.now_ns() / 1_000_000).checked_div(cfg.epoch_ms);
+    let name = |i: usize| match epoch {
+        Some(e) => names.epoch_name(i, e),
+        None => shared.keys[i].clone(),
+    };
+    let Some((op, chosen)) = MultiOp::pick(&mut p.rng, &group, name, fresh) else {
+        return;
+    };
+    let (kind, value, _) = p
+        .client
+        .perform_txn(op.operation(), |reply| op.complete(reply))
+        .await;
+    // With epochs, a new epoch's keys start absent: the single ops reset `seen` on the next
+    // epoch change; a multi-key op leaves it alone then.
+    if kind == EventType::Ok && epoch.is_none() {
+        for (i, v) in op.seen(&chosen, &value) {
+            seen[i] = v;
+        }
+    }
+}
+
 /// One read of `key` through `client`, recorded: the final reads' register read.
 pub(crate) async fn read(client: &mut Client, key: &str) -> (EventType, Json, Execution) {
     let op = RegisterOp::Read;
@@ -119,6 +266,12 @@ async fn client_loop(
     };
     while p.next(&stop).await {
         if p.lanes.is_empty() {
+            if let Some(k) = chooser.multi(&mut p.rng) {
+                let fresh = || next_value.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                multi_key(&shared, &mut p, k, &mut chooser.seen, &fresh).await;
+                tokio::task::yield_now().await;
+                continue;
+            }
             let (op, k, key) = chooser.choose(&mut p.rng);
             let (kind, value, _) = p
                 .client
@@ -152,6 +305,19 @@ struct Chooser<'a> {
 }
 
 impl Chooser<'_> {
+    /// The key of a multi-key op when the next op is one (a register run with groups, one op at
+    /// a time), else `None` and the next op is a single one.
+    fn multi(&mut self, rng: &mut ChaCha8Rng) -> Option<usize> {
+        let cfg = &self.shared.cfg;
+        let multi = cfg.kind == WorkloadKind::Register && cfg.slots > 0;
+        if !multi || cfg.multi_weight == 0 {
+            return None;
+        }
+        let singles = cfg.read_weight + cfg.write_weight + cfg.cas_weight;
+        let pick = rng.random_range(0..singles + cfg.multi_weight);
+        (pick >= singles).then(|| cfg.key_dist.pick(rng, self.shared.keys.len()))
+    }
+
     /// The next op, its key's index and the key's name.
     fn choose(&mut self, rng: &mut ChaCha8Rng) -> (RegisterOp, usize, String) {
         let cfg = &self.shared.cfg;

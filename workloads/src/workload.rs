@@ -10,6 +10,7 @@ use crate::recorder::Recorder;
 use crate::router::{Router, RouterConfig};
 use crate::slotmap::SlotMap;
 use crate::stats::{WorkloadError, WorkloadStats};
+use crate::txn::TxnMode;
 use checker::EventType;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -34,6 +35,10 @@ pub enum WorkloadKind {
     /// drawn from `0..=`[`CAS_VALUES_MAX`](crate::register::CAS_VALUES_MAX), so that many
     /// compare-and-sets succeed; checked by the general search (values repeat).
     CasRegister,
+    /// Elle's list-append: `RPUSH`, `LRANGE` and transactions of them ([`crate::list_append`]).
+    ListAppend,
+    /// Elle's rw-register: transactions of `GET`s and `SET`s ([`crate::rw_register`]).
+    RwRegister,
 }
 
 impl WorkloadKind {
@@ -44,18 +49,27 @@ impl WorkloadKind {
             WorkloadKind::Counter => "counter",
             WorkloadKind::Types => "types",
             WorkloadKind::CasRegister => "cas-register",
+            WorkloadKind::ListAppend => "list-append",
+            WorkloadKind::RwRegister => "rw-register",
         }
     }
 
-    /// Reads `register`, `counter`, `types` or `cas-register`.
+    /// Reads a name [`WorkloadKind::name`] gives.
     pub fn parse(text: &str) -> Option<WorkloadKind> {
         match text {
             "register" => Some(WorkloadKind::Register),
             "counter" => Some(WorkloadKind::Counter),
             "types" => Some(WorkloadKind::Types),
             "cas-register" => Some(WorkloadKind::CasRegister),
+            "list-append" => Some(WorkloadKind::ListAppend),
+            "rw-register" => Some(WorkloadKind::RwRegister),
             _ => None,
         }
+    }
+
+    /// Whether its ops include `MULTI`/`EXEC` transactions (with `--txn multi`).
+    pub fn has_transactions(self) -> bool {
+        matches!(self, WorkloadKind::ListAppend | WorkloadKind::RwRegister)
     }
 }
 
@@ -116,6 +130,11 @@ pub struct WorkloadConfig {
     /// Logical processes per client worker, whose ops go out together as one pipeline on one
     /// connection per node (`--pipeline K`); 1: one op at a time, no pipeline.
     pub pipeline: usize,
+    /// Relative weight of the register's multi-key ops (`MSET`, `MGET`, `DEL` of 2 to 4 keys of
+    /// one slot), among reads, writes and CASes; they need groups (`slots` > 0).
+    pub multi_weight: u32,
+    /// How the Elle workloads send a transaction: `MULTI`/`EXEC` or one Lua script.
+    pub txn: TxnMode,
 }
 
 impl Default for WorkloadConfig {
@@ -141,6 +160,8 @@ impl Default for WorkloadConfig {
             slots: 0,
             key_dist: KeyDist::Uniform,
             pipeline: 1,
+            multi_weight: 10,
+            txn: TxnMode::Multi,
         }
     }
 }
@@ -161,13 +182,27 @@ impl WorkloadConfig {
         if let Some(why) = self.pipeline_refused() {
             return bad(&why);
         }
-        let cas = match self.kind {
-            WorkloadKind::Register | WorkloadKind::CasRegister => self.cas_weight as u64,
-            WorkloadKind::Counter | WorkloadKind::Types => 0,
+        let (cas, multi) = match self.kind {
+            WorkloadKind::Register => (self.cas_weight as u64, self.multi_weight as u64),
+            WorkloadKind::CasRegister => (self.cas_weight as u64, 0),
+            _ => (0, 0),
         };
-        let total = self.read_weight as u64 + self.write_weight as u64 + cas;
+        let total = self.read_weight as u64 + self.write_weight as u64 + cas + multi;
         if total == 0 || total > u32::MAX as u64 {
-            return bad("read/write/cas weights must sum to between 1 and u32::MAX");
+            return bad("read/write/cas/multi weights must sum to between 1 and u32::MAX");
+        }
+        let txns = self.kind.has_transactions() && self.txn == TxnMode::Multi;
+        let refuses = match (&self.client, &self.codis) {
+            (_, Some(_)) => Some("the Codis router"),
+            (ClientChoice::RedisRs, _) => Some("the redis-rs client"),
+            _ => None,
+        };
+        if let (true, Some(who)) = (txns, refuses) {
+            return Err(WorkloadError::InvalidConfig(format!(
+                "{who} does not run MULTI/EXEC transactions, which the {} workload sends; \
+                 use --txn lua or another client",
+                self.kind.name()
+            )));
         }
         Ok(())
     }
@@ -279,6 +314,12 @@ pub async fn run_workload(
         WorkloadKind::Types => {
             let types = crate::types::client_loop;
             run_processes_with_values(cfg, seeds, recorder, stop, types).await
+        }
+        WorkloadKind::ListAppend => {
+            crate::list_append::run_list_append(cfg, seeds, recorder, stop).await
+        }
+        WorkloadKind::RwRegister => {
+            crate::rw_register::run_rw_register(cfg, seeds, recorder, stop).await
         }
     }
 }
@@ -462,6 +503,12 @@ pub async fn final_reads(
                         }
                         WorkloadKind::Counter => crate::counter::read(&mut client, key).await,
                         WorkloadKind::Types => crate::types::read(&mut client, key).await,
+                        WorkloadKind::ListAppend => {
+                            crate::list_append::read(&mut client, key).await
+                        }
+                        WorkloadKind::RwRegister => {
+                            crate::rw_register::read(&mut client, key).await
+                        }
                     };
                     if kind == EventType::Ok {
                         break;
@@ -520,9 +567,25 @@ mod tests {
             read_weight: 0,
             write_weight: 0,
             cas_weight: 0,
+            multi_weight: 0,
             ..WorkloadConfig::default()
         };
         assert!(zero.validate().is_err());
+        let elle = |kind, client| WorkloadConfig {
+            kind,
+            client,
+            ..WorkloadConfig::default()
+        };
+        let refused = elle(WorkloadKind::ListAppend, ClientChoice::RedisRs).validate();
+        assert!(
+            refused.is_err_and(|e| e.to_string().contains("MULTI/EXEC")),
+            "redis-rs runs no transactions"
+        );
+        let lua = WorkloadConfig {
+            txn: TxnMode::Lua,
+            ..elle(WorkloadKind::RwRegister, ClientChoice::RedisRs)
+        };
+        assert!(lua.validate().is_ok(), "a script is one command");
         let none = WorkloadConfig {
             clients: 0,
             ..WorkloadConfig::default()

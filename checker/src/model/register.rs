@@ -1,7 +1,8 @@
 //! The register model: one key holding an integer or nothing, with `read`, `write` and `cas`.
 //!
 //! - `read`: the `ok` value is the value read; `null` means the key was absent.
-//! - `write`: sets the integer argument.
+//! - `write`: sets the integer argument; a write of `null` deletes the key (a `DEL` in a `txn`, read
+//!   per key by [`crate::per_key`]).
 //! - `cas [expected, new]`: `ok` means the value was `expected` and became `new`; `fail` means it
 //!   certainly did not apply. `expected` may be `null` (absent).
 //!
@@ -31,6 +32,8 @@ pub enum RegisterOp {
     Read(RegisterValue),
     /// Set this value.
     Write(i64),
+    /// Made the key absent (a write of `null`: `DEL`).
+    Delete,
     /// If the value is `expected`, set `new` (an `ok` cas must apply; an `info` one may).
     Cas {
         /// The value the cas required.
@@ -77,6 +80,7 @@ impl Model for Register {
         match *input {
             RegisterOp::Read(seen) => (seen == *state).then_some(*state),
             RegisterOp::Write(v) => Some(Some(v)),
+            RegisterOp::Delete => Some(None),
             RegisterOp::Cas { expected, new } => (expected == *state).then_some(Some(new)),
             RegisterOp::CasFailed(expected) => (expected != *state).then_some(*state),
         }
@@ -85,7 +89,7 @@ impl Model for Register {
     fn requires(&self, input: &RegisterOp) -> Option<RegisterValue> {
         match *input {
             RegisterOp::Read(v) => Some(v),
-            RegisterOp::Write(_) | RegisterOp::CasFailed(_) => None,
+            RegisterOp::Write(_) | RegisterOp::Delete | RegisterOp::CasFailed(_) => None,
             RegisterOp::Cas { expected, .. } => Some(expected),
         }
     }
@@ -94,6 +98,7 @@ impl Model for Register {
         match *input {
             RegisterOp::Read(_) | RegisterOp::CasFailed(_) => Effect::Observes,
             RegisterOp::Write(v) | RegisterOp::Cas { new: v, .. } => Effect::Sets(Some(v)),
+            RegisterOp::Delete => Effect::Sets(None),
         }
     }
 
@@ -105,6 +110,7 @@ impl Model for Register {
         match *input {
             RegisterOp::Read(v) => format!("read {}", describe_value(v)),
             RegisterOp::Write(v) => format!("write {v}"),
+            RegisterOp::Delete => "delete".to_string(),
             RegisterOp::Cas { expected, new } => {
                 format!("cas {} -> {new}", describe_value(expected))
             }
@@ -194,7 +200,7 @@ pub(crate) fn prune_keep<T>(items: &[T], of: impl Fn(&T) -> (Outcome, RegisterOp
                 failed += 1;
                 failed_expect.insert(e, ());
             }
-            RegisterOp::Write(_) => {}
+            RegisterOp::Write(_) | RegisterOp::Delete => {}
         }
     }
     // A value every failed cas expected (or no failed cas at all) satisfies none of them.
@@ -207,7 +213,8 @@ pub(crate) fn prune_keep<T>(items: &[T], of: impl Fn(&T) -> (Outcome, RegisterOp
             (outcome, RegisterOp::Write(new) | RegisterOp::Cas { new, .. }) => {
                 outcome != Outcome::Info || observed[&Some(new)] || !unseen_by_failed(Some(new))
             }
-            (_, RegisterOp::Read(_) | RegisterOp::CasFailed(_)) => true,
+            // A delete is never dropped: its value (absence) is not unique.
+            (_, RegisterOp::Read(_) | RegisterOp::CasFailed(_) | RegisterOp::Delete) => true,
         })
         .collect()
 }
@@ -254,18 +261,9 @@ impl RegisterOp {
                 )
             }
             "write" => {
-                let v = match parse_value(&op.invoke_value) {
-                    Ok(Some(v)) => v,
-                    Ok(None) => {
-                        return Err(invoke_err(
-                            "value",
-                            "a write needs an integer, got null".into(),
-                        ))
-                    }
-                    Err(m) => return Err(invoke_err("value", m)),
-                };
+                let v = parse_value(&op.invoke_value).map_err(|m| invoke_err("value", m))?;
                 crate::model::check_echo(op)?;
-                RegisterOp::Write(v)
+                v.map_or(RegisterOp::Delete, RegisterOp::Write)
             }
             "cas" => {
                 let pair = match &op.invoke_value {
@@ -319,6 +317,8 @@ mod tests {
         assert_eq!(m.step(&None, &RegisterOp::Read(None)), Some(None));
         assert_eq!(m.step(&None, &RegisterOp::Read(Some(1))), None);
         assert_eq!(m.step(&Some(1), &RegisterOp::Write(2)), Some(Some(2)));
+        assert_eq!(m.step(&Some(1), &RegisterOp::Delete), Some(None));
+        assert_eq!(m.step(&None, &RegisterOp::Delete), Some(None));
         let cas = RegisterOp::Cas {
             expected: Some(2),
             new: 3,

@@ -176,6 +176,7 @@ pub fn check(initial: Option<i64>, ops: &[Interval<RegisterOp>]) -> Zones {
             RegisterOp::Cas { .. } | RegisterOp::CasFailed(_) => {
                 return Zones::NotApplicable("the key has cas ops")
             }
+            RegisterOp::Delete => return Zones::NotApplicable("the key has deletes"),
         };
         let Some(&c) = index.get(&v) else {
             return Zones::NotApplicable("a read returned a value no write wrote");

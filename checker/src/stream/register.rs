@@ -23,6 +23,12 @@ use spill::Spill;
 /// holds per batch when it reads them back: the default bound on a streaming check's memory.
 pub const HELD_BYTES_MAX: usize = 1 << 30;
 
+/// Why the streaming register check stops at a `txn` op (multi-key commands, read per key by
+/// [`crate::per_key`] in memory): its keys are not the pairing's, so the history must be checked
+/// whole ([`crate::check`]); `slotcheck` does so when it meets this refusal.
+pub const TXN_NOT_STREAMED: &str =
+    "the streaming register check does not read txn ops (multi-key commands); check the history in memory";
+
 /// An op the search may need, in 64 bytes or so.
 #[derive(Debug, Clone, Copy)]
 struct Compact {
@@ -187,6 +193,14 @@ impl RegisterSink {
 
 impl Sink for RegisterSink {
     fn op(&mut self, op: Paired<'_>, _keys: &[String]) -> Result<(), CheckError> {
+        if op.f == crate::per_key::TXN {
+            return Err(CheckError::Field {
+                event: op.invoke_event,
+                line: op.invoke_line,
+                field: "f",
+                message: TXN_NOT_STREAMED.to_string(),
+            });
+        }
         let Some(key) = op.key else {
             return Err(CheckError::Field {
                 event: op.invoke_event,
@@ -345,6 +359,7 @@ fn op_ref(op: &Compact) -> OpRef {
             (pair.clone(), if ok { pair } else { Value::Null })
         }
         RegisterOp::CasFailed(expected) => (Value::from(vec![opt(expected)]), Value::Null),
+        RegisterOp::Delete => (Value::Null, Value::Null),
     };
     OpRef {
         event: op.invoke_event as usize,

@@ -128,7 +128,15 @@ fn check_slotcheck(mut source: Source, model: ModelKind, opts: &CheckOptions) ->
             None => !source.peek(STREAM_BYTES_MIN as usize).map_err(io)?,
         };
     if large {
-        return Ok(checker::check_source(source, model, opts)?);
+        let regular = source.regular_len().is_some();
+        match checker::check_source(source, model, opts) {
+            // Multi-key ops (`txn`) are read per key in memory: a file is read again, whole.
+            Err(e) if e.refused_txn() && regular => {
+                let history = checker::History::read_file(Path::new(&name))?;
+                return check_loaded(&history, Path::new(&name), model, opts);
+            }
+            streamed => return Ok(streamed?),
+        }
     }
     let history = checker::History::read(source)?;
     check_loaded(&history, Path::new(&name), model, opts)
@@ -150,7 +158,11 @@ fn header_model(first: &str) -> Option<ModelKind> {
     if line.get("type")?.as_str()? != "header" {
         return None;
     }
-    match line.get("workload")?.as_str()?.parse().ok()? {
+    let workload = line.get("workload")?.as_str()?;
+    if workload == workloads::WorkloadKind::RwRegister.name() {
+        return Some(ModelKind::Txn);
+    }
+    match workload.parse().ok()? {
         ModelKind::ListAppend | ModelKind::Set => Some(ModelKind::Txn),
         model => Some(model),
     }
@@ -209,6 +221,20 @@ mod tests {
     }
 
     #[test]
+    fn the_header_workload_names_the_model() {
+        let header = |w: &str| format!(r#"{{"type":"header","workload":"{w}"}}"#);
+        let table = [
+            ("register", ModelKind::Register),
+            ("list-append", ModelKind::Txn),
+            ("rw-register", ModelKind::Txn),
+            ("counter", ModelKind::Counter),
+        ];
+        for (workload, want) in table {
+            assert_eq!(header_model(&header(workload)), Some(want), "{workload}");
+        }
+    }
+
+    #[test]
     fn large_histories_are_streamed_to_the_same_verdicts() {
         let opts = CheckOptions::default();
         for name in [
@@ -217,6 +243,9 @@ mod tests {
             "register-stale-read-bad.jsonl",
             "register-lost-write-bad.jsonl",
             "register-phantom-bad.jsonl",
+            // Multi-key ops: refused by the streaming check, checked in memory.
+            "register-mset-ok.jsonl",
+            "register-mset-lost-bad.jsonl",
         ] {
             let path = fixture(name);
             let loaded = check_history(&path, ModelKind::Register, &opts, u64::MAX).unwrap();
@@ -230,9 +259,12 @@ mod tests {
                 loaded.redirect_analysis.is_some(),
                 "{name}: context when loaded"
             );
-            assert!(
-                streamed.redirect_analysis.is_none(),
-                "{name}: none when streamed"
+            // Refused by the streaming check, a history with multi-key ops was read whole.
+            let in_memory = name.starts_with("register-mset");
+            assert_eq!(
+                streamed.redirect_analysis.is_some(),
+                in_memory,
+                "{name}: context only when read whole"
             );
         }
     }

@@ -1,6 +1,7 @@
 //! A self-routing cluster client: sends a single-key command to the slot's owner, follows
 //! `MOVED`/`ASK`, waits out `TRYAGAIN`/`CLUSTERDOWN`, records every hop, and says whether the
-//! command certainly failed (`Fail`) or may have run (`Info`).
+//! command certainly failed (`Fail`) or may have run (`Info`). Transactions (`MULTI`/`EXEC`) go
+//! the same way, whole, in [`txn`].
 
 use crate::bugs::{BugState, ClientBug, Prefix};
 use crate::conn::{self, Conn, Reply};
@@ -14,6 +15,7 @@ use std::time::Duration;
 mod pipeline;
 
 pub use pipeline::OnDone;
+mod txn;
 
 /// What the router does about an error: the single table-tested decision point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,7 +296,7 @@ impl Router {
         loop {
             next = match self.step(&mut trip, cmd, next).await {
                 Next::Hop(hop) => hop,
-                Next::Done(done) => return done,
+                Next::Done(done) => return self.bugs.finished(done),
             };
         }
     }
@@ -331,7 +333,20 @@ impl Router {
             Reply::Error(e) => e,
         };
         let text = error_text(&err);
-        let (kind, hop_slot, to) = match classify(&err) {
+        self.on_error(trip, &err, text, (addr, prefix)).await
+    }
+
+    /// Decides from the error reply `err` (its text for the history: `text`) to the request sent
+    /// on `hop`: the next hop (a redirect or retry, recorded), or the op's end.
+    async fn on_error(
+        &mut self,
+        trip: &mut Trip,
+        err: &RedisError,
+        text: String,
+        hop: Hop,
+    ) -> Next {
+        let (addr, prefix) = hop;
+        let (kind, hop_slot, to) = match classify(err) {
             Action::Fail => {
                 // A write to a demoted master, or a replica without its master: failover.
                 self.stale |= matches!(

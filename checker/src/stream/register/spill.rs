@@ -183,6 +183,7 @@ fn encode(key: u32, op: &Compact) -> [u8; RECORD_BYTES] {
         RegisterOp::Write(v) => (1, Some(v), 0),
         RegisterOp::Cas { expected, new } => (2, expected, new),
         RegisterOp::CasFailed(v) => (3, v, 0),
+        RegisterOp::Delete => (4, None, 0),
     };
     let outcome = match op.outcome {
         Outcome::Ok => 0,
@@ -217,6 +218,7 @@ fn decode(bytes: &[u8; RECORD_BYTES]) -> io::Result<(u32, Compact)> {
         (1, Some(v)) => RegisterOp::Write(v),
         (2, expected) => RegisterOp::Cas { expected, new: b },
         (3, v) => RegisterOp::CasFailed(v),
+        (4, None) => RegisterOp::Delete,
         _ => return Err(corrupt()),
     };
     let outcome = match bytes[6] {
@@ -262,6 +264,7 @@ mod tests {
             },
             RegisterOp::CasFailed(None),
             RegisterOp::CasFailed(Some(3)),
+            RegisterOp::Delete,
         ];
         for (i, input) in inputs.into_iter().enumerate() {
             for outcome in [Outcome::Ok, Outcome::Fail, Outcome::Info] {
