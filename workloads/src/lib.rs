@@ -42,6 +42,7 @@
 pub mod bugs;
 pub mod client;
 pub mod codis;
+pub mod config;
 mod conn;
 pub mod counter;
 pub mod executor;
