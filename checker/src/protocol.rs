@@ -8,8 +8,10 @@
 //!   history shows `B` importing the slot from `A` (no failover since the migration began): `B`
 //!   answers `MOVED` to the owner only to a request without `ASKING`.
 //! - **ask-as-moved** (client): after `ASK A -> B` the next attempt went to `A` again, with no fault
-//!   at `B` to excuse it: the client took the `ASK` for a reason to refresh its map (or as a
-//!   `MOVED`) and never asked `B`.
+//!   at `B` to excuse it, and no `ASK` of the op was ever followed to its target: the client took
+//!   the `ASK` for a reason to refresh its map (or as a `MOVED`) and never asked `B`. A return to
+//!   `A` that the client then follows to `B` (redis-py resends a command redirected inside a
+//!   pipeline alone, by its map) is a detour, counted as a bounce.
 //! - **redirect-loop** (server, or unexplained when the client cannot be vouched for): a node
 //!   that had already sent the op away sent it away again, the same way, after the redirect chain
 //!   brought the client back to it: the nodes disagree on who serves the slot.
@@ -169,6 +171,19 @@ impl Shape {
     }
 }
 
+/// Whether the op, after some `ASK A -> B`, went to `B`: its next hop starts at `B`, or it was
+/// the last hop and `B` answered the op.
+fn asked_target(op: &Op) -> bool {
+    let hops = &op.redirects;
+    hops.iter().enumerate().any(|(i, h)| {
+        h.kind == RedirectKind::Ask
+            && match hops.get(i + 1) {
+                Some(next) => next.from == h.to,
+                None => op.node.as_deref() == Some(h.to.as_str()),
+            }
+    })
+}
+
 fn same_hop(a: &Redirect, b: &Redirect) -> bool {
     a.kind == b.kind && a.from == b.from && a.to == b.to && a.slot == b.slot
 }
@@ -225,7 +240,10 @@ impl Scene<'_> {
     /// breaks no rule.
     fn judge(&self, op: &Op, shape: &Shape) -> Option<(&'static str, Cause)> {
         let hops = &op.redirects;
-        if let Some(i) = shape.ask_return {
+        // A client that went back to the source but later sent the command to an `ASK` target
+        // (redis-py's pipelines resend a redirected command alone, by their map) took a detour:
+        // a bounce, not an `ASK` taken for a `MOVED`.
+        if let Some(i) = shape.ask_return.filter(|_| !asked_target(op)) {
             let (a, b) = (&hops[i - 1].from, &hops[i - 1].to);
             let why = format!(
                 "after ASK {a} -> {b} the client went back to {a} instead of sending ASKING and the \
