@@ -334,7 +334,10 @@ fn ask_as_moved() {
     assert_valid(&ok);
     assert!(ok.anomalies.is_empty(), "{ok}");
     // The detour (back to 7000 once, then on to 7001 with the second ASK) is a bounce.
-    assert_eq!(ok.redirect_analysis.as_ref().unwrap().stats.paths.bounces, 1);
+    assert_eq!(
+        ok.redirect_analysis.as_ref().unwrap().stats.paths.bounces,
+        1
+    );
     let a = only_redirect_anomaly("ask-as-moved-bad");
     assert_eq!(summary(&a), ("ask-as-moved", vec!["k"], vec![5]));
     // The return to 7000 after each ASK is drawn, not hidden.

@@ -240,7 +240,7 @@ impl Client {
             done[i] = Some((kind, value, execution));
         };
         match self.executor.as_mut() {
-            Some(executor) => executor.execute_pipeline_each(&items, &mut complete).await,
+            Some(executor) => executor.execute_pipeline(&items, &mut complete).await,
             None => {
                 let why = opening.err().unwrap_or_default();
                 let text = format!("opening the client: {why}");

@@ -96,25 +96,13 @@ impl Executor {
         }
     }
 
-    /// Sends every `(key, command)` of `items` at once (a pipeline) and reports each one's end,
-    /// in order. redis-rs and Codis routing have no pipelines: [`crate::WorkloadConfig::validate`]
-    /// refuses them, and here each command fails unsent.
-    pub async fn execute_pipeline(&mut self, items: &[(Vec<u8>, Cmd)]) -> Vec<Execution> {
-        let mut done: Vec<Option<Execution>> = vec![None; items.len()];
-        self.execute_pipeline_each(items, &mut |i, e| done[i] = Some(e))
-            .await;
-        let text = "the pipeline ended without this command";
-        let lost = |(e, (key, _)): (Option<Execution>, &(Vec<u8>, Cmd))| {
-            e.unwrap_or_else(|| Execution::unknown(key, text))
-        };
-        done.into_iter().zip(items).map(lost).collect()
-    }
-
-    /// As [`Executor::execute_pipeline`], telling `on_done` each command's end (its index and
-    /// execution) as soon as the client knows it, so that its completion is recorded then.
-    pub async fn execute_pipeline_each(&mut self, items: &[(Vec<u8>, Cmd)], on_done: OnDone<'_>) {
+    /// Sends every `(key, command)` of `items` at once (a pipeline), telling `on_done` each
+    /// command's end (its index and execution) as soon as the client knows it, so that its
+    /// completion is recorded then. redis-rs and Codis routing have no pipelines:
+    /// [`crate::WorkloadConfig::validate`] refuses them, and here each command fails unsent.
+    pub async fn execute_pipeline(&mut self, items: &[(Vec<u8>, Cmd)], on_done: OnDone<'_>) {
         let name = match self {
-            Executor::Router(router) => return router.execute_pipeline_each(items, on_done).await,
+            Executor::Router(router) => return router.execute_pipeline(items, on_done).await,
             Executor::External(client) => {
                 // The adapter answers a pipeline in one line: every end is known at once.
                 let done = client.pipeline(items).await;

@@ -23,23 +23,10 @@ type States = Vec<Option<Next>>;
 pub type OnDone<'a> = &'a mut (dyn FnMut(usize, Execution) + Send);
 
 impl Router {
-    /// Sends every `(key, command)` of `items` as one pipeline per node and returns one
-    /// [`Execution`] per item, in order; a redirected command is followed on its own.
-    pub async fn execute_pipeline(&mut self, items: &[(Vec<u8>, Cmd)]) -> Vec<Execution> {
-        let mut done: Vec<Option<Execution>> = vec![None; items.len()];
-        self.execute_pipeline_each(items, &mut |i, e| done[i] = Some(e))
-            .await;
-        let text = "the pipeline ended without this command";
-        let lost = |(e, (key, _)): (Option<Execution>, &(Vec<u8>, Cmd))| {
-            e.unwrap_or_else(|| Execution::unknown(key, text))
-        };
-        done.into_iter().zip(items).map(lost).collect()
-    }
-
-    /// As [`Router::execute_pipeline`], telling `on_done` each command's end as soon as it is
-    /// known: those answered in their node's batch when that batch's replies are read, the
+    /// Sends every `(key, command)` of `items` as one pipeline per node, a redirected command
+    /// followed on its own, and tells `on_done` each command's end as soon as it is known: those answered in their node's batch when that batch's replies are read, the
     /// redirected ones when their own trips end.
-    pub async fn execute_pipeline_each(&mut self, items: &[(Vec<u8>, Cmd)], on_done: OnDone<'_>) {
+    pub async fn execute_pipeline(&mut self, items: &[(Vec<u8>, Cmd)], on_done: OnDone<'_>) {
         let mut learn = false;
         for (key, cmd) in items {
             learn |= self
