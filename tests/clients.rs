@@ -68,7 +68,7 @@ fn counter_workload_is_valid_under_migrations_and_pauses() {
         let incrs = text.lines().filter(|l| l.contains(r#""f":"incr""#)).count();
         assert!(incrs > 100, "{server}: only {incrs} incr events");
         assert!(
-            text.contains(r#""key":"counter:"#),
+            text.contains(r#""key":"{counter:g"#),
             "{server}: counter keys"
         );
     }
@@ -150,6 +150,9 @@ fn redis_rs_counter_under_pauses_records_info_and_judges_resends() {
         "8",
         "--keys",
         "5",
+        // One slot a key, so that the keys spread over every master and each pause stalls some.
+        "--slots",
+        "0",
         "--rate",
         "1000",
         "--duration",
