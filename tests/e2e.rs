@@ -163,7 +163,8 @@ fn ok_ops(lines: &[Value]) -> Vec<(String, OkOp)> {
         let t = l["time"].as_u64().unwrap();
         match l["type"].as_str().unwrap() {
             "invoke" => {
-                open.insert(p, (t, l["key"].as_str().unwrap().to_string()));
+                // A multi-key op (`txn`, no key) is not rewritten: its key is empty.
+                open.insert(p, (t, l["key"].as_str().unwrap_or_default().to_string()));
             }
             "ok" => {
                 let (invoke, key) = open.remove(&p).unwrap();
@@ -174,7 +175,9 @@ fn ok_ops(lines: &[Value]) -> Vec<(String, OkOp)> {
                     value: l["value"].clone(),
                     line: i,
                 };
-                ops.push((key, op));
+                if !key.is_empty() {
+                    ops.push((key, op));
+                }
             }
             _ => {
                 open.remove(&p);

@@ -141,7 +141,7 @@ impl Default for WorkloadConfig {
             slots: 0,
             key_dist: KeyDist::Uniform,
             pipeline: 1,
-            multi_weight: 10,
+            multi_weight: 5,
             txn: TxnMode::Multi,
         }
     }
