@@ -309,7 +309,8 @@ impl Chooser<'_> {
     /// a time), else `None` and the next op is a single one.
     fn multi(&mut self, rng: &mut ChaCha8Rng) -> Option<usize> {
         let cfg = &self.shared.cfg;
-        let multi = cfg.kind == WorkloadKind::Register && cfg.slots > 0;
+        // A soak's windows (`epoch_ms`) are cut by each op's key, and a `txn` op has none.
+        let multi = cfg.kind == WorkloadKind::Register && cfg.slots > 0 && cfg.epoch_ms == 0;
         if !multi || cfg.multi_weight == 0 {
             return None;
         }
