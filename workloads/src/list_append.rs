@@ -109,10 +109,7 @@ async fn client_loop(
         } else {
             let group = cfg.key_names().same_slot(k, shared.keys.len());
             let mops = transaction(&mut p.rng, &shared.keys, &group, &next_value);
-            let op = txn::operation(&mops, cfg.txn);
-            p.client
-                .perform_txn(op, |reply| txn::complete(&mops, reply))
-                .await;
+            txn::perform(&mut p.client, &mops, cfg.txn).await;
         }
         tokio::task::yield_now().await;
     }

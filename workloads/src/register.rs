@@ -198,7 +198,7 @@ impl MultiOp {
 }
 
 /// One multi-key op on 2 to [`MULTI_KEYS_MAX`] keys of `k`'s group (nothing if it has one
-/// key), named in the current epoch like single ops; `seen` learns what an `ok` op left.
+/// key; never in a soak, whose windows need every op's key); `seen` learns what an `ok` op left.
 async fn multi_key(
     shared: &Shared,
     p: &mut Process,
@@ -206,14 +206,8 @@ async fn multi_key(
     seen: &mut [Option<u64>],
     fresh: &impl Fn() -> u64,
 ) {
-    let cfg = &shared.cfg;
-    let names = cfg.key_names();
-    let group = names.same_slot(k, shared.keys.len());
-    let epoch = (shared.recorder.now_ns() / 1_000_000).checked_div(cfg.epoch_ms);
-    let name = |i: usize| match epoch {
-        Some(e) => names.epoch_name(i, e),
-        None => shared.keys[i].clone(),
-    };
+    let group = shared.cfg.key_names().same_slot(k, shared.keys.len());
+    let name = |i: usize| shared.keys[i].clone();
     let Some((op, chosen)) = MultiOp::pick(&mut p.rng, &group, name, fresh) else {
         return;
     };
@@ -221,9 +215,7 @@ async fn multi_key(
         .client
         .perform_txn(op.operation(), |reply| op.complete(reply))
         .await;
-    // With epochs, a new epoch's keys start absent: the single ops reset `seen` on the next
-    // epoch change; a multi-key op leaves it alone then.
-    if kind == EventType::Ok && epoch.is_none() {
+    if kind == EventType::Ok {
         for (i, v) in op.seen(&chosen, &value) {
             seen[i] = v;
         }

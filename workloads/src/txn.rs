@@ -3,7 +3,7 @@
 //! value lists the micro-ops as Elle writes them (`["r", k, v]`, `["w", k, v]`,
 //! `["append", k, v]`).
 
-use crate::client::{Completion, TxnOperation, TxnRequest};
+use crate::client::{Client, Completion, TxnOperation, TxnRequest};
 use checker::Batch;
 use redis::{Cmd, Value};
 use serde_json::{json, Value as Json};
@@ -162,6 +162,14 @@ pub(crate) fn operation(mops: &[Micro], mode: TxnMode) -> TxnOperation<'_> {
         request,
         batch: Some(mode.batch()),
     }
+}
+
+/// Sends `mops` as one transaction the way `mode` says, and records it as one `txn` op: the one
+/// way the Elle workloads send a transaction.
+pub(crate) async fn perform(client: &mut Client, mops: &[Micro], mode: TxnMode) {
+    client
+        .perform_txn(operation(mops, mode), |reply| complete(mops, reply))
+        .await;
 }
 
 /// One micro-op sent alone as a plain command, recorded as a one-micro-op `txn` (a register
