@@ -171,11 +171,12 @@ impl Shape {
     }
 }
 
-/// Whether the op, after some `ASK A -> B`, went to `B`: its next hop starts at `B`, or it was
-/// the last hop and `B` answered the op.
-fn asked_target(op: &Op) -> bool {
+/// Whether the op, after its return to the source at hop `from` (or later), followed some
+/// `ASK A -> B` to `B`: that hop's next hop starts at `B`, or it was the last hop and `B`
+/// answered the op. An `ASK` followed before the return excuses nothing after it.
+fn asked_target(op: &Op, from: usize) -> bool {
     let hops = &op.redirects;
-    hops.iter().enumerate().any(|(i, h)| {
+    hops.iter().enumerate().skip(from).any(|(i, h)| {
         h.kind == RedirectKind::Ask
             && match hops.get(i + 1) {
                 Some(next) => next.from == h.to,
@@ -243,7 +244,7 @@ impl Scene<'_> {
         // A client that went back to the source but later sent the command to an `ASK` target
         // (redis-py's pipelines resend a redirected command alone, by their map) took a detour:
         // a bounce, not an `ASK` taken for a `MOVED`.
-        if let Some(i) = shape.ask_return.filter(|_| !asked_target(op)) {
+        if let Some(i) = shape.ask_return.filter(|&i| !asked_target(op, i)) {
             let (a, b) = (&hops[i - 1].from, &hops[i - 1].to);
             let why = format!(
                 "after ASK {a} -> {b} the client went back to {a} instead of sending ASKING and the \
@@ -419,6 +420,44 @@ mod tests {
     fn shape(table: &str) -> Turns {
         let s = Shape::of(&hops(table));
         (s.ask_moved, s.ask_return, s.looped, s.broke)
+    }
+
+    /// The op of a history of one invoke and one `ok` at `node` with `table`'s hops.
+    fn op_at(table: &str, node: &str) -> Op {
+        let mut done = crate::history::Event::new(
+            crate::history::EventType::Ok,
+            crate::history::Process::Client(1),
+            "read",
+            serde_json::Value::Null,
+            2,
+        );
+        done.key = Some("k".into());
+        done.node = Some(node.into());
+        done.redirects = hops(table);
+        let mut invoke = done.clone();
+        invoke.kind = crate::history::EventType::Invoke;
+        invoke.time = 1;
+        invoke.redirects.clear();
+        let history = History {
+            events: vec![invoke, done],
+            ..History::default()
+        };
+        crate::op::Ops::from_history(&history)
+            .unwrap()
+            .ops
+            .remove(0)
+    }
+
+    #[test]
+    fn only_an_ask_followed_after_the_return_excuses_it() {
+        // redis-py's detour: back to a once, then the second ASK is followed to b.
+        assert!(asked_target(&op_at("ask a b; ask a b", "b"), 1));
+        // Never at b: the ASK was taken for a MOVED.
+        assert!(!asked_target(&op_at("ask a b; ask a b", "a"), 1));
+        // An ASK followed before the return (b sent it back) excuses no later return.
+        let later = op_at("ask a b; moved b a; ask a b; ask a b", "a");
+        assert!(asked_target(&later, 0));
+        assert!(!asked_target(&later, 3));
     }
 
     #[test]
