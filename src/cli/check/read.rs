@@ -159,8 +159,9 @@ fn header_model(first: &str) -> Option<ModelKind> {
         return None;
     }
     let workload = line.get("workload")?.as_str()?;
-    if workload == workloads::WorkloadKind::RwRegister.name() {
-        return Some(ModelKind::Txn);
+    // A run's workload is checked as the run checks it; other names are models.
+    if let Some(kind) = workloads::WorkloadKind::parse(workload) {
+        return Some(slotcheck::run::model_of(kind));
     }
     match workload.parse().ok()? {
         ModelKind::ListAppend | ModelKind::Set => Some(ModelKind::Txn),
