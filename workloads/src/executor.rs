@@ -125,13 +125,7 @@ impl Executor {
     /// workload is configured ([`crate::WorkloadConfig::validate`]); here they fail, sending
     /// nothing.
     pub async fn execute_txn(&mut self, key: &[u8], cmds: &[Cmd]) -> Execution {
-        let refused = |why: &str| Execution {
-            result: Err(crate::router::OpError::Fail(why.to_string())),
-            node: String::new(),
-            slot: crate::slot::key_slot(key),
-            redirects: Vec::new(),
-            gave_up: None,
-        };
+        let refused = |why: &str| Execution::failed(key, why);
         match self {
             Executor::Router(router) => router.execute_txn(key, cmds).await,
             Executor::RedisRs(_) => refused("the redis-rs client does not run MULTI/EXEC"),

@@ -42,12 +42,7 @@ impl Router {
             // Best effort, as for `execute`.
             let _ = self.refresh_slot_map().await;
         }
-        let mut trip = Trip {
-            slot,
-            redirects: Vec::new(),
-            backoff_ms: self.config.backoff_ms_first,
-            resent: 0,
-        };
+        let mut trip = Trip::new(slot, self.config.backoff_ms_first);
         let mut next: Hop = match self.owner(slot).await {
             Ok(addr) => (addr, None),
             Err(e) => return trip.finish(Err(OpError::Fail(e)), String::new()),
@@ -133,13 +128,28 @@ fn txn_reply(mut replies: Vec<Result<Value, RedisError>>) -> TxnReply {
     let Some(exec) = replies.pop() else {
         return TxnReply::Lost("no reply to the transaction".into());
     };
-    // A redirect met by `MULTI` or a queued command, else `EXEC`'s own.
+    if let Ok(Value::Array(values)) = exec {
+        // EXEC ran the transaction, whatever the queued replies said.
+        return TxnReply::Exec(Value::Array(values));
+    }
+    // `MULTI` not answered `OK`, or a command answered other than `QUEUED` or an error: the
+    // commands may have run outside a transaction, so the op may have happened.
+    let (multi, queued) = replies
+        .split_first()
+        .map_or((None, &[][..]), |(m, q)| (Some(m), q));
+    let ran_alone = !matches!(multi, Some(Ok(Value::Okay)))
+        || queued
+            .iter()
+            .any(|r| matches!(r, Ok(v) if *v != Value::SimpleString("QUEUED".into())));
+    if ran_alone {
+        return TxnReply::Lost("MULTI or a queued command was not answered as queued".into());
+    }
+    // A redirect met by a queued command, else `EXEC`'s own.
     let queued_error = replies.iter().find_map(|r| r.as_ref().err());
     if let Some(err) = queued_error.filter(|e| is_redirect(e)) {
         return TxnReply::Refused(err.clone(), error_text(err));
     }
     match exec {
-        Ok(Value::Array(values)) => TxnReply::Exec(Value::Array(values)),
         Ok(Value::Nil) => {
             let text = "EXEC answered nil: the transaction was discarded".to_string();
             let err = RedisError::from((
@@ -225,6 +235,16 @@ mod tests {
                 );
             }
             other => panic!("{other:?}"),
+        }
+        // MULTI refused, or a command answered as if run on its own: it may have applied.
+        let nested = Err(err("ERR MULTI calls can not be nested"));
+        let alone = Ok(Value::Int(1));
+        for replies in [
+            vec![nested, queued(), abort()],
+            vec![Ok(Value::Okay), alone, abort()],
+        ] {
+            let r = txn_reply(replies);
+            assert!(matches!(r, TxnReply::Lost(_)), "{r:?}");
         }
     }
 }
