@@ -277,15 +277,24 @@ impl BugState {
 
     /// The op's execution as the client reports it: as it ended, unless
     /// `tryagain-as-fail-after-apply` turns a success after a `TRYAGAIN` hop into a `fail`.
-    pub(crate) fn finished(&self, mut done: Execution) -> Execution {
-        let retried = done
-            .redirects
-            .iter()
-            .any(|h| h.kind == RedirectKind::TryAgain);
-        if self.bug == Some(ClientBug::TryagainAsFailAfterApply) && retried && done.result.is_ok() {
-            done.result = Err(OpError::Fail(TRYAGAIN_TEXT.into()));
+    pub(crate) fn finished(&self, done: Execution) -> Execution {
+        (self.finisher())(done)
+    }
+
+    /// [`Self::finished`] as a value of its own, for paths that report ops through a callback
+    /// (pipelines) while the router is borrowed.
+    pub(crate) fn finisher(&self) -> impl Fn(Execution) -> Execution + Send + Copy {
+        let bug = self.bug;
+        move |mut done: Execution| {
+            let retried = done
+                .redirects
+                .iter()
+                .any(|h| h.kind == RedirectKind::TryAgain);
+            if bug == Some(ClientBug::TryagainAsFailAfterApply) && retried && done.result.is_ok() {
+                done.result = Err(OpError::Fail(TRYAGAIN_TEXT.into()));
+            }
+            done
         }
-        done
     }
 
     /// Whether an `ASK` makes the router refresh its slot map and resend to the owner it names

@@ -24,9 +24,14 @@ pub type OnDone<'a> = &'a mut (dyn FnMut(usize, Execution) + Send);
 
 impl Router {
     /// Sends every `(key, command)` of `items` as one pipeline per node, a redirected command
-    /// followed on its own, and tells `on_done` each command's end as soon as it is known: those answered in their node's batch when that batch's replies are read, the
-    /// redirected ones when their own trips end.
+    /// followed on its own, and tells `on_done` each command's end as soon as it is known: those
+    /// answered in their node's batch when that batch's replies are read, the redirected ones when
+    /// their own trips end.
     pub async fn execute_pipeline(&mut self, items: &[(Vec<u8>, Cmd)], on_done: OnDone<'_>) {
+        // Every end goes out as the client reports it, as for a single op.
+        let finished = self.bugs.finisher();
+        let mut reported = |i: usize, done: Execution| on_done(i, finished(done));
+        let on_done: OnDone<'_> = &mut reported;
         let mut learn = false;
         for (key, cmd) in items {
             learn |= self

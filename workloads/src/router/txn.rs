@@ -161,13 +161,13 @@ fn txn_reply(mut replies: Vec<Result<Value, RedisError>>) -> TxnReply {
         }
         Ok(other) => TxnReply::Lost(format!("EXEC answered {other:?}")),
         Err(err) => {
-            let text = match queued_error {
-                // EXECABORT: say why, from the queued command that was refused.
-                Some(q) if !is_redirect(&err) => {
-                    format!("{} ({})", error_text(&err), error_text(q))
-                }
-                _ => error_text(&err),
-            };
+            if let Some(q) = queued_error.filter(|_| !is_redirect(&err)) {
+                // EXECABORT: nothing ran. The queued command's refusal decides (a `READONLY`
+                // there is the failover signal), and the text says both.
+                let text = format!("{} ({})", error_text(&err), error_text(q));
+                return TxnReply::Refused(q.clone(), text);
+            }
+            let text = error_text(&err);
             if matches!(err.kind(), ErrorKind::Server(_) | ErrorKind::Extension) {
                 TxnReply::Refused(err, text)
             } else {
@@ -225,12 +225,25 @@ mod tests {
         );
         // Another refusal: EXECABORT with the queued command's reason.
         let cross = Err(err("CROSSSLOT Keys in request don't hash to the same slot"));
-        let r = txn_reply(vec![ok, cross, abort()]);
+        let r = txn_reply(vec![ok.clone(), cross, abort()]);
         match r {
             TxnReply::Refused(e, text) => {
                 assert!(!is_redirect(&e));
                 assert!(
                     text.starts_with("EXECABORT") && text.contains("CROSSSLOT"),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // A demoted master refuses the queued write: READONLY decides, so the router learns of
+        // the failover (EXECABORT alone would hide it).
+        let readonly = Err(err("READONLY You can't write against a read only replica."));
+        match txn_reply(vec![ok, readonly, abort()]) {
+            TxnReply::Refused(e, text) => {
+                assert_eq!(e.kind(), ErrorKind::Server(ServerErrorKind::ReadOnly));
+                assert!(
+                    text.contains("EXECABORT") && text.contains("READONLY"),
                     "{text}"
                 );
             }
