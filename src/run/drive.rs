@@ -84,6 +84,7 @@ pub async fn finish<F: Family>(
     let stats = driving.workload.await.context("workload task")??;
     F::Nemesis::report(&summary);
     tracing::info!(?stats, "workload done");
+    run.extra_keys = stats.extra_keys;
     *run.family.summary() = summary;
     Ok(())
 }

@@ -22,13 +22,14 @@ pub async fn heal(run: &mut Run) -> Result<(), NemesisError> {
 
 /// Reads every key of the workload once more, recorded like any other op.
 pub async fn read_back<S: ServerFamily, F>(run: &Run<S, F>) -> Result<()> {
-    let keys = run.cfg.keys;
+    let keys = run.cfg.keys + run.extra_keys.len();
     status(&format!("Reading every key once more ({keys} keys)"));
     let reading = crate::term::spinner(&format!("final reads of {keys} keys"));
     let read = final_reads(
         &run.workload,
         ServerFamily::seeds(&*run.cluster),
         run.recorder.clone(),
+        &run.extra_keys,
     )
     .await;
     reading.finish_and_clear();

@@ -64,6 +64,8 @@ pub struct Run<S = Cluster, F = ClusterRun> {
     pub healed: bool,
     /// What verify found on the healed servers (after [`verify`]; `None` when it did not run).
     pub verified: Option<Vec<checker::Anomaly>>,
+    /// Keys the workload used beyond its named keys (after [`drive`]), for the final reads.
+    pub extra_keys: Vec<String>,
     /// What only this family's runs carry.
     pub family: F,
 }
@@ -100,6 +102,7 @@ impl Run {
             interrupted: false,
             healed: false,
             verified: None,
+            extra_keys: Vec::new(),
             family: ClusterRun {
                 partitioner: started.partitioner,
                 schedule: started.schedule,

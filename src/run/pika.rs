@@ -181,6 +181,7 @@ fn record(cfg: &RunConfig, cluster: &Arc<PikaCluster>) -> Result<Run<PikaCluster
         interrupted: false,
         healed: true,
         verified: None,
+        extra_keys: Vec::new(),
         family: PikaRun {
             table,
             plan,

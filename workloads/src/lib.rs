@@ -22,7 +22,8 @@
 //!     timer.cancel();
 //! });
 //! let mut stats = run_register(&cfg, seeds.clone(), recorder.clone(), stop).await?;
-//! stats.merge(&final_reads(&cfg, seeds, recorder.clone()).await?);
+//! let extra = stats.extra_keys.clone();
+//! stats.merge(&final_reads(&cfg, seeds, recorder.clone(), &extra).await?);
 //! recorder.close()?;
 //! # Ok(()) }
 //! ```

@@ -15,6 +15,9 @@ pub struct WorkloadStats {
     pub ops_info: u64,
     /// Hops followed, by kind (kinds never seen are absent).
     pub redirects: BTreeMap<RedirectKind, u64>,
+    /// Keys the workload used beyond its named keys (list-append's later key generations),
+    /// which the final reads read too.
+    pub extra_keys: Vec<String>,
 }
 
 impl WorkloadStats {
@@ -39,6 +42,7 @@ impl WorkloadStats {
         for (kind, n) in &other.redirects {
             *self.redirects.entry(*kind).or_default() += n;
         }
+        self.extra_keys.extend(other.extra_keys.iter().cloned());
     }
 
     /// Completed operations of every type.

@@ -228,12 +228,14 @@ fn pacer(cfg: &WorkloadConfig, rng: &mut ChaCha8Rng) -> Option<tokio::time::Inte
     Some(ticker)
 }
 
-/// Reads every key once (retrying up to [`FINAL_READ_ATTEMPTS_MAX`] times until a read is
-/// `ok`), with process numbers from [`FINAL_READ_PROCESS_BASE`], so lost writes show up.
+/// Reads every key once, the workload's named keys and then `extra_keys` (what the workload's
+/// stats named), retrying up to [`FINAL_READ_ATTEMPTS_MAX`] times until a read is `ok`, with
+/// process numbers from [`FINAL_READ_PROCESS_BASE`], so lost writes show up.
 pub async fn final_reads(
     cfg: &WorkloadConfig,
     seeds: Vec<String>,
     recorder: Recorder,
+    extra_keys: &[String],
 ) -> Result<WorkloadStats, WorkloadError> {
     let readers = cfg.clients.min(cfg.keys).max(1);
     let first_free = FINAL_READ_PROCESS_BASE + readers as u64;
@@ -244,7 +246,9 @@ pub async fn final_reads(
         client: ClientChoice::Slotcheck,
         ..cfg.clone()
     };
-    let shared = Arc::new(Shared::new(cfg, seeds, recorder, first_free).await?);
+    let mut shared = Shared::new(cfg, seeds, recorder, first_free).await?;
+    shared.keys.extend(extra_keys.iter().cloned());
+    let shared = Arc::new(shared);
     let mut tasks = JoinSet::new();
     for reader in 0..readers {
         let shared = shared.clone();

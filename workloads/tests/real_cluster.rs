@@ -342,7 +342,7 @@ async fn register_history_under_migration() {
         .unwrap();
     timer.await.unwrap();
     let moves = migrator.await.unwrap();
-    let finals = final_reads(&cfg, seeds.clone(), recorder.clone())
+    let finals = final_reads(&cfg, seeds.clone(), recorder.clone(), &stats.extra_keys)
         .await
         .unwrap();
     stats.merge(&finals);
