@@ -102,13 +102,30 @@ impl Client {
         let process = Process::Client(self.process);
         self.recorder.record(invocation(process, &op));
         let execution = self.execute(op.key.as_bytes(), &op.cmd).await;
-        let (kind, value, done) = completion(process, op, &execution, interpret);
+        let head = (op.f, Some(op.key), op.value);
+        let (kind, value) = self.ended(process, head, None, &execution, interpret);
+        (kind, value, execution)
+    }
+
+    /// Records how the op `head` of `process` ended (marked `batch`), counts it, and retires
+    /// the process after an `info`: the common end of [`Client::perform`] and
+    /// [`Client::perform_txn`].
+    fn ended(
+        &mut self,
+        process: Process,
+        head: (&str, Option<&str>, Json),
+        batch: Option<Batch>,
+        execution: &Execution,
+        interpret: impl FnOnce(Value) -> Completion,
+    ) -> (EventType, Json) {
+        let (kind, value, mut done) = completion_of(process, head, execution, interpret);
+        done.batch = batch;
         self.recorder.record(done);
         self.stats.count(kind, &execution.redirects);
         if kind == EventType::Info {
             self.retire();
         }
-        (kind, value, execution)
+        (kind, value)
     }
 
     /// Executes on the executor, opening it first if need be; a client that cannot be opened
@@ -303,13 +320,7 @@ impl Client {
             },
         };
         let head = ("txn", None, op.value);
-        let (kind, value, mut done) = completion_of(process, head, &execution, interpret);
-        done.batch = op.batch;
-        self.recorder.record(done);
-        self.stats.count(kind, &execution.redirects);
-        if kind == EventType::Info {
-            self.retire();
-        }
+        let (kind, value) = self.ended(process, head, op.batch, &execution, interpret);
         (kind, value, execution)
     }
 }
