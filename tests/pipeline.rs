@@ -141,6 +141,16 @@ fn pipelines_are_refused_where_they_cannot_run() {
             ],
             "not supported with --client redis-rs",
         ),
+        (
+            &[
+                "clients",
+                "--workload",
+                "list-append",
+                "--client",
+                "slotcheck,redis-rs",
+            ],
+            "redis-rs client does not run MULTI/EXEC",
+        ),
     ];
     for (args, want) in cases {
         let out = support::slotcheck()

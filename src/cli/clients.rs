@@ -10,7 +10,6 @@ use slotcheck::nemesis::failover::FailoverChoice;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use workloads::ClientChoice;
 
 /// Flags of `slotcheck clients`.
 #[derive(clap::Args, Debug)]
@@ -30,7 +29,8 @@ pub struct ClientsArgs {
     /// Length of each run.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// Workload: register, counter or cas-register.
+    /// Workload: register, counter, cas-register, list-append or rw-register (the last two
+    /// leave redis-rs out of the default client list: it runs no MULTI/EXEC).
     #[arg(long, default_value = "register", value_parser = parse_workload)]
     workload: workloads::WorkloadKind,
     /// First seed; run i of every cell uses seed + i.
@@ -48,7 +48,8 @@ pub struct ClientsArgs {
     #[arg(long, default_value = "default")]
     failover: FailoverChoice,
     /// Logical processes per client whose ops go out together as one pipeline (1: none); the
-    /// default client list then leaves out redis-rs, whose pipelines are not under test.
+    /// default client list then leaves out redis-rs, whose pipelines are not under test (as it
+    /// leaves out any client the workload cannot run through).
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
 }
@@ -72,24 +73,41 @@ pub fn run(args: ClientsArgs) -> Result<ExitCode> {
     })
     .context("--server")?;
     let named = args.client.is_some();
-    let mut clients = list(
+    let clients = list(
         &args.client.unwrap_or_else(|| CLIENT_NAMES.join(",")),
         parse_client,
     )
     .context("--client")?;
-    clients.retain(|c| named || args.pipeline <= 1 || *c != ClientChoice::RedisRs);
-    for client in &clients {
+    // A client the workload cannot run through (redis-rs and pipelines or MULTI/EXEC) is an
+    // error when named, and left out of the default list.
+    let mut refused = Vec::new();
+    let mut kept = Vec::new();
+    for client in clients {
         let cfg = workloads::WorkloadConfig {
             kind: args.workload,
             client: client.clone(),
             pipeline: args.pipeline,
             ..Default::default()
         };
-        if let Some(why) = cfg.pipeline_refused() {
-            let why = format!("--pipeline {}: {why}", args.pipeline);
-            return Err(slotcheck::input::BadInput::flag(why).into());
+        let why = match cfg.pipeline_refused() {
+            Some(why) => Some(format!("--pipeline {}: {why}", args.pipeline)),
+            None => cfg.validate().err().map(|e| e.to_string()),
+        };
+        match why {
+            Some(why) if named => return Err(slotcheck::input::BadInput::flag(why).into()),
+            Some(_) => refused.push(client.name().to_string()),
+            None => kept.push(client),
         }
     }
+    if !refused.is_empty() {
+        slotcheck::term::status(&format!(
+            "Leaving out {}: the {} workload cannot run through {}",
+            refused.join(", "),
+            args.workload.name(),
+            if refused.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    let clients = kept;
     let scenarios = list(
         &args
             .scenario
