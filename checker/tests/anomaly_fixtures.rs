@@ -616,9 +616,8 @@ fn dirty_update_proof_and_data() {
     let a = &bad.anomalies[1];
     assert_eq!(a.data["values"], json!([1, 2]));
     assert!(
-        a.explanation.contains(
-            "T1 failed, and T2, which committed, appended 2 on top of T1's aborted append"
-        ),
+        a.explanation
+            .contains("has [1 2]: T1's append of 1, then, right after it, T2's append of 2"),
         "{}",
         a.explanation
     );

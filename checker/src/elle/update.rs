@@ -197,16 +197,16 @@ impl AnomalyBuilder<'_> {
         let k = self.key(key);
         let (first, last) = (values[0], values[values.len() - 1]);
         let between = if values.len() > 2 {
-            " (the appends between are of unknown outcome)"
+            " past appends of unknown outcome"
         } else {
-            ""
+            " right"
         };
         self.build(
             "dirty-update",
             key,
             &[from, to],
             format!(
-                "{}\nThen:\n  - In the version order of {k:?}, read as a whole by its longest read, T1 appended {first}, then {} follow{between}.\n  - However, T1 failed, and T2, which committed, appended {last} on top of T1's aborted append: a committed update built on an aborted one, a contradiction!",
+                "{}\nThen:\n  - The version order of {k:?}, from its longest read, has {}: T1's append of {first}, then,{between} after it, T2's append of {last}.\n  - However, T1 failed and T2 committed: T2's update built on an aborted one (a dirty update), a contradiction!",
                 self.legend(&[from, to]),
                 list(values),
             ),
