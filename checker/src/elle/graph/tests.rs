@@ -260,3 +260,35 @@ fn each_family_reports_its_least_class() {
     "#;
     assert_eq!(classes(&cycles(bad)), ["G0", "G-single-item"]);
 }
+
+#[test]
+fn elle_s_contradictory_orders_and_duplicates_are_g1c() {
+    // Elle's checker-test "contradictory read orders" ([:G1c :incompatible-order]): x's order
+    // is [1 2 3] (the read of [1 3] disagrees), so t1 -ww-> t2 -ww-> t3, and t1 read t3's y.
+    let contradictory = r#"
+        0  invoke txn - [["append","x",1],["r","y",null]]   @10
+        1  invoke txn - [["append","x",2]]                  @11
+        2  invoke txn - [["append","x",3],["append","y",1]] @12
+        3  invoke txn - [["r","x",null]]                    @13
+        4  invoke txn - [["r","x",null]]                    @14
+        0  ok     txn - [["append","x",1],["r","y",[1]]]    @20
+        1  ok     txn - [["append","x",2]]                  @21
+        2  ok     txn - [["append","x",3],["append","y",1]] @22
+        3  ok     txn - [["r","x",[1,3]]]                   @23
+        4  ok     txn - [["r","x",[1,2,3]]]                 @24
+    "#;
+    let found = cycles(contradictory);
+    assert_eq!(classes(&found), ["G1c"]);
+    assert_eq!(found[0].events.len(), 3);
+    // Elle's "duplicated elements" ([:G1c :duplicate-elements]): the repeat of 1 in [1 2 1]
+    // adds no edge, but 1 -> 2 (ww) and t2's y read by t1 (wr) close a cycle.
+    let duplicated = r#"
+        0  invoke txn - [["append","x",1],["r","y",null]]   @10
+        1  invoke txn - [["append","x",2],["append","y",1]] @11
+        2  invoke txn - [["r","x",null]]                    @12
+        0  ok     txn - [["append","x",1],["r","y",[1]]]    @20
+        1  ok     txn - [["append","x",2],["append","y",1]] @21
+        2  ok     txn - [["r","x",[1,2,1]]]                 @22
+    "#;
+    assert_eq!(classes(&cycles(duplicated)), ["G1c"]);
+}
