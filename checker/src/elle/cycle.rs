@@ -118,7 +118,10 @@ fn reason(step: &Step, a: &str, b: &str, process: u64) -> String {
             (Some(last), true) => format!(
                 "{a} observed {key} ending in {last}, without {b}'s append of {value}{never}"
             ),
-            (None, _) => format!("{a} observed {key} empty, without {b}'s append of {value}{never}"),
+            (None, false) => format!("{a} observed {key} empty, without {b}'s append of {value}"),
+            (None, true) => format!(
+                "{a} observed {key} empty, without {b}'s append of {value} (which no read ever saw)"
+            ),
         },
         EdgeKind::Realtime => format!("{a} completed before {b} began"),
         EdgeKind::Process => format!("process {process} executed {a} before {b}"),

@@ -178,13 +178,16 @@ impl AnomalyBuilder<'_> {
     fn lost_update(&self, key: Key, version: &Version, ts: &[u32]) -> Anomaly {
         let k = self.key(key);
         let names: Vec<String> = (1..=ts.len()).map(|i| format!("T{i}")).collect();
-        let names = names.join(", ");
+        let (names, all) = match names.len() {
+            2 => (names.join(" and "), "both"),
+            _ => (names.join(", "), "all"),
+        };
         self.build(
             "lost-update",
             key,
             ts,
             format!(
-                "{}\nThen:\n  - {names} all committed, all read {k:?} = {} before updating it, and all then updated {k:?}.\n  - However, in any serial order the later of any two of them must have read the earlier one's update, not {}: one of the updates is lost, a contradiction!",
+                "{}\nThen:\n  - {names} {all} committed, {all} read {k:?} = {} before updating it, and {all} then updated {k:?}.\n  - However, in any serial order the later of any two of them must have read the earlier one's update, not {}: one of the updates is lost, a contradiction!",
                 self.legend(ts),
                 version.text(),
                 version.text(),

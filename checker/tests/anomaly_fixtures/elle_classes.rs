@@ -111,3 +111,19 @@ fn g_nonadjacent_item() {
         );
     }
 }
+
+#[test]
+fn lost_update_proof_and_data() {
+    let bad = elle("lost-update-bad");
+    let a = &bad.anomalies[0];
+    assert_eq!(a.data["value"], json!([0]));
+    assert!(
+        a.explanation
+            .contains("T1 and T2 both committed, both read \"{t}x\" = [0] before updating it"),
+        "{}",
+        a.explanation
+    );
+    // The G2-item's rw edges go to appends no read saw.
+    let steps = bad.anomalies[1].data["cycle"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["unread"] == true), "{bad}");
+}
