@@ -149,11 +149,15 @@ impl<'g> Component<'g> {
                 if self.stamp[next as usize] == generation {
                     continue;
                 }
-                self.stamp[next as usize] = generation;
                 self.parent[next as usize] = (s, e.id());
                 if next == target {
-                    return Ok(self.walk_back(start, next, depth));
+                    match self.walk_back(start, next, depth) {
+                        Some(path) => return Ok(Some(path)),
+                        // Not a simple cycle: leave the target open to a later, simple walk.
+                        None => continue,
+                    }
                 }
+                self.stamp[next as usize] = generation;
                 if t == to {
                     // Only the target state may end at `to`; never walk through it.
                     continue;
