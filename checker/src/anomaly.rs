@@ -1,6 +1,6 @@
 //! An anomaly: one violation found by graph or list analysis (Elle's `:anomalies`), as data.
 //!
-//! Classes use the literature's names (`G0`, `G1a`, `G1b`, `G1c`, `G-single`, `G2-item`,
+//! Classes use the literature's names, as Elle spells them (`G0`, `G1a`, `G1b`, `G1c`, `G-single-item`, `G2-item`,
 //! `incompatible-order`, `duplicate-elements`, `garbage-read`, `lost-write`, ...). Each anomaly
 //! names the keys and the ops (events) it involves, a prose `explanation`, and structured `data`
 //! (the cycle's steps, the reads that disagree, ...). Other analyses (e.g. redirect-aware

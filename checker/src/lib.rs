@@ -201,7 +201,8 @@ pub fn check(
 }
 
 /// Checks a list-append, set or `txn` history for anomalies Elle-style (`G0`, `G1a`, `G1b`,
-/// `G1c`, `G-single`, `G2-item`, `incompatible-order`, `lost-write`, ...), plus per-key
+/// `G1c`, `G-single-item`, `G-nonadjacent-item`, `G2-item`, `internal`, `lost-update`,
+/// `incompatible-order`, `lost-write`, ...), plus per-key
 /// linearizability for single-key list-append and set histories; see [`elle`].
 pub fn check_elle(history: &History, opts: &CheckOptions) -> Result<Report, CheckError> {
     elle::check(history, opts)

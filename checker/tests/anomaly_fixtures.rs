@@ -11,6 +11,10 @@ use checker::{
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
+/// Elle's classes beyond the classic cycles, in the shapes of Elle's own tests.
+#[path = "anomaly_fixtures/elle_classes.rs"]
+mod elle_classes;
+
 /// Reads a fixture: it has a header, no warnings, and every `slot` it names is its key's.
 fn load(name: &str) -> History {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -159,10 +163,27 @@ fn list_append_lost_write() {
     assert_valid(&elle("list-append-lost-write-ok"));
     let bad = elle("list-append-lost-write-bad");
     // Append 2 (line 4) is in neither final read (lines 8, 9).
-    let a = only(&bad);
+    let a = &bad.anomalies[0];
     assert_eq!(summary(a), ("lost-write", vec!["l"], vec![4, 8, 9]));
     assert_eq!(a.data["element"], 2);
     assert_eq!(explained(&bad)[0].0, "l");
+    // Never read, 2 is placed after the longest read [1 3], as Elle places unobserved writes:
+    // after 3 (ww), though it completed before 3 began (G0-realtime), and missed by process 1's
+    // own later read of [1 3] (rw; G-single-item-process). Elle, whose real-time graph holds
+    // process order, names the second G-single-item-realtime.
+    let cycles: Vec<_> = bad.anomalies[1..].iter().map(summary).collect();
+    assert_eq!(
+        cycles,
+        [
+            ("G-single-item-process", vec!["l"], vec![4, 9]),
+            ("G0-realtime", vec!["l"], vec![4, 6]),
+        ],
+        "{bad}"
+    );
+    assert_eq!(
+        cycle(&bad.anomalies[2]),
+        [(4, 6, "realtime", "-"), (6, 4, "ww", "l")]
+    );
 }
 
 #[test]
@@ -197,15 +218,15 @@ fn garbage_read() {
 
 #[test]
 fn g_single_realtime() {
-    assert_valid(&elle("G-single-realtime-ok"));
-    let bad = elle("G-single-realtime-bad");
+    assert_valid(&elle("G-single-item-realtime-ok"));
+    let bad = elle("G-single-item-realtime-bad");
     assert_eq!(bad.valid, Validity::Invalid, "{bad}");
     let found: Vec<_> = bad.anomalies.iter().map(summary).collect();
     assert_eq!(
         found,
         [
             ("stale-read", vec!["l"], vec![2, 4]),
-            ("G-single-realtime", vec!["l"], vec![2, 4]),
+            ("G-single-item-realtime", vec!["l"], vec![2, 4]),
         ],
         "{bad}"
     );
@@ -232,9 +253,15 @@ fn g1b() {
     assert_valid(&elle("G1b-ok"));
     let bad = elle("G1b-bad");
     // The read (line 3) ends in 1, which the transaction at line 2 followed with 2.
-    let a = only(&bad);
+    let a = &bad.anomalies[0];
     assert_eq!(summary(a), ("G1b", vec!["{t}x"], vec![3, 2]));
     assert_eq!(a.data["element"], 1);
+    // As in Elle's checker-test ("G1b": [:G-single-item :G1b]): 2 was never read, so it came
+    // after 1, and the read of [1] missed it (rw) while observing 1 (wr).
+    let b = &bad.anomalies[1];
+    assert_eq!(bad.anomalies.len(), 2, "{bad}");
+    assert_eq!(summary(b), ("G-single-item", vec!["{t}x"], vec![2, 3]));
+    assert_eq!(cycle(b), [(2, 3, "wr", "{t}x"), (3, 2, "rw", "{t}x")]);
 }
 
 #[test]
@@ -268,10 +295,13 @@ fn g1c() {
 
 #[test]
 fn g_single() {
-    assert_valid(&elle("G-single-ok"));
-    let bad = elle("G-single-bad");
+    assert_valid(&elle("G-single-item-ok"));
+    let bad = elle("G-single-item-bad");
     let a = only(&bad);
-    assert_eq!(summary(a), ("G-single", vec!["{t}x", "{t}y"], vec![2, 3]));
+    assert_eq!(
+        summary(a),
+        ("G-single-item", vec!["{t}x", "{t}y"], vec![2, 3])
+    );
     assert_eq!(cycle(a), [(2, 3, "wr", "{t}x"), (3, 2, "rw", "{t}y")]);
     assert!(a
         .explanation
@@ -495,7 +525,7 @@ fn process_variants() {
             vec![(2, 4, "process", "-"), (4, 2, "wr", "l")],
         ),
         (
-            "G-single-process",
+            "G-single-item-process",
             vec!["l"],
             vec![2, 4],
             vec![(2, 4, "process", "-"), (4, 2, "rw", "l")],
@@ -521,7 +551,8 @@ fn process_variants() {
         assert_eq!(summary(a), (name, keys, lines), "{bad}");
         assert_eq!(cycle(a), steps, "{name}");
         // Process 0's read (line 4) also missed its own acknowledged append (line 2).
-        let also = (name == "G-single-process").then_some(("stale-read", vec!["l"], vec![2, 4]));
+        let also =
+            (name == "G-single-item-process").then_some(("stale-read", vec!["l"], vec![2, 4]));
         let others: Vec<_> = bad
             .anomalies
             .iter()

@@ -1,7 +1,7 @@
 //! The rw-register workload (Elle's): transactions of one to [`MICRO_OPS_MAX`] reads (`GET`) and
 //! writes (`SET` of a value unique in the run) on distinct keys of one slot, sent as `--txn`
 //! says and recorded as `txn` ops. Elle's analysis infers write-read and read-write
-//! dependencies from the unique values and looks for cycles (`G0`, `G1c`, `G-single`,
+//! dependencies from the unique values and looks for cycles (`G0`, `G1c`, `G-single-item`,
 //! `G2-item`) and aborted or intermediate reads.
 
 use crate::client::Client;

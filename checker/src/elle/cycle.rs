@@ -56,6 +56,10 @@ pub struct Step {
     /// ww: the earlier append; rw: the last value the reader saw (absent: it saw nothing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_value: Option<i64>,
+    /// ww / rw: `value` was never read, so it is placed after every element read (Elle's
+    /// unobserved writes).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unread: bool,
 }
 
 /// A micro-op as prose: `append 3 to x`, `r x [1 2]`, `w x 4`.
@@ -94,17 +98,30 @@ pub(crate) fn txn_text(keys: &Keys, txn: &Txn) -> String {
 fn reason(step: &Step, a: &str, b: &str, process: u64) -> String {
     let key = step.key.as_deref().unwrap_or("?");
     let value = step.value.map_or("?".to_string(), |v| v.to_string());
+    let never = if step.unread {
+        format!(" ({value} was never read, so it came after every element read)")
+    } else {
+        String::new()
+    };
     match step.edge_kind {
         EdgeKind::Ww => match step.from_value {
-            Some(prev) => format!("{b} appended {value} after {a} appended {prev} to {key}"),
+            Some(prev) => {
+                format!("{b} appended {value} after {a} appended {prev} to {key}{never}")
+            }
             None => format!("{b} appended {value} after {a} wrote {key}"),
         },
         EdgeKind::Wr => format!("{b} observed {a}'s write of {value} to {key}"),
-        EdgeKind::Rw => match step.from_value {
-            Some(last) => format!(
+        EdgeKind::Rw => match (step.from_value, step.unread) {
+            (Some(last), false) => format!(
                 "{a} observed {key} ending in {last}, without {b}'s append of {value}, which came right after"
             ),
-            None => format!("{a} observed {key} empty, without {b}'s append of {value}"),
+            (Some(last), true) => format!(
+                "{a} observed {key} ending in {last}, without {b}'s append of {value}{never}"
+            ),
+            (None, false) => format!("{a} observed {key} empty, without {b}'s append of {value}"),
+            (None, true) => format!(
+                "{a} observed {key} empty, without {b}'s append of {value} (which no read ever saw)"
+            ),
         },
         EdgeKind::Realtime => format!("{a} completed before {b} began"),
         EdgeKind::Process => format!("process {process} executed {a} before {b}"),

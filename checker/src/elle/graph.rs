@@ -9,18 +9,24 @@
 //!
 //! A cycle is an anomaly. Strongly connected components (Tarjan, petgraph) bound where cycles
 //! can be; inside each, the shortest cycle of each class is searched (breadth first from the end
-//! of one starting edge back to its start), the classes being Adya's:
+//! of one starting edge back to its start), the classes being Elle's (Adya's, for items):
 //!
 //! - `G0` (write cycle): ww edges only;
 //! - `G1c` (circular information flow): ww and wr edges, at least one wr;
-//! - `G-single` (read skew): exactly one rw edge, the rest ww / wr;
-//! - `G2-item` (anti-dependency cycle): two or more rw edges;
+//! - `G-single-item` (read skew): exactly one rw edge, the rest ww / wr;
+//! - `G-nonadjacent-item`: two or more rw edges, no two of them adjacent in the cycle;
+//! - `G2-item` (anti-dependency cycle): two or more rw edges, some two adjacent;
 //!
-//! and, when a component has no cycle of a class on data edges alone, the same class with real
-//! time or process edges allowed: `G0-realtime`, `G1c-process`, `G-single-realtime`, ... (the
-//! suffix names the extra order used: `-realtime` if any real-time edge, else `-process`). Every
-//! search counts the edges it looks at against a budget; a component where the budget ran out
-//! before any cycle was found leaves the verdict `Unknown`.
+//! and the same classes with process edges (`-process`) or real-time edges too (`-realtime`,
+//! when the cycle has one). A class is not searched when one found before implies it (Elle's
+//! `implied-anomalies`, see `search`): `G0` hides `G1c`, `G-single-item` hides
+//! `G-nonadjacent-item` and `G2-item`, a plain class hides its variants. Every search counts
+//! the edges it looks at against a budget; a component where the budget ran out before any
+//! cycle was found leaves the verdict `Unknown`.
+//!
+//! Appends no read saw are placed after the longest read, as Elle does (unobserved writes):
+//! ww from the key's last read append to each, rw from every read of the whole order (or of
+//! the empty list, when nothing was read) to each.
 
 use super::cycle::{render, EdgeKind, Step};
 use super::list::Versions;
@@ -81,6 +87,7 @@ pub(crate) fn build(txns: &[Txn], keys: &Keys, v: &Versions) -> Dependencies {
                 add(&mut g, read.txn, w.txn, RW);
             }
         }
+        unread_edges(txns, v, k, &mut |a, b, kind| add(&mut g, a, b, kind));
     }
     for (t, txn) in txns.iter().enumerate() {
         if txn.outcome != Outcome::Ok {
@@ -109,6 +116,28 @@ pub(crate) fn build(txns: &[Txn], keys: &Keys, v: &Versions) -> Dependencies {
         }
     }
     g
+}
+
+/// The edges of `key`'s appends that no read saw, placed after the whole order as Elle does:
+/// ww from the order's last append, rw from every read that saw the whole order (the empty
+/// read, when nothing was ever read).
+fn unread_edges(txns: &[Txn], v: &Versions, key: Key, edge: &mut dyn FnMut(u32, u32, u8)) {
+    let n = v.order[key as usize].len();
+    let last = v.appends(key).last().and_then(|e| v.writer(key, e));
+    let full: Vec<u32> = v.reads[key as usize]
+        .iter()
+        .filter(|r| !v.incompatible.contains(r) && v.seen(txns, **r).len() == n)
+        .map(|r| r.txn)
+        .collect();
+    for e in &v.unread[key as usize] {
+        let Some(w) = v.writer(key, *e) else { continue };
+        if let Some(last) = last {
+            edge(last.txn, w.txn, WW);
+        }
+        for r in &full {
+            edge(*r, w.txn, RW);
+        }
+    }
 }
 
 /// Calls `edge(a, b)` for a set of real-time pairs whose transitive closure is "a completed
@@ -244,6 +273,7 @@ fn evidence(txns: &[Txn], keys: &Keys, v: &Versions, a: u32, b: u32, kind: EdgeK
         key: None,
         value: None,
         from_value: None,
+        unread: false,
     };
     let by = |k: Key, e: i64, t: u32| v.writer(k, e).is_some_and(|w| w.txn == t);
     let found: Option<(Key, i64, Option<i64>)> = match kind {
@@ -273,7 +303,12 @@ fn evidence(txns: &[Txn], keys: &Keys, v: &Versions, a: u32, b: u32, kind: EdgeK
                 key,
                 seen: Seen::List(l),
             } => {
-                let next = v.next_unseen(*key, l.len())?;
+                let next = v.next_unseen(*key, l.len()).or_else(|| {
+                    // The whole order seen: b's append came after it, never read.
+                    let whole = l.len() == v.order[*key as usize].len();
+                    let unread = &v.unread[*key as usize];
+                    whole.then(|| unread.iter().copied().find(|e| by(*key, *e, b)))?
+                })?;
                 by(*key, next, b).then_some((*key, next, l.last().copied()))
             }
             _ => None,
@@ -284,6 +319,8 @@ fn evidence(txns: &[Txn], keys: &Keys, v: &Versions, a: u32, b: u32, kind: EdgeK
         step.key = Some(keys.name(k).to_string());
         step.value = Some(value);
         step.from_value = from_value;
+        step.unread =
+            matches!(kind, EdgeKind::Ww | EdgeKind::Rw) && !v.position.contains_key(&(k, value));
     }
     step
 }

@@ -57,6 +57,10 @@ pub(crate) struct Versions {
     pub reads: Vec<Vec<ReadAt>>,
     /// Reads that are not a prefix of their key's order: no edges are drawn from them.
     pub incompatible: BTreeSet<ReadAt>,
+    /// Per key: values appended by ops that did not fail but absent from the order (never
+    /// read). Like Elle, we place them after the whole order: they follow its last append
+    /// (ww) and every read that saw the whole order missed them (rw).
+    pub unread: Vec<Vec<i64>>,
 }
 
 impl Versions {
@@ -100,10 +104,13 @@ impl Versions {
             .map(|i| order[i])
     }
 
-    /// The append to `key` right before `value`'s, skipping repeats.
+    /// The append to `key` right before `value`'s, skipping repeats; for a value never read,
+    /// the order's last append (it came after all of them).
     pub fn previous(&self, key: Key, value: i64) -> Option<i64> {
-        let pos = *self.position.get(&(key, value))? as usize;
-        (0..pos)
+        let Some(pos) = self.position.get(&(key, value)) else {
+            return self.appends(key).last();
+        };
+        (0..*pos as usize)
             .rev()
             .find(|&i| self.first_at(key, i))
             .map(|i| self.order[key as usize][i])
@@ -115,6 +122,7 @@ pub(crate) fn versions(txns: &[Txn], keys: &Keys) -> Versions {
     let mut v = Versions {
         order: vec![Vec::new(); keys.names.len()],
         reads: vec![Vec::new(); keys.names.len()],
+        unread: vec![Vec::new(); keys.names.len()],
         ..Versions::default()
     };
     for (t, txn) in txns.iter().enumerate() {
@@ -160,6 +168,18 @@ pub(crate) fn versions(txns: &[Txn], keys: &Keys) -> Versions {
             v.position.entry((key, *e)).or_insert(i as u32);
         }
         v.order[key as usize] = order;
+    }
+    let mut placed: FxMap<(Key, i64), ()> = FxMap::default();
+    for txn in txns.iter().filter(|t| t.outcome != Outcome::Fail) {
+        for mop in &txn.mops {
+            if let Mop::Append { key, value } = mop {
+                if !v.position.contains_key(&(*key, *value))
+                    && placed.insert((*key, *value), ()).is_none()
+                {
+                    v.unread[*key as usize].push(*value);
+                }
+            }
+        }
     }
     v
 }

@@ -1,14 +1,18 @@
 //! Elle-style analysis of list-append, set and `txn` histories: anomalies beyond "not
 //! linearizable", each named by the literature and explained as a proof.
 //!
-//! Three families, one module each, all over the same view of ops as transactions ([`txn`]):
+//! Five families, one module each, all over the same view of ops as transactions ([`txn`]; a
+//! completed `["r", k, null]` on a list key reads the empty list, as in Elle):
 //!
 //! - [`list`]: each key's version order, recovered from its reads, and what is wrong without a
 //!   graph — `incompatible-order`, `duplicate-elements`, `garbage-read`, `G1a`, `G1b`;
+//! - [`internal`]: what one transaction contradicts in itself — `internal`, `future-read`;
+//! - [`update`]: updates built on the wrong version — `lost-update`, `dirty-update`;
 //! - [`lost`]: acknowledged adds and appends classed Jepsen set-full style — `lost-write`,
 //!   `stale-read`, and the counts of stable / lost / stale / never-read / recovered ones;
 //! - [`graph`]: the dependency graph (ww, wr, rw, real time, process) and its cycles — `G0`,
-//!   `G1c`, `G-single`, `G2-item` and their `-realtime` / `-process` variants.
+//!   `G1c`, `G-single-item`, `G-nonadjacent-item`, `G2-item` and their `-process` /
+//!   `-realtime` variants, Elle's names.
 //!
 //! [`check`] runs what fits the history: list-append histories (`append` / `read` on keys) get
 //! the per-key linearizability check too, set histories (`add` / `read`) get it and the lost-write
@@ -17,10 +21,12 @@
 
 mod cycle;
 mod graph;
+mod internal;
 mod list;
 mod lost;
 mod show;
 mod txn;
+mod update;
 
 pub use crate::report::LostWriteCounts;
 pub use cycle::{EdgeKind, Step};
@@ -80,6 +86,13 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> Result<Report, Ch
     if workload != Workload::Set {
         let v = list::versions(&txns, &keys);
         anomalies.extend(list::list_cases(&txns, &keys, &v, &initial));
+        let b = show::AnomalyBuilder {
+            txns: &txns,
+            keys: &keys,
+        };
+        anomalies.extend(internal::internal_cases(&b));
+        anomalies.extend(update::lost_update_cases(&b));
+        anomalies.extend(update::dirty_update_cases(&b, &v));
         anomalies.extend(lost);
         let g = graph::build(&txns, &keys, &v);
         let (cycles, undecided) = graph::cycle_cases(&g, &txns, &keys, &v, opts.steps_max_per_key);

@@ -278,7 +278,31 @@ pub(crate) fn txns(history: &History, ops: &[Op]) -> Result<(Vec<Txn>, Keys), Ch
         out.push(txn_of(history, &mut keys, op)?);
     }
     debug_assert!(out.windows(2).all(|w| w[0].event < w[1].event));
+    nil_reads_of_lists(&mut out, &keys);
     Ok((out, keys))
+}
+
+/// Reads `["r", k, null]` that completed `ok` on a list key (one some op appends to or reads
+/// as a list) saw the empty list, as in Elle's list-append: nil is the initial, empty state.
+fn nil_reads_of_lists(txns: &mut [Txn], keys: &Keys) {
+    let mut is_list = vec![false; keys.names.len()];
+    for mop in txns.iter().flat_map(|t| &t.mops) {
+        match mop {
+            Mop::Append { key, .. }
+            | Mop::Read {
+                key,
+                seen: Seen::List(_),
+            } => is_list[*key as usize] = true,
+            _ => {}
+        }
+    }
+    for mop in txns.iter_mut().flat_map(|t| &mut t.mops) {
+        if let Mop::Read { key, seen } = mop {
+            if *seen == Seen::Register(None) && is_list[*key as usize] {
+                *seen = Seen::List(Vec::new());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -321,6 +345,31 @@ mod tests {
             }
         );
         assert_eq!((txns[3].line, txns[3].complete_ns), (7, 80));
+    }
+
+    #[test]
+    fn nil_read_of_a_list_key_is_the_empty_list() {
+        let history = h(r#"
+            0  invoke txn - [["r","x",null],["r","y",null]] @10
+            0  ok     txn - [["r","x",null],["r","y",null]] @20
+            1  invoke txn - [["append","x",1],["w","y",2]]   @30
+            1  ok     txn - [["append","x",1],["w","y",2]]   @40
+        "#);
+        let ops = Ops::from_history(&history).unwrap().ops;
+        let (txns, _) = txns(&history, &ops).unwrap();
+        let read = |key| Mop::Read {
+            key,
+            seen: Seen::List(vec![]),
+        };
+        assert_eq!(txns[0].mops[0], read(0));
+        // y is a register: its nil read stays nil.
+        assert_eq!(
+            txns[0].mops[1],
+            Mop::Read {
+                key: 1,
+                seen: Seen::Register(None)
+            }
+        );
     }
 
     #[test]

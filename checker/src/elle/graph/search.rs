@@ -1,5 +1,11 @@
-//! The shortest cycle of each of Adya's classes inside one strongly connected component, found
-//! breadth first within a budget.
+//! The shortest cycle of each of Elle's cycle classes inside one strongly connected component,
+//! found breadth first within a budget.
+//!
+//! The classes are searched in Elle's order, and one is skipped when a class found earlier
+//! implies it (Elle's `implied-anomalies`): in each family (`G0` < `G1c`, and `G-single-item` <
+//! `G-nonadjacent-item` < `G2-item`), a class implies the later ones, and a plain class implies
+//! its `-process` variant, which implies its `-realtime` one. So a component reports, per
+//! family, only its least classes: `G0` and `G-single-item`, say, but never `G0` and `G1c`.
 
 use super::{Dependencies, DATA, ORDER, PROCESS, RT, RW, WR, WW};
 use petgraph::graph::{EdgeIndex, NodeIndex};
@@ -15,6 +21,54 @@ pub(super) struct Found {
 /// The budget of a component's search ran out.
 struct Exhausted;
 
+/// What a cycle's rw edges must look like, beyond the edges allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RwRule {
+    /// No rw edge after the first (the allowed edges carry none, or at most the first is rw).
+    Any,
+    /// Two or more rw edges in all (G2-item).
+    TwoOrMore,
+    /// Two or more rw edges, no two of them adjacent, around the cycle (G-nonadjacent).
+    Nonadjacent,
+}
+
+/// Search state flags: bit 0, a second rw edge was taken; bit 1, the last edge was rw.
+const SECOND_RW: u32 = 1;
+const LAST_RW: u32 = 2;
+/// States per node.
+const FLAGS: u32 = 4;
+
+impl RwRule {
+    /// The flags after the first edge (an rw edge unless the rule is `Any`).
+    fn start(self) -> u32 {
+        match self {
+            RwRule::Nonadjacent => LAST_RW,
+            _ => 0,
+        }
+    }
+
+    /// The flags after taking an edge of `kind` in state `flags`, if the rule allows it.
+    fn step(self, flags: u32, kind: u8) -> Option<u32> {
+        match (self, kind == RW) {
+            (RwRule::Any, _) => Some(flags),
+            (RwRule::TwoOrMore, true) => Some(SECOND_RW),
+            (RwRule::TwoOrMore, false) => Some(flags),
+            (RwRule::Nonadjacent, true) if flags & LAST_RW != 0 => None,
+            (RwRule::Nonadjacent, true) => Some(SECOND_RW | LAST_RW),
+            (RwRule::Nonadjacent, false) => Some(flags & SECOND_RW),
+        }
+    }
+
+    /// The flags a walk must end in, back at the first edge's source.
+    fn target(self) -> u32 {
+        match self {
+            RwRule::Any => 0,
+            // The cycle's first edge is rw: the last one must not be (they are adjacent).
+            RwRule::TwoOrMore | RwRule::Nonadjacent => SECOND_RW,
+        }
+    }
+}
+
 /// Breadth-first searches inside one strongly connected component.
 pub(super) struct Component<'g> {
     g: &'g Dependencies,
@@ -24,7 +78,7 @@ pub(super) struct Component<'g> {
     /// Index of every node in its component's `nodes`.
     local: &'g [u32],
     id: u32,
-    /// Visit stamps per (local node, saw a second rw) state.
+    /// Visit stamps per (local node, flags) state.
     stamp: Vec<u32>,
     parent: Vec<(u32, EdgeIndex)>,
     generation: u32,
@@ -42,41 +96,42 @@ impl<'g> Component<'g> {
         id: u32,
         steps_max: u64,
     ) -> Self {
+        let states = nodes.len() * FLAGS as usize;
         Component {
             g,
             nodes,
             comp_of,
             local,
             id,
-            stamp: vec![0; nodes.len() * 2],
-            parent: vec![(0, EdgeIndex::end()); nodes.len() * 2],
+            stamp: vec![0; states],
+            parent: vec![(0, EdgeIndex::end()); states],
             generation: 0,
             steps: 0,
             steps_max,
         }
     }
 
-    /// The shortest path from `from` to `to` over `allowed` edges, at most `len_max` long; with
-    /// `want_rw`, one that uses at least one rw edge.
+    /// The shortest path from `from` to `to` over `allowed` edges, at most `len_max` long,
+    /// whose rw edges (after a first edge into `from`) obey `rule`.
     fn path(
         &mut self,
         from: NodeIndex,
         to: NodeIndex,
         allowed: u8,
-        want_rw: bool,
+        rule: RwRule,
         len_max: usize,
     ) -> Result<Option<Vec<EdgeIndex>>, Exhausted> {
         self.generation += 1;
         let generation = self.generation;
-        let start = self.local[from.index()] * 2;
-        let target = self.local[to.index()] * 2 + u32::from(want_rw);
+        let start = self.local[from.index()] * FLAGS + rule.start();
+        let target = self.local[to.index()] * FLAGS + rule.target();
         self.stamp[start as usize] = generation;
         let mut queue = VecDeque::from([(start, 0usize)]);
         while let Some((s, depth)) = queue.pop_front() {
             if depth >= len_max {
                 continue;
             }
-            let node = self.nodes[(s / 2) as usize];
+            let node = self.nodes[(s / FLAGS) as usize];
             for e in self.g.edges(node) {
                 self.steps += 1;
                 if self.steps > self.steps_max {
@@ -87,29 +142,22 @@ impl<'g> Component<'g> {
                 if kind & allowed == 0 || self.comp_of[t.index()] != self.id {
                     continue;
                 }
-                let flag = (s & 1) | u32::from(want_rw && kind == RW);
-                let next = self.local[t.index()] * 2 + flag;
+                let Some(flags) = rule.step(s % FLAGS, kind) else {
+                    continue;
+                };
+                let next = self.local[t.index()] * FLAGS + flags;
                 if self.stamp[next as usize] == generation {
                     continue;
                 }
-                self.stamp[next as usize] = generation;
                 self.parent[next as usize] = (s, e.id());
                 if next == target {
-                    let mut path = Vec::with_capacity(depth + 1);
-                    let mut states = vec![next / 2];
-                    let mut at = next;
-                    while at != start {
-                        let (prev, edge) = self.parent[at as usize];
-                        path.push(edge);
-                        states.push(prev / 2);
-                        at = prev;
+                    match self.walk_back(start, next, depth) {
+                        Some(path) => return Ok(Some(path)),
+                        // Not a simple cycle: leave the target open to a later, simple walk.
+                        None => continue,
                     }
-                    path.reverse();
-                    // With `want_rw` a walk may pass a node twice (once per flag): not a cycle.
-                    states.sort_unstable();
-                    let simple = states.windows(2).all(|w| w[0] != w[1]);
-                    return Ok(simple.then_some(path));
                 }
+                self.stamp[next as usize] = generation;
                 if t == to {
                     // Only the target state may end at `to`; never walk through it.
                     continue;
@@ -120,14 +168,26 @@ impl<'g> Component<'g> {
         Ok(None)
     }
 
+    /// The edges from state `start` to state `end`, if they pass no node twice (a walk with
+    /// rw flags may pass a node once per flag state: not a cycle).
+    fn walk_back(&self, start: u32, end: u32, depth: usize) -> Option<Vec<EdgeIndex>> {
+        let mut path = Vec::with_capacity(depth + 1);
+        let mut states = vec![end / FLAGS];
+        let mut at = end;
+        while at != start {
+            let (prev, edge) = self.parent[at as usize];
+            path.push(edge);
+            states.push(prev / FLAGS);
+            at = prev;
+        }
+        path.reverse();
+        states.sort_unstable();
+        states.windows(2).all(|w| w[0] != w[1]).then_some(path)
+    }
+
     /// The shortest cycle that starts with an edge of kind `first` and continues over `allowed`
-    /// edges (with `want_rw`, through a second rw edge), and whether the budget ran out.
-    fn shortest(
-        &mut self,
-        first: u8,
-        allowed: u8,
-        want_rw: bool,
-    ) -> (Option<Vec<EdgeIndex>>, bool) {
+    /// edges under `rule`, and whether the budget ran out.
+    fn shortest(&mut self, first: u8, allowed: u8, rule: RwRule) -> (Option<Vec<EdgeIndex>>, bool) {
         let mut best: Option<Vec<EdgeIndex>> = None;
         for i in 0..self.nodes.len() {
             let u = self.nodes[i];
@@ -142,7 +202,7 @@ impl<'g> Component<'g> {
                 if len_max == 0 {
                     return (best, false);
                 }
-                match self.path(v, u, allowed, want_rw, len_max) {
+                match self.path(v, u, allowed, rule, len_max) {
                     Ok(Some(path)) => {
                         let mut cycle = vec![edge];
                         cycle.extend(path);
@@ -157,62 +217,117 @@ impl<'g> Component<'g> {
     }
 }
 
-/// Adya's class of a cycle from its edges' kinds (see the module doc).
-fn classify(g: &Dependencies, edges: &[EdgeIndex]) -> String {
-    let kinds: Vec<u8> = edges.iter().map(|e| g[*e]).collect();
-    let rw = kinds.iter().filter(|k| **k == RW).count();
-    let base = match rw {
-        0 if kinds.iter().all(|k| *k & (WR | RW) == 0) => "G0",
-        0 => "G1c",
-        1 => "G-single",
-        _ => "G2-item",
-    };
-    let suffix = if kinds.contains(&RT) {
-        "-realtime"
-    } else if kinds.contains(&PROCESS) {
-        "-process"
-    } else {
-        ""
-    };
-    format!("{base}{suffix}")
+/// A cycle class: its family (0: `G0` / `G1c`; 1: `G-single-item` / `G-nonadjacent-item` /
+/// `G2-item`), its level in the family, and its variant (0: data edges only, 1: `-process`,
+/// 2: `-realtime`). A class implies every class of its family at least as high on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Class {
+    family: u8,
+    level: u8,
+    variant: u8,
 }
 
-/// The searches run in every component: (first edge, allowed edges, needs a second rw).
-const SEARCHES: [(u8, u8, bool); 4] = [
-    (WW, WW, false),
-    (WR, WW | WR, false),
-    (RW, WW | WR, false),
-    (RW, DATA, true),
-];
+impl Class {
+    const BASES: [(u8, u8, &'static str); 5] = [
+        (0, 0, "G0"),
+        (0, 1, "G1c"),
+        (1, 0, "G-single-item"),
+        (1, 1, "G-nonadjacent-item"),
+        (1, 2, "G2-item"),
+    ];
 
-/// The cycles of one component: per class, the shortest found; and whether the search was cut
-/// short before finding any.
+    fn name(self) -> String {
+        let base = Class::BASES
+            .iter()
+            .find(|(f, l, _)| (*f, *l) == (self.family, self.level))
+            .map_or("?", |(_, _, n)| n);
+        let suffix = ["", "-process", "-realtime"][self.variant as usize];
+        format!("{base}{suffix}")
+    }
+
+    fn implies(self, other: Class) -> bool {
+        self.family == other.family && self.level <= other.level && self.variant <= other.variant
+    }
+
+    /// (first edge, allowed data edges, rw rule) of the search for this class.
+    fn search(self) -> (u8, u8, RwRule) {
+        let extra = [0, PROCESS, ORDER][self.variant as usize];
+        let (first, allowed, rule) = match (self.family, self.level) {
+            (0, 0) => (WW, WW, RwRule::Any),
+            (0, _) => (WR, WW | WR, RwRule::Any),
+            (_, 0) => (RW, WW | WR, RwRule::Any),
+            (_, 1) => (RW, DATA, RwRule::Nonadjacent),
+            _ => (RW, DATA, RwRule::TwoOrMore),
+        };
+        (first, allowed | extra, rule)
+    }
+}
+
+/// Elle's class of a cycle from its edges' kinds (see the module doc).
+fn classify(g: &Dependencies, edges: &[EdgeIndex]) -> Class {
+    let kinds: Vec<u8> = edges.iter().map(|e| g[*e]).collect();
+    let rw = kinds.iter().filter(|k| **k == RW).count();
+    let n = kinds.len();
+    let adjacent = (0..n).any(|i| kinds[i] == RW && kinds[(i + 1) % n] == RW);
+    let (family, level) = match rw {
+        0 if kinds.iter().all(|k| *k & (WR | RW) == 0) => (0, 0),
+        0 => (0, 1),
+        1 => (1, 0),
+        _ if !adjacent => (1, 1),
+        _ => (1, 2),
+    };
+    let variant = if kinds.contains(&RT) {
+        2
+    } else if kinds.contains(&PROCESS) {
+        1
+    } else {
+        0
+    };
+    Class {
+        family,
+        level,
+        variant,
+    }
+}
+
+/// The cycles of one component: per class not implied by one found before, the shortest; and
+/// whether it found none (the budget ran out first).
 pub(super) fn component_cycles(mut c: Component) -> (Vec<Found>, bool) {
-    let mut found: Vec<Found> = Vec::new();
-    let mut cut = false;
-    for extra in [0, ORDER] {
-        for (first, allowed, want_rw) in SEARCHES {
-            let (best, exhausted) = c.shortest(first, allowed | extra, want_rw);
-            cut |= exhausted;
+    let mut found: Vec<(Class, Vec<EdgeIndex>)> = Vec::new();
+    'search: for variant in 0..3 {
+        for (family, level, _) in Class::BASES {
+            let class = Class {
+                family,
+                level,
+                variant,
+            };
+            if found.iter().any(|(f, _)| f.implies(class)) {
+                continue;
+            }
+            let (first, allowed, rule) = class.search();
+            let (best, exhausted) = c.shortest(first, allowed, rule);
             if let Some(edges) = best {
-                let class = classify(c.g, &edges);
-                if !found.iter().any(|f| f.class == class) {
-                    found.push(Found { class, edges });
+                // The search's constraints give `class`; should a pruned walk make a shortest
+                // cycle of another class, it is reported under the class it is.
+                let is = classify(c.g, &edges);
+                if !found.iter().any(|(f, _)| f.implies(is)) {
+                    found.push((is, edges));
                 }
             }
             if exhausted {
-                break;
+                break 'search;
             }
         }
-        // Real-time variants only where data edges alone found nothing of the kind.
-        if cut || !found.is_empty() {
-            break;
-        }
     }
-    debug_assert!(
-        cut || !found.is_empty(),
-        "a component of two or more nodes has a cycle"
-    );
+    // A component of two or more nodes has a cycle; only a budget cut (or, rarely, a shortest
+    // walk that is not a simple cycle) leaves it without one, and then its cycles are unknown.
     let unknown = found.is_empty();
+    let found = found
+        .into_iter()
+        .map(|(class, edges)| Found {
+            class: class.name(),
+            edges,
+        })
+        .collect();
     (found, unknown)
 }

@@ -1,4 +1,5 @@
-//! Cycles of small transaction tables: G0, G-single, G2-item, real-time variants.
+//! Cycles of small transaction tables: G0, G-single-item, G-nonadjacent-item, G2-item, their
+//! variants, and the edges of appends no read saw.
 
 use super::*;
 use crate::elle::list::versions;
@@ -71,7 +72,7 @@ fn read_skew_is_g_single() {
         2  ok     txn - [["r","y",[1]]]                     @40
     "#;
     let found = cycles(bad);
-    assert_eq!(classes(&found), ["G-single"]);
+    assert_eq!(classes(&found), ["G-single-item"]);
     assert_eq!(found[0].keys, ["x", "y"]);
     let text = &found[0].explanation;
     assert!(text.contains("observed y empty, without"), "{text}");
@@ -120,7 +121,7 @@ fn repeated_elements_make_no_edges() {
         2  ok     read   x [1,2,1,3] @100
     ";
     let found = cycles(stale);
-    assert_eq!(classes(&found), ["G-single-realtime"]);
+    assert_eq!(classes(&found), ["G-single-item-realtime"]);
     let text = &found[0].explanation;
     assert!(
         text.contains("observed x ending in 1, without T1's append of 3"),
@@ -140,7 +141,154 @@ fn stale_single_key_read_is_g_single_realtime() {
         1  ok     read   x [1]  @60
     ";
     let found = cycles(bad);
-    assert_eq!(classes(&found), ["G-single-realtime"]);
+    assert_eq!(classes(&found), ["G-single-item-realtime"]);
     let text = &found[0].explanation;
     assert!(text.contains("completed before"), "{text}");
+}
+
+#[test]
+fn unread_appends_come_after_the_longest_read() {
+    // Elle's unobserved-write-test: 1, 2, 3 appended to x and y; x reads [1 2], y reads [2].
+    // 1 on y was never read: it came after 2 (ww w2 -> w1 on y, G0 with x's w1 -> w2), and the
+    // read of y = [2] missed it (rw ry -> w1: G-single-item through w1 -ww-> w2 -wr-> ry).
+    let bad = r#"
+        0  invoke txn - [["append","x",1],["append","y",1]] @10
+        1  invoke txn - [["append","x",2],["append","y",2]] @11
+        2  invoke txn - [["append","x",3],["append","y",3]] @12
+        3  invoke txn - [["r","x",null]]                    @13
+        4  invoke txn - [["r","y",null]]                    @14
+        0  ok     txn - [["append","x",1],["append","y",1]] @20
+        1  ok     txn - [["append","x",2],["append","y",2]] @21
+        2  ok     txn - [["append","x",3],["append","y",3]] @22
+        3  ok     txn - [["r","x",[1,2]]]                   @23
+        4  ok     txn - [["r","y",[2]]]                     @24
+    "#;
+    let found = cycles(bad);
+    assert_eq!(classes(&found), ["G0", "G-single-item"]);
+    let text = &found[1].explanation;
+    assert!(
+        text.contains("observed y ending in 2, without T1's append of 1 (1 was never read, so it came after every element read)"),
+        "{text}"
+    );
+    assert_eq!(found[1].data["cycle"][2]["edge_kind"], "rw");
+    assert_eq!(found[1].data["cycle"][2]["unread"], true);
+    assert!(found[1].data["cycle"][0].get("unread").is_none());
+}
+
+#[test]
+fn an_empty_read_anti_depends_on_a_key_s_only_append_never_read() {
+    // Elle's repeatable-read-test: each reads nil where the other appends; no read ever saw
+    // the appends. Both reads miss the other's append: two adjacent rw edges, G2-item.
+    let bad = r#"
+        0  invoke txn - [["r","x",null],["append","y",1]] @10
+        1  invoke txn - [["r","y",null],["append","x",1]] @11
+        0  ok     txn - [["r","x",null],["append","y",1]] @20
+        1  ok     txn - [["r","y",null],["append","x",1]] @21
+    "#;
+    let found = cycles(bad);
+    assert_eq!(classes(&found), ["G2-item"]);
+    let text = &found[0].explanation;
+    assert!(
+        text.contains("T1 observed x empty, without T2's append of 1"),
+        "{text}"
+    );
+    // Read after the other committed, each would have seen it: no cycle.
+    let ok = r#"
+        0  invoke txn - [["r","x",null],["append","y",1]] @10
+        0  ok     txn - [["r","x",null],["append","y",1]] @20
+        1  invoke txn - [["r","y",null],["append","x",1]] @30
+        1  ok     txn - [["r","y",[1]],["append","x",1]]  @40
+    "#;
+    assert!(cycles(ok).is_empty());
+}
+
+#[test]
+fn rw_edges_apart_make_g_nonadjacent() {
+    // Elle's G-nonadjacent-test: t4 -rw x-> t1 -wr x-> t2 -rw y-> t3 -wr y-> t4.
+    let bad = r#"
+        0  invoke txn - [["append","x",1]]               @10
+        1  invoke txn - [["r","x",null],["r","y",null]] @11
+        2  invoke txn - [["append","y",1]]               @12
+        3  invoke txn - [["r","y",null],["r","x",null]] @13
+        0  ok     txn - [["append","x",1]]               @20
+        1  ok     txn - [["r","x",[1]],["r","y",null]]  @21
+        2  ok     txn - [["append","y",1]]               @22
+        3  ok     txn - [["r","y",[1]],["r","x",null]]  @23
+    "#;
+    let found = cycles(bad);
+    assert_eq!(classes(&found), ["G-nonadjacent-item"]);
+    let kinds: Vec<&str> = found[0].data["cycle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["edge_kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["wr", "rw", "wr", "rw"]);
+    // Elle's second case ("we should not detect rw rw wr rw wr"): each read misses the next
+    // txn's append, but the edges all point one way (t2 -> t1, t3 -> t2, t3 -> t4, t5 -> t4,
+    // t5 -> t1): no cycle at all, concurrent as here. (Elle's copy is sequential; under strict
+    // serializability its real-time order would close t1 -> t2 -rw-> t1.)
+    let adjacent = r#"
+        0  invoke txn - [["r","x",null],["append","y",1]] @10
+        1  invoke txn - [["r","y",null],["append","z",2]] @11
+        2  invoke txn - [["r","z",null],["append","t",3]] @12
+        3  invoke txn - [["r","t",null],["append","u",4]] @13
+        4  invoke txn - [["r","u",null],["append","x",5]] @14
+        0  ok     txn - [["r","x",[5]],["append","y",1]]  @20
+        1  ok     txn - [["r","y",null],["append","z",2]] @21
+        2  ok     txn - [["r","z",null],["append","t",3]] @22
+        3  ok     txn - [["r","t",[3]],["append","u",4]]  @23
+        4  ok     txn - [["r","u",null],["append","x",5]] @24
+    "#;
+    assert!(cycles(adjacent).is_empty());
+}
+
+#[test]
+fn each_family_reports_its_least_class() {
+    // G0 on data alone (x against y), and the read of x = [1] missing 2: G-single-item on data
+    // (t1 -ww y-> t0 -wr x-> t3 -rw x-> t1). Its real-time twin (t1 ended before t3 began) is
+    // implied, so not reported (Elle's implied-anomalies); the two families are independent.
+    let bad = r#"
+        0  invoke txn - [["append","x",1],["append","y",2]] @10
+        1  invoke txn - [["append","x",2],["append","y",1]] @11
+        0  ok     txn - [["append","x",1],["append","y",2]] @20
+        1  ok     txn - [["append","x",2],["append","y",1]] @21
+        2  invoke txn - [["r","x",null],["r","y",null]]     @30
+        2  ok     txn - [["r","x",[1,2]],["r","y",[1,2]]]   @40
+        3  invoke txn - [["r","x",null]]                    @50
+        3  ok     txn - [["r","x",[1]]]                     @60
+    "#;
+    assert_eq!(classes(&cycles(bad)), ["G0", "G-single-item"]);
+}
+
+#[test]
+fn elle_s_contradictory_orders_and_duplicates_are_g1c() {
+    // Elle's checker-test "contradictory read orders" ([:G1c :incompatible-order]): x's order
+    // is [1 2 3] (the read of [1 3] disagrees), so t1 -ww-> t2 -ww-> t3, and t1 read t3's y.
+    let contradictory = r#"
+        0  invoke txn - [["append","x",1],["r","y",null]]   @10
+        1  invoke txn - [["append","x",2]]                  @11
+        2  invoke txn - [["append","x",3],["append","y",1]] @12
+        3  invoke txn - [["r","x",null]]                    @13
+        4  invoke txn - [["r","x",null]]                    @14
+        0  ok     txn - [["append","x",1],["r","y",[1]]]    @20
+        1  ok     txn - [["append","x",2]]                  @21
+        2  ok     txn - [["append","x",3],["append","y",1]] @22
+        3  ok     txn - [["r","x",[1,3]]]                   @23
+        4  ok     txn - [["r","x",[1,2,3]]]                 @24
+    "#;
+    let found = cycles(contradictory);
+    assert_eq!(classes(&found), ["G1c"]);
+    assert_eq!(found[0].events.len(), 3);
+    // Elle's "duplicated elements" ([:G1c :duplicate-elements]): the repeat of 1 in [1 2 1]
+    // adds no edge, but 1 -> 2 (ww) and t2's y read by t1 (wr) close a cycle.
+    let duplicated = r#"
+        0  invoke txn - [["append","x",1],["r","y",null]]   @10
+        1  invoke txn - [["append","x",2],["append","y",1]] @11
+        2  invoke txn - [["r","x",null]]                    @12
+        0  ok     txn - [["append","x",1],["r","y",[1]]]    @20
+        1  ok     txn - [["append","x",2],["append","y",1]] @21
+        2  ok     txn - [["r","x",[1,2,1]]]                 @22
+    "#;
+    assert_eq!(classes(&cycles(duplicated)), ["G1c"]);
 }
