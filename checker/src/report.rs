@@ -234,20 +234,28 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = |v: Validity| self.keys.iter().filter(|k| k.valid == v).count();
         let others = self.anomalies.len();
-        writeln!(
-            f,
-            "{}: {} ({} keys: {} valid, {} invalid, {} unknown{})",
-            self.checker,
-            self.valid,
-            self.keys.len(),
-            count(Validity::Valid),
-            count(Validity::Invalid),
-            count(Validity::Unknown),
-            match others {
-                0 => String::new(),
-                n => format!("; {n} other anomalies"),
-            }
-        )?;
+        if self.keys.is_empty() {
+            // A whole-history analysis (Elle's): no verdicts per key to count.
+            let found: usize = self.anomaly_counts.values().sum();
+            let n = found.max(others);
+            let noun = if n == 1 { "anomaly" } else { "anomalies" };
+            writeln!(f, "{}: {} ({n} {noun})", self.checker, self.valid)?;
+        } else {
+            writeln!(
+                f,
+                "{}: {} ({} keys: {} valid, {} invalid, {} unknown{})",
+                self.checker,
+                self.valid,
+                self.keys.len(),
+                count(Validity::Valid),
+                count(Validity::Invalid),
+                count(Validity::Unknown),
+                match others {
+                    0 => String::new(),
+                    n => format!("; {n} other anomalies"),
+                }
+            )?;
+        }
         if !self.causes.is_empty() {
             writeln!(f, "anomalies by cause: {}", causes_line(&self.causes))?;
         }
