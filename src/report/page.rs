@@ -199,10 +199,10 @@ fn anomaly_rows(r: &Report) -> Vec<(String, String)> {
     anomalies.extend(classes.into_iter().map(|(c, n)| (c, n.to_string())));
     if let Some(l) = &r.lost_writes {
         anomalies.push((
-            "acknowledged writes".into(),
+            "adds and appends (set-full)".into(),
             format!(
-                "{} stable, {} lost, {} stale, {} never read",
-                l.stable, l.lost, l.stale, l.never_read
+                "{} attempted: {} stable ({} stale), {} lost, {} never read",
+                l.attempts, l.stable, l.stale, l.lost, l.never_read
             ),
         ));
     }
