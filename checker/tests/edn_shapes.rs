@@ -6,7 +6,6 @@
 
 use checker::import::import;
 use checker::{check, CheckError, CheckOptions, Format, ModelKind, Report, Validity};
-use serde_json::Value;
 
 /// Imports `edn` as Jepsen EDN and checks it against the model the format implies (or
 /// `model`), with the format's options.
@@ -158,7 +157,7 @@ fn knossos_micro_ops_stay_a_multi_register() {
 fn initial_is_refused_by_models_that_cannot_use_it() {
     let imported = import(ELLE_README, "h.edn", Some(Format::JepsenEdn)).unwrap();
     let opts = CheckOptions {
-        initial: Value::from(serde_json::json!([5])),
+        initial: serde_json::json!([5]),
         ..imported.options()
     };
     for model in [ModelKind::Txn, ModelKind::Types] {
