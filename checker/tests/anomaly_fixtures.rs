@@ -158,6 +158,18 @@ fn set_stale_read() {
 }
 
 #[test]
+fn set_duplicated() {
+    assert_valid(&elle("set-duplicated-ok"));
+    let bad = elle("set-duplicated-bad");
+    assert_eq!(bad.valid, Validity::Invalid, "{bad}");
+    // The read at line 6 holds 2 twice.
+    let a = only(&bad);
+    assert_eq!(summary(a), ("duplicated", vec!["s"], vec![6]));
+    assert_eq!(a.data["multiplicity"], 2);
+    assert_eq!(bad.lost_writes.unwrap().duplicated, 1);
+}
+
+#[test]
 fn list_append_lost_write() {
     assert_valid(&elle("list-append-lost-write-ok"));
     let bad = elle("list-append-lost-write-bad");

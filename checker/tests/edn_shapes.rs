@@ -214,4 +214,29 @@ fn set_full_classes_on_jepsen_sets() {
     // A read holding 0 twice: duplicated.
     let dup = set(&stable.replace("#{0}", "[0 0]"));
     assert_eq!(classes(&dup), [("duplicated".to_string(), 1)]);
+    // One set with no key, exactly as Jepsen's set-full tests write it.
+    let keyless = gone.replace("[:s 0]", "0").replace("[:s nil]", "nil");
+    let keyless = keyless
+        .replace("[:s #{0}]", "#{0}")
+        .replace("[:s #{}]", "#{}");
+    let report = set(&keyless);
+    assert_eq!(
+        classes(&report),
+        [("lost-write".to_string(), 1)],
+        "{report}"
+    );
+    assert_eq!(report.keys[0].key, "");
+}
+
+/// A vector of Elle op maps, as Elle's README writes them, is detected as `knossos-edn` and
+/// still checked as Elle's, from empty lists (no Knossos initial 0).
+#[test]
+fn a_vector_of_elle_ops_is_checked_as_elle() {
+    let vector = format!("[{ELLE_README}]");
+    let imported = import(&vector, "h.edn", None).unwrap();
+    assert_eq!(imported.format, Format::KnossosEdn);
+    assert_eq!(imported.model(), Some(ModelKind::Txn));
+    assert!(imported.options().initial.is_null());
+    let report = check(&imported.history, ModelKind::Txn, &imported.options()).unwrap();
+    assert!(classes(&report).iter().any(|(c, _)| c == "G1c"), "{report}");
 }

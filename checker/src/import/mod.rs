@@ -173,11 +173,10 @@ pub struct Imported {
 
 impl Imported {
     /// The model the format's histories are checked against, when the format implies one (see
-    /// the README's table "Models by format"): in a Jepsen EDN file, `:txn` ops whose micro-ops
-    /// Elle names (`:r`, `:w`, `:append`) are Elle's (`txn`), Knossos's (`:read`, `:write`) a
-    /// multi-register; a Knossos file's `:txn` ops too, and a slotcheck file's (whose header
-    /// names its model; the register workload's multi-key ops are registers); a Jepsen log is
-    /// a CAS register.
+    /// the README's table "Models by format"): in a Jepsen or Knossos EDN file, `:txn` ops whose
+    /// micro-ops Elle names (`:r`, `:w`, `:append`) are Elle's (`txn`), Knossos's (`:read`,
+    /// `:write`) a multi-register, as are a slotcheck file's (whose header names its model; the
+    /// register workload's multi-key ops are registers); a Jepsen log is a CAS register.
     pub fn model(&self) -> Option<ModelKind> {
         let txns = || self.history.events.iter().filter(|e| e.f == "txn");
         let elle = |e: &crate::history::Event| {
@@ -188,7 +187,7 @@ impl Imported {
             })
         };
         match self.format {
-            Format::JepsenEdn if txns().any(elle) => Some(ModelKind::Txn),
+            Format::JepsenEdn | Format::KnossosEdn if txns().any(elle) => Some(ModelKind::Txn),
             Format::Slotcheck | Format::JepsenEdn | Format::KnossosEdn
                 if txns().next().is_some() =>
             {
@@ -210,6 +209,8 @@ impl Imported {
         match self.format {
             Format::Slotcheck => {}
             Format::JepsenEdn => opts.null_read_is_unknown = true,
+            // Elle's histories (a vector of op maps reads as Knossos's) start empty or nil.
+            Format::KnossosEdn if self.model() == Some(ModelKind::Txn) => {}
             Format::KnossosEdn => {
                 opts.initial = Value::from(0);
                 opts.null_read_is_unknown = true;
