@@ -240,3 +240,23 @@ fn a_vector_of_elle_ops_is_checked_as_elle() {
     let report = check(&imported.history, ModelKind::Txn, &imported.options()).unwrap();
     assert!(classes(&report).iter().any(|(c, _)| c == "G1c"), "{report}");
 }
+
+/// Elle's `checker-test` "G0" history, as its `op` helper writes it (`"ax1ay1"`: every op
+/// completed `:ok` by process 0, no invocation): two-micro-op transactions throughout.
+/// Elle: G0 (x puts T1 before T2, y T2 before T1).
+#[test]
+fn elle_g0_of_two_micro_op_transactions() {
+    let op = |mops: &str| format!("{{:time 0, :process 0, :type :ok, :f :txn, :value {mops}}}\n");
+    let h = [
+        op("[[:append :x 1] [:append :y 1]]"),
+        op("[[:append :x 2] [:append :y 2]]"),
+        op("[[:r :x [1 2]] [:r :y [2 1]]]"),
+    ]
+    .concat();
+    let report = run(&h, None);
+    assert_eq!(report.valid, Validity::Invalid, "{report}");
+    assert!(classes(&report).iter().any(|(c, _)| c == "G0"), "{report}");
+    // Reads agreeing on one order: no cycle.
+    let ok = h.replace("[:r :y [2 1]]", "[:r :y [1 2]]");
+    assert_eq!(run(&ok, None).valid, Validity::Valid, "{}", run(&ok, None));
+}
