@@ -50,13 +50,24 @@ struct KeyReads {
     span_max_ns: u64,
 }
 
+/// What proves an attempt lost or stale: when it was known, the last read missing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Miss {
+    /// (time, transaction) it was known at.
+    known: (u64, u32),
+    /// The last read (an index into the key's reads) missing it, begun after it was known.
+    absent: usize,
+    /// Jepsen's stable latency (stale) or lost latency (lost).
+    latency: u64,
+}
+
 /// One attempt's set-full outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fate {
-    /// Stable; `Some(latency)` when a read invoked after it was known missed it (stale).
-    Stable(Option<u64>),
-    /// Lost, with its lost latency.
-    Lost(u64),
+enum Fate {
+    /// Stable; with its miss when a read invoked after it was known missed it (stale).
+    Stable(Option<Miss>),
+    /// Lost.
+    Lost(Miss),
     /// Never read.
     NeverRead,
 }
@@ -156,18 +167,19 @@ impl KeyReads {
     /// Jepsen's outcome of `e`.
     fn fate(&self, e: &Element) -> Fate {
         let at = |j: usize| self.reads[j].invoke_ns;
+        let miss = |known: (u64, u32), absent: usize, latency: u64| Miss {
+            known,
+            absent,
+            latency,
+        };
         match (e.known, e.last_present, e.last_absent) {
-            (Some((known, _)), Some(p), Some(a)) if p < a && known < at(a) => {
-                Fate::Lost(at(p).saturating_sub(known))
+            (Some(k), p, Some(a)) if p.is_none_or(|p| p < a) && k.0 < at(a) => {
+                Fate::Lost(miss(k, a, p.map_or(0, |p| at(p).saturating_sub(k.0))))
             }
-            (Some((known, _)), None, Some(a)) if known < at(a) => Fate::Lost(0),
-            (known, Some(p), a) if a.is_none_or(|a| a < p) => {
-                let stale = match (known, a) {
-                    (Some((known, _)), Some(a)) if at(a) > known => Some(at(a) - known),
-                    _ => None,
-                };
-                Fate::Stable(stale)
-            }
+            (known, Some(p), a) if a.is_none_or(|a| a < p) => Fate::Stable(match (known, a) {
+                (Some(k), Some(a)) if at(a) > k.0 => Some(miss(k, a, at(a) - k.0)),
+                _ => None,
+            }),
             _ => Fate::NeverRead,
         }
     }
@@ -195,30 +207,29 @@ pub(crate) fn set_full(
             counts.attempts += 1;
             let held = e.last_present.is_some();
             counts.recovered += u64::from(txn.outcome == Outcome::Info && held);
-            match kr.fate(&e) {
+            let fate = kr.fate(&e);
+            let miss = match fate {
                 Fate::Stable(stale) => {
                     counts.stable += 1;
                     per_key[*key as usize][0] += 1;
-                    stable_ns.push(stale.unwrap_or(0));
-                    if let Some(latency) = stale {
-                        counts.stale += 1;
-                        out.push(b.missed(
-                            kr,
-                            *key,
-                            *value,
-                            t as u32,
-                            &e,
-                            Fate::Stable(Some(latency)),
-                        ));
-                    }
+                    stable_ns.push(stale.map_or(0, |m| m.latency));
+                    counts.stale += u64::from(stale.is_some());
+                    stale
                 }
-                Fate::Lost(latency) => {
+                Fate::Lost(m) => {
                     counts.lost += 1;
                     per_key[*key as usize][1] += 1;
-                    lost_ns.push(latency);
-                    out.push(b.missed(kr, *key, *value, t as u32, &e, Fate::Lost(latency)));
+                    lost_ns.push(m.latency);
+                    Some(m)
                 }
-                Fate::NeverRead => counts.never_read += 1,
+                Fate::NeverRead => {
+                    counts.never_read += 1;
+                    None
+                }
+            };
+            if let Some(m) = miss {
+                let lost = matches!(fate, Fate::Lost(_));
+                out.push(b.missed(kr, (*key, *value, t as u32), e.last_present, m, lost));
             }
         }
     }
@@ -238,15 +249,15 @@ pub(crate) fn lost_cases(txns: &[Txn], keys: &Keys) -> (LostWriteCounts, Vec<Ano
 }
 
 impl AnomalyBuilder<'_> {
-    /// A `lost-write` or `stale-read` of `value` (added by txn `writer`), with its proof.
+    /// A `lost-write` (`lost`) or `stale-read` of `value` added to `key` by txn `writer`, with
+    /// its proof: the last read holding it (`present`, if any) and `miss`.
     fn missed(
         &self,
         kr: &KeyReads,
-        key: Key,
-        value: i64,
-        writer: u32,
-        e: &Element,
-        fate: Fate,
+        (key, value, writer): (Key, i64, u32),
+        present: Option<usize>,
+        miss: Miss,
+        lost: bool,
     ) -> Anomaly {
         let w = self.txn(writer);
         let verb = match (w.mops.len(), w.outcome) {
@@ -255,7 +266,7 @@ impl AnomalyBuilder<'_> {
             (_, Outcome::Ok) => " (in a transaction)",
             _ => " (in a transaction, not acknowledged)",
         };
-        let (known_ns, known_txn) = e.known.expect("lost and stale elements are known");
+        let (known_ns, known_txn) = miss.known;
         let known = if known_txn == writer {
             format!("acknowledged at {known_ns}")
         } else {
@@ -264,8 +275,7 @@ impl AnomalyBuilder<'_> {
                 self.txn(known_txn).line
             )
         };
-        let read = |j: Option<usize>| j.map(|j| kr.reads[j]);
-        let (present, absent) = (read(e.last_present), read(e.last_absent).expect("missed"));
+        let (present, absent) = (present.map(|j| kr.reads[j]), kr.reads[miss.absent]);
         let present_text = present.map_or("no read holds it".to_string(), |p| {
             format!(
                 "the last read to hold it began at {} (line {})",
@@ -273,16 +283,17 @@ impl AnomalyBuilder<'_> {
                 self.txn(p.txn).line
             )
         });
-        let (class, latency, explanation) = match fate {
-            Fate::Lost(latency) => ("lost-write", latency, format!(
-                "key {:?}: the add of {value}{verb} at line {} was known from {known}; {present_text}, yet the read that began at {} (line {}) misses it, and no read begun after that holds it: a lost write (lost latency {latency})!",
-                self.key(key), w.line, absent.invoke_ns, self.txn(absent.txn).line
-            )),
-            Fate::Stable(latency) => ("stale-read", latency.unwrap_or(0), format!(
-                "key {:?}: the add of {value}{verb} at line {} was known from {known}, yet the read that began at {} (line {}), after that, misses it; {present_text}: a stale read (stable latency {}).",
-                self.key(key), w.line, absent.invoke_ns, self.txn(absent.txn).line, latency.unwrap_or(0)
-            )),
-            Fate::NeverRead => unreachable!("never-read elements are no anomaly"),
+        let (at, line, latency) = (absent.invoke_ns, self.txn(absent.txn).line, miss.latency);
+        let (class, explanation) = if lost {
+            ("lost-write", format!(
+                "key {:?}: the add of {value}{verb} at line {} was known from {known}; {present_text}, yet the read that began at {at} (line {line}) misses it, and no read begun after that holds it: a lost write (lost latency {latency})!",
+                self.key(key), w.line
+            ))
+        } else {
+            ("stale-read", format!(
+                "key {:?}: the add of {value}{verb} at line {} was known from {known}, yet the read that began at {at} (line {line}), after that, misses it; {present_text}: a stale read (stable latency {latency}).",
+                self.key(key), w.line
+            ))
         };
         let mut named = vec![writer];
         if known_txn != writer {
