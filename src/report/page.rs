@@ -172,7 +172,7 @@ fn ops_table(out: &mut String, r: &Report) {
 }
 
 /// Invalid and unknown keys, anomalies by class (the redirect-protocol ones counted in full, past
-/// the ones listed), and the acknowledged writes by fate.
+/// the ones listed), and the adds and appends by set-full outcome.
 fn anomaly_rows(r: &Report) -> Vec<(String, String)> {
     let count = |v: Validity| r.keys.iter().filter(|k| k.valid == v).count();
     let mut anomalies: Vec<(String, String)> = vec![
