@@ -260,3 +260,29 @@ fn elle_g0_of_two_micro_op_transactions() {
     let ok = h.replace("[:r :y [2 1]]", "[:r :y [1 2]]");
     assert_eq!(run(&ok, None).valid, Validity::Valid, "{}", run(&ok, None));
 }
+
+/// Elle's `wr-process-test` (elle issue 21): invocations write reads without a value
+/// (`[:r :x]`). Elle: G1c-process (session models), a violation of strong serializability too.
+#[test]
+fn reads_invoked_without_a_value_are_read() {
+    let h = "
+{:process 1, :type :invoke, :f :txn, :value [[:r :x] [:append :y 1]], :index 0}
+{:process 1, :type :ok, :f :txn, :value [[:r :x [1]] [:append :y 1]], :index 1}
+{:process 2, :type :invoke, :f :txn, :value [[:r :y]], :index 2}
+{:process 2, :type :ok, :f :txn, :value [[:r :y [1]]], :index 3}
+{:process 2, :type :invoke, :f :txn, :value [[:append :x 1]], :index 4}
+{:process 2, :type :ok, :f :txn, :value [[:append :x 1]], :index 5}
+";
+    let report = run(h, None);
+    assert_eq!(report.valid, Validity::Invalid, "{report}");
+    assert!(
+        classes(&report).iter().any(|(c, _)| c.starts_with("G1c")),
+        "{report}"
+    );
+    // T1 reading x empty breaks the cycle.
+    let ok = h.replace(
+        "[[:r :x [1]] [:append :y 1]]",
+        "[[:r :x []] [:append :y 1]]",
+    );
+    assert_eq!(run(&ok, None).valid, Validity::Valid, "{}", run(&ok, None));
+}

@@ -95,11 +95,13 @@ fn process(v: Option<&Value>) -> Result<Option<u64>, String> {
 
 /// Whether `v` is a micro-op `[f k v]` named as Elle (`:r`, `:w`, `:append`) or Knossos
 /// (`:read`, `:write`) name them: how a transaction is told from a `[key value]` tuple.
+/// A read's invocation may leave its value out (`[:r :x]`, as Elle's tests do).
 pub(crate) fn is_micro_op(v: &Value) -> bool {
-    let Some([f, _, _]) = v.as_array().map(Vec::as_slice) else {
-        return false;
-    };
-    matches!(f.as_str(), Some("r" | "w" | "append" | "read" | "write"))
+    match v.as_array().map(Vec::as_slice) {
+        Some([f, _, _]) => matches!(f.as_str(), Some("r" | "w" | "append" | "read" | "write")),
+        Some([f, _]) => matches!(f.as_str(), Some("r" | "read")),
+        _ => false,
+    }
 }
 
 /// Whether `v` is a transaction's value: a non-empty vector of micro-ops.
@@ -109,11 +111,22 @@ pub(crate) fn is_txn_value(v: &Value) -> bool {
 }
 
 /// Reads `:read` and `:write` ops whose value is a vector of micro-ops as the transactions
-/// they are (`:txn`), as Elle does.
+/// they are (`:txn`), as Elle does, and completes a read micro-op written without its value
+/// (`[:r :x]`) with `nil`.
 pub(crate) fn txn_shaped(ops: &mut [RawEvent]) {
     for e in ops.iter_mut() {
-        if (e.f == "read" || e.f == "write") && is_txn_value(&e.value) {
+        if !is_txn_value(&e.value) {
+            continue;
+        }
+        if e.f == "read" || e.f == "write" {
             e.f = "txn".to_string();
+        }
+        for mop in e.value.as_array_mut().into_iter().flatten() {
+            if let Value::Array(parts) = mop {
+                if parts.len() == 2 {
+                    parts.push(Value::Null);
+                }
+            }
         }
     }
 }
