@@ -40,7 +40,7 @@ pub(crate) fn check(
             };
             partition::check(history, &Counter { initial }, &budget, name, Split::ByKey)
         }
-        ModelKind::Set => check::set(history, opts, name),
+        ModelKind::Set => crate::elle::check_set(history, opts, name),
         ModelKind::ListAppend => check::list_append(history, opts, name),
         ModelKind::Kv => {
             let initial = match &opts.initial {
@@ -61,9 +61,31 @@ pub(crate) fn check(
             };
             partition::check(history, &model, &budget, name, Split::Whole)
         }
-        ModelKind::Txn => crate::elle::check(history, opts),
-        ModelKind::Types => crate::typed::check(history, &budget),
+        ModelKind::Txn => {
+            refuse_initial(model, opts, "Elle's analyses assume every key starts as the empty list or nil (an initial state is what their inferences start from); check a single-key history with an initial value as --model list-append or --model set")?;
+            crate::elle::check(history, opts)
+        }
+        ModelKind::Types => {
+            refuse_initial(
+                model,
+                opts,
+                "each key starts absent and is checked by the type its ops give it",
+            )?;
+            crate::typed::check(history, &budget)
+        }
     }
+}
+
+/// Refuses an `initial` option for `model`, which has no use for one (`why`): never ignored.
+fn refuse_initial(model: ModelKind, opts: &CheckOptions, why: &str) -> Result<(), CheckError> {
+    if opts.initial.is_null() {
+        return Ok(());
+    }
+    Err(bad_initial(format!(
+        "model {} takes no initial value ({}): {why}",
+        model.name(),
+        crate::echo::Echo(&opts.initial)
+    )))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ mod counts;
 mod coverage;
 mod redirect;
 
-pub use counts::{counts_text, LostWriteCounts, OutcomeCounts, RedirectCounts};
+pub use counts::{counts_text, Latencies, LostWriteCounts, OutcomeCounts, RedirectCounts};
 pub use coverage::{BatchCoverage, Coverage, TxnCoverage};
 pub use redirect::{PathCounts, RedirectAnalysis, RedirectStats};
 
@@ -291,8 +291,8 @@ impl fmt::Display for Report {
         if let Some(l) = &self.lost_writes {
             writeln!(
                 f,
-                "acknowledged writes: {} stable, {} lost, {} stale, {} never read; {} info recovered",
-                l.stable, l.lost, l.stale, l.never_read, l.recovered
+                "set-full: {} attempted: {} stable ({} stale), {} lost, {} never read; {} info recovered; {} duplicated",
+                l.attempts, l.stable, l.stale, l.lost, l.never_read, l.recovered, l.duplicated
             )?;
         }
         if !self.anomaly_counts.is_empty() {

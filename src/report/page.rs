@@ -172,7 +172,7 @@ fn ops_table(out: &mut String, r: &Report) {
 }
 
 /// Invalid and unknown keys, anomalies by class (the redirect-protocol ones counted in full, past
-/// the ones listed), and the acknowledged writes by fate.
+/// the ones listed), and the adds and appends by set-full outcome.
 fn anomaly_rows(r: &Report) -> Vec<(String, String)> {
     let count = |v: Validity| r.keys.iter().filter(|k| k.valid == v).count();
     let mut anomalies: Vec<(String, String)> = vec![
@@ -199,10 +199,10 @@ fn anomaly_rows(r: &Report) -> Vec<(String, String)> {
     anomalies.extend(classes.into_iter().map(|(c, n)| (c, n.to_string())));
     if let Some(l) = &r.lost_writes {
         anomalies.push((
-            "acknowledged writes".into(),
+            "adds and appends (set-full)".into(),
             format!(
-                "{} stable, {} lost, {} stale, {} never read",
-                l.stable, l.lost, l.stale, l.never_read
+                "{} attempted: {} stable ({} stale), {} lost, {} never read",
+                l.attempts, l.stable, l.stale, l.lost, l.never_read
             ),
         ));
     }

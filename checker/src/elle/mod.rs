@@ -8,8 +8,9 @@
 //!   graph — `incompatible-order`, `duplicate-elements`, `garbage-read`, `G1a`, `G1b`;
 //! - [`internal`]: what one transaction contradicts in itself — `internal`, `future-read`;
 //! - [`update`]: updates built on the wrong version — `lost-update`, `dirty-update`;
-//! - [`lost`]: acknowledged adds and appends classed Jepsen set-full style — `lost-write`,
-//!   `stale-read`, and the counts of stable / lost / stale / never-read / recovered ones;
+//! - [`lost`]: adds and appends classed as Jepsen's set-full does — `lost-write`, `stale-read`,
+//!   and the counts of stable / lost / stale / never-read / recovered ones; [`set`] adds
+//!   set-full's verdict rules for sets (`duplicated`, a key with nothing stable is unknown);
 //! - [`graph`]: the dependency graph (ww, wr, rw, real time, process) and its cycles — `G0`,
 //!   `G1c`, `G-single-item`, `G-nonadjacent-item`, `G2-item` and their `-process` /
 //!   `-realtime` variants, Elle's names.
@@ -24,6 +25,7 @@ mod graph;
 mod internal;
 mod list;
 mod lost;
+mod set;
 mod show;
 mod txn;
 mod update;
@@ -69,12 +71,14 @@ impl Workload {
 /// see the module doc.
 pub(crate) fn check(history: &History, opts: &CheckOptions) -> Result<Report, CheckError> {
     let paired = Ops::from_history(history)?;
-    let (txns, keys) = txn::txns(history, &paired.ops)?;
     let workload = Workload::of(&paired.ops);
+    if workload == Workload::Set {
+        return set::check(history, opts, "elle-set");
+    }
+    let (txns, keys) = txn::txns(history, &paired.ops)?;
     let mut report = match workload {
         Workload::ListAppend => crate::check::list_append(history, opts, "elle-list-append")?,
-        Workload::Set => crate::check::set(history, opts, "elle-set")?,
-        Workload::Txn => crate::partition::counted(history, &paired, "elle-txn"),
+        Workload::Set | Workload::Txn => crate::partition::counted(history, &paired, "elle-txn"),
     };
     let initial: Vec<i64> = match &opts.initial {
         serde_json::Value::Array(items) => items.iter().filter_map(|v| v.as_i64()).collect(),
@@ -83,30 +87,33 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> Result<Report, Ch
     let mut anomalies: Vec<Anomaly> = Vec::new();
     let (lost_counts, lost) = lost::lost_cases(&txns, &keys);
     report.lost_writes = Some(lost_counts);
-    if workload != Workload::Set {
-        let v = list::versions(&txns, &keys);
-        anomalies.extend(list::list_cases(&txns, &keys, &v, &initial));
-        let b = show::AnomalyBuilder {
-            txns: &txns,
-            keys: &keys,
-        };
-        anomalies.extend(internal::internal_cases(&b));
-        anomalies.extend(update::lost_update_cases(&b));
-        anomalies.extend(update::dirty_update_cases(&b, &v));
-        anomalies.extend(lost);
-        let g = graph::build(&txns, &keys, &v);
-        let (cycles, undecided) = graph::cycle_cases(&g, &txns, &keys, &v, opts.steps_max_per_key);
-        anomalies.extend(cycles);
-        if undecided > 0 {
-            report.valid = report.valid.combine(Validity::Unknown);
-            report.warnings.push(format!(
-                "{undecided} strongly connected components of the dependency graph were not searched to the end ({} steps each): their cycles are unknown",
-                opts.steps_max_per_key
-            ));
-        }
-    } else {
-        anomalies.extend(lost);
+    let v = list::versions(&txns, &keys);
+    anomalies.extend(list::list_cases(&txns, &keys, &v, &initial));
+    let b = show::AnomalyBuilder {
+        txns: &txns,
+        keys: &keys,
+    };
+    anomalies.extend(internal::internal_cases(&b));
+    anomalies.extend(update::lost_update_cases(&b));
+    anomalies.extend(update::dirty_update_cases(&b, &v));
+    anomalies.extend(lost);
+    let g = graph::build(&txns, &keys, &v);
+    let (cycles, undecided) = graph::cycle_cases(&g, &txns, &keys, &v, opts.steps_max_per_key);
+    anomalies.extend(cycles);
+    if undecided > 0 {
+        report.valid = report.valid.combine(Validity::Unknown);
+        report.warnings.push(format!(
+            "{undecided} strongly connected components of the dependency graph were not searched to the end ({} steps each): their cycles are unknown",
+            opts.steps_max_per_key
+        ));
     }
+    finish(&mut report, anomalies);
+    Ok(report)
+}
+
+/// Sets `report`'s anomalies: any makes it invalid; all are counted, at most
+/// [`ANOMALIES_KEPT_PER_CLASS_MAX`] of each class kept.
+fn finish(report: &mut Report, mut anomalies: Vec<Anomaly>) {
     if !anomalies.is_empty() {
         report.valid = Validity::Invalid;
     }
@@ -118,5 +125,13 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> Result<Report, Ch
         *n <= ANOMALIES_KEPT_PER_CLASS_MAX
     });
     report.anomalies = anomalies;
-    Ok(report)
+}
+
+/// The set check of `--model set`: see [`set`].
+pub(crate) fn check_set(
+    history: &History,
+    opts: &CheckOptions,
+    checker: &'static str,
+) -> Result<Report, CheckError> {
+    set::check(history, opts, checker)
 }

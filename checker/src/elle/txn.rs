@@ -155,7 +155,10 @@ fn micro_op(keys: &mut Keys, m: &Value, ok: bool) -> Result<Mop, String> {
 /// The transaction view of one op, or an error naming the field that does not fit.
 fn txn_of(history: &History, keys: &mut Keys, op: &Op) -> Result<Txn, CheckError> {
     let ok = op.outcome == Outcome::Ok;
-    let mops = match (op.f.as_str(), op.key.as_deref()) {
+    // A single set or list without keys (Jepsen's set tests) is the key "", as partitions name it.
+    let single = matches!(op.f.as_str(), "append" | "add" | "read");
+    let key = op.key.as_deref().or(single.then_some(""));
+    let mops = match (op.f.as_str(), key) {
         ("txn", _) => {
             let (value, on_completion) = if ok {
                 (&op.complete_value, true)

@@ -24,44 +24,102 @@ pub(crate) struct RawEvent {
     pub error: Option<String>,
 }
 
+/// The process of an op map that names none (Elle accepts such maps): every such op belongs to
+/// one process, as Elle, which reads the missing process as `nil`, takes them to. It is
+/// numbered one above every process the file names (fresh numbers start above it).
+pub(crate) const PROCESS_MISSING: u64 = u64::MAX;
+
+/// Per source process: its current number, and whether an invocation is outstanding or an
+/// `info` retired it.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    number: u64,
+    outstanding: bool,
+    retired: bool,
+}
+
 /// Builds the history. Each event's time is its position: these formats list events in the
 /// order they happened, and distinct times keep touching intervals apart exactly as the order
 /// says. Older Jepsen and Knossos histories reuse a process number after an `info`; such a
 /// process continues under a fresh number above every number in the file, as slotcheck's own
-/// clients do.
+/// clients do. A completion with no invocation outstanding on its process (Elle's tests and
+/// examples list only completions) is an op whose invocation nobody saw: it gets one at the
+/// start of the history, under a fresh process of its own, so it is ordered after nothing —
+/// as Elle, which draws real-time edges only to invocations it saw, orders it.
 pub(crate) fn build(raw: Vec<RawEvent>) -> History {
-    let fresh_base = raw
+    let named_max = raw
         .iter()
         .filter_map(|e| e.process)
-        .max()
-        .map_or(0, |p| p + 1);
-    let mut next_fresh = fresh_base;
-    // Per source process: (current number, retired by an `info`).
-    let mut current: HashMap<u64, (u64, bool)> = HashMap::new();
-    let mut history = History::default();
-    for (position, e) in raw.into_iter().enumerate() {
+        .filter(|p| *p != PROCESS_MISSING)
+        .max();
+    let missing = named_max.map_or(0, |p| p + 1);
+    let any_missing = raw.iter().any(|e| e.process == Some(PROCESS_MISSING));
+    let mut next_fresh = missing + u64::from(any_missing);
+    let mut fresh = || {
+        next_fresh += 1;
+        next_fresh - 1
+    };
+    let mut slots: HashMap<u64, Slot> = HashMap::new();
+    let mut unseen: Vec<(Event, usize)> = Vec::new();
+    let mut events: Vec<(Event, usize)> = Vec::with_capacity(raw.len());
+    for e in raw {
         let process = match e.process {
             None => Process::Nemesis,
             Some(p) => {
-                let slot = current.entry(p).or_insert((p, false));
-                if slot.1 && e.kind == EventType::Invoke {
-                    *slot = (next_fresh, false);
-                    next_fresh += 1;
+                let number = if p == PROCESS_MISSING { missing } else { p };
+                let slot = slots.entry(p).or_insert(Slot {
+                    number,
+                    outstanding: false,
+                    retired: false,
+                });
+                if e.kind != EventType::Invoke && !slot.outstanding {
+                    let own = Process::Client(fresh());
+                    unseen.push((invocation_of(&e, own), e.line));
+                    own
+                } else {
+                    if slot.retired && e.kind == EventType::Invoke {
+                        slot.number = fresh();
+                    }
+                    slot.outstanding = e.kind == EventType::Invoke;
+                    slot.retired = e.kind == EventType::Info;
+                    Process::Client(slot.number)
                 }
-                if e.kind == EventType::Info {
-                    slot.1 = true;
-                }
-                Process::Client(slot.0)
             }
         };
-        let mut event = Event::new(e.kind, process, &e.f, e.value, position as u64);
+        let mut event = Event::new(e.kind, process, &e.f, e.value, 0);
         event.key = e.key;
         event.error = e.error;
+        events.push((event, e.line));
+    }
+    let mut history = History::default();
+    for (position, (mut event, line)) in unseen.into_iter().chain(events).enumerate() {
+        event.time = position as u64;
         history.events.push(event);
-        history.lines.push(e.line);
+        history.lines.push(line);
     }
     debug_assert_eq!(history.events.len(), history.lines.len());
     history
+}
+
+/// The invocation of completion `e`, which has none: its value with reads not yet known.
+fn invocation_of(e: &RawEvent, process: Process) -> Event {
+    let value = match &e.value {
+        _ if e.f == "read" => Value::Null,
+        Value::Array(mops) if e.f == "txn" => Value::Array(
+            mops.iter()
+                .map(|m| match m.as_array().map(Vec::as_slice) {
+                    Some([f, k, _]) if matches!(f.as_str(), Some("r" | "read")) => {
+                        Value::Array(vec![f.clone(), k.clone(), Value::Null])
+                    }
+                    _ => m.clone(),
+                })
+                .collect(),
+        ),
+        v => v.clone(),
+    };
+    let mut event = Event::new(EventType::Invoke, process, &e.f, value, 0);
+    event.key = e.key.clone();
+    event
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Jepsen-style op maps (`{:process 0, :type :invoke, :f :read, :value nil}`), as read by the
 //! EDN reader, into [`RawEvent`]s. Shared by the Jepsen, Knossos and Porcupine kv importers.
 
-use super::builder::RawEvent;
+use super::builder::{RawEvent, PROCESS_MISSING};
 use super::ImportError;
 use crate::edn::{EdnError, Reader};
 use crate::history::EventType;
@@ -23,6 +23,7 @@ pub(crate) fn op_from_map(path: &str, line: usize, value: Value) -> Result<RawEv
     };
     let kind = event_type(map.get("type")).map_err(|m| field(":type", m))?;
     let process = process(map.get("process")).map_err(|m| field(":process", m))?;
+    let value = map.remove("value").unwrap_or(Value::Null);
     let f = match map.get("f") {
         Some(Value::String(s)) => s.clone(),
         Some(other) => {
@@ -31,10 +32,16 @@ pub(crate) fn op_from_map(path: &str, line: usize, value: Value) -> Result<RawEv
                 format!("expected a keyword, got {}", crate::echo::Echo(other)),
             ))
         }
-        None => return Err(field(":f", "missing".into())),
+        // Elle's own examples leave `:f` out of transactions.
+        None if is_txn_value(&value) => "txn".to_string(),
+        None => {
+            return Err(field(
+                ":f",
+                "missing (and the value is no list of micro-ops)".into(),
+            ))
+        }
     };
     let key = key(map.get("key")).map_err(|m| field(":key", m))?;
-    let value = map.remove("value").unwrap_or(Value::Null);
     let error = map.get("error").map(|e| match e {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -67,17 +74,60 @@ fn event_type(v: Option<&Value>) -> Result<EventType, String> {
     }
 }
 
-/// `:process`: a client's number, or `:nemesis` (none).
+/// `:process`: a client's number, `:nemesis` (none), or [`PROCESS_MISSING`] when absent (Elle
+/// accepts op maps without one).
 fn process(v: Option<&Value>) -> Result<Option<u64>, String> {
     match v {
         Some(Value::String(s)) if s == "nemesis" => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-            format!(
-                "expected a non-negative integer or :nemesis, got {}",
-                crate::echo::Echo(v)
-            )
-        }),
-        None => Err("missing".into()),
+        Some(v) => v
+            .as_u64()
+            .filter(|p| *p != PROCESS_MISSING)
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "expected a non-negative integer or :nemesis, got {}",
+                    crate::echo::Echo(v)
+                )
+            }),
+        None => Ok(Some(PROCESS_MISSING)),
+    }
+}
+
+/// Whether `v` is a micro-op `[f k v]` named as Elle (`:r`, `:w`, `:append`) or Knossos
+/// (`:read`, `:write`) name them: how a transaction is told from a `[key value]` tuple.
+/// A read's invocation may leave its value out (`[:r :x]`, as Elle's tests do).
+pub(crate) fn is_micro_op(v: &Value) -> bool {
+    match v.as_array().map(Vec::as_slice) {
+        Some([f, _, _]) => matches!(f.as_str(), Some("r" | "w" | "append" | "read" | "write")),
+        Some([f, _]) => matches!(f.as_str(), Some("r" | "read")),
+        _ => false,
+    }
+}
+
+/// Whether `v` is a transaction's value: a non-empty vector of micro-ops.
+pub(crate) fn is_txn_value(v: &Value) -> bool {
+    v.as_array()
+        .is_some_and(|items| !items.is_empty() && items.iter().all(is_micro_op))
+}
+
+/// Reads `:read` and `:write` ops whose value is a vector of micro-ops as the transactions
+/// they are (`:txn`), as Elle does, and completes a read micro-op written without its value
+/// (`[:r :x]`) with `nil`.
+pub(crate) fn txn_shaped(ops: &mut [RawEvent]) {
+    for e in ops.iter_mut() {
+        if !is_txn_value(&e.value) {
+            continue;
+        }
+        if e.f == "read" || e.f == "write" {
+            e.f = "txn".to_string();
+        }
+        for mop in e.value.as_array_mut().into_iter().flatten() {
+            if let Value::Array(parts) = mop {
+                if parts.len() == 2 {
+                    parts.push(Value::Null);
+                }
+            }
+        }
     }
 }
 

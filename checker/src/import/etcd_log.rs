@@ -125,10 +125,12 @@ mod tests {
                     INFO  jepsen.util - 2   :fail   :cas    [3 0]\n\n\
                     INFO  jepsen.util - 17  :fail   :read   :timed-out\n";
         let h = import("e.log", text).unwrap();
-        assert_eq!(h.events[0].value, json!([3, 0]));
-        assert_eq!(h.events[1].kind, EventType::Fail);
-        assert_eq!(h.events[2].value, json!("timed-out"));
-        assert_eq!(h.lines, [1, 2, 4]);
+        // Process 17's failed read was never seen invoked: its invocation comes first.
+        assert_eq!(h.events[1].value, json!([3, 0]));
+        assert_eq!(h.events[2].kind, EventType::Fail);
+        assert_eq!(h.events[3].value, json!("timed-out"));
+        assert_eq!(h.events[0].kind, EventType::Invoke);
+        assert_eq!(h.lines, [4, 1, 2, 4]);
     }
 
     #[test]

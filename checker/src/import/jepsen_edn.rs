@@ -1,11 +1,13 @@
 //! Jepsen's `history.edn`: one op map per line (`:process :type :f :value :time :index`).
 //!
 //! Histories of `jepsen.independent` tests wrap every value in a `[key value]` tuple; they are
-//! split into keys here, so each key is checked on its own. Times and indexes are not needed:
-//! the line order is the order of events.
+//! split into keys here, so each key is checked on its own. A value whose elements are
+//! micro-ops (`[[:r :x nil] [:w :x 1]]`) is a transaction, never a tuple, whatever its length;
+//! `:read` and `:write` ops carrying micro-ops are transactions too. Times and indexes are not
+//! needed: the line order is the order of events.
 
 use super::builder::{self, RawEvent};
-use super::edn_ops::read_ops;
+use super::edn_ops::{is_micro_op, read_ops, txn_shaped};
 use super::ImportError;
 use crate::history::History;
 use serde_json::Value;
@@ -16,16 +18,19 @@ pub(crate) fn import(path: &str, text: &str) -> Result<History, ImportError> {
     if is_independent(&ops) {
         split_tuples(&mut ops);
     }
+    txn_shaped(&mut ops);
     Ok(builder::build(ops))
 }
 
 /// Whether every client op is a `jepsen.independent` `[key value]` tuple: no op names a key,
-/// every client event's value (a read's invocation included) is a pair, and not every op is a
-/// `cas` (whose plain value is a pair too).
+/// every client event's value (a read's invocation included) is a pair whose first element is
+/// no micro-op (a two-micro-op transaction is a pair too), and not every op is a `cas` (whose
+/// plain value is a pair too).
 pub(crate) fn is_independent(ops: &[RawEvent]) -> bool {
     let client = || ops.iter().filter(|e| e.process.is_some());
+    let tuple = |v: &Value| matches!(v, Value::Array(a) if a.len() == 2 && !is_micro_op(&a[0]));
     client().next().is_some()
-        && client().all(|e| e.key.is_none() && matches!(&e.value, Value::Array(a) if a.len() == 2))
+        && client().all(|e| e.key.is_none() && tuple(&e.value))
         && client().any(|e| e.f != "cas")
 }
 

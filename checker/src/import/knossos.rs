@@ -1,13 +1,15 @@
 //! Knossos's test histories: one EDN vector (or list) of op maps, comments allowed. Its
 //! `cas-register` histories start at 0 and its `multi-register` ones at 0 for every register.
 
-use super::edn_ops::read_ops;
+use super::edn_ops::{read_ops, txn_shaped};
 use super::{builder, ImportError};
 use crate::history::History;
 
 /// Reads a Knossos EDN history.
 pub(crate) fn import(path: &str, text: &str) -> Result<History, ImportError> {
-    Ok(builder::build(read_ops(path, text)?))
+    let mut ops = read_ops(path, text)?;
+    txn_shaped(&mut ops);
+    Ok(builder::build(ops))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! | [`Format`] | written by | shape |
 //! |---|---|---|
 //! | `slotcheck` | slotcheck | JSON Lines, `histories/README.md` |
-//! | `jepsen-edn` | Jepsen | `history.edn`, one op map per line; `jepsen.independent` tuples split into keys |
+//! | `jepsen-edn` | Jepsen, Elle | `history.edn`, one op map per line; `jepsen.independent` tuples split into keys; Elle's shapes (no `:process`, no `:f`, completions only) |
 //! | `knossos-edn` | Knossos's test data | one EDN vector of op maps |
 //! | `jepsen-log` | Jepsen 0.0.x (Porcupine's etcd data) | `INFO jepsen.util - 2 :invoke :cas [3 0]` lines |
 //! | `porcupine-kv` | Porcupine's kv test data | one op map per line with a `:key` |
@@ -172,12 +172,25 @@ pub struct Imported {
 }
 
 impl Imported {
-    /// The model the format's histories are checked against, when the format implies one
-    /// (a Knossos file of `:txn` ops is a multi-register; a Jepsen log a CAS register).
+    /// The model the format's histories are checked against, when the format implies one (see
+    /// the README's table "Models by format"): in a Jepsen or Knossos EDN file, `:txn` ops whose
+    /// micro-ops Elle names (`:r`, `:w`, `:append`) are Elle's (`txn`), Knossos's (`:read`,
+    /// `:write`) a multi-register, as are a slotcheck file's (whose header names its model; the
+    /// register workload's multi-key ops are registers); a Jepsen log is a CAS register.
     pub fn model(&self) -> Option<ModelKind> {
-        let any_f = |f: &str| self.history.events.iter().any(|e| e.f == f);
+        let txns = || self.history.events.iter().filter(|e| e.f == "txn");
+        let elle = |e: &crate::history::Event| {
+            let mops = e.value.as_array().map(Vec::as_slice).unwrap_or_default();
+            mops.iter().any(|m| {
+                let f = m.as_array().and_then(|m| m.first()).and_then(Value::as_str);
+                matches!(f, Some("r" | "w" | "append"))
+            })
+        };
         match self.format {
-            Format::Slotcheck | Format::JepsenEdn | Format::KnossosEdn if any_f("txn") => {
+            Format::JepsenEdn | Format::KnossosEdn if txns().any(elle) => Some(ModelKind::Txn),
+            Format::Slotcheck | Format::JepsenEdn | Format::KnossosEdn
+                if txns().next().is_some() =>
+            {
                 Some(ModelKind::MultiRegister)
             }
             Format::Slotcheck => None,
@@ -196,6 +209,8 @@ impl Imported {
         match self.format {
             Format::Slotcheck => {}
             Format::JepsenEdn => opts.null_read_is_unknown = true,
+            // Elle's histories (a vector of op maps reads as Knossos's) start empty or nil.
+            Format::KnossosEdn if self.model() == Some(ModelKind::Txn) => {}
             Format::KnossosEdn => {
                 opts.initial = Value::from(0);
                 opts.null_read_is_unknown = true;

@@ -132,19 +132,69 @@ impl fmt::Display for RedirectCounts {
     }
 }
 
-/// How many acknowledged adds/appends fell in each class (and how many `info` ones showed up).
+/// Adds and appends by Jepsen's set-full outcome (`jepsen.checker/set-full`), with its latencies.
+/// `stable`, `lost` and `never_read` partition `attempts`; `stale` counts stable ones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct LostWriteCounts {
-    /// Present in every read that began after it completed.
+    /// Adds or appends invoked, whatever their outcome (Jepsen's `:attempt-count`).
+    pub attempts: u64,
+    /// Present in the last read to hold or miss it: some time after which every read that
+    /// began holds it.
     pub stable: u64,
-    /// Missing from every read that began after it completed (at least one did).
+    /// Known (acknowledged, or seen by a read), then missed by a read that began after it was
+    /// known and after the last read that held it.
     pub lost: u64,
-    /// Missing from some reads that began after it completed, present in others.
+    /// Stable, but a read that began after it was known missed it (Jepsen's `:stale`).
     pub stale: u64,
-    /// No read began after it completed.
+    /// Neither stable nor lost: no read that began after it was known decides it.
     pub never_read: u64,
     /// Outcome `info`, yet some read holds it.
     pub recovered: u64,
+    /// Set elements some single read holds more than once (Jepsen's `:duplicated-count`).
+    pub duplicated: u64,
+    /// Stable latencies (from known to the invocation of the last read that missed it, 0 if none
+    /// did or it began earlier),
+    /// in the history's time unit (ns; event positions for imported formats).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stable_latencies: Option<Latencies>,
+    /// Lost latencies (from known to the invocation of the last read that held it), same unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_latencies: Option<Latencies>,
+}
+
+/// Jepsen's latency distribution: the values at quantiles 0, 0.5, 0.95, 0.99 and 1 (the value
+/// at index `min(n - 1, floor(n * q))` of the sorted latencies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Latencies {
+    /// The smallest.
+    pub p0: u64,
+    /// The median.
+    pub p50: u64,
+    /// The 95th percentile.
+    pub p95: u64,
+    /// The 99th percentile.
+    pub p99: u64,
+    /// The largest.
+    pub p100: u64,
+}
+
+impl Latencies {
+    /// The distribution of `values`, or `None` when there are none.
+    pub fn of(mut values: Vec<u64>) -> Option<Latencies> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_unstable();
+        let n = values.len();
+        let at = |q: f64| values[((n as f64 * q).floor() as usize).min(n - 1)];
+        Some(Latencies {
+            p0: at(0.0),
+            p50: at(0.5),
+            p95: at(0.95),
+            p99: at(0.99),
+            p100: at(1.0),
+        })
+    }
 }
 
 /// Counts by name as one line, `lost-write 2, stale-read 1`, or `none`.

@@ -3,8 +3,9 @@
 //! read, lost write or duplicate append always makes the history `invalid`, and the anomalies
 //! reported are exactly the ones its definition predicts:
 //!
-//! - `lost-write` / `stale-read` (Jepsen set-full), computed here for every acknowledged
-//!   append from the reads that began after it completed, must match the report's one for one;
+//! - `lost-write` / `stale-read` (Jepsen set-full), computed here by brute force from set-full's
+//!   definitions for every add and append, must match the report's one for one, and a set key
+//!   with no element stable or lost must be `unknown`;
 //! - a read holding an element twice must be reported as `duplicate-elements` on its key;
 //! - a `lost-update` only comes from a lost transaction, and names it;
 //! - every other class must be one the fault can cause (a dependency cycle through the stale
@@ -134,29 +135,55 @@ fn access(op: &Timed) -> Access {
     a
 }
 
-/// The `lost-write` and `stale-read` anomalies Jepsen's set-full semantics predict, as
-/// (class, key, element, line of the append): an acknowledged append missing from every read
-/// that began after it completed (at least one did) is lost; missing from some, stale.
-fn predicted_misses(ops: &[Timed]) -> BTreeSet<(String, String, i64, usize)> {
+/// A `lost-write` or `stale-read`: (class, key, element, line of the add).
+type Miss = (String, String, i64, usize);
+
+/// What Jepsen's set-full (`jepsen.checker/set-full`) predicts, computed by brute force from
+/// its definitions: the `lost-write` and `stale-read` anomalies as (class, key, element, line of
+/// the add), and the keys with an element stable or lost (a set key with neither is unknown).
+///
+/// An attempt's reads are the `ok` reads of its key that completed after it was invoked. It is
+/// known at the earlier of its `ok` completion and the completion of a read holding it. With
+/// reads ordered by invocation (then line, then place in the txn), lost: known, the last read
+/// missing it comes after the last holding it (if any) and began after it was known; stale:
+/// the last read missing it comes before the last holding it, and began after it was known.
+fn predicted_misses(ops: &[Timed]) -> (BTreeSet<Miss>, BTreeSet<String>) {
     let acc: Vec<Access> = ops.iter().map(access).collect();
     let mut out = BTreeSet::new();
-    for (a, op) in ops.iter().enumerate().filter(|(_, op)| op.ok()) {
+    let mut decided = BTreeSet::new();
+    for (a, op) in ops.iter().enumerate() {
         for (k, v) in &acc[a].appends {
-            let later: Vec<bool> = (0..ops.len())
-                .filter(|&r| ops[r].ok() && op.precedes(&ops[r]))
-                .flat_map(|r| acc[r].reads.iter().filter(|(rk, _)| rk == k))
-                .map(|(_, seen)| seen.contains(v))
-                .collect();
-            let held = later.iter().filter(|h| **h).count();
-            let class = match held {
-                _ if held == later.len() => continue,
-                0 => "lost-write",
-                _ => "stale-read",
+            // ((invocation, line, place), completion, holds v)
+            let mut reads = Vec::new();
+            for (r, x) in ops.iter().zip(&acc) {
+                if !r.ok() || r.complete_ns <= op.invoke_ns {
+                    continue;
+                }
+                for (i, (rk, seen)) in x.reads.iter().enumerate() {
+                    if rk == k {
+                        reads.push(((r.invoke_ns, r.line, i), r.complete_ns, seen.contains(v)));
+                    }
+                }
+            }
+            let held = reads.iter().filter(|r| r.2).map(|r| r.1);
+            let known = held.chain(op.ok().then_some(op.complete_ns)).min();
+            let last = |hit: bool| reads.iter().filter(|r| r.2 == hit).map(|r| r.0).max();
+            let (present, absent) = (last(true), last(false));
+            let stable = present.is_some() && absent < present;
+            let class = match (known, present, absent) {
+                (Some(kn), p, Some(ab)) if p < Some(ab) && kn < ab.0 => "lost-write",
+                (Some(kn), Some(_), Some(ab)) if stable && kn < ab.0 => "stale-read",
+                _ if stable => {
+                    decided.insert(k.clone());
+                    continue;
+                }
+                _ => continue,
             };
+            decided.insert(k.clone());
             out.insert((class.to_string(), k.clone(), *v, op.line));
         }
     }
-    out
+    (out, decided)
 }
 
 /// Per key, the elements some `ok` read holds twice.
@@ -175,7 +202,7 @@ fn duplicated(ops: &[Timed]) -> BTreeMap<String, BTreeSet<i64>> {
 }
 
 /// What the report's `lost-write` and `stale-read` anomalies say, in [`predicted_misses`]' terms.
-fn reported_misses(report: &Report) -> BTreeSet<(String, String, i64, usize)> {
+fn reported_misses(report: &Report) -> BTreeSet<Miss> {
     let misses = report
         .anomalies
         .iter()
@@ -183,7 +210,7 @@ fn reported_misses(report: &Report) -> BTreeSet<(String, String, i64, usize)> {
     misses
         .map(|a| {
             let d = &a.data;
-            let line = d["write"]["line"].as_u64().unwrap() as usize;
+            let line = d["add"]["line"].as_u64().unwrap() as usize;
             (
                 a.class.clone(),
                 a.keys[0].clone(),
@@ -287,14 +314,20 @@ fn elle(mut ops: Vec<Timed>, fault: Fault) -> Result<(), TestCaseError> {
     let history = sim::history(&mut ops);
     let report = check_elle(&history, &CheckOptions::default()).unwrap();
     let context = format!("{fault:?}:\n{report}");
-    let misses = predicted_misses(&ops);
+    let (misses, decided) = predicted_misses(&ops);
     let dups = duplicated(&ops);
     prop_assert_eq!(&reported_misses(&report), &misses, "{}", context);
     let faulty = fault != Fault::None;
+    // A set key with no element stable or lost is unknown, as Jepsen's set-full says.
+    let set = ops.iter().any(|op| op.f == "add");
+    let undecided = |k: &str| set && !decided.contains(k);
+    let key_undecided = report.keys.iter().any(|k| undecided(&k.key));
     prop_assert_eq!(
         report.valid,
         if faulty {
             Validity::Invalid
+        } else if key_undecided {
+            Validity::Unknown
         } else {
             Validity::Valid
         },
@@ -360,6 +393,8 @@ fn elle(mut ops: Vec<Timed>, fault: Fault) -> Result<(), TestCaseError> {
         let bad = misses.iter().any(|m| m.1 == kr.key) || dups.contains_key(&kr.key);
         let expected = if bad {
             Validity::Invalid
+        } else if undecided(&kr.key) {
+            Validity::Unknown
         } else {
             Validity::Valid
         };
@@ -371,7 +406,7 @@ fn elle(mut ops: Vec<Timed>, fault: Fault) -> Result<(), TestCaseError> {
 /// A witness of the fault's anomaly: an acknowledged append missing from a read that began
 /// after it completed, or an element read twice.
 fn observable(ops: &[Timed]) -> Option<()> {
-    (!predicted_misses(ops).is_empty() || !duplicated(ops).is_empty()).then_some(())
+    (!predicted_misses(ops).0.is_empty() || !duplicated(ops).is_empty()).then_some(())
 }
 
 fn valid<S: Store>(plan: &Plan<S::Intent>) -> Result<(), TestCaseError> {
