@@ -322,8 +322,12 @@ fn initial_value_and_header_workload_choose_how_to_check() {
     );
     assert!(out.starts_with("elle-list-append: INVALID"), "{out}");
     assert!(
-        out.contains("anomalies: lost-write 1"),
+        out.contains("anomalies: G-single-item-realtime 1, lost-write 1"),
         "Elle-style analysis: {out}"
+    );
+    assert!(
+        out.contains("  non-linearizable, cause"),
+        "a list key's own class is not a register's: {out}"
     );
 }
 

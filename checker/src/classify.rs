@@ -15,7 +15,8 @@
 //!     (the acknowledged write is gone: the key reverted, or vanished when `v` is absent);
 //!   - **stale-read** if a later op observes it again (the witness read a value from the past,
 //!     the write survived).
-//! - **non-linearizable** when none of these fits (for instance only `info` writes are involved).
+//! - **non-linearizable** when none of these fits (for instance only `info` writes are involved),
+//!   and for a list or set key, whose anomalies Elle's analysis names.
 
 use crate::explanation::Explanation;
 use crate::op::{Op, Outcome};
@@ -25,6 +26,14 @@ use serde_json::Value;
 pub fn register_class(ops: &[Op], explanation: &Explanation) -> &'static str {
     let key = Some(explanation.key.as_str());
     let ops: Vec<&Op> = ops.iter().filter(|op| op.key.as_deref() == key).collect();
+    if ops
+        .iter()
+        .any(|op| matches!(op.f.as_str(), "append" | "add"))
+    {
+        // A list or a set: the classes here are a register's; Elle's analysis names what its
+        // reads missed or saw (lost-write, stale-read, garbage-read, ...).
+        return "non-linearizable";
+    }
     if let Some(class) = unwritten_read(&ops) {
         return class;
     }
