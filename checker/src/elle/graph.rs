@@ -98,6 +98,9 @@ pub(crate) fn build(txns: &[Txn], keys: &Keys, v: &Versions) -> Dependencies {
             }
         }
     }
+    v.register.dependencies(&mut |a, b, kind| {
+        add(&mut g, a, b, if kind == EdgeKind::Ww { WW } else { RW })
+    });
     realtime_edges(txns, &mut |a, b| add(&mut g, a, b, RT));
     let mut last: FxMap<u64, u32> = FxMap::default();
     for (t, txn) in txns.iter().enumerate() {
@@ -244,6 +247,7 @@ fn evidence(txns: &[Txn], keys: &Keys, v: &Versions, a: u32, b: u32, kind: EdgeK
         key: None,
         value: None,
         from_value: None,
+        version_order: None,
     };
     let by = |k: Key, e: i64, t: u32| v.writer(k, e).is_some_and(|w| w.txn == t);
     let found: Option<(Key, i64, Option<i64>)> = match kind {
@@ -284,6 +288,11 @@ fn evidence(txns: &[Txn], keys: &Keys, v: &Versions, a: u32, b: u32, kind: EdgeK
         step.key = Some(keys.name(k).to_string());
         step.value = Some(value);
         step.from_value = from_value;
+    } else if let Some((k, value, from, source)) = v.register.evidence(txns, a, b, kind) {
+        step.key = Some(keys.name(k).to_string());
+        step.value = Some(value);
+        step.from_value = from;
+        step.version_order = Some(source.name().to_string());
     }
     step
 }

@@ -17,7 +17,7 @@
 //!   that key.
 //!
 //! Register keys (`w` / `r` with scalars in `txn`s) take part in `garbage-read`, `G1a`, `G1b` and
-//! in the graph's wr edges; their version order is not inferred (no ww / rw edges).
+//! in the graph's wr edges; their version order is inferred in `register`.
 
 use super::show::{list, AnomalyBuilder};
 use super::txn::{FxMap, Key, Keys, Mop, Seen, Txn};
@@ -57,6 +57,8 @@ pub(crate) struct Versions {
     pub reads: Vec<Vec<ReadAt>>,
     /// Reads that are not a prefix of their key's order: no edges are drawn from them.
     pub incompatible: BTreeSet<ReadAt>,
+    /// Register keys' inferred version orders (`register`): their ww / rw edges and evidence.
+    pub register: super::register::Orders,
 }
 
 impl Versions {

@@ -8,7 +8,10 @@
 //! - [`lost`]: acknowledged adds and appends classed Jepsen set-full style — `lost-write`,
 //!   `stale-read`, and the counts of stable / lost / stale / never-read / recovered ones;
 //! - [`graph`]: the dependency graph (ww, wr, rw, real time, process) and its cycles — `G0`,
-//!   `G1c`, `G-single`, `G2-item` and their `-realtime` / `-process` variants.
+//!   `G1c`, `G-single`, `G2-item` and their `-realtime` / `-process` variants;
+//! - [`register`]: each register key's version order, inferred from the initial state and what
+//!   [`crate::Assumptions`] allow (process order, real time, writes following reads) —
+//!   `cyclic-versions` — and the ww / rw edges it gives the graph.
 //!
 //! [`check`] runs what fits the history: list-append histories (`append` / `read` on keys) get
 //! the per-key linearizability check too, set histories (`add` / `read`) get it and the lost-write
@@ -19,6 +22,7 @@ mod cycle;
 mod graph;
 mod list;
 mod lost;
+mod register;
 mod show;
 mod txn;
 
@@ -78,12 +82,15 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> Result<Report, Ch
     let (lost_counts, lost) = lost::lost_cases(&txns, &keys);
     report.lost_writes = Some(lost_counts);
     if workload != Workload::Set {
-        let v = list::versions(&txns, &keys);
+        let mut v = list::versions(&txns, &keys);
+        let (orders, cyclic) = register::orders(&txns, &keys, &opts.assumptions);
+        v.register = orders;
+        anomalies.extend(cyclic);
         anomalies.extend(list::list_cases(&txns, &keys, &v, &initial));
         anomalies.extend(lost);
         let g = graph::build(&txns, &keys, &v);
         let (cycles, undecided) = graph::cycle_cases(&g, &txns, &keys, &v, opts.steps_max_per_key);
-        anomalies.extend(cycles);
+        anomalies.extend(register::with_assumptions(cycles));
         if undecided > 0 {
             report.valid = report.valid.combine(Validity::Unknown);
             report.warnings.push(format!(
