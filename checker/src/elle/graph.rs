@@ -7,9 +7,11 @@
 //! another completed op, which keeps the edge count at O(n × concurrency) while preserving every
 //! real-time order by transitivity.
 //!
-//! A cycle is an anomaly. Strongly connected components (Tarjan, petgraph) bound where cycles
-//! can be; inside each, the shortest cycle of each class is searched (breadth first from the end
-//! of one starting edge back to its start), the classes being Adya's:
+//! A cycle is an anomaly. Strongly connected components (Kosaraju, petgraph: iterative, where
+//! Tarjan's recursion overflows the stack on long chains) bound where cycles can be; inside each
+//! (and, per class, inside the components of that class's edge kinds alone), the shortest cycle
+//! of each class is searched (breadth first from the end of one starting edge back to its
+//! start), the classes being Adya's:
 //!
 //! - `G0` (write cycle): ww edges only;
 //! - `G1c` (circular information flow): ww and wr edges, at least one wr;
@@ -157,7 +159,7 @@ pub(crate) fn cycle_cases(
     v: &Versions,
     steps_max: u64,
 ) -> (Vec<Anomaly>, usize) {
-    let sccs: Vec<Vec<NodeIndex>> = petgraph::algo::tarjan_scc(g)
+    let sccs: Vec<Vec<NodeIndex>> = petgraph::algo::kosaraju_scc(g)
         .into_iter()
         .filter(|c| c.len() > 1)
         .collect();

@@ -242,7 +242,7 @@ fn cycles(edges: &[VersionEdge]) -> Vec<Vec<Version>> {
         let b = *node.entry(e.to).or_insert_with(|| g.add_node(e.to));
         g.add_edge(a, b, ());
     }
-    let mut out: Vec<Vec<Version>> = petgraph::algo::tarjan_scc(&g)
+    let mut out: Vec<Vec<Version>> = petgraph::algo::kosaraju_scc(&g)
         .into_iter()
         .filter(|c| c.len() > 1)
         .map(|c| {
