@@ -116,7 +116,8 @@ fn main() {
     );
 
     let start = Instant::now();
-    let report = slotcheck::run::check_run(&history, None, checker::ModelKind::Register).unwrap();
+    let report =
+        slotcheck::run::check_run(&history, None, workloads::WorkloadKind::Register).unwrap();
     println!(
         "check: {} in {:.1} s",
         report.valid,

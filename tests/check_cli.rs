@@ -382,3 +382,34 @@ fn pikiwidb_histories_check_to_their_findings() {
         "{out}"
     );
 }
+
+/// The rw-register analysis infers version orders under the assumptions a slotcheck
+/// rw-register history's run made (its header), or those the flags name: process 0 writes 1,
+/// then 2, then reads 1, which is `cyclic-versions` under `sequential-keys` or
+/// `linearizable-keys` and nothing without them.
+#[test]
+fn rw_register_assumptions_come_from_the_header_or_the_flags() {
+    let (code, out, err) = check(&[&fixture("cyclic-versions-bad.jsonl")]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("anomalies: cyclic-versions 2"), "{out}");
+    assert!(
+        out.contains("This rests on the assumption sequential-keys"),
+        "{out}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("txn.jsonl");
+    let text = std::fs::read_to_string(fixture("cyclic-versions-bad.jsonl")).unwrap();
+    std::fs::write(&path, text.replace("\"rw-register\"", "\"txn\"")).unwrap();
+    for (flag, want) in [
+        (None, 0),
+        (Some("--wfr-keys"), 0),
+        (Some("--sequential-keys"), 1),
+        (Some("--linearizable-keys"), 1),
+    ] {
+        let (code, out, err) = match flag {
+            Some(flag) => check(&[&flag, &path]),
+            None => check(&[&path]),
+        };
+        assert_eq!(code, want, "{flag:?}: {out}{err}");
+    }
+}

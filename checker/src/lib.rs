@@ -121,7 +121,7 @@ pub use model::register::{Register, RegisterOp};
 pub use model::ModelKind;
 pub use model::{Model, OpModel};
 pub use op::{Op, OpError, Ops, Outcome};
-pub use options::{CheckError, CheckOptions};
+pub use options::{Assumptions, CheckError, CheckOptions};
 pub use report::{causes_line, counts_text, KeyReport, OutcomeCounts, RedirectCounts, Report};
 pub use slot::{codis_slot, key_slot, ClusterSlots, CodisSlots, SlotFunction};
 pub use source::Source;

@@ -28,6 +28,56 @@ pub struct CheckOptions {
     /// Search every partition plainly, as Porcupine does: no fast paths, no pruning (see
     /// [`Budget::plain`]). Same verdicts, slower: the baseline of the corpus benchmark.
     pub plain_search: bool,
+    /// What the Elle-style analysis may assume of each register key to infer its version order
+    /// (Elle's `sequential-keys?`, `linearizable-keys?`, `wfr-keys?`); none by default.
+    pub assumptions: Assumptions,
+}
+
+/// Guarantees a workload gives each key, from which the rw-register analysis infers version
+/// orders beyond the initial state (Elle's options of the same names). Each is a claim about
+/// the system under test: a finding that rests on one says so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Assumptions {
+    /// `sequential-keys`: each key is sequentially consistent, so a process's successive
+    /// transactions see or make versions in order.
+    pub sequential_keys: bool,
+    /// `linearizable-keys`: each key is linearizable, so a transaction that completed before
+    /// another began saw or made an earlier version.
+    pub linearizable_keys: bool,
+    /// `wfr-keys`: within a transaction writes follow reads, so the value it read of a key
+    /// precedes the value it then wrote there.
+    pub wfr_keys: bool,
+}
+
+impl Assumptions {
+    /// All three: what `slotcheck test --workload rw-register` assumes of a Redis cluster.
+    pub const ALL: Assumptions = Assumptions {
+        sequential_keys: true,
+        linearizable_keys: true,
+        wfr_keys: true,
+    };
+
+    /// The names of the assumptions made, Elle's way (`wfr-keys`, `sequential-keys`, ...).
+    pub fn names(&self) -> Vec<&'static str> {
+        let all = [
+            (self.wfr_keys, "wfr-keys"),
+            (self.sequential_keys, "sequential-keys"),
+            (self.linearizable_keys, "linearizable-keys"),
+        ];
+        all.into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| n)
+            .collect()
+    }
+
+    /// Both sets of assumptions together.
+    pub fn union(self, other: Assumptions) -> Assumptions {
+        Assumptions {
+            sequential_keys: self.sequential_keys || other.sequential_keys,
+            linearizable_keys: self.linearizable_keys || other.linearizable_keys,
+            wfr_keys: self.wfr_keys || other.wfr_keys,
+        }
+    }
 }
 
 impl Default for CheckOptions {
@@ -40,6 +90,7 @@ impl Default for CheckOptions {
             null_read_is_unknown: false,
             failed_cas_is_read: false,
             plain_search: false,
+            assumptions: Assumptions::default(),
         }
     }
 }

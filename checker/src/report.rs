@@ -229,9 +229,10 @@ pub fn causes_line(causes: &BTreeMap<CauseKind, BTreeMap<String, usize>>) -> Str
     parts.join("; ")
 }
 
-/// A compact human summary: verdict, counts, then one line per key that is not valid.
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Report {
+    /// The summary's first line: the checker, its verdict, and the keys by verdict (or, for a
+    /// whole-history analysis, the anomaly count).
+    fn headline(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = |v: Validity| self.keys.iter().filter(|k| k.valid == v).count();
         let others = self.anomalies.len();
         if self.keys.is_empty() {
@@ -256,6 +257,14 @@ impl fmt::Display for Report {
                 }
             )?;
         }
+        Ok(())
+    }
+}
+
+/// A compact human summary: verdict, counts, then one line per key that is not valid.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.headline(f)?;
         if !self.causes.is_empty() {
             writeln!(f, "anomalies by cause: {}", causes_line(&self.causes))?;
         }

@@ -577,3 +577,35 @@ fn process_variants() {
         assert_eq!(others, Vec::from_iter(also), "{bad}");
     }
 }
+
+/// `cyclic-versions` (an rw-register history, checked as its run would be, under
+/// `sequential-keys`): process 0's own order of `{t}x` is 1 < 2 (lines 2, 4) and 2 < 1 (lines 4,
+/// 6). Without the assumption the bad history is valid: nothing else orders the writes.
+#[test]
+fn cyclic_versions() {
+    let opts = CheckOptions {
+        assumptions: checker::Assumptions {
+            sequential_keys: true,
+            ..checker::Assumptions::default()
+        },
+        ..CheckOptions::default()
+    };
+    let check = |name: &str| check_elle(&load(name), &opts).unwrap();
+    assert_valid(&check("cyclic-versions-ok"));
+    assert_valid(&elle("cyclic-versions-bad"));
+    let bad = check("cyclic-versions-bad");
+    let a = only(&bad);
+    assert_eq!(summary(a), ("cyclic-versions", vec!["{t}x"], vec![2, 4, 6]));
+    assert_eq!(a.data["scc"], json!([1, 2]));
+    assert_eq!(
+        a.data["sources"],
+        json!(["initial-state", "sequential-keys"])
+    );
+    assert!(
+        a.explanation.contains(
+            "However, {t}x = 2 < {t}x = 1, because process 0 ran T2, which wrote 2, before T3, which read 1 (sequential-keys): a contradiction!"
+        ),
+        "{}",
+        a.explanation
+    );
+}

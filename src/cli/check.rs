@@ -7,6 +7,8 @@
 //! histories get the Elle-style analysis, `txn`), else `register`. slotcheck histories also get the
 //! redirect-aware analysis (slot, migration phase, faults and hops of each explained op) unless
 //! they are so large that they are checked streaming (see [`slotcheck::run::check_history`]).
+//! `--sequential-keys`, `--linearizable-keys` and `--wfr-keys` let the rw-register analysis infer
+//! version orders (Elle's options); a slotcheck rw-register history has its run's on already.
 
 mod read;
 
@@ -50,6 +52,29 @@ pub struct CheckArgs {
     /// Print the report as JSON; for several files one object per line, with `file` and `time_ms`.
     #[arg(long)]
     pub(super) json: bool,
+    /// rw-register: assume each key is sequentially consistent and infer version orders from
+    /// process order (Elle's `sequential-keys?`).
+    #[arg(long)]
+    pub(super) sequential_keys: bool,
+    /// rw-register: assume each key is linearizable and infer version orders from real time
+    /// (Elle's `linearizable-keys?`).
+    #[arg(long)]
+    pub(super) linearizable_keys: bool,
+    /// rw-register: assume writes follow reads within a transaction and order the version a
+    /// transaction read before the one it then wrote (Elle's `wfr-keys?`).
+    #[arg(long)]
+    pub(super) wfr_keys: bool,
+}
+
+impl CheckArgs {
+    /// The assumptions the flags ask for (a slotcheck rw-register history adds its run's).
+    pub(super) fn assumptions(&self) -> checker::Assumptions {
+        checker::Assumptions {
+            sequential_keys: self.sequential_keys,
+            linearizable_keys: self.linearizable_keys,
+            wfr_keys: self.wfr_keys,
+        }
+    }
 }
 
 /// Why `check` cannot read its input, beyond what the checker's own errors say.

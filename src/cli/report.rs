@@ -19,8 +19,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let run_dir = &args.run_dir;
     let saved = report::SavedRun::open(run_dir)?;
     let history = run::read_unless_large(&saved.history)?;
-    let model = run::model_of(saved.workload);
-    let mut checked = run::check_run(&saved.history, history.as_ref(), model)?;
+    let mut checked = run::check_run(&saved.history, history.as_ref(), saved.workload)?;
     if let Some(history) = &history {
         slotcheck::pika::explain::annotate_saved(history, &mut checked)?;
     }

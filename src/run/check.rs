@@ -3,7 +3,7 @@
 
 use crate::term::warn;
 use anyhow::{Context, Result};
-use checker::{analyze_redirects, CheckOptions, History, ModelKind, Report};
+use checker::{analyze_redirects, Assumptions, CheckOptions, History, ModelKind, Report};
 use std::path::Path;
 use workloads::WorkloadKind;
 
@@ -67,6 +67,29 @@ pub fn model_of(workload: WorkloadKind) -> ModelKind {
     }
 }
 
+/// The check options of a workload's history: rw-register assumes, of each key, what a Redis
+/// cluster run under the safe defaults guarantees it (see [`assumptions_of`]).
+pub fn options_of(workload: WorkloadKind) -> CheckOptions {
+    CheckOptions {
+        assumptions: assumptions_of(workload),
+        ..CheckOptions::default()
+    }
+}
+
+/// What the rw-register analysis may assume of each key of a workload's run, Elle's way:
+/// `linearizable-keys` and `sequential-keys`, because one master serves a slot's keys at a time,
+/// one command after another, and under the safe defaults (README, "Losses by design") no
+/// acknowledged write is lost, so every key is linearizable (the register workload checks just
+/// that); `wfr-keys`, because MULTI/EXEC and a Lua script run their commands in order. Under the
+/// lossy settings a key may stop being linearizable: findings that rest on these say so, and
+/// are then the loss seen through the transactions.
+pub fn assumptions_of(workload: WorkloadKind) -> Assumptions {
+    match workload {
+        WorkloadKind::RwRegister => Assumptions::ALL,
+        _ => Assumptions::default(),
+    }
+}
+
 /// Reads a run's history at `path` whole, once, for verify, the check and the report; `None`
 /// when it is [`STREAM_BYTES_MIN`] or more, to be checked streaming.
 pub fn read_unless_large(path: &Path) -> Result<Option<History>> {
@@ -78,10 +101,11 @@ pub fn read_unless_large(path: &Path) -> Result<Option<History>> {
     })
 }
 
-/// `slotcheck test`'s (and `report`'s) check of a run's history at `path` with `model`: the
-/// `history` [`read_unless_large`] read, else the file, streaming; warnings are shown.
-pub fn check_run(path: &Path, history: Option<&History>, model: ModelKind) -> Result<Report> {
-    let opts = CheckOptions::default();
+/// `slotcheck test`'s (and `report`'s) check of a run's history at `path` with its `workload`'s
+/// model and options: the `history` [`read_unless_large`] read, else the file, streaming;
+/// warnings are shown.
+pub fn check_run(path: &Path, history: Option<&History>, workload: WorkloadKind) -> Result<Report> {
+    let (model, opts) = (model_of(workload), options_of(workload));
     let report = match history {
         Some(h) => check_loaded(h, path, model, &opts)?,
         None => check_history(path, model, &opts, STREAM_BYTES_MIN)?,
@@ -97,7 +121,7 @@ pub fn check_run(path: &Path, history: Option<&History>, model: ModelKind) -> Re
 pub fn check<S, F>(run: &Run<S, F>, history: Option<&History>) -> Result<Report> {
     crate::term::status("Checking history");
     let checking = crate::term::spinner("checking the history");
-    let report = check_run(&run.history_path, history, model_of(run.cfg.workload));
+    let report = check_run(&run.history_path, history, run.cfg.workload);
     checking.finish_and_clear();
     report
 }

@@ -60,6 +60,10 @@ pub struct Step {
     /// unobserved writes).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unread: bool,
+    /// Register ww / rw steps: the source of the version order `from_value < value` (`initial-state`,
+    /// `wfr-keys`, `sequential-keys`, `linearizable-keys`); `from_value` absent is `nil`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_order: Option<String>,
 }
 
 /// A micro-op as prose: `append 3 to x`, `r x [1 2]`, `w x 4`.
@@ -98,6 +102,18 @@ pub(crate) fn txn_text(keys: &Keys, txn: &Txn) -> String {
 fn reason(step: &Step, a: &str, b: &str, process: u64) -> String {
     let key = step.key.as_deref().unwrap_or("?");
     let value = step.value.map_or("?".to_string(), |v| v.to_string());
+    if let Some(source) = &step.version_order {
+        // A register step, Elle's words: "T1 set key x to 1, and T2 set it to 2, which came
+        // later in the version order".
+        let from = step.from_value.map_or("nil".to_string(), |v| v.to_string());
+        let what = match step.edge_kind {
+            EdgeKind::Ww => format!("{a} set {key} to {from}"),
+            _ => format!("{a} read {key} = {from}"),
+        };
+        return format!(
+            "{what}, and {b} set it to {value}, which came later in the version order ({source})"
+        );
+    }
     let never = if step.unread {
         format!(" ({value} was never read, so it came after every element read)")
     } else {

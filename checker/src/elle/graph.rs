@@ -7,9 +7,11 @@
 //! another completed op, which keeps the edge count at O(n × concurrency) while preserving every
 //! real-time order by transitivity.
 //!
-//! A cycle is an anomaly. Strongly connected components (Tarjan, petgraph) bound where cycles
-//! can be; inside each, the shortest cycle of each class is searched (breadth first from the end
-//! of one starting edge back to its start), the classes being Elle's (Adya's, for items):
+//! A cycle is an anomaly. Strongly connected components (Kosaraju, petgraph: iterative, where
+//! Tarjan's recursion overflows the stack on long chains) bound where cycles can be; inside each
+//! (and, per class, inside the components of that class's edge kinds alone), the shortest cycle
+//! of each class is searched (breadth first from the end of one starting edge back to its
+//! start), the classes being Elle's (Adya's, for items):
 //!
 //! - `G0` (write cycle): ww edges only;
 //! - `G1c` (circular information flow): ww and wr edges, at least one wr;
@@ -105,6 +107,9 @@ pub(crate) fn build(txns: &[Txn], keys: &Keys, v: &Versions) -> Dependencies {
             }
         }
     }
+    v.register.dependencies(&mut |a, b, kind| {
+        add(&mut g, a, b, if kind == EdgeKind::Ww { WW } else { RW })
+    });
     realtime_edges(txns, &mut |a, b| add(&mut g, a, b, RT));
     let mut last: FxMap<u64, u32> = FxMap::default();
     for (t, txn) in txns.iter().enumerate() {
@@ -183,7 +188,7 @@ pub(crate) fn cycle_cases(
     v: &Versions,
     steps_max: u64,
 ) -> (Vec<Anomaly>, usize) {
-    let sccs: Vec<Vec<NodeIndex>> = petgraph::algo::tarjan_scc(g)
+    let sccs: Vec<Vec<NodeIndex>> = petgraph::algo::kosaraju_scc(g)
         .into_iter()
         .filter(|c| c.len() > 1)
         .collect();
@@ -274,6 +279,7 @@ fn evidence(txns: &[Txn], keys: &Keys, v: &Versions, a: u32, b: u32, kind: EdgeK
         value: None,
         from_value: None,
         unread: false,
+        version_order: None,
     };
     let by = |k: Key, e: i64, t: u32| v.writer(k, e).is_some_and(|w| w.txn == t);
     let found: Option<(Key, i64, Option<i64>)> = match kind {
@@ -321,6 +327,11 @@ fn evidence(txns: &[Txn], keys: &Keys, v: &Versions, a: u32, b: u32, kind: EdgeK
         step.from_value = from_value;
         step.unread =
             matches!(kind, EdgeKind::Ww | EdgeKind::Rw) && !v.position.contains_key(&(k, value));
+    } else if let Some((k, value, from, source)) = v.register.evidence(txns, a, b, kind) {
+        step.key = Some(keys.name(k).to_string());
+        step.value = Some(value);
+        step.from_value = from;
+        step.version_order = Some(source.name().to_string());
     }
     step
 }

@@ -17,7 +17,7 @@
 //!   that key.
 //!
 //! Register keys (`w` / `r` with scalars in `txn`s) take part in `garbage-read`, `G1a`, `G1b` and
-//! in the graph's wr edges; their version order is not inferred (no ww / rw edges).
+//! in the graph's wr edges; their version order is inferred in `register`.
 
 use super::show::{list, AnomalyBuilder};
 use super::txn::{FxMap, Key, Keys, Mop, Seen, Txn};
@@ -61,6 +61,8 @@ pub(crate) struct Versions {
     /// read). Like Elle, we place them after the whole order: they follow its last append
     /// (ww) and every read that saw the whole order missed them (rw).
     pub unread: Vec<Vec<i64>>,
+    /// Register keys' inferred version orders (`register`): their ww / rw edges and evidence.
+    pub register: super::register::Orders,
 }
 
 impl Versions {

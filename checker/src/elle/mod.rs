@@ -14,6 +14,9 @@
 //! - [`graph`]: the dependency graph (ww, wr, rw, real time, process) and its cycles — `G0`,
 //!   `G1c`, `G-single-item`, `G-nonadjacent-item`, `G2-item` and their `-process` /
 //!   `-realtime` variants, Elle's names.
+//! - [`register`]: each register key's version order, inferred from the initial state and what
+//!   [`crate::Assumptions`] allow (process order, real time, writes following reads) —
+//!   `cyclic-versions` — and the ww / rw edges it gives the graph.
 //!
 //! [`check`] runs what fits the history: list-append histories (`append` / `read` on keys) get
 //! the per-key linearizability check too, set histories (`add` / `read`) get it and the lost-write
@@ -25,6 +28,7 @@ mod graph;
 mod internal;
 mod list;
 mod lost;
+mod register;
 mod set;
 mod show;
 mod txn;
@@ -87,7 +91,10 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> Result<Report, Ch
     let mut anomalies: Vec<Anomaly> = Vec::new();
     let (lost_counts, lost) = lost::lost_cases(&txns, &keys);
     report.lost_writes = Some(lost_counts);
-    let v = list::versions(&txns, &keys);
+    let mut v = list::versions(&txns, &keys);
+    let (orders, cyclic) = register::orders(&txns, &keys, &opts.assumptions);
+    v.register = orders;
+    anomalies.extend(cyclic);
     anomalies.extend(list::list_cases(&txns, &keys, &v, &initial));
     let b = show::AnomalyBuilder {
         txns: &txns,
@@ -99,7 +106,7 @@ pub(crate) fn check(history: &History, opts: &CheckOptions) -> Result<Report, Ch
     anomalies.extend(lost);
     let g = graph::build(&txns, &keys, &v);
     let (cycles, undecided) = graph::cycle_cases(&g, &txns, &keys, &v, opts.steps_max_per_key);
-    anomalies.extend(cycles);
+    anomalies.extend(register::with_assumptions(cycles));
     if undecided > 0 {
         report.valid = report.valid.combine(Validity::Unknown);
         report.warnings.push(format!(

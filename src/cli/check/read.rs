@@ -70,7 +70,8 @@ fn check_own(
         .model
         .or_else(|| header_model(first))
         .unwrap_or(ModelKind::Register);
-    let opts = options(CheckOptions::default(), args.initial.as_deref(), model);
+    let mut opts = options(CheckOptions::default(), args.initial.as_deref(), model);
+    opts.assumptions = args.assumptions().union(header_assumptions(first));
     let header: Value = serde_json::from_str(first).unwrap_or(Value::Null);
     if !slotcheck::pika::explain::is_pika_run(&header) {
         return check_slotcheck(source, model, &opts).map_err(reading);
@@ -107,7 +108,8 @@ fn check_imported(
         (Some(model), _) | (None, Some(model)) => model,
         (None, None) => ModelKind::Register,
     };
-    let opts = options(imported.options(), args.initial.as_deref(), model);
+    let mut opts = options(imported.options(), args.initial.as_deref(), model);
+    opts.assumptions = args.assumptions();
     checker::check(&imported.history, model, &opts)
         .with_context(|| format!("checking {name} as {model}"))
 }
@@ -167,6 +169,17 @@ fn header_model(first: &str) -> Option<ModelKind> {
         ModelKind::ListAppend | ModelKind::Set => Some(ModelKind::Txn),
         model => Some(model),
     }
+}
+
+/// What the run of a slotcheck history assumed of its keys ([`slotcheck::run::assumptions_of`]
+/// its header's workload), so that `check` decides it as the run did.
+fn header_assumptions(first: &str) -> checker::Assumptions {
+    let line: Value = serde_json::from_str(first).unwrap_or(Value::Null);
+    line.get("workload")
+        .and_then(Value::as_str)
+        .and_then(workloads::WorkloadKind::parse)
+        .map(slotcheck::run::assumptions_of)
+        .unwrap_or_default()
 }
 
 /// `opts` with `--initial` applied: JSON text, except for kv, whose values are the text itself.

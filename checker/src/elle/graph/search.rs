@@ -8,7 +8,7 @@
 //! family, only its least classes: `G0` and `G-single-item`, say, but never `G0` and `G1c`.
 
 use super::{Dependencies, DATA, ORDER, PROCESS, RT, RW, WR, WW};
-use petgraph::graph::{EdgeIndex, NodeIndex};
+use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 use std::collections::VecDeque;
 
@@ -82,6 +82,9 @@ pub(super) struct Component<'g> {
     stamp: Vec<u32>,
     parent: Vec<(u32, EdgeIndex)>,
     generation: u32,
+    /// Per local node, its strongly connected component over the current search's edge kinds
+    /// only: a cycle of those kinds never leaves one, so nothing outside it is walked.
+    sub: Vec<u32>,
     steps: u64,
     steps_max: u64,
 }
@@ -106,6 +109,7 @@ impl<'g> Component<'g> {
             stamp: vec![0; states],
             parent: vec![(0, EdgeIndex::end()); states],
             generation: 0,
+            sub: vec![0; nodes.len()],
             steps: 0,
             steps_max,
         }
@@ -140,6 +144,9 @@ impl<'g> Component<'g> {
                 let kind = *e.weight();
                 let t = e.target();
                 if kind & allowed == 0 || self.comp_of[t.index()] != self.id {
+                    continue;
+                }
+                if self.sub[self.local[t.index()] as usize] != self.sub[(s / FLAGS) as usize] {
                     continue;
                 }
                 let Some(flags) = rule.step(s % FLAGS, kind) else {
@@ -185,16 +192,43 @@ impl<'g> Component<'g> {
         states.windows(2).all(|w| w[0] != w[1]).then_some(path)
     }
 
+    /// Per local node, the id of its strongly connected component over the edges of the kinds
+    /// in `mask` (Kosaraju, iterative, on a copy of the component with those edges only).
+    fn sub_components(&self, mask: u8) -> Vec<u32> {
+        let mut sub: DiGraph<(), ()> = DiGraph::with_capacity(self.nodes.len(), 0);
+        for _ in self.nodes {
+            sub.add_node(());
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            for e in self.g.edges(*n) {
+                let t = e.target().index();
+                if *e.weight() & mask != 0 && self.comp_of[t] == self.id {
+                    let to = NodeIndex::new(self.local[t] as usize);
+                    sub.add_edge(NodeIndex::new(i), to, ());
+                }
+            }
+        }
+        let mut out = vec![0; self.nodes.len()];
+        for (id, c) in petgraph::algo::kosaraju_scc(&sub).into_iter().enumerate() {
+            for n in c {
+                out[n.index()] = id as u32;
+            }
+        }
+        out
+    }
+
     /// The shortest cycle that starts with an edge of kind `first` and continues over `allowed`
     /// edges under `rule`, and whether the budget ran out.
     fn shortest(&mut self, first: u8, allowed: u8, rule: RwRule) -> (Option<Vec<EdgeIndex>>, bool) {
         let mut best: Option<Vec<EdgeIndex>> = None;
+        self.sub = self.sub_components(first | allowed);
         for i in 0..self.nodes.len() {
             let u = self.nodes[i];
             let starts: Vec<(EdgeIndex, NodeIndex)> = self
                 .g
                 .edges(u)
                 .filter(|e| *e.weight() == first && self.comp_of[e.target().index()] == self.id)
+                .filter(|e| self.sub[self.local[e.target().index()] as usize] == self.sub[i])
                 .map(|e| (e.id(), e.target()))
                 .collect();
             for (edge, v) in starts {

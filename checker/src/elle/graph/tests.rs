@@ -94,7 +94,7 @@ fn write_skew_is_g2_item() {
 #[test]
 fn repeated_elements_make_no_edges() {
     // 1 is appended once but read twice: a `duplicate-elements` anomaly, not evidence that
-    // 1 came after 2 (G0) or that the read of [1] missed an append of 1 (G-single).
+    // 1 came after 2 (G0) or that the read of [1] missed an append of 1 (G-single-item).
     let dup = "
         0  invoke append x 1       @10
         0  ok     append x 1       @20
