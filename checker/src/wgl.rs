@@ -24,6 +24,7 @@ pub use crate::search::{Budget, Exhausted, Interval, Search};
 mod cache;
 mod entries;
 mod obligations;
+mod split;
 
 use cache::{op_key, Bitset, Cache};
 use entries::Entries;
@@ -94,9 +95,14 @@ pub fn check<M: Model>(
     budget: &Budget,
 ) -> Search<M::State> {
     if budget.plain {
-        search(&Plain(model), intervals, budget)
-    } else {
-        search(model, intervals, budget)
+        return search(&Plain(model), intervals, budget);
+    }
+    match search(model, intervals, budget) {
+        // Out of budget: split at quiescent points with a known state (see `split`).
+        unknown @ Search::Unknown { .. } => {
+            split::by_pieces(model, intervals, budget).unwrap_or(unknown)
+        }
+        decided => decided,
     }
 }
 
