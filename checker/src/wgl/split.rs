@@ -10,10 +10,15 @@
 //! piece is, each starting from the state the piece before it ends in; an invalid piece makes the
 //! key invalid, with the piece's evidence. Each piece gets the whole budget: the cache a search
 //! needs grows with the square of its ops (a set of linearized ops per entry), so pieces are far
-//! cheaper than the whole.
+//! cheaper than the whole. A key of [`PIECES_FIRST_OPS_MIN`] ops or more is searched by pieces
+//! straight away (the verdict is the same; an invalid key's evidence is then its piece's).
 
 use super::{search, Budget, Interval, Search};
 use crate::model::{Effect, Model};
+
+/// Keys with at least this many ops to search are searched by pieces first, not only when the
+/// whole search gives up.
+pub(super) const PIECES_FIRST_OPS_MIN: usize = 4096;
 
 /// `model`, starting from `state` instead of its initial state.
 struct From<'a, M: Model> {
