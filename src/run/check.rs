@@ -125,10 +125,19 @@ pub fn read_unless_large(path: &Path) -> Result<Option<History>> {
 }
 
 /// `slotcheck test`'s (and `report`'s) check of a run's history at `path` with `model`: the
-/// `history` [`read_unless_large`] read, else the file, streaming; warnings are shown.
+/// register family streaming from the file (with the redirect-aware analysis of the `history`
+/// [`read_unless_large`] read, if any), other models from that `history`, else the file;
+/// warnings are shown.
 pub fn check_run(path: &Path, history: Option<&History>, model: ModelKind) -> Result<Report> {
     let opts = with_search_memory(CheckOptions::default());
     let report = match history {
+        // The register family's verdict comes from the compact per-key ops at every size; the
+        // history in hand serves the redirect-aware analysis.
+        Some(h) if streams(model) => {
+            let mut report = checker::check_file(path, model, &opts)?;
+            analyze(h, path, model, &opts, &mut report)?;
+            report
+        }
         Some(h) => check_loaded(h, path, model, &opts)?,
         None => check_history(path, model, &opts, STREAM_BYTES_MIN)?,
     };
