@@ -97,6 +97,11 @@ pub struct Explanation {
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "key {:?} is not linearizable.", self.key)?;
+        if let (Some(proof), true) = (&self.proof, self.prefix.is_empty()) {
+            writeln!(f, "  This op must have taken effect by its completion:")?;
+            writeln!(f, "    {}", self.op)?;
+            return write!(f, "  It cannot, in any order: {proof}: a contradiction.");
+        }
         if self.prefix.is_empty() {
             writeln!(
                 f,

@@ -164,9 +164,10 @@ fn explain_budget(budget: &Budget) -> Budget {
     }
 }
 
-/// The verdict on one partition: the model's fast path when it applies, else the search. An
-/// invalid fast verdict is still searched, within [`EXPLAIN_STEPS_MAX`] steps, for the search's explanation; when that runs out of
-/// budget the fast path's evidence stands.
+/// The verdict on one partition: the model's direct proof ([`OpModel::refute`]) or fast path
+/// when either applies, else the search. An invalid fast verdict is still searched, within
+/// [`EXPLAIN_STEPS_MAX`] steps, for the search's explanation; when that runs out of budget the
+/// fast path's evidence stands.
 pub(crate) fn search<M: OpModel>(
     model: &M,
     intervals: &[Interval<M::Input>],
