@@ -9,8 +9,19 @@
 //! growth ratio is computed within each round as well as from the minimum and median times, in
 //! this one run, never against numbers from another day. One case (generated, checked `RUNS`
 //! times): `... --example bench -- <model> <ops> [keys] [clients] [info] [seed] [stream|history]`.
-//! To keep a history for profiling: `... -- gen <model> <ops> [keys ...] <path>`, then
-//! `... -- check <model> <path> [stream|history]` checks it once. No assertions: numbers.
+//! To keep a history for profiling: `... -- gen <model> <ops> [keys ...] <path>` (`-`: standard
+//! output), then `... -- check <model> <path> [stream|history]` checks it once (`-`: standard
+//! input). No assertions: numbers.
+//!
+//! `... -- sizes [10000,100000,...]` is the per-size table of issue 20: register histories of
+//! 10k, 100k, 1M, 2M and 10M ops (1000 keys, 50 clients, 1% info), on both sides of the old
+//! 256 MiB threshold, each checked once by `check_file` (the one path of the register family),
+//! printing wall and CPU time per op and peak memory (VmHWM) per op, raw and above the peak of
+//! checking an empty history (the process's own floor). Histories up to 2M ops are written to
+//! the temp dir first; larger ones are piped from a generator process straight into the check
+//! (a 10M-op history is 1.7 GB of text), so their wall time includes waiting on the generator
+//! and the CPU time is the figure to read. The in-memory path (`History` then `check`) is shown
+//! at 1M ops for comparison.
 
 use checker::gen::{write_history, GenConfig};
 use checker::{check, check_file, CheckOptions, History, ModelKind};
@@ -60,8 +71,8 @@ fn check_once(model: ModelKind, path: &Path, path_kind: &str) {
     let check_s = start.elapsed().as_secs_f64();
     let steps: u64 = report.keys.iter().map(|k| k.steps).sum();
     println!(
-        "RESULT\t{check_s:.3}\t{}\t{}\t{steps}\t{:.2}",
-        vm_hwm_kib() / 1024,
+        "RESULT\t{check_s:.3}\t{:.1}\t{}\t{steps}\t{:.2}",
+        vm_hwm_kib() as f64 / 1024.0,
         report.valid,
         cpu_s() - cpu_start
     );
@@ -145,7 +156,9 @@ impl Case {
         self.check_s.push(t);
         self.cpu_s
             .push(c.get(5).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN));
-        self.hwm_mib = self.hwm_mib.max(c[2].parse().unwrap_or(0));
+        self.hwm_mib = self
+            .hwm_mib
+            .max(c[2].parse::<f64>().map_or(0, |m| m as u64));
         self.verdict = c[3].to_string();
         Some(t)
     }
@@ -198,6 +211,12 @@ impl Drop for Case {
 /// Writes the history of `cfg` to `path`; returns the seconds it took.
 fn write(cfg: &GenConfig, path: &Path) -> f64 {
     let start = Instant::now();
+    if path.as_os_str() == "-" {
+        let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        write_history(cfg, &mut out).unwrap();
+        out.flush().unwrap();
+        return start.elapsed().as_secs_f64();
+    }
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
     write_history(cfg, &mut out).unwrap();
     out.flush().unwrap();
@@ -223,9 +242,123 @@ fn print_header() {
     );
 }
 
+/// Sizes of the `sizes` table.
+const SIZES: [u64; 5] = [10_000, 100_000, 1_000_000, 2_000_000, 10_000_000];
+/// Above this many ops the `sizes` table pipes the history instead of writing it to a file.
+const PIPE_OPS_MIN: u64 = 5_000_000;
+
+/// One check of the `sizes` table: (wall s, peak MiB, verdict, CPU s).
+fn check_child(cfg: &GenConfig, path_kind: &str) -> Option<(f64, f64, String, f64)> {
+    let exe = std::env::current_exe().unwrap();
+    let gen_args = |path: &str| {
+        let mut a = vec![
+            "gen".to_string(),
+            cfg.model.name().to_string(),
+            cfg.ops.to_string(),
+        ];
+        a.extend([cfg.keys.to_string(), cfg.clients.to_string()]);
+        a.extend([
+            cfg.info_fraction.to_string(),
+            cfg.seed.to_string(),
+            path.to_string(),
+        ]);
+        a
+    };
+    let check = |path: &str, stdin: std::process::Stdio| {
+        Command::new(&exe)
+            .args(["check", cfg.model.name(), path, path_kind])
+            .stdin(stdin)
+            .output()
+            .expect("run a check")
+    };
+    let out = if cfg.ops >= PIPE_OPS_MIN {
+        let mut gen = Command::new(&exe)
+            .args(gen_args("-"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the generator");
+        let out = check("-", gen.stdout.take().unwrap().into());
+        gen.wait().expect("the generator");
+        out
+    } else {
+        let path =
+            std::env::temp_dir().join(format!("slotcheck-sizes-{}.jsonl", std::process::id()));
+        let path = path.to_string_lossy().to_string();
+        Command::new(&exe)
+            .args(gen_args(&path))
+            .status()
+            .expect("generate");
+        let out = check(&path, std::process::Stdio::null());
+        let _ = std::fs::remove_file(&path);
+        out
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(line) = text.lines().find(|l| l.starts_with("RESULT")) else {
+        eprintln!(
+            "{} failed: {}",
+            cfg.ops,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    };
+    let c: Vec<&str> = line.split('\t').collect();
+    Some((
+        c[1].parse().ok()?,
+        c[2].parse().ok()?,
+        c[3].to_string(),
+        c[5].parse().ok()?,
+    ))
+}
+
+/// The `sizes` table (see the module doc).
+fn sizes(list: Option<&String>) {
+    let sizes: Vec<u64> = match list {
+        Some(l) => l.split(',').map(|s| s.parse().expect("a size")).collect(),
+        None => SIZES.to_vec(),
+    };
+    let cfg = |ops| GenConfig::register(1000, 50, ops, 1);
+    let floor = check_child(&cfg(0), "stream").map_or(0.0, |r| r.1);
+    println!("floor: checking an empty history peaks at {floor:.1} MiB");
+    println!(
+        "{:>9} {:<7} {:>8} {:>8} {:>10} {:>10} {:>9} {:>10} {:>12} {:>7}",
+        "ops",
+        "path",
+        "wall s",
+        "cpu s",
+        "wall µs/op",
+        "cpu µs/op",
+        "peak MiB",
+        "bytes/op",
+        "above floor",
+        "verdict"
+    );
+    let mut rows: Vec<(u64, &str)> = sizes.iter().map(|&n| (n, "stream")).collect();
+    if sizes.contains(&1_000_000) {
+        rows.push((1_000_000, "history"));
+    }
+    for (ops, kind) in rows {
+        let Some((wall, peak_mib, verdict, cpu)) = check_child(&cfg(ops), kind) else {
+            continue;
+        };
+        let per = |x: f64| x * 1e6 / ops as f64;
+        let bytes = |mib: f64| mib * 1048576.0 / ops as f64;
+        println!(
+            "{ops:>9} {kind:<7} {wall:>8.2} {cpu:>8.2} {:>10.3} {:>10.3} {peak_mib:>9.0} {:>10.0} {:>12.0} {verdict:>7}",
+            per(wall),
+            per(cpu),
+            bytes(peak_mib),
+            bytes(peak_mib - floor)
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("sizes") => {
+            sizes(args.get(1));
+            return;
+        }
         Some("check") => {
             let model: ModelKind = args[1].parse().expect("model");
             let kind = args.get(3).map_or("stream", String::as_str);

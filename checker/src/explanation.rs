@@ -88,11 +88,20 @@ pub struct Explanation {
     /// would overwrite and no remaining op can restore.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stranded: Option<OpRef>,
+    /// A direct argument that `op` can take effect in no order at all (a read of a value no
+    /// write produced, a zones conflict), found before or without the search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
 }
 
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "key {:?} is not linearizable.", self.key)?;
+        if let (Some(proof), true) = (&self.proof, self.prefix.is_empty()) {
+            writeln!(f, "  This op must have taken effect by its completion:")?;
+            writeln!(f, "    {}", self.op)?;
+            return write!(f, "  It cannot, in any order: {proof}: a contradiction.");
+        }
         if self.prefix.is_empty() {
             writeln!(
                 f,
@@ -118,6 +127,9 @@ impl fmt::Display for Explanation {
         }
         writeln!(f, "  But this op must have taken effect by its completion:")?;
         writeln!(f, "    {}", self.op)?;
+        if let Some(proof) = &self.proof {
+            writeln!(f, "  It cannot, in any order: {proof}.")?;
+        }
         if let Some(stranded) = &self.stranded {
             writeln!(
                 f,

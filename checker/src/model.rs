@@ -12,6 +12,7 @@ use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
 pub mod counter;
+pub mod direct;
 pub mod kv;
 pub mod list_append;
 pub mod multi_register;
@@ -205,6 +206,22 @@ pub trait OpModel: Model {
         &self,
         _ops: &[crate::search::Interval<Self::Input>],
     ) -> Option<crate::search::Search<Self::State>> {
+        None
+    }
+
+    /// An invalid verdict by a direct argument, cheap enough to try on every partition however
+    /// small, before [`OpModel::decide`] and the search; `None` when there is none (the default).
+    fn refute(
+        &self,
+        _ops: &[crate::search::Interval<Self::Input>],
+    ) -> Option<crate::search::Search<Self::State>> {
+        None
+    }
+
+    /// A direct argument, in one sentence, that op `op` of `ops` can take effect in no
+    /// linearization (a register read of a value nothing wrote), for the explanation of an
+    /// invalid key; `None` when there is none. The default has none.
+    fn proof(&self, _ops: &[crate::search::Interval<Self::Input>], _op: usize) -> Option<String> {
         None
     }
 }

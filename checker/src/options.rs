@@ -18,8 +18,13 @@ pub struct CheckOptions {
     pub steps_max_per_key: u64,
     /// Wall time per key before `Unknown`; `None` (the default) keeps verdicts deterministic.
     pub time_limit_per_key_ms: Option<u64>,
-    /// Memory per key for the search's cache, in MiB, before `Unknown`.
+    /// Memory per key for the search's cache, in MiB, before `Unknown`; used when
+    /// `cache_bytes_available` is `None`.
     pub cache_mb_max_per_key: u64,
+    /// Memory the searches' caches may share, in bytes (the binary passes `MemAvailable` of
+    /// `/proc/meminfo`): each key then gets its share by its number of ops, at least 64 MiB
+    /// ([`Budget::for_key`]). `None` (the default) keeps the fixed `cache_mb_max_per_key`.
+    pub cache_bytes_available: Option<u64>,
     /// Registers: an `ok` read of `null` read nothing (Knossos) rather than an absent key.
     pub null_read_is_unknown: bool,
     /// Registers: a `fail` cas proves the value differed from its expected one (Porcupine's
@@ -87,6 +92,7 @@ impl Default for CheckOptions {
             steps_max_per_key: 10_000_000,
             time_limit_per_key_ms: None,
             cache_mb_max_per_key: 1024,
+            cache_bytes_available: None,
             null_read_is_unknown: false,
             failed_cas_is_read: false,
             plain_search: false,
@@ -103,6 +109,9 @@ impl CheckOptions {
             time_limit: self.time_limit_per_key_ms.map(Duration::from_millis),
             cache_bytes_max: usize::try_from(self.cache_mb_max_per_key.saturating_mul(1 << 20))
                 .unwrap_or(usize::MAX),
+            cache_bytes_available: self
+                .cache_bytes_available
+                .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
             plain: self.plain_search,
         }
     }

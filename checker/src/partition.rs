@@ -44,8 +44,15 @@ where
     M: OpModel + Sync,
 {
     let paired = Ops::from_history(history)?;
+    let all_ops = paired.ops.len();
     check_each(history, &paired, checker, split, |key, ops| {
-        check_partition(history, model, budget, key, ops)
+        check_partition(
+            history,
+            model,
+            &budget.for_key(ops.len(), all_ops),
+            key,
+            ops,
+        )
     })
 }
 
@@ -145,23 +152,41 @@ fn field_error(history: &History, op: &Op, e: FieldError) -> CheckError {
 /// search is instant there, and a tiny step budget keeps meaning what it says.
 pub(crate) const DECIDE_OPS_MIN: usize = 32;
 
-/// The verdict on one partition: the model's fast path when it applies, else the search. An
-/// invalid fast verdict is still searched, for the search's explanation; when that runs out of
-/// budget the fast path's evidence stands.
+/// Search steps spent on a fuller explanation of a key the fast path already found invalid.
+const EXPLAIN_STEPS_MAX: u64 = 200_000;
+
+/// `budget` capped at [`EXPLAIN_STEPS_MAX`] steps and a sixteenth of its cache.
+fn explain_budget(budget: &Budget) -> Budget {
+    Budget {
+        steps_max: budget.steps_max.min(EXPLAIN_STEPS_MAX),
+        cache_bytes_max: budget.cache_bytes_max / 16,
+        ..*budget
+    }
+}
+
+/// The verdict on one partition: the model's direct proof ([`OpModel::refute`]) or fast path
+/// when either applies, else the search. An invalid fast verdict is still searched, within
+/// [`EXPLAIN_STEPS_MAX`] steps, for the search's explanation; when that runs out of budget the
+/// fast path's evidence stands.
 pub(crate) fn search<M: OpModel>(
     model: &M,
     intervals: &[Interval<M::Input>],
     budget: &Budget,
 ) -> Search<M::State> {
-    let fast = if intervals.len() >= DECIDE_OPS_MIN && !budget.plain {
-        model.decide(intervals)
-    } else {
-        None
+    let fast = match budget.plain {
+        true => None,
+        false => model.refute(intervals).or_else(|| {
+            (intervals.len() >= DECIDE_OPS_MIN)
+                .then(|| model.decide(intervals))
+                .flatten()
+        }),
     };
     match fast {
         None => wgl::check(model, intervals, budget),
         Some(valid @ Search::Valid { .. }) => valid,
-        Some(invalid) => match wgl::check(model, intervals, budget) {
+        // The search runs only for a fuller explanation: a bounded one, since the fast path's
+        // evidence already decides the key (a direct proof needs no order of the writes).
+        Some(invalid) => match wgl::check(model, intervals, &explain_budget(budget)) {
             Search::Unknown { steps, .. } => match invalid {
                 Search::Invalid {
                     op,
@@ -219,14 +244,36 @@ pub(crate) fn check_partition<M: OpModel>(
         })
         .unzip();
     let search = search(model, &intervals, budget);
-    Ok(key_report(
+    let proof = proof_of(model, &intervals, &search);
+    let mut report = key_report(
         key,
         (ops.len(), intervals.len()),
         search,
         budget,
         |i| OpRef::new(history, searched[i]),
         |state| model.describe_state(state),
-    ))
+    );
+    with_proof(&mut report, proof);
+    Ok(report)
+}
+
+/// The model's direct argument against the op an invalid `search` names, if it has one.
+pub(crate) fn proof_of<M: OpModel>(
+    model: &M,
+    intervals: &[Interval<M::Input>],
+    search: &Search<M::State>,
+) -> Option<String> {
+    match search {
+        Search::Invalid { op, .. } if !intervals.is_empty() => model.proof(intervals, *op),
+        _ => None,
+    }
+}
+
+/// Puts `proof` ([`proof_of`]) into the explanation of `report`.
+pub(crate) fn with_proof(report: &mut KeyReport, proof: Option<String>) {
+    if let Some(e) = report.explanation.as_mut() {
+        e.proof = proof;
+    }
 }
 
 /// The report on `key` from its `search`, the one way a search's verdict becomes a key's
@@ -261,6 +308,7 @@ pub(crate) fn key_report<S>(
                 prefix: prefix.iter().map(|&i| op_ref(i)).collect(),
                 state: describe(&state),
                 stranded: stranded.map(op_ref),
+                proof: None,
             });
         }
     }

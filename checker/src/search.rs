@@ -25,6 +25,9 @@ pub struct Budget {
     pub time_limit: Option<Duration>,
     /// Bytes the memo cache may hold before giving up.
     pub cache_bytes_max: usize,
+    /// Memory the caches of all keys may share (what the machine has available), when known:
+    /// then each key's `cache_bytes_max` is its share by size ([`Budget::for_key`]), not fixed.
+    pub cache_bytes_available: Option<usize>,
     /// Search plainly, as Porcupine and Knossos do: no fast path ([`OpModel::decide`]), no
     /// dropping of ops ([`OpModel::prune`]), and none of the search's own pruning and committing
     /// (the model is searched as if it had only `init` and `step`). Slower; verdicts are the
@@ -41,7 +44,28 @@ impl Default for Budget {
             steps_max: 10_000_000,
             time_limit: None,
             cache_bytes_max: 1 << 30,
+            cache_bytes_available: None,
             plain: false,
+        }
+    }
+}
+
+/// The least cache a key gets from a share of the available memory ([`Budget::for_key`]).
+pub const KEY_CACHE_BYTES_MIN: usize = 64 << 20;
+
+impl Budget {
+    /// The budget of a key with `key_ops` of the history's `all_ops` ops to search: with
+    /// `cache_bytes_available` known, the key's cache may take that share of it (all keys' shares
+    /// sum to the memory available, so keys searched at once never hold more together), and at
+    /// least [`KEY_CACHE_BYTES_MIN`] (never more than is available); else `cache_bytes_max`.
+    pub fn for_key(&self, key_ops: usize, all_ops: usize) -> Budget {
+        let Some(available) = self.cache_bytes_available else {
+            return *self;
+        };
+        let share = (available as u128 * key_ops as u128 / all_ops.max(1) as u128) as usize;
+        Budget {
+            cache_bytes_max: share.max(KEY_CACHE_BYTES_MIN.min(available)),
+            ..*self
         }
     }
 }
@@ -111,5 +135,40 @@ impl<S> Search<S> {
             | Search::Invalid { steps, .. }
             | Search::Unknown { steps, .. } => *steps,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keys_cache_is_its_share_of_the_memory_available() {
+        let fixed = Budget::default();
+        assert_eq!(
+            fixed.for_key(10, 100),
+            fixed,
+            "unknown memory: the fixed cap"
+        );
+        let gib = 1usize << 30;
+        let shared = Budget {
+            cache_bytes_available: Some(8 * gib),
+            ..fixed
+        };
+        assert_eq!(
+            shared.for_key(25, 100).cache_bytes_max,
+            2 * gib,
+            "4 equal keys"
+        );
+        assert_eq!(shared.for_key(100, 100).cache_bytes_max, 8 * gib, "one key");
+        assert_eq!(
+            shared.for_key(1, 1_000_000).cache_bytes_max,
+            KEY_CACHE_BYTES_MIN
+        );
+        let tiny = Budget {
+            cache_bytes_available: Some(1 << 20),
+            ..fixed
+        };
+        assert_eq!(tiny.for_key(1, 1000).cache_bytes_max, 1 << 20);
     }
 }

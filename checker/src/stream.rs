@@ -32,7 +32,7 @@ use pairing::{Pairing, Sink};
 use serde_json::Value;
 use std::path::Path;
 
-pub use register::{HELD_BYTES_MAX, TXN_NOT_STREAMED};
+pub use register::HELD_BYTES_MAX;
 
 /// Why a history file could not be checked.
 #[derive(Debug, thiserror::Error)]
@@ -56,15 +56,6 @@ pub enum FileError {
         /// The underlying error.
         source: std::io::Error,
     },
-}
-
-impl FileError {
-    /// Whether the streaming register check refused the history for its `txn` ops
-    /// ([`TXN_NOT_STREAMED`]): it is checkable in memory.
-    pub fn refused_txn(&self) -> bool {
-        matches!(self, FileError::Check { source: CheckError::Field { message, .. }, .. }
-            if message == TXN_NOT_STREAMED)
-    }
 }
 
 /// Checks the history at `path` against `model`: registers and list-append histories streaming
@@ -104,10 +95,11 @@ pub fn check_source_bounded(
     };
     let budget = opts.budget();
     match model {
-        ModelKind::Register => {
+        ModelKind::Register | ModelKind::CasRegister => {
             let register = opts.register().map_err(wrap)?;
-            let mut sink = register::RegisterSink::new(register, held_bytes_max);
-            let (report, keys) = read(source, &name, "register-linearizable", &mut sink)?;
+            let keyless = model == ModelKind::CasRegister;
+            let mut sink = register::RegisterSink::new(register, held_bytes_max, keyless);
+            let (report, keys) = read(source, &name, model.checker(), &mut sink)?;
             sink.finish(report, keys, &budget)
                 .map_err(|source| FileError::Spill { path: name, source })
         }
@@ -186,23 +178,56 @@ mod tests {
     }
 
     #[test]
-    fn a_register_history_with_txn_ops_is_refused_for_the_in_memory_check() {
-        let text = "{\"type\":\"invoke\",\"process\":0,\"f\":\"write\",\"key\":\"a\",\"value\":1,\"time\":1}\n\
-                    {\"type\":\"ok\",\"process\":0,\"f\":\"write\",\"key\":\"a\",\"value\":1,\"time\":2}\n\
-                    {\"type\":\"invoke\",\"process\":0,\"f\":\"txn\",\"value\":[[\"r\",\"a\",null]],\"time\":3}\n\
-                    {\"type\":\"ok\",\"process\":0,\"f\":\"txn\",\"value\":[[\"r\",\"a\",1]],\"time\":4}\n";
-        let source = Source::from_reader("h", std::io::Cursor::new(text.as_bytes().to_vec()));
-        let err = check_source_bounded(
-            source,
-            ModelKind::Register,
-            &CheckOptions::default(),
-            1 << 20,
-        )
-        .unwrap_err();
-        assert!(err.refused_txn(), "{err}");
-        let history = History::parse(text.as_bytes(), "h").unwrap();
-        let held = crate::check(&history, ModelKind::Register, &CheckOptions::default()).unwrap();
-        assert_eq!(held.valid, Validity::Valid, "the in-memory check reads it");
+    fn txn_ops_stream_per_key_as_the_history_path_reads_them() {
+        let lines = [
+            r#"{"type":"invoke","process":0,"f":"write","key":"a","value":1,"time":1}"#,
+            r#"{"type":"ok","process":0,"f":"write","key":"a","value":1,"time":2}"#,
+            r#"{"type":"invoke","process":1,"f":"txn","value":[["w","b",2],["w","c",3]],"time":3}"#,
+            r#"{"type":"ok","process":1,"f":"txn","value":[["w","b",2],["w","c",3]],"time":4}"#,
+            r#"{"type":"invoke","process":0,"f":"txn","value":[["r","a",null],["r","c",null]],"time":5}"#,
+            r#"{"type":"ok","process":0,"f":"txn","value":[["r","a",1],["r","c",C]],"time":6}"#,
+            r#"{"type":"invoke","process":2,"f":"txn","value":[["w","a",7]],"time":7}"#,
+            r#"{"type":"info","process":2,"f":"txn","value":[["w","a",7]],"time":8}"#,
+        ];
+        for (c, want) in [("3", Validity::Valid), ("null", Validity::Invalid)] {
+            let text = lines.join("\n").replace('C', c) + "\n";
+            for model in [ModelKind::Register, ModelKind::CasRegister] {
+                let (s, h) = both(&text, model);
+                assert_eq!(s, h, "c read {c}, {model}");
+                assert_eq!(s.valid, want, "c read {c}, {model}");
+                let keys: Vec<&str> = s.keys.iter().map(|k| k.key.as_str()).collect();
+                assert_eq!(keys, ["a", "b", "c"]);
+            }
+        }
+        // A txn whose completion does not repeat its micro-ops is refused, naming the line.
+        let bad = lines[..4]
+            .join("\n")
+            .replace(r#"["w","c",3]],"time":4"#, r#"["w","d",3]],"time":4"#);
+        let source = Source::from_reader("h", std::io::Cursor::new(bad.into_bytes()));
+        let opts = CheckOptions::default();
+        let err = check_source_bounded(source, ModelKind::Register, &opts, 1 << 20).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("h:line 4 (event 3): field `value`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_cas_register_streams_keyless_ops_into_one_key() {
+        let text = "{\"type\":\"invoke\",\"process\":0,\"f\":\"write\",\"value\":1,\"time\":1}\n\
+                    {\"type\":\"ok\",\"process\":0,\"f\":\"write\",\"value\":1,\"time\":2}\n\
+                    {\"type\":\"invoke\",\"process\":1,\"f\":\"cas\",\"value\":[1,2],\"time\":3}\n\
+                    {\"type\":\"ok\",\"process\":1,\"f\":\"cas\",\"value\":[1,2],\"time\":4}\n\
+                    {\"type\":\"invoke\",\"process\":0,\"f\":\"read\",\"value\":null,\"time\":5}\n\
+                    {\"type\":\"ok\",\"process\":0,\"f\":\"read\",\"value\":1,\"time\":6}\n";
+        let (s, h) = both(text, ModelKind::CasRegister);
+        assert_eq!(s, h);
+        assert_eq!(
+            s.valid,
+            Validity::Invalid,
+            "the read of 1 after the cas to 2"
+        );
     }
 
     /// A list-append history of `ops` ops over `keys` keys, with one read changed by `corrupt`.

@@ -24,6 +24,7 @@ pub use crate::search::{Budget, Exhausted, Interval, Search};
 mod cache;
 mod entries;
 mod obligations;
+mod split;
 
 use cache::{op_key, Bitset, Cache};
 use entries::Entries;
@@ -87,16 +88,28 @@ impl<M: Model> Model for Plain<'_, M> {
     }
 }
 
-/// Decides whether `intervals` are linearizable with respect to `model`, within `budget`.
+/// Decides whether `intervals` are linearizable with respect to `model`, within `budget`; a large
+/// key, or one the whole search gives up on, is searched piece by piece between its quiescent
+/// points where it has any (see `split`).
 pub fn check<M: Model>(
     model: &M,
     intervals: &[Interval<M::Input>],
     budget: &Budget,
 ) -> Search<M::State> {
     if budget.plain {
-        search(&Plain(model), intervals, budget)
-    } else {
-        search(model, intervals, budget)
+        return search(&Plain(model), intervals, budget);
+    }
+    if intervals.len() >= split::PIECES_FIRST_OPS_MIN {
+        if let Some(decided) = split::by_pieces(model, intervals, budget) {
+            return decided;
+        }
+    }
+    match search(model, intervals, budget) {
+        // Out of budget: split at quiescent points with a known state (see `split`).
+        unknown @ Search::Unknown { .. } => {
+            split::by_pieces(model, intervals, budget).unwrap_or(unknown)
+        }
+        decided => decided,
     }
 }
 

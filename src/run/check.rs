@@ -1,5 +1,7 @@
-//! The check stage: a run's history against its workload's model, read whole when it is small
-//! enough (with the redirect-aware context) and streamed when it is not.
+//! The check stage: a run's history against its workload's model. Register-family histories
+//! (register, cas-register, with their multi-key `txn` ops) are checked from the compact per-key
+//! ops of the streaming reader at every size; a history small enough is also read whole for the
+//! redirect-aware context. Other models read the whole history.
 
 use crate::term::warn;
 use anyhow::{Context, Result};
@@ -9,13 +11,45 @@ use workloads::WorkloadKind;
 
 use super::Run;
 
-/// Histories at least this large are checked streaming, so that memory grows with the ops rather
-/// than with the text; their reports then lack the redirect-aware context.
+/// Histories at least this large are not read whole: register-family ones are checked streaming
+/// only, so that memory grows with the ops rather than with the text, and their reports lack the
+/// redirect-aware context.
 pub const STREAM_BYTES_MIN: u64 = 256 << 20;
 
-/// Checks the slotcheck history at `path` against `model`. Below `stream_bytes_min` bytes (or for
-/// models other than the register) the whole history is read and the report gets redirect-aware
-/// context: slot, migration phase, faults and hops of each explained op (`analyze_redirects`).
+/// Three quarters of the memory the kernel says is available (`MemAvailable` of
+/// `/proc/meminfo`), in bytes: what the searches' caches may share, the rest left to the
+/// history's ops and the system; `None` where it cannot be read.
+pub fn search_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib.saturating_mul(1024) / 4 * 3)
+}
+
+/// `opts` with the searches' cache budget following the memory available ([`search_memory`]).
+pub fn with_search_memory(opts: CheckOptions) -> CheckOptions {
+    CheckOptions {
+        cache_bytes_available: search_memory(),
+        ..opts
+    }
+}
+
+/// Whether `model`'s histories are checked from the streaming reader's compact per-key ops at
+/// every size (the register family, `txn` ops read per key).
+pub fn streams(model: ModelKind) -> bool {
+    matches!(model, ModelKind::Register | ModelKind::CasRegister)
+}
+
+/// Checks the slotcheck history at `path` against `model`: register-family histories streaming
+/// ([`streams`]). Below `stream_bytes_min` bytes the whole history is also read (for other models
+/// only it) and the report gets redirect-aware context: slot, migration phase, faults and hops
+/// of each explained op (`analyze_redirects`).
 pub fn check_history(
     path: &Path,
     model: ModelKind,
@@ -29,15 +63,28 @@ pub fn check_history(
             source,
         })?
         .len();
-    if bytes >= stream_bytes_min && model == ModelKind::Register {
-        // A register history with multi-key ops (`txn`) is refused at its first one: in memory.
-        match checker::check_file(path, model, opts) {
-            Err(e) if e.refused_txn() => {}
-            streamed => return Ok(streamed?),
+    if streams(model) {
+        let mut report = checker::check_file(path, model, opts)?;
+        if bytes < stream_bytes_min {
+            let history = History::read_file(path)?;
+            analyze(&history, path, model, opts, &mut report)?;
         }
+        return Ok(report);
     }
     let history = History::read_file(path)?;
     check_loaded(&history, path, model, opts)
+}
+
+/// Adds the redirect-aware analysis of `history` (read from `path`) to `report`.
+pub fn analyze(
+    history: &History,
+    path: &Path,
+    model: ModelKind,
+    opts: &CheckOptions,
+    report: &mut Report,
+) -> Result<()> {
+    analyze_redirects(history, model, opts, report)
+        .with_context(|| format!("analysing the redirects of {}", path.display()))
 }
 
 /// Checks a history already read from `path` against `model`, with the redirect-aware context.
@@ -50,8 +97,7 @@ pub fn check_loaded(
     let name = path.display();
     let mut report = checker::check(history, model, opts)
         .with_context(|| format!("checking {name} as {model}"))?;
-    analyze_redirects(history, model, opts, &mut report)
-        .with_context(|| format!("analysing the redirects of {name}"))?;
+    analyze(history, path, model, opts, &mut report)?;
     Ok(report)
 }
 
@@ -102,11 +148,20 @@ pub fn read_unless_large(path: &Path) -> Result<Option<History>> {
 }
 
 /// `slotcheck test`'s (and `report`'s) check of a run's history at `path` with its `workload`'s
-/// model and options: the `history` [`read_unless_large`] read, else the file, streaming;
-/// warnings are shown.
+/// model and options: the register family streaming from the file (with the redirect-aware
+/// analysis of the `history` [`read_unless_large`] read, if any), other models from that
+/// `history`, else the file; warnings are shown.
 pub fn check_run(path: &Path, history: Option<&History>, workload: WorkloadKind) -> Result<Report> {
-    let (model, opts) = (model_of(workload), options_of(workload));
+    let model = model_of(workload);
+    let opts = with_search_memory(options_of(workload));
     let report = match history {
+        // The register family's verdict comes from the compact per-key ops at every size; the
+        // history in hand serves the redirect-aware analysis.
+        Some(h) if streams(model) => {
+            let mut report = checker::check_file(path, model, &opts)?;
+            analyze(h, path, model, &opts, &mut report)?;
+            report
+        }
         Some(h) => check_loaded(h, path, model, &opts)?,
         None => check_history(path, model, &opts, STREAM_BYTES_MIN)?,
     };
@@ -130,10 +185,10 @@ pub fn check<S, F>(run: &Run<S, F>, history: Option<&History>) -> Result<Report>
 mod tests {
     use super::*;
 
-    /// A register history with a multi-key op is refused by the streaming check at that op and
-    /// checked in memory instead, with the same verdict as the in-memory path gives.
+    /// A register history with a multi-key op is checked streaming at every size, with the
+    /// verdict the in-memory check gives, and the redirect-aware context when it is small.
     #[test]
-    fn a_register_history_with_txn_ops_falls_back_to_the_in_memory_check() {
+    fn a_register_history_with_txn_ops_streams_at_every_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.jsonl");
         let lines = [
@@ -148,8 +203,16 @@ mod tests {
         ] {
             std::fs::write(&path, lines.join("\n").replace("VALUE", value) + "\n").unwrap();
             let opts = CheckOptions::default();
-            let streamed_size = check_history(&path, ModelKind::Register, &opts, 0).unwrap();
-            assert_eq!(streamed_size.valid, want, "b read {value}");
+            let large = check_history(&path, ModelKind::Register, &opts, 0).unwrap();
+            assert_eq!(large.valid, want, "b read {value}");
+            assert!(large.redirect_analysis.is_none());
+            let small = check_history(&path, ModelKind::Register, &opts, u64::MAX).unwrap();
+            assert_eq!(small.valid, want, "b read {value}");
+            assert!(small.redirect_analysis.is_some());
+            let history = History::read_file(&path).unwrap();
+            let held = check_loaded(&history, &path, ModelKind::Register, &opts).unwrap();
+            assert_eq!(small.keys, held.keys, "b read {value}");
+            assert!(search_memory().is_some_and(|b| b > 0));
         }
     }
 }

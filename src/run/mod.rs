@@ -40,8 +40,8 @@ use tokio_util::sync::CancellationToken;
 use workloads::{ClientInfo, Recorder, WorkloadConfig};
 
 pub use check::{
-    assumptions_of, check_history, check_loaded, check_run, model_of, options_of,
-    read_unless_large, STREAM_BYTES_MIN,
+    analyze, assumptions_of, check_history, check_loaded, check_run, model_of, options_of,
+    read_unless_large, search_memory, streams, with_search_memory, STREAM_BYTES_MIN,
 };
 
 /// The state that flows between the stages of one run, over any server family `S` (a Redis

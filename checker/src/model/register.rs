@@ -140,6 +140,18 @@ impl OpModel for Register {
     }
 
     /// Decides by the zones of [`crate::zones`] when values are unique and there is no cas.
+    /// A read of a value no op could have produced ([`super::direct::unproducible`]).
+    fn refute(&self, ops: &[Interval<RegisterOp>]) -> Option<Search<RegisterValue>> {
+        let (op, _) = super::direct::unproducible(self.initial, ops)?;
+        Some(Search::Invalid {
+            steps: 0,
+            op,
+            prefix: Vec::new(),
+            state: self.initial,
+            stranded: None,
+        })
+    }
+
     fn decide(&self, ops: &[Interval<RegisterOp>]) -> Option<Search<RegisterValue>> {
         match super::zones::check(self.initial, ops) {
             Zones::Valid => Some(Search::Valid { steps: 0 }),
@@ -157,6 +169,10 @@ impl OpModel for Register {
             }
             Zones::NotApplicable(_) => None,
         }
+    }
+
+    fn proof(&self, ops: &[Interval<RegisterOp>], op: usize) -> Option<String> {
+        super::direct::proof(self.initial, ops, op)
     }
 
     /// Drops `info` writes and cas whose new value no op observes. Sound for any register: if

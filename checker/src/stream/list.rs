@@ -9,7 +9,7 @@
 //! appends follow, and they stay off it). A read that is not a prefix (nor an extension) of the
 //! reference turns the key back to full lists and the plain [`ListAppend`] model.
 
-use super::pairing::{Arg, Paired, Sink};
+use super::pairing::{Arg, Keys, Paired, Sink};
 use super::scan::{Val, F_APPEND, F_READ};
 use crate::explanation::OpRef;
 use crate::model::list_append::{ListAppend, ListOp};
@@ -222,11 +222,11 @@ impl ListSink {
 }
 
 impl Sink for ListSink {
-    fn op(&mut self, mut op: Paired<'_>, keys: &[String]) -> Result<(), CheckError> {
+    fn op(&mut self, mut op: Paired<'_>, keys: &mut Keys) -> Result<(), CheckError> {
         let input = self.input(&mut op)?;
         // Ops without a key join the partition "" (slot 0), as in `check`.
         let k = match op.key {
-            Some(k) if !keys[k as usize].is_empty() => k as usize + 1,
+            Some(k) if !keys.names[k as usize].is_empty() => k as usize + 1,
             _ => 0,
         };
         if self.keys.len() <= k {

@@ -64,8 +64,43 @@ pub(crate) struct Paired<'a> {
 
 /// What a model keeps of each finished op.
 pub(crate) trait Sink {
-    /// Takes one op; `keys` names the pairing's key indexes.
-    fn op(&mut self, op: Paired<'_>, keys: &[String]) -> Result<(), CheckError>;
+    /// Takes one op; `keys` names the pairing's key indexes, and interns keys the op names
+    /// inside its value (a `txn`'s micro-ops).
+    fn op(&mut self, op: Paired<'_>, keys: &mut Keys) -> Result<(), CheckError>;
+}
+
+/// Every key met, by first appearance, interned by [`key_hash`].
+#[derive(Default)]
+pub(crate) struct Keys {
+    /// The names, by index.
+    pub names: Vec<String>,
+    /// The last key met with each hash, and per key the one met before it with the same hash.
+    heads: HashMap<u64, u32, BuildPassThrough>,
+    next: Vec<Option<u32>>,
+}
+
+impl Keys {
+    /// The index of `key`, whose [`key_hash`] is `hash`.
+    fn index_hashed(&mut self, key: &[u8], hash: u64) -> u32 {
+        let head = self.heads.get(&hash).copied();
+        let mut k = head;
+        while let Some(i) = k {
+            if same(self.names[i as usize].as_bytes(), key) {
+                return i;
+            }
+            k = self.next[i as usize];
+        }
+        let i = self.names.len() as u32;
+        self.names.push(text(key).into_owned());
+        self.next.push(head);
+        self.heads.insert(hash, i);
+        i
+    }
+
+    /// The index of `key`, interned now if it is new.
+    pub(crate) fn index(&mut self, key: &str) -> u32 {
+        self.index_hashed(key.as_bytes(), key_hash(key.as_bytes()))
+    }
 }
 
 /// An invocation awaiting its completion.
@@ -184,10 +219,7 @@ pub(crate) struct Pairing {
     /// The index in `fs` of each [`KNOWN_F`] met.
     known_fs: [Option<u32>; KNOWN_F.len()],
     /// Every key met, by first appearance.
-    pub keys: Vec<String>,
-    /// The last key met with each hash, and per key the one met before it with the same hash.
-    key_heads: HashMap<u64, u32, BuildPassThrough>,
-    key_next: Vec<Option<u32>>,
+    pub keys: Keys,
     event: usize,
     header_seen: bool,
     /// Set after a cut-off last line: nothing more is read.
@@ -203,9 +235,7 @@ impl Pairing {
             processes: Processes::default(),
             fs: Vec::new(),
             known_fs: [None; KNOWN_F.len()],
-            keys: Vec::new(),
-            key_heads: HashMap::default(),
-            key_next: Vec::new(),
+            keys: Keys::default(),
             event: 0,
             header_seen: false,
             done: false,
@@ -236,23 +266,6 @@ impl Pairing {
         if code != OTHER_F {
             self.known_fs[code as usize] = Some(i);
         }
-        i
-    }
-
-    /// The index of `key`, whose [`key_hash`] is `hash`.
-    fn key_index(&mut self, key: &[u8], hash: u64) -> u32 {
-        let head = self.key_heads.get(&hash).copied();
-        let mut k = head;
-        while let Some(i) = k {
-            if same(self.keys[i as usize].as_bytes(), key) {
-                return i;
-            }
-            k = self.key_next[i as usize];
-        }
-        let i = self.keys.len() as u32;
-        self.keys.push(text(key).into_owned());
-        self.key_next.push(head);
-        self.key_heads.insert(hash, i);
         i
     }
 
@@ -309,7 +322,10 @@ impl Pairing {
             line: line_no,
             f: self.f_index(&ev.f, ev.f_code),
             f_code: ev.f_code,
-            key: ev.key.as_ref().map(|k| self.key_index(k, ev.key_hash)),
+            key: ev
+                .key
+                .as_ref()
+                .map(|k| self.keys.index_hashed(k, ev.key_hash)),
             value: ev.value,
             time: ev.time,
             redirects: ev.redirects,
@@ -342,7 +358,7 @@ impl Pairing {
                 format!("{:?}", text(&ev.f)),
             ));
         }
-        let invoked_key = invoked.key.map(|k| self.keys[k as usize].as_bytes());
+        let invoked_key = invoked.key.map(|k| self.keys.names[k as usize].as_bytes());
         let same_key = match (ev.key.as_deref(), invoked_key) {
             (Some(a), Some(b)) => same(a, b),
             (a, b) => a.is_none() && b.is_none(),
@@ -403,10 +419,11 @@ impl Pairing {
             outcome,
             complete,
         };
-        sink.op(op, &self.keys).map_err(|source| FileError::Check {
-            path: self.name.clone(),
-            source,
-        })
+        sink.op(op, &mut self.keys)
+            .map_err(|source| FileError::Check {
+                path: self.name.clone(),
+                source,
+            })
     }
 
     /// Ends the file: invocations never completed count as `info`, in the order they were
@@ -418,6 +435,6 @@ impl Pairing {
         for (process, inv) in std::mem::take(&mut self.processes).outstanding() {
             self.finish_op(process, inv, Outcome::Info, None, &[], sink)?;
         }
-        Ok((self.report, self.keys))
+        Ok((self.report, self.keys.names))
     }
 }

@@ -5,7 +5,7 @@
 
 mod spill;
 
-use super::pairing::{Arg, Paired, Sink};
+use super::pairing::{Arg, Keys, Paired, Sink};
 use super::scan::{Val, F_READ, F_WRITE, KNOWN_F};
 use crate::explanation::OpRef;
 use crate::model::register::{prune_keep, Register, RegisterOp};
@@ -22,12 +22,6 @@ use spill::Spill;
 /// Bytes of compact ops a register check holds before it spills them to temporary files, and
 /// holds per batch when it reads them back: the default bound on a streaming check's memory.
 pub const HELD_BYTES_MAX: usize = 1 << 30;
-
-/// Why the streaming register check stops at a `txn` op (multi-key commands, read per key by
-/// [`crate::per_key`] in memory): its keys are not the pairing's, so the history must be checked
-/// whole ([`crate::check`]); `slotcheck` does so when it meets this refusal.
-pub const TXN_NOT_STREAMED: &str =
-    "the streaming register check does not read txn ops (multi-key commands); check the history in memory";
 
 /// An op the search may need, in 64 bytes or so.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +59,8 @@ pub(crate) struct RegisterSink {
     /// Past this many held bytes every kept op goes to `spill`.
     held_bytes_max: usize,
     spill: Option<Spill>,
+    /// Ops without a key join the key "" (a CAS register's), rather than being refused.
+    keyless: bool,
 }
 
 /// An op to fill in and hand to [`OpModel::input`].
@@ -91,8 +87,9 @@ pub(crate) fn scratch_op() -> Op {
 
 impl RegisterSink {
     /// A sink that holds at most `held_bytes_max` bytes of ops before it spills them.
-    pub(crate) fn new(model: Register, held_bytes_max: usize) -> Self {
+    pub(crate) fn new(model: Register, held_bytes_max: usize, keyless: bool) -> Self {
         RegisterSink {
+            keyless,
             model,
             scratch: scratch_op(),
             keys: Vec::new(),
@@ -155,28 +152,8 @@ impl RegisterSink {
         op: &Paired<'_>,
         complete_ns: u64,
     ) -> Result<Option<RegisterOp>, CheckError> {
-        let scratch = &mut self.scratch;
-        scratch.process = op.process;
-        scratch.f.clear();
-        scratch.f.push_str(op.f);
-        scratch.invoke_value = json(&op.invoke_value);
-        scratch.outcome = op.outcome;
-        scratch.invoke_ns = op.invoke_ns;
-        scratch.invoke_event = op.invoke_event;
-        scratch.complete_ns = complete_ns;
-        let complete_at = match &op.complete {
-            Some((event, line, _, value)) => {
-                scratch.complete_value = json(value);
-                scratch.complete_event = Some(*event);
-                Some((*event, *line))
-            }
-            None => {
-                scratch.complete_value = Value::Null;
-                scratch.complete_event = None;
-                None
-            }
-        };
-        self.model.input(scratch).map_err(|e| {
+        let complete_at = self.fill_scratch(op, complete_ns);
+        self.model.input(&self.scratch).map_err(|e| {
             let (event, line) = match (e.on_completion, complete_at) {
                 (true, Some(at)) => at,
                 _ => (op.invoke_event, op.invoke_line),
@@ -189,68 +166,143 @@ impl RegisterSink {
             }
         })
     }
+
+    /// Makes the scratch [`Op`] `op`; returns its completion's event and line.
+    fn fill_scratch(&mut self, op: &Paired<'_>, complete_ns: u64) -> Option<(usize, usize)> {
+        let scratch = &mut self.scratch;
+        scratch.process = op.process;
+        scratch.f.clear();
+        scratch.f.push_str(op.f);
+        scratch.invoke_value = json(&op.invoke_value);
+        scratch.outcome = op.outcome;
+        scratch.invoke_ns = op.invoke_ns;
+        scratch.invoke_event = op.invoke_event;
+        scratch.complete_ns = complete_ns;
+        match &op.complete {
+            Some((event, line, _, value)) => {
+                scratch.complete_value = json(value);
+                scratch.complete_event = Some(*event);
+                Some((*event, *line))
+            }
+            None => {
+                scratch.complete_value = Value::Null;
+                scratch.complete_event = None;
+                None
+            }
+        }
+    }
 }
 
 impl Sink for RegisterSink {
-    fn op(&mut self, op: Paired<'_>, _keys: &[String]) -> Result<(), CheckError> {
+    fn op(&mut self, op: Paired<'_>, keys: &mut Keys) -> Result<(), CheckError> {
         if op.f == crate::per_key::TXN {
-            return Err(CheckError::Field {
-                event: op.invoke_event,
-                line: op.invoke_line,
-                field: "f",
-                message: TXN_NOT_STREAMED.to_string(),
-            });
+            return self.txn(&op, keys);
         }
-        let Some(key) = op.key else {
-            return Err(CheckError::Field {
-                event: op.invoke_event,
-                line: op.invoke_line,
-                field: "key",
-                message: format!(
-                    "the register model needs a key on every op; this {} has none",
-                    op.f
-                ),
-            });
+        let key = match op.key {
+            Some(key) => key,
+            // A CAS register's keyless ops form the partition "", as in `check`.
+            None if self.keyless => keys.index(""),
+            None => {
+                return Err(CheckError::Field {
+                    event: op.invoke_event,
+                    line: op.invoke_line,
+                    field: "key",
+                    message: format!(
+                        "the register model needs a key on every op; this {} has none",
+                        op.f
+                    ),
+                })
+            }
         };
-        let complete_ns = match op.complete {
-            Some((_, _, time, _)) if op.outcome != Outcome::Info => time,
-            _ => u64::MAX,
-        };
+        let complete_ns = complete_ns(&op);
         let input = match fast_input(&self.model, &op) {
             Some(input) => input,
             None => self.input(&op, complete_ns)?,
         };
+        let at = (op.invoke_event, op.invoke_line);
+        self.keep(key, input, &op, at, op.f_code, complete_ns);
+        Ok(())
+    }
+}
+
+/// When `op` completed, for the search: `u64::MAX` for an `info` op (open to the end).
+fn complete_ns(op: &Paired<'_>) -> u64 {
+    match op.complete {
+        Some((_, _, time, _)) if op.outcome != Outcome::Info => time,
+        _ => u64::MAX,
+    }
+}
+
+impl RegisterSink {
+    /// Reads a `txn` op (multi-key commands) as one op per key it touches, as
+    /// [`crate::per_key`] reads it in memory, and keeps each.
+    fn txn(&mut self, op: &Paired<'_>, keys: &mut Keys) -> Result<(), CheckError> {
+        let complete_ns = complete_ns(op);
+        self.fill_scratch(op, complete_ns);
+        let complete_at = op.complete.as_ref().map(|c| (c.0, c.1));
+        let at = (op.invoke_event, op.invoke_line);
+        let field = |e: crate::model::FieldError| {
+            let (event, line) = match (e.on_completion, complete_at) {
+                (true, Some(c)) => c,
+                _ => at,
+            };
+            CheckError::Field {
+                event,
+                line,
+                field: e.field,
+                message: e.message,
+            }
+        };
+        let per_key = crate::per_key::key_ops(&self.scratch).map_err(field)?;
+        for one in per_key {
+            let input = self.model.input(&one).map_err(field)?;
+            let key = keys.index(one.key.as_deref().unwrap_or_default());
+            let f = if one.f == "write" { F_WRITE } else { F_READ };
+            self.keep(key, input, op, at, f, complete_ns);
+        }
+        Ok(())
+    }
+
+    /// Counts an op of key index `key` and keeps it if it has an `input` for the search.
+    fn keep(
+        &mut self,
+        key: u32,
+        input: Option<RegisterOp>,
+        op: &Paired<'_>,
+        (invoke_event, invoke_line): (usize, usize),
+        f: u8,
+        complete_ns: u64,
+    ) {
         let k = key as usize;
         if self.keys.len() <= k {
             self.keys.resize_with(k + 1, KeyOps::default);
         }
         let slot = &mut self.keys[k];
         slot.ops += 1;
-        if let Some(input) = input {
-            slot.kept_count += 1;
-            let op = Compact {
-                input,
-                outcome: op.outcome,
-                process: op.process,
-                invoke_ns: op.invoke_ns,
-                complete_ns,
-                invoke_event: u32::try_from(op.invoke_event).unwrap_or(u32::MAX),
-                invoke_line: u32::try_from(op.invoke_line).unwrap_or(u32::MAX),
-                // Only read, write and cas have inputs.
-                f: op.f_code,
-            };
-            if let Some(spill) = &mut self.spill {
-                spill.write(key, &op);
-                return Ok(());
-            }
-            let capacity = slot.kept.capacity();
-            slot.kept.push(op);
-            self.held_bytes += (slot.kept.capacity() - capacity) * std::mem::size_of::<Compact>();
-            if self.held_bytes > self.held_bytes_max {
-                self.start_spill();
-            }
+        let Some(input) = input else {
+            return;
+        };
+        slot.kept_count += 1;
+        let compact = Compact {
+            input,
+            outcome: op.outcome,
+            process: op.process,
+            invoke_ns: op.invoke_ns,
+            complete_ns,
+            invoke_event: u32::try_from(invoke_event).unwrap_or(u32::MAX),
+            invoke_line: u32::try_from(invoke_line).unwrap_or(u32::MAX),
+            f,
+        };
+        if let Some(spill) = &mut self.spill {
+            spill.write(key, &compact);
+            return;
         }
-        Ok(())
+        let capacity = slot.kept.capacity();
+        slot.kept.push(compact);
+        self.held_bytes += (slot.kept.capacity() - capacity) * std::mem::size_of::<Compact>();
+        if self.held_bytes > self.held_bytes_max {
+            self.start_spill();
+        }
     }
 }
 
@@ -266,17 +318,29 @@ impl RegisterSink {
         let model = self.model;
         let mut per_key = self.keys;
         per_key.resize_with(names.len(), KeyOps::default);
+        let all_ops = per_key.iter().map(|k| k.kept_count).sum();
         let results = match self.spill {
-            Some(spill) => {
-                spill::check_spilled(spill, per_key, &names, &model, budget, self.held_bytes_max)?
-            }
+            Some(spill) => spill::check_spilled(
+                spill,
+                per_key,
+                &names,
+                &model,
+                (budget, all_ops),
+                self.held_bytes_max,
+            )?,
             None => {
                 let mut keys: Vec<(String, KeyOps)> = names.into_iter().zip(per_key).collect();
                 keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 keys.par_iter_mut()
                     .map(|(key, ops)| {
                         let kept = std::mem::take(&mut ops.kept);
-                        check_key(key, ops.ops, &kept, &model, budget)
+                        check_key(
+                            key,
+                            ops.ops,
+                            &kept,
+                            &model,
+                            &budget.for_key(kept.len(), all_ops),
+                        )
                     })
                     .collect()
             }
@@ -332,16 +396,19 @@ fn check_key(
         })
         .collect();
     let result = search(model, &intervals, budget);
+    let proof = partition::proof_of(model, &intervals, &result);
     drop(intervals);
     // `searched` indexes `kept` in the search's order.
-    partition::key_report(
+    let mut report = partition::key_report(
         key,
         (ops, searched.len()),
         result,
         budget,
         |i| op_ref(&kept[searched[i] as usize]),
         |state| model.describe_state(state),
-    )
+    );
+    partition::with_proof(&mut report, proof);
+    report
 }
 
 /// The report's view of a compact op (values rebuilt from the model's input).
@@ -420,7 +487,8 @@ mod tests {
                                 continue;
                             };
                             taken += 1;
-                            let slow = RegisterSink::new(model, HELD_BYTES_MAX).input(&op, 20);
+                            let slow =
+                                RegisterSink::new(model, HELD_BYTES_MAX, false).input(&op, 20);
                             let what = format!("{f} {outcome:?} {invoke:?} {complete:?}");
                             assert_eq!(slow, Ok(fast), "{what}");
                         }

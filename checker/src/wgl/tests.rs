@@ -81,9 +81,10 @@ fn deepest_prefix_is_reported() {
 #[test]
 fn step_budget_gives_unknown() {
     let m = Register::default();
+    // Concurrent, so that no quiescent point lets the pieces be searched instead.
     let ops = [
         iv(RegisterOp::Write(1), 0, Some(10)),
-        iv(RegisterOp::Read(Some(1)), 20, Some(30)),
+        iv(RegisterOp::Read(Some(1)), 5, Some(30)),
     ];
     let budget = Budget {
         steps_max: 1,

@@ -5,7 +5,7 @@ use super::{CheckArgs, InputError};
 use anyhow::{Context, Result};
 use checker::{import, CheckOptions, Format, ImportError, ModelKind, Report, Source};
 use serde_json::Value;
-use slotcheck::run::{check_loaded, STREAM_BYTES_MIN};
+use slotcheck::run::{analyze, check_loaded, streams, STREAM_BYTES_MIN};
 use slotcheck::term::warn;
 use std::path::Path;
 
@@ -114,34 +114,35 @@ fn check_imported(
         .with_context(|| format!("checking {name} as {model}"))
 }
 
-/// Checks a slotcheck history read once from `source`, as [`slotcheck::run::check_history`] checks a file:
-/// register histories of [`STREAM_BYTES_MIN`] bytes or more streaming (for a pipe: when more than
-/// that many bytes come, which are peeked, not read twice), others whole, with the
-/// redirect-aware context.
+/// Checks a slotcheck history read once from `source`, as [`slotcheck::run::check_history`]
+/// checks a file: register-family histories streaming at every size, from their compact per-key
+/// ops; one under [`STREAM_BYTES_MIN`] bytes is also read whole (a regular file again, a pipe
+/// from the bytes peeked) for the redirect-aware context. Other models read the history whole.
 fn check_slotcheck(mut source: Source, model: ModelKind, opts: &CheckOptions) -> Result<Report> {
     let name = source.name().to_string();
     let io = |source| InputError::Io {
         path: name.clone(),
         source,
     };
-    let large = model == ModelKind::Register
-        && match source.regular_len() {
-            Some(len) => len >= STREAM_BYTES_MIN,
-            None => !source.peek(STREAM_BYTES_MIN as usize).map_err(io)?,
-        };
-    if large {
-        let regular = source.regular_len().is_some();
-        match checker::check_source(source, model, opts) {
-            // Multi-key ops (`txn`) are read per key in memory: a file is read again, whole.
-            Err(e) if e.refused_txn() && regular => {
-                let history = checker::History::read_file(Path::new(&name))?;
-                return check_loaded(&history, Path::new(&name), model, opts);
-            }
-            streamed => return Ok(streamed?),
-        }
+    if !streams(model) {
+        let history = checker::History::read(source)?;
+        return check_loaded(&history, Path::new(&name), model, opts);
     }
-    let history = checker::History::read(source)?;
-    check_loaded(&history, Path::new(&name), model, opts)
+    let small = match source.regular_len() {
+        Some(len) => len < STREAM_BYTES_MIN,
+        None => source.peek(STREAM_BYTES_MIN as usize).map_err(io)?,
+    };
+    if small && source.regular_len().is_none() {
+        // A pipe is read once: the history whole, the check from its ops.
+        let history = checker::History::read(source)?;
+        return check_loaded(&history, Path::new(&name), model, opts);
+    }
+    let mut report = checker::check_source(source, model, opts)?;
+    if small {
+        let history = checker::History::read_file(Path::new(&name))?;
+        analyze(&history, Path::new(&name), model, opts, &mut report)?;
+    }
+    Ok(report)
 }
 
 /// Whether `--model` must be the model `format` implies: formats written for one model only.
@@ -182,8 +183,11 @@ fn header_assumptions(first: &str) -> checker::Assumptions {
         .unwrap_or_default()
 }
 
-/// `opts` with `--initial` applied: JSON text, except for kv, whose values are the text itself.
-fn options(mut opts: CheckOptions, initial: Option<&str>, model: ModelKind) -> CheckOptions {
+/// `opts` with `--initial` applied (JSON text, except for kv, whose values are the text itself)
+/// and the cache budget following the memory available.
+fn options(opts: CheckOptions, initial: Option<&str>, model: ModelKind) -> CheckOptions {
+    // The searches' caches share the memory available, by key size.
+    let mut opts = slotcheck::run::with_search_memory(opts);
     if let Some(text) = initial {
         opts.initial = match serde_json::from_str::<Value>(text) {
             Ok(v @ Value::String(_)) => v,
@@ -257,7 +261,7 @@ mod tests {
             "register-stale-read-bad.jsonl",
             "register-lost-write-bad.jsonl",
             "register-phantom-bad.jsonl",
-            // Multi-key ops: refused by the streaming check, checked in memory.
+            // Multi-key ops, read per key by the streaming check too.
             "register-mset-ok.jsonl",
             "register-mset-lost-bad.jsonl",
         ] {
@@ -273,11 +277,8 @@ mod tests {
                 loaded.redirect_analysis.is_some(),
                 "{name}: context when loaded"
             );
-            // Refused by the streaming check, a history with multi-key ops was read whole.
-            let in_memory = name.starts_with("register-mset");
-            assert_eq!(
-                streamed.redirect_analysis.is_some(),
-                in_memory,
+            assert!(
+                streamed.redirect_analysis.is_none(),
                 "{name}: context only when read whole"
             );
         }

@@ -101,13 +101,14 @@ impl Spill {
 
 /// Checks every key whose ops went to `spill` (or stayed in `keys`, if they kept none), a batch
 /// of partitions at a time, each batch's keys in parallel; returns the key reports in key order.
-/// A batch holds at most `batch_bytes_max` bytes of ops, or one partition.
+/// A batch holds at most `batch_bytes_max` bytes of ops, or one partition. `all_ops` counts the
+/// kept ops of every key, for each key's share of the budget ([`Budget::for_key`]).
 pub(super) fn check_spilled(
     spill: Spill,
     keys: Vec<KeyOps>,
     names: &[String],
     model: &Register,
-    budget: &Budget,
+    (budget, all_ops): (&Budget, usize),
     batch_bytes_max: usize,
 ) -> io::Result<Vec<KeyReport>> {
     debug_assert_eq!(keys.len(), names.len());
@@ -150,7 +151,10 @@ pub(super) fn check_spilled(
         debug_assert!(runs.iter().all(|(k, run)| cursor[*k] == run.end));
         let checked: Vec<KeyReport> = runs
             .into_par_iter()
-            .map(|(k, run)| check_key(&names[k], keys[k].ops, &ops[run], model, budget))
+            .map(|(k, run)| {
+                let budget = budget.for_key(run.len(), all_ops);
+                check_key(&names[k], keys[k].ops, &ops[run], model, &budget)
+            })
             .collect();
         reports.extend(checked);
         first = end;

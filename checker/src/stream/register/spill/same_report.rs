@@ -18,7 +18,7 @@ fn streamed(text: &str, held_bytes_max: usize) -> (Report, bool) {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(text.as_bytes()).unwrap();
     let opts = CheckOptions::default();
-    let mut sink = RegisterSink::new(Register::default(), held_bytes_max);
+    let mut sink = RegisterSink::new(Register::default(), held_bytes_max, false);
     let checker = "register-linearizable";
     let (report, keys) = crate::stream::read(
         crate::Source::open(file.path()).unwrap(),
