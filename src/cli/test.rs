@@ -10,8 +10,8 @@ use slotcheck::detect::{detect, Detection};
 use slotcheck::harness::{HarnessError, Persistence, ServerKind};
 use slotcheck::input::BadInput;
 use slotcheck::nemesis::failover::FailoverChoice;
-use slotcheck::nemesis::schedule::MigrateTarget;
 use slotcheck::nemesis::schedule::FaultKind;
+use slotcheck::nemesis::schedule::MigrateTarget;
 use slotcheck::run::{run_test, RunOutcome, NEEDS_HOSTS};
 use slotcheck::term::warn;
 use std::path::PathBuf;
@@ -172,12 +172,16 @@ fn existing(a: &TestArgs, cfg: &RunConfig) -> Result<Option<Existing>> {
         return Ok(None);
     }
     if cfg.nemesis.contains(&FaultKind::Slow) || cfg.server_bug.is_some() {
-        let why = "slow and --server-bug need slotcheck's proxies, which an attached cluster has not";
+        let why =
+            "slow and --server-bug need slotcheck's proxies, which an attached cluster has not";
         return Err(BadInput::flag(why).into());
     }
     if a.hosts.is_none() {
         if let Some(kind) = cfg.nemesis.iter().find(|k| NEEDS_HOSTS.contains(k)) {
-            let why = format!("--nemesis {} acts on processes or the network: it needs --hosts", kind.name());
+            let why = format!(
+                "--nemesis {} acts on processes or the network: it needs --hosts",
+                kind.name()
+            );
             return Err(BadInput::flag(&why).into());
         }
     }

@@ -95,7 +95,9 @@ async fn cluster_nodes(seeds: &[String]) -> Result<Vec<NodeLine>, HarnessError> 
                     command: "CLUSTER NODES".to_string(),
                     detail: "unparsable".to_string(),
                 })?;
-                lines.sort_by_key(|l| (l.is_replica(), l.slots.first().map(|s| s.0), l.addr.clone()));
+                lines.sort_by_key(|l| {
+                    (l.is_replica(), l.slots.first().map(|s| s.0), l.addr.clone())
+                });
                 return Ok(lines);
             }
             Err(e) => last = Some(e),
@@ -172,7 +174,11 @@ pub async fn form_on_hosts(
             let (first, last) = (first.to_string(), last.to_string());
             ok(admin, &["CLUSTER", "ADDSLOTSRANGE", &first, &last]).await?;
         }
-        ok(admin, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()]).await?;
+        ok(
+            admin,
+            &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()],
+        )
+        .await?;
     }
     for (i, admin) in admins.iter_mut().enumerate() {
         for spec in specs.iter().skip(i + 1) {

@@ -297,7 +297,11 @@ impl Cluster {
     fn remotely(&self, addr: &str, verb: &'static str) -> Result<&Remote, HarnessError> {
         self.index(addr)?;
         self.remote.as_deref().ok_or_else(|| {
-            control(addr, verb, "the cluster is attached without --hosts: no process control")
+            control(
+                addr,
+                verb,
+                "the cluster is attached without --hosts: no process control",
+            )
         })
     }
 

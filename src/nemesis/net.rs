@@ -21,12 +21,12 @@ use serde_json::json;
 use super::error::NemesisError;
 use super::Ctx;
 use crate::harness::net::Chain;
-use crate::harness::remote::{Remote, RemoteChains};
-use crate::harness::{HarnessError, Node};
-use std::sync::Arc;
 /// The shapes of a partition and whether this machine can make them, re-exported for the run and
 /// the command line, which ask the nemesis whether it can partition.
 pub use crate::harness::net::{available, cleanup_stale, Partition};
+use crate::harness::remote::{Remote, RemoteChains};
+use crate::harness::{HarnessError, Node};
+use std::sync::Arc;
 
 /// Where a partitioner's rules go: this machine's loopback chain, or a chain on every remote host.
 #[derive(Debug)]

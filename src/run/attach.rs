@@ -42,7 +42,9 @@ pub(crate) async fn attach(
                 file.host.len(),
                 path.display()
             ));
-            Some(Arc::new(Remote::connect(file).context("reaching the hosts")?))
+            Some(Arc::new(
+                Remote::connect(file).context("reaching the hosts")?,
+            ))
         }
         None => None,
     };
@@ -72,11 +74,16 @@ pub(crate) async fn attach(
         cluster.kind,
         cluster.version,
         cluster.nodes.len(),
-        if remote.is_some() { ", hosts over SSH" } else { "" }
+        if remote.is_some() {
+            ", hosts over SSH"
+        } else {
+            ""
+        }
     ));
     let partitioner = match (&remote, cfg.nemesis.contains(&FaultKind::Partition)) {
         (Some(remote), true) => Some(Arc::new(
-            net::Partitioner::on_hosts(remote.clone()).context("making iptables chains on the hosts")?,
+            net::Partitioner::on_hosts(remote.clone())
+                .context("making iptables chains on the hosts")?,
         )),
         (None, true) => bail!("partitions on an attached cluster need --hosts"),
         (_, false) => None,

@@ -45,7 +45,8 @@ impl Remote {
     /// Opens one SSH connection per host of `file`; a host that cannot be reached is an error
     /// naming it, and no connection stays open.
     pub fn connect(file: HostsFile) -> Result<Remote, HarnessError> {
-        let control_dir = std::env::temp_dir().join(format!("slotcheck-ssh-{}", std::process::id()));
+        let control_dir =
+            std::env::temp_dir().join(format!("slotcheck-ssh-{}", std::process::id()));
         std::fs::create_dir_all(&control_dir)
             .map_err(|e| HarnessError::io(format!("creating {}", control_dir.display()), e))?;
         let hosts = file
@@ -107,7 +108,10 @@ impl Remote {
     /// Reads every server's pid on its host (a server that answers is taken as running).
     pub async fn refresh(&self) -> Result<(), HarnessError> {
         for h in &self.hosts {
-            let out = h.ssh.exec(&format!("{} || true", pid_script(&h.spec))).await?;
+            let out = h
+                .ssh
+                .exec(&format!("{} || true", pid_script(&h.spec)))
+                .await?;
             let pid = out.trim().parse().ok().filter(|p| *p != 0);
             *lock(&h.proc) = Proc {
                 pid,
@@ -150,10 +154,12 @@ impl Remote {
         h.ssh.exec(&script).await?;
         let mut proc = lock(&h.proc);
         match signal {
-            "KILL" | "TERM" => *proc = Proc {
-                pid: None,
-                state: ProcessState::Down,
-            },
+            "KILL" | "TERM" => {
+                *proc = Proc {
+                    pid: None,
+                    state: ProcessState::Down,
+                }
+            }
             "STOP" => proc.state = ProcessState::Paused,
             _ => proc.state = ProcessState::Running,
         }
@@ -231,7 +237,11 @@ fn signal_script(h: &HostSpec, signal: &str) -> String {
         "STOP" => "[ \"$(cut -d' ' -f3 /proc/$p/stat)\" = T ] && exit 0",
         _ => "[ \"$(cut -d' ' -f3 /proc/$p/stat)\" != T ] && exit 0",
     };
-    let cont = if signal == "TERM" { "kill -CONT $p; " } else { "" };
+    let cont = if signal == "TERM" {
+        "kill -CONT $p; "
+    } else {
+        ""
+    };
     format!(
         "p=$({}); [ -n \"$p\" ] && [ \"$p\" != 0 ] || {{ echo 'no server pid' >&2; exit 1; }}; \
          kill -{signal} $p || exit 1; {cont}\

@@ -132,7 +132,10 @@ impl HostsFile {
                 return Err(format!("{} is listed twice", h.addr));
             }
             if split_addr(&h.addr).is_none() {
-                return Err(format!("host {}: addr {:?} is not host:port", h.name, h.addr));
+                return Err(format!(
+                    "host {}: addr {:?} is not host:port",
+                    h.name, h.addr
+                ));
             }
             match (&h.start, &h.systemd, &h.pid_file) {
                 (Some(_), None, Some(_)) | (None, Some(_), None) => {}

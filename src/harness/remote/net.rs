@@ -109,9 +109,14 @@ fn remove_script(chain: &str) -> String {
 fn remove_stale(ssh: &Ssh) -> Result<(), HarnessError> {
     let rules = ssh.run("iptables -w 5 -S")?;
     for chain in rules.lines().filter_map(|l| l.strip_prefix("-N ")) {
-        let pid = chain.strip_prefix(CHAIN_PREFIX).and_then(|p| p.parse().ok());
+        let pid = chain
+            .strip_prefix(CHAIN_PREFIX)
+            .and_then(|p| p.parse().ok());
         if pid.is_some_and(|pid| !pid_alive(pid)) {
-            tracing::warn!(chain, "removing an iptables chain left by a dead slotcheck run");
+            tracing::warn!(
+                chain,
+                "removing an iptables chain left by a dead slotcheck run"
+            );
             ssh.run(&remove_script(chain))?;
         }
     }

@@ -1,5 +1,5 @@
-//! One reused OpenSSH connection per host: a control master (`ssh -M -N -f`, `ControlPersist`)
-//! opened once, every command multiplexed over it (`ControlPath`), closed with `ssh -O exit`.
+//! One reused OpenSSH connection per host: a control master (`ssh -M -N -f`, `ControlPersist`,
+//! exiting by itself after 10 idle minutes) opened once, every command multiplexed over it (`ControlPath`), closed with `ssh -O exit`.
 //! Commands are shell scripts run by the login shell, through `sudo -n sh -c` when the host
 //! says `sudo = true`.
 
@@ -14,6 +14,9 @@ use super::hosts::HostSpec;
 /// How long one remote command may take before it counts as failed (a kill waits at most 5 s,
 /// a graceful stop 15 s, on the host).
 const COMMAND_TIMEOUT_S: u64 = 30;
+/// A control master left idle this long exits by itself: one orphaned by a control process that
+/// died (SIGKILL) does not stay forever.
+const CONTROL_PERSIST: &str = "ControlPersist=600";
 
 /// The SSH connection to one host.
 #[derive(Debug)]
@@ -78,7 +81,7 @@ impl Ssh {
             source: e,
         })?;
         let status = Command::new("ssh")
-            .args(["-M", "-N", "-f", "-o", "ControlPersist=yes"])
+            .args(["-M", "-N", "-f", "-o", CONTROL_PERSIST])
             .args(&self.options)
             .arg(&self.dest)
             .stdin(Stdio::null())
