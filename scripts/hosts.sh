@@ -59,6 +59,11 @@ down() {
   for pidfile in "$dir"/host*/server.pid "$dir"/host*/sshd.pid; do
     [ -e "$pidfile" ] && kill_pidfile "$pidfile"
   done
+  # The veths first, by name: a namespace's own are otherwise removed by the kernel some time after
+  # `ip netns delete` returns.
+  for link in $(ip -o link show | grep -o "scv$BED_TAG[0-9]*" | sort -u); do
+    ip link delete "$link" 2>/dev/null || true
+  done
   # Whatever still runs inside a namespace (a server started by hand, an sshd session) dies with it.
   for ns in $BED_NAMESPACES; do
     if ip netns list | grep -qw "$ns"; then

@@ -362,7 +362,7 @@ fn attached_run(bed: &Bed, addr: &str) {
     assert_eq!(header["attached"]["seeds"][0], addr);
     assert!(nemesis(&out_dir.join("history.jsonl"))
         .iter()
-        .any(|(f, p, _)| f == "migrate" && p == "end"));
+        .any(|(f, _, _)| f == "migrate-end"));
     assert_eq!(dbsize(addr), 0, "{addr} kept the attached run's keys");
 }
 
