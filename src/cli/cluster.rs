@@ -2,7 +2,7 @@
 //! `DIR/cluster.json`.
 
 use anyhow::{bail, Context, Result};
-use slotcheck::harness::remote::{quote, HostsFile, Remote};
+use slotcheck::harness::remote::{quote, remove_stale_chains, HostsFile, Remote};
 use slotcheck::harness::{form_on_hosts, Cluster, ClusterSpec, ClusterState, ServerKind};
 use slotcheck::term::{ok, status};
 use std::path::{Path, PathBuf};
@@ -155,6 +155,7 @@ fn up_on_hosts(path: &Path, masters: usize, replicas: usize) -> Result<ExitCode>
 fn down_on_hosts(path: &Path, wipe: bool) -> Result<ExitCode> {
     let file = HostsFile::load(path)?;
     let remote = Remote::connect(file).context("reaching the hosts")?;
+    remove_stale_chains(&remote).context("removing iptables chains of dead runs")?;
     let failed = remote.stop_all();
     for e in &failed {
         slotcheck::term::error(&e.to_string());

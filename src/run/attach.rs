@@ -5,7 +5,7 @@
 //! into the run directory.
 
 use crate::config::{Existing, RunConfig};
-use crate::harness::remote::{HostsFile, Remote};
+use crate::harness::remote::{remove_stale_chains, HostsFile, Remote};
 use crate::harness::{Admin, Cluster};
 use crate::nemesis::net;
 use crate::nemesis::schedule::FaultKind;
@@ -42,9 +42,16 @@ pub(crate) async fn attach(
                 file.host.len(),
                 path.display()
             ));
-            Some(Arc::new(
-                Remote::connect(file).context("reaching the hosts")?,
-            ))
+            let remote = Remote::connect(file).context("reaching the hosts")?;
+            // Rules of a run that died (SIGKILL) go first, whatever this run's nemesis: they
+            // would keep the cluster from settling.
+            match remove_stale_chains(&remote).context("removing iptables chains of dead runs")? {
+                0 => {}
+                n => warn(&format!(
+                    "removed {n} iptables chains left by dead slotcheck runs"
+                )),
+            }
+            Some(Arc::new(remote))
         }
         None => None,
     };

@@ -13,5 +13,5 @@ mod ssh;
 
 pub use control::Remote;
 pub use hosts::{HostSpec, HostsFile, SshSpec};
-pub use net::RemoteChains;
+pub use net::{remove_stale_chains, RemoteChains};
 pub use ssh::{quote, Ssh};

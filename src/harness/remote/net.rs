@@ -35,9 +35,9 @@ impl RemoteChains {
     pub fn new(remote: Arc<Remote>) -> Result<RemoteChains, HarnessError> {
         let name = format!("{CHAIN_PREFIX}{}", std::process::id());
         let chains = RemoteChains { remote, name };
+        remove_stale_chains(&chains.remote)?;
         for spec in chains.remote.specs() {
             let ssh = chains.remote.ssh(&spec.addr)?;
-            remove_stale(ssh)?;
             let n = &chains.name;
             ssh.run(&format!(
                 "iptables -w 5 -N {n} && iptables -w 5 -I INPUT 1 -j {n} && iptables -w 5 -I OUTPUT 1 -j {n}"
@@ -96,6 +96,16 @@ impl Drop for RemoteChains {
     }
 }
 
+/// Removes, from every host of `remote`, the chains of ours whose control process is gone (a
+/// run SIGKILLed during a partition leaves its rules in force); returns how many.
+pub fn remove_stale_chains(remote: &Remote) -> Result<usize, HarnessError> {
+    let mut removed = 0;
+    for spec in remote.specs() {
+        removed += remove_stale(remote.ssh(&spec.addr)?)?;
+    }
+    Ok(removed)
+}
+
 /// Unhooks, flushes and deletes `chain` (each step may find it gone).
 fn remove_script(chain: &str) -> String {
     format!(
@@ -105,9 +115,10 @@ fn remove_script(chain: &str) -> String {
     )
 }
 
-/// Removes the host's chains of ours whose control process is gone.
-fn remove_stale(ssh: &Ssh) -> Result<(), HarnessError> {
+/// Removes the host's chains of ours whose control process is gone; returns how many.
+fn remove_stale(ssh: &Ssh) -> Result<usize, HarnessError> {
     let rules = ssh.run("iptables -w 5 -S")?;
+    let mut removed = 0;
     for chain in rules.lines().filter_map(|l| l.strip_prefix("-N ")) {
         let pid = chain
             .strip_prefix(CHAIN_PREFIX)
@@ -118,9 +129,10 @@ fn remove_stale(ssh: &Ssh) -> Result<(), HarnessError> {
                 "removing an iptables chain left by a dead slotcheck run"
             );
             ssh.run(&remove_script(chain))?;
+            removed += 1;
         }
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// The rules of `p` per host (by the node address living there), as words after `-A <chain>`.
