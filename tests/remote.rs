@@ -316,6 +316,7 @@ fn on_bed(kind: ServerKind, attach_too: bool) {
     }
     if attach_too {
         attached_run(&bed, &addrs[1]);
+        unreachable_host(&bed);
     }
     assert_success(
         "cluster down",
@@ -364,6 +365,42 @@ fn attached_run(bed: &Bed, addr: &str) {
         .iter()
         .any(|(f, _, _)| f == "migrate-end"));
     assert_eq!(dbsize(addr), 0, "{addr} kept the attached run's keys");
+}
+
+/// A host that cannot be reached is an error naming it before anything runs.
+fn unreachable_host(bed: &Bed) {
+    let net = bed.env("BED_NET");
+    let text = std::fs::read_to_string(bed.hosts()).expect("hosts file");
+    let bad = text.replace(
+        &format!("host = \"198.18.{net}.3\""),
+        &format!("host = \"198.18.{net}.99\""),
+    );
+    assert_ne!(bad, text, "the hosts file names host 3's SSH address");
+    let path = bed.dir.path().join("bad-hosts.toml");
+    std::fs::write(&path, bad).expect("write");
+    let out_dir = bed.dir.path().join("unreachable");
+    let run = slotcheck(&[
+        "test",
+        "--hosts",
+        path.to_str().expect("utf-8 path"),
+        "--duration",
+        "3s",
+        "--output",
+        out_dir.to_str().expect("utf-8 path"),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success(),
+        "an unreachable host must fail the run"
+    );
+    assert!(
+        stderr.contains("reaching the hosts") && stderr.contains("host n3"),
+        "{stderr}"
+    );
+    assert!(
+        !out_dir.join("history.jsonl").exists(),
+        "a run started anyway"
+    );
 }
 
 #[test]

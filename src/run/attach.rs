@@ -66,6 +66,14 @@ pub(crate) async fn attach(
         .wait_stable(STABLE_TIMEOUT_MS)
         .await
         .context("the attached cluster is not stable")?;
+    if let Some(named) = remote.as_ref().and_then(|r| r.file.kind().ok()) {
+        if named != cluster.kind {
+            warn(&format!(
+                "the hosts file says {named}, the servers say {} {}: recorded as they say",
+                cluster.kind, cluster.version
+            ));
+        }
+    }
     let prefix = cfg.workload_config().key_prefix;
     let held = keys_under(&cluster, &prefix).await?;
     if !held.is_empty() {
