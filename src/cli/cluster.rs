@@ -2,7 +2,8 @@
 //! `DIR/cluster.json`.
 
 use anyhow::{bail, Context, Result};
-use slotcheck::harness::{Cluster, ClusterSpec, ClusterState, ServerKind};
+use slotcheck::harness::remote::{quote, remove_stale_chains, HostsFile, Remote};
+use slotcheck::harness::{form_on_hosts, Cluster, ClusterSpec, ClusterState, ServerKind};
 use slotcheck::term::{ok, status};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,12 +34,24 @@ enum ClusterAction {
         /// Directory for data, logs and cluster.json.
         #[arg(long, default_value = "store/cluster")]
         dir: PathBuf,
+        /// Start the servers on the hosts of this hosts file over SSH and form the cluster
+        /// there (the first --masters hosts own the slots, the next --replicas per master
+        /// replicate, the rest are masters without slots); --server and --dir are not used.
+        #[arg(long)]
+        hosts: Option<PathBuf>,
     },
     /// Stop the cluster saved in DIR/cluster.json and remove its data.
     Down {
         /// The directory given to `cluster up`.
         #[arg(long, default_value = "store/cluster")]
         dir: PathBuf,
+        /// Stop the servers on the hosts of this hosts file over SSH instead.
+        #[arg(long)]
+        hosts: Option<PathBuf>,
+        /// With --hosts: also empty each host's data directory (nodes.conf, AOF), so that the
+        /// next `cluster up --hosts` forms a new cluster.
+        #[arg(long)]
+        wipe: bool,
     },
 }
 
@@ -51,12 +64,21 @@ pub fn run(args: ClusterArgs) -> Result<ExitCode> {
             replicas,
             spare_masters,
             dir,
+            hosts,
         } => {
+            if let Some(hosts) = hosts {
+                return up_on_hosts(&hosts, masters, replicas);
+            }
             let mut spec = ClusterSpec::new(server, masters, replicas, dir.join("nodes"));
             spec.spare_masters = spare_masters;
             up(spec, &dir)
         }
-        ClusterAction::Down { dir } => down(&dir),
+        ClusterAction::Down {
+            hosts: Some(hosts),
+            wipe,
+            ..
+        } => down_on_hosts(&hosts, wipe),
+        ClusterAction::Down { dir, .. } => down(&dir),
     }
 }
 
@@ -103,5 +125,50 @@ fn down(dir: &Path) -> Result<ExitCode> {
     state.destroy();
     std::fs::remove_file(&state_path)?;
     ok("cluster stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the servers of the hosts file over SSH and forms the cluster on them.
+fn up_on_hosts(path: &Path, masters: usize, replicas: usize) -> Result<ExitCode> {
+    let file = HostsFile::load(path)?;
+    status(&format!(
+        "Starting {} servers over SSH ({masters} masters, {replicas} replicas per master)",
+        file.host.len()
+    ));
+    let remote = Remote::connect(file).context("reaching the hosts")?;
+    let started = std::time::Instant::now();
+    let runtime = super::runtime()?;
+    runtime.block_on(form_on_hosts(&remote, masters, replicas))?;
+    ok(&format!(
+        "cluster ready in {:.2} s",
+        started.elapsed().as_secs_f64()
+    ));
+    let seeds = remote.file.addrs();
+    let cluster = runtime.block_on(Cluster::attach(&seeds, None))?;
+    for (n, (_, version)) in cluster.nodes.iter().zip(&cluster.node_versions) {
+        println!("{} {} {} ({version})", n.addr, n.id, n.pid);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stops the servers of the hosts file over SSH (and, with `wipe`, empties their data dirs).
+fn down_on_hosts(path: &Path, wipe: bool) -> Result<ExitCode> {
+    let file = HostsFile::load(path)?;
+    let remote = Remote::connect(file).context("reaching the hosts")?;
+    remove_stale_chains(&remote).context("removing iptables chains of dead runs")?;
+    let failed = remote.stop_all();
+    for e in &failed {
+        slotcheck::term::error(&e.to_string());
+    }
+    if wipe {
+        for spec in remote.specs() {
+            let script = format!("rm -rf {}/* 2>/dev/null; true", quote(&spec.data_dir));
+            remote.ssh(&spec.addr)?.run(&script)?;
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("{} servers did not stop", failed.len());
+    }
+    ok("servers stopped");
     Ok(ExitCode::SUCCESS)
 }

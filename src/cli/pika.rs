@@ -133,6 +133,7 @@ fn config(a: &TestArgs) -> Result<RunConfig> {
         server_binary: Some(binary),
         pika_mode: mode,
         pika_scenario: scenario,
+        existing: None,
     })
 }
 

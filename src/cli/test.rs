@@ -5,13 +5,14 @@
 use super::render::{render, KEYS_SHOWN_MAX};
 use anyhow::{Context, Result};
 use slotcheck::clients::{parse_client, parse_workload};
-use slotcheck::config::{listing, RunConfig, RunConfigBuilder};
+use slotcheck::config::{listing, Existing, RunConfig, RunConfigBuilder};
 use slotcheck::detect::{detect, Detection};
 use slotcheck::harness::{HarnessError, Persistence, ServerKind};
 use slotcheck::input::BadInput;
 use slotcheck::nemesis::failover::FailoverChoice;
+use slotcheck::nemesis::schedule::FaultKind;
 use slotcheck::nemesis::schedule::MigrateTarget;
-use slotcheck::run::{run_test, RunOutcome};
+use slotcheck::run::{run_test, RunOutcome, NEEDS_HOSTS};
 use slotcheck::term::warn;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -147,6 +148,48 @@ pub struct TestArgs {
     /// stale-read, duplicate-write, moved-after-apply; or `list` to print what each does.
     #[arg(long)]
     pub server_bug: Option<String>,
+    /// Test a running cluster at these addresses (HOST:PORT[,...]) instead of starting one:
+    /// cluster commands only, no process faults unless --hosts describes its hosts.
+    #[arg(long, value_delimiter = ',')]
+    pub attach: Vec<String>,
+    /// A hosts file (TOML, one [[host]] per server): the running cluster on those hosts, whose
+    /// kill, pause and partition faults run there over SSH (README: "Testing a cluster on other
+    /// machines").
+    #[arg(long)]
+    pub hosts: Option<PathBuf>,
+    /// With --attach or --hosts: leave the workload's keys in the cluster at the end.
+    #[arg(long)]
+    pub keep_keys: bool,
+}
+
+/// The cluster `--attach` / `--hosts` name, checked against the run's faults: no process or
+/// network fault without hosts, no proxy fault at all (slotcheck runs no proxy there).
+fn existing(a: &TestArgs, cfg: &RunConfig) -> Result<Option<Existing>> {
+    if a.attach.is_empty() && a.hosts.is_none() {
+        if a.keep_keys {
+            return Err(BadInput::flag("--keep-keys needs --attach or --hosts").into());
+        }
+        return Ok(None);
+    }
+    if cfg.nemesis.contains(&FaultKind::Slow) || cfg.server_bug.is_some() {
+        let why =
+            "slow and --server-bug need slotcheck's proxies, which an attached cluster has not";
+        return Err(BadInput::flag(why).into());
+    }
+    if a.hosts.is_none() {
+        if let Some(kind) = cfg.nemesis.iter().find(|k| NEEDS_HOSTS.contains(k)) {
+            let why = format!(
+                "--nemesis {} acts on processes or the network: it needs --hosts",
+                kind.name()
+            );
+            return Err(BadInput::flag(&why).into());
+        }
+    }
+    Ok(Some(Existing {
+        seeds: a.attach.clone(),
+        hosts: a.hosts.clone(),
+        keep_keys: a.keep_keys,
+    }))
 }
 
 /// `--txn`: `multi` or `lua`.
@@ -204,6 +247,8 @@ pub fn config(a: &TestArgs) -> Result<RunConfig> {
         .client_bug(a.client_bug.as_deref())
         .server_bug(a.server_bug.as_deref())
         .build()?;
+    let mut cfg = cfg;
+    cfg.existing = existing(a, &cfg)?;
     Ok(cfg)
 }
 

@@ -270,6 +270,7 @@ fn run_config(
         server_binary: None,
         pika_mode: workloads::codis::MigrationMode::Sync,
         pika_scenario: None,
+        existing: None,
     }
 }
 

@@ -260,6 +260,7 @@ impl RunConfigBuilder {
             server_binary: None,
             pika_mode: workloads::codis::MigrationMode::Sync,
             pika_scenario: None,
+            existing: None,
         };
         self.apply_cases(&mut cfg)?;
         if let Some(why) = cfg.workload_config().pipeline_refused() {

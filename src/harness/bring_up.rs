@@ -159,6 +159,9 @@ async fn attempt_start(
         dir: root.to_path_buf(),
         procs: Procs::new(std::mem::take(&mut fleet.children), launches),
         proxies,
+        remote: None,
+        attached: false,
+        node_versions: Vec::new(),
         _ports: lease,
     })
 }

@@ -1,6 +1,7 @@
 //! A running cluster of real server processes on 127.0.0.1, stopped when dropped.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use super::health;
 use super::ports::PortLease;
 use super::process;
 use super::proxy::Proxy;
+use super::remote::Remote;
 use super::server::ServerKind;
 use super::state::{ClusterState, DetachedNode};
 use super::view::SlotMap;
@@ -197,6 +199,14 @@ pub struct Cluster {
     pub(crate) procs: Procs,
     /// With `ClusterSpec::proxy`, each node's proxy (in `nodes` order); else empty.
     pub(crate) proxies: Vec<Proxy>,
+    /// The hosts the servers run on, when the cluster is on other machines (`--hosts`): the
+    /// process verbs and partitions go there over SSH.
+    pub(crate) remote: Option<Arc<Remote>>,
+    /// What each node of an attached cluster said it runs (`addr`, version); empty otherwise.
+    pub node_versions: Vec<(String, String)>,
+    /// Whether slotcheck did not start these servers ([`Cluster::attach`]): stopping the
+    /// cluster leaves them running, and its process verbs need `remote`.
+    pub attached: bool,
     /// Keeps our ports reserved against other clusters of this process until we are dropped.
     pub(crate) _ports: PortLease,
 }
@@ -307,6 +317,10 @@ impl Cluster {
     /// restarted ones included, and every proxy; calling it again does nothing. Takes `&self`, so a
     /// shared `Arc<Cluster>` can be stopped.
     pub fn stop(&self) {
+        if let Some(remote) = &self.remote {
+            // Servers on hosts belong to `cluster down --hosts`; only what we paused is resumed.
+            remote.resume_all();
+        }
         self.procs.stop_all();
         for proxy in &self.proxies {
             proxy.stop();

@@ -15,6 +15,7 @@ use super::admin::Admin;
 use super::cluster::Cluster;
 use super::error::HarnessError;
 use super::process;
+use super::remote::Remote;
 use super::view;
 
 /// How long a SIGKILLed server may take to be reaped.
@@ -163,18 +164,30 @@ impl Cluster {
     /// The current pid of the node at `addr` (it changes on `restart`); `None` if no process runs.
     pub fn pid(&self, addr: &str) -> Option<u32> {
         let i = self.index(addr).ok()?;
+        if self.attached {
+            return self.remote.as_ref().and_then(|r| r.pid(addr));
+        }
         self.procs.pid(i)
     }
 
     /// Whether the node at `addr` runs, is paused or is down; `None` for an address not in the cluster.
     pub fn process_state(&self, addr: &str) -> Option<ProcessState> {
         let i = self.index(addr).ok()?;
+        if self.attached {
+            // Without hosts we see no process: an attached node counts as running.
+            return Some(self.remote.as_ref().map_or(ProcessState::Running, |r| {
+                r.state(addr).unwrap_or(ProcessState::Running)
+            }));
+        }
         Some(self.procs.state(i))
     }
 
     /// Kills the node at `addr` with SIGKILL (no chance to save or say goodbye) and reaps it; its port
     /// refuses connections afterwards. Works on a paused node too.
     pub async fn kill(&self, addr: &str) -> Result<(), HarnessError> {
+        if self.attached {
+            return self.remotely(addr, "kill")?.signal(addr, "KILL").await;
+        }
         let i = self.index(addr)?;
         self.signal_running(i, addr, "kill", libc::SIGKILL)?;
         self.wait_exit(i, addr, "the killed server to exit", KILL_TIMEOUT_MS)
@@ -184,6 +197,9 @@ impl Cluster {
     /// Stops the node at `addr` gracefully (SIGTERM: the server flushes its AOF and closes its
     /// connections) and reaps it; `restart` brings it back. A paused node is resumed to let it exit.
     pub async fn shutdown(&self, addr: &str) -> Result<(), HarnessError> {
+        if self.attached {
+            return self.remotely(addr, "shutdown")?.signal(addr, "TERM").await;
+        }
         let i = self.index(addr)?;
         self.signal_running(i, addr, "shut down", libc::SIGTERM)?;
         self.wait_exit(
@@ -200,6 +216,9 @@ impl Cluster {
     /// Returns the new pid. Must be awaited on a long-lived thread when `die_with_parent` is set (the
     /// server is forked right here; see `process::spawn_server`).
     pub async fn restart(&self, addr: &str) -> Result<u32, HarnessError> {
+        if self.attached {
+            return self.remotely(addr, "restart")?.start(addr).await;
+        }
         let i = self.index(addr)?;
         let start = Instant::now();
         let pid = self.spawn_again(i, addr)?;
@@ -235,6 +254,9 @@ impl Cluster {
     /// Freezes the node at `addr` with SIGSTOP: it keeps its port and connections but answers nothing
     /// (to clients and to the cluster bus) until `resume`.
     pub async fn pause(&self, addr: &str) -> Result<(), HarnessError> {
+        if self.attached {
+            return self.remotely(addr, "pause")?.signal(addr, "STOP").await;
+        }
         let i = self.index(addr)?;
         let pid = {
             let mut entries = self.procs.lock();
@@ -252,6 +274,9 @@ impl Cluster {
 
     /// Lets a paused node run again with SIGCONT; the inverse of `pause`.
     pub async fn resume(&self, addr: &str) -> Result<(), HarnessError> {
+        if self.attached {
+            return self.remotely(addr, "resume")?.signal(addr, "CONT").await;
+        }
         let i = self.index(addr)?;
         let pid = {
             let mut entries = self.procs.lock();
@@ -265,6 +290,19 @@ impl Cluster {
             pid
         };
         wait_proc_state(addr, pid, false).await
+    }
+
+    /// The hosts of an attached cluster, for process verb `verb` on `addr`; an error when the
+    /// cluster was attached without hosts (no process faults) or `addr` is not one of its nodes.
+    fn remotely(&self, addr: &str, verb: &'static str) -> Result<&Remote, HarnessError> {
+        self.index(addr)?;
+        self.remote.as_deref().ok_or_else(|| {
+            control(
+                addr,
+                verb,
+                "the cluster is attached without --hosts: no process control",
+            )
+        })
     }
 
     /// The index of `addr` in `nodes` (and in the process table).
@@ -375,7 +413,7 @@ fn control(addr: &str, verb: &'static str, reason: &str) -> HarnessError {
 }
 
 /// The `process_id` the server at `addr` reports, with a short timeout (a paused server never answers).
-async fn answering_pid(addr: &str) -> Result<Option<String>, HarnessError> {
+pub(crate) async fn answering_pid(addr: &str) -> Result<Option<String>, HarnessError> {
     let mut admin = Admin::probe(addr).await?;
     let text = admin.text(&["INFO", "server"]).await?;
     Ok(view::parse_info(&text).get("process_id").cloned())

@@ -132,6 +132,24 @@ pub enum HarnessError {
         #[source]
         source: serde_json::Error,
     },
+    /// A hosts file (`--hosts`) could not be read or makes no sense.
+    #[error("hosts file {path}: {detail}")]
+    HostsFile {
+        /// The hosts file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A command on a remote host (over SSH) failed or the host cannot be reached.
+    #[error("host {host}: `{command}` failed: {detail}")]
+    Remote {
+        /// The host's name and SSH destination.
+        host: String,
+        /// The remote command line.
+        command: String,
+        /// Its exit status and stderr, or why it could not run.
+        detail: String,
+    },
 }
 
 impl HarnessError {

@@ -15,6 +15,7 @@
 //! ```
 
 pub(crate) mod admin;
+mod attach;
 mod bring_up;
 mod cluster;
 mod config;
@@ -26,11 +27,13 @@ pub mod net;
 mod ports;
 pub(crate) mod process;
 pub mod proxy;
+pub mod remote;
 mod server;
 mod state;
 mod view;
 
 pub use admin::Admin;
+pub use attach::form_on_hosts;
 pub use cluster::Persistence;
 pub use cluster::{Cluster, ClusterSpec, Node, Role, NODE_TIMEOUT_MS_DEFAULT};
 pub use control::ProcessState;

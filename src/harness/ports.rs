@@ -27,6 +27,11 @@ impl PortLease {
     pub(crate) fn ports(&self) -> &[u16] {
         &self.ports
     }
+
+    /// No ports: a cluster we did not start (attached, or on other hosts) leases none.
+    pub(crate) fn none() -> PortLease {
+        PortLease { ports: Vec::new() }
+    }
 }
 
 impl Drop for PortLease {

@@ -24,11 +24,41 @@ use crate::harness::net::Chain;
 /// The shapes of a partition and whether this machine can make them, re-exported for the run and
 /// the command line, which ask the nemesis whether it can partition.
 pub use crate::harness::net::{available, cleanup_stale, Partition};
+use crate::harness::remote::{Remote, RemoteChains};
+use crate::harness::{HarnessError, Node};
+use std::sync::Arc;
+
+/// Where a partitioner's rules go: this machine's loopback chain, or a chain on every remote host.
+#[derive(Debug)]
+enum Cut {
+    /// Loopback, one chain of ours here.
+    Local(Chain),
+    /// One chain of ours on every host, over SSH.
+    Remote(RemoteChains),
+}
+
+impl Cut {
+    /// Cuts as `p` says.
+    fn cut(&self, nodes: &[Node], p: &Partition) -> Result<(), HarnessError> {
+        match self {
+            Cut::Local(chain) => chain.cut(nodes, p),
+            Cut::Remote(chains) => chains.cut(nodes, p),
+        }
+    }
+
+    /// Removes every cut in force.
+    fn flush(&self) -> Result<(), HarnessError> {
+        match self {
+            Cut::Local(chain) => chain.flush(),
+            Cut::Remote(chains) => chains.flush(),
+        }
+    }
+}
 
 /// Makes and heals partitions through its own iptables chain; dropping it removes every rule it made.
 #[derive(Debug)]
 pub struct Partitioner {
-    chain: Chain,
+    chain: Cut,
     /// The partitions in force, as recorded, for the `heal` event.
     active: Mutex<Vec<serde_json::Value>>,
 }
@@ -37,14 +67,26 @@ impl Partitioner {
     /// Checks `available`, removes stale chains of dead runs, and creates and hooks our chain.
     pub fn new() -> Result<Partitioner, NemesisError> {
         Ok(Partitioner {
-            chain: Chain::new()?,
+            chain: Cut::Local(Chain::new()?),
+            active: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A partitioner whose rules go into a chain of ours on every host of `remote` (over SSH),
+    /// Jepsen style; dropping it removes them from every host.
+    pub fn on_hosts(remote: Arc<Remote>) -> Result<Partitioner, NemesisError> {
+        Ok(Partitioner {
+            chain: Cut::Remote(RemoteChains::new(remote)?),
             active: Mutex::new(Vec::new()),
         })
     }
 
     /// The name of our iptables chain.
     pub fn chain(&self) -> &str {
-        self.chain.name()
+        match &self.chain {
+            Cut::Local(chain) => chain.name(),
+            Cut::Remote(chains) => chains.name(),
+        }
     }
 
     /// Cuts the network as `p` says, in addition to partitions already in force; all rules of one

@@ -64,6 +64,10 @@ impl Family for ClusterRun {
         Ok(Some(verify::cluster_placement(run)))
     }
 
+    async fn finish(run: &mut Run) {
+        super::attach::finish(&run.cfg, &run.cluster).await;
+    }
+
     fn summary(&mut self) -> &mut NemesisSummary {
         &mut self.nemesis
     }

@@ -65,6 +65,11 @@ pub trait Family: Sized {
     }
     /// What the family says once the report is written (nothing by default).
     fn reported(_run: &Run<Self::Servers, Self>) {}
+    /// The last stage, also after a failed one, before the servers stop: what the family
+    /// leaves tidy (an attached cluster's keys and logs; nothing by default).
+    fn finish(_run: &mut Run<Self::Servers, Self>) -> impl Future<Output = ()> {
+        std::future::ready(())
+    }
     /// What the nemesis did (kept by the drive, taken out for the run's outcome).
     fn summary(&mut self) -> &mut SummaryOf<Self>;
     /// With a server bug, how many requests it hit during the workload.
@@ -100,6 +105,7 @@ pub struct RunOutcome<N> {
 pub async fn run_family<F: Family>(cfg: &RunConfig) -> Result<RunOutcome<SummaryOf<F>>> {
     let mut run = F::open(cfg).await?;
     let staged = stages(&mut run).await;
+    F::finish(&mut run).await;
     run.cluster.stop();
     let (report, loaded, report_html) = staged?;
     Ok(RunOutcome {

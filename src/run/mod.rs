@@ -17,6 +17,7 @@
 //! both `run_family`; the soak (the `soak` module) drives the same stages with a segmented
 //! history and a rolling checker.
 
+mod attach;
 pub mod check;
 mod cluster;
 pub mod drive;
@@ -39,6 +40,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use workloads::{ClientInfo, Recorder, WorkloadConfig};
 
+pub use attach::NEEDS_HOSTS;
 pub use check::{
     analyze, assumptions_of, check_history, check_loaded, check_run, model_of, options_of,
     read_unless_large, search_memory, streams, with_search_memory, STREAM_BYTES_MIN,

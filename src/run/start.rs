@@ -36,6 +36,15 @@ pub async fn start(cfg: &RunConfig, bug: impl FnOnce(&Cluster)) -> Result<Starte
     std::fs::create_dir_all(&cfg.output)
         .with_context(|| format!("creating output directory {}", cfg.output.display()))?;
     let (cluster, partitioner) = start_cluster(cfg).await?;
+    let mut cfg = cfg.clone();
+    if cfg.existing.is_some() {
+        // The cluster's shape is what it is: recorded as found.
+        cfg.server = cluster.kind;
+        cfg.spare_masters = cluster.spare_masters;
+        cfg.masters = cluster.masters().count() - cluster.spare_masters;
+        cfg.replicas = cluster.replicas().count() / cfg.masters.max(1);
+    }
+    let cfg = &cfg;
     bug(&cluster);
     let schedule = cfg.schedule();
     let client = client_info(cfg, &cluster).await?;
@@ -82,6 +91,9 @@ fn partitioner(cfg: &RunConfig) -> Result<Option<Arc<net::Partitioner>>> {
 pub(crate) async fn start_cluster(
     cfg: &RunConfig,
 ) -> Result<(Arc<Cluster>, Option<Arc<net::Partitioner>>)> {
+    if let Some(existing) = &cfg.existing {
+        return super::attach::attach(cfg, existing).await;
+    }
     let partitioner = partitioner(cfg)?;
     let mut spec = ClusterSpec::new(
         cfg.server,
@@ -197,8 +209,26 @@ pub fn header(s: &Started) -> checker::Header {
     if let Some(scenario) = cfg.scenario {
         run.insert("scenario".into(), json!(scenario));
     }
+    if let Some(existing) = &cfg.existing {
+        run.insert("attached".into(), attached(existing, cluster));
+    }
     run.insert("start".into(), json!(chrono::Utc::now().to_rfc3339()));
     checker::Header::new(run)
+}
+
+/// The header's `attached`: the addresses given, the hosts file (if any) and what each node
+/// said it runs.
+fn attached(existing: &crate::config::Existing, cluster: &Cluster) -> Value {
+    let versions: Map<String, Value> = cluster
+        .node_versions
+        .iter()
+        .map(|(addr, version)| (addr.clone(), json!(version)))
+        .collect();
+    json!({
+        "seeds": existing.seeds,
+        "hosts": existing.hosts.as_ref().map(|p| p.display().to_string()),
+        "versions": versions,
+    })
 }
 
 /// The header's `nodes`: each node's address, id and pid, and its proxy's address if it has one.
