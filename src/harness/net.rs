@@ -209,27 +209,43 @@ impl Drop for Chain {
     }
 }
 
-/// The DROP rules for `p`, each as the words after `-A <chain>`.
-fn rules(nodes: &[Node], p: &Partition) -> Result<Vec<Vec<String>>, HarnessError> {
+/// Who a partition cuts off from whom, by node.
+pub(crate) enum Sides<'n> {
+    /// Packets from each node of the first side to each of the second are dropped (and back,
+    /// unless one way).
+    Nodes(Vec<&'n Node>, Vec<&'n Node>, bool),
+    /// The clients are cut off from this node (and it from them, unless one way).
+    Clients(&'n Node, bool),
+}
+
+/// The nodes on each side of `p`, found among `nodes`: the one reading of a partition that the
+/// local (loopback) and the remote (per host) rules share.
+pub(crate) fn sides<'n>(nodes: &'n [Node], p: &Partition) -> Result<Sides<'n>, HarnessError> {
     let find = |addr: &String| {
         nodes.iter().find(|n| &n.addr == addr).ok_or_else(|| {
             HarnessError::InvalidFault(format!("{addr} is not a node of this cluster"))
         })
     };
-    let (from, to, one_way) = match p {
+    Ok(match p {
         Partition::Nodes { a, b, one_way } => {
             let a = a.iter().map(find).collect::<Result<Vec<_>, _>>()?;
             let b = b.iter().map(find).collect::<Result<Vec<_>, _>>()?;
-            (a, b, *one_way)
+            Sides::Nodes(a, b, *one_way)
         }
         Partition::Isolate { node, one_way } => {
             let node = find(node)?;
             let rest = nodes.iter().filter(|n| n.addr != node.addr).collect();
-            (vec![node], rest, *one_way)
+            Sides::Nodes(vec![node], rest, *one_way)
         }
-        Partition::ClientsFrom { node, one_way } => {
-            return clients_rules(find(node)?, *one_way);
-        }
+        Partition::ClientsFrom { node, one_way } => Sides::Clients(find(node)?, *one_way),
+    })
+}
+
+/// The DROP rules for `p`, each as the words after `-A <chain>`.
+fn rules(nodes: &[Node], p: &Partition) -> Result<Vec<Vec<String>>, HarnessError> {
+    let (from, to, one_way) = match sides(nodes, p)? {
+        Sides::Nodes(from, to, one_way) => (from, to, one_way),
+        Sides::Clients(node, one_way) => return clients_rules(node, one_way),
     };
     if from.is_empty() || to.is_empty() {
         return Err(HarnessError::InvalidFault(format!(

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::super::error::HarnessError;
-use super::super::net::Partition;
+use super::super::net::{sides, Partition, Sides};
 use super::super::process::pid_alive;
 use super::super::Node;
 use super::ssh::Ssh;
@@ -141,25 +141,10 @@ fn host_rules(
     p: &Partition,
     client: Option<&str>,
 ) -> Result<BTreeMap<String, Vec<String>>, HarnessError> {
-    let find = |addr: &String| {
-        nodes.iter().find(|n| &n.addr == addr).ok_or_else(|| {
-            HarnessError::InvalidFault(format!("{addr} is not a node of this cluster"))
-        })
-    };
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let (from, to, one_way) = match p {
-        Partition::Nodes { a, b, one_way } => {
-            let a = a.iter().map(find).collect::<Result<Vec<_>, _>>()?;
-            let b = b.iter().map(find).collect::<Result<Vec<_>, _>>()?;
-            (a, b, *one_way)
-        }
-        Partition::Isolate { node, one_way } => {
-            let node = find(node)?;
-            let rest = nodes.iter().filter(|n| n.addr != node.addr).collect();
-            (vec![node], rest, *one_way)
-        }
-        Partition::ClientsFrom { node, one_way } => {
-            let node = find(node)?;
+    let (from, to, one_way) = match sides(nodes, p)? {
+        Sides::Nodes(from, to, one_way) => (from, to, one_way),
+        Sides::Clients(node, one_way) => {
             let client = client.ok_or_else(|| {
                 HarnessError::InvalidFault(
                     "a client partition needs `client_addr` in the hosts file".to_string(),
