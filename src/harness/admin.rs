@@ -69,6 +69,19 @@ impl Admin {
         self.query(&cmd_of(words)).await
     }
 
+    /// Runs a command that must answer `OK`; any other answer is an error naming it.
+    pub async fn run_ok(&mut self, words: &[&str]) -> Result<(), HarnessError> {
+        let reply: String = self.run(words).await?;
+        if reply != "OK" {
+            return Err(HarnessError::Reply {
+                addr: self.addr.clone(),
+                command: words.join(" "),
+                detail: format!("expected OK, got {reply:?}"),
+            });
+        }
+        Ok(())
+    }
+
     /// Runs a prepared command (for arguments that are not text, such as key lists).
     pub async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> Result<T, HarnessError> {
         cmd.query_async(&mut self.conn)

@@ -172,18 +172,20 @@ pub async fn form_on_hosts(
     for (i, (admin, planned)) in admins.iter_mut().zip(&plan).enumerate() {
         if let Some((first, last)) = planned.slots {
             let (first, last) = (first.to_string(), last.to_string());
-            ok(admin, &["CLUSTER", "ADDSLOTSRANGE", &first, &last]).await?;
+            admin
+                .run_ok(&["CLUSTER", "ADDSLOTSRANGE", &first, &last])
+                .await?;
         }
-        ok(
-            admin,
-            &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()],
-        )
-        .await?;
+        admin
+            .run_ok(&["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()])
+            .await?;
     }
     for (i, admin) in admins.iter_mut().enumerate() {
         for spec in specs.iter().skip(i + 1) {
             let port = spec.port().to_string();
-            ok(admin, &["CLUSTER", "MEET", &spec.node_host(), &port]).await?;
+            admin
+                .run_ok(&["CLUSTER", "MEET", &spec.node_host(), &port])
+                .await?;
         }
     }
     let start = Instant::now();
@@ -198,7 +200,7 @@ pub async fn form_on_hosts(
     }
     for (admin, planned) in admins.iter_mut().zip(&plan) {
         if let Role::Replica { master_id } = &planned.role {
-            ok(admin, &["CLUSTER", "REPLICATE", master_id]).await?;
+            admin.run_ok(&["CLUSTER", "REPLICATE", master_id]).await?;
         }
     }
     let map = health::planned_map(&plan);
@@ -247,19 +249,6 @@ async fn plan(
             }
         })
         .collect())
-}
-
-/// Runs a command that must answer `OK`.
-async fn ok(admin: &mut Admin, words: &[&str]) -> Result<(), HarnessError> {
-    let reply: String = admin.run(words).await?;
-    if reply != "OK" {
-        return Err(HarnessError::Reply {
-            addr: admin.addr().to_string(),
-            command: words.join(" "),
-            detail: format!("expected OK, got {reply:?}"),
-        });
-    }
-    Ok(())
 }
 
 /// Whether to look again for `what` on `admin` after seeing `problem` (`None`: it holds); an
