@@ -158,10 +158,11 @@ fn detect(server: &str, bug: ClientBug, workload: &str, seed: u64) -> Json {
     serde_json::from_str(&text).expect("detection.json is JSON")
 }
 
-/// `bug` is found with its class, and the cause `cause`, on both servers for seeds 1 to 3.
+/// `bug` is found with its class, and the cause `cause`, on both servers for every seed of
+/// [`support::bug_seeds`].
 fn found_every_time(bug: ClientBug, workload: &str, cause: &str) {
     for server in ["redis", "valkey"] {
-        for seed in 1..=3 {
+        for seed in support::bug_seeds() {
             let d = detect(server, bug, workload, seed);
             eprintln!("{bug} on {server}, seed {seed}: {d}");
             let class = bug.expected();

@@ -218,6 +218,16 @@ pub fn keys_for(slot: u16, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{{{tag}}}:{i}")).collect()
 }
 
+/// The seeds a client-bug detection test runs per server: 1 to `SLOTCHECK_BUG_SEEDS` (default 1,
+/// to keep CI under its time budget; the acceptance runs of issue 19, 3 seeds, set it to 3).
+pub fn bug_seeds() -> std::ops::RangeInclusive<u64> {
+    let n = std::env::var("SLOTCHECK_BUG_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    1..=n.max(1)
+}
+
 /// The `slotcheck` binary of this build.
 pub fn slotcheck() -> Command {
     Command::new(env!("CARGO_BIN_EXE_slotcheck"))
