@@ -160,3 +160,21 @@ pub enum CheckError {
         message: String,
     },
 }
+
+// In this module, not `model`'s: the error type lives here, and `model` stays below `options`.
+impl crate::model::FieldError {
+    /// The error naming the event and line the field is on: the completion's (`complete`, when
+    /// the op has one) or the invocation's (`invoke`); each as (event, line).
+    pub fn at(self, invoke: (usize, usize), complete: Option<(usize, usize)>) -> CheckError {
+        let (event, line) = match (self.on_completion, complete) {
+            (true, Some(c)) => c,
+            _ => invoke,
+        };
+        CheckError::Field {
+            event,
+            line,
+            field: self.field,
+            message: self.message,
+        }
+    }
+}

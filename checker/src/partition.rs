@@ -136,16 +136,8 @@ pub(crate) fn counted(history: &History, paired: &Ops, checker: &'static str) ->
 }
 
 fn field_error(history: &History, op: &Op, e: FieldError) -> CheckError {
-    let event = match (e.on_completion, op.complete_event) {
-        (true, Some(c)) => c,
-        _ => op.invoke_event,
-    };
-    CheckError::Field {
-        event,
-        line: line_of(history, event),
-        field: e.field,
-        message: e.message,
-    }
+    let at = |event: usize| (event, line_of(history, event));
+    e.at(at(op.invoke_event), op.complete_event.map(at))
 }
 
 /// Partitions with fewer ops than this are searched without trying [`OpModel::decide`]: the

@@ -206,18 +206,10 @@ impl ListSink {
         s.outcome = op.outcome;
         s.invoke_value = op.invoke_value.clone().into_json();
         s.complete_value = complete.map_or(Value::Null, |c| c.clone().into_json());
-        self.model.input(s).map_err(|e| {
-            let (event, line) = match (e.on_completion, &op.complete) {
-                (true, Some((event, line, _, _))) => (*event, *line),
-                _ => (op.invoke_event, op.invoke_line),
-            };
-            CheckError::Field {
-                event,
-                line,
-                field: e.field,
-                message: e.message,
-            }
-        })
+        let complete_at = op.complete.as_ref().map(|c| (c.0, c.1));
+        self.model
+            .input(s)
+            .map_err(|e| e.at((op.invoke_event, op.invoke_line), complete_at))
     }
 }
 

@@ -153,18 +153,10 @@ impl RegisterSink {
         complete_ns: u64,
     ) -> Result<Option<RegisterOp>, CheckError> {
         let complete_at = self.fill_scratch(op, complete_ns);
-        self.model.input(&self.scratch).map_err(|e| {
-            let (event, line) = match (e.on_completion, complete_at) {
-                (true, Some(at)) => at,
-                _ => (op.invoke_event, op.invoke_line),
-            };
-            CheckError::Field {
-                event,
-                line,
-                field: e.field,
-                message: e.message,
-            }
-        })
+        let invoke_at = (op.invoke_event, op.invoke_line);
+        self.model
+            .input(&self.scratch)
+            .map_err(|e| e.at(invoke_at, complete_at))
     }
 
     /// Makes the scratch [`Op`] `op`; returns its completion's event and line.
@@ -241,18 +233,7 @@ impl RegisterSink {
         self.fill_scratch(op, complete_ns);
         let complete_at = op.complete.as_ref().map(|c| (c.0, c.1));
         let at = (op.invoke_event, op.invoke_line);
-        let field = |e: crate::model::FieldError| {
-            let (event, line) = match (e.on_completion, complete_at) {
-                (true, Some(c)) => c,
-                _ => at,
-            };
-            CheckError::Field {
-                event,
-                line,
-                field: e.field,
-                message: e.message,
-            }
-        };
+        let field = |e: crate::model::FieldError| e.at(at, complete_at);
         let per_key = crate::per_key::key_ops(&self.scratch).map_err(field)?;
         for one in per_key {
             let input = self.model.input(&one).map_err(field)?;
