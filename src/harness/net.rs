@@ -332,8 +332,21 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, Harn
         cmd: cmd.clone(),
         stderr,
     };
-    let mut child = Command::new(program)
-        .args(args)
+    let out = output_with(Command::new(program).args(args), stdin).map_err(failed)?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(failed(format!("{}: {stderr}", out.status)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `command` to completion, writing `stdin` (if given) to it, and returns its output; an
+/// error says which step failed (start, stdin, wait). Shared by the local tools and `ssh`.
+pub(crate) fn output_with(
+    command: &mut Command,
+    stdin: Option<&str>,
+) -> Result<std::process::Output, String> {
+    let mut child = command
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -342,19 +355,14 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, Harn
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| failed(format!("cannot start: {e}")))?;
+        .map_err(|e| format!("cannot start: {e}"))?;
     if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(text.as_bytes())
-            .map_err(|e| failed(format!("writing stdin: {e}")))?;
+            .map_err(|e| format!("writing stdin: {e}"))?;
     }
-    let out = child
+    child
         .wait_with_output()
-        .map_err(|e| failed(format!("waiting: {e}")))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(failed(format!("{}: {stderr}", out.status)));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        .map_err(|e| format!("waiting: {e}"))
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! Commands are shell scripts run by the login shell, through `sudo -n sh -c` when the host
 //! says `sudo = true`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -124,24 +123,10 @@ impl Ssh {
     /// Runs `script` on the host, feeding it `stdin` if given, and returns its stdout; a
     /// non-zero exit is an error with its stderr. Blocks (used where the caller is synchronous).
     pub fn run_with(&self, script: &str, stdin: Option<&str>) -> Result<String, HarnessError> {
-        let mut child = Command::new("ssh")
-            .args(self.command(script))
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| self.failed(script, format!("cannot start ssh: {e}")))?;
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(text.as_bytes())
-                .map_err(|e| self.failed(script, format!("writing stdin: {e}")))?;
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| self.failed(script, format!("waiting for ssh: {e}")))?;
+        let mut ssh = Command::new("ssh");
+        ssh.args(self.command(script));
+        let out = super::super::net::output_with(&mut ssh, stdin)
+            .map_err(|e| self.failed(script, format!("ssh: {e}")))?;
         self.output(script, out)
     }
 
