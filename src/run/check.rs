@@ -68,6 +68,14 @@ pub fn check_history(
         if bytes < stream_bytes_min {
             let history = History::read_file(path)?;
             analyze(&history, path, model, opts, &mut report)?;
+        } else {
+            // Say what was not checked, so no one reads "no protocol violations" into silence.
+            report.warnings.push(format!(
+                "{name} is {} MiB (at least {} MiB): the verdict is the per-key check's alone; \
+                 the redirect-aware analysis (protocol, stale routes, causes, coverage) did not run",
+                bytes >> 20,
+                stream_bytes_min >> 20
+            ));
         }
         return Ok(report);
     }
