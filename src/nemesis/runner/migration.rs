@@ -6,8 +6,10 @@ use super::super::error::NemesisError;
 use super::super::failover;
 use super::super::migrate::atomic::{cancel_atomic, migrate_atomic, AtomicOptions};
 use super::super::migrate::interrupt::{migrate_then_abort, migrate_then_finalize_early};
-use super::super::migrate::repair::repair;
-use super::super::migrate::strike::{migrate_then_failover, migrate_then_strike, Strike};
+use super::super::migrate::repair::{open_slots_on, repair};
+use super::super::migrate::strike::{
+    migrate_then_failover, migrate_then_strike, repair_settled, Strike,
+};
 use super::super::migrate::{migrate_slot, MigrateError, MigrateOptions, Peer};
 use super::super::schedule::{FaultKind, MigrateTarget, Planned};
 use super::super::Ctx;
@@ -29,6 +31,11 @@ const CANCEL_SAVE_DELAY_US: u64 = 20_000;
 const STRIKE_HOLD_MS: u64 = 1500;
 /// How long after `MIGRATESLOTS` the cancel is sent.
 const CANCEL_AFTER_MS: u64 = 30;
+/// How long the stream tries to close what a failed migration left open (nodes being
+/// restarted, paused or cut off come back within a fault's hold) before it skips a move.
+const CLEAN_TIMEOUT_MS: u64 = 10_000;
+/// Connect timeout when every node is asked for open slots.
+const CLEAN_CONNECT_MS: u64 = 2_000;
 
 /// A slot move as the plan resolved it against the masters of the moment.
 struct Move {
@@ -269,14 +276,29 @@ async fn strike(
     Ok((r.moved + r.repair.keys_moved, outcome))
 }
 
-/// Repairs open slots once, best effort: a failure here is logged, the next action goes on.
-pub(super) async fn repair_now(ctx: &Ctx) {
-    let masters = match failover::masters_for_moves(ctx).await {
-        Ok(m) => m.iter().map(peer).collect::<Vec<Peer>>(),
-        Err(e) => return tracing::warn!(error = %e, "no view of the masters for a repair"),
-    };
-    if let Err(e) = repair(&ctx.recorder, &masters).await {
-        tracing::warn!(error = %e, "repair after a failed migration failed");
+/// Makes the cluster fit for the next migration after one failed: repairs every open slot
+/// (retrying while nodes come back), then asks every node whether a slot is still open, as
+/// `redis-cli --cluster reshard` checks before it moves anything. A move started over a slot
+/// still open towards another node strands the keys clients wrote there through `ASK`: the
+/// harness, not the server, would lose them.
+pub(super) async fn make_clean(ctx: &Ctx) -> Result<(), NemesisError> {
+    let report = repair_settled(ctx, CLEAN_TIMEOUT_MS).await?;
+    if let Some((slot, why)) = report.unfixed.first() {
+        return Err(NemesisError::Migration(format!(
+            "repair left slot {slot} open: {why}"
+        )));
+    }
+    let addrs: Vec<&str> = ctx.cluster.nodes.iter().map(|n| n.addr.as_str()).collect();
+    let open = open_slots_on(&addrs, CLEAN_CONNECT_MS)
+        .await
+        .map_err(migration_error)?;
+    if open.is_empty() {
+        Ok(())
+    } else {
+        Err(NemesisError::Migration(format!(
+            "slots still open after repair: {}",
+            open.join("; ")
+        )))
     }
 }
 

@@ -14,7 +14,7 @@ use super::schedule::FaultKind;
 use super::Ctx;
 use crate::harness::ProcessState;
 use fault::fault;
-use migration::{migration, repair_now};
+use migration::{make_clean, migration};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -75,16 +75,28 @@ pub async fn run(nemesis: ClusterNemesis, stop: CancellationToken) -> NemesisSum
         let slots = slots.clone();
         tokio::spawn(async move {
             let mut summary = NemesisSummary::default();
+            // Whether a failed migration may have left a slot open that no repair closed since.
+            let mut dirty = false;
             for p in &schedule.migrations {
                 if !wait_until(start, p.at_ms, &stop).await {
                     break;
                 }
+                if dirty {
+                    if let Err(e) = make_clean(&ctx).await {
+                        let why = format!("not started, the cluster is not clean: {e}");
+                        tally(&mut summary, p.kind, Err(NemesisError::Migration(why)));
+                        continue;
+                    }
+                }
                 let result = migration(&ctx, p, (&slots, target), &opts, &killing).await;
-                let failed = result.is_err();
+                dirty = result.is_err();
                 tally(&mut summary, p.kind, result);
-                if failed {
-                    // Close what the failed migration left open, as an operator would.
-                    repair_now(&ctx).await;
+                if dirty {
+                    // Close what the failed migration left open at once, as an operator would.
+                    match make_clean(&ctx).await {
+                        Ok(()) => dirty = false,
+                        Err(e) => tracing::warn!(error = %e, "repair after a failed migration failed"),
+                    }
                 }
             }
             summary

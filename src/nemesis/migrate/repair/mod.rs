@@ -1,5 +1,5 @@
 //! `repair`: close every open slot the way `redis-cli --cluster fix` does, and report keys that sit
-//! on a master that does not own their slot. Plus `wait_no_open_slots`.
+//! on a master that does not own their slot. Plus `wait_no_open_slots` and `open_slots_on`.
 //!
 //! For each open slot (a master's own `CLUSTER NODES` line shows `[s->-id]` migrating or
 //! `[s-<-id]` importing), with O the single master that claims the slot, and — as redis-cli does —
@@ -174,13 +174,7 @@ pub async fn wait_no_open_slots(masters: &[Peer], timeout_ms: u64) -> Result<(),
         );
     }
     loop {
-        let mut open = Vec::new();
-        for admin in admins.iter_mut() {
-            let me = myself(admin).await?;
-            if !me.open_slots.is_empty() {
-                open.push(format!("{} {:?}", admin.addr(), me.open_slots));
-            }
-        }
+        let open = open_now(&mut admins).await?;
         if open.is_empty() {
             return Ok(());
         }
@@ -195,16 +189,61 @@ pub async fn wait_no_open_slots(masters: &[Peer], timeout_ms: u64) -> Result<(),
     }
 }
 
+/// Open slots on each node at `addrs` as its own line shows them (`"addr [..]"`, none when
+/// empty): the check `redis-cli --cluster reshard` makes before it moves anything. A node that
+/// cannot be asked is an error, since its slots are then unknown.
+pub async fn open_slots_on(addrs: &[&str], timeout_ms: u64) -> Result<Vec<String>, MigrateError> {
+    let mut admins = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        admins.push(
+            Admin::connect_with_timeout(addr, timeout_ms)
+                .await
+                .map_err(err(0, "connect"))?,
+        );
+    }
+    open_now(&mut admins).await
+}
+
+/// One `CLUSTER NODES` per admin: `"addr [open entries]"` for each node with an open slot.
+async fn open_now(admins: &mut [Admin]) -> Result<Vec<String>, MigrateError> {
+    let mut open = Vec::new();
+    for admin in admins.iter_mut() {
+        let me = myself(admin).await?;
+        if !me.open_slots.is_empty() {
+            open.push(format!("{} {:?}", admin.addr(), me.open_slots));
+        }
+    }
+    Ok(open)
+}
+
 /// Closes every open slot among `masters` (finishing or rolling back, see the module doc), reports
 /// stranded keys, and records `repair` `begin`, one `repair-step` per fixed slot (`finished` /
 /// `rolled-back`), per stranded slot (`stranded`) and per unfixed slot (`unfixed`), and `repair`
 /// `end` with the totals.
+///
+/// A repair that fails records its `end` with the `error`, so the history never holds a repair
+/// that seems to last until the next one.
 pub async fn repair(recorder: &Recorder, masters: &[Peer]) -> Result<RepairReport, MigrateError> {
     let started = Instant::now();
     recorder.nemesis(
         "repair",
         json!({"phase": "begin", "nodes": masters.iter().map(|m| &m.addr).collect::<Vec<_>>()}),
     );
+    let result = repair_open(recorder, masters).await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let end = match &result {
+        Ok(report) => json!({"phase": "end", "fixed": report.fixed.len(),
+            "unfixed": report.unfixed.len(),
+            "stranded": report.stranded.iter().map(|s| s.keys).sum::<usize>(),
+            "keys_moved": report.keys_moved, "duration_ms": duration_ms}),
+        Err(e) => json!({"phase": "end", "error": e.to_string(), "duration_ms": duration_ms}),
+    };
+    recorder.nemesis("repair", end);
+    result
+}
+
+/// `repair`'s work between its `begin` and its `end`.
+async fn repair_open(recorder: &Recorder, masters: &[Peer]) -> Result<RepairReport, MigrateError> {
     let mut nodes = connect_all(masters).await?;
     let mut open: Vec<u16> = nodes.iter().flat_map(|n| open_slots(&n.me)).collect();
     open.sort_unstable();
@@ -251,13 +290,6 @@ pub async fn repair(recorder: &Recorder, masters: &[Peer]) -> Result<RepairRepor
             });
         }
     }
-    recorder.nemesis(
-        "repair",
-        json!({"phase": "end", "fixed": report.fixed.len(), "unfixed": report.unfixed.len(),
-               "stranded": report.stranded.iter().map(|s| s.keys).sum::<usize>(),
-               "keys_moved": report.keys_moved,
-               "duration_ms": started.elapsed().as_millis() as u64}),
-    );
     Ok(report)
 }
 
