@@ -340,6 +340,67 @@ async fn repair_finishes_or_rolls_back_valkey() {
     repair_closes_open_slots(ServerKind::Valkey).await;
 }
 
+/// A migration whose `MIGRATE` failed after the target restored a key (here `MIGRATE COPY`) left a
+/// stale copy there while the owner kept serving the key; rolled back, the owner's newer value
+/// stays and the copy is dropped, while a key only the target holds comes back.
+async fn repair_keeps_the_owners_copy(kind: ServerKind) {
+    let s = setup(kind).await;
+    let (src, dst) = (&s.masters[0], &s.masters[1]);
+    let slot = SLOT + 3;
+    let keys = fill(&src.addr, slot, 3).await;
+    let (mut a_src, mut a_dst) = (
+        Admin::connect(&src.addr).await.unwrap(),
+        Admin::connect(&dst.addr).await.unwrap(),
+    );
+    let sl = slot.to_string();
+    a_dst
+        .run::<()>(&["CLUSTER", "SETSLOT", &sl, "IMPORTING", &src.id])
+        .await
+        .unwrap();
+    a_src
+        .run::<()>(&["CLUSTER", "SETSLOT", &sl, "MIGRATING", &dst.id])
+        .await
+        .unwrap();
+    let (host, port) = dst.addr.rsplit_once(':').unwrap();
+    let migrate = |copy: bool, key: &str| {
+        let mut w = vec!["MIGRATE", host, port, "", "0", "5000"];
+        if copy {
+            w.push("COPY");
+        }
+        w.extend(["KEYS", key].iter().map(|k| k.to_owned()));
+        w.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    for (copy, key) in [(true, &keys[0]), (false, &keys[1])] {
+        let words = migrate(copy, key);
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        a_src.run::<()>(&words).await.unwrap();
+    }
+    a_src.run::<()>(&["SET", &keys[0], "newer"]).await.unwrap();
+    a_src
+        .run::<()>(&["CLUSTER", "SETSLOT", &sl, "STABLE"])
+        .await
+        .unwrap();
+
+    let report = repair(&s.recorder, &s.masters).await.unwrap();
+    let fix = &report.fixed[0];
+    assert_eq!((fix.slot, fix.action), (slot, "rolled-back"), "{report:?}");
+    assert_eq!((fix.keys_moved, fix.duplicates_dropped), (1, 1), "{report:?}");
+    let value: String = a_src.run(&["GET", &keys[0]]).await.unwrap();
+    assert_eq!(value, "newer", "the stale copy overwrote the owner's value");
+    assert_eq!(count(&src.addr, slot).await, 3);
+    assert_eq!(count(&dst.addr, slot).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_keeps_the_owners_copy_redis() {
+    repair_keeps_the_owners_copy(ServerKind::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_keeps_the_owners_copy_valkey() {
+    repair_keeps_the_owners_copy(ServerKind::Valkey).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atomic_migration_moves_a_range_valkey() {
     let s = setup(ServerKind::Valkey).await;

@@ -3,6 +3,7 @@
 
 use super::super::commands::{count_keys_in_slot, keys_in_slot, migrate_cmd, setslot, split_addr};
 use super::super::MigrateError;
+use crate::harness::HarnessError;
 use super::{err, Master, SlotFix, REPAIR_MIGRATE_TIMEOUT_MS};
 
 /// Keys per `MIGRATE` batch when repairing.
@@ -151,12 +152,13 @@ async fn finish(
         action: "finished",
         owner: to_addr,
         keys_moved: moved,
+        duplicates_dropped: 0,
         closed,
     })
 }
 
 /// Rolls the migration back: the slot stays with its owner, every importing node's keys go back
-/// to it and each is set `STABLE`.
+/// to it (the owner's copy winning, see [`move_back`]) and each is set `STABLE`.
 async fn roll_back(nodes: &mut [Master], open: OpenSlotState) -> Result<SlotFix, MigrateError> {
     let OpenSlotState {
         slot,
@@ -172,12 +174,14 @@ async fn roll_back(nodes: &mut [Master], open: OpenSlotState) -> Result<SlotFix,
         stable(&mut nodes[owner], slot).await?;
         closed.push(owner_addr.clone());
     }
-    let mut moved = 0;
+    let (mut moved, mut dropped) = (0, 0);
     for &i in &open.importing {
         if open.counts[i] > 0 && nodes[i].importing(slot).as_ref() != Some(&owner_id) {
             reopen_from(&mut nodes[i], slot, &owner_id).await?;
         }
-        moved += move_all(&mut nodes[i], &owner_addr, slot).await?;
+        let (m, d) = move_back(&mut nodes[i], &owner_addr, slot).await?;
+        moved += m;
+        dropped += d;
         stable(&mut nodes[i], slot).await?;
         closed.push(nodes[i].peer.addr.clone());
     }
@@ -192,6 +196,7 @@ async fn roll_back(nodes: &mut [Master], open: OpenSlotState) -> Result<SlotFix,
         action,
         owner: owner_addr,
         keys_moved: moved,
+        duplicates_dropped: dropped,
         closed,
     })
 }
@@ -218,6 +223,85 @@ async fn stable(n: &mut Master, slot: u16) -> Result<(), MigrateError> {
         .query::<()>(&setslot(slot, "STABLE", None))
         .await
         .map_err(err(slot, "stable"))
+}
+
+/// Moves every key of `slot` from the non-owner `from` back to the owner at `to_addr` with
+/// `MIGRATE` without `REPLACE`; a key the owner already holds (`BUSYKEY`) is a stale copy (the
+/// module doc says why) and is deleted from `from`. Returns the keys moved and the copies dropped.
+async fn move_back(
+    from: &mut Master,
+    to_addr: &str,
+    slot: u16,
+) -> Result<(usize, usize), MigrateError> {
+    let (host, port) = split_addr(to_addr);
+    let (mut moved, mut dropped) = (0, 0);
+    for _ in 0..REPAIR_BATCHES_MAX {
+        let keys = keys_in_slot(&mut from.admin, slot, REPAIR_BATCH_KEYS)
+            .await
+            .map_err(err(slot, "getkeysinslot"))?;
+        if keys.is_empty() {
+            return Ok((moved, dropped));
+        }
+        let batch = migrate_cmd(host, port, REPAIR_MIGRATE_TIMEOUT_MS, false, &keys);
+        match from.admin.query::<()>(&batch).await {
+            Ok(()) => moved += keys.len(),
+            Err(e) if busy(&e) => {
+                // Part of the batch may have gone: settle the rest one key at a time.
+                for key in &keys {
+                    match move_or_drop(from, (host, port), slot, key).await? {
+                        Some(true) => moved += 1,
+                        Some(false) => dropped += 1,
+                        None => moved += 1,
+                    }
+                }
+            }
+            Err(e) => return Err(err(slot, "migrate")(e)),
+        }
+    }
+    Err(MigrateError::NotDraining {
+        slot,
+        batches: REPAIR_BATCHES_MAX,
+    })
+}
+
+/// One key of a batch that met `BUSYKEY`: `None` if the batch had moved it already, `Some(true)`
+/// if it moves now, `Some(false)` if the owner holds it and this stale copy was deleted. Reads
+/// and deletes go with `ASKING`, which an importing node needs to serve a slot it does not own.
+async fn move_or_drop(
+    from: &mut Master,
+    (host, port): (&str, &str),
+    slot: u16,
+    key: &str,
+) -> Result<Option<bool>, MigrateError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("ASKING").ignore().cmd("EXISTS").arg(key);
+    let exists: Vec<usize> = from
+        .admin
+        .pipe(&pipe)
+        .await
+        .map_err(err(slot, "exists"))?;
+    if exists.first() == Some(&0) {
+        return Ok(None);
+    }
+    let one = migrate_cmd(host, port, REPAIR_MIGRATE_TIMEOUT_MS, false, &[key.to_string()]);
+    match from.admin.query::<()>(&one).await {
+        Ok(()) => Ok(Some(true)),
+        Err(e) if busy(&e) => {
+            let mut pipe = redis::pipe();
+            pipe.cmd("ASKING").ignore().cmd("DEL").arg(key).ignore();
+            from.admin
+                .pipe::<()>(&pipe)
+                .await
+                .map_err(err(slot, "del-stale-copy"))?;
+            Ok(Some(false))
+        }
+        Err(e) => Err(err(slot, "migrate")(e)),
+    }
+}
+
+/// Whether a command failed because the target already holds the key.
+fn busy(e: &HarnessError) -> bool {
+    e.to_string().contains("BUSYKEY")
 }
 
 /// Moves every key of `slot` from `from` to `to_addr` with `MIGRATE ... REPLACE`.

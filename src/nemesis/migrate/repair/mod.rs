@@ -14,6 +14,15 @@
 //! | none | I (O has no keys, only I has keys) | *finish* to I (nothing to move) |
 //! | none | I... | *roll back*: move their keys to O, then `STABLE` on each |
 //!
+//! Moving keys back to the owner, the owner's copy wins: while a slot is open its owner serves
+//! every key it holds and answers `ASK` only for keys it lacks, so a key on both the owner and a
+//! non-owner is a stale copy on the non-owner, left by a `MIGRATE` that failed after the target
+//! had restored the key (`IOERR` when the target was killed or paused mid-batch). Such a copy is
+//! deleted, not written over the owner's newer value (`duplicates_dropped`), as `redis-cli
+//! --cluster fix` refuses to replace a key whose content differs. Keys moved the other way (to
+//! the target a migration is finished to) go with `REPLACE`: there the owner's copy is the one
+//! that travels.
+//!
 //! A non-owner with keys that does not import from the owner is told the owner (`SETSLOT NODE`)
 //! and set `IMPORTING` from it before its keys are moved back, or it would answer `MIGRATE` with
 //! `MOVED` or `CLUSTERDOWN`. A migrating node that is not the owner
@@ -55,6 +64,8 @@ pub struct SlotFix {
     pub owner: String,
     /// Keys moved by repair for this slot.
     pub keys_moved: usize,
+    /// Stale copies deleted from a non-owner because the owner holds the key (see `fix`).
+    pub duplicates_dropped: usize,
     /// Nodes whose open state was closed.
     pub closed: Vec<String>,
 }
@@ -255,7 +266,8 @@ async fn repair_open(recorder: &Recorder, masters: &[Peer]) -> Result<RepairRepo
                 recorder.nemesis(
                     "repair-step",
                     json!({"phase": fix.action, "slot": slot, "to": fix.owner,
-                           "keys_moved": fix.keys_moved, "closed": fix.closed}),
+                           "keys_moved": fix.keys_moved,
+                           "duplicates_dropped": fix.duplicates_dropped, "closed": fix.closed}),
                 );
                 report.keys_moved += fix.keys_moved;
                 report.fixed.push(fix);
