@@ -11,7 +11,7 @@
 
 use super::repair::{open_slots, repair, RepairReport};
 use super::{open_slot, MigrateError, MigrateOptions, OpenSlot, Peer};
-use crate::harness::{parse_nodes, Admin};
+use crate::harness::{parse_nodes, Admin, NodeLine};
 use crate::nemesis::error::NemesisError;
 use crate::nemesis::failover::{self, FailoverMode};
 use crate::nemesis::{process, Ctx};
@@ -215,6 +215,12 @@ pub async fn repair_settled(ctx: &Ctx, timeout_ms: u64) -> Result<RepairReport, 
             Err(e) => Err(NemesisError::Migration(e.to_string())),
         };
         match repaired {
+            // A slot no master claims (its owner down or flagged failing) may be claimed again
+            // once the owner is back: try again while there is time.
+            Ok(report) if !report.unfixed.is_empty() && Instant::now() < deadline => {
+                tracing::warn!(unfixed = ?report.unfixed, "repair left slots open, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
             Ok(report) => return Ok(report),
             Err(e) if Instant::now() < deadline => {
                 tracing::warn!(error = %e, "repair failed, retrying");
@@ -225,10 +231,15 @@ pub async fn repair_settled(ctx: &Ctx, timeout_ms: u64) -> Result<RepairReport, 
     }
 }
 
-/// Closes open slots that `repair` (which looks at slot-owning masters) cannot see: a replica
-/// that kept its primary's `MIGRATING`/`IMPORTING` (Valkey 9 replicates them; a demoted master
-/// keeps its own) gets `SETSLOT s STABLE` through its primary, which replicates it; a master
-/// that owns no slot gets it directly. Each is recorded as a `repair-step` `closed`.
+/// Closes open slots that `repair` (which looks at masters) cannot see: a replica that kept its
+/// primary's `MIGRATING`/`IMPORTING` (Valkey 9 replicates them; a demoted master keeps its own)
+/// gets `SETSLOT s STABLE` through its primary, which replicates it; a master that owns no slot
+/// and holds no key of `s` gets it directly. Each is recorded as a `repair-step` `closed`.
+///
+/// An open slot that is repair's to settle is left alone: on a master owning slots or holding
+/// keys of it (repair left it open because its owner was down or flagged failing; closing it
+/// here would strand the keys clients wrote through `ASK`), or on a replica whose primary still
+/// has it open. The caller retries repair, and the run's gate sees it still open.
 async fn close_strays(ctx: &Ctx) -> Result<(), NemesisError> {
     for node in &ctx.cluster.nodes {
         let mut admin = Admin::connect(&node.addr).await?;
@@ -246,6 +257,9 @@ async fn close_strays(ctx: &Ctx) -> Result<(), NemesisError> {
                 .map(|l| l.addr.clone());
             let via = primary.unwrap_or_else(|| node.addr.clone());
             let mut to = Admin::connect(&via).await?;
+            if !stray(me, &mut admin, &mut to, slot).await? {
+                continue;
+            }
             let stable = ["CLUSTER", "SETSLOT", &slot.to_string(), "STABLE"];
             to.run::<()>(&stable).await?;
             if via != node.addr {
@@ -259,6 +273,32 @@ async fn close_strays(ctx: &Ctx) -> Result<(), NemesisError> {
         }
     }
     Ok(())
+}
+
+/// Whether `slot`, open on the node `me` (asked through `admin`; `via` is its primary for a
+/// replica, else the node itself), is a stray [`close_strays`] may close.
+async fn stray(
+    me: &NodeLine,
+    admin: &mut Admin,
+    via: &mut Admin,
+    slot: u16,
+) -> Result<bool, NemesisError> {
+    if me.is_replica() {
+        let text = via.text(&["CLUSTER", "NODES"]).await?;
+        let lines = parse_nodes(&text).unwrap_or_default();
+        let primary_open = lines
+            .iter()
+            .find(|l| l.has_flag("myself"))
+            .is_some_and(|p| open_slots(p).contains(&slot));
+        return Ok(!primary_open);
+    }
+    if !me.slots.is_empty() {
+        return Ok(false);
+    }
+    let keys: usize = admin
+        .run(&["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()])
+        .await?;
+    Ok(keys == 0)
 }
 
 fn lock(set: &Mutex<BTreeSet<String>>) -> std::sync::MutexGuard<'_, BTreeSet<String>> {

@@ -11,6 +11,7 @@
 //! | O | none | *roll back*: `SETSLOT STABLE` on O |
 //! | O → T | T and others | finish to T; `STABLE` on the others (their keys reported stranded) |
 //! | O → X | some, X not among them | roll back: `STABLE` on O, move their keys to O, `STABLE` on them |
+//! | O → X, X not reached | any | *unfixed*: X may hold moved keys; wait until it is back |
 //! | none | I (O has no keys, only I has keys) | *finish* to I (nothing to move) |
 //! | none | I... | *roll back*: move their keys to O, then `STABLE` on each |
 //!
