@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use slotcheck::harness::{Admin, ServerKind};
-use slotcheck::nemesis::migrate::repair::wait_no_open_slots;
+use slotcheck::nemesis::migrate::repair::{repair, wait_no_open_slots};
 use slotcheck::nemesis::migrate::strike::{migrate_then_strike, Strike};
-use slotcheck::nemesis::migrate::{MigrateOptions, Peer};
+use slotcheck::nemesis::migrate::{open_slot, MigrateOptions, Peer};
 
 mod support;
 
@@ -113,4 +113,43 @@ async fn redis_paused_target_keeps_every_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valkey_paused_target_keeps_every_key() {
     paused_target_keeps_every_key(ServerKind::Valkey).await;
+}
+
+/// A slot migrating to a target repair cannot reach (down, or flagged failing) is left open
+/// rather than rolled back, since the target may hold moved keys the source would then answer
+/// "absent" for; once the target is among the masters again, the move is finished.
+async fn repair_waits_for_an_unreachable_target(kind: ServerKind) {
+    let cluster = support::start(kind, 3, 0).await;
+    let (recorder, masters) = (cluster.recorder(), cluster.peers());
+    fill(&masters[0].addr).await;
+    let opts = MigrateOptions {
+        batch_keys: BATCH,
+        step_pause_ms: 0,
+        ..MigrateOptions::default()
+    };
+    let mut open = open_slot(&recorder, SLOT, &masters[0], &masters[1], &opts)
+        .await
+        .unwrap();
+    open.move_batches(1).await.unwrap();
+    drop(open);
+    let without_target = [masters[0].clone(), masters[2].clone()];
+    let report = repair(&recorder, &without_target).await.unwrap();
+    assert!(report.fixed.is_empty(), "{report:?}");
+    assert_eq!(report.unfixed.len(), 1, "{report:?}");
+    assert_eq!(report.unfixed[0].0, SLOT);
+    assert!(wait_no_open_slots(&masters, 200).await.is_err(), "left open");
+    assert_eq!(counts(&masters).await, vec![KEYS - BATCH, BATCH, 0]);
+    let report = repair(&recorder, &masters).await.unwrap();
+    assert_eq!(report.fixed[0].action, "finished", "{report:?}");
+    assert_eq!(counts(&masters).await, vec![0, KEYS, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_repair_waits_for_an_unreachable_target() {
+    repair_waits_for_an_unreachable_target(ServerKind::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valkey_repair_waits_for_an_unreachable_target() {
+    repair_waits_for_an_unreachable_target(ServerKind::Valkey).await;
 }
