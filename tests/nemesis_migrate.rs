@@ -384,7 +384,11 @@ async fn repair_keeps_the_owners_copy(kind: ServerKind) {
     let report = repair(&s.recorder, &s.masters).await.unwrap();
     let fix = &report.fixed[0];
     assert_eq!((fix.slot, fix.action), (slot, "rolled-back"), "{report:?}");
-    assert_eq!((fix.keys_moved, fix.duplicates_dropped), (1, 1), "{report:?}");
+    assert_eq!(
+        (fix.keys_moved, fix.duplicates_dropped),
+        (1, 1),
+        "{report:?}"
+    );
     let value: String = a_src.run(&["GET", &keys[0]]).await.unwrap();
     assert_eq!(value, "newer", "the stale copy overwrote the owner's value");
     assert_eq!(count(&src.addr, slot).await, 3);

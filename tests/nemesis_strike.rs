@@ -137,7 +137,10 @@ async fn repair_waits_for_an_unreachable_target(kind: ServerKind) {
     assert!(report.fixed.is_empty(), "{report:?}");
     assert_eq!(report.unfixed.len(), 1, "{report:?}");
     assert_eq!(report.unfixed[0].0, SLOT);
-    assert!(wait_no_open_slots(&masters, 200).await.is_err(), "left open");
+    assert!(
+        wait_no_open_slots(&masters, 200).await.is_err(),
+        "left open"
+    );
     assert_eq!(counts(&masters).await, vec![KEYS - BATCH, BATCH, 0]);
     let report = repair(&recorder, &masters).await.unwrap();
     assert_eq!(report.fixed[0].action, "finished", "{report:?}");

@@ -3,8 +3,8 @@
 
 use super::super::commands::{count_keys_in_slot, keys_in_slot, migrate_cmd, setslot, split_addr};
 use super::super::MigrateError;
-use crate::harness::HarnessError;
 use super::{err, Master, SlotFix, REPAIR_MIGRATE_TIMEOUT_MS};
+use crate::harness::HarnessError;
 
 /// Keys per `MIGRATE` batch when repairing.
 const REPAIR_BATCH_KEYS: usize = 100;
@@ -285,15 +285,17 @@ async fn move_or_drop(
 ) -> Result<Option<bool>, MigrateError> {
     let mut pipe = redis::pipe();
     pipe.cmd("ASKING").ignore().cmd("EXISTS").arg(key);
-    let exists: Vec<usize> = from
-        .admin
-        .pipe(&pipe)
-        .await
-        .map_err(err(slot, "exists"))?;
+    let exists: Vec<usize> = from.admin.pipe(&pipe).await.map_err(err(slot, "exists"))?;
     if exists.first() == Some(&0) {
         return Ok(None);
     }
-    let one = migrate_cmd(host, port, REPAIR_MIGRATE_TIMEOUT_MS, false, &[key.to_string()]);
+    let one = migrate_cmd(
+        host,
+        port,
+        REPAIR_MIGRATE_TIMEOUT_MS,
+        false,
+        &[key.to_string()],
+    );
     match from.admin.query::<()>(&one).await {
         Ok(()) => Ok(Some(true)),
         Err(e) if busy(&e) => {
