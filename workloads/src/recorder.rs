@@ -252,10 +252,11 @@ mod tests {
         Header::new(run)
     }
 
-    fn temp_path(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("slotcheck-rec-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
+    /// `name` in a fresh temporary directory, removed when the returned guard drops.
+    fn temp_path(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        (dir, path)
     }
 
     fn op(kind: EventType, process: u64, value: Value) -> Event {
@@ -266,7 +267,7 @@ mod tests {
 
     #[test]
     fn records_in_time_order_from_many_threads() {
-        let path = temp_path("order.jsonl");
+        let (_dir, path) = temp_path("order.jsonl");
         let rec = Recorder::create(&path, header()).unwrap();
         let threads: Vec<_> = (0..4u64)
             .map(|p| {
@@ -294,7 +295,7 @@ mod tests {
 
     #[test]
     fn dropped_without_close_is_readable() {
-        let path = temp_path("dropped.jsonl");
+        let (_dir, path) = temp_path("dropped.jsonl");
         {
             let rec = Recorder::create(&path, header()).unwrap();
             for v in 0..100u64 {
@@ -313,7 +314,7 @@ mod tests {
 
     #[test]
     fn cut_file_reads_up_to_the_last_whole_line() {
-        let path = temp_path("cut.jsonl");
+        let (_dir, path) = temp_path("cut.jsonl");
         let rec = Recorder::create(&path, header()).unwrap();
         for v in 0..10u64 {
             rec.record(op(EventType::Invoke, v, json!(v)));
@@ -329,7 +330,7 @@ mod tests {
 
     #[test]
     fn segments_rotate_by_time_and_join_into_one_history() {
-        let dir = temp_path("segments");
+        let (_tmp, dir) = temp_path("segments");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let spec = SegmentSpec {
