@@ -11,6 +11,7 @@
 use crate::after_apply::redirect_after_apply_cases;
 use crate::anomaly::Anomaly;
 use crate::cause::{self, Cause, CauseKind};
+use crate::coverage::Plain;
 use crate::fault::{faults, Fault};
 use crate::history::{History, Redirect};
 use crate::model::ModelKind;
@@ -238,6 +239,18 @@ pub fn analyze(
     opts: &CheckOptions,
     report: &mut Report,
 ) -> Result<(), CheckError> {
+    analyze_with(history, Plain::default(), model, opts, report)
+}
+
+/// [`analyze`] of a reduced history (see `stream::keep`): `plain` are the ops it left out,
+/// which only coverage counts; the report is the one the whole history gives.
+pub fn analyze_with(
+    history: &History,
+    plain: Plain<'_>,
+    model: ModelKind,
+    opts: &CheckOptions,
+    report: &mut Report,
+) -> Result<(), CheckError> {
     let at = Attribution::new(history)?;
     let found = protocol::violations(history, &at.ops, &at.timeline, &at.faults);
     let mut anomalies = found.anomalies;
@@ -299,7 +312,7 @@ pub fn analyze(
         stats,
         faults: at.faults.clone(),
         migrations: at.timeline.migrations.len(),
-        coverage: crate::coverage::coverage(history, &at.ops, &at.timeline),
+        coverage: crate::coverage::coverage_with(history, &at.ops, plain, &at.timeline),
         unlisted: found.unlisted,
     });
     attribute(&at, report);

@@ -15,7 +15,9 @@
 //! read back a batch of keys at a time, so that memory stays bounded however long the history
 //! (see `register::spill`); the report is the same either way.
 
+mod analyzed;
 mod blocks;
+mod keep;
 mod list;
 mod pairing;
 mod register;
@@ -32,6 +34,7 @@ use pairing::{Pairing, Sink};
 use serde_json::Value;
 use std::path::Path;
 
+pub use analyzed::check_file_analyzed;
 pub use register::HELD_BYTES_MAX;
 
 /// Why a history file could not be checked.

@@ -95,7 +95,9 @@ pub async fn run(nemesis: ClusterNemesis, stop: CancellationToken) -> NemesisSum
                     // Close what the failed migration left open at once, as an operator would.
                     match make_clean(&ctx).await {
                         Ok(()) => dirty = false,
-                        Err(e) => tracing::warn!(error = %e, "repair after a failed migration failed"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "repair after a failed migration failed")
+                        }
                     }
                 }
             }

@@ -1,0 +1,158 @@
+//! The one path of the register family: the streaming check and the redirect-aware analysis from
+//! one read of the file, at every size.
+//!
+//! While the check pairs the ops, [`Keep`] builds a reduced [`History`] (header, nemesis events,
+//! every op that is not plain) and a [`PlainOp`] for each plain op; the analysis
+//! ([`crate::context::analyze_with`]) runs on them and gives the report the whole history
+//! gives. The ops of a key the check did not find valid (and of a key an anomaly names) are
+//! what the analysis reads in full (classes, `redirect-after-apply`, the context of the ops an
+//! explanation names): when there are any, the file is read a second time, keeping those keys'
+//! ops whole, and nothing goes to a model.
+
+use super::keep::Keep;
+use super::pairing::{Keys, Paired, Pairing, Sink};
+use super::register::{RegisterSink, HELD_BYTES_MAX};
+use super::{blocks, FileError};
+use crate::coverage::{Plain, PlainOp};
+use crate::history::{History, HistoryError};
+use crate::model::ModelKind;
+use crate::options::{CheckError, CheckOptions};
+use crate::report::Report;
+use crate::source::Source;
+use crate::validity::Validity;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// A sink that takes nothing: the second read only keeps events.
+struct Ignore;
+
+impl Sink for Ignore {
+    fn op(&mut self, _: Paired<'_>, _: &mut Keys) -> Result<(), CheckError> {
+        Ok(())
+    }
+}
+
+/// Checks the register-family history file at `path` against `model` (register or
+/// cas-register) and adds the redirect-aware analysis, as [`crate::check`] then
+/// [`crate::analyze_redirects`] on the whole history would; other models read the whole
+/// [`History`] for both.
+pub fn check_file_analyzed(
+    path: &Path,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<Report, FileError> {
+    let name = path.display().to_string();
+    let wrap = |source| FileError::Check {
+        path: name.clone(),
+        source,
+    };
+    if !matches!(model, ModelKind::Register | ModelKind::CasRegister) {
+        let history = History::read_file(path)?;
+        let mut report = crate::kind::check(&history, model, opts).map_err(wrap)?;
+        crate::context::analyze(&history, model, opts, &mut report).map_err(wrap)?;
+        return Ok(report);
+    }
+    let register = opts.register().map_err(wrap)?;
+    let keyless = model == ModelKind::CasRegister;
+    let mut sink = RegisterSink::new(register, HELD_BYTES_MAX, keyless);
+    let (counts, names, keep) = read(path, model.checker(), Keep::default(), &mut sink)?;
+    let mut report = sink
+        .finish(counts, names.clone(), &opts.budget())
+        .map_err(|source| FileError::Spill {
+            path: name.clone(),
+            source,
+        })?;
+    let wanted = wanted(&report);
+    let (history, plain, names) = if wanted.is_empty() {
+        let (history, plain) = keep.finish();
+        (history, plain, names)
+    } else {
+        let (_, names, keep) = read(path, model.checker(), Keep::new(wanted), &mut Ignore)?;
+        let (history, plain) = keep.finish();
+        (history, plain, names)
+    };
+    let plain_ops: &[PlainOp] = &plain;
+    let plain = Plain {
+        ops: plain_ops,
+        keys: &names,
+    };
+    crate::context::analyze_with(&history, plain, model, opts, &mut report).map_err(wrap)?;
+    Ok(report)
+}
+
+/// The keys whose ops the analysis reads in full: those not found valid, and those an anomaly
+/// names.
+fn wanted(report: &Report) -> HashSet<String> {
+    let invalid = report.keys.iter().filter(|k| k.valid != Validity::Valid);
+    let named = report.anomalies.iter().flat_map(|a| &a.keys);
+    invalid.map(|k| &k.key).chain(named).cloned().collect()
+}
+
+/// Reads and pairs the file at `path`, handing every op to `sink` and keeping what `keep` keeps;
+/// returns the counts, the key names and what was kept.
+fn read<S: Sink + Send>(
+    path: &Path,
+    checker: &'static str,
+    keep: Keep,
+    sink: &mut S,
+) -> Result<(Report, Vec<String>, Keep), FileError> {
+    let name = path.display().to_string();
+    let source = Source::open(path).map_err(|source| HistoryError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let mut pairing = Pairing::new(&name, checker);
+    pairing.keep = Some(keep);
+    blocks::for_each_line(source.into_reader(), &name, |line| pairing.line(line, sink))?;
+    let (report, names, keep) = pairing.finish_keeping(sink)?;
+    Ok((report, names, keep.unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The old way: the streaming check, then the analysis of the whole history.
+    fn whole(path: &Path, model: ModelKind) -> Option<Report> {
+        let opts = CheckOptions::default();
+        let mut report = super::super::check_file(path, model, &opts).ok()?;
+        let history = History::read_file(path).ok()?;
+        crate::context::analyze(&history, model, &opts, &mut report).ok()?;
+        Some(report)
+    }
+
+    /// Every committed fixture (and each file `SLOTCHECK_SAME_REPORT` lists, `:`-separated) that
+    /// reads as a register or cas-register history gets the report the whole history gives.
+    #[test]
+    fn the_reduced_history_gives_the_whole_historys_report() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../histories");
+        let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        paths.sort();
+        let extra = std::env::var("SLOTCHECK_SAME_REPORT").unwrap_or_default();
+        paths.extend(extra.split(':').filter(|p| !p.is_empty()).map(Into::into));
+        let mut compared = 0;
+        for path in &paths {
+            for model in [ModelKind::Register, ModelKind::CasRegister] {
+                let Some(want) = whole(path, model) else {
+                    continue;
+                };
+                let got = check_file_analyzed(path, model, &CheckOptions::default()).unwrap();
+                let json = |r: &Report| serde_json::to_value(r).unwrap();
+                assert_eq!(json(&got), json(&want), "{} as {model}", path.display());
+                assert!(got.redirect_analysis.is_some());
+                eprintln!(
+                    "same report: {} as {model}: {}, {} anomalies",
+                    path.display(),
+                    got.valid,
+                    got.anomalies.len()
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 20, "{compared} fixtures compared");
+    }
+}
