@@ -7,6 +7,11 @@
 //! The analysis also counts redirects ([`RedirectStats`](crate::redirects::RedirectStats)) and
 //! keeps the fault intervals in [`RedirectAnalysis`], and adds the redirect-protocol,
 //! `stale-route` and `redirect-after-apply` anomalies to the report's one list.
+//!
+//! It runs on a whole [`History`] or on the reduced one the streaming check keeps
+//! ([`analyze_with`]): every rule here reads only ops that one keeps whole (redirected, failed,
+//! `info`, erring, batched, `txn`, final reads, and every op of a key not found valid), and
+//! positions are the file's in both ([`History::indices`]).
 
 use crate::after_apply::redirect_after_apply_cases;
 use crate::anomaly::Anomaly;

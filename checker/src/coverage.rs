@@ -16,7 +16,9 @@
 //! its slot back `stable` (a repair that finished, rolled back or closed it), else to the end of
 //! the history. Positions are event indices (line order), as everywhere in the timeline: an op
 //! invoked on the line after `migrate-start` is in the window, one invoked on the line before is
-//! not, whatever their timestamps.
+//! not, whatever their timestamps. A reduced history (the streaming check's) compares the same
+//! positions: its events keep theirs ([`History::indices`]), and the plain ops it left out are
+//! counted from their [`PlainOp`] ([`coverage_with`]).
 
 use crate::history::{History, RedirectKind};
 use crate::op::Op;

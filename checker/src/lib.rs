@@ -125,7 +125,7 @@ pub use options::{Assumptions, CheckError, CheckOptions};
 pub use report::{causes_line, counts_text, KeyReport, OutcomeCounts, RedirectCounts, Report};
 pub use slot::{codis_slot, key_slot, ClusterSlots, CodisSlots, SlotFunction};
 pub use source::Source;
-pub use stream::{check_file_analyzed, FileError, HELD_BYTES_MAX};
+pub use stream::{FileError, HELD_BYTES_MAX};
 pub use validity::Validity;
 
 /// Adds redirect-aware analysis to `report`, which `check(history, model, opts)` returned: each
@@ -160,6 +160,17 @@ pub fn check_file(
     opts: &CheckOptions,
 ) -> Result<Report, FileError> {
     stream::check_file(path, model, opts)
+}
+
+/// [`check_file`] of a register-family history with the redirect-aware analysis
+/// ([`analyze_redirects`]) from the reduced history the same streaming read keeps: the report
+/// the whole history gives, at every size. Other models read the whole [`History`].
+pub fn check_file_analyzed(
+    path: &std::path::Path,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<Report, FileError> {
+    stream::check_file_analyzed(path, model, opts)
 }
 
 /// [`check_file`] on a history already opened once (a pipe, a FIFO or standard input too):

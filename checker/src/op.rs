@@ -53,9 +53,10 @@ pub struct Op {
     pub invoke_ns: u64,
     /// When it completed, ns since the run's start; `u64::MAX` for `info` (open to the end).
     pub complete_ns: u64,
-    /// Position of the invocation in `History::events`.
+    /// Position of the invocation in `History::events` (among the file's events for a reduced
+    /// history: see `History::indices`).
     pub invoke_event: usize,
-    /// Position of the completion in `History::events`; `None` when never completed.
+    /// Position of the completion, as `invoke_event`; `None` when never completed.
     pub complete_event: Option<usize>,
     /// The node that finally answered (from the completion, else the invocation).
     pub node: Option<String>,

@@ -14,6 +14,11 @@
 //! ops ([`HELD_BYTES_MAX`] by default); past it they are spilled to temporary files by key and
 //! read back a batch of keys at a time, so that memory stays bounded however long the history
 //! (see `register::spill`); the report is the same either way.
+//!
+//! [`check_file_analyzed`] is the register family's one path: the same read also keeps a reduced
+//! [`History`] (`keep`: header, nemesis events, the ops that are not a plain `ok`, and a few
+//! bytes of each plain op) on which the redirect-aware analysis runs, so that it needs no second
+//! parse into JSON values at any size (`analyzed`).
 
 mod analyzed;
 mod blocks;
