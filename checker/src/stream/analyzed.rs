@@ -111,6 +111,7 @@ fn read<S: Sink + Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::EventType;
 
     /// The old way: the streaming check, then the analysis of the whole history.
     fn whole(path: &Path, model: ModelKind) -> Option<Report> {
@@ -154,5 +155,33 @@ mod tests {
             }
         }
         assert!(compared > 20, "{compared} fixtures compared");
+    }
+
+    /// Of a generated history (1% `info`, no redirects) only the unusual ops are kept whole,
+    /// with the report the whole history gives.
+    #[test]
+    fn plain_ops_are_kept_as_a_few_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let (text, _) = crate::gen::history_text(&crate::gen::GenConfig::register(5, 4, 2000, 3));
+        std::fs::write(&path, text).unwrap();
+        let (_, _, keep) = read(&path, "register", Keep::default(), &mut Ignore).unwrap();
+        let (history, plain) = keep.finish();
+        let info = history
+            .events
+            .iter()
+            .filter(|e| e.kind != EventType::Invoke);
+        assert!(
+            info.clone().all(|e| e.kind == EventType::Info),
+            "only info ops"
+        );
+        assert_eq!(history.events.len(), 2 * info.count());
+        assert!(history.events.len() < 200, "{} kept", history.events.len());
+        assert_eq!(plain.len() + history.events.len() / 2, 2000);
+        assert!(history.indices.windows(2).all(|w| w[0] < w[1]));
+        let want = whole(&path, ModelKind::Register).unwrap();
+        let opts = CheckOptions::default();
+        let got = check_file_analyzed(&path, ModelKind::Register, &opts).unwrap();
+        assert_eq!(got, want);
     }
 }
