@@ -16,7 +16,7 @@
 use crate::after_apply::redirect_after_apply_cases;
 use crate::anomaly::Anomaly;
 use crate::cause::{self, Cause, CauseKind};
-use crate::coverage::Plain;
+use crate::coverage::PlainOps;
 use crate::fault::{faults, Fault};
 use crate::history::{History, Redirect};
 use crate::model::ModelKind;
@@ -244,14 +244,14 @@ pub fn analyze(
     opts: &CheckOptions,
     report: &mut Report,
 ) -> Result<(), CheckError> {
-    analyze_with(history, Plain::default(), model, opts, report)
+    analyze_with(history, &PlainOps::default(), model, opts, report)
 }
 
 /// [`analyze`] of a reduced history (see `stream::keep`): `plain` are the ops it left out,
 /// which only coverage counts; the report is the one the whole history gives.
 pub fn analyze_with(
     history: &History,
-    plain: Plain<'_>,
+    plain: &PlainOps,
     model: ModelKind,
     opts: &CheckOptions,
     report: &mut Report,

@@ -18,57 +18,34 @@
 //! invoked on the line after `migrate-start` is in the window, one invoked on the line before is
 //! not, whatever their timestamps. A reduced history (the streaming check's) compares the same
 //! positions: its events keep theirs ([`History::indices`]), and the plain ops it left out are
-//! counted from their [`PlainOp`] ([`coverage_with`]).
+//! counted from [`PlainOps`] ([`coverage_with`]).
 
 use crate::history::{History, RedirectKind};
 use crate::op::Op;
 use crate::phase::{Phase, Timeline};
 use std::collections::HashMap;
 
+mod plain;
+
 pub use crate::report::{BatchCoverage, Coverage, TxnCoverage};
+pub use plain::PlainOps;
 
 /// The first process number of the final reads (slotcheck's workloads read every key once after
 /// the run with processes from here on; `workloads::FINAL_READ_PROCESS_BASE` is the same).
 pub const FINAL_READ_PROCESS_BASE: u64 = 1 << 32;
 
-/// A client op a reduced history left out (an `ok` with no redirect, error or batch, not a final
-/// read: see `stream::keep`), as coverage counts it: a few bytes where its events would take
-/// hundreds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlainOp {
-    /// Position of its invocation among the file's events.
-    pub invoke_event: usize,
-    /// Its key, by index into the key names given with it; `u32::MAX` for none.
-    pub key: u32,
-    /// Its recorded slot (from the completion, else the invocation).
-    pub slot: Option<u16>,
-}
-
-/// The ops a reduced history left out, and the names their keys index.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Plain<'a> {
-    /// The ops, in no particular order.
-    pub ops: &'a [PlainOp],
-    /// Key names by index.
-    pub keys: &'a [String],
-}
-
 /// The coverage of `ops` (a history's client ops) against the migrations of `timeline`.
 pub fn coverage(history: &History, ops: &[Op], timeline: &Timeline) -> Coverage {
-    coverage_with(history, ops, Plain::default(), timeline)
+    coverage_with(history, ops, &PlainOps::default(), timeline)
 }
 
 /// The slot each key's op invoked last recorded, among `ops` and `plain`'s.
-fn key_slots<'a>(ops: &'a [Op], plain: Plain<'a>) -> HashMap<&'a str, u16> {
+fn key_slots<'a>(ops: &'a [Op], plain: &'a PlainOps) -> HashMap<&'a str, u16> {
     let mut last: HashMap<&str, (usize, u16)> = HashMap::new();
     let recorded = ops
         .iter()
         .filter_map(|op| Some((op.key.as_deref()?, op.invoke_event, op.slot?)));
-    let left_out = plain.ops.iter().filter_map(|p| {
-        let key = plain.keys.get(p.key as usize)?;
-        Some((key.as_str(), p.invoke_event, p.slot?))
-    });
-    for (key, event, slot) in recorded.chain(left_out) {
+    for (key, event, slot) in recorded.chain(plain.last_slots()) {
         let at = last.entry(key).or_insert((event, slot));
         if event >= at.0 {
             *at = (event, slot);
@@ -82,20 +59,22 @@ fn key_slots<'a>(ops: &'a [Op], plain: Plain<'a>) -> HashMap<&'a str, u16> {
 pub fn coverage_with(
     history: &History,
     ops: &[Op],
-    plain: Plain<'_>,
+    plain: &PlainOps,
     timeline: &Timeline,
 ) -> Coverage {
     let mut c = Coverage::default();
     let key_slots = key_slots(ops, plain);
-    for p in plain.ops {
+    let unslotted = plain
+        .unslotted()
+        .map(|(at, key)| (at, key.and_then(|k| key_slots.get(k).copied())));
+    for (at, slot) in plain
+        .slotted()
+        .map(|(at, s)| (at, Some(s)))
+        .chain(unslotted)
+    {
         c.ops += 1;
-        let key = plain.keys.get(p.key as usize);
-        let slot = p.slot.or_else(|| key_slots.get(key?.as_str()).copied());
         match slot {
-            Some(slot) => {
-                let migrating = in_migration(history, timeline, slot, p.invoke_event);
-                c.in_migration += u64::from(migrating);
-            }
+            Some(slot) => c.in_migration += u64::from(in_migration(history, timeline, slot, at)),
             None => c.no_slot += 1,
         }
     }

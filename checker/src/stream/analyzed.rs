@@ -13,7 +13,6 @@ use super::keep::Keep;
 use super::pairing::{Keys, Paired, Pairing, Sink};
 use super::register::{RegisterSink, HELD_BYTES_MAX};
 use super::{blocks, FileError};
-use crate::coverage::{Plain, PlainOp};
 use crate::history::{History, HistoryError};
 use crate::model::ModelKind;
 use crate::options::{CheckError, CheckOptions};
@@ -63,20 +62,14 @@ pub fn check_file_analyzed(
             source,
         })?;
     let wanted = wanted(&report);
-    let (history, plain, names) = if wanted.is_empty() {
-        let (history, plain) = keep.finish();
-        (history, plain, names)
+    let ((history, mut plain), names) = if wanted.is_empty() {
+        (keep.finish(), names)
     } else {
         let (_, names, keep) = read(path, model.checker(), Keep::new(wanted), &mut Ignore)?;
-        let (history, plain) = keep.finish();
-        (history, plain, names)
+        (keep.finish(), names)
     };
-    let plain_ops: &[PlainOp] = &plain;
-    let plain = Plain {
-        ops: plain_ops,
-        keys: &names,
-    };
-    crate::context::analyze_with(&history, plain, model, opts, &mut report).map_err(wrap)?;
+    plain.keys = names;
+    crate::context::analyze_with(&history, &plain, model, opts, &mut report).map_err(wrap)?;
     Ok(report)
 }
 

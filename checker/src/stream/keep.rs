@@ -6,14 +6,14 @@
 //! not *plain*. A plain op is an `ok` of a client process below [`FINAL_READ_PROCESS_BASE`],
 //! not a `txn`, whose two lines the scanner read and held nothing beyond `index`, `wall`, `node`
 //! and `slot` (no redirects, no error, no `batch`, no field it does not know), and whose key is
-//! not one the caller wants whole. Of a plain op only a [`PlainOp`] is kept (its invocation's
-//! position, key and slot): what coverage counts. Every rule of the analysis that reads an op's
+//! not one the caller wants whole. Of a plain op only what coverage counts is kept
+//! ([`PlainOps`]: its invocation's position and its slot, eight bytes). Every rule of the analysis that reads an op's
 //! path, error or outcome reads only ops that are kept; the ops of a key the check did not find
 //! valid are kept whole by a second pass that wants that key.
 
 use super::pairing::Invoked;
 use super::FileError;
-use crate::coverage::{PlainOp, FINAL_READ_PROCESS_BASE};
+use crate::coverage::{PlainOps, FINAL_READ_PROCESS_BASE};
 use crate::history::{Event, EventType, Header, History, HistoryError, Process};
 use crate::op::Outcome;
 use crate::per_key::TXN;
@@ -29,7 +29,7 @@ pub(crate) struct Keep {
     header: Option<Header>,
     /// Kept events: (position among the file's events, line, event), in no order.
     events: Vec<(usize, usize, Event)>,
-    plain: Vec<PlainOp>,
+    plain: PlainOps,
 }
 
 /// A finished op as the pairing hands it to [`Keep::op`].
@@ -72,7 +72,7 @@ impl Keep {
         self.events.push((event, line, e));
     }
 
-    /// Keeps the finished op `op` invoked by `inv`: a [`PlainOp`], or both its events.
+    /// Keeps the finished op `op` invoked by `inv`: as a plain op, or both its events.
     pub(crate) fn op(
         &mut self,
         inv: &Invoked,
@@ -86,11 +86,7 @@ impl Keep {
             && (self.wanted.is_empty() || !self.wanted.contains(op.key));
         if let Some(c) = op.complete {
             if plain && c.shape != Shape::Other {
-                self.plain.push(PlainOp {
-                    invoke_event: inv.event,
-                    key: inv.key.unwrap_or(u32::MAX),
-                    slot: c.slot.or(inv.slot),
-                });
+                self.plain.push(inv.event, inv.key, c.slot.or(inv.slot));
                 return Ok(());
             }
             let complete = parse_line(c.text, name, c.line)?;
@@ -114,8 +110,8 @@ impl Keep {
         Ok(())
     }
 
-    /// The reduced history, its events in line order, and the plain ops.
-    pub(crate) fn finish(mut self) -> (History, Vec<PlainOp>) {
+    /// The reduced history, its events in line order, and the plain ops (without key names).
+    pub(crate) fn finish(mut self) -> (History, PlainOps) {
         self.events.sort_unstable_by_key(|&(event, _, _)| event);
         let mut history = History {
             header: self.header,
