@@ -64,18 +64,19 @@ pub fn coverage_with(
 ) -> Coverage {
     let mut c = Coverage::default();
     let key_slots = key_slots(ops, plain);
+    // Each entry stands for `n` ops whose invocations no nemesis event separates.
     let unslotted = plain
         .unslotted()
-        .map(|(at, key)| (at, key.and_then(|k| key_slots.get(k).copied())));
-    for (at, slot) in plain
-        .slotted()
-        .map(|(at, s)| (at, Some(s)))
-        .chain(unslotted)
-    {
-        c.ops += 1;
+        .map(|(at, key, n)| (at, key.and_then(|k| key_slots.get(k).copied()), n));
+    let slotted = plain.slotted().map(|(at, s, n)| (at, Some(s), n));
+    for (at, slot, n) in slotted.chain(unslotted) {
+        c.ops += n;
         match slot {
-            Some(slot) => c.in_migration += u64::from(in_migration(history, timeline, slot, at)),
-            None => c.no_slot += 1,
+            Some(slot) => {
+                let migrating = in_migration(history, timeline, slot, at);
+                c.in_migration += n * u64::from(migrating);
+            }
+            None => c.no_slot += n,
         }
     }
     for op in ops {

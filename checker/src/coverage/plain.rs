@@ -1,36 +1,64 @@
 //! The client ops a reduced history left out, as coverage counts them (see `stream::keep`): an
-//! `ok` with no redirect, error or batch, not a final read. Eight bytes each where their events
-//! would take hundreds: the position of the invocation among the file's events and the slot,
-//! packed; an op that recorded no slot (rare: an imported history's) keeps its key instead, and
-//! each key keeps the slot its op invoked last recorded, for those.
+//! `ok` with no redirect, error or batch, not a final read.
+//!
+//! Whether an op was invoked while its slot migrated depends only on its slot and on which
+//! nemesis events precede its invocation (every position the timeline compares is a nemesis
+//! event's), so the ops are counted by (epoch, slot), an epoch being the stretch of the file
+//! between two nemesis events, with the position of one of them to stand for all: memory grows
+//! with the slots the ops touched between faults, not with the ops. An op that recorded no slot
+//! (an imported history's) is counted by (epoch, key) instead, and each key keeps the slot its op
+//! invoked last recorded, for those.
 
-/// Bits of a packed op that hold its slot (slots are below 16384).
-const SLOT_BITS: u32 = 14;
+use crate::hash::FxHasher;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
-/// The plain ops of a history, and the key names their keys index.
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// The plain ops of a history, counted (see the module doc), and the key names they index.
 #[derive(Debug, Clone, Default)]
 pub struct PlainOps {
-    /// Ops that recorded a slot: `invoke_event << SLOT_BITS | slot`.
-    slotted: Vec<u64>,
-    /// Ops that recorded none: (position of the invocation, key index or `u32::MAX`).
-    unslotted: Vec<(usize, u32)>,
+    /// Positions of the history's nemesis events, in order: the epochs' bounds.
+    nemesis: Vec<usize>,
+    /// By (epoch, slot): how many ops, and the position of one of them.
+    slotted: FxMap<(u32, u16), (u64, usize)>,
+    /// By (epoch, key index or `u32::MAX`) for ops that recorded no slot, as `slotted`.
+    unslotted: FxMap<(u32, u32), (u64, usize)>,
     /// By key index: the position and slot of its latest op that recorded one.
     last_slot: Vec<Option<(usize, u16)>>,
+    /// How many ops were counted.
+    count: u64,
     /// Key names by index.
     pub keys: Vec<String>,
 }
 
 impl PlainOps {
-    /// Records a plain op invoked at position `invoke_event`, of key index `key`, that recorded
+    /// Notes a nemesis event at position `event` (after every one noted before): an epoch ends.
+    pub fn nemesis(&mut self, event: usize) {
+        debug_assert!(self.nemesis.last().is_none_or(|&n| n < event));
+        self.nemesis.push(event);
+    }
+
+    /// Counts a plain op invoked at position `invoke_event`, of key index `key`, that recorded
     /// `slot` (from its completion, else its invocation).
     pub fn push(&mut self, invoke_event: usize, key: Option<u32>, slot: Option<u16>) {
-        let Some(slot) = slot.filter(|&s| u32::from(s) < 1 << SLOT_BITS) else {
-            self.unslotted.push((invoke_event, key.unwrap_or(u32::MAX)));
+        self.count += 1;
+        let epoch = self.nemesis.partition_point(|&n| n < invoke_event) as u32;
+        let count = |at: &mut (u64, usize)| at.0 += 1;
+        let Some(slot) = slot else {
+            let key = key.unwrap_or(u32::MAX);
+            count(
+                self.unslotted
+                    .entry((epoch, key))
+                    .or_insert((0, invoke_event)),
+            );
             return;
         };
-        debug_assert!((invoke_event as u64) < 1 << (64 - SLOT_BITS));
-        self.slotted
-            .push((invoke_event as u64) << SLOT_BITS | u64::from(slot));
+        count(
+            self.slotted
+                .entry((epoch, slot))
+                .or_insert((0, invoke_event)),
+        );
         if let Some(k) = key.map(|k| k as usize) {
             if self.last_slot.len() <= k {
                 self.last_slot.resize(k + 1, None);
@@ -42,29 +70,30 @@ impl PlainOps {
         }
     }
 
-    /// How many ops there are.
-    pub fn len(&self) -> usize {
-        self.slotted.len() + self.unslotted.len()
+    /// How many ops were counted.
+    pub fn len(&self) -> u64 {
+        self.count
     }
 
-    /// Whether there are none.
+    /// Whether none were.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.count == 0
     }
 
-    /// Every op that recorded a slot: (position of its invocation, slot).
-    pub fn slotted(&self) -> impl Iterator<Item = (usize, u16)> + '_ {
-        let mask = (1u64 << SLOT_BITS) - 1;
+    /// The ops that recorded a slot: (position of one, slot, how many), by epoch and slot.
+    pub fn slotted(&self) -> impl Iterator<Item = (usize, u16, u64)> + '_ {
         self.slotted
             .iter()
-            .map(move |&p| ((p >> SLOT_BITS) as usize, (p & mask) as u16))
+            .map(|(&(_, slot), &(n, at))| (at, slot, n))
     }
 
-    /// Every op that recorded no slot: (position of its invocation, key name if it has one).
-    pub fn unslotted(&self) -> impl Iterator<Item = (usize, Option<&str>)> + '_ {
-        self.unslotted
-            .iter()
-            .map(|&(at, k)| (at, self.keys.get(k as usize).map(String::as_str)))
+    /// The ops that recorded no slot: (position of one, key name if any, how many), by epoch
+    /// and key.
+    pub fn unslotted(&self) -> impl Iterator<Item = (usize, Option<&str>, u64)> + '_ {
+        self.unslotted.iter().map(|(&(_, k), &(n, at))| {
+            let key = self.keys.get(k as usize).map(String::as_str);
+            (at, key, n)
+        })
     }
 
     /// Per key name, the position and slot of its latest op that recorded one.

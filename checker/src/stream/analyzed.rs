@@ -170,7 +170,7 @@ mod tests {
         );
         assert_eq!(history.events.len(), 2 * info.count());
         assert!(history.events.len() < 200, "{} kept", history.events.len());
-        assert_eq!(plain.len() + history.events.len() / 2, 2000);
+        assert_eq!(plain.len() as usize + history.events.len() / 2, 2000);
         assert!(history.indices.windows(2).all(|w| w[0] < w[1]));
         let want = whole(&path, ModelKind::Register).unwrap();
         let opts = CheckOptions::default();

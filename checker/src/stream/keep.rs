@@ -7,7 +7,7 @@
 //! not a `txn`, whose two lines the scanner read and held nothing beyond `index`, `wall`, `node`
 //! and `slot` (no redirects, no error, no `batch`, no field it does not know), and whose key is
 //! not one the caller wants whole. Of a plain op only what coverage counts is kept
-//! ([`PlainOps`]: its invocation's position and its slot, eight bytes). Every rule of the analysis that reads an op's
+//! ([`PlainOps`]: counted by slot between two nemesis events, less than a byte per op). Every rule of the analysis that reads an op's
 //! path, error or outcome reads only ops that are kept; the ops of a key the check did not find
 //! valid are kept whole by a second pass that wants that key.
 
@@ -69,6 +69,7 @@ impl Keep {
     /// Keeps the nemesis event at position `event`, on line `line`.
     pub(crate) fn nemesis(&mut self, event: usize, line: usize, e: Event) {
         debug_assert_eq!(e.process, Process::Nemesis);
+        self.plain.nemesis(event);
         self.events.push((event, line, e));
     }
 
