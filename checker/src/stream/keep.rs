@@ -34,9 +34,13 @@ pub(crate) struct Keep {
 
 /// A finished op as the pairing hands it to [`Keep::op`].
 pub(crate) struct Finished<'a> {
+    /// The client's process.
     pub process: u64,
+    /// Its `f`.
     pub f: &'a str,
+    /// Its key ("" for none).
     pub key: &'a str,
+    /// How it ended (`Info` if never completed).
     pub outcome: Outcome,
     /// The completion; `None` if never completed.
     pub complete: Option<Completion<'a>>,
@@ -46,9 +50,13 @@ pub(crate) struct Finished<'a> {
 pub(crate) struct Completion<'a> {
     /// Its position among the file's events.
     pub event: usize,
+    /// Its 1-based line.
     pub line: usize,
+    /// The line's bytes, without the newline.
     pub text: &'a [u8],
+    /// Which fields beyond the six the line holds ([`Shape::Other`] if the scanner did not take it).
     pub shape: Shape,
+    /// Its `slot` field, as the scanner read it.
     pub slot: Option<u16>,
 }
 

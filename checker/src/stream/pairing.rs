@@ -106,18 +106,24 @@ impl Keys {
 
 /// An invocation awaiting its completion.
 pub(crate) struct Invoked {
+    /// Its position among the file's events.
     pub event: usize,
+    /// Its 1-based line.
     pub line: usize,
     /// Index into `Pairing::fs`.
     f: u32,
     /// [`f_code`] of `f`.
     f_code: u8,
+    /// Its key, by index into [`Keys::names`].
     pub key: Option<u32>,
+    /// Its argument.
     pub value: Arg,
+    /// Its time, ns.
     pub time: u64,
     redirects: Vec<RedirectKind>,
-    /// Its line's fields beyond the six every event has, and its slot.
+    /// Which fields beyond the six every event has its line holds.
     pub shape: Shape,
+    /// Its `slot` field, as the scanner read it.
     pub slot: Option<u16>,
     /// Its line, when a [`Keep`] may need it whole and cannot rebuild it (not [`Shape::Bare`]).
     pub raw: Option<Box<[u8]>>,
