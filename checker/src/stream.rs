@@ -39,7 +39,7 @@ use pairing::{Pairing, Sink};
 use serde_json::Value;
 use std::path::Path;
 
-pub use analyzed::check_file_analyzed;
+pub use analyzed::{check_file_analyzed, check_source_analyzed};
 pub use register::HELD_BYTES_MAX;
 
 /// Why a history file could not be checked.

@@ -13,16 +13,16 @@ use workloads::WorkloadKind;
 use super::Run;
 
 /// Histories at least this large are not read whole by `slotcheck test` for verify and the report
-/// (a register-family check never reads its history whole); a piped history this large is
-/// checked streaming without the redirect-aware analysis, which needs a second read.
+/// (a register-family check never reads its history whole), nor by `slotcheck check` from a pipe.
 pub const STREAM_BYTES_MIN: u64 = 256 << 20;
 
 /// The warning of a report whose redirect-aware analysis did not run: a piped history of at
-/// least [`STREAM_BYTES_MIN`] bytes, which cannot be read twice.
+/// least [`STREAM_BYTES_MIN`] bytes with a key not valid, whose ops the analysis would need to
+/// read again.
 pub fn unanalyzed_warning(name: &str) -> String {
     format!(
-        "{name} is a pipe of at least {} MiB: the verdict is the per-key check's alone; the \
-         redirect-aware analysis (protocol, stale routes, causes, coverage) did not run (check \
+        "{name} is a pipe of at least {} MiB with keys not valid, whose ops the redirect-aware \
+         analysis (protocol, stale routes, causes, coverage) reads again: it did not run (check \
          the file itself for it)",
         STREAM_BYTES_MIN >> 20
     )

@@ -40,21 +40,44 @@ pub fn check_file_analyzed(
     model: ModelKind,
     opts: &CheckOptions,
 ) -> Result<Report, FileError> {
-    let name = path.display().to_string();
+    let (report, analyzed) = analyzed(open(path)?, Some(path), model, opts)?;
+    debug_assert!(analyzed, "a file can be read again");
+    Ok(report)
+}
+
+/// [`check_file_analyzed`] of a history already opened (a pipe too), read once: the analysis
+/// runs unless it needs a second read (some key is not valid, or an anomaly names one); the
+/// flag says whether it ran.
+pub fn check_source_analyzed(
+    source: Source,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<(Report, bool), FileError> {
+    analyzed(source, None, model, opts)
+}
+
+/// The check and the analysis of `source`, which can be read again at `again` if it is a file.
+fn analyzed(
+    source: Source,
+    again: Option<&Path>,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<(Report, bool), FileError> {
+    let name = source.name().to_string();
     let wrap = |source| FileError::Check {
         path: name.clone(),
         source,
     };
     if !matches!(model, ModelKind::Register | ModelKind::CasRegister) {
-        let history = History::read_file(path)?;
+        let history = History::read(source)?;
         let mut report = crate::kind::check(&history, model, opts).map_err(wrap)?;
         crate::context::analyze(&history, model, opts, &mut report).map_err(wrap)?;
-        return Ok(report);
+        return Ok((report, true));
     }
     let register = opts.register().map_err(wrap)?;
     let keyless = model == ModelKind::CasRegister;
     let mut sink = RegisterSink::new(register, HELD_BYTES_MAX, keyless);
-    let (counts, names, keep) = read(path, model.checker(), Keep::default(), &mut sink)?;
+    let (counts, names, keep) = read(source, model.checker(), Keep::default(), &mut sink)?;
     let mut report = sink
         .finish(counts, names.clone(), &opts.budget())
         .map_err(|source| FileError::Spill {
@@ -62,15 +85,27 @@ pub fn check_file_analyzed(
             source,
         })?;
     let wanted = wanted(&report);
-    let ((history, mut plain), names) = if wanted.is_empty() {
-        (keep.finish(), names)
-    } else {
-        let (_, names, keep) = read(path, model.checker(), Keep::new(wanted), &mut Ignore)?;
-        (keep.finish(), names)
+    let ((history, mut plain), names) = match again {
+        _ if wanted.is_empty() => (keep.finish(), names),
+        Some(path) => {
+            let keep = Keep::new(wanted);
+            let (_, names, keep) = read(open(path)?, model.checker(), keep, &mut Ignore)?;
+            (keep.finish(), names)
+        }
+        None => return Ok((report, false)),
     };
     plain.keys = names;
     crate::context::analyze_with(&history, &plain, model, opts, &mut report).map_err(wrap)?;
-    Ok(report)
+    Ok((report, true))
+}
+
+/// The history file at `path`, opened.
+fn open(path: &Path) -> Result<Source, FileError> {
+    let source = Source::open(path).map_err(|source| HistoryError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(source)
 }
 
 /// The keys whose ops the analysis reads in full: those not found valid, and those an anomaly
@@ -81,19 +116,15 @@ fn wanted(report: &Report) -> HashSet<String> {
     invalid.map(|k| &k.key).chain(named).cloned().collect()
 }
 
-/// Reads and pairs the file at `path`, handing every op to `sink` and keeping what `keep` keeps;
-/// returns the counts, the key names and what was kept.
+/// Reads and pairs the history `source`, handing every op to `sink` and keeping what `keep`
+/// keeps; returns the counts, the key names and what was kept.
 fn read<S: Sink + Send>(
-    path: &Path,
+    source: Source,
     checker: &'static str,
     keep: Keep,
     sink: &mut S,
 ) -> Result<(Report, Vec<String>, Keep), FileError> {
-    let name = path.display().to_string();
-    let source = Source::open(path).map_err(|source| HistoryError::Io {
-        path: name.clone(),
-        source,
-    })?;
+    let name = source.name().to_string();
     let mut pairing = Pairing::new(&name, checker);
     pairing.keep = Some(keep);
     blocks::for_each_line(source.into_reader(), &name, |line| pairing.line(line, sink))?;
@@ -158,7 +189,8 @@ mod tests {
         let path = dir.path().join("h.jsonl");
         let (text, _) = crate::gen::history_text(&crate::gen::GenConfig::register(5, 4, 2000, 3));
         std::fs::write(&path, text).unwrap();
-        let (_, _, keep) = read(&path, "register", Keep::default(), &mut Ignore).unwrap();
+        let source = open(&path).unwrap();
+        let (_, _, keep) = read(source, "register", Keep::default(), &mut Ignore).unwrap();
         let (history, plain) = keep.finish();
         let info = history
             .events
@@ -176,5 +208,26 @@ mod tests {
         let opts = CheckOptions::default();
         let got = check_file_analyzed(&path, ModelKind::Register, &opts).unwrap();
         assert_eq!(got, want);
+        // Read once from a pipe: the same report, since no key needs a second read.
+        let text = std::fs::read(&path).unwrap();
+        let piped = Source::from_reader("<stdin>", std::io::Cursor::new(text.clone()));
+        let (got, analyzed) = check_source_analyzed(piped, ModelKind::Register, &opts).unwrap();
+        assert!(analyzed);
+        assert_eq!(got, want);
+        // A key not valid needs its ops whole: a pipe leaves the analysis out.
+        let text = String::from_utf8(text).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let read = lines
+            .iter()
+            .rposition(|l| l.starts_with(r#"{"type":"ok""#) && l.contains(r#""f":"read""#))
+            .unwrap();
+        let (head, tail) = lines[read].split_once(r#""value":"#).unwrap();
+        let time = &tail[tail.find(r#","time""#).unwrap()..];
+        lines[read] = format!(r#"{head}"value":987654321{time}"#);
+        let bad = lines.join("\n") + "\n";
+        let piped = Source::from_reader("<stdin>", std::io::Cursor::new(bad.into_bytes()));
+        let (got, analyzed) = check_source_analyzed(piped, ModelKind::Register, &opts).unwrap();
+        assert!(!analyzed);
+        assert!(got.redirect_analysis.is_none());
     }
 }

@@ -117,8 +117,9 @@ fn check_imported(
 /// Checks a slotcheck history opened as `source`, as [`check_history`] checks a file:
 /// register-family histories from one streaming read at every size, with the redirect-aware
 /// analysis of the reduced history it keeps. A pipe cannot be read twice: one under
-/// [`STREAM_BYTES_MIN`] bytes is read whole (from the bytes peeked), a larger one checked
-/// streaming without the analysis (a warning says so). Other models read the history whole.
+/// [`STREAM_BYTES_MIN`] bytes is read whole (from the bytes peeked); a larger one is checked
+/// streaming, with the analysis unless a key is not valid (its ops would be read again; a
+/// warning says so). Other models read the history whole.
 fn check_slotcheck(mut source: Source, model: ModelKind, opts: &CheckOptions) -> Result<Report> {
     let name = source.name().to_string();
     let io = |source| InputError::Io {
@@ -138,8 +139,10 @@ fn check_slotcheck(mut source: Source, model: ModelKind, opts: &CheckOptions) ->
         let history = checker::History::read(source)?;
         return check_loaded(&history, Path::new(&name), model, opts);
     }
-    let mut report = checker::check_source(source, model, opts)?;
-    report.warnings.push(unanalyzed_warning(&name));
+    let (mut report, analyzed) = checker::check_source_analyzed(source, model, opts)?;
+    if !analyzed {
+        report.warnings.push(unanalyzed_warning(&name));
+    }
     Ok(report)
 }
 
