@@ -72,6 +72,13 @@ fn check_once(model: ModelKind, path: &Path, path_kind: &str) {
     let opts = CheckOptions::default();
     let report = match path_kind {
         "history" => check(&History::read_file(path).unwrap(), model, &opts).unwrap(),
+        // A pipe is read once: the analysis runs if no key needs its ops read again.
+        "one" if path.as_os_str() == "-" => {
+            let stdin = checker::Source::open(path).unwrap();
+            checker::check_source_analyzed(stdin, model, &opts)
+                .unwrap()
+                .0
+        }
         "one" => check_file_analyzed(path, model, &opts).unwrap(),
         "old" => {
             let mut report = check_file(path, model, &opts).unwrap();
