@@ -13,18 +13,25 @@
 //! output), then `... -- check <model> <path> [stream|history]` checks it once (`-`: standard
 //! input). No assertions: numbers.
 //!
-//! `... -- sizes [10000,100000,...]` is the per-size table of issue 20: register histories of
-//! 10k, 100k, 1M, 2M and 10M ops (1000 keys, 50 clients, 1% info), on both sides of the old
-//! 256 MiB threshold, each checked once by `check_file` (the one path of the register family),
-//! printing wall and CPU time per op and peak memory (VmHWM) per op, raw and above the peak of
-//! checking an empty history (the process's own floor). Histories up to 2M ops are written to
+//! `... -- sizes [10000,100000,...] [one,old,stream,history]` is the per-size table of issue 20:
+//! register histories of 10k, 100k, 1M, 2M and 10M ops (1000 keys, 50 clients, 1% info), on
+//! both sides of the old 256 MiB threshold, each checked once by each path named (by default
+//! `one` at every size and `old` at 1M), printing wall and CPU time per op and peak memory
+//! (VmHWM) per op, raw and above the peak of checking an empty history (the process's own
+//! floor). The paths: `one` is `check_file_analyzed`, what `slotcheck check` runs on a
+//! register-family history at every size (the streaming check and the redirect-aware analysis
+//! of the reduced history it keeps); `old` is what it ran below 256 MiB before (`check_file`,
+//! then the whole `History` read again for `analyze_redirects`); `stream` is `check_file` alone
+//! (no analysis); `history` is the in-memory check (`History` then `check`, no analysis). Histories up to 2M ops are written to
 //! the temp dir first; larger ones are piped from a generator process straight into the check
 //! (a 10M-op history is 1.7 GB of text), so their wall time includes waiting on the generator
 //! and the CPU time is the figure to read. The in-memory path (`History` then `check`) is shown
 //! at 1M ops for comparison.
 
 use checker::gen::{write_history, GenConfig};
-use checker::{check, check_file, CheckOptions, History, ModelKind};
+use checker::{
+    analyze_redirects, check, check_file, check_file_analyzed, CheckOptions, History, ModelKind,
+};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,11 +69,24 @@ fn cpu_s() -> f64 {
 /// `RESULT check_s hwm_mib verdict steps cpu_s`.
 fn check_once(model: ModelKind, path: &Path, path_kind: &str) {
     let (start, cpu_start) = (Instant::now(), cpu_s());
-    let report = if path_kind == "history" {
-        let history = History::read_file(path).unwrap();
-        check(&history, model, &CheckOptions::default()).unwrap()
-    } else {
-        check_file(path, model, &CheckOptions::default()).unwrap()
+    let opts = CheckOptions::default();
+    let report = match path_kind {
+        "history" => check(&History::read_file(path).unwrap(), model, &opts).unwrap(),
+        // A pipe is read once: the analysis runs if no key needs its ops read again.
+        "one" if path.as_os_str() == "-" => {
+            let stdin = checker::Source::open(path).unwrap();
+            checker::check_source_analyzed(stdin, model, &opts)
+                .unwrap()
+                .0
+        }
+        "one" => check_file_analyzed(path, model, &opts).unwrap(),
+        "old" => {
+            let mut report = check_file(path, model, &opts).unwrap();
+            let history = History::read_file(path).unwrap();
+            analyze_redirects(&history, model, &opts, &mut report).unwrap();
+            report
+        }
+        _ => check_file(path, model, &opts).unwrap(),
     };
     let check_s = start.elapsed().as_secs_f64();
     let steps: u64 = report.keys.iter().map(|k| k.steps).sum();
@@ -311,11 +331,12 @@ fn check_child(cfg: &GenConfig, path_kind: &str) -> Option<(f64, f64, String, f6
 }
 
 /// The `sizes` table (see the module doc).
-fn sizes(list: Option<&String>) {
+fn sizes(list: Option<&String>, kinds: Option<&String>) {
     let sizes: Vec<u64> = match list {
         Some(l) => l.split(',').map(|s| s.parse().expect("a size")).collect(),
         None => SIZES.to_vec(),
     };
+    let kinds: Vec<&str> = kinds.map_or(vec!["one"], |k| k.split(',').collect());
     let cfg = |ops| GenConfig::register(1000, 50, ops, 1);
     let floor = check_child(&cfg(0), "stream").map_or(0.0, |r| r.1);
     println!("floor: checking an empty history peaks at {floor:.1} MiB");
@@ -332,9 +353,12 @@ fn sizes(list: Option<&String>) {
         "above floor",
         "verdict"
     );
-    let mut rows: Vec<(u64, &str)> = sizes.iter().map(|&n| (n, "stream")).collect();
-    if sizes.contains(&1_000_000) {
-        rows.push((1_000_000, "history"));
+    let mut rows: Vec<(u64, &str)> = kinds
+        .iter()
+        .flat_map(|&k| sizes.iter().map(move |&n| (n, k)))
+        .collect();
+    if sizes.contains(&1_000_000) && kinds.len() == 1 {
+        rows.push((1_000_000, "old"));
     }
     for (ops, kind) in rows {
         let Some((wall, peak_mib, verdict, cpu)) = check_child(&cfg(ops), kind) else {
@@ -356,7 +380,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("sizes") => {
-            sizes(args.get(1));
+            sizes(args.get(1), args.get(2));
             return;
         }
         Some("check") => {

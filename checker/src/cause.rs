@@ -87,7 +87,7 @@ pub fn documented_loss(
     settings: Settings,
     nodes: &[&str],
 ) -> Option<String> {
-    let value = history.events.get(fault.begin_event).map(|e| &e.value);
+    let value = history.event(fault.begin_event).map(|e| &e.value);
     let text = |name: &str| value.and_then(|v| v.get(name)).and_then(Value::as_str);
     // Cut off from clients only: the other nodes still see it, no replica is promoted.
     let from_clients = match value.and_then(|v| v.get("from")) {

@@ -7,10 +7,16 @@
 //! The analysis also counts redirects ([`RedirectStats`](crate::redirects::RedirectStats)) and
 //! keeps the fault intervals in [`RedirectAnalysis`], and adds the redirect-protocol,
 //! `stale-route` and `redirect-after-apply` anomalies to the report's one list.
+//!
+//! It runs on a whole [`History`] or on the reduced one the streaming check keeps
+//! ([`analyze_with`]): every rule here reads only ops that one keeps whole (redirected, failed,
+//! `info`, erring, batched, `txn`, final reads, and every op of a key not found valid), and
+//! positions are the file's in both ([`History::indices`]).
 
 use crate::after_apply::redirect_after_apply_cases;
 use crate::anomaly::Anomaly;
 use crate::cause::{self, Cause, CauseKind};
+use crate::coverage::PlainOps;
 use crate::fault::{faults, Fault};
 use crate::history::{History, Redirect};
 use crate::model::ModelKind;
@@ -238,6 +244,18 @@ pub fn analyze(
     opts: &CheckOptions,
     report: &mut Report,
 ) -> Result<(), CheckError> {
+    analyze_with(history, &PlainOps::default(), model, opts, report)
+}
+
+/// [`analyze`] of a reduced history (see `stream::keep`): `plain` are the ops it left out,
+/// which only coverage counts; the report is the one the whole history gives.
+pub fn analyze_with(
+    history: &History,
+    plain: &PlainOps,
+    model: ModelKind,
+    opts: &CheckOptions,
+    report: &mut Report,
+) -> Result<(), CheckError> {
     let at = Attribution::new(history)?;
     let found = protocol::violations(history, &at.ops, &at.timeline, &at.faults);
     let mut anomalies = found.anomalies;
@@ -299,7 +317,7 @@ pub fn analyze(
         stats,
         faults: at.faults.clone(),
         migrations: at.timeline.migrations.len(),
-        coverage: crate::coverage::coverage(history, &at.ops, &at.timeline),
+        coverage: crate::coverage::coverage_with(history, &at.ops, plain, &at.timeline),
         unlisted: found.unlisted,
     });
     attribute(&at, report);

@@ -16,14 +16,19 @@
 //! its slot back `stable` (a repair that finished, rolled back or closed it), else to the end of
 //! the history. Positions are event indices (line order), as everywhere in the timeline: an op
 //! invoked on the line after `migrate-start` is in the window, one invoked on the line before is
-//! not, whatever their timestamps.
+//! not, whatever their timestamps. A reduced history (the streaming check's) compares the same
+//! positions: its events keep theirs ([`History::indices`]), and the plain ops it left out are
+//! counted from [`PlainOps`] ([`coverage_with`]).
 
 use crate::history::{History, RedirectKind};
 use crate::op::Op;
 use crate::phase::{Phase, Timeline};
 use std::collections::HashMap;
 
+mod plain;
+
 pub use crate::report::{BatchCoverage, Coverage, TxnCoverage};
+pub use plain::PlainOps;
 
 /// The first process number of the final reads (slotcheck's workloads read every key once after
 /// the run with processes from here on; `workloads::FINAL_READ_PROCESS_BASE` is the same).
@@ -31,11 +36,49 @@ pub const FINAL_READ_PROCESS_BASE: u64 = 1 << 32;
 
 /// The coverage of `ops` (a history's client ops) against the migrations of `timeline`.
 pub fn coverage(history: &History, ops: &[Op], timeline: &Timeline) -> Coverage {
-    let mut c = Coverage::default();
-    let key_slots: HashMap<&str, u16> = ops
+    coverage_with(history, ops, &PlainOps::default(), timeline)
+}
+
+/// The slot each key's op invoked last recorded, among `ops` and `plain`'s.
+fn key_slots<'a>(ops: &'a [Op], plain: &'a PlainOps) -> HashMap<&'a str, u16> {
+    let mut last: HashMap<&str, (usize, u16)> = HashMap::new();
+    let recorded = ops
         .iter()
-        .filter_map(|op| Some((op.key.as_deref()?, op.slot?)))
-        .collect();
+        .filter_map(|op| Some((op.key.as_deref()?, op.invoke_event, op.slot?)));
+    for (key, event, slot) in recorded.chain(plain.last_slots()) {
+        let at = last.entry(key).or_insert((event, slot));
+        if event >= at.0 {
+            *at = (event, slot);
+        }
+    }
+    last.into_iter().map(|(k, (_, slot))| (k, slot)).collect()
+}
+
+/// [`coverage`] of a reduced history's `ops` and the ops it left out (`plain`), which counts
+/// as the whole history's would.
+pub fn coverage_with(
+    history: &History,
+    ops: &[Op],
+    plain: &PlainOps,
+    timeline: &Timeline,
+) -> Coverage {
+    let mut c = Coverage::default();
+    let key_slots = key_slots(ops, plain);
+    // Each entry stands for `n` ops whose invocations no nemesis event separates.
+    let unslotted = plain
+        .unslotted()
+        .map(|(at, key, n)| (at, key.and_then(|k| key_slots.get(k).copied()), n));
+    let slotted = plain.slotted().map(|(at, s, n)| (at, Some(s), n));
+    for (at, slot, n) in slotted.chain(unslotted) {
+        c.ops += n;
+        match slot {
+            Some(slot) => {
+                let migrating = in_migration(history, timeline, slot, at);
+                c.in_migration += n * u64::from(migrating);
+            }
+            None => c.no_slot += n,
+        }
+    }
     for op in ops {
         if op.process >= FINAL_READ_PROCESS_BASE {
             c.final_reads += 1;

@@ -86,10 +86,11 @@ const INVERSES: [&str; 5] = ["restart", "resume", "heal", "fast", "heal-all"];
 /// Every fault of `history`, in the order they began.
 pub fn faults(history: &History) -> Vec<Fault> {
     let mut out: Vec<Fault> = Vec::new();
-    for (event, e) in history.events.iter().enumerate() {
+    for (i, e) in history.events.iter().enumerate() {
         if e.process != Process::Nemesis || e.f.starts_with("migrate") || e.f == "repair-step" {
             continue;
         }
+        let event = history.index(i);
         let phase = e.value.get("phase").and_then(Value::as_str);
         let node = e.value.get("node").and_then(Value::as_str);
         let error = e

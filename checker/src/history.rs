@@ -47,9 +47,33 @@ pub struct History {
     /// The 1-based source line of each event, for imported formats whose events do not sit one
     /// per line after the header; empty when that default holds.
     pub lines: Vec<usize>,
+    /// For a history reduced to some of a file's events (the streaming check's, see
+    /// `crate::stream`): the position each event has among all of the file's events, increasing,
+    /// so that positions compare in line order as in the whole history; empty when every event
+    /// is here (each event's position is then its index).
+    pub indices: Vec<usize>,
 }
 
 impl History {
+    /// The position among the file's events of `events[i]` (see [`History::indices`]).
+    pub fn index(&self, i: usize) -> usize {
+        self.indices.get(i).copied().unwrap_or(i)
+    }
+
+    /// Where in `events` the event at position `event` of the file is; `None` when a reduced
+    /// history did not keep it (or there is no such event).
+    pub fn position(&self, event: usize) -> Option<usize> {
+        if self.indices.is_empty() {
+            return (event < self.events.len()).then_some(event);
+        }
+        self.indices.binary_search(&event).ok()
+    }
+
+    /// The event at position `event` of the file, if this history holds it.
+    pub fn event(&self, event: usize) -> Option<&Event> {
+        self.events.get(self.position(event)?)
+    }
+
     /// Reads a history file; see [`History::parse`].
     pub fn read_file(path: &Path) -> Result<History, HistoryError> {
         let name = path.display().to_string();

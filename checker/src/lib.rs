@@ -162,6 +162,28 @@ pub fn check_file(
     stream::check_file(path, model, opts)
 }
 
+/// [`check_file`] of a register-family history with the redirect-aware analysis
+/// ([`analyze_redirects`]) from the reduced history the same streaming read keeps: the report
+/// the whole history gives, at every size. Other models read the whole [`History`].
+pub fn check_file_analyzed(
+    path: &std::path::Path,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<Report, FileError> {
+    stream::check_file_analyzed(path, model, opts)
+}
+
+/// [`check_file_analyzed`] of a history already opened (a pipe, a FIFO or standard input too),
+/// read once: the analysis runs unless it needs the file again (to keep the ops of a key not
+/// found valid whole); the flag says whether it ran.
+pub fn check_source_analyzed(
+    source: Source,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<(Report, bool), FileError> {
+    stream::check_source_analyzed(source, model, opts)
+}
+
 /// [`check_file`] on a history already opened once (a pipe, a FIFO or standard input too):
 /// registers and list-append histories streaming, other models read whole.
 pub fn check_source(

@@ -53,9 +53,10 @@ pub struct Op {
     pub invoke_ns: u64,
     /// When it completed, ns since the run's start; `u64::MAX` for `info` (open to the end).
     pub complete_ns: u64,
-    /// Position of the invocation in `History::events`.
+    /// Position of the invocation in `History::events` (among the file's events for a reduced
+    /// history: see `History::indices`).
     pub invoke_event: usize,
-    /// Position of the completion in `History::events`; `None` when never completed.
+    /// Position of the completion, as `invoke_event`; `None` when never completed.
     pub complete_event: Option<usize>,
     /// The node that finally answered (from the completion, else the invocation).
     pub node: Option<String>,
@@ -155,7 +156,12 @@ pub enum OpError {
 /// Imported histories record each event's line in `History::lines`. A slotcheck history does
 /// not, so one with blank lines would shift this; the writers never emit blank lines.
 pub fn line_of(history: &History, event: usize) -> usize {
-    if let Some(&line) = history.lines.get(event) {
+    // A reduced history's events are found by their position in the file.
+    let at = match history.indices.is_empty() {
+        true => Some(event),
+        false => history.position(event),
+    };
+    if let Some(&line) = at.and_then(|i| history.lines.get(i)) {
         return line;
     }
     event + 1 + usize::from(history.header.is_some())
@@ -176,7 +182,8 @@ impl Ops {
     pub fn from_history(history: &History) -> Result<Ops, OpError> {
         let mut result = Ops::default();
         let mut processes: HashMap<u64, Pending> = HashMap::new();
-        for (event, e) in history.events.iter().enumerate() {
+        for (i, e) in history.events.iter().enumerate() {
+            let event = history.index(i);
             let process = match e.process {
                 Process::Nemesis => {
                     result.nemesis.push(event);

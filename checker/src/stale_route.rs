@@ -36,7 +36,7 @@ pub fn stale_route_cases(history: &History, ops: &[Op], timeline: &Timeline) -> 
         .iter()
         .enumerate()
         .filter(|(_, e)| e.process == Process::Nemesis && !e.f.starts_with("migrate"))
-        .map(|(i, _)| i)
+        .map(|(i, _)| history.index(i))
         .collect();
     let mut learned: HashMap<(u64, u16), Learned> = HashMap::new();
     let mut out = Vec::new();

@@ -14,8 +14,15 @@
 //! ops ([`HELD_BYTES_MAX`] by default); past it they are spilled to temporary files by key and
 //! read back a batch of keys at a time, so that memory stays bounded however long the history
 //! (see `register::spill`); the report is the same either way.
+//!
+//! [`check_file_analyzed`] is the register family's one path: the same read also keeps a reduced
+//! [`History`] (`keep`: header, nemesis events, the ops that are not a plain `ok`, and a few
+//! bytes of each plain op) on which the redirect-aware analysis runs, so that it needs no second
+//! parse into JSON values at any size (`analyzed`).
 
+mod analyzed;
 mod blocks;
+mod keep;
 mod list;
 mod pairing;
 mod register;
@@ -32,6 +39,7 @@ use pairing::{Pairing, Sink};
 use serde_json::Value;
 use std::path::Path;
 
+pub use analyzed::{check_file_analyzed, check_source_analyzed};
 pub use register::HELD_BYTES_MAX;
 
 /// Why a history file could not be checked.

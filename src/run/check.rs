@@ -1,7 +1,8 @@
 //! The check stage: a run's history against its workload's model. Register-family histories
 //! (register, cas-register, with their multi-key `txn` ops) are checked from the compact per-key
-//! ops of the streaming reader at every size; a history small enough is also read whole for the
-//! redirect-aware context. Other models read the whole history.
+//! ops of the streaming reader at every size, and the redirect-aware analysis runs on the reduced
+//! history that one read keeps (`checker::check_file_analyzed`), at every size too. Other models
+//! (counter, set, kv, txn) read the whole history.
 
 use crate::term::warn;
 use anyhow::{Context, Result};
@@ -11,10 +12,21 @@ use workloads::WorkloadKind;
 
 use super::Run;
 
-/// Histories at least this large are not read whole: register-family ones are checked streaming
-/// only, so that memory grows with the ops rather than with the text, and their reports lack the
-/// redirect-aware context.
+/// Histories at least this large are not read whole by `slotcheck test` for verify and the report
+/// (a register-family check never reads its history whole), nor by `slotcheck check` from a pipe.
 pub const STREAM_BYTES_MIN: u64 = 256 << 20;
+
+/// The warning of a report whose redirect-aware analysis did not run: a piped history of at
+/// least [`STREAM_BYTES_MIN`] bytes with a key not valid, whose ops the analysis would need to
+/// read again.
+pub fn unanalyzed_warning(name: &str) -> String {
+    format!(
+        "{name} is a pipe of at least {} MiB with keys not valid, whose ops the redirect-aware \
+         analysis (protocol, stale routes, causes, coverage) reads again: it did not run (check \
+         the file itself for it)",
+        STREAM_BYTES_MIN >> 20
+    )
+}
 
 /// Three quarters of the memory the kernel says is available (`MemAvailable` of
 /// `/proc/meminfo`), in bytes: what the searches' caches may share, the rest left to the
@@ -46,38 +58,13 @@ pub fn streams(model: ModelKind) -> bool {
     matches!(model, ModelKind::Register | ModelKind::CasRegister)
 }
 
-/// Checks the slotcheck history at `path` against `model`: register-family histories streaming
-/// ([`streams`]). Below `stream_bytes_min` bytes the whole history is also read (for other models
-/// only it) and the report gets redirect-aware context: slot, migration phase, faults and hops
-/// of each explained op (`analyze_redirects`).
-pub fn check_history(
-    path: &Path,
-    model: ModelKind,
-    opts: &CheckOptions,
-    stream_bytes_min: u64,
-) -> Result<Report> {
-    let name = path.display().to_string();
-    let bytes = std::fs::metadata(path)
-        .map_err(|source| checker::HistoryError::Io {
-            path: name.clone(),
-            source,
-        })?
-        .len();
+/// Checks the slotcheck history at `path` against `model` with the redirect-aware context (slot,
+/// migration phase, faults and hops of each explained op, protocol anomalies, coverage):
+/// register-family histories ([`streams`]) from one streaming read at every size, other models
+/// from the whole history.
+pub fn check_history(path: &Path, model: ModelKind, opts: &CheckOptions) -> Result<Report> {
     if streams(model) {
-        let mut report = checker::check_file(path, model, opts)?;
-        if bytes < stream_bytes_min {
-            let history = History::read_file(path)?;
-            analyze(&history, path, model, opts, &mut report)?;
-        } else {
-            // Say what was not checked, so no one reads "no protocol violations" into silence.
-            report.warnings.push(format!(
-                "{name} is {} MiB (at least {} MiB): the verdict is the per-key check's alone; \
-                 the redirect-aware analysis (protocol, stale routes, causes, coverage) did not run",
-                bytes >> 20,
-                stream_bytes_min >> 20
-            ));
-        }
-        return Ok(report);
+        return Ok(checker::check_file_analyzed(path, model, opts)?);
     }
     let history = History::read_file(path)?;
     check_loaded(&history, path, model, opts)
@@ -156,22 +143,15 @@ pub fn read_unless_large(path: &Path) -> Result<Option<History>> {
 }
 
 /// `slotcheck test`'s (and `report`'s) check of a run's history at `path` with its `workload`'s
-/// model and options: the register family streaming from the file (with the redirect-aware
-/// analysis of the `history` [`read_unless_large`] read, if any), other models from that
-/// `history`, else the file; warnings are shown.
+/// model and options: the register family from the file ([`check_history`]: the same report at
+/// every size, whatever is in hand), other models from the `history` [`read_unless_large`] read,
+/// else the file; warnings are shown.
 pub fn check_run(path: &Path, history: Option<&History>, workload: WorkloadKind) -> Result<Report> {
     let model = model_of(workload);
     let opts = with_search_memory(options_of(workload));
     let report = match history {
-        // The register family's verdict comes from the compact per-key ops at every size; the
-        // history in hand serves the redirect-aware analysis.
-        Some(h) if streams(model) => {
-            let mut report = checker::check_file(path, model, &opts)?;
-            analyze(h, path, model, &opts, &mut report)?;
-            report
-        }
-        Some(h) => check_loaded(h, path, model, &opts)?,
-        None => check_history(path, model, &opts, STREAM_BYTES_MIN)?,
+        Some(h) if !streams(model) => check_loaded(h, path, model, &opts)?,
+        _ => check_history(path, model, &opts)?,
     };
     for w in &report.warnings {
         warn(w);
@@ -193,8 +173,8 @@ pub fn check<S, F>(run: &Run<S, F>, history: Option<&History>) -> Result<Report>
 mod tests {
     use super::*;
 
-    /// A register history with a multi-key op is checked streaming at every size, with the
-    /// verdict the in-memory check gives, and the redirect-aware context when it is small.
+    /// A register history with a multi-key op is checked streaming, with the verdict and the
+    /// redirect-aware context the in-memory check gives.
     #[test]
     fn a_register_history_with_txn_ops_streams_at_every_size() {
         let dir = tempfile::tempdir().unwrap();
@@ -211,15 +191,13 @@ mod tests {
         ] {
             std::fs::write(&path, lines.join("\n").replace("VALUE", value) + "\n").unwrap();
             let opts = CheckOptions::default();
-            let large = check_history(&path, ModelKind::Register, &opts, 0).unwrap();
-            assert_eq!(large.valid, want, "b read {value}");
-            assert!(large.redirect_analysis.is_none());
-            let small = check_history(&path, ModelKind::Register, &opts, u64::MAX).unwrap();
-            assert_eq!(small.valid, want, "b read {value}");
-            assert!(small.redirect_analysis.is_some());
+            let streamed = check_history(&path, ModelKind::Register, &opts).unwrap();
+            assert_eq!(streamed.valid, want, "b read {value}");
+            assert!(streamed.redirect_analysis.is_some());
             let history = History::read_file(&path).unwrap();
             let held = check_loaded(&history, &path, ModelKind::Register, &opts).unwrap();
-            assert_eq!(small.keys, held.keys, "b read {value}");
+            assert_eq!(streamed.keys, held.keys, "b read {value}");
+            assert_eq!(streamed.redirect_analysis, held.redirect_analysis);
             assert!(search_memory().is_some_and(|b| b > 0));
         }
     }

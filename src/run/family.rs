@@ -85,8 +85,8 @@ pub struct RunOutcome<N> {
     pub report: Report,
     /// The recorded history.
     pub history: PathBuf,
-    /// The history as read for verify, the check and the report (`None` past
-    /// [`check::STREAM_BYTES_MIN`], where it was checked streaming).
+    /// The history as read for verify, the other models' check and the report (`None` past
+    /// [`check::STREAM_BYTES_MIN`]; a register-family check never needs it).
     pub loaded: Option<History>,
     /// Fresh-process bring-up time of the servers.
     pub bring_up: Duration,

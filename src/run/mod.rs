@@ -43,7 +43,8 @@ use workloads::{ClientInfo, Recorder, WorkloadConfig};
 pub use attach::NEEDS_HOSTS;
 pub use check::{
     analyze, assumptions_of, check_history, check_loaded, check_run, model_of, options_of,
-    read_unless_large, search_memory, streams, with_search_memory, STREAM_BYTES_MIN,
+    read_unless_large, search_memory, streams, unanalyzed_warning, with_search_memory,
+    STREAM_BYTES_MIN,
 };
 
 /// The state that flows between the stages of one run, over any server family `S` (a Redis

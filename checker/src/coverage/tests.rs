@@ -182,3 +182,28 @@ fn the_redirect_analysis_carries_it() {
         (8, 2)
     );
 }
+
+#[test]
+fn plain_ops_are_counted_by_slot_between_nemesis_events() {
+    let mut plain = PlainOps::default();
+    plain.keys = vec!["a".into(), "b".into()];
+    plain.push(7, Some(0), Some(16383));
+    plain.push(3, Some(0), Some(16383));
+    plain.nemesis(8);
+    plain.push(6, Some(0), Some(5)); // invoked before the nemesis event, completed after
+    plain.push(1 << 40, Some(1), Some(16383));
+    plain.push(9, Some(1), None);
+    plain.push(11, None, None);
+    plain.push(12, Some(1), None);
+    assert_eq!(plain.len(), 7);
+    let mut slotted: Vec<(usize, u16, u64)> = plain.slotted().collect();
+    slotted.sort_unstable();
+    assert_eq!(slotted, [(6, 5, 1), (7, 16383, 2), (1 << 40, 16383, 1)]);
+    let mut unslotted: Vec<(usize, Option<&str>, u64)> = plain.unslotted().collect();
+    unslotted.sort_unstable();
+    assert_eq!(unslotted, [(9, Some("b"), 2), (11, None, 1)]);
+    // The op invoked last (not the one counted last) names a key's slot.
+    let mut last: Vec<(&str, usize, u16)> = plain.last_slots().collect();
+    last.sort_unstable();
+    assert_eq!(last, [("a", 7, 16383), ("b", 1 << 40, 16383)]);
+}

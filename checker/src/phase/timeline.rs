@@ -25,10 +25,11 @@ impl Timeline {
     /// Rebuilds every migration from the nemesis events of `history`.
     pub fn new(history: &History) -> Timeline {
         let mut t = Timeline::default();
-        for (event, e) in history.events.iter().enumerate() {
+        for (i, e) in history.events.iter().enumerate() {
             if e.process != Process::Nemesis {
                 continue;
             }
+            let event = history.index(i);
             let step = Step {
                 event,
                 f: e.f.clone(),
@@ -143,7 +144,7 @@ impl Timeline {
             apply(&mut state, step, &mut moved, &mut moved_total, &mut marked);
             if state.phase != before || step.event == m.steps[0].event {
                 state.since_line = Some(line_of(history, step.event));
-                state.since_ns = Some(history.events[step.event].time);
+                state.since_ns = history.event(step.event).map(|e| e.time);
             }
         }
         state.keys_moved = moved_total.max(moved.len());

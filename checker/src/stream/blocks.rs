@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use std::io::Read;
 
 /// Bytes read per block (a block ends at the last newline after this many bytes).
-const BLOCK_BYTES: usize = 4 << 20;
+const BLOCK_BYTES: usize = 256 << 10;
 /// Bytes scanned per parallel task.
 const SEGMENT_BYTES: usize = 256 << 10;
 

@@ -10,9 +10,10 @@ mod slow;
 use processes::{Pending, Processes};
 
 use super::blocks::Line;
-use super::scan::Fast;
+use super::keep::{Completion, Finished, Keep};
 use super::scan::Val;
 use super::scan::{f_code, key_hash, same, KNOWN_F, OTHER_F};
+use super::scan::{Fast, Shape};
 use super::FileError;
 use crate::hash::{BuildPassThrough, FxHasher};
 use crate::history::{EventType, RedirectKind};
@@ -104,17 +105,28 @@ impl Keys {
 }
 
 /// An invocation awaiting its completion.
-struct Invoked {
-    event: usize,
-    line: usize,
+pub(crate) struct Invoked {
+    /// Its position among the file's events.
+    pub event: usize,
+    /// Its 1-based line.
+    pub line: usize,
     /// Index into `Pairing::fs`.
     f: u32,
     /// [`f_code`] of `f`.
     f_code: u8,
-    key: Option<u32>,
-    value: Arg,
-    time: u64,
+    /// Its key, by index into [`Keys::names`].
+    pub key: Option<u32>,
+    /// Its argument.
+    pub value: Arg,
+    /// Its time, ns.
+    pub time: u64,
     redirects: Vec<RedirectKind>,
+    /// Which fields beyond the six every event has its line holds.
+    pub shape: Shape,
+    /// Its `slot` field, as the scanner read it.
+    pub slot: Option<u16>,
+    /// Its line, when a [`Keep`] may need it whole and cannot rebuild it (not [`Shape::Bare`]).
+    pub raw: Option<Box<[u8]>>,
 }
 
 /// One client event, however it was read.
@@ -130,6 +142,8 @@ struct Ev<'a> {
     value: Arg,
     time: u64,
     redirects: Vec<RedirectKind>,
+    shape: Shape,
+    slot: Option<u16>,
 }
 
 impl<'a> Ev<'a> {
@@ -159,6 +173,8 @@ impl<'a> Ev<'a> {
             value,
             time,
             redirects,
+            shape: Shape::Other,
+            slot: None,
         }
     }
 }
@@ -181,6 +197,8 @@ fn fast_ev(fast: Fast, text: &[u8]) -> Ev<'_> {
         value: Arg::Fast(fast.value),
         time: fast.time,
         redirects: Vec::new(),
+        shape: fast.shape,
+        slot: fast.slot,
     }
 }
 
@@ -222,6 +240,8 @@ pub(crate) struct Pairing {
     pub keys: Keys,
     event: usize,
     header_seen: bool,
+    /// What is kept for the redirect-aware analysis, if anything is.
+    pub(super) keep: Option<Keep>,
     /// Set after a cut-off last line: nothing more is read.
     done: bool,
 }
@@ -238,6 +258,7 @@ impl Pairing {
             keys: Keys::default(),
             event: 0,
             header_seen: false,
+            keep: None,
             done: false,
         }
     }
@@ -292,7 +313,7 @@ impl Pairing {
         let pending = std::mem::take(self.processes.get(process));
         let invoked = match (pending, ev.kind) {
             (Pending::Idle, EventType::Invoke) => {
-                self.invoke(ev, this, line_no);
+                self.invoke(ev, this, &line);
                 return Ok(());
             }
             (Pending::Outstanding(inv), kind) if kind != EventType::Invoke => inv,
@@ -311,15 +332,45 @@ impl Pairing {
             EventType::Fail => Outcome::Fail,
             _ => Outcome::Info,
         };
+        let done = Completion {
+            event: this,
+            line: line_no,
+            text: line.text,
+            shape: ev.shape,
+            slot: ev.slot,
+        };
+        self.kept(process, &invoked, outcome, Some(done))?;
         let complete = Some((this, line_no, ev.time, ev.value));
         self.finish_op(process, invoked, outcome, complete, &ev.redirects, sink)
     }
 
-    /// Holds the invocation `ev` (event `this`, on line `line_no`) until its completion.
-    fn invoke(&mut self, ev: Ev<'_>, this: usize, line_no: usize) {
+    /// Hands the finished op invoked by `inv` to the [`Keep`], if there is one.
+    fn kept(
+        &mut self,
+        process: u64,
+        inv: &Invoked,
+        outcome: Outcome,
+        complete: Option<Completion<'_>>,
+    ) -> Result<(), FileError> {
+        let Some(keep) = self.keep.as_mut() else {
+            return Ok(());
+        };
+        let op = Finished {
+            process,
+            f: &self.fs[inv.f as usize],
+            key: inv.key.map_or("", |k| &self.keys.names[k as usize]),
+            outcome,
+            complete,
+        };
+        keep.op(inv, op, &self.name)
+    }
+
+    /// Holds the invocation `ev` (event `this`, on `line`) until its completion.
+    fn invoke(&mut self, ev: Ev<'_>, this: usize, line: &Line<'_>) {
+        let raw = (self.keep.is_some() && ev.shape != Shape::Bare).then(|| line.text.into());
         let invoked = Invoked {
             event: this,
-            line: line_no,
+            line: line.no,
             f: self.f_index(&ev.f, ev.f_code),
             f_code: ev.f_code,
             key: ev
@@ -329,6 +380,9 @@ impl Pairing {
             value: ev.value,
             time: ev.time,
             redirects: ev.redirects,
+            shape: ev.shape,
+            slot: ev.slot,
+            raw,
         };
         *self.processes.get(ev.process) = Pending::Outstanding(invoked);
     }
@@ -428,13 +482,20 @@ impl Pairing {
 
     /// Ends the file: invocations never completed count as `info`, in the order they were
     /// invoked. Returns the counts and the key names.
-    pub(crate) fn finish<S: Sink>(
+    pub(crate) fn finish<S: Sink>(self, sink: &mut S) -> Result<(Report, Vec<String>), FileError> {
+        self.finish_keeping(sink)
+            .map(|(report, names, _)| (report, names))
+    }
+
+    /// [`Pairing::finish`], also returning what was kept for the redirect-aware analysis.
+    pub(crate) fn finish_keeping<S: Sink>(
         mut self,
         sink: &mut S,
-    ) -> Result<(Report, Vec<String>), FileError> {
+    ) -> Result<(Report, Vec<String>, Option<Keep>), FileError> {
         for (process, inv) in std::mem::take(&mut self.processes).outstanding() {
+            self.kept(process, &inv, Outcome::Info, None)?;
             self.finish_op(process, inv, Outcome::Info, None, &[], sink)?;
         }
-        Ok((self.report, self.keys.names))
+        Ok((self.report, self.keys.names, self.keep))
     }
 }

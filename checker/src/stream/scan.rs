@@ -46,6 +46,23 @@ pub(crate) struct Fast {
     pub key_hash: u64,
     pub value: Val,
     pub time: u64,
+    /// The `slot` field, when it holds one.
+    pub slot: Option<u16>,
+    /// Which fields beyond the six every event has the line holds (see [`Shape`]).
+    pub shape: Shape,
+}
+
+/// Which fields a scanned line holds beyond `type`, `process`, `f`, `key`, `value` and `time`,
+/// so that the streaming check knows which events it may leave out of its reduced history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Shape {
+    /// None: the event is rebuilt from what the scanner read.
+    Bare,
+    /// Only `index`, `wall`, `node` or `slot`: nothing the redirect-aware analysis reads of an
+    /// ordinary op but its slot.
+    Plain,
+    /// `error`, `redirects`, or a field the scanner does not know (`batch`, ...).
+    Other,
 }
 
 /// The `f`s named by a code (their index here), so that the pairing and the models compare
@@ -331,6 +348,17 @@ impl Cursor<'_> {
     }
 }
 
+impl Shape {
+    /// The shape of a line holding the field of [`field`]'s bit `field` (`None`: unknown).
+    fn of(field: Option<u32>) -> Shape {
+        match field {
+            Some(0..=5) => Shape::Bare,
+            Some(6..=9) => Shape::Plain,
+            _ => Shape::Other,
+        }
+    }
+}
+
 /// Scans the line that starts `rest` (which runs on to the end of its block) and returns what it
 /// read and the line's length (to its newline or the end of `rest`); `None` sends the line to
 /// the full reader. Strings must be printable ASCII, and only JSON's whitespace is skipped (the
@@ -342,6 +370,7 @@ pub(crate) fn scan_line(rest: &[u8]) -> Option<(Fast, usize)> {
     let mut seen = 0u32;
     let (mut kind, mut process, mut f, mut key, mut value, mut time) =
         (None, 0u64, 0..0, None, Val::Null, 0u64);
+    let (mut slot, mut shape) = (None, Shape::Bare);
     c.eat(b'{')?;
     if c.eat(b'}').is_none() {
         loop {
@@ -355,6 +384,7 @@ pub(crate) fn scan_line(rest: &[u8]) -> Option<(Fast, usize)> {
                 }
                 seen |= 1 << field;
             }
+            shape = shape.max(Shape::of(field));
             match (field, token) {
                 (Some(0), Token::Str(r)) => {
                     const INVOKE: u64 = word(b"invoke");
@@ -378,7 +408,7 @@ pub(crate) fn scan_line(rest: &[u8]) -> Option<(Fast, usize)> {
                 (Some(4), Token::Ints(v)) => value = Val::Ints(v),
                 (Some(5), Token::Int(t)) if t >= 0 => time = t as u64,
                 (Some(6), Token::Int(i)) if i >= 0 => {}
-                (Some(9), Token::Int(s)) if (0..16384).contains(&s) => {}
+                (Some(9), Token::Int(s)) if (0..16384).contains(&s) => slot = Some(s as u16),
                 (Some(7 | 8 | 10), Token::Str(_)) => {}
                 (Some(6..=10), Token::Null) => {}
                 (Some(REDIRECTS), Token::Null) => {}
@@ -409,6 +439,8 @@ pub(crate) fn scan_line(rest: &[u8]) -> Option<(Fast, usize)> {
         key: key.map(|k| k.start as u32..k.end as u32),
         value,
         time,
+        slot,
+        shape,
     };
     Some((fast, c.i))
 }

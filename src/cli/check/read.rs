@@ -5,7 +5,7 @@ use super::{CheckArgs, InputError};
 use anyhow::{Context, Result};
 use checker::{import, CheckOptions, Format, ImportError, ModelKind, Report, Source};
 use serde_json::Value;
-use slotcheck::run::{analyze, check_loaded, streams, STREAM_BYTES_MIN};
+use slotcheck::run::{check_history, check_loaded, streams, unanalyzed_warning, STREAM_BYTES_MIN};
 use slotcheck::term::warn;
 use std::path::Path;
 
@@ -114,10 +114,12 @@ fn check_imported(
         .with_context(|| format!("checking {name} as {model}"))
 }
 
-/// Checks a slotcheck history read once from `source`, as [`slotcheck::run::check_history`]
-/// checks a file: register-family histories streaming at every size, from their compact per-key
-/// ops; one under [`STREAM_BYTES_MIN`] bytes is also read whole (a regular file again, a pipe
-/// from the bytes peeked) for the redirect-aware context. Other models read the history whole.
+/// Checks a slotcheck history opened as `source`, as [`check_history`] checks a file:
+/// register-family histories from one streaming read at every size, with the redirect-aware
+/// analysis of the reduced history it keeps. A pipe cannot be read twice: one under
+/// [`STREAM_BYTES_MIN`] bytes is read whole (from the bytes peeked); a larger one is checked
+/// streaming, with the analysis unless a key is not valid (its ops would be read again; a
+/// warning says so). Other models read the history whole.
 fn check_slotcheck(mut source: Source, model: ModelKind, opts: &CheckOptions) -> Result<Report> {
     let name = source.name().to_string();
     let io = |source| InputError::Io {
@@ -128,19 +130,18 @@ fn check_slotcheck(mut source: Source, model: ModelKind, opts: &CheckOptions) ->
         let history = checker::History::read(source)?;
         return check_loaded(&history, Path::new(&name), model, opts);
     }
-    let small = match source.regular_len() {
-        Some(len) => len < STREAM_BYTES_MIN,
-        None => source.peek(STREAM_BYTES_MIN as usize).map_err(io)?,
-    };
-    if small && source.regular_len().is_none() {
+    if source.regular_len().is_some() {
+        drop(source);
+        return check_history(Path::new(&name), model, opts);
+    }
+    if source.peek(STREAM_BYTES_MIN as usize).map_err(io)? {
         // A pipe is read once: the history whole, the check from its ops.
         let history = checker::History::read(source)?;
         return check_loaded(&history, Path::new(&name), model, opts);
     }
-    let mut report = checker::check_source(source, model, opts)?;
-    if small {
-        let history = checker::History::read_file(Path::new(&name))?;
-        analyze(&history, Path::new(&name), model, opts, &mut report)?;
+    let (mut report, analyzed) = checker::check_source_analyzed(source, model, opts)?;
+    if !analyzed {
+        report.warnings.push(unanalyzed_warning(&name));
     }
     Ok(report)
 }
@@ -229,7 +230,6 @@ pub(super) fn parse_model(text: &str) -> Result<ModelKind, String> {
 mod tests {
     use super::*;
     use checker::Validity;
-    use slotcheck::run::check_history;
     use std::path::PathBuf;
 
     fn fixture(name: &str) -> PathBuf {
@@ -266,21 +266,27 @@ mod tests {
             "register-mset-lost-bad.jsonl",
         ] {
             let path = fixture(name);
-            let loaded = check_history(&path, ModelKind::Register, &opts, u64::MAX).unwrap();
-            let streamed = check_history(&path, ModelKind::Register, &opts, 0).unwrap();
+            let history = checker::History::read_file(&path).unwrap();
+            let loaded = check_loaded(&history, &path, ModelKind::Register, &opts).unwrap();
+            let streamed = check_history(&path, ModelKind::Register, &opts).unwrap();
             let verdicts = |r: &Report| -> Vec<(String, Validity)> {
                 r.keys.iter().map(|k| (k.key.clone(), k.valid)).collect()
             };
             assert_eq!(verdicts(&streamed), verdicts(&loaded), "{name}");
             assert_eq!(streamed.valid, loaded.valid, "{name}");
+            // The redirect-aware analysis runs on the reduced history at every size, and says
+            // what the whole history says.
             assert!(
-                loaded.redirect_analysis.is_some(),
-                "{name}: context when loaded"
+                streamed.redirect_analysis.is_some(),
+                "{name}: context when streamed"
             );
-            assert!(
-                streamed.redirect_analysis.is_none(),
-                "{name}: context only when read whole"
+            assert_eq!(
+                streamed.redirect_analysis, loaded.redirect_analysis,
+                "{name}"
             );
+            assert_eq!(streamed.anomalies, loaded.anomalies, "{name}");
+            assert_eq!(streamed.keys, loaded.keys, "{name}");
+            assert_eq!(streamed.causes, loaded.causes, "{name}");
         }
     }
 

@@ -108,6 +108,9 @@ impl Pairing {
                 .into());
             }
             self.header_seen = true;
+            if let Some(keep) = self.keep.as_mut() {
+                keep.header(one.header);
+            }
             return Ok(None);
         }
         let Some(e) = one.events.into_iter().next() else {
@@ -115,6 +118,9 @@ impl Pairing {
         };
         let Process::Client(process) = e.process else {
             self.report.nemesis_events += 1;
+            if let Some(keep) = self.keep.as_mut() {
+                keep.nemesis(self.event, line.no, e);
+            }
             self.event += 1;
             return Ok(None);
         };
