@@ -24,7 +24,14 @@ pub(super) async fn fix_slot(
     };
     let open = survey(nodes, slot, owner).await?;
     if let Some(target) = &open.migrating {
-        if !nodes.iter().any(|n| &n.me.id == target) {
+        // A target failed over (a replica promoted in its place) owns no slot any more: its data
+        // is on the promoted node, among `nodes`, and the slot can be settled without it.
+        let owns_slots = |n: &Master| {
+            n.view
+                .iter()
+                .any(|l| &l.id == target && !l.is_replica() && !l.slots.is_empty())
+        };
+        if !nodes.iter().any(|n| &n.me.id == target) && nodes.iter().any(owns_slots) {
             // The target may hold keys already moved: rolled back now, the owner would answer
             // "absent" for them until the target is back. Left open, clients meet ASK and a
             // target that does not answer, which is the truth.

@@ -11,7 +11,7 @@
 //! | O | none | *roll back*: `SETSLOT STABLE` on O |
 //! | O → T | T and others | finish to T; `STABLE` on the others (their keys reported stranded) |
 //! | O → X | some, X not among them | roll back: `STABLE` on O, move their keys to O, `STABLE` on them |
-//! | O → X, X not reached | any | *unfixed*: X may hold moved keys; wait until it is back |
+//! | O → X, X not reached, a master owning slots | any | *unfixed*: X may hold moved keys; wait until it is back |
 //! | none | I (O has no keys, only I has keys) | *finish* to I (nothing to move) |
 //! | none | I... | *roll back*: move their keys to O, then `STABLE` on each |
 //!
@@ -102,6 +102,8 @@ struct Master {
     peer: Peer,
     admin: Admin,
     me: NodeLine,
+    /// Its whole `CLUSTER NODES` when repair connected: how it sees the nodes repair cannot reach.
+    view: Vec<NodeLine>,
 }
 
 impl Master {
@@ -148,28 +150,45 @@ async fn connect_all(masters: &[Peer]) -> Result<Vec<Master>, MigrateError> {
             Admin::connect_with_timeout(&peer.addr, REPAIR_MIGRATE_TIMEOUT_MS + MIGRATE_SLACK_MS)
                 .await
                 .map_err(err(0, "connect"))?;
-        let me = myself(&mut admin).await?;
+        let view = cluster_view(&mut admin).await?;
+        let me = own_line(&admin, view.clone())?;
         out.push(Master {
             peer: peer.clone(),
             admin,
             me,
+            view,
         });
     }
     Ok(out)
 }
 
-/// The node's own line of `CLUSTER NODES`.
-async fn myself(admin: &mut Admin) -> Result<NodeLine, MigrateError> {
+/// Every line of the node's `CLUSTER NODES`.
+async fn cluster_view(admin: &mut Admin) -> Result<Vec<NodeLine>, MigrateError> {
     let text = admin
         .text(&["CLUSTER", "NODES"])
         .await
         .map_err(err(0, "cluster-nodes"))?;
-    parse_nodes(&text)
-        .and_then(|lines| lines.into_iter().find(|l| l.has_flag("myself")))
+    parse_nodes(&text).ok_or_else(|| MigrateError::Reply {
+        addr: admin.addr().to_string(),
+        command: "CLUSTER NODES",
+        detail: "unparsable".to_string(),
+    })
+}
+
+/// The node's own line of `CLUSTER NODES`.
+async fn myself(admin: &mut Admin) -> Result<NodeLine, MigrateError> {
+    let view = cluster_view(admin).await?;
+    own_line(admin, view)
+}
+
+/// The `myself` line among `view`, `admin`'s node's.
+fn own_line(admin: &Admin, view: Vec<NodeLine>) -> Result<NodeLine, MigrateError> {
+    view.into_iter()
+        .find(|l| l.has_flag("myself"))
         .ok_or_else(|| MigrateError::Reply {
             addr: admin.addr().to_string(),
             command: "CLUSTER NODES",
-            detail: "no parsable myself line".to_string(),
+            detail: "no myself line".to_string(),
         })
 }
 
