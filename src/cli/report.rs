@@ -28,7 +28,9 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         &verify::read_findings(run_dir)?,
         history.as_ref(),
     )?;
-    let done = report::rewrite(&saved, &checked, history.as_ref())?;
+    let model = run::model_of(saved.workload);
+    let streamed = run::streams(model).then_some(model);
+    let done = report::rewrite(&saved, &checked, history.as_ref(), streamed)?;
     let valid = checked.valid;
     print!("{}", render(checked, KEYS_SHOWN_MAX));
     println!("results: {}", done.results.display());
