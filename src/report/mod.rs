@@ -161,6 +161,8 @@ pub struct SavedRun {
     pub history: PathBuf,
     /// The workload its header names (the default for a history without one).
     pub workload: workloads::WorkloadKind,
+    /// The server its header names, if any.
+    pub server: Option<String>,
 }
 
 impl SavedRun {
@@ -173,17 +175,17 @@ impl SavedRun {
                 dir.display()
             );
         }
-        let workload = header_of(&history)
-            .and_then(|h| {
-                h["workload"]
-                    .as_str()
-                    .and_then(workloads::WorkloadKind::parse)
-            })
+        let header = header_of(&history);
+        let field = |name: &str| header.as_ref().and_then(|h| h[name].as_str());
+        let workload = field("workload")
+            .and_then(workloads::WorkloadKind::parse)
             .unwrap_or_default();
+        let server = field("server").map(str::to_string);
         Ok(SavedRun {
             dir: dir.to_path_buf(),
             history,
             workload,
+            server,
         })
     }
 }
