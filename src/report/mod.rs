@@ -10,7 +10,9 @@
 //! and migration periods shaded.
 //!
 //! The page is a pure function of the [`History`] and the checker's [`Report`]: no clock, no
-//! paths, ordered maps only, so `slotcheck report DIR` rebuilds it byte for byte. It needs no
+//! paths, ordered maps only, so `slotcheck report DIR` rebuilds it byte for byte. A
+//! register-family page is drawn from the one path's read instead ([`render_file`]: the reduced
+//! history, a compact record per op, and the lines of only the ops drawn), the same bytes. It needs no
 //! network: inline SVG (plots by plotters' SVG backend), inline styles and a small inline
 //! script. At most [`OPS_SHOWN_MAX`] ops are drawn one by one (every k-th, as the page says,
 //! plus every op an explanation or anomaly names), so that a 1M-op history gives a page of a
