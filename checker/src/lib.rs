@@ -125,7 +125,7 @@ pub use options::{Assumptions, CheckError, CheckOptions};
 pub use report::{causes_line, counts_text, KeyReport, OutcomeCounts, RedirectCounts, Report};
 pub use slot::{codis_slot, key_slot, ClusterSlots, CodisSlots, SlotFunction};
 pub use source::Source;
-pub use stream::{FileError, HELD_BYTES_MAX};
+pub use stream::{add_lines, page_file, FileError, PageOp, PageOps, HELD_BYTES_MAX};
 pub use validity::Validity;
 
 /// Adds redirect-aware analysis to `report`, which `check(history, model, opts)` returned: each

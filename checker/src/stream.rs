@@ -24,6 +24,7 @@ mod analyzed;
 mod blocks;
 mod keep;
 mod list;
+mod page;
 mod pairing;
 mod register;
 mod scan;
@@ -40,6 +41,7 @@ use serde_json::Value;
 use std::path::Path;
 
 pub use analyzed::{check_file_analyzed, check_source_analyzed};
+pub use page::{add_lines, page_file, PageOp, PageOps};
 pub use register::HELD_BYTES_MAX;
 
 /// Why a history file could not be checked.

@@ -147,18 +147,17 @@ impl Group {
 
 /// Every migration as bars, one per phase, and their tooltips.
 pub fn migrations(p: &Prepared, tips: &mut Vec<Value>) -> Group {
-    let events = &p.history.events;
     let mut out = Vec::new();
     for m in &p.at.timeline.migrations {
-        let start = events[m.steps[0].event].time;
-        let end = m.end_event.map_or(p.end_ns, |e| events[e].time).max(start);
+        let start = p.time_of(m.steps[0].event);
+        let end = m.end_event.map_or(p.end_ns, |e| p.time_of(e)).max(start);
         let mut phases: Vec<(u64, Phase)> = Vec::new();
         for step in &m.steps {
             let state =
                 p.at.timeline
                     .state_at(p.history, m.slots.0, step.event + 1, None);
             if phases.last().map(|l| l.1) != Some(state.phase) {
-                phases.push((events[step.event].time, state.phase));
+                phases.push((p.time_of(step.event), state.phase));
             }
         }
         let slots = if m.slots.0 == m.slots.1 {
@@ -181,7 +180,7 @@ pub fn migrations(p: &Prepared, tips: &mut Vec<Value>) -> Group {
             text.push_str(&format!("\n  {} {phase}", secs(*t)));
         }
         if let Some(e) = m.end_event {
-            text.push_str(&format!("\nend: {}", events[e].value));
+            text.push_str(&format!("\nend: {}", p.value_of(e)));
         }
         let mut bars = Vec::new();
         for (i, &(t, phase)) in phases.iter().enumerate() {
@@ -208,14 +207,14 @@ pub fn migrations(p: &Prepared, tips: &mut Vec<Value>) -> Group {
 
 /// Every fault as a bar, and their tooltips.
 pub fn faults(p: &Prepared, tips: &mut Vec<Value>) -> Group {
-    let events = &p.history.events;
     let mut out = Vec::new();
     for f in &p.at.faults {
         let end = f.end_ns.unwrap_or(p.end_ns).max(f.begin_ns);
         let mut text = format!("{f}\n{} .. {}", secs(f.begin_ns), secs(end));
-        text.push_str(&format!("\nbegin: {}", events[f.begin_event].value));
+        text.push_str(&format!("\nbegin: {}", p.value_of(f.begin_event)));
         if let Some(e) = f.end_event.filter(|&e| e != f.begin_event) {
-            text.push_str(&format!("\nended by {}: {}", events[e].f, events[e].value));
+            let f_of = p.history.event(e).map_or("", |e| e.f.as_str());
+            text.push_str(&format!("\nended by {f_of}: {}", p.value_of(e)));
         }
         tips.push(Value::from(text));
         let class: String =

@@ -10,7 +10,9 @@
 //! and migration periods shaded.
 //!
 //! The page is a pure function of the [`History`] and the checker's [`Report`]: no clock, no
-//! paths, ordered maps only, so `slotcheck report DIR` rebuilds it byte for byte. It needs no
+//! paths, ordered maps only, so `slotcheck report DIR` rebuilds it byte for byte. A
+//! register-family page is drawn from the one path's read instead ([`render_file`]: the reduced
+//! history, a compact record per op, and the lines of only the ops drawn), the same bytes. It needs no
 //! network: inline SVG (plots by plotters' SVG backend), inline styles and a small inline
 //! script. At most [`OPS_SHOWN_MAX`] ops are drawn one by one (every k-th, as the page says,
 //! plus every op an explanation or anomaly names), so that a 1M-op history gives a page of a
@@ -30,12 +32,14 @@ mod explain;
 pub(crate) mod page;
 mod plots;
 mod prepare;
+#[cfg(test)]
+mod same;
 mod timeline;
 
 pub use prepare::OPS_SHOWN_MAX;
 
 use anyhow::{Context, Result};
-use checker::{History, Report};
+use checker::{History, ModelKind, Report};
 use std::path::{Path, PathBuf};
 
 /// The page's file name in a run directory.
@@ -63,14 +67,33 @@ pub enum ReportError {
 
 /// The page for `history` and the checker's `report` on it.
 pub fn render(history: &History, report: &Report) -> Result<String, ReportError> {
-    let p = prepare::Prepared::new(history, report)?;
+    draw(&prepare::Prepared::new(history, report)?)
+}
+
+/// The page for the register-family history file at `path`, checked against `model` in
+/// `report`, from the one path's read (the reduced history and every op's compact record, see
+/// [`checker::page_file`]) plus a read of only the lines of the ops drawn that it left out: the
+/// page [`render`] gives of the whole history, with no whole history read.
+pub fn render_file(path: &Path, model: ModelKind, report: &Report) -> Result<String> {
+    let name = path.display();
+    let (mut history, series) = checker::page_file(path, model, report)
+        .with_context(|| format!("reading {name} for the report"))?;
+    let lines = prepare::to_fetch(&history, report, &series);
+    checker::add_lines(&mut history, path, &lines)
+        .with_context(|| format!("reading the ops drawn from {name}"))?;
+    let p = prepare::Prepared::reduced(&history, report, series)?;
+    Ok(draw(&p)?)
+}
+
+/// The page, drawn from what `p` prepared.
+fn draw(p: &prepare::Prepared<'_>) -> Result<String, ReportError> {
     let mut out = String::with_capacity(1 << 20);
-    page::head(&mut out, &p);
-    page::summary(&mut out, &p);
-    timeline::section(&mut out, &p);
-    explain::keys(&mut out, &p);
-    explain::anomalies(&mut out, &p);
-    plots::section(&mut out, &p)?;
+    page::head(&mut out, p);
+    page::summary(&mut out, p);
+    timeline::section(&mut out, p);
+    explain::keys(&mut out, p);
+    explain::anomalies(&mut out, p);
+    plots::section(&mut out, p)?;
     page::tail(&mut out);
     Ok(out)
 }
@@ -78,6 +101,23 @@ pub fn render(history: &History, report: &Report) -> Result<String, ReportError>
 /// Writes `dir/report.html` for `history` and `report`; returns its path.
 pub fn write(dir: &Path, history: &History, report: &Report) -> Result<PathBuf> {
     let html = render(history, report).context("building the report")?;
+    write_html(dir, html)
+}
+
+/// Writes `dir/report.html` for the register-family history file at `history_path` (checked
+/// against `model` in `report`) by [`render_file`]; returns its path.
+pub fn write_streamed(
+    dir: &Path,
+    history_path: &Path,
+    model: ModelKind,
+    report: &Report,
+) -> Result<PathBuf> {
+    let html = render_file(history_path, model, report).context("building the report")?;
+    write_html(dir, html)
+}
+
+/// Writes `html` to `dir/report.html`; returns its path.
+fn write_html(dir: &Path, html: String) -> Result<PathBuf> {
     let path = dir.join(REPORT_FILE);
     std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
@@ -123,6 +163,8 @@ pub struct SavedRun {
     pub history: PathBuf,
     /// The workload its header names (the default for a history without one).
     pub workload: workloads::WorkloadKind,
+    /// The server its header names, if any.
+    pub server: Option<String>,
 }
 
 impl SavedRun {
@@ -135,17 +177,17 @@ impl SavedRun {
                 dir.display()
             );
         }
-        let workload = header_of(&history)
-            .and_then(|h| {
-                h["workload"]
-                    .as_str()
-                    .and_then(workloads::WorkloadKind::parse)
-            })
+        let header = header_of(&history);
+        let field = |name: &str| header.as_ref().and_then(|h| h[name].as_str());
+        let workload = field("workload")
+            .and_then(workloads::WorkloadKind::parse)
             .unwrap_or_default();
+        let server = field("server").map(str::to_string);
         Ok(SavedRun {
             dir: dir.to_path_buf(),
             history,
             workload,
+            server,
         })
     }
 }
@@ -159,13 +201,20 @@ pub struct Rewritten {
 }
 
 /// Rewrites the saved run's `results.json` and `report.html` from `report`, the check of its
-/// history made again as `slotcheck test` made it (`history` is the history when it was read
-/// whole; else the page reads the file): the same bytes the run wrote.
-pub fn rewrite(run: &SavedRun, report: &Report, history: Option<&History>) -> Result<Rewritten> {
+/// history made again as `slotcheck test` made it: the same bytes the run wrote. The page of a
+/// register-family history (`streamed`, its model) comes from [`write_streamed`]; else from
+/// `history` when it was read whole, else the page reads the file.
+pub fn rewrite(
+    run: &SavedRun,
+    report: &Report,
+    history: Option<&History>,
+    streamed: Option<ModelKind>,
+) -> Result<Rewritten> {
     let results = write_results(&run.dir, report)?;
-    let html = match history {
-        Some(h) => write(&run.dir, h, report)?,
-        None => write_for_history(&run.dir, &run.history, report)?,
+    let html = match (streamed, history) {
+        (Some(model), _) => write_streamed(&run.dir, &run.history, model, report)?,
+        (None, Some(h)) => write(&run.dir, h, report)?,
+        (None, None) => write_for_history(&run.dir, &run.history, report)?,
     };
     Ok(Rewritten { results, html })
 }

@@ -245,7 +245,7 @@ fn nemesis_rows(p: &Prepared) -> Vec<(String, String)> {
     let mut ends: BTreeMap<String, usize> = BTreeMap::new();
     for m in migrations {
         let end = m.end_event.map_or("not ended".to_string(), |e| {
-            let v = &p.history.events[e].value;
+            let v = p.value_of(e);
             v.get("phase")
                 .and_then(Value::as_str)
                 .unwrap_or("ended")

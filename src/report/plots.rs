@@ -123,21 +123,26 @@ fn tally<'p>(
     let mut kinds: BTreeMap<&str, Kind> = BTreeMap::new();
     let mut hops: Hops = BTreeMap::new();
     let shown: std::collections::HashSet<usize> = p.shown.iter().copied().collect();
-    for (i, op) in p.at.ops.iter().enumerate() {
-        if !kinds.contains_key(op.f.as_str()) {
+    for (i, op) in p.series.ops.iter().enumerate() {
+        let f = p
+            .series
+            .fs
+            .get(usize::from(op.f))
+            .map_or("", String::as_str);
+        if !kinds.contains_key(f) {
             let kind = Kind {
                 by_outcome: [histogram(3)?, histogram(3)?, histogram(3)?],
                 ok_by_bucket: BTreeMap::new(),
                 done: [vec![0; buckets], vec![0; buckets], vec![0; buckets]],
                 points: Vec::new(),
             };
-            kinds.insert(op.f.as_str(), kind);
+            kinds.insert(f, kind);
         }
-        let kind = kinds.get_mut(op.f.as_str()).expect("inserted above");
+        let kind = kinds.get_mut(f).expect("inserted above");
         let o = OUTCOMES.iter().position(|&x| x == op.outcome).unwrap_or(2);
-        let completed = p.completed_ns(op);
+        let completed = op.complete.map(|c| c.2);
         kind.done[o][bucket(completed.unwrap_or(op.invoke_ns))] += 1;
-        for hop in &op.redirects {
+        for hop in p.op(i).map_or(&[][..], |o| o.redirects.as_slice()) {
             hops.entry(hop.kind).or_insert_with(|| vec![0; buckets])[bucket(op.invoke_ns)] += 1;
         }
         let Some(c) = completed else { continue };
@@ -219,8 +224,8 @@ fn shades(p: &Prepared) -> Vec<(f64, f64, RGBAColor)> {
     let s = |ns: u64| ns as f64 / 1e9;
     let mut out = Vec::new();
     for m in &p.at.timeline.migrations {
-        let start = p.history.events[m.steps[0].event].time;
-        let end = m.end_event.map_or(p.end_ns, |e| p.history.events[e].time);
+        let start = p.time_of(m.steps[0].event);
+        let end = m.end_event.map_or(p.end_ns, |e| p.time_of(e));
         out.push((
             s(start),
             s(end.max(start)),

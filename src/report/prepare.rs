@@ -4,23 +4,30 @@
 
 use checker::context::Attribution;
 use checker::op::line_of;
-use checker::{History, Op, OpError, Report, Validity};
+use checker::{History, Op, OpError, PageOp, PageOps, Report, Validity};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Most ops drawn one by one (timeline and latency points); above it every k-th op is drawn,
 /// plus every op an explanation or anomaly names, so that a 1M-op report stays under 20 MB.
 pub const OPS_SHOWN_MAX: usize = 20_000;
 
+/// What [`Prepared::value_of`] gives for an event the history did not keep.
+static NULL: Value = Value::Null;
+
 /// The history read for drawing: ops, migrations, faults, lanes and the sample to draw.
 pub struct Prepared<'h> {
-    /// The history.
+    /// The history (whole, or reduced to what the page reads: see [`checker::page_file`]).
     pub history: &'h History,
     /// The checker's report on it.
     pub report: &'h Report,
-    /// Ops, migrations and faults, as the checker's redirect-aware analysis sees them.
+    /// The ops the history holds whole, migrations and faults, as the checker's redirect-aware
+    /// analysis sees them.
     pub at: Attribution<'h>,
-    /// Op index by the event of its invocation.
+    /// Index in `at.ops` by the event of its invocation.
     pub by_invoke: HashMap<usize, usize>,
+    /// Every op, compact, in invocation order (the op indices below index it).
+    pub series: PageOps,
     /// The time of the last event, ns.
     pub end_ns: u64,
     /// The client lane of each op (by op index).
@@ -36,34 +43,60 @@ pub struct Prepared<'h> {
 }
 
 impl<'h> Prepared<'h> {
-    /// Pairs the ops of `history`, lays out the lanes and picks the ops to draw.
+    /// Pairs the ops of the whole `history`, lays out the lanes and picks the ops to draw.
     pub fn new(history: &'h History, report: &'h Report) -> Result<Prepared<'h>, OpError> {
         let at = Attribution::new(history)?;
+        let end_ns = history.events.iter().map(|e| e.time).max().unwrap_or(0);
+        let series = series_of(history, &at.ops, end_ns);
+        Ok(Self::with_attribution(history, report, at, series))
+    }
+
+    /// As [`Prepared::new`], of a reduced `history` that holds whole every op `series` has drawn
+    /// (see [`to_fetch`]) and every op of the keys `report` names.
+    pub fn reduced(
+        history: &'h History,
+        report: &'h Report,
+        series: PageOps,
+    ) -> Result<Prepared<'h>, OpError> {
+        let at = Attribution::new(history)?;
+        Ok(Self::with_attribution(history, report, at, series))
+    }
+
+    /// Lays out the lanes of `series` and picks the ops to draw.
+    fn with_attribution(
+        history: &'h History,
+        report: &'h Report,
+        at: Attribution<'h>,
+        series: PageOps,
+    ) -> Prepared<'h> {
         let by_invoke: HashMap<usize, usize> = at
             .ops
             .iter()
             .enumerate()
             .map(|(i, op)| (op.invoke_event, i))
             .collect();
-        let end_ns = history.events.iter().map(|e| e.time).max().unwrap_or(0);
-        let flagged: BTreeSet<usize> = flagged_events(report)
-            .iter()
-            .filter_map(|e| by_invoke.get(e).copied())
-            .collect();
-        let (shown, stride) = sample(at.ops.len(), &flagged, OPS_SHOWN_MAX);
-        let (lane_of, lane_processes) = lanes(&at.ops, |op| end_of(history, op, end_ns));
-        Ok(Prepared {
+        let end_ns = series.end_ns;
+        let (flagged, shown, stride) = plan(report, &series);
+        let (lane_of, lane_processes) = lanes(&series.ops, |o| page_end(o, end_ns));
+        Prepared {
             history,
             report,
             at,
             by_invoke,
+            series,
             end_ns,
             lane_of,
             lane_processes,
             flagged,
             shown,
             stride,
-        })
+        }
+    }
+
+    /// The op at op index `i`, if the history holds it whole (every op drawn is held).
+    pub fn op(&self, i: usize) -> Option<&Op> {
+        let event = self.series.ops.get(i)?.invoke_event;
+        self.by_invoke.get(&event).map(|&j| &self.at.ops[j])
     }
 
     /// When `op` completed, ns; ops never completed last to the end of the history.
@@ -73,7 +106,19 @@ impl<'h> Prepared<'h> {
 
     /// The time `op` completed, ns, if it did (an `info` completion included).
     pub fn completed_ns(&self, op: &Op) -> Option<u64> {
-        op.complete_event.map(|c| self.history.events[c].time)
+        op.complete_event.map(|c| self.time_of(c))
+    }
+
+    /// The time of the event at position `event` of the file (a reduced history's events are
+    /// found by position, see `History::indices`); 0 if the history did not keep it.
+    pub fn time_of(&self, event: usize) -> u64 {
+        self.history.event(event).map_or(0, |e| e.time)
+    }
+
+    /// The value of the event at position `event` of the file, as [`Prepared::time_of`]; null
+    /// if the history did not keep it.
+    pub fn value_of(&self, event: usize) -> &'h Value {
+        self.history.event(event).map_or(&NULL, |e| &e.value)
     }
 
     /// The 1-based line of event `event`.
@@ -83,7 +128,7 @@ impl<'h> Prepared<'h> {
 
     /// The sentence that says how much of the history is drawn.
     pub fn sample_note(&self) -> String {
-        let total = self.at.ops.len();
+        let total = self.series.ops.len();
         if self.stride <= 1 {
             return format!("showing all {total} ops");
         }
@@ -101,10 +146,68 @@ impl<'h> Prepared<'h> {
     }
 }
 
+/// The compact series of the whole history's `ops`.
+fn series_of(history: &History, ops: &[Op], end_ns: u64) -> PageOps {
+    let mut series = PageOps {
+        end_ns,
+        ..PageOps::default()
+    };
+    let mut f_index: HashMap<&str, u16> = HashMap::new();
+    for op in ops {
+        let f = *f_index.entry(op.f.as_str()).or_insert_with(|| {
+            series.fs.push(op.f.clone());
+            u16::try_from(series.fs.len() - 1).unwrap_or(u16::MAX)
+        });
+        let time = |c: usize| history.event(c).map_or(0, |e| e.time);
+        series.ops.push(PageOp {
+            process: op.process,
+            f,
+            outcome: op.outcome,
+            invoke_event: op.invoke_event,
+            invoke_line: 0,
+            invoke_ns: op.invoke_ns,
+            complete: op.complete_event.map(|c| (c, 0, time(c))),
+        });
+    }
+    series
+}
+
+/// The flagged ops, the ops drawn and the stride of `series` for `report`.
+fn plan(report: &Report, series: &PageOps) -> (BTreeSet<usize>, Vec<usize>, usize) {
+    let flagged: BTreeSet<usize> = flagged_events(report)
+        .iter()
+        .filter_map(|&e| series.ops.binary_search_by_key(&e, |o| o.invoke_event).ok())
+        .collect();
+    let (shown, stride) = sample(series.ops.len(), &flagged, OPS_SHOWN_MAX);
+    (flagged, shown, stride)
+}
+
+/// The lines (to their positions among the file's events) of the ops drawn for `report` that
+/// the reduced `history` left out, for [`checker::add_lines`].
+pub fn to_fetch(history: &History, report: &Report, series: &PageOps) -> BTreeMap<usize, usize> {
+    let (_, shown, _) = plan(report, series);
+    let mut lines = BTreeMap::new();
+    for o in shown.iter().filter_map(|&i| series.ops.get(i)) {
+        if history.position(o.invoke_event).is_some() {
+            continue;
+        }
+        lines.insert(o.invoke_line as usize, o.invoke_event);
+        if let Some((event, line, _)) = o.complete {
+            lines.insert(line as usize, event);
+        }
+    }
+    lines
+}
+
+/// When the op `o` ended: its completion's time, else the end of the history.
+fn page_end(o: &PageOp, end_ns: u64) -> u64 {
+    o.complete.map_or(end_ns, |c| c.2).max(o.invoke_ns)
+}
+
 /// When `op` ended: its completion's time, else the end of the history.
 fn end_of(history: &History, op: &Op, end_ns: u64) -> u64 {
     op.complete_event
-        .map_or(end_ns, |c| history.events[c].time)
+        .map_or(end_ns, |c| history.event(c).map_or(0, |e| e.time))
         .max(op.invoke_ns)
 }
 
@@ -138,7 +241,7 @@ pub fn sample(ops: usize, flagged: &BTreeSet<usize>, max: usize) -> (Vec<usize>,
 /// Client lanes, as Jepsen's threads: a process retired after an `info` is followed by a new
 /// process number, which takes the lowest lane free by then. Returns each op's lane and each
 /// lane's processes.
-fn lanes(ops: &[Op], end: impl Fn(&Op) -> u64) -> (Vec<usize>, Vec<Vec<u64>>) {
+fn lanes(ops: &[PageOp], end: impl Fn(&PageOp) -> u64) -> (Vec<usize>, Vec<Vec<u64>>) {
     // Per process: first invocation, last end.
     let mut span: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     for op in ops {
@@ -197,7 +300,8 @@ mod tests {
 "#;
         let h = History::parse(text.as_bytes(), "t").unwrap();
         let ops = Ops::from_history(&h).unwrap().ops;
-        let (lane_of, procs) = lanes(&ops, |op| end_of(&h, op, 60));
+        let series = series_of(&h, &ops, 60);
+        let (lane_of, procs) = lanes(&series.ops, |o| page_end(o, 60));
         assert_eq!(procs, vec![vec![0, 2], vec![1]]);
         let by_process: Vec<(u64, usize)> = ops
             .iter()

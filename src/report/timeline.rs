@@ -266,7 +266,7 @@ fn client_lanes(out: &mut String, p: &Prepared, l: &Layout, strings: &mut String
         w!(out, "<g class=\"lane client\" id=\"lane-c{lane}\">");
         for &k in ks {
             let i = p.shown[k];
-            let op = &p.at.ops[i];
+            let Some(op) = p.op(i) else { continue };
             let bad = if p.flagged.contains(&i) { " bad" } else { "" };
             let open = if op.complete_event.is_none() {
                 " open"
@@ -291,7 +291,8 @@ fn client_lanes(out: &mut String, p: &Prepared, l: &Layout, strings: &mut String
     }
     p.shown
         .iter()
-        .map(|&i| bars::op_row(p, &p.at.ops[i], strings))
+        .filter_map(|&i| p.op(i))
+        .map(|op| bars::op_row(p, op, strings))
         .collect()
 }
 

@@ -135,7 +135,15 @@ async fn stages<F: Family>(run: &mut Run<F::Servers, F>) -> Result<Staged> {
     F::annotate(run, history.as_ref(), &mut report);
     verify::merge(run, &mut report, history.as_ref())?;
     let output = &run.cfg.output;
-    let html = report::report(output, &report, history.as_ref(), &run.history_path)?;
+    let model = check::model_of(run.cfg.workload);
+    let streamed = check::streams(model).then_some(model);
+    let html = report::report(
+        output,
+        &report,
+        history.as_ref(),
+        &run.history_path,
+        streamed,
+    )?;
     F::reported(run);
     Ok((report, history, html))
 }

@@ -2,23 +2,26 @@
 
 use crate::term::warn;
 use anyhow::Result;
-use checker::{History, Report};
+use checker::{History, ModelKind, Report};
 use std::path::{Path, PathBuf};
 
-/// Writes `results.json`, then `report.html` from `history` (or, when it was too large to read
-/// whole, from the file at `history_path`); returns the page, unless it could not be written (a
-/// warning says why).
+/// Writes `results.json`, then `report.html`: of a register-family history (`streamed`, its
+/// model) from the one path's read of the file at `history_path`; else from `history` (or, when
+/// it was too large to read whole, from the file); returns the page, unless it could not be
+/// written (a warning says why).
 pub fn report(
     output: &Path,
     report: &Report,
     history: Option<&History>,
     history_path: &Path,
+    streamed: Option<ModelKind>,
 ) -> Result<Option<PathBuf>> {
     crate::report::write_results(output, report)?;
     let drawing = crate::term::spinner("writing report.html");
-    let html = match history {
-        Some(h) => crate::report::write(output, h, report),
-        None => crate::report::write_for_history(output, history_path, report),
+    let html = match (streamed, history) {
+        (Some(model), _) => crate::report::write_streamed(output, history_path, model, report),
+        (None, Some(h)) => crate::report::write(output, h, report),
+        (None, None) => crate::report::write_for_history(output, history_path, report),
     };
     drawing.finish_and_clear();
     Ok(html

@@ -100,7 +100,7 @@ fn analyzed(
 }
 
 /// The history file at `path`, opened.
-fn open(path: &Path) -> Result<Source, FileError> {
+pub(super) fn open(path: &Path) -> Result<Source, FileError> {
     let source = Source::open(path).map_err(|source| HistoryError::Io {
         path: path.display().to_string(),
         source,
@@ -110,7 +110,7 @@ fn open(path: &Path) -> Result<Source, FileError> {
 
 /// The keys whose ops the analysis reads in full: those not found valid, and those an anomaly
 /// names.
-fn wanted(report: &Report) -> HashSet<String> {
+pub(super) fn wanted(report: &Report) -> HashSet<String> {
     let invalid = report.keys.iter().filter(|k| k.valid != Validity::Valid);
     let named = report.anomalies.iter().flat_map(|a| &a.keys);
     invalid.map(|k| &k.key).chain(named).cloned().collect()
@@ -118,7 +118,7 @@ fn wanted(report: &Report) -> HashSet<String> {
 
 /// Reads and pairs the history `source`, handing every op to `sink` and keeping what `keep`
 /// keeps; returns the counts, the key names and what was kept.
-fn read<S: Sink + Send>(
+pub(super) fn read<S: Sink + Send>(
     source: Source,
     checker: &'static str,
     keep: Keep,

@@ -136,7 +136,7 @@ impl Keep {
 }
 
 /// The event on line `line` of `name`, whose text is `text`.
-fn parse_line(text: &[u8], name: &str, line: usize) -> Result<Event, FileError> {
+pub(super) fn parse_line(text: &[u8], name: &str, line: usize) -> Result<Event, FileError> {
     let one = History::parse(text, name).map_err(|e| e.at_line(line))?;
     one.events.into_iter().next().ok_or_else(|| {
         FileError::History(HistoryError::Syntax {
