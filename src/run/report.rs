@@ -5,9 +5,10 @@ use anyhow::Result;
 use checker::{History, ModelKind, Report};
 use std::path::{Path, PathBuf};
 
-/// Writes `results.json`, then `report.html`: of a register-family history (`streamed`, its
-/// model) from the one path's read of the file at `history_path`; else from `history` (or, when
-/// it was too large to read whole, from the file); returns the page, unless it could not be
+/// Writes `results.json`, then `report.html`: from `history` when the run read it whole for
+/// verify (the page is the same either way, and the file is not read again); else, of a
+/// register-family history (`streamed`, its model), from the one path's read of the file at
+/// `history_path`; else from the file read whole. Returns the page, unless it could not be
 /// written (a warning says why).
 pub fn report(
     output: &Path,
@@ -19,8 +20,8 @@ pub fn report(
     crate::report::write_results(output, report)?;
     let drawing = crate::term::spinner("writing report.html");
     let html = match (streamed, history) {
-        (Some(model), _) => crate::report::write_streamed(output, history_path, model, report),
-        (None, Some(h)) => crate::report::write(output, h, report),
+        (_, Some(h)) => crate::report::write(output, h, report),
+        (Some(model), None) => crate::report::write_streamed(output, history_path, model, report),
         (None, None) => crate::report::write_for_history(output, history_path, report),
     };
     drawing.finish_and_clear();
