@@ -265,10 +265,10 @@ async fn move_back(
             Err(e) if busy(&e) => {
                 // Part of the batch may have gone: settle the rest one key at a time.
                 for key in &keys {
-                    match move_or_drop(from, (host, port), slot, key).await? {
-                        Some(true) => moved += 1,
-                        Some(false) => dropped += 1,
-                        None => moved += 1,
+                    if move_or_drop(from, (host, port), slot, key).await? {
+                        dropped += 1;
+                    } else {
+                        moved += 1;
                     }
                 }
             }
@@ -281,20 +281,20 @@ async fn move_back(
     })
 }
 
-/// One key of a batch that met `BUSYKEY`: `None` if the batch had moved it already, `Some(true)`
-/// if it moves now, `Some(false)` if the owner holds it and this stale copy was deleted. Reads
-/// and deletes go with `ASKING`, which an importing node needs to serve a slot it does not own.
+/// One key of a batch that met `BUSYKEY`, moved (by the batch already, or now) or, when the
+/// owner holds it, deleted as a stale copy: `true` if deleted. Reads and deletes go with
+/// `ASKING`, which an importing node needs to serve a slot it does not own.
 async fn move_or_drop(
     from: &mut Master,
     (host, port): (&str, &str),
     slot: u16,
     key: &str,
-) -> Result<Option<bool>, MigrateError> {
+) -> Result<bool, MigrateError> {
     let mut pipe = redis::pipe();
     pipe.cmd("ASKING").ignore().cmd("EXISTS").arg(key);
     let exists: Vec<usize> = from.admin.pipe(&pipe).await.map_err(err(slot, "exists"))?;
     if exists.first() == Some(&0) {
-        return Ok(None);
+        return Ok(false);
     }
     let one = migrate_cmd(
         host,
@@ -304,7 +304,7 @@ async fn move_or_drop(
         &[key.to_string()],
     );
     match from.admin.query::<()>(&one).await {
-        Ok(()) => Ok(Some(true)),
+        Ok(()) => Ok(false),
         Err(e) if busy(&e) => {
             let mut pipe = redis::pipe();
             pipe.cmd("ASKING").ignore().cmd("DEL").arg(key).ignore();
@@ -312,7 +312,7 @@ async fn move_or_drop(
                 .pipe::<()>(&pipe)
                 .await
                 .map_err(err(slot, "del-stale-copy"))?;
-            Ok(Some(false))
+            Ok(true)
         }
         Err(e) => Err(err(slot, "migrate")(e)),
     }
